@@ -1,0 +1,20 @@
+/** Two projects: unit specs (no I/O) and integration specs (real servers from libs/testing). */
+const moduleNameMapper = {
+  '^@pgferry/(core|pg|testing)$': '<rootDir>/libs/$1/src',
+};
+const transform = {
+  '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json', isolatedModules: true }],
+};
+const common = { rootDir: __dirname, testEnvironment: 'node', transform, moduleNameMapper };
+
+module.exports = {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{libs,apps}/*/src/**/*.spec.ts'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/{libs,apps}/*/src/**/*.int-spec.ts'],
+      testTimeout: 120000,
+    },
+  ],
+};

@@ -1,0 +1,5 @@
+export * from './errors';
+export * from './retry';
+export * from './redact';
+export * from './log';
+export * from './spec';

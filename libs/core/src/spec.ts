@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { SpecError } from './errors';
+
+/**
+ * The task spec: one YAML or JSON file describes one migration. Every field has a default except
+ * the two endpoints; `parseTaskSpec` returns a fully defaulted, validated spec or throws a
+ * SpecError listing every problem as `<path>: <what is wrong>`.
+ */
+
+const NAME = /^[a-z][a-z0-9_]{0,39}$/;
+
+const sslSchema = z
+  .object({
+    mode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).default('prefer'),
+    /** PEM text or a path to a PEM file. */
+    ca: z.string().optional(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    /** Name the server certificate must carry when it differs from `host` (verify-full). */
+    serverName: z.string().optional(),
+  })
+  .strict()
+  .refine((s) => (s.cert === undefined) === (s.key === undefined), {
+    message: 'cert and key must be given together (client certificate authentication)',
+  })
+  .refine((s) => s.mode !== 'verify-ca' && s.mode !== 'verify-full' ? true : s.ca !== undefined, {
+    message: 'mode verify-ca and verify-full need ca (the certificate authority that signed the server certificate)',
+  });
+
+export const endpointSchema = z
+  .object({
+    /** postgres://user:password@host:port/database?sslmode=...; fields below override its parts. */
+    url: z.string().optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    database: z.string().min(1).optional(),
+    user: z.string().min(1).optional(),
+    password: z.string().optional(),
+    ssl: sslSchema.optional(),
+  })
+  .strict()
+  .refine((e) => e.url !== undefined || e.host !== undefined, {
+    message: 'give url, or host (with port, database, user, password)',
+  });
+
+const tableSelection = z
+  .object({
+    schema: z.string().min(1),
+    /** Omitted: every table of the schema, including tables created later. */
+    tables: z.array(z.string().min(1)).min(1).optional(),
+    /** Destination schema name; defaults to the same name. */
+    renameTo: z.string().min(1).optional(),
+    /** Per table destination names: { sourceTable: destinationTable }. */
+    renameTables: z.record(z.string().min(1)).optional(),
+  })
+  .strict();
+
+export const taskSpecSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(NAME, 'must start with a lower-case letter and hold only a-z, 0-9 and _, at most 40 characters (it names the replication slot pgferry_<name>)'),
+    source: endpointSchema,
+    destination: endpointSchema,
+    migrationTypes: z
+      .object({
+        schema: z.boolean().default(true),
+        full: z.boolean().default(true),
+        incremental: z.boolean().default(false),
+      })
+      .strict()
+      .default({})
+      .refine((m) => m.schema || m.full || m.incremental, { message: 'choose at least one of schema, full, incremental' }),
+    /** Omitted: every table in every non-system schema. */
+    objects: z
+      .object({
+        include: z.array(tableSelection).min(1).optional(),
+        exclude: z.array(tableSelection.omit({ renameTo: true, renameTables: true })).optional(),
+      })
+      .strict()
+      .default({}),
+    kafka: z
+      .object({
+        /** Omitted: the embedded broker is started. */
+        brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port')).min(1).optional(),
+        schemaRegistryUrl: z.string().url().optional(),
+        topicPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,100}$/, 'may hold only letters, digits, ".", "_" and "-"')
+          .optional(),
+        ssl: z.boolean().default(false),
+        sasl: z
+          .object({
+            mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+            username: z.string().min(1),
+            password: z.string(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    options: z
+      .object({
+        /** report-error: precheck fails if a destination table exists; ignore: rows are upserted by key. */
+        conflictMode: z.enum(['report-error', 'ignore']).default('report-error'),
+        /** per-key: each row's changes in order; transactional: whole source transactions in commit order. */
+        consistency: z.enum(['per-key', 'transactional']).default('per-key'),
+        /** strict: a record that cannot be applied stops the task; dead-letter: it goes to <prefix>.dlq. */
+        onError: z.enum(['strict', 'dead-letter']).default('strict'),
+        snapshotWorkers: z.number().int().min(1).max(64).default(4),
+        chunkRows: z.number().int().min(1000).default(500_000),
+        throttle: z
+          .object({
+            rowsPerSecond: z.number().int().positive().optional(),
+            bytesPerSecond: z.number().int().positive().optional(),
+          })
+          .strict()
+          .default({}),
+        retry: z
+          .object({
+            connectionMinutes: z.number().positive().default(720),
+            otherMinutes: z.number().positive().default(10),
+          })
+          .strict()
+          .default({}),
+        lagBoundSeconds: z.number().positive().default(5),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type TaskSpec = z.infer<typeof taskSpecSchema>;
+export type TaskSpecInput = z.input<typeof taskSpecSchema>;
+export type EndpointSpec = z.infer<typeof endpointSchema>;
+export type SslSpec = NonNullable<EndpointSpec['ssl']>;
+
+function formatPath(path: (string | number)[]): string {
+  if (path.length === 0) return '(root)';
+  return path.reduce<string>(
+    (acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part),
+    '',
+  );
+}
+
+function formatIssue(issue: z.ZodIssue): string {
+  const where = formatPath(issue.path);
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.received === 'undefined'
+        ? `${where}: is required`
+        : `${where}: expected ${issue.expected}, got ${issue.received}`;
+    case 'unrecognized_keys':
+      return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'invalid_enum_value':
+      return `${where}: must be one of ${issue.options.map((o) => `"${String(o)}"`).join(', ')}, got "${String(issue.received)}"`;
+    default:
+      return `${where}: ${issue.message}`;
+  }
+}
+
+/** Validates and defaults a spec object. Throws SpecError naming every problem. */
+export function parseTaskSpec(input: unknown): TaskSpec {
+  const result = taskSpecSchema.safeParse(input);
+  if (!result.success) throw new SpecError(result.error.issues.map(formatIssue));
+  return result.data;
+}
+
+/** Reads a YAML or JSON spec file (JSON is YAML). Errors name the file. */
+export function loadTaskSpec(file: string): TaskSpec {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SpecError([`cannot read ${file}: ${(err as Error).message}`], { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new SpecError([`${file} is not valid YAML or JSON: ${(err as Error).message}`], { cause: err });
+  }
+  return parseTaskSpec(doc);
+}

@@ -1,0 +1,5 @@
+export * from './ident';
+export * from './endpoint';
+export * from './classify';
+export * from './connect';
+export * from './server';

@@ -1,0 +1,5 @@
+export * from './wait-for';
+export * from './free-port';
+export * from './pg-binaries';
+export * from './postgres';
+export * from './generators';
