@@ -27,7 +27,9 @@ export class SpecError extends PgferryError {
   readonly issues: string[];
   constructor(issues: string[], options: PgferryErrorOptions = {}) {
     super(
-      issues.length === 1 ? `task spec: ${issues[0]}` : `task spec has ${issues.length} problems:\n  - ${issues.join('\n  - ')}`,
+      issues.length === 1
+        ? `task spec: ${issues[0]}`
+        : `task spec has ${issues.length} problems:\n  - ${issues.join('\n  - ')}`,
       { ...options, retriable: false, code: options.code ?? 'SPEC_INVALID' },
     );
     this.issues = issues;

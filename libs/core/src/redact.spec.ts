@@ -28,7 +28,9 @@ describe('redact', () => {
   });
 
   it('redacts errors, their messages and causes', () => {
-    const err = new Error('login to postgres://u:topsecret@h/d failed', { cause: new Error('password=topsecret') });
+    const err = new Error('login to postgres://u:topsecret@h/d failed', {
+      cause: new Error('password=topsecret'),
+    });
     expect(JSON.stringify(redact({ err }))).not.toContain('topsecret');
   });
 });
@@ -43,7 +45,10 @@ describe('createLogger', () => {
       },
     });
     const log = createLogger({ destination: sink, level: 'info' });
-    log.info({ source: { url: 'postgres://app:pw-one@db/x', password: 'pw-two' } }, 'connecting to postgres://app:pw-three@db/x');
+    log.info(
+      { source: { url: 'postgres://app:pw-one@db/x', password: 'pw-two' } },
+      'connecting to postgres://app:pw-three@db/x',
+    );
     log.error({ err: new Error('auth failed for password=pw-four') }, 'failed');
     expect(written).toContain('connecting to postgres://app:[redacted]@db/x');
     expect(written).not.toMatch(/pw-one|pw-two|pw-three|pw-four/);

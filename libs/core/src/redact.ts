@@ -5,10 +5,12 @@
  */
 export const REDACTED = '[redacted]';
 
-const SECRET_KEY = /^(password|passwd|pass|pwd|secret|token|api[-_]?key|ssl[-_]?key|sslpassword|key|private[-_]?key|sasl[-_]?password|authorization)$/i;
+const SECRET_KEY =
+  /^(password|passwd|pass|pwd|secret|token|api[-_]?key|ssl[-_]?key|sslpassword|key|private[-_]?key|sasl[-_]?password|authorization)$/i;
 
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^:@/\s]*):([^@\s]*)@/gi;
-const KEY_VALUE = /\b(password|sslpassword|passwd|secret|token)(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,]+)/gi;
+const KEY_VALUE =
+  /\b(password|sslpassword|passwd|secret|token)(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,]+)/gi;
 const URL_QUERY = /([?&](?:password|sslpassword|secret|token)=)[^&#\s]*/gi;
 
 export function isSecretKey(key: string): boolean {

@@ -25,10 +25,13 @@ describe('retry', () => {
   it('stops at once on a fatal error', async () => {
     let calls = 0;
     await expect(
-      retry(async () => {
-        calls++;
-        throw new DataError('bad row');
-      }, { deadlineMs: 10_000, ...clock() }),
+      retry(
+        async () => {
+          calls++;
+          throw new DataError('bad row');
+        },
+        { deadlineMs: 10_000, ...clock() },
+      ),
     ).rejects.toThrow('bad row');
     expect(calls).toBe(1);
   });
@@ -36,19 +39,25 @@ describe('retry', () => {
   it('never retries programming errors, even when told to retry everything', async () => {
     let calls = 0;
     await expect(
-      retry(async () => {
-        calls++;
-        throw new TypeError('x is undefined');
-      }, { deadlineMs: 10_000, shouldRetry: () => true, ...clock() }),
+      retry(
+        async () => {
+          calls++;
+          throw new TypeError('x is undefined');
+        },
+        { deadlineMs: 10_000, shouldRetry: () => true, ...clock() },
+      ),
     ).rejects.toBeInstanceOf(TypeError);
     expect(calls).toBe(1);
   });
 
   it('gives up at the deadline with the last error as cause', async () => {
     const c = clock();
-    const err = await retry(async () => {
-      throw new ConnectionError('still down');
-    }, { deadlineMs: 5_000, jitter: 0, maxDelayMs: 1_000, ...c }).catch((e) => e);
+    const err = await retry(
+      async () => {
+        throw new ConnectionError('still down');
+      },
+      { deadlineMs: 5_000, jitter: 0, maxDelayMs: 1_000, ...c },
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(RetryDeadlineError);
     expect(err.message).toMatch(/^gave up after \d+ attempts in 5s: still down$/);
     expect(err.cause).toBeInstanceOf(ConnectionError);

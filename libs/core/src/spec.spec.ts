@@ -44,10 +44,21 @@ describe('parseTaskSpec', () => {
       source: { url: 'postgres://app@db1/shop', ssl: { mode: 'verify-full', ca: '/etc/ca.pem' } },
       migrationTypes: { incremental: true },
       objects: {
-        include: [{ schema: 'Sales Dept', tables: ['Orders', 'línea'], renameTo: 'sales', renameTables: { Orders: 'orders' } }],
+        include: [
+          {
+            schema: 'Sales Dept',
+            tables: ['Orders', 'línea'],
+            renameTo: 'sales',
+            renameTables: { Orders: 'orders' },
+          },
+        ],
         exclude: [{ schema: 'audit' }],
       },
-      kafka: { brokers: ['k1:9092', 'k2:9092'], schemaRegistryUrl: 'http://reg:8081', topicPrefix: 'pgf.shop' },
+      kafka: {
+        brokers: ['k1:9092', 'k2:9092'],
+        schemaRegistryUrl: 'http://reg:8081',
+        topicPrefix: 'pgf.shop',
+      },
       options: { consistency: 'transactional', retry: { connectionMinutes: 5 } },
     });
     expect(spec.migrationTypes.incremental).toBe(true);
@@ -56,20 +67,50 @@ describe('parseTaskSpec', () => {
   });
 
   it.each([
-    [{ ...minimal, name: 'Bad-Name' }, 'name: must start with a lower-case letter and hold only a-z, 0-9 and _, at most 40 characters (it names the replication slot pgferry_<name>)'],
+    [
+      { ...minimal, name: 'Bad-Name' },
+      'name: must start with a lower-case letter and hold only a-z, 0-9 and _, at most 40 characters (it names the replication slot pgferry_<name>)',
+    ],
     [{ ...minimal, source: undefined }, 'source: is required'],
     [{ ...minimal, source: {} }, 'source: give url, or host (with port, database, user, password)'],
-    [{ ...minimal, destination: { host: 'db2', port: 70000 } }, 'destination.port: Number must be less than or equal to 65535'],
-    [{ ...minimal, destination: { host: 'db2', port: '5432' } }, 'destination.port: expected number, got string'],
+    [
+      { ...minimal, destination: { host: 'db2', port: 70000 } },
+      'destination.port: Number must be less than or equal to 65535',
+    ],
+    [
+      { ...minimal, destination: { host: 'db2', port: '5432' } },
+      'destination.port: expected number, got string',
+    ],
     [{ ...minimal, extra: 1 }, '(root): unknown field "extra"'],
-    [{ ...minimal, source: { url: 'postgres://x', ssl: { mode: 'verify-full' } } }, 'source.ssl: mode verify-ca and verify-full need ca (the certificate authority that signed the server certificate)'],
-    [{ ...minimal, source: { url: 'postgres://x', ssl: { mode: 'sometimes' } } }, 'source.ssl.mode: must be one of "disable", "prefer", "require", "verify-ca", "verify-full", got "sometimes"'],
-    [{ ...minimal, source: { url: 'postgres://x', ssl: { cert: '/c.pem' } } }, 'source.ssl: cert and key must be given together (client certificate authentication)'],
-    [{ ...minimal, migrationTypes: { schema: false, full: false } }, 'migrationTypes: choose at least one of schema, full, incremental'],
-    [{ ...minimal, objects: { include: [{ schema: 'a', tables: [] }] } }, 'objects.include[0].tables: Array must contain at least 1 element(s)'],
+    [
+      { ...minimal, source: { url: 'postgres://x', ssl: { mode: 'verify-full' } } },
+      'source.ssl: mode verify-ca and verify-full need ca (the certificate authority that signed the server certificate)',
+    ],
+    [
+      { ...minimal, source: { url: 'postgres://x', ssl: { mode: 'sometimes' } } },
+      'source.ssl.mode: must be one of "disable", "prefer", "require", "verify-ca", "verify-full", got "sometimes"',
+    ],
+    [
+      { ...minimal, source: { url: 'postgres://x', ssl: { cert: '/c.pem' } } },
+      'source.ssl: cert and key must be given together (client certificate authentication)',
+    ],
+    [
+      { ...minimal, migrationTypes: { schema: false, full: false } },
+      'migrationTypes: choose at least one of schema, full, incremental',
+    ],
+    [
+      { ...minimal, objects: { include: [{ schema: 'a', tables: [] }] } },
+      'objects.include[0].tables: Array must contain at least 1 element(s)',
+    ],
     [{ ...minimal, kafka: { brokers: ['k1'] } }, 'kafka.brokers[0]: must be host:port'],
-    [{ ...minimal, options: { consistency: 'eventual' } }, 'options.consistency: must be one of "per-key", "transactional", got "eventual"'],
-    [{ ...minimal, options: { snapshotWorkers: 0 } }, 'options.snapshotWorkers: Number must be greater than or equal to 1'],
+    [
+      { ...minimal, options: { consistency: 'eventual' } },
+      'options.consistency: must be one of "per-key", "transactional", got "eventual"',
+    ],
+    [
+      { ...minimal, options: { snapshotWorkers: 0 } },
+      'options.snapshotWorkers: Number must be greater than or equal to 1',
+    ],
   ])('rejects a bad spec with an exact message (%#)', (input, message) => {
     expect(problems(input)).toEqual([message]);
   });
@@ -96,12 +137,17 @@ describe('loadTaskSpec', () => {
 
   it('reads YAML', () => {
     const file = join(dir, 'task.yaml');
-    writeFileSync(file, 'name: t1\nsource:\n  url: postgres://a@h/db\ndestination:\n  url: postgres://a@h2/db\n');
+    writeFileSync(
+      file,
+      'name: t1\nsource:\n  url: postgres://a@h/db\ndestination:\n  url: postgres://a@h2/db\n',
+    );
     expect(loadTaskSpec(file).name).toBe('t1');
   });
 
   it('names the file that is missing', () => {
-    expect(() => loadTaskSpec(join(dir, 'nope.yaml'))).toThrow(/^task spec: cannot read .*nope\.yaml: ENOENT/);
+    expect(() => loadTaskSpec(join(dir, 'nope.yaml'))).toThrow(
+      /^task spec: cannot read .*nope\.yaml: ENOENT/,
+    );
   });
 
   it('names the file that does not parse', () => {

@@ -25,8 +25,9 @@ const sslSchema = z
   .refine((s) => (s.cert === undefined) === (s.key === undefined), {
     message: 'cert and key must be given together (client certificate authentication)',
   })
-  .refine((s) => s.mode !== 'verify-ca' && s.mode !== 'verify-full' ? true : s.ca !== undefined, {
-    message: 'mode verify-ca and verify-full need ca (the certificate authority that signed the server certificate)',
+  .refine((s) => (s.mode !== 'verify-ca' && s.mode !== 'verify-full' ? true : s.ca !== undefined), {
+    message:
+      'mode verify-ca and verify-full need ca (the certificate authority that signed the server certificate)',
   });
 
 export const endpointSchema = z
@@ -61,7 +62,10 @@ export const taskSpecSchema = z
   .object({
     name: z
       .string()
-      .regex(NAME, 'must start with a lower-case letter and hold only a-z, 0-9 and _, at most 40 characters (it names the replication slot pgferry_<name>)'),
+      .regex(
+        NAME,
+        'must start with a lower-case letter and hold only a-z, 0-9 and _, at most 40 characters (it names the replication slot pgferry_<name>)',
+      ),
     source: endpointSchema,
     destination: endpointSchema,
     migrationTypes: z
@@ -72,7 +76,9 @@ export const taskSpecSchema = z
       })
       .strict()
       .default({})
-      .refine((m) => m.schema || m.full || m.incremental, { message: 'choose at least one of schema, full, incremental' }),
+      .refine((m) => m.schema || m.full || m.incremental, {
+        message: 'choose at least one of schema, full, incremental',
+      }),
     /** Omitted: every table in every non-system schema. */
     objects: z
       .object({
@@ -84,7 +90,10 @@ export const taskSpecSchema = z
     kafka: z
       .object({
         /** Omitted: the embedded broker is started. */
-        brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port')).min(1).optional(),
+        brokers: z
+          .array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port'))
+          .min(1)
+          .optional(),
         schemaRegistryUrl: z.string().url().optional(),
         topicPrefix: z
           .string()

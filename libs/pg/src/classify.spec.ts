@@ -44,12 +44,15 @@ describe('classifyPgError', () => {
     expect(out.cause).toBeDefined();
   });
 
-  it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'])('socket %s is a retriable connection error', (code) => {
-    const out = classifyPgError(Object.assign(new Error(`connect ${code} 127.0.0.1:1`), { code }), ctx);
-    expect(out).toBeInstanceOf(ConnectionError);
-    expect((out as PgferryError).retriable).toBe(true);
-    expect(out.message).toContain('check that the server is running and reachable');
-  });
+  it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'])(
+    'socket %s is a retriable connection error',
+    (code) => {
+      const out = classifyPgError(Object.assign(new Error(`connect ${code} 127.0.0.1:1`), { code }), ctx);
+      expect(out).toBeInstanceOf(ConnectionError);
+      expect((out as PgferryError).retriable).toBe(true);
+      expect(out.message).toContain('check that the server is running and reachable');
+    },
+  );
 
   it('says how to fix a wrong password', () => {
     const out = classifyPgError(pgError('28P01', 'password authentication failed for user "app"'), ctx);
@@ -59,7 +62,10 @@ describe('classifyPgError', () => {
   });
 
   it('keeps the server detail', () => {
-    const out = classifyPgError(pgError('23505', 'duplicate key', { detail: 'Key (id)=(1) already exists.' }), ctx);
+    const out = classifyPgError(
+      pgError('23505', 'duplicate key', { detail: 'Key (id)=(1) already exists.' }),
+      ctx,
+    );
     expect(out.message).toBe(`${ctx}: duplicate key (Key (id)=(1) already exists.)`);
   });
 
@@ -70,7 +76,10 @@ describe('classifyPgError', () => {
   });
 
   it('treats a TLS refusal as fatal with the fix', () => {
-    const out = classifyPgError(new Error('The server does not support SSL connections'), ctx) as PgferryError;
+    const out = classifyPgError(
+      new Error('The server does not support SSL connections'),
+      ctx,
+    ) as PgferryError;
     expect(out.retriable).toBe(false);
     expect(out.message).toContain('set ssl.mode to prefer or disable');
   });

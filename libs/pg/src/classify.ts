@@ -53,18 +53,32 @@ const HINTS: Record<string, string> = {
 };
 
 const RULES: Rule[] = [
-  { test: (c) => c.startsWith('08') || c === '57P01' || c === '57P02' || c === '57P03', make: (m, cause, code) => new ConnectionError(m, { cause, code }) },
   {
-    test: (c) => c.startsWith('53') || c === '40001' || c === '40P01' || c === '55006' || c === '55P03' || c.startsWith('58') || c === '57014',
+    test: (c) => c.startsWith('08') || c === '57P01' || c === '57P02' || c === '57P03',
+    make: (m, cause, code) => new ConnectionError(m, { cause, code }),
+  },
+  {
+    test: (c) =>
+      c.startsWith('53') ||
+      c === '40001' ||
+      c === '40P01' ||
+      c === '55006' ||
+      c === '55P03' ||
+      c.startsWith('58') ||
+      c === '57014',
     make: (m, cause, code) => new TransientError(m, { cause, code }),
   },
   { test: (c) => c.startsWith('28'), make: (m, cause, code) => new AuthenticationError(m, { cause, code }) },
   { test: (c) => c === '42501', make: (m, cause, code) => new PermissionError(m, { cause, code }) },
   {
-    test: (c) => ['3D000', '3F000', '42P01', '42704', '42P07', '42710', '42P06', '42883', '42703'].includes(c),
+    test: (c) =>
+      ['3D000', '3F000', '42P01', '42704', '42P07', '42710', '42P06', '42883', '42703'].includes(c),
     make: (m, cause, code) => new ObjectError(m, { cause, code }),
   },
-  { test: (c) => c.startsWith('42') || c.startsWith('22') || c.startsWith('23') || c.startsWith('0A'), make: (m, cause, code) => new DataError(m, { cause, code }) },
+  {
+    test: (c) => c.startsWith('42') || c.startsWith('22') || c.startsWith('23') || c.startsWith('0A'),
+    make: (m, cause, code) => new DataError(m, { cause, code }),
+  },
 ];
 
 interface DriverErrorLike {
@@ -85,10 +99,13 @@ export function classifyPgError(err: unknown, context: string): Error {
   const raw = e.message ?? String(err);
   const code = typeof e.code === 'string' ? e.code : '';
   if (NODE_RETRIABLE.has(code)) {
-    return new ConnectionError(`${context}: ${raw} (${code}); check that the server is running and reachable`, {
-      cause: err,
-      code,
-    });
+    return new ConnectionError(
+      `${context}: ${raw} (${code}); check that the server is running and reachable`,
+      {
+        cause: err,
+        code,
+      },
+    );
   }
   if (/^[0-9A-Z]{5}$/.test(code)) {
     const hint = HINTS[code] ?? e.hint;
@@ -97,22 +114,34 @@ export function classifyPgError(err: unknown, context: string): Error {
     for (const rule of RULES) if (rule.test(code)) return rule.make(message, err, code);
     return new DataError(message, { cause: err, code });
   }
-  if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|not queryable/i.test(raw)) {
-    return new ConnectionError(`${context}: ${raw}; check that the server is running and reachable`, { cause: err });
+  if (
+    /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|not queryable/i.test(
+      raw,
+    )
+  ) {
+    return new ConnectionError(`${context}: ${raw}; check that the server is running and reachable`, {
+      cause: err,
+    });
   }
   if (/does not support SSL/i.test(raw)) {
-    return new ConnectionError(`${context}: the server does not accept TLS; set ssl.mode to prefer or disable, or enable ssl on the server`, {
-      cause: err,
-      retriable: false,
-      code: 'TLS_UNSUPPORTED',
-    });
+    return new ConnectionError(
+      `${context}: the server does not accept TLS; set ssl.mode to prefer or disable, or enable ssl on the server`,
+      {
+        cause: err,
+        retriable: false,
+        code: 'TLS_UNSUPPORTED',
+      },
+    );
   }
   if (/self[- ]signed|certificate|unable to verify|altnames|SSL|TLS/i.test(raw)) {
-    return new ConnectionError(`${context}: TLS handshake failed: ${raw}; check ssl.ca, ssl.mode and the server certificate`, {
-      cause: err,
-      retriable: false,
-      code: 'TLS_FAILED',
-    });
+    return new ConnectionError(
+      `${context}: TLS handshake failed: ${raw}; check ssl.ca, ssl.mode and the server certificate`,
+      {
+        cause: err,
+        retriable: false,
+        code: 'TLS_FAILED',
+      },
+    );
   }
   return new PgferryError(`${context}: ${raw}`, { cause: err });
 }

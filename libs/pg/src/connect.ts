@@ -9,13 +9,21 @@ import { clientConfig, describeEndpoint, type ClientConfigOptions, type Endpoint
  * Every session gets standard_conforming_strings = on (the literal quoter relies on it).
  * Errors are classified (see classify.ts) and name the endpoint, never the password.
  */
-export async function connect(ep: Endpoint, role: string, options: ClientConfigOptions = {}): Promise<Client> {
+export async function connect(
+  ep: Endpoint,
+  role: string,
+  options: ClientConfigOptions = {},
+): Promise<Client> {
   const context = `connecting to ${role} ${describeEndpoint(ep)}`;
   try {
     return await open(ep, options);
   } catch (err) {
     const classified = classifyPgError(err, context);
-    if (ep.ssl.mode === 'prefer' && classified instanceof ConnectionError && classified.code === 'TLS_UNSUPPORTED') {
+    if (
+      ep.ssl.mode === 'prefer' &&
+      classified instanceof ConnectionError &&
+      classified.code === 'TLS_UNSUPPORTED'
+    ) {
       try {
         return await open(ep, { ...options, plain: true });
       } catch (err2) {

@@ -3,7 +3,10 @@ import { clientConfig, describeEndpoint, resolveEndpoint, tlsOptions } from './e
 
 describe('resolveEndpoint', () => {
   it('reads a URL with encoded parts and libpq TLS options', () => {
-    const ep = resolveEndpoint({ url: 'postgresql://us%40er:p%3Ass@db.example:6543/My%20DB?sslmode=require' }, 'source');
+    const ep = resolveEndpoint(
+      { url: 'postgresql://us%40er:p%3Ass@db.example:6543/My%20DB?sslmode=require' },
+      'source',
+    );
     expect(ep).toEqual({
       host: 'db.example',
       port: 6543,
@@ -16,14 +19,23 @@ describe('resolveEndpoint', () => {
   });
 
   it('lets explicit fields override the URL', () => {
-    const ep = resolveEndpoint({ url: 'postgres://a:b@h/d', port: 7000, ssl: { mode: 'disable' } }, 'destination');
+    const ep = resolveEndpoint(
+      { url: 'postgres://a:b@h/d', port: 7000, ssl: { mode: 'disable' } },
+      'destination',
+    );
     expect(ep.port).toBe(7000);
     expect(ep.ssl.mode).toBe('disable');
   });
 
   it.each([
-    [{ url: 'mysql://a@h/d' }, 'task spec: source.url: scheme must be postgres:// or postgresql://, got mysql://'],
-    [{ url: 'postgres://a@h/d?sslmode=maybe' }, 'task spec: source.url: sslmode must be one of disable, prefer, require, verify-ca, verify-full, got "maybe"'],
+    [
+      { url: 'mysql://a@h/d' },
+      'task spec: source.url: scheme must be postgres:// or postgresql://, got mysql://',
+    ],
+    [
+      { url: 'postgres://a@h/d?sslmode=maybe' },
+      'task spec: source.url: sslmode must be one of disable, prefer, require, verify-ca, verify-full, got "maybe"',
+    ],
     [{ host: 'h' }, 'task spec: source: user is required'],
   ])('rejects %j', (spec, message) => {
     expect(() => resolveEndpoint(spec, 'source')).toThrow(SpecError);
@@ -45,7 +57,9 @@ describe('tlsOptions', () => {
   });
 
   it('names a missing certificate file', () => {
-    expect(() => tlsOptions({ mode: 'verify-full', ca: '/nonexistent/ca.pem' }, 'h')).toThrow('ssl.ca: file /nonexistent/ca.pem does not exist');
+    expect(() => tlsOptions({ mode: 'verify-full', ca: '/nonexistent/ca.pem' }, 'h')).toThrow(
+      'ssl.ca: file /nonexistent/ca.pem does not exist',
+    );
   });
 
   it('never puts the password anywhere but the password field', () => {

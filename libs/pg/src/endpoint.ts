@@ -27,10 +27,14 @@ export function resolveEndpoint(spec: EndpointSpec, role: string): Endpoint {
     try {
       url = new URL(spec.url);
     } catch {
-      throw new SpecError([`${role}.url: is not a valid URL (expected postgres://user:password@host:port/database)`]);
+      throw new SpecError([
+        `${role}.url: is not a valid URL (expected postgres://user:password@host:port/database)`,
+      ]);
     }
     if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-      throw new SpecError([`${role}.url: scheme must be postgres:// or postgresql://, got ${url.protocol}//`]);
+      throw new SpecError([
+        `${role}.url: scheme must be postgres:// or postgresql://, got ${url.protocol}//`,
+      ]);
     }
     ep.host = decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, '$1');
     if (url.port) ep.port = Number(url.port);
@@ -41,7 +45,9 @@ export function resolveEndpoint(spec: EndpointSpec, role: string): Endpoint {
     const mode = q.get('sslmode');
     if (mode !== null) {
       if (!SSL_MODES.has(mode)) {
-        throw new SpecError([`${role}.url: sslmode must be one of ${[...SSL_MODES].join(', ')}, got "${mode}"`]);
+        throw new SpecError([
+          `${role}.url: sslmode must be one of ${[...SSL_MODES].join(', ')}, got "${mode}"`,
+        ]);
       }
       ep.ssl = { ...ep.ssl, mode: mode as SslSpec['mode'] };
     }

@@ -3,3 +3,4 @@ export * from './endpoint';
 export * from './classify';
 export * from './connect';
 export * from './server';
+export * from './catalog';

@@ -14,22 +14,52 @@ describe('libs/pg against a real cluster', () => {
   afterAll(() => pg?.stop());
 
   const endpoint = (overrides: Record<string, unknown> = {}) =>
-    resolveEndpoint({ host: pg.host, port: pg.port, user: 'postgres', password: pg.password, database: 'pg lib "test" db', ssl: { mode: 'prefer' }, ...overrides }, 'source');
+    resolveEndpoint(
+      {
+        host: pg.host,
+        port: pg.port,
+        user: 'postgres',
+        password: pg.password,
+        database: 'pg lib "test" db',
+        ssl: { mode: 'prefer' },
+        ...overrides,
+      },
+      'source',
+    );
 
   it('round-trips adversarial names through CREATE and SELECT', async () => {
     const client = await connect(endpoint(), 'source');
     try {
-      const names = ['MixedCase', 'with space', 'quo"te', '"', 'a.b', 'línea_表_😀', "o'hara", 'select', ' lead'];
+      const names = [
+        'MixedCase',
+        'with space',
+        'quo"te',
+        '"',
+        'a.b',
+        'línea_表_😀',
+        "o'hara",
+        'select',
+        ' lead',
+      ];
       for (const schema of ['Sch "1"', 'ünï']) {
         await client.query(`CREATE SCHEMA ${quoteIdent(schema)}`);
         for (const name of names) {
-          await client.query(`CREATE TABLE ${quoteQualified(schema, name)} (${quoteIdent(name)} text PRIMARY KEY)`);
+          await client.query(
+            `CREATE TABLE ${quoteQualified(schema, name)} (${quoteIdent(name)} text PRIMARY KEY)`,
+          );
           await client.query(`INSERT INTO ${quoteQualified(schema, name)} VALUES ($1)`, [name]);
-          const { rows } = await client.query(`SELECT ${quoteIdent(name)} AS v FROM ${quoteQualified(schema, name)}`);
+          const { rows } = await client.query(
+            `SELECT ${quoteIdent(name)} AS v FROM ${quoteQualified(schema, name)}`,
+          );
           expect(rows).toEqual([{ v: name }]);
         }
-        const { rows } = await client.query('SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = $1 AND relkind = $2 ORDER BY relname', [schema, 'r']);
-        expect(rows.map((r) => r.relname)).toEqual([...names].sort((x, y) => (Buffer.from(x) < Buffer.from(y) ? -1 : 1)));
+        const { rows } = await client.query(
+          'SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = $1 AND relkind = $2 ORDER BY relname',
+          [schema, 'r'],
+        );
+        expect(rows.map((r) => r.relname)).toEqual(
+          [...names].sort((x, y) => (Buffer.from(x) < Buffer.from(y) ? -1 : 1)),
+        );
       }
     } finally {
       await client.end();
@@ -61,11 +91,15 @@ describe('libs/pg against a real cluster', () => {
   it('classifies a missing database', async () => {
     const err = await connect(endpoint({ database: 'nope' }), 'destination').catch((e) => e);
     expect(err).toBeInstanceOf(ObjectError);
-    expect(err.message).toMatch(/database "nope" does not exist; create the database or correct the database name in the task spec$/);
+    expect(err.message).toMatch(
+      /database "nope" does not exist; create the database or correct the database name in the task spec$/,
+    );
   });
 
   it('classifies a closed port as a retriable connection error', async () => {
-    const err = await connect(endpoint({ port: await freePort(), ssl: { mode: 'disable' } }), 'source').catch((e) => e);
+    const err = await connect(endpoint({ port: await freePort(), ssl: { mode: 'disable' } }), 'source').catch(
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err.retriable).toBe(true);
     expect(err.message).toMatch(/ECONNREFUSED.*check that the server is running and reachable$/);
@@ -76,9 +110,13 @@ describe('libs/pg against a real cluster', () => {
     await pg.query('CREATE TABLE guarded (id int)', [], 'pg lib "test" db');
     const client = await connect(endpoint({ user: 'weak', password: 'weakpw' }), 'source');
     const { classifyPgError } = await import('./classify');
-    const err = await client.query('SELECT * FROM guarded').catch((e) => classifyPgError(e, 'reading source table public.guarded'));
+    const err = await client
+      .query('SELECT * FROM guarded')
+      .catch((e) => classifyPgError(e, 'reading source table public.guarded'));
     expect(err).toBeInstanceOf(PermissionError);
-    expect((err as Error).message).toMatch(/^reading source table public.guarded: permission denied for table guarded; grant the missing privilege/);
+    expect((err as Error).message).toMatch(
+      /^reading source table public.guarded: permission denied for table guarded; grant the missing privilege/,
+    );
     await client.end();
   });
 
@@ -94,8 +132,18 @@ describe('libs/pg against a real cluster', () => {
     const weakInfo = await readServerInfo(weak, 'source');
     await weak.end();
     expect(logicalSourceIssues({ ...weakInfo, walLevel: 'replica' }, 'source')).toEqual([
-      { item: 'wal_level', level: 'failed', message: 'source has wal_level = replica; set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart the server' },
-      { item: 'replication privilege', level: 'failed', message: 'source: user weak has no REPLICATION attribute; run ALTER ROLE "weak" REPLICATION as a superuser' },
+      {
+        item: 'wal_level',
+        level: 'failed',
+        message:
+          'source has wal_level = replica; set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart the server',
+      },
+      {
+        item: 'replication privilege',
+        level: 'failed',
+        message:
+          'source: user weak has no REPLICATION attribute; run ALTER ROLE "weak" REPLICATION as a superuser',
+      },
     ]);
   });
 });

@@ -15,11 +15,22 @@ describe('data generators', () => {
       expect(fixture.columns).toHaveLength(1 + TYPE_CASES.length + USER_TYPE_CASES.length);
       const { rows } = await client.query('SELECT count(*)::int AS n FROM "Odd ""Schema"""."All Types"');
       expect(rows[0].n).toBe(4);
-      const nulls = await client.query('SELECT t::text AS r FROM "Odd ""Schema"""."All Types" t WHERE id = 4');
+      const nulls = await client.query(
+        'SELECT t::text AS r FROM "Odd ""Schema"""."All Types" t WHERE id = 4',
+      );
       expect(nulls.rows[0].r).toBe(`(4${','.repeat(fixture.columns.length - 1)})`);
-      const edge = await client.query(`SELECT c_numeric::text, c_float8::text, c_date::text, c_timestamp::text FROM "Odd ""Schema"""."All Types" WHERE id = 2`);
-      expect(edge.rows[0]).toEqual({ c_numeric: 'NaN', c_float8: 'Infinity', c_date: 'infinity', c_timestamp: '-infinity' });
-      const toast = await client.query(`SELECT octet_length(c_text) AS len, octet_length(c_bytea) AS blen FROM "Odd ""Schema"""."All Types" WHERE id = 3`);
+      const edge = await client.query(
+        `SELECT c_numeric::text, c_float8::text, c_date::text, c_timestamp::text FROM "Odd ""Schema"""."All Types" WHERE id = 2`,
+      );
+      expect(edge.rows[0]).toEqual({
+        c_numeric: 'NaN',
+        c_float8: 'Infinity',
+        c_date: 'infinity',
+        c_timestamp: '-infinity',
+      });
+      const toast = await client.query(
+        `SELECT octet_length(c_text) AS len, octet_length(c_bytea) AS blen FROM "Odd ""Schema"""."All Types" WHERE id = 3`,
+      );
       expect(toast.rows[0]).toEqual({ len: 4000 * 32, blen: 3000 * 16 });
       const digest = await tableDigest(client, 'Odd "Schema"', 'All Types', ['id']);
       expect(digest.count).toBe(4);

@@ -13,56 +13,145 @@ export interface TypeCase {
   values: [string, string, string];
 }
 
-const BIG = (n: number, seed: string) => `(SELECT string_agg(md5('${seed}' || g::text), '') FROM generate_series(1, ${n}) g)`;
+const BIG = (n: number, seed: string) =>
+  `(SELECT string_agg(md5('${seed}' || g::text), '') FROM generate_series(1, ${n}) g)`;
 
 export const TYPE_CASES: TypeCase[] = [
   { column: 'c_bool', type: 'boolean', values: ['true', 'false', 'true'] },
   { column: 'c_int2', type: 'smallint', values: ['42', '-32768', '32767'] },
   { column: 'c_int4', type: 'integer', values: ['42', '-2147483648', '2147483647'] },
   { column: 'c_int8', type: 'bigint', values: ['42', '-9223372036854775808', '9223372036854775807'] },
-  { column: 'c_numeric', type: 'numeric', values: ["'12345678901234567890.123456789012345'", "'NaN'", "'-0.000000000000000000001'"] },
-  { column: 'c_numeric_scaled', type: 'numeric(12,4)', values: ["'12345678.1234'", "'-99999999.9999'", "'0.0001'"] },
+  {
+    column: 'c_numeric',
+    type: 'numeric',
+    values: ["'12345678901234567890.123456789012345'", "'NaN'", "'-0.000000000000000000001'"],
+  },
+  {
+    column: 'c_numeric_scaled',
+    type: 'numeric(12,4)',
+    values: ["'12345678.1234'", "'-99999999.9999'", "'0.0001'"],
+  },
   { column: 'c_float4', type: 'real', values: ["'3.14'", "'NaN'", "'-Infinity'"] },
   { column: 'c_float8', type: 'double precision', values: ["'2.718281828459045'", "'Infinity'", "'1e-308'"] },
   { column: 'c_money', type: 'money', values: ["'12.34'", "'-92233720368547758.08'", "'0'"] },
-  { column: 'c_text', type: 'text', values: ["'hello, world'", "E'quote '' backslash \\\\ tab \\t newline \\n unicode \u00e9\u4e2d\ud83d\ude00'", BIG(4000, 't')] },
+  {
+    column: 'c_text',
+    type: 'text',
+    values: [
+      "'hello, world'",
+      "E'quote '' backslash \\\\ tab \\t newline \\n unicode \u00e9\u4e2d\ud83d\ude00'",
+      BIG(4000, 't'),
+    ],
+  },
   { column: 'c_varchar', type: 'varchar(20)', values: ["'short'", "''", "'twenty chars exactly'"] },
   { column: 'c_char', type: 'char(5)', values: ["'ab'", "'abcde'", "' '"] },
-  { column: 'c_name', type: 'name', values: ["'a_name'", "'Mixed Case \"name\"'", "'n'"] },
+  { column: 'c_name', type: 'name', values: ["'a_name'", '\'Mixed Case "name"\'', "'n'"] },
   { column: 'c_bytea', type: 'bytea', values: ["'\\x00ff10'", "''", `decode(${BIG(3000, 'b')}, 'hex')`] },
   { column: 'c_date', type: 'date', values: ["'2024-02-29'", "'infinity'", "'4713-01-01 BC'"] },
   { column: 'c_time', type: 'time', values: ["'13:45:59.123456'", "'24:00:00'", "'00:00:00'"] },
-  { column: 'c_timetz', type: 'time with time zone', values: ["'13:45:59.5+05:30'", "'00:00:00-15:59'", "'23:59:59+00'"] },
-  { column: 'c_timestamp', type: 'timestamp', values: ["'2024-02-29 13:45:59.123456'", "'-infinity'", "'294276-12-31 23:59:59.999999'"] },
-  { column: 'c_timestamptz', type: 'timestamp with time zone', values: ["'2024-02-29 13:45:59.123456+02'", "'infinity'", "'1970-01-01 00:00:00+00'"] },
-  { column: 'c_interval', type: 'interval', values: ["'1 year 2 months 3 days 04:05:06.789'", "'-178000000 years'", "'0'"] },
-  { column: 'c_uuid', type: 'uuid', values: ["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'00000000-0000-0000-0000-000000000000'", "'ffffffff-ffff-ffff-ffff-ffffffffffff'"] },
-  { column: 'c_json', type: 'json', values: [`'{"b": 1, "a": [1, 2.50, "x"]}'`, "'null'", `json_build_object('big', ${BIG(2000, 'j')})`] },
-  { column: 'c_jsonb', type: 'jsonb', values: [`'{"b": 1, "a": [1, 2.50, "x"]}'`, `'{"nested": {"deep": [true, false, null]}, "emoji": "\ud83d\ude00"}'`, `jsonb_build_object('big', ${BIG(2000, 'k')})`] },
-  { column: 'c_xml', type: 'xml', values: ["'<a b=\"1\">text</a>'", "'<empty/>'", "'<x/>'"] },
+  {
+    column: 'c_timetz',
+    type: 'time with time zone',
+    values: ["'13:45:59.5+05:30'", "'00:00:00-15:59'", "'23:59:59+00'"],
+  },
+  {
+    column: 'c_timestamp',
+    type: 'timestamp',
+    values: ["'2024-02-29 13:45:59.123456'", "'-infinity'", "'294276-12-31 23:59:59.999999'"],
+  },
+  {
+    column: 'c_timestamptz',
+    type: 'timestamp with time zone',
+    values: ["'2024-02-29 13:45:59.123456+02'", "'infinity'", "'1970-01-01 00:00:00+00'"],
+  },
+  {
+    column: 'c_interval',
+    type: 'interval',
+    values: ["'1 year 2 months 3 days 04:05:06.789'", "'-178000000 years'", "'0'"],
+  },
+  {
+    column: 'c_uuid',
+    type: 'uuid',
+    values: [
+      "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+      "'00000000-0000-0000-0000-000000000000'",
+      "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
+    ],
+  },
+  {
+    column: 'c_json',
+    type: 'json',
+    values: [`'{"b": 1, "a": [1, 2.50, "x"]}'`, "'null'", `json_build_object('big', ${BIG(2000, 'j')})`],
+  },
+  {
+    column: 'c_jsonb',
+    type: 'jsonb',
+    values: [
+      `'{"b": 1, "a": [1, 2.50, "x"]}'`,
+      `'{"nested": {"deep": [true, false, null]}, "emoji": "\ud83d\ude00"}'`,
+      `jsonb_build_object('big', ${BIG(2000, 'k')})`,
+    ],
+  },
+  { column: 'c_xml', type: 'xml', values: ['\'<a b="1">text</a>\'', "'<empty/>'", "'<x/>'"] },
   { column: 'c_inet', type: 'inet', values: ["'192.168.1.5/24'", "'::ffff:1.2.3.4'", "'2001:db8::1'"] },
   { column: 'c_cidr', type: 'cidr', values: ["'10.0.0.0/8'", "'2001:db8::/32'", "'0.0.0.0/0'"] },
-  { column: 'c_macaddr', type: 'macaddr', values: ["'08:00:2b:01:02:03'", "'ff:ff:ff:ff:ff:ff'", "'00:00:00:00:00:00'"] },
-  { column: 'c_macaddr8', type: 'macaddr8', values: ["'08:00:2b:01:02:03:04:05'", "'ff:ff:ff:ff:ff:ff:ff:ff'", "'00:00:00:00:00:00:00:00'"] },
+  {
+    column: 'c_macaddr',
+    type: 'macaddr',
+    values: ["'08:00:2b:01:02:03'", "'ff:ff:ff:ff:ff:ff'", "'00:00:00:00:00:00'"],
+  },
+  {
+    column: 'c_macaddr8',
+    type: 'macaddr8',
+    values: ["'08:00:2b:01:02:03:04:05'", "'ff:ff:ff:ff:ff:ff:ff:ff'", "'00:00:00:00:00:00:00:00'"],
+  },
   { column: 'c_bit', type: 'bit(8)', values: ["B'10101010'", "B'00000000'", "B'11111111'"] },
   { column: 'c_varbit', type: 'bit varying(64)', values: ["B'101'", "B''", "B'1111000011110000'"] },
   { column: 'c_point', type: 'point', values: ["'(1.5,2.5)'", "'(-Infinity,NaN)'", "'(0,0)'"] },
   { column: 'c_line', type: 'line', values: ["'{1,2,3}'", "'{1,0,0}'", "'{0,1,-5}'"] },
-  { column: 'c_lseg', type: 'lseg', values: ["'[(0,0),(1,1)]'", "'[(-1,-1),(1e10,1e10)]'", "'[(0,0),(0,0)]'"] },
+  {
+    column: 'c_lseg',
+    type: 'lseg',
+    values: ["'[(0,0),(1,1)]'", "'[(-1,-1),(1e10,1e10)]'", "'[(0,0),(0,0)]'"],
+  },
   { column: 'c_box', type: 'box', values: ["'(1,1),(0,0)'", "'(0,0),(0,0)'", "'(3,4),(1,2)'"] },
   { column: 'c_path', type: 'path', values: ["'[(0,0),(1,1),(2,0)]'", "'((0,0),(1,1))'", "'[(0,0)]'"] },
-  { column: 'c_polygon', type: 'polygon', values: ["'((0,0),(1,1),(2,0))'", "'((0,0))'", "'((1,1),(2,2),(3,1),(2,0))'"] },
+  {
+    column: 'c_polygon',
+    type: 'polygon',
+    values: ["'((0,0),(1,1),(2,0))'", "'((0,0))'", "'((1,1),(2,2),(3,1),(2,0))'"],
+  },
   { column: 'c_circle', type: 'circle', values: ["'<(0,0),5>'", "'<(1.5,-2.5),0>'", "'<(0,0),1e-10>'"] },
-  { column: 'c_tsvector', type: 'tsvector', values: ["to_tsvector('simple', 'the quick brown fox')", "''", "'a:1A b:2B'"] },
+  {
+    column: 'c_tsvector',
+    type: 'tsvector',
+    values: ["to_tsvector('simple', 'the quick brown fox')", "''", "'a:1A b:2B'"],
+  },
   { column: 'c_tsquery', type: 'tsquery', values: ["'fox & (dog | cat)'", "'!a'", "'a <-> b'"] },
   { column: 'c_int4range', type: 'int4range', values: ["'[1,10)'", "'empty'", "'(,)'"] },
   { column: 'c_numrange', type: 'numrange', values: ["'[1.5,2.5]'", "'(,0)'", "'empty'"] },
-  { column: 'c_tstzrange', type: 'tstzrange', values: ["'[2024-01-01 00:00+00,2024-02-01 00:00+00)'", "'[-infinity,infinity)'", "'empty'"] },
-  { column: 'c_daterange', type: 'daterange', values: ["'[2024-01-01,2024-12-31]'", "'(,2024-01-01)'", "'empty'"] },
+  {
+    column: 'c_tstzrange',
+    type: 'tstzrange',
+    values: ["'[2024-01-01 00:00+00,2024-02-01 00:00+00)'", "'[-infinity,infinity)'", "'empty'"],
+  },
+  {
+    column: 'c_daterange',
+    type: 'daterange',
+    values: ["'[2024-01-01,2024-12-31]'", "'(,2024-01-01)'", "'empty'"],
+  },
   { column: 'c_int4multirange', type: 'int4multirange', values: ["'{[1,3),[5,8)}'", "'{}'", "'{(,)}'"] },
   { column: 'c_int_array', type: 'integer[]', values: ["'{1,2,3}'", "'{}'", "'{{1,NULL},{3,4}}'"] },
-  { column: 'c_text_array', type: 'text[]', values: [`'{"a","b c","d\\"e",NULL,"NULL"}'`, "'{}'", `ARRAY[${BIG(100, 'a')}, 'x']`] },
-  { column: 'c_ts_array', type: 'timestamptz[]', values: ["'{\"2024-01-01 00:00:00+00\",infinity}'", "'{}'", "'{NULL}'"] },
+  {
+    column: 'c_text_array',
+    type: 'text[]',
+    values: [`'{"a","b c","d\\"e",NULL,"NULL"}'`, "'{}'", `ARRAY[${BIG(100, 'a')}, 'x']`],
+  },
+  {
+    column: 'c_ts_array',
+    type: 'timestamptz[]',
+    values: ['\'{"2024-01-01 00:00:00+00",infinity}\'', "'{}'", "'{NULL}'"],
+  },
   { column: 'c_oid', type: 'oid', values: ['0', '4294967295', '1'] },
   { column: 'c_pg_lsn', type: 'pg_lsn', values: ["'16/B374D848'", "'0/0'", "'FFFFFFFF/FFFFFFFF'"] },
 ];
@@ -70,9 +159,21 @@ export const TYPE_CASES: TypeCase[] = [
 /** The user-defined type cases; their DDL is created by `allTypesFixture` in the same schema. */
 export const USER_TYPE_CASES: TypeCase[] = [
   { column: 'c_enum', type: 'mood', values: ["'happy'", "'sad'", "'it''s complicated'"] },
-  { column: 'c_enum_array', type: 'mood[]', values: ["'{happy,sad}'", "'{}'", `ARRAY['it''s complicated']::mood[]`] },
+  {
+    column: 'c_enum_array',
+    type: 'mood[]',
+    values: ["'{happy,sad}'", "'{}'", `ARRAY['it''s complicated']::mood[]`],
+  },
   { column: 'c_domain', type: 'positive_int', values: ['1', '2147483647', '7'] },
-  { column: 'c_composite', type: 'address', values: ["ROW('Main St', 12, '{a,b}')::address", "ROW(NULL, NULL, NULL)::address", "ROW('quote \" and , comma', -1, '{}')::address"] },
+  {
+    column: 'c_composite',
+    type: 'address',
+    values: [
+      "ROW('Main St', 12, '{a,b}')::address",
+      'ROW(NULL, NULL, NULL)::address',
+      "ROW('quote \" and , comma', -1, '{}')::address",
+    ],
+  },
   { column: 'c_custom_range', type: 'floatrange', values: ["'[1.5,2.5)'", "'empty'", "'(,)'"] },
 ];
 
@@ -90,7 +191,8 @@ export interface AllTypesFixture {
 export function allTypesFixture(schema = 'public', table = 'all_types'): AllTypesFixture {
   const s = quoteIdent(schema);
   const cases = [...TYPE_CASES, ...USER_TYPE_CASES];
-  const colType = (c: TypeCase) => (USER_TYPE_CASES.includes(c) ? c.type.replace(/^(\w+)/, `${s}.$1`) : c.type);
+  const colType = (c: TypeCase) =>
+    USER_TYPE_CASES.includes(c) ? c.type.replace(/^(\w+)/, `${s}.$1`) : c.type;
   const sql = [
     `CREATE SCHEMA IF NOT EXISTS ${s}`,
     `CREATE TYPE ${s}.mood AS ENUM ('sad', 'happy', 'it''s complicated')`,
@@ -117,7 +219,11 @@ export function allTypesFixture(schema = 'public', table = 'all_types'): AllType
   };
 }
 
-export async function createAllTypes(client: Client, schema = 'public', table = 'all_types'): Promise<AllTypesFixture> {
+export async function createAllTypes(
+  client: Client,
+  schema = 'public',
+  table = 'all_types',
+): Promise<AllTypesFixture> {
   const fixture = allTypesFixture(schema, table);
   // The search_path lets the enum literal casts inside ARRAY[...] resolve.
   await client.query(`SET search_path = ${quoteIdent(schema)}, public`);
@@ -126,7 +232,12 @@ export async function createAllTypes(client: Client, schema = 'public', table = 
 }
 
 /** md5 of the table's rows as text, ordered by the given key columns: equal on both sides means equal data. */
-export async function tableDigest(client: Client, schema: string, table: string, orderBy: string[]): Promise<{ count: number; md5: string }> {
+export async function tableDigest(
+  client: Client,
+  schema: string,
+  table: string,
+  orderBy: string[],
+): Promise<{ count: number; md5: string }> {
   const t = quoteQualified(schema, table);
   const order = orderBy.map(quoteIdent).join(', ');
   const { rows } = await client.query(

@@ -17,7 +17,10 @@ export function findPgBinDir(): string | null {
     if (majors.length) return join(root, majors[0], 'bin');
   }
   try {
-    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dir = execFileSync('pg_config', ['--bindir'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     if (existsSync(join(dir, 'initdb'))) return dir;
   } catch {
     /* no pg_config on PATH */

@@ -1,6 +1,15 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  appendFileSync,
+  existsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,7 +44,11 @@ export interface PgCluster {
   /** A connected client; the caller ends it. */
   connect(database?: string): Promise<Client>;
   /** One statement on a fresh connection. */
-  query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[], database?: string): Promise<R[]>;
+  query<R extends Record<string, unknown> = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    database?: string,
+  ): Promise<R[]>;
   createDatabase(name: string): Promise<void>;
   /** The server log so far (local clusters), for failure messages. */
   log(): string;
@@ -78,7 +91,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 }
 
 /** Runs `fn` with a fresh cluster and always stops it, whatever `fn` does. */
-export async function usingPostgres<T>(fn: (pg: PgCluster) => Promise<T>, options?: StartPostgresOptions): Promise<T> {
+export async function usingPostgres<T>(
+  fn: (pg: PgCluster) => Promise<T>,
+  options?: StartPostgresOptions,
+): Promise<T> {
   const pg = await startPostgres(options);
   try {
     return await fn(pg);
@@ -105,7 +121,8 @@ function settingsText(options: StartPostgresOptions, port: number, socketDir: st
     logging_collector: 'off',
     ...options.settings,
   };
-  const quote = (v: string | number | boolean) => (typeof v === 'string' ? `'${v.replace(/'/g, "''")}'` : String(v));
+  const quote = (v: string | number | boolean) =>
+    typeof v === 'string' ? `'${v.replace(/'/g, "''")}'` : String(v);
   return Object.entries(settings)
     .map(([k, v]) => `${k} = ${quote(v)}`)
     .join('\n');
@@ -122,7 +139,10 @@ async function startLocal(bin: string, options: StartPostgresOptions): Promise<P
   let started = false;
   const cleanup = () => {
     if (started) {
-      spawnSync(join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { ...spawnOpts(runAs), stdio: 'ignore' });
+      spawnSync(join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], {
+        ...spawnOpts(runAs),
+        stdio: 'ignore',
+      });
       started = false;
     }
     rmSync(root, { recursive: true, force: true });
@@ -136,8 +156,28 @@ async function startLocal(bin: string, options: StartPostgresOptions): Promise<P
       chownSync(pwFile, runAs.uid, runAs.gid!);
     }
     chmodSync(root, 0o700);
-    await run(bin, 'initdb', ['-D', dataDir, '-U', 'postgres', `--pwfile=${pwFile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'], runAs);
-    appendFileSync(join(dataDir, 'postgresql.conf'), `\n# pgferry test fixture\n${settingsText(options, port, root)}\n`);
+    await run(
+      bin,
+      'initdb',
+      [
+        '-D',
+        dataDir,
+        '-U',
+        'postgres',
+        `--pwfile=${pwFile}`,
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        '-E',
+        'UTF8',
+        '--locale=C.UTF-8',
+        '--no-sync',
+      ],
+      runAs,
+    );
+    appendFileSync(
+      join(dataDir, 'postgresql.conf'),
+      `\n# pgferry test fixture\n${settingsText(options, port, root)}\n`,
+    );
     if (runAs.uid !== undefined) {
       writeFileSync(logFile, '');
       chownSync(logFile, runAs.uid, runAs.gid!);
@@ -162,7 +202,9 @@ async function startLocal(bin: string, options: StartPostgresOptions): Promise<P
       live.delete(cleanup);
       await cluster.closeClients();
       if (started) {
-        await run(bin, 'pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], runAs).catch(() => undefined);
+        await run(bin, 'pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], runAs).catch(
+          () => undefined,
+        );
         started = false;
       }
       rmSync(root, { recursive: true, force: true });
@@ -195,7 +237,13 @@ interface ClusterBase {
 function makeCluster(base: ClusterBase): Omit<PgCluster, 'stop'> & { closeClients(): Promise<void> } {
   const clients = new Set<Client>();
   const connect = async (database = 'postgres') => {
-    const client = new Client({ host: base.host, port: base.port, user: 'postgres', password: base.password, database });
+    const client = new Client({
+      host: base.host,
+      port: base.port,
+      user: 'postgres',
+      password: base.password,
+      database,
+    });
     client.on('error', () => undefined);
     await client.connect();
     clients.add(client);
@@ -241,10 +289,21 @@ async function startDocker(options: StartPostgresOptions, noLocal: boolean): Pro
   try {
     mod = await import('@testcontainers/postgresql');
   } catch (err) {
-    throw new Error(`no local PostgreSQL binaries and testcontainers is not installed: ${(err as Error).message}`);
+    throw new Error(
+      `no local PostgreSQL binaries and testcontainers is not installed: ${(err as Error).message}`,
+    );
   }
   const password = randomBytes(12).toString('hex');
-  const args = ['-c', `wal_level=${options.logical ?? true ? 'logical' : 'replica'}`, '-c', 'max_replication_slots=20', '-c', 'max_wal_senders=20', '-c', 'fsync=off'];
+  const args = [
+    '-c',
+    `wal_level=${(options.logical ?? true) ? 'logical' : 'replica'}`,
+    '-c',
+    'max_replication_slots=20',
+    '-c',
+    'max_wal_senders=20',
+    '-c',
+    'fsync=off',
+  ];
   for (const [k, v] of Object.entries(options.settings ?? {})) args.push('-c', `${k}=${v}`);
   let container: Awaited<ReturnType<InstanceType<typeof mod.PostgreSqlContainer>['start']>>;
   try {
@@ -255,10 +314,17 @@ async function startDocker(options: StartPostgresOptions, noLocal: boolean): Pro
       .withCommand(['postgres', ...args])
       .start();
   } catch (err) {
-    const why = noLocal ? 'no local PostgreSQL binaries (set PGFERRY_PG_BIN or install the server package) and ' : '';
+    const why = noLocal
+      ? 'no local PostgreSQL binaries (set PGFERRY_PG_BIN or install the server package) and '
+      : '';
     throw new Error(`${why}could not start a PostgreSQL container: ${(err as Error).message}`);
   }
-  const cluster = makeCluster({ host: container.getHost(), port: container.getPort(), password, kind: 'docker' });
+  const cluster = makeCluster({
+    host: container.getHost(),
+    port: container.getPort(),
+    password,
+    kind: 'docker',
+  });
   let stopped = false;
   return {
     ...cluster,

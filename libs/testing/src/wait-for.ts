@@ -22,7 +22,10 @@ export class WaitForTimeoutError extends Error {
 
 function show(value: unknown): string {
   try {
-    const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
+    const text =
+      typeof value === 'string'
+        ? JSON.stringify(value)
+        : JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
     if (text === undefined) return String(value);
     return text.length > 500 ? `${text.slice(0, 500)}...` : text;
   } catch {
@@ -53,8 +56,15 @@ export async function waitFor<T>(condition: () => T | Promise<T>, options: WaitF
       lastError = err;
     }
     if (Date.now() >= deadline) {
-      const seen = lastError !== undefined ? `last error: ${(lastError as Error).message ?? String(lastError)}` : `last value: ${show(last)}`;
-      throw new WaitForTimeoutError(`timed out after ${timeout} ms (${attempts} checks) waiting for ${options.reason}; ${seen}`, last, lastError);
+      const seen =
+        lastError !== undefined
+          ? `last error: ${(lastError as Error).message ?? String(lastError)}`
+          : `last value: ${show(last)}`;
+      throw new WaitForTimeoutError(
+        `timed out after ${timeout} ms (${attempts} checks) waiting for ${options.reason}; ${seen}`,
+        last,
+        lastError,
+      );
     }
     await new Promise((r) => setTimeout(r, Math.min(interval, Math.max(0, deadline - Date.now()))));
   }

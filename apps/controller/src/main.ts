@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { createLogger, describeError, loadTaskSpec, PgferryError, type EndpointSpec } from '@pgferry/core';
+import { formatCheckReport, runBasicChecks } from './check';
+import { runDemo } from './demo';
+
+const log = createLogger({ name: 'pgferry' });
+
+function endpointsFrom(opts: { spec?: string; source?: string; target?: string }): {
+  source: EndpointSpec;
+  destination: EndpointSpec;
+  incremental: boolean;
+} {
+  if (opts.spec) {
+    const spec = loadTaskSpec(opts.spec);
+    return {
+      source: spec.source,
+      destination: spec.destination,
+      incremental: spec.migrationTypes.incremental,
+    };
+  }
+  if (!opts.source || !opts.target) {
+    throw new PgferryError('give --spec FILE, or both --source URL and --target URL');
+  }
+  return { source: { url: opts.source }, destination: { url: opts.target }, incremental: false };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command('pgferry')
+    .description('Move a live PostgreSQL database to another PostgreSQL server through Kafka')
+    .showHelpAfterError();
+
+  let exitCode = 0;
+  program
+    .command('check')
+    .description(
+      'check both servers: credentials, versions, logical decoding, keys on every table (read-only)',
+    )
+    .option('--spec <file>', 'task spec (YAML or JSON)')
+    .option('--source <url>', 'source postgres://user:password@host:port/database')
+    .option('--target <url>', 'destination postgres://user:password@host:port/database')
+    .addOption(new Option('--incremental', 'also check what incremental migration needs'))
+    .action(async (opts) => {
+      const endpoints = endpointsFrom(opts);
+      const items = await runBasicChecks({
+        ...endpoints,
+        incremental: Boolean(opts.incremental) || endpoints.incremental,
+      });
+      process.stdout.write(`${formatCheckReport(items)}\n`);
+      exitCode = items.some((i) => i.level === 'failed') ? 1 : 0;
+    });
+
+  program
+    .command('demo')
+    .description('start two local PostgreSQL clusters with sample data and run what pgferry can do on them')
+    .option('--scale <n>', 'pgbench scale of the sample data', '1')
+    .action(async (opts) => {
+      exitCode = await runDemo({ scale: Number(opts.scale), out: process.stdout });
+    });
+
+  await program.parseAsync(argv);
+  return exitCode;
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof PgferryError) process.stderr.write(`pgferry: ${describeError(err)}\n`);
+    else log.error({ err }, 'pgferry failed');
+    process.exit(2);
+  },
+);
