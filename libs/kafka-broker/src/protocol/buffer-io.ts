@@ -1,0 +1,252 @@
+/**
+ * Big-endian readers and writers for the Kafka wire primitives (non-flexible encodings) and the
+ * zig-zag varints used inside record batches. A read past the end throws ProtocolError, which the
+ * server turns into a closed connection, as Kafka does for a request it cannot parse.
+ */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+export class Reader {
+  pos: number;
+  constructor(
+    readonly buf: Buffer,
+    pos = 0,
+    readonly end = buf.length,
+  ) {
+    this.pos = pos;
+  }
+
+  private need(n: number): void {
+    if (this.pos + n > this.end)
+      throw new ProtocolError(`truncated: needed ${n} bytes at ${this.pos}, have ${this.end - this.pos}`);
+  }
+  remaining(): number {
+    return this.end - this.pos;
+  }
+  int8(): number {
+    this.need(1);
+    return this.buf.readInt8(this.pos++);
+  }
+  int16(): number {
+    this.need(2);
+    const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  int32(): number {
+    this.need(4);
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  uint32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  int64(): bigint {
+    this.need(8);
+    const v = this.buf.readBigInt64BE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  float64(): number {
+    this.need(8);
+    const v = this.buf.readDoubleBE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  bool(): boolean {
+    return this.int8() !== 0;
+  }
+  nstring(): string | null {
+    const len = this.int16();
+    if (len < 0) return null;
+    this.need(len);
+    const s = this.buf.toString('utf8', this.pos, this.pos + len);
+    this.pos += len;
+    return s;
+  }
+  string(): string {
+    const s = this.nstring();
+    if (s === null) throw new ProtocolError('null where a string is required');
+    return s;
+  }
+  nbytes(): Buffer | null {
+    const len = this.int32();
+    if (len < 0) return null;
+    this.need(len);
+    const b = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return b;
+  }
+  bytes(): Buffer {
+    return this.nbytes() ?? Buffer.alloc(0);
+  }
+  uuid(): Buffer {
+    this.need(16);
+    const b = this.buf.subarray(this.pos, this.pos + 16);
+    this.pos += 16;
+    return b;
+  }
+  /** Unsigned LEB128 varint. */
+  uvarint(): number {
+    let value = 0;
+    let shift = 0;
+    for (;;) {
+      this.need(1);
+      const byte = this.buf[this.pos++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return value;
+      shift += 7;
+      if (shift > 28) throw new ProtocolError('varint too long');
+    }
+  }
+  /** Zig-zag varint (record fields). */
+  varint(): number {
+    const u = this.uvarint();
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+  }
+  varlong(): bigint {
+    let value = 0n;
+    let shift = 0n;
+    for (;;) {
+      this.need(1);
+      const byte = this.buf[this.pos++];
+      value |= BigInt(byte & 0x7f) << shift;
+      if ((byte & 0x80) === 0) break;
+      shift += 7n;
+      if (shift > 63n) throw new ProtocolError('varlong too long');
+    }
+    return (value >> 1n) ^ -(value & 1n);
+  }
+  /** Varint-length bytes inside records; -1 is null. */
+  varbytes(): Buffer | null {
+    const len = this.varint();
+    if (len < 0) return null;
+    this.need(len);
+    const b = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return b;
+  }
+}
+
+/** A growable buffer writer. `finish()` returns the written bytes (a view, not a copy). */
+export class Writer {
+  buf: Buffer;
+  pos = 0;
+  constructor(initial = 256) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  int8(v: number): this {
+    this.ensure(1);
+    this.buf.writeInt8(v, this.pos++);
+    return this;
+  }
+  int16(v: number): this {
+    this.ensure(2);
+    this.buf.writeInt16BE(v, this.pos);
+    this.pos += 2;
+    return this;
+  }
+  int32(v: number): this {
+    this.ensure(4);
+    this.buf.writeInt32BE(v, this.pos);
+    this.pos += 4;
+    return this;
+  }
+  uint32(v: number): this {
+    this.ensure(4);
+    this.buf.writeUInt32BE(v >>> 0, this.pos);
+    this.pos += 4;
+    return this;
+  }
+  int64(v: bigint | number): this {
+    this.ensure(8);
+    this.buf.writeBigInt64BE(BigInt(v), this.pos);
+    this.pos += 8;
+    return this;
+  }
+  float64(v: number): this {
+    this.ensure(8);
+    this.buf.writeDoubleBE(v, this.pos);
+    this.pos += 8;
+    return this;
+  }
+  bool(v: boolean): this {
+    return this.int8(v ? 1 : 0);
+  }
+  nstring(v: string | null | undefined): this {
+    if (v === null || v === undefined) return this.int16(-1);
+    const len = Buffer.byteLength(v);
+    this.int16(len);
+    this.ensure(len);
+    this.buf.write(v, this.pos, 'utf8');
+    this.pos += len;
+    return this;
+  }
+  string(v: string | null | undefined): this {
+    return this.nstring(v ?? '');
+  }
+  raw(b: Buffer): this {
+    this.ensure(b.length);
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+  nbytes(v: Buffer | null | undefined): this {
+    if (v === null || v === undefined) return this.int32(-1);
+    this.int32(v.length);
+    return this.raw(v);
+  }
+  bytes(v: Buffer | null | undefined): this {
+    return this.nbytes(v ?? Buffer.alloc(0));
+  }
+  uuid(v: Buffer | null | undefined): this {
+    return this.raw(v && v.length === 16 ? v : Buffer.alloc(16));
+  }
+  uvarint(v: number): this {
+    this.ensure(5);
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v & 0x7f) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+    return this;
+  }
+  varint(v: number): this {
+    return this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
+  }
+  varlong(v: bigint): this {
+    let u = (v << 1n) ^ (v >> 63n);
+    if (u < 0n) u += 1n << 64n;
+    this.ensure(10);
+    while (u >= 0x80n) {
+      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
+      u >>= 7n;
+    }
+    this.buf[this.pos++] = Number(u);
+    return this;
+  }
+  varbytes(v: Buffer | null): this {
+    if (v === null) return this.varint(-1);
+    this.varint(v.length);
+    return this.raw(v);
+  }
+  finish(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GroupCoordinator } from '../groups/group-coordinator';
+import { OffsetStore } from '../groups/offset-store';
+import { TopicStore } from '../storage/topic-store';
+
+export interface BrokerOptions {
+  dataDir: string;
+  /** 0 picks a free port. */
+  port?: number;
+  host?: string;
+  /** Host name put in Metadata responses; defaults to `host`. */
+  advertisedHost?: string;
+  /** 'batch': fsync before acknowledging each produce request; a number: fsync every N ms. */
+  flush?: 'batch' | number;
+  autoCreateTopics?: boolean;
+  defaultPartitions?: number;
+  /** Largest request frame accepted (socket.request.max.bytes); larger closes the connection. */
+  maxRequestBytes?: number;
+  /** How often retention and compaction run. */
+  cleanerIntervalMs?: number;
+}
+
+/** Everything the handlers share: topics, groups, offsets, producer ids, identity. */
+export class BrokerState {
+  readonly topics: TopicStore;
+  readonly offsets: OffsetStore;
+  readonly groups = new GroupCoordinator();
+  readonly clusterId: string;
+  readonly nodeId = 0;
+  host: string;
+  port = 0;
+  readonly options: Required<Omit<BrokerOptions, 'advertisedHost'>> & { advertisedHost?: string };
+  private nextProducerId: bigint;
+  private producerIdLimit: bigint;
+  private readonly metaPath: string;
+
+  constructor(options: BrokerOptions) {
+    this.options = {
+      port: 0,
+      host: '127.0.0.1',
+      flush: 'batch',
+      autoCreateTopics: true,
+      defaultPartitions: 1,
+      maxRequestBytes: 100 * 1024 * 1024,
+      cleanerIntervalMs: 30_000,
+      ...options,
+    };
+    mkdirSync(options.dataDir, { recursive: true });
+    this.metaPath = join(options.dataDir, 'broker.json');
+    const meta = existsSync(this.metaPath) ? JSON.parse(readFileSync(this.metaPath, 'utf8')) : {};
+    this.clusterId = meta.clusterId ?? randomBytes(16).toString('base64url').slice(0, 22);
+    // Producer ids are handed out from a block reserved on disk first, so none is reused after a crash.
+    this.nextProducerId = BigInt(meta.producerIdLimit ?? '1000');
+    this.producerIdLimit = this.nextProducerId;
+    this.saveMeta();
+    this.host = this.options.advertisedHost ?? this.options.host;
+    this.topics = new TopicStore(options.dataDir);
+    this.offsets = new OffsetStore(join(options.dataDir, 'offsets.log'));
+  }
+
+  private saveMeta(): void {
+    writeFileSync(
+      `${this.metaPath}.tmp`,
+      JSON.stringify({ clusterId: this.clusterId, producerIdLimit: this.producerIdLimit.toString() }),
+    );
+    renameSync(`${this.metaPath}.tmp`, this.metaPath);
+  }
+
+  allocateProducerId(): bigint {
+    if (this.nextProducerId >= this.producerIdLimit) {
+      this.producerIdLimit = this.nextProducerId + 1000n;
+      this.saveMeta();
+    }
+    return this.nextProducerId++;
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all([this.topics.flushAll(), this.offsets.flush()]);
+  }
+
+  close(): void {
+    this.groups.close();
+    this.topics.close();
+    this.offsets.close();
+  }
+}

@@ -1,0 +1,236 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { Reader, Writer, ProtocolError } from '../protocol/buffer-io';
+import { API_SPECS, ApiKey, ErrorCode } from '../protocol/messages';
+import { readStruct, writeStruct } from '../protocol/schema-codec';
+import {
+  handleCreatePartitions,
+  handleCreateTopics,
+  handleDeleteTopics,
+  handleDescribeConfigs,
+  handleInitProducerId,
+  handleMetadata,
+} from './admin-handlers';
+import { BrokerState, type BrokerOptions } from './broker-state';
+import { handleDeleteRecords, handleFetch, handleListOffsets, handleProduce } from './data-handlers';
+import {
+  handleDescribeGroups,
+  handleFindCoordinator,
+  handleHeartbeat,
+  handleJoinGroup,
+  handleLeaveGroup,
+  handleListGroups,
+  handleOffsetCommit,
+  handleOffsetFetch,
+  handleSyncGroup,
+  type ClientInfo,
+} from './group-handlers';
+
+type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface BrokerLogger {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+const silent: BrokerLogger = { warn: () => undefined, info: () => undefined };
+
+/**
+ * The embedded broker's TCP front: 4-byte length-prefixed frames, request header v1
+ * (api_key, api_version, correlation_id, client_id), response header v0 (correlation_id).
+ * Requests of one connection are handled one at a time, in order, as Kafka does. A frame that
+ * cannot be parsed, an unknown API key, an unsupported version (other than ApiVersions) or a
+ * frame over the size limit closes the connection, which is also what Kafka does.
+ * An unsupported ApiVersions version gets a v0 response with UNSUPPORTED_VERSION and the
+ * supported ranges, so clients (librdkafka sends v3 first) can retry with a version we speak.
+ */
+export class KafkaServer {
+  readonly state: BrokerState;
+  private server: Server;
+  private sockets = new Set<Socket>();
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  private constructor(
+    options: BrokerOptions,
+    private readonly log: BrokerLogger,
+  ) {
+    this.state = new BrokerState(options);
+    this.server = createServer((socket) => this.onConnection(socket));
+  }
+
+  static async start(options: BrokerOptions, log: BrokerLogger = silent): Promise<KafkaServer> {
+    const server = new KafkaServer(options, log);
+    await new Promise<void>((resolve, reject) => {
+      server.server.once('error', reject);
+      server.server.listen(server.state.options.port, server.state.options.host, () => {
+        server.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.server.address();
+    server.state.port = typeof addr === 'object' && addr ? addr.port : 0;
+    const flush = server.state.options.flush;
+    if (typeof flush === 'number')
+      server.timers.push(setInterval(() => void server.state.flush().catch(() => undefined), flush));
+    server.timers.push(
+      setInterval(() => server.state.topics.clean(), server.state.options.cleanerIntervalMs),
+    );
+    return server;
+  }
+
+  get port(): number {
+    return this.state.port;
+  }
+
+  private onConnection(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const client: ClientInfo = { clientId: '', clientHost: `/${socket.remoteAddress ?? 'unknown'}` };
+    let pending = Buffer.alloc(0);
+    let queue = Promise.resolve();
+    socket.on('data', (chunk) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      while (pending.length >= 4) {
+        const size = pending.readInt32BE(0);
+        if (size < 8 || size > this.state.options.maxRequestBytes) {
+          this.log.warn({ remote: client.clientHost, size }, 'closing connection: bad request frame size');
+          socket.destroy();
+          return;
+        }
+        if (pending.length < 4 + size) break;
+        const frame = pending.subarray(4, 4 + size);
+        pending = pending.subarray(4 + size);
+        queue = queue.then(() => this.handleFrame(frame, socket, client));
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+
+  private async handleFrame(frame: Buffer, socket: Socket, client: ClientInfo): Promise<void> {
+    if (socket.destroyed) return;
+    let apiKey = -1;
+    let version = -1;
+    let correlationId = 0;
+    try {
+      const r = new Reader(frame);
+      apiKey = r.int16();
+      version = r.int16();
+      correlationId = r.int32();
+      client.clientId = r.nstring() ?? '';
+      const spec = API_SPECS.get(apiKey);
+      if (!spec) throw new ProtocolError(`unknown API key ${apiKey}`);
+      if (version < spec.min || version > spec.max) {
+        if (apiKey === ApiKey.ApiVersions)
+          return this.send(socket, correlationId, this.apiVersions(ErrorCode.UNSUPPORTED_VERSION, 0), 0);
+        throw new ProtocolError(
+          `${spec.name} version ${version} is not supported (${spec.min} to ${spec.max})`,
+        );
+      }
+      const req = readStruct<Req>(r, spec.request, version);
+      const res = await this.dispatch(apiKey, version, req, client);
+      if (res === null || socket.destroyed) return;
+      this.send(socket, correlationId, (w) => writeStruct(w, spec.response, res, version), version);
+    } catch (err) {
+      if (err instanceof ProtocolError || err instanceof RangeError) {
+        this.log.warn(
+          { remote: client.clientHost, apiKey, version, reason: err.message },
+          'closing connection: malformed request',
+        );
+      } else {
+        this.log.warn(
+          { remote: client.clientHost, apiKey, version, err: String(err) },
+          'closing connection: request failed',
+        );
+      }
+      socket.destroy();
+    }
+  }
+
+  private send(socket: Socket, correlationId: number, body: (w: Writer) => void, _version: number): void {
+    const w = new Writer(1024);
+    w.int32(0);
+    w.int32(correlationId);
+    body(w);
+    const out = w.finish();
+    out.writeInt32BE(out.length - 4, 0);
+    socket.write(out);
+  }
+
+  private apiVersions(errorCode: number, version: number): (w: Writer) => void {
+    const spec = API_SPECS.get(ApiKey.ApiVersions)!;
+    const res = {
+      errorCode,
+      apiKeys: [...API_SPECS.values()].map((s) => ({ apiKey: s.key, minVersion: s.min, maxVersion: s.max })),
+      throttleTimeMs: 0,
+    };
+    return (w) => writeStruct(w, spec.response, res, version);
+  }
+
+  private async dispatch(apiKey: number, version: number, req: Req, client: ClientInfo): Promise<Req | null> {
+    const s = this.state;
+    switch (apiKey) {
+      case ApiKey.ApiVersions:
+        return {
+          errorCode: 0,
+          apiKeys: [...API_SPECS.values()].map((x) => ({
+            apiKey: x.key,
+            minVersion: x.min,
+            maxVersion: x.max,
+          })),
+          throttleTimeMs: 0,
+        };
+      case ApiKey.Metadata:
+        return handleMetadata(s, req, version);
+      case ApiKey.Produce:
+        return handleProduce(s, req);
+      case ApiKey.Fetch:
+        return handleFetch(s, req, version);
+      case ApiKey.ListOffsets:
+        return handleListOffsets(s, req);
+      case ApiKey.DeleteRecords:
+        return handleDeleteRecords(s, req);
+      case ApiKey.CreateTopics:
+        return handleCreateTopics(s, req);
+      case ApiKey.DeleteTopics:
+        return handleDeleteTopics(s, req);
+      case ApiKey.CreatePartitions:
+        return handleCreatePartitions(s, req);
+      case ApiKey.DescribeConfigs:
+        return handleDescribeConfigs(s, req, version);
+      case ApiKey.InitProducerId:
+        return handleInitProducerId(s, req);
+      case ApiKey.FindCoordinator:
+        return handleFindCoordinator(s, req);
+      case ApiKey.JoinGroup:
+        return handleJoinGroup(s, req, version, client);
+      case ApiKey.SyncGroup:
+        return handleSyncGroup(s, req);
+      case ApiKey.Heartbeat:
+        return handleHeartbeat(s, req);
+      case ApiKey.LeaveGroup:
+        return handleLeaveGroup(s, req, version);
+      case ApiKey.OffsetCommit:
+        return handleOffsetCommit(s, req);
+      case ApiKey.OffsetFetch:
+        return handleOffsetFetch(s, req);
+      case ApiKey.DescribeGroups:
+        return handleDescribeGroups(s, req);
+      case ApiKey.ListGroups:
+        return handleListGroups(s);
+      default:
+        throw new ProtocolError(`unknown API key ${apiKey}`);
+    }
+  }
+
+  /** Stops accepting, drops connections, flushes and closes every file. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.state.flush().catch(() => undefined);
+    this.state.close();
+  }
+}

@@ -1,0 +1,245 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BATCH_HEADER_SIZE, readBatchHeader, type BatchHeader } from '../protocol/record-batch';
+import { ProducerState, type SequenceCheck } from './producer-state';
+import { Segment, type RecoveryReport } from './segment';
+import type { TopicConfig } from './topic-config';
+
+export interface AppendResult {
+  /** Offset of the first record of the first batch, or of the duplicate's original. */
+  baseOffset: bigint;
+  error?: { kind: 'out-of-order' | 'fenced'; message: string };
+}
+
+/**
+ * One partition's log: segments named by base offset, the active one last. Appends are written
+ * to the OS before `append` returns (so a killed process loses nothing acknowledged); `flush()`
+ * fsyncs for the every-batch policy and the interval flusher. Not safe for concurrent callers
+ * from several threads; the broker calls it from its single event loop.
+ */
+export class PartitionLog {
+  private segments: Segment[] = [];
+  private producers = new ProducerState();
+  private waiters = new Set<() => void>();
+  logStartOffset = 0n;
+  recovery: RecoveryReport = { truncatedBytes: 0, rebuiltEntries: 0 };
+
+  constructor(
+    readonly dir: string,
+    public config: TopicConfig,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.open();
+  }
+
+  get highWatermark(): bigint {
+    return this.active.nextOffset;
+  }
+  private get active(): Segment {
+    return this.segments[this.segments.length - 1];
+  }
+  get sizeBytes(): number {
+    return this.segments.reduce((a, s) => a + s.size, 0);
+  }
+
+  private open(): void {
+    const bases = readdirSync(this.dir)
+      .filter((f) => /^\d{20}\.log$/.test(f))
+      .map((f) => BigInt(f.slice(0, 20)))
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const lsoPath = join(this.dir, 'log-start-offset');
+    if (existsSync(lsoPath)) this.logStartOffset = BigInt(readFileSync(lsoPath, 'utf8').trim() || '0');
+    const snapshotFrom = this.producers.load(join(this.dir, 'producers.json'));
+    for (const base of bases) {
+      const { segment, report } = Segment.open(this.dir, base);
+      this.recovery.truncatedBytes += report.truncatedBytes;
+      this.recovery.rebuiltEntries += report.rebuiltEntries;
+      this.segments.push(segment);
+    }
+    if (this.segments.length === 0) this.segments.push(Segment.create(this.dir, this.logStartOffset));
+    // Producer state after the snapshot comes from the batch headers themselves.
+    const header = Buffer.alloc(BATCH_HEADER_SIZE);
+    for (const seg of this.segments) {
+      if (seg.nextOffset <= snapshotFrom) continue;
+      for (const e of seg.entries) {
+        if (e.base < snapshotFrom) continue;
+        header.set(seg.readRange(e.pos, BATCH_HEADER_SIZE));
+        const h = readBatchHeader(header);
+        if (h.producerId >= 0n)
+          this.producers.record(
+            h.producerId,
+            h.producerEpoch,
+            h.baseSequence,
+            h.baseSequence + h.recordCount - 1,
+            e.base,
+          );
+      }
+    }
+    if (this.logStartOffset < this.segments[0].base) this.logStartOffset = this.segments[0].base;
+    if (this.logStartOffset > this.highWatermark) this.logStartOffset = this.highWatermark;
+  }
+
+  /** Checks idempotence, assigns offsets (rewriting bytes 0..7), writes. The batch buffer is mutated. */
+  append(batch: Buffer, h: BatchHeader, now = Date.now()): AppendResult {
+    const lastSeq = h.baseSequence + h.recordCount - 1;
+    const check: SequenceCheck = this.producers.check(h.producerId, h.producerEpoch, h.baseSequence, lastSeq);
+    if (check.kind === 'duplicate') return { baseOffset: check.baseOffset };
+    if (check.kind === 'out-of-order' || check.kind === 'fenced')
+      return { baseOffset: -1n, error: { kind: check.kind, message: check.message } };
+    const base = this.highWatermark;
+    batch.writeBigInt64BE(base, 0);
+    if (
+      this.active.size > 0 &&
+      (this.active.size + batch.length > this.config.segmentBytes ||
+        now - this.active.createdAt > this.config.segmentMs)
+    )
+      this.roll();
+    this.active.append(batch, { ...h, baseOffset: base });
+    this.producers.record(h.producerId, h.producerEpoch, h.baseSequence, lastSeq, base);
+    for (const w of [...this.waiters]) w();
+    return { baseOffset: base };
+  }
+
+  private roll(): void {
+    const next = Segment.create(this.dir, this.highWatermark);
+    this.producers.save(join(this.dir, 'producers.json'), next.base);
+    this.segments.push(next);
+  }
+
+  /**
+   * Whole batches starting with the one that holds `offset`, from one segment, at most
+   * `maxBytes` unless the first batch alone is larger (then it is returned whole, as Kafka does
+   * so that a consumer can always make progress).
+   */
+  read(offset: bigint, maxBytes: number, atLeastOne = true): Buffer {
+    for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
+      const seg = this.segments[i];
+      const idx = seg.findBatch(offset);
+      if (idx < seg.entries.length) return seg.read(idx, maxBytes, atLeastOne);
+    }
+    return Buffer.alloc(0);
+  }
+
+  private segmentIndexFor(offset: bigint): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.segments[mid].base <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** The first batch whose max timestamp is >= ts: its base offset (or the high watermark). */
+  offsetForTimestamp(ts: bigint): { offset: bigint; timestamp: bigint } {
+    for (const seg of this.segments) {
+      for (const e of seg.entries) {
+        if (e.last < this.logStartOffset) continue;
+        if (e.maxTs >= ts)
+          return { offset: e.base < this.logStartOffset ? this.logStartOffset : e.base, timestamp: e.maxTs };
+      }
+    }
+    return { offset: -1n, timestamp: -1n };
+  }
+
+  /** Resolves when data beyond `offset` arrives, or after `ms`. */
+  waitForData(offset: bigint, ms: number): Promise<void> {
+    if (this.highWatermark > offset || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  /** Makes records below `offset` unreadable; deletes whole segments below it. */
+  deleteRecordsBefore(offset: bigint): bigint {
+    if (offset > this.logStartOffset) {
+      this.logStartOffset = offset;
+      this.saveLogStart();
+      this.dropSegmentsBelow(offset);
+    }
+    return this.logStartOffset;
+  }
+
+  private saveLogStart(): void {
+    const p = join(this.dir, 'log-start-offset');
+    writeFileSync(`${p}.tmp`, this.logStartOffset.toString());
+    renameSync(`${p}.tmp`, p);
+  }
+
+  private dropSegmentsBelow(offset: bigint): void {
+    while (this.segments.length > 1 && this.segments[1].base <= offset) this.segments.shift()!.delete();
+  }
+
+  /** retention.ms and retention.bytes: deletes whole closed segments, never the active one. */
+  applyRetention(now = Date.now()): number {
+    if (!this.config.cleanupPolicy.includes('delete')) return 0;
+    let removed = 0;
+    const { retentionMs, retentionBytes } = this.config;
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0];
+      const tooOld =
+        retentionMs >= 0 && oldest.maxTimestamp >= 0n && Number(oldest.maxTimestamp) < now - retentionMs;
+      const tooBig =
+        retentionBytes >= 0 &&
+        this.sizeBytes - oldest.size >= retentionBytes &&
+        this.sizeBytes > retentionBytes;
+      if (!tooOld && !tooBig) break;
+      this.segments.shift()!.delete();
+      removed++;
+      if (this.logStartOffset < this.segments[0].base) {
+        this.logStartOffset = this.segments[0].base;
+        this.saveLogStart();
+      }
+    }
+    return removed;
+  }
+
+  /** Closed segments (for compaction); the active one is never rewritten. */
+  closedSegments(): Segment[] {
+    return this.segments.slice(0, -1);
+  }
+
+  /** Replaces closed segments in place with compacted copies (same base offsets). */
+  replaceSegment(old: Segment, replacement: { batches: Buffer[] }): void {
+    const idx = this.segments.indexOf(old);
+    if (idx < 0 || idx === this.segments.length - 1) return;
+    const tmpDir = join(this.dir, 'cleaning');
+    rmSync(tmpDir, { recursive: true, force: true });
+    mkdirSync(tmpDir);
+    const fresh = Segment.create(tmpDir, old.base);
+    for (const b of replacement.batches) fresh.append(b, readBatchHeader(b));
+    fresh.close();
+    old.close();
+    renameSync(fresh.logPath, old.logPath);
+    renameSync(fresh.indexPath, old.indexPath);
+    rmSync(tmpDir, { recursive: true, force: true });
+    this.segments[idx] = Segment.open(this.dir, old.base).segment;
+  }
+
+  allSegments(): Segment[] {
+    return [...this.segments];
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.segments.map((s) => s.flush()));
+  }
+
+  close(): void {
+    this.producers.save(join(this.dir, 'producers.json'), this.highWatermark);
+    for (const s of this.segments) s.close();
+    for (const w of [...this.waiters]) w();
+  }
+
+  destroy(): void {
+    for (const s of this.segments) s.close();
+    for (const w of [...this.waiters]) w();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
