@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { createLogger, describeError, loadTaskSpec, PgferryError, type EndpointSpec } from '@pgferry/core';
 import { formatCheckReport, runBasicChecks } from './check';
 import { runDemo } from './demo';
+import { runBrokerCommand } from './broker-command';
 
 const log = createLogger({ name: 'pgferry' });
 
@@ -56,6 +57,19 @@ async function main(argv: string[]): Promise<number> {
     .option('--scale <n>', 'pgbench scale of the sample data', '1')
     .action(async (opts) => {
       exitCode = await runDemo({ scale: Number(opts.scale), out: process.stdout });
+    });
+
+  program
+    .command('broker')
+    .description('run the embedded Kafka-protocol broker and schema registry (single node, durable on disk)')
+    .requiredOption('--data-dir <dir>', 'where topics, offsets and schemas are stored')
+    .option('--port <n>', 'Kafka port (0 picks a free one)', '9092')
+    .option('--registry-port <n>', 'schema registry HTTP port (0 picks a free one; none to disable)', '8081')
+    .option('--host <host>', 'address to listen on and advertise', '127.0.0.1')
+    .option('--flush <policy>', 'batch: fsync before every acknowledgement; N: fsync every N ms', 'batch')
+    .option('--partitions <n>', 'partitions of auto-created topics', '1')
+    .action(async (opts) => {
+      exitCode = await runBrokerCommand(opts);
     });
 
   await program.parseAsync(argv);

@@ -102,7 +102,7 @@ export async function handleFetch(state: BrokerState, req: Req, version: number)
           logStartOffset: -1n,
           abortedTransactions: null,
           preferredReadReplica: -1,
-          records: null as Buffer | null,
+          records: Buffer.alloc(0),
         };
         if (!log) return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
         const hw = log.highWatermark;

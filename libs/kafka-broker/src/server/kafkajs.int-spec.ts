@@ -179,7 +179,7 @@ describe('embedded broker with kafkajs', () => {
       messages: Array.from({ length: 20 }, (_, i) => ({ value: `r${i}` })),
     });
     await producer.disconnect();
-    const consumer = kafka.consumer({ groupId: 'g-replay' });
+    const consumer = kafka.consumer({ groupId: 'g-replay', maxWaitTimeInMs: 200 });
     await consumer.connect();
     await consumer.subscribe({ topic: 'replay', fromBeginning: true });
     const values: string[] = [];

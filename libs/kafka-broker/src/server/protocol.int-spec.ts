@@ -1,0 +1,204 @@
+import { Reader, Writer } from '../protocol/buffer-io';
+import { ApiKey, ErrorCode } from '../protocol/messages';
+import { buildBatch } from '../protocol/record-batch';
+import { RawClient } from '../test/raw-client';
+import { startTestBroker } from '../test/broker-fixture';
+
+type Broker = Awaited<ReturnType<typeof startTestBroker>>;
+
+function produceReq(topic: string, partition: number, records: Buffer, acks = -1) {
+  return {
+    transactionalId: null,
+    acks,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
+  };
+}
+
+describe('broker protocol edge cases (raw bytes)', () => {
+  let broker: Broker;
+  beforeAll(async () => {
+    broker = await startTestBroker({ maxRequestBytes: 1024 * 1024 });
+  });
+  afterAll(() => broker?.stop());
+
+  it('answers ApiVersions v3 (flexible) with a v0 response: UNSUPPORTED_VERSION and the supported ranges', async () => {
+    const c = await RawClient.open(broker.port);
+    // ApiVersions v3 header v2: key 18, version 3, correlation 7, client id "rdkafka", empty tagged fields,
+    // then the compact body: client_software_name "x", version "1", tagged fields.
+    const body = Buffer.from([0x00, 0x02, 0x78, 0x02, 0x31, 0x00]);
+    const w = new Writer().int32(0).int16(18).int16(3).int32(7).nstring('rdkafka').int8(0).raw(body);
+    const frame = Buffer.from(w.finish());
+    frame.writeInt32BE(frame.length - 4, 0);
+    const res = await c.sendRaw(frame);
+    const r = new Reader(res!);
+    expect(r.int32()).toBe(7);
+    expect(r.int16()).toBe(ErrorCode.UNSUPPORTED_VERSION);
+    const n = r.int32();
+    const ranges = new Map<number, [number, number]>();
+    for (let i = 0; i < n; i++) ranges.set(r.int16(), [r.int16(), r.int16()]);
+    expect(r.remaining()).toBe(0);
+    expect(ranges.get(ApiKey.ApiVersions)).toEqual([0, 2]);
+    expect(ranges.get(ApiKey.Produce)).toEqual([3, 8]);
+    expect(ranges.get(ApiKey.Fetch)).toEqual([4, 11]);
+    expect(ranges.size).toBe(20);
+    c.close();
+  });
+
+  it('closes the connection on an unknown API key, a truncated body or an oversized frame, and keeps serving', async () => {
+    for (const bad of [
+      RawClient.frame(999, 0, 1, Buffer.alloc(0)),
+      RawClient.frame(ApiKey.Metadata, 4, 1, Buffer.from([0x00, 0x00, 0x00, 0x05, 0x00])),
+      Buffer.from([0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+      Buffer.from([0xff, 0xff, 0xff, 0xfe]),
+    ]) {
+      const c = await RawClient.open(broker.port);
+      expect(await c.sendRaw(bad)).toBeNull();
+      expect(c.isClosed).toBe(true);
+    }
+    const ok = await RawClient.open(broker.port);
+    const meta = await ok.request(ApiKey.Metadata, 4, { topics: [], allowAutoTopicCreation: false });
+    expect(meta.brokers).toEqual([expect.objectContaining({ nodeId: 0, port: broker.port })]);
+    ok.close();
+  });
+
+  it('refuses a batch with a bad CRC with CORRUPT_MESSAGE and stores nothing', async () => {
+    const c = await RawClient.open(broker.port);
+    await c.request(ApiKey.CreateTopics, 3, {
+      topics: [{ name: 'crc', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+      validateOnly: false,
+    });
+    const batch = buildBatch([{ key: Buffer.from('k'), value: Buffer.from('v') }]);
+    batch[batch.length - 1] ^= 0xff;
+    const res = await c.request(ApiKey.Produce, 8, produceReq('crc', 0, batch));
+    expect(res.responses[0].partitionResponses[0]).toMatchObject({
+      errorCode: ErrorCode.CORRUPT_MESSAGE,
+      errorMessage: expect.stringMatching(/CRC mismatch/),
+    });
+    const offsets = await c.request(ApiKey.ListOffsets, 1, {
+      replicaId: -1,
+      topics: [{ name: 'crc', partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
+    });
+    expect(offsets.topics[0].partitions[0].offset).toBe(0n);
+    const unknown = await c.request(
+      ApiKey.Produce,
+      8,
+      produceReq('no-such-topic', 0, buildBatch([{ value: Buffer.from('v') }])),
+    );
+    expect(unknown.responses[0].partitionResponses[0].errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    const badPartition = await c.request(
+      ApiKey.Produce,
+      8,
+      produceReq('crc', 5, buildBatch([{ value: Buffer.from('v') }])),
+    );
+    expect(badPartition.responses[0].partitionResponses[0].errorCode).toBe(
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+    c.close();
+  });
+
+  it('drops duplicate idempotent batches and rejects sequence gaps', async () => {
+    const c = await RawClient.open(broker.port);
+    await c.request(ApiKey.CreateTopics, 3, {
+      topics: [{ name: 'idem-raw', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+      validateOnly: false,
+    });
+    const init = await c.request(ApiKey.InitProducerId, 1, {
+      transactionalId: null,
+      transactionTimeoutMs: 0,
+    });
+    expect(init.errorCode).toBe(0);
+    const pid = init.producerId as bigint;
+    const batch = (seq: number, n: number) =>
+      buildBatch(
+        Array.from({ length: n }, (_, i) => ({ value: Buffer.from(`s${seq + i}`) })),
+        { producerId: pid, producerEpoch: 0, baseSequence: seq },
+      );
+    const send = async (b: Buffer) =>
+      (await c.request(ApiKey.Produce, 8, produceReq('idem-raw', 0, b))).responses[0].partitionResponses[0];
+    expect(await send(batch(0, 3))).toMatchObject({ errorCode: 0, baseOffset: 0n });
+    expect(await send(batch(3, 2))).toMatchObject({ errorCode: 0, baseOffset: 3n });
+    expect(await send(batch(3, 2))).toMatchObject({ errorCode: 0, baseOffset: 3n });
+    expect(await send(batch(0, 3))).toMatchObject({ errorCode: 0, baseOffset: 0n });
+    expect(await send(batch(9, 1))).toMatchObject({ errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER });
+    expect(await send(batch(5, 1))).toMatchObject({ errorCode: 0, baseOffset: 5n });
+    const offsets = await c.request(ApiKey.ListOffsets, 1, {
+      replicaId: -1,
+      topics: [{ name: 'idem-raw', partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
+    });
+    expect(offsets.topics[0].partitions[0].offset).toBe(6n);
+    c.close();
+  });
+
+  it('long-polls a fetch until data arrives, and reports out-of-range offsets', async () => {
+    const c = await RawClient.open(broker.port);
+    const p = await RawClient.open(broker.port);
+    await c.request(ApiKey.CreateTopics, 3, {
+      topics: [{ name: 'poll', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+      validateOnly: false,
+    });
+    const fetch = (offset: bigint, maxWaitMs: number) =>
+      c.request(ApiKey.Fetch, 11, {
+        replicaId: -1,
+        maxWaitMs,
+        minBytes: 1,
+        maxBytes: 1 << 20,
+        isolationLevel: 0,
+        sessionId: 0,
+        sessionEpoch: -1,
+        topics: [
+          {
+            topic: 'poll',
+            partitions: [
+              {
+                partition: 0,
+                currentLeaderEpoch: -1,
+                fetchOffset: offset,
+                logStartOffset: -1n,
+                partitionMaxBytes: 1 << 20,
+              },
+            ],
+          },
+        ],
+        forgottenTopicsData: [],
+        rackId: '',
+      });
+    const pending = fetch(0n, 10_000);
+    const started = Date.now();
+    await p.request(
+      ApiKey.Produce,
+      8,
+      produceReq('poll', 0, buildBatch([{ value: Buffer.from('wake up') }])),
+    );
+    const res = await pending;
+    expect(Date.now() - started).toBeLessThan(9_000);
+    const part = res.responses[0].partitions[0];
+    expect(part.errorCode).toBe(0);
+    expect(part.highWatermark).toBe(1n);
+    expect(part.records.length).toBeGreaterThan(61);
+    const out = (await fetch(5n, 0)).responses[0].partitions[0];
+    expect(out.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    expect(out.records).toEqual(Buffer.alloc(0));
+    c.close();
+    p.close();
+  });
+
+  it('leaves no state behind when a client disconnects mid-request', async () => {
+    const c = await RawClient.open(broker.port);
+    const full = RawClient.frame(ApiKey.CreateTopics, 3, 1, Buffer.alloc(100));
+    void c.sendRaw(full.subarray(0, 30));
+    c.close();
+    const ok = await RawClient.open(broker.port);
+    const meta = await ok.request(ApiKey.Metadata, 8, {
+      topics: null,
+      allowAutoTopicCreation: false,
+      includeClusterAuthorizedOperations: false,
+      includeTopicAuthorizedOperations: false,
+    });
+    expect(meta.topics.map((t: { name: string }) => t.name).sort()).toEqual(['crc', 'idem-raw', 'poll']);
+    ok.close();
+  });
+});
