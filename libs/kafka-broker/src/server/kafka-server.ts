@@ -86,20 +86,30 @@ export class KafkaServer {
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const client: ClientInfo = { clientId: '', clientHost: `/${socket.remoteAddress ?? 'unknown'}` };
-    let pending = Buffer.alloc(0);
+    // Chunks are kept in a list and joined once a whole frame is there: joining on every chunk
+    // would copy a 1 MB produce request about 16 times.
+    const chunks: Buffer[] = [];
+    let buffered = 0;
     let queue = Promise.resolve();
     socket.on('data', (chunk) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      while (pending.length >= 4) {
-        const size = pending.readInt32BE(0);
+      chunks.push(chunk);
+      buffered += chunk.length;
+      for (;;) {
+        if (buffered < 4) return;
+        if (chunks[0].length < 4) chunks.splice(0, chunks.length, Buffer.concat(chunks));
+        const size = chunks[0].readInt32BE(0);
         if (size < 8 || size > this.state.options.maxRequestBytes) {
           this.log.warn({ remote: client.clientHost, size }, 'closing connection: bad request frame size');
           socket.destroy();
           return;
         }
-        if (pending.length < 4 + size) break;
-        const frame = pending.subarray(4, 4 + size);
-        pending = pending.subarray(4 + size);
+        if (buffered < 4 + size) return;
+        const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
+        const frame = all.subarray(4, 4 + size);
+        const rest = all.subarray(4 + size);
+        chunks.length = 0;
+        buffered = rest.length;
+        if (rest.length) chunks.push(rest);
         queue = queue.then(() => this.handleFrame(frame, socket, client));
       }
     });

@@ -112,6 +112,7 @@ describe('embedded broker with kafkajs', () => {
         sessionTimeout: 6000,
         heartbeatInterval: 200,
         rebalanceTimeout: 6000,
+        maxWaitTimeInMs: 200,
       });
       return c.connect().then(async () => {
         await c.subscribe({ topic: 'shared', fromBeginning: true });

@@ -66,12 +66,12 @@ export class RawClient {
   }
 
   /** Encodes `request` with the message spec, sends it and decodes the response. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async request<T = Record<string, any>>(
     apiKey: number,
     version: number,
     request: Record<string, unknown>,
   ): Promise<T> {
-    // eslint-disable-line @typescript-eslint/no-explicit-any
     const spec = API_SPECS.get(apiKey)!;
     const w = new Writer();
     writeStruct(w, spec.request, request, version);
