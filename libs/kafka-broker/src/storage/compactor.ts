@@ -15,9 +15,21 @@ export interface CompactionResult {
  * (snappy, lz4, zstd) and transactional or control batches are kept whole.
  * Idempotent: running it twice removes nothing more.
  */
+const lastRun = new WeakMap<PartitionLog, { hw: bigint; tombstoneCheck: number }>();
+
 export function compactPartition(log: PartitionLog, now = Date.now()): CompactionResult {
   const closed = log.closedSegments();
   if (closed.length === 0) return { segmentsRewritten: 0, recordsRemoved: 0 };
+  // Nothing new since the last pass and no tombstone has come of age: skip the re-read.
+  const previous = lastRun.get(log);
+  if (
+    previous &&
+    previous.hw === log.highWatermark &&
+    now - previous.tombstoneCheck < log.config.deleteRetentionMs
+  ) {
+    return { segmentsRewritten: 0, recordsRemoved: 0 };
+  }
+  lastRun.set(log, { hw: log.highWatermark, tombstoneCheck: now });
   const latest = new Map<string, bigint>();
   const segments = [...closed, ...activeOf(log)];
   for (const seg of segments) {

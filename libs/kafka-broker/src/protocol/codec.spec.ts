@@ -1,0 +1,129 @@
+import { Reader, Writer } from './buffer-io';
+import { crc32c } from './crc32c';
+import { API_SPECS, ApiKey } from './messages';
+import { buildBatch, decodeRecords, readBatchHeader, splitAndValidate } from './record-batch';
+import { readStruct, writeStruct } from './schema-codec';
+
+describe('crc32c', () => {
+  it('matches the standard check value and the RFC 3720 vectors', () => {
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+    expect(crc32c(Buffer.alloc(32, 0))).toBe(0x8a9136aa);
+    expect(crc32c(Buffer.alloc(32, 0xff))).toBe(0x62a8ab43);
+    expect(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => i)))).toBe(0x46dd794e);
+  });
+});
+
+describe('varints', () => {
+  it.each([
+    [0, [0x00]],
+    [-1, [0x01]],
+    [1, [0x02]],
+    [63, [0x7e]],
+    [-64, [0x7f]],
+    [64, [0x80, 0x01]],
+    [300, [0xd8, 0x04]],
+  ])('zig-zag %d', (value, bytes) => {
+    const w = new Writer().varint(value);
+    expect([...w.finish()]).toEqual(bytes);
+    expect(new Reader(Buffer.from(bytes)).varint()).toBe(value);
+  });
+
+  it('round-trips varlongs at the int64 extremes', () => {
+    for (const v of [0n, -1n, 9223372036854775807n, -9223372036854775808n, 1700000000000n]) {
+      expect(new Reader(new Writer().varlong(v).finish()).varlong()).toBe(v);
+    }
+  });
+});
+
+describe('record batch v2', () => {
+  it('lays out the header at the documented offsets, with a valid CRC', () => {
+    const b = buildBatch([{ key: Buffer.from('k'), value: Buffer.from('v'), timestamp: 1000n }], {
+      baseOffset: 42n,
+      producerId: 7n,
+      producerEpoch: 1,
+      baseSequence: 5,
+    });
+    expect(b.readBigInt64BE(0)).toBe(42n);
+    expect(b.readInt32BE(8)).toBe(b.length - 12);
+    expect(b.readInt8(16)).toBe(2);
+    expect(b.readUInt32BE(17)).toBe(crc32c(b, 21));
+    expect(b.readBigInt64BE(43)).toBe(7n);
+    expect(b.readInt16BE(51)).toBe(1);
+    expect(b.readInt32BE(53)).toBe(5);
+    expect(b.readInt32BE(57)).toBe(1);
+    // Record: length 8 (zig-zag 16): attributes 0, ts delta 0, offset delta 0, key len 1 "k", value len 1 "v", 0 headers.
+    expect([...b.subarray(61)]).toEqual([16, 0, 0, 0, 2, 0x6b, 2, 0x76, 0]);
+  });
+
+  it('decodes what it builds, gzip included, with offsets and headers', () => {
+    for (const compression of ['none', 'gzip'] as const) {
+      const recs = [
+        {
+          offset: 10n,
+          timestamp: 5000n,
+          key: Buffer.from('a'),
+          value: Buffer.from('1'),
+          headers: [{ key: 'h', value: Buffer.from('x') }],
+        },
+        { offset: 12n, timestamp: 5007n, key: null, value: null, headers: [] },
+      ];
+      const b = buildBatch(recs, { compression });
+      expect(readBatchHeader(b)).toMatchObject({
+        baseOffset: 10n,
+        lastOffsetDelta: 2,
+        recordCount: 2,
+        maxTimestamp: 5007n,
+        compression: compression === 'gzip' ? 1 : 0,
+      });
+      expect(decodeRecords(b)).toEqual(recs);
+    }
+  });
+
+  it('rejects a flipped byte, a wrong magic and a truncated batch', () => {
+    const good = buildBatch([{ value: Buffer.from('payload') }]);
+    expect(splitAndValidate(good)).toHaveLength(1);
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 2] ^= 1;
+    expect(() => splitAndValidate(flipped)).toThrow(/CRC mismatch/);
+    const v1 = Buffer.from(good);
+    v1.writeInt8(1, 16);
+    expect(() => splitAndValidate(v1)).toThrow('record batch magic 1 is not supported (only v2)');
+    expect(() => splitAndValidate(good.subarray(0, good.length - 1))).toThrow(
+      'record batch length exceeds the request',
+    );
+  });
+});
+
+describe('message codec', () => {
+  it('encodes Metadata v1 request bytes as Kafka does (null topics = all)', () => {
+    const w = new Writer();
+    writeStruct(w, API_SPECS.get(ApiKey.Metadata)!.request, { topics: null }, 1);
+    expect([...w.finish()]).toEqual([0xff, 0xff, 0xff, 0xff]);
+  });
+
+  it('skips fields outside the version and round-trips the rest', () => {
+    const spec = API_SPECS.get(ApiKey.JoinGroup)!;
+    const req = {
+      groupId: 'g',
+      sessionTimeoutMs: 10,
+      rebalanceTimeoutMs: 20,
+      memberId: '',
+      groupInstanceId: 'i',
+      protocolType: 'consumer',
+      protocols: [{ name: 'range', metadata: Buffer.from([1]) }],
+    };
+    const v0 = new Writer();
+    writeStruct(v0, spec.request, req, 0);
+    const back = readStruct<typeof req>(new Reader(v0.finish()), spec.request, 0);
+    expect(back).toEqual({ ...req, rebalanceTimeoutMs: 0, groupInstanceId: null });
+    const v5 = new Writer();
+    writeStruct(v5, spec.request, req, 5);
+    expect(readStruct(new Reader(v5.finish()), spec.request, 5)).toEqual(req);
+  });
+
+  it('throws on a truncated request instead of reading garbage', () => {
+    expect(() =>
+      readStruct(new Reader(Buffer.from([0, 5, 0x61])), API_SPECS.get(ApiKey.FindCoordinator)!.request, 0),
+    ).toThrow(/truncated/);
+  });
+});
