@@ -1,0 +1,85 @@
+import { parseTaskSpec } from '@pgferry/core';
+import type { TableInfo } from './catalog';
+import { selectTables } from './selection';
+
+const t = (schema: string, table: string): TableInfo => ({
+  schema,
+  table,
+  primaryKey: ['id'],
+  replicaIdentity: 'd',
+  uniqueNotNullKey: [],
+  estimatedRows: 0,
+  bytes: 0,
+  partitioned: false,
+});
+const catalog = [
+  t('public', 'a'),
+  t('public', 'B c'),
+  t('Sales', 'Orders'),
+  t('Sales', 'lines'),
+  t('audit', 'log'),
+];
+const objects = (o: unknown) =>
+  parseTaskSpec({ name: 't', source: { host: 'h' }, destination: { host: 'h' }, objects: o }).objects;
+const names = (sel: ReturnType<typeof selectTables>) =>
+  sel.tables.map((x) => `${x.schema}.${x.table}->${x.targetSchema}.${x.targetTable}`).sort();
+
+describe('selectTables', () => {
+  it('selects every table when include is omitted, minus excludes', () => {
+    const sel = selectTables(
+      catalog,
+      objects({ exclude: [{ schema: 'audit' }, { schema: 'public', tables: ['a'] }] }),
+    );
+    expect(names(sel)).toEqual([
+      'Sales.Orders->Sales.Orders',
+      'Sales.lines->Sales.lines',
+      'public.B c->public.B c',
+    ]);
+    expect(sel.problems).toEqual([]);
+  });
+
+  it('applies schema and table renames, exact and case-sensitive', () => {
+    const sel = selectTables(
+      catalog,
+      objects({
+        include: [
+          { schema: 'Sales', tables: ['Orders'], renameTo: 'sales', renameTables: { Orders: 'orders' } },
+        ],
+      }),
+    );
+    expect(names(sel)).toEqual(['Sales.Orders->sales.orders']);
+  });
+
+  it('names every missing object with its spec path', () => {
+    const sel = selectTables(
+      catalog,
+      objects({
+        include: [
+          { schema: 'sales' },
+          { schema: 'Sales', tables: ['orders', 'lines'], renameTables: { ghost: 'g' } },
+        ],
+      }),
+    );
+    expect(sel.problems).toEqual([
+      {
+        path: 'objects.include[0].schema',
+        message: 'schema "sales" does not exist on the source (names are case-sensitive)',
+      },
+      {
+        path: 'objects.include[1].tables[0]',
+        message: 'table "Sales"."orders" does not exist on the source (names are case-sensitive)',
+      },
+      { path: 'objects.include[1].renameTables', message: 'renames "Sales"."ghost", which is not selected' },
+    ]);
+  });
+
+  it('refuses two tables mapped onto one', () => {
+    const sel = selectTables(
+      catalog,
+      objects({ include: [{ schema: 'Sales', renameTables: { Orders: 'x', lines: 'x' } }] }),
+    );
+    expect(sel.problems[0].message).toBe(
+      '"Sales"."Orders" and "Sales"."lines" would both become "Sales"."x"',
+    );
+  });
+});

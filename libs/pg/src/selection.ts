@@ -1,0 +1,100 @@
+import type { Client } from 'pg';
+import type { TaskSpec } from '@pgferry/core';
+import { listTables, type TableInfo } from './catalog';
+import { quoteQualified } from './ident';
+
+/** One selected source table and where it goes on the destination. */
+export interface SelectedTable extends TableInfo {
+  targetSchema: string;
+  targetTable: string;
+}
+
+export interface SelectionProblem {
+  /** The spec path, e.g. objects.include[0].tables[1]. */
+  path: string;
+  message: string;
+}
+
+export interface Selection {
+  tables: SelectedTable[];
+  /** Named in the spec but absent on the source: the task must not start. */
+  problems: SelectionProblem[];
+}
+
+/**
+ * Resolves `objects` of the task spec against the source catalog: omitted include means every
+ * user table; a schema entry without `tables` means every table of the schema; excludes win.
+ * Names are exact (case, spaces and quotes as written; no patterns). Renames come from
+ * `renameTo` (schema) and `renameTables` (table). The same selection drives schema, data,
+ * publication and verify, so they can never disagree.
+ */
+export async function resolveSelection(client: Client, objects: TaskSpec['objects']): Promise<Selection> {
+  const all = await listTables(client, 'listing source tables');
+  return selectTables(all, objects);
+}
+
+export function selectTables(all: TableInfo[], objects: TaskSpec['objects']): Selection {
+  const problems: SelectionProblem[] = [];
+  const bySchema = new Map<string, TableInfo[]>();
+  for (const t of all) bySchema.set(t.schema, [...(bySchema.get(t.schema) ?? []), t]);
+  const chosen = new Map<string, SelectedTable>();
+  const key = (schema: string, table: string) => `${schema}\u0000${table}`;
+  const includes =
+    objects.include ??
+    [...bySchema.keys()].map((schema) => ({
+      schema,
+      tables: undefined,
+      renameTo: undefined,
+      renameTables: undefined,
+    }));
+  includes.forEach((inc, i) => {
+    const tables = bySchema.get(inc.schema);
+    if (!tables) {
+      problems.push({
+        path: `objects.include[${i}].schema`,
+        message: `schema "${inc.schema}" does not exist on the source (names are case-sensitive)`,
+      });
+      return;
+    }
+    const wanted = inc.tables ?? tables.map((t) => t.table);
+    wanted.forEach((name, j) => {
+      const t = tables.find((x) => x.table === name);
+      if (!t) {
+        problems.push({
+          path: `objects.include[${i}].tables[${j}]`,
+          message: `table ${quoteQualified(inc.schema, name)} does not exist on the source (names are case-sensitive)`,
+        });
+        return;
+      }
+      chosen.set(key(t.schema, t.table), {
+        ...t,
+        targetSchema: inc.renameTo ?? t.schema,
+        targetTable: inc.renameTables?.[t.table] ?? t.table,
+      });
+    });
+    for (const renamed of Object.keys(inc.renameTables ?? {})) {
+      if (!wanted.includes(renamed))
+        problems.push({
+          path: `objects.include[${i}].renameTables`,
+          message: `renames ${quoteQualified(inc.schema, renamed)}, which is not selected`,
+        });
+    }
+  });
+  for (const exc of objects.exclude ?? []) {
+    for (const t of bySchema.get(exc.schema) ?? []) {
+      if (!exc.tables || exc.tables.includes(t.table)) chosen.delete(key(t.schema, t.table));
+    }
+  }
+  const targets = new Map<string, string>();
+  for (const t of chosen.values()) {
+    const k = key(t.targetSchema, t.targetTable);
+    const other = targets.get(k);
+    if (other)
+      problems.push({
+        path: 'objects.include',
+        message: `${other} and ${quoteQualified(t.schema, t.table)} would both become ${quoteQualified(t.targetSchema, t.targetTable)}`,
+      });
+    targets.set(k, quoteQualified(t.schema, t.table));
+  }
+  return { tables: [...chosen.values()], problems };
+}
