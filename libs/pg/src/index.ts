@@ -4,3 +4,4 @@ export * from './classify';
 export * from './connect';
 export * from './server';
 export * from './catalog';
+export * from './selection';
