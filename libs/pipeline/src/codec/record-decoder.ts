@@ -1,0 +1,90 @@
+import avro from 'avsc';
+import { DataError } from '@pgferry/core';
+import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
+import type { RegistryClient } from './registry-client';
+
+export interface DecodedChange {
+  op: 'r' | 'c' | 'u' | 'd' | 't';
+  /** Source column names in the writer's order. */
+  columns: string[];
+  before: Array<string | null> | null;
+  after: Array<string | null> | null;
+  /** Columns whose TOASTed value the source did not send (unchanged by the UPDATE). */
+  unchangedToast: string[];
+  source: { schema: string; table: string; lsn: bigint | null; snapshot: string | null };
+}
+
+interface WriterPlan {
+  type: avro.Type;
+  columns: string[];
+  fields: string[];
+  convs: ReturnType<typeof converterFor>[];
+}
+
+/**
+ * Decodes envelope values in the Confluent wire format back into PostgreSQL text values,
+ * driven by the writer schema (fetched by id and cached): every field's "pg.name" and Avro
+ * type say which column it is and how to print it.
+ */
+export class RecordDecoder {
+  private plans = new Map<number, Promise<WriterPlan>>();
+
+  constructor(private readonly registry: RegistryClient) {}
+
+  private plan(id: number): Promise<WriterPlan> {
+    let p = this.plans.get(id);
+    if (!p) {
+      p = this.registry.schema(id).then((schema) => {
+        const before = (schema.fields as Array<{ name: string; type: unknown[] }>).find(
+          (f) => f.name === 'before',
+        );
+        const value = before?.type.find((t) => typeof t === 'object') as
+          { fields: Array<{ name: string; type: AvroSchema; 'pg.name'?: string }> } | undefined;
+        if (!value) throw new DataError(`schema ${id} is not a change envelope (no record in "before")`);
+        return {
+          type: avro.Type.forSchema(schema as avro.Schema, avscOptions()),
+          columns: value.fields.map((f) => f['pg.name'] ?? f.name),
+          fields: value.fields.map((f) => f.name),
+          convs: value.fields.map((f) => converterFor(f.type)),
+        };
+      });
+      p.catch(() => this.plans.delete(id));
+      this.plans.set(id, p);
+    }
+    return p;
+  }
+
+  async decode(value: Buffer): Promise<DecodedChange> {
+    if (value.length < 5 || value[0] !== 0)
+      throw new DataError(
+        `not a Confluent wire-format Avro value (magic byte ${value[0]}, length ${value.length})`,
+      );
+    const plan = await this.plan(value.readInt32BE(1));
+    const env = plan.type.fromBuffer(value.subarray(5)) as {
+      before: Record<string, unknown> | null;
+      after: Record<string, unknown> | null;
+      op: DecodedChange['op'];
+      source: { schema: string; table: string; lsn: bigint | null; snapshot: string | null };
+      pgferry_unchanged_toast?: string[];
+    };
+    const texts = (rec: Record<string, unknown> | null) =>
+      rec === null
+        ? null
+        : plan.fields.map((f, i) =>
+            rec[f] === null || rec[f] === undefined ? null : plan.convs[i].fromAvro(rec[f]),
+          );
+    return {
+      op: env.op,
+      columns: plan.columns,
+      before: texts(env.before),
+      after: texts(env.after),
+      unchangedToast: env.pgferry_unchanged_toast ?? [],
+      source: {
+        schema: env.source.schema,
+        table: env.source.table,
+        lsn: env.source.lsn,
+        snapshot: env.source.snapshot,
+      },
+    };
+  }
+}

@@ -1,0 +1,255 @@
+import avro from 'avsc';
+import type { ColumnInfo } from './pg-columns';
+import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
+
+/**
+ * The Avro schemas of one table's topic (Debezium's envelope and names) and the conversion of
+ * COPY text rows into Kafka key and value bytes in the Confluent wire format
+ * (magic 0, 4-byte schema id, Avro body).
+ */
+export function avroName(name: string): string {
+  let out = name.replace(/[^A-Za-z0-9_]/g, '_');
+  if (!/^[A-Za-z_]/.test(out)) out = `_${out}`;
+  return out;
+}
+
+/** Valid, unique Avro field names for columns, in order; originals stay in "pg.name". */
+export function fieldNames(columns: ColumnInfo[]): string[] {
+  const used = new Set<string>();
+  return columns.map((c) => {
+    const base = avroName(c.name);
+    let name = base;
+    for (let i = 2; used.has(name); i++) name = `${base}_${i}`;
+    used.add(name);
+    return name;
+  });
+}
+
+export interface SourceInfo {
+  /** The topic prefix (Debezium's logical server name). */
+  name: string;
+  db: string;
+  schema: string;
+  table: string;
+}
+
+export interface TableSchemas {
+  key: Record<string, unknown> | null;
+  value: Record<string, unknown>;
+}
+
+const SOURCE_SCHEMA = {
+  type: 'record',
+  name: 'Source',
+  namespace: 'io.debezium.connector.postgresql',
+  fields: [
+    { name: 'version', type: 'string' },
+    { name: 'connector', type: 'string' },
+    { name: 'name', type: 'string' },
+    { name: 'ts_ms', type: 'long' },
+    { name: 'snapshot', type: ['string', 'null'], default: 'false' },
+    { name: 'db', type: 'string' },
+    { name: 'sequence', type: ['null', 'string'], default: null },
+    { name: 'schema', type: 'string' },
+    { name: 'table', type: 'string' },
+    { name: 'txId', type: ['null', 'long'], default: null },
+    { name: 'lsn', type: ['null', 'long'], default: null },
+    { name: 'xmin', type: ['null', 'long'], default: null },
+  ],
+};
+
+export function buildSchemas(
+  prefix: string,
+  schema: string,
+  table: string,
+  columns: ColumnInfo[],
+): TableSchemas {
+  const namespace = [prefix, schema, table].map((p) => p.split('.').map(avroName).join('_')).join('.');
+  const names = fieldNames(columns);
+  const field = (c: ColumnInfo, i: number, forKey: boolean) => {
+    const t = avroTypeFor(c);
+    const nullable = !c.notNull && !forKey;
+    const type = nullable ? ['null', ...(Array.isArray(t) ? t : [t])] : t;
+    return { name: names[i], type, ...(nullable ? { default: null } : {}), 'pg.name': c.name };
+  };
+  const keyCols = columns
+    .map((c, i) => ({ c, i }))
+    .filter((x) => x.c.keyPosition > 0)
+    .sort((a, b) => a.c.keyPosition - b.c.keyPosition);
+  const key = keyCols.length
+    ? { type: 'record', name: 'Key', namespace, fields: keyCols.map((x) => field(x.c, x.i, true)) }
+    : null;
+  const valueRecord = {
+    type: 'record',
+    name: 'Value',
+    namespace,
+    fields: columns.map((c, i) => field(c, i, false)),
+  };
+  const value = {
+    type: 'record',
+    name: 'Envelope',
+    namespace,
+    fields: [
+      { name: 'before', type: ['null', valueRecord], default: null },
+      { name: 'after', type: ['null', `${namespace}.Value`], default: null },
+      { name: 'source', type: SOURCE_SCHEMA },
+      { name: 'op', type: 'string' },
+      { name: 'ts_ms', type: ['null', 'long'], default: null },
+      {
+        name: 'transaction',
+        type: [
+          'null',
+          {
+            type: 'record',
+            name: 'block',
+            namespace: 'event',
+            fields: [
+              { name: 'id', type: 'string' },
+              { name: 'total_order', type: 'long' },
+              { name: 'data_collection_order', type: 'long' },
+            ],
+          },
+        ],
+        default: null,
+      },
+      { name: 'pgferry_unchanged_toast', type: { type: 'array', items: 'string' }, default: [] },
+    ],
+  };
+  return { key, value };
+}
+
+/** COPY text field -> the value PostgreSQL printed. */
+export function unescapeCopy(field: Buffer, start: number, end: number): string | null {
+  if (end - start === 2 && field[start] === 92 && field[start + 1] === 78) return null;
+  let hasEscape = false;
+  for (let i = start; i < end; i++)
+    if (field[i] === 92) {
+      hasEscape = true;
+      break;
+    }
+  if (!hasEscape) return field.toString('utf8', start, end);
+  const out: number[] = [];
+  for (let i = start; i < end; i++) {
+    const b = field[i];
+    if (b !== 92 || i + 1 >= end) {
+      out.push(b);
+      continue;
+    }
+    const n = field[++i];
+    switch (n) {
+      case 110: out.push(10); break; // prettier-ignore
+      case 116: out.push(9); break; // prettier-ignore
+      case 114: out.push(13); break; // prettier-ignore
+      case 98: out.push(8); break; // prettier-ignore
+      case 102: out.push(12); break; // prettier-ignore
+      case 118: out.push(11); break; // prettier-ignore
+      default:
+        if (n >= 48 && n <= 55) {
+          let v = n - 48;
+          for (let k = 0; k < 2 && i + 1 < end && field[i + 1] >= 48 && field[i + 1] <= 55; k++)
+            v = v * 8 + (field[++i] - 48);
+          out.push(v & 0xff);
+        } else if (n === 120 && i + 1 < end && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1]))) {
+          let v = 0;
+          for (let k = 0; k < 2 && i + 1 < end && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1])); k++)
+            v = v * 16 + parseInt(String.fromCharCode(field[++i]), 16);
+          out.push(v);
+        } else out.push(n);
+    }
+  }
+  return Buffer.from(out).toString('utf8');
+}
+
+/** Splits one COPY text line (no trailing newline) into field texts. */
+export function splitCopyLine(line: Buffer): Array<string | null> {
+  const out: Array<string | null> = [];
+  let start = 0;
+  for (let i = 0; i <= line.length; i++) {
+    if (i === line.length || line[i] === 9) {
+      out.push(unescapeCopy(line, start, i));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+function wire(id: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = 0;
+  out.writeInt32BE(id, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+/** Encodes rows of one table. Build it once per table and topic, after registering the schemas. */
+export class TableEncoder {
+  private readonly keyType: avro.Type | null;
+  private readonly valueType: avro.Type;
+  private readonly convs: ReturnType<typeof converterFor>[];
+  private readonly names: string[];
+  private readonly keyIdx: number[];
+
+  constructor(
+    readonly columns: ColumnInfo[],
+    readonly schemas: TableSchemas,
+    private readonly ids: { key: number | null; value: number },
+    private readonly source: SourceInfo,
+  ) {
+    this.keyType = schemas.key ? avro.Type.forSchema(schemas.key as avro.Schema, avscOptions()) : null;
+    this.valueType = avro.Type.forSchema(schemas.value as avro.Schema, avscOptions());
+    this.convs = columns.map((c) => converterFor(avroTypeFor(c) as AvroSchema));
+    this.names = fieldNames(columns);
+    this.keyIdx = columns
+      .map((c, i) => ({ c, i }))
+      .filter((x) => x.c.keyPosition > 0)
+      .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
+      .map((x) => x.i);
+  }
+
+  private record(texts: Array<string | null>): Record<string, unknown> {
+    if (texts.length !== this.columns.length)
+      throw new RangeError(`row has ${texts.length} fields, table has ${this.columns.length} columns`);
+    const rec: Record<string, unknown> = {};
+    for (let i = 0; i < texts.length; i++) {
+      const t = texts[i];
+      rec[this.names[i]] = t === null ? null : this.convs[i].toAvro(t);
+    }
+    return rec;
+  }
+
+  /** A snapshot read (op "r") of one COPY line. */
+  encodeRead(line: Buffer, tsMs: number, last: boolean): { key: Buffer | null; value: Buffer } {
+    const after = this.record(splitCopyLine(line));
+    const key = this.keyType
+      ? wire(
+          this.ids.key!,
+          this.keyType.toBuffer(
+            Object.fromEntries(this.keyIdx.map((i) => [this.names[i], after[this.names[i]]])),
+          ),
+        )
+      : null;
+    const value = this.valueType.toBuffer({
+      before: null,
+      after,
+      source: {
+        version: 'pgferry-0.1',
+        connector: 'postgresql',
+        name: this.source.name,
+        ts_ms: BigInt(tsMs),
+        snapshot: last ? 'last' : 'true',
+        db: this.source.db,
+        sequence: null,
+        schema: this.source.schema,
+        table: this.source.table,
+        txId: null,
+        lsn: null,
+        xmin: null,
+      },
+      op: 'r',
+      ts_ms: BigInt(tsMs),
+      transaction: null,
+      pgferry_unchanged_toast: [],
+    });
+    return { key, value: wire(this.ids.value, value) };
+  }
+}
