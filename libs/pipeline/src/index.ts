@@ -12,3 +12,4 @@ export * from './codec/avro-mapping';
 export * from './codec/table-codec';
 export * from './codec/registry-client';
 export * from './codec/record-decoder';
+export * from './session';

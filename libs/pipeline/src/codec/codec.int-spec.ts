@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { createAllTypes, startPostgres, tableDigest, type PgCluster } from '@pgferry/testing';
 import { readChunk } from '../snapshot/pg-chunk-reader';
+import { PIPELINE_SESSION_SQL } from '../session';
 import { PgRowApplier } from '../apply/pg-row-applier';
 import { describeColumns } from './pg-columns';
 import { RecordDecoder } from './record-decoder';
 import { RegistryClient } from './registry-client';
 import { buildSchemas, TableEncoder } from './table-codec';
 
-export const SESSION_SETTINGS = `SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'`;
 
 describe('row codec: COPY text -> Avro (Confluent wire format) -> COPY text', () => {
   let pg: PgCluster;
@@ -31,7 +31,7 @@ describe('row codec: COPY text -> Avro (Confluent wire format) -> COPY text', ()
   it('carries every type of the all-types table exactly', async () => {
     const src = await pg.connect();
     const dst = await pg.connect();
-    await src.query(SESSION_SETTINGS);
+    await src.query(PIPELINE_SESSION_SQL);
     const fixture = await createAllTypes(src, 'Types "src"', 'All Types');
     await src.query(`CREATE TABLE "Types ""src"""."copy" (LIKE "Types ""src"""."All Types" INCLUDING ALL)`);
     const columns = await describeColumns(src, fixture.schema, fixture.table, ['id']);
@@ -76,7 +76,7 @@ describe('row codec: COPY text -> Avro (Confluent wire format) -> COPY text', ()
     const decoded = await Promise.all(values.map((v) => decoder.decode(v)));
     expect(decoded[0].op).toBe('r');
     expect(decoded[0].columns).toEqual(columns.map((c) => c.name));
-    await dst.query(SESSION_SETTINGS);
+    await dst.query(PIPELINE_SESSION_SQL);
     const applier = new PgRowApplier(dst);
     await applier.applyRows(
       { schema: fixture.schema, table: 'copy', columns: decoded[0].columns, key: ['id'] },
