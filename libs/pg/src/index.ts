@@ -5,3 +5,4 @@ export * from './connect';
 export * from './server';
 export * from './catalog';
 export * from './selection';
+export * from './schema';

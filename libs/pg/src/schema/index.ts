@@ -1,0 +1,12 @@
+export * from './types';
+export * from './schema-migrator';
+export * from './pg-tools';
+export * from './pg-pattern';
+export * from './toc';
+export * from './pg-restore-errors';
+export * from './schema-plan';
+export * from './pg-dump-selection';
+export { PgDumpDriver, scrubSecret, type PgDumpDriverOptions, type RestoreOptions } from './pg-dump-driver';
+export { libpqEnv, type LibpqEnvOptions } from './pg-env';
+export { applyRenames, withScratchDatabase, type ScratchDatabase } from './name-mapping';
+export type { ObjectIdentity, CFunction } from './schema-catalog';
