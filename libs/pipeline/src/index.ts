@@ -13,3 +13,6 @@ export * from './codec/table-codec';
 export * from './codec/registry-client';
 export * from './codec/record-decoder';
 export * from './session';
+export * from './full-data/snapshot-capture';
+export * from './full-data/snapshot-applier';
+export * from './migration/full-migration';

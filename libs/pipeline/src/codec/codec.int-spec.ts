@@ -11,7 +11,6 @@ import { RecordDecoder } from './record-decoder';
 import { RegistryClient } from './registry-client';
 import { buildSchemas, TableEncoder } from './table-codec';
 
-
 describe('row codec: COPY text -> Avro (Confluent wire format) -> COPY text', () => {
   let pg: PgCluster;
   let kafka: EmbeddedKafka;

@@ -38,12 +38,17 @@ export async function planChunks(
     let leaves: Array<{ schema: string; table: string; pages: number; tuples: number }>;
     try {
       const { rows } = await client.query(
-        `SELECT n.nspname AS schema, c.relname AS "table",
+        // pg_partition_tree lists the leaves of a partitioned table and nothing for a plain
+        // table, which is then its own single leaf.
+        `WITH rel AS (SELECT $1::regclass AS oid),
+              leaves AS (SELECT p.relid AS oid FROM rel, pg_partition_tree(rel.oid) p WHERE p.isleaf
+                         UNION ALL
+                         SELECT rel.oid FROM rel WHERE NOT EXISTS (SELECT 1 FROM pg_partition_tree(rel.oid)))
+         SELECT n.nspname AS schema, c.relname AS "table",
                 (pg_relation_size(c.oid) / current_setting('block_size')::int)::int AS pages,
                 greatest(c.reltuples, 0)::float8 AS tuples
-           FROM pg_partition_tree($1::regclass) p
-           JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE p.isleaf
+           FROM leaves l JOIN pg_class c ON c.oid = l.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r'
           ORDER BY n.nspname, c.relname`,
         [quoteQualified(t.schema, t.table)],
       );

@@ -1,5 +1,5 @@
-import { Client } from 'pg';
-import { classifyPgError, clientConfig, describeEndpoint, quoteIdent, type Endpoint } from '@pgferry/pg';
+import type { Client } from 'pg';
+import { classifyPgError, connect, describeEndpoint, quoteIdent, type Endpoint } from '@pgferry/pg';
 import { ObjectError } from '@pgferry/core';
 
 export interface ExportedSnapshot {
@@ -20,12 +20,11 @@ export interface ExportedSnapshot {
  */
 export async function createSlotWithSnapshot(ep: Endpoint, slotName: string): Promise<ExportedSnapshot> {
   const context = `creating replication slot ${slotName} on source ${describeEndpoint(ep)}`;
-  const conn = new Client({
-    ...clientConfig(ep, { applicationName: `pgferry ${slotName}`, replication: 'database' }),
+  const conn = await connect(ep, 'source', {
+    applicationName: `pgferry ${slotName}`,
+    replication: 'database',
   });
-  conn.on('error', () => undefined);
   try {
-    await conn.connect();
     // EXPORT_SNAPSHOT is the spelling every server from 10 up accepts.
     const { rows } = await conn.query(
       `CREATE_REPLICATION_SLOT ${quoteIdent(slotName)} LOGICAL pgoutput EXPORT_SNAPSHOT`,

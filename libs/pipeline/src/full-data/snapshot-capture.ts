@@ -1,0 +1,182 @@
+import type { Client } from 'pg';
+import type { Kafka, Message } from 'kafkajs';
+import { connect, quoteQualified, type Endpoint, type SelectedTable } from '@pgferry/pg';
+import { PgferryError } from '@pgferry/core';
+import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
+import { RegistryClient } from '../codec/registry-client';
+import { buildSchemas, TableEncoder } from '../codec/table-codec';
+import type { ControlStore } from '../control/control-store';
+import { KafkaPublisher } from '../publish/kafka-publisher';
+import { PIPELINE_SESSION_SQL } from '../session';
+import { planChunks, type ChunkPlan } from '../snapshot/chunk-plan';
+import { readChunk } from '../snapshot/pg-chunk-reader';
+import { tableTopic } from '../topics';
+
+export interface TableStream {
+  table: SelectedTable;
+  topic: string;
+  columns: ColumnInfo[];
+  key: string[];
+}
+
+export interface CaptureProgress {
+  table: string;
+  rows: number;
+  bytes: number;
+}
+
+export interface SnapshotCaptureOptions {
+  source: Endpoint;
+  sourceDatabase: string;
+  kafka: Kafka;
+  registry: RegistryClient;
+  topicPrefix: string;
+  partitions: number;
+  tables: SelectedTable[];
+  control: ControlStore;
+  /** Exported snapshot to import; null reads each chunk under a fresh snapshot (resumed task). */
+  snapshotName: string | null;
+  chunkRows: number;
+  workers: number;
+  onProgress?: (p: CaptureProgress) => void;
+}
+
+/** The key a table is carried by: primary key, else a unique NOT NULL key, else none. */
+export function tableKey(t: SelectedTable): string[] {
+  return t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey;
+}
+
+/**
+ * Creates each table's topic and registers its schemas (idempotent), so consumers can attach
+ * before the first record. Returns what the capture and the applier need per table.
+ */
+export async function prepareStreams(
+  client: Client,
+  kafka: Kafka,
+  registry: RegistryClient,
+  prefix: string,
+  partitions: number,
+  tables: SelectedTable[],
+): Promise<TableStream[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const streams: TableStream[] = [];
+    for (const t of tables) {
+      const key = tableKey(t);
+      const columns = await describeColumns(client, t.schema, t.table, key);
+      streams.push({ table: t, topic: tableTopic(prefix, t.schema, t.table), columns, key });
+    }
+    const existing = new Set(await admin.listTopics());
+    const missing = streams.filter((s) => !existing.has(s.topic));
+    if (missing.length)
+      await admin.createTopics({
+        topics: missing.map((s) => ({ topic: s.topic, numPartitions: partitions })),
+        waitForLeaders: true,
+      });
+    return streams;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * The snapshot half of the full-data phase: every pending chunk is read with COPY under the
+ * snapshot, encoded, and sent to its table's topic; a chunk is marked done in the control
+ * schema only after Kafka acknowledged all its records, so a restarted capture re-sends only
+ * unfinished chunks (the applier's upsert absorbs the records a killed attempt already sent).
+ * Chunks run on `workers` connections in parallel.
+ */
+export async function runSnapshotCapture(
+  opts: SnapshotCaptureOptions,
+): Promise<{ rows: number; bytes: number; streams: TableStream[] }> {
+  const setup = await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+  let streams: TableStream[];
+  try {
+    await setup.query(PIPELINE_SESSION_SQL);
+    streams = await prepareStreams(
+      setup,
+      opts.kafka,
+      opts.registry,
+      opts.topicPrefix,
+      opts.partitions,
+      opts.tables,
+    );
+    if (!(await opts.control.hasPlan())) {
+      await setup.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      if (opts.snapshotName)
+        await setup.query(`SET TRANSACTION SNAPSHOT '${opts.snapshotName.replace(/'/g, "''")}'`);
+      const planned = await planChunks(setup, opts.tables, opts.chunkRows);
+      await setup.query('COMMIT');
+      await opts.control.storePlan(planned);
+    }
+  } finally {
+    await setup.end().catch(() => undefined);
+  }
+  const byTable = new Map(streams.map((s) => [`${s.table.schema}\u0000${s.table.table}`, s]));
+  const encoders = new Map<string, TableEncoder>();
+  for (const s of streams) {
+    const schemas = buildSchemas(opts.topicPrefix, s.table.schema, s.table.table, s.columns);
+    const ids = {
+      key: schemas.key ? await opts.registry.register(`${s.topic}-key`, schemas.key) : null,
+      value: await opts.registry.register(`${s.topic}-value`, schemas.value),
+    };
+    encoders.set(
+      s.topic,
+      new TableEncoder(s.columns, schemas, ids, {
+        name: opts.topicPrefix,
+        db: opts.sourceDatabase,
+        schema: s.table.schema,
+        table: s.table.table,
+      }),
+    );
+  }
+  const pending = await opts.control.pendingChunks<ChunkPlan>();
+  const publisher = new KafkaPublisher(opts.kafka);
+  await publisher.connect();
+  let totalRows = 0;
+  let totalBytes = 0;
+  let next = 0;
+  const worker = async () => {
+    const client = await connect(opts.source, 'source', { applicationName: 'pgferry snapshot' });
+    try {
+      await client.query(PIPELINE_SESSION_SQL);
+      for (let i = next++; i < pending.length; i = next++) {
+        const chunk = pending[i];
+        const stream = byTable.get(`${chunk.plan.schema}\u0000${chunk.plan.table}`);
+        if (!stream)
+          throw new PgferryError(
+            `chunk ${chunk.id} belongs to ${quoteQualified(chunk.plan.schema, chunk.plan.table)}, which is no longer selected; start a new task for a new selection`,
+          );
+        const encoder = encoders.get(stream.topic)!;
+        await opts.control.beginChunk(chunk.id);
+        const result = await readChunk(
+          client,
+          chunk.plan,
+          stream.columns.map((c) => c.name),
+          opts.snapshotName,
+          async (lines, bytes) => {
+            const now = Date.now();
+            const messages: Message[] = lines.map((line) => {
+              const m = encoder.encodeRead(line, now, false);
+              return { key: m.key, value: m.value };
+            });
+            await publisher.publish(stream.topic, messages);
+            totalRows += lines.length;
+            totalBytes += bytes;
+            opts.onProgress?.({ table: chunk.sourceTable, rows: lines.length, bytes });
+          },
+        );
+        await opts.control.finishChunk(chunk.id, result.rows, result.bytes);
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, pending.length)) }, worker));
+  } finally {
+    await publisher.close();
+  }
+  return { rows: totalRows, bytes: totalBytes, streams };
+}

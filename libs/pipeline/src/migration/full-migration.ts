@@ -1,0 +1,223 @@
+import type { Client } from 'pg';
+import type { Kafka } from 'kafkajs';
+import { ObjectError, type TaskSpec } from '@pgferry/core';
+import {
+  connect,
+  describeEndpoint,
+  PgSchemaMigrator,
+  resolveEndpoint,
+  resolveSelection,
+  type SchemaStepResult,
+  type SelectedTable,
+} from '@pgferry/pg';
+import { RegistryClient } from '../codec/registry-client';
+import { ControlStore, ensureControlSchema, type PhaseName } from '../control/control-store';
+import { prepareStreams, runSnapshotCapture, tableKey } from '../full-data/snapshot-capture';
+import { SnapshotApplier } from '../full-data/snapshot-applier';
+import { createKeyConstraints } from '../full-data/key-constraints';
+import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snapshot/pg-snapshot-slot';
+import { tableTopic } from '../topics';
+
+export type MigrationEvent =
+  | { kind: 'phase'; phase: PhaseName; status: 'running' | 'done' | 'skipped'; detail?: string }
+  | { kind: 'plan'; tables: Array<{ name: string; estimatedRows: number; bytes: number }> }
+  | { kind: 'captured'; table: string; rows: number; bytes: number }
+  | { kind: 'applied'; table: string; rows: number };
+
+export interface FullMigrationOptions {
+  spec: TaskSpec;
+  kafka: Kafka;
+  registryUrl: string;
+  /** Where schema dumps and work files live (kept between runs so a restart resumes). */
+  workDir: string;
+  topicPrefix?: string;
+  partitions?: number;
+  onEvent?: (e: MigrationEvent) => void;
+  /** Runs after post-data; throws to fail the task (the verify phase). */
+  verify?: (source: Client, destination: Client, tables: SelectedTable[]) => Promise<string>;
+}
+
+export interface FullMigrationResult {
+  tables: SelectedTable[];
+  rowsCaptured: number;
+  schema: { preData?: SchemaStepResult; postData?: SchemaStepResult };
+  verify?: string;
+}
+
+const POLL_MS = 100;
+
+/**
+ * Schema pre-data -> full data (snapshot through Kafka) -> schema post-data -> verify, each
+ * phase recorded in pgferry.phases on the destination and skipped when a previous run finished
+ * it, so a restarted migration resumes instead of starting over. The replication slot stays
+ * when incremental migration follows; a full-only task drops it at the end.
+ */
+export async function runFullMigration(opts: FullMigrationOptions): Promise<FullMigrationResult> {
+  const { spec } = opts;
+  const emit = opts.onEvent ?? (() => undefined);
+  const prefix = opts.topicPrefix ?? spec.kafka.topicPrefix ?? `pgferry.${spec.name}`;
+  const src = resolveEndpoint(spec.source, 'source');
+  const dst = resolveEndpoint(spec.destination, 'destination');
+  const slotName = `pgferry_${spec.name}`;
+  const control = await connect(dst, 'destination', { applicationName: 'pgferry controller' });
+  const source = await connect(src, 'source', { applicationName: 'pgferry controller' });
+  const result: FullMigrationResult = { tables: [], rowsCaptured: 0, schema: {} };
+  let exported: ExportedSnapshot | null = null;
+  try {
+    await ensureControlSchema(control);
+    const store = new ControlStore(control, spec.name);
+    await store.registerTask(spec);
+    const selection = await resolveSelection(source, spec.objects);
+    if (selection.problems.length)
+      throw new ObjectError(
+        `task spec selects objects the source does not have:\n  - ${selection.problems.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`,
+      );
+    result.tables = selection.tables;
+    emit({
+      kind: 'plan',
+      tables: selection.tables.map((t) => ({
+        name: `${t.schema}.${t.table}`,
+        estimatedRows: t.estimatedRows,
+        bytes: t.bytes,
+      })),
+    });
+    const migrator = new PgSchemaMigrator({
+      source: src,
+      destination: dst,
+      objects: spec.objects,
+      workDir: opts.workDir,
+    });
+
+    const phase = async (name: PhaseName, enabled: boolean, run: () => Promise<string | void>) => {
+      if (!enabled)
+        return emit({
+          kind: 'phase',
+          phase: name,
+          status: 'skipped',
+          detail: 'not selected in migrationTypes',
+        });
+      if ((await store.phaseStatus(name)) === 'done')
+        return emit({ kind: 'phase', phase: name, status: 'skipped', detail: 'done by an earlier run' });
+      emit({ kind: 'phase', phase: name, status: 'running' });
+      await store.setPhase(name, 'running');
+      try {
+        const detail = (await run()) ?? '';
+        await store.setPhase(name, 'done', { detail });
+        emit({ kind: 'phase', phase: name, status: 'done', detail });
+      } catch (err) {
+        await store.setPhase(name, 'failed', { error: (err as Error).message }).catch(() => undefined);
+        throw err;
+      }
+    };
+
+    await phase('schema-pre', spec.migrationTypes.schema, async () => {
+      await migrator.dump();
+      result.schema.preData = await migrator.restorePreData();
+      return Object.entries(result.schema.preData.counts)
+        .map(([k, n]) => `${n} ${k.toLowerCase()}`)
+        .join(', ');
+    });
+
+    await phase('full-data', spec.migrationTypes.full, async () => {
+      const task = await store.getTask();
+      let snapshotName: string | null = null;
+      if (!task?.slotName) {
+        exported = await createSlotWithSnapshot(src, slotName);
+        await store.setSlot(exported.slotName, exported.consistentLsn, exported.snapshotName);
+        snapshotName = exported.snapshotName;
+      }
+      const registry = new RegistryClient(opts.registryUrl);
+      const group = `pgferry-${spec.name}-applier`;
+      const targets = selection.tables.map((t) => ({
+        topic: tableTopic(prefix, t.schema, t.table),
+        schema: t.targetSchema,
+        table: t.targetTable,
+        key: tableKey(t),
+      }));
+      await createKeyConstraints(source, control, selection.tables);
+      const applierConn = await connect(dst, 'destination', { applicationName: 'pgferry applier' });
+      const applier = new SnapshotApplier({
+        kafka: opts.kafka,
+        registry,
+        destination: applierConn,
+        group,
+        targets,
+        onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
+      });
+      try {
+        // Topics exist before the applier subscribes, so it consumes while the capture reads.
+        await prepareStreams(source, opts.kafka, registry, prefix, opts.partitions ?? 4, selection.tables);
+        await applier.start();
+        const captured = await runSnapshotCapture({
+          source: src,
+          sourceDatabase: src.database,
+          kafka: opts.kafka,
+          registry,
+          topicPrefix: prefix,
+          partitions: opts.partitions ?? 4,
+          tables: selection.tables,
+          control: store,
+          snapshotName,
+          chunkRows: spec.options.chunkRows,
+          workers: spec.options.snapshotWorkers,
+          onProgress: (p) => emit({ kind: 'captured', ...p }),
+        });
+        result.rowsCaptured = captured.rows;
+        await waitForApplier(
+          opts.kafka,
+          applier,
+          targets.map((t) => t.topic),
+        );
+      } finally {
+        await applier.stop().catch(() => undefined);
+        await applierConn.end().catch(() => undefined);
+      }
+      if (!spec.migrationTypes.incremental) await dropSlot(source, slotName);
+      return `${result.rowsCaptured} rows`;
+    });
+
+    await phase('schema-post', spec.migrationTypes.schema, async () => {
+      result.schema.postData = await migrator.restorePostData();
+      return Object.entries(result.schema.postData.counts)
+        .map(([k, n]) => `${n} ${k.toLowerCase()}`)
+        .join(', ');
+    });
+
+    if (opts.verify) {
+      await phase('verify', true, async () => {
+        result.verify = await opts.verify!(source, control, selection.tables);
+        return result.verify;
+      });
+    }
+    return result;
+  } finally {
+    const snap = exported as ExportedSnapshot | null;
+    await snap?.connection.end().catch(() => undefined);
+    await source.end().catch(() => undefined);
+    await control.end().catch(() => undefined);
+  }
+}
+
+/** Resolves once the destination holds every record that is in the topics now. */
+async function waitForApplier(kafka: Kafka, applier: SnapshotApplier, topics: string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ends = new Map<string, bigint>();
+    for (const topic of topics)
+      for (const p of await admin.fetchTopicOffsets(topic))
+        ends.set(`${topic}:${p.partition}`, BigInt(p.high));
+    for (;;) {
+      if (applier.error) throw applier.error;
+      const behind = [...ends].filter(([k, high]) => high > 0n && (applier.positions.get(k) ?? 0n) < high);
+      if (behind.length === 0) return;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export function describeTarget(spec: TaskSpec): string {
+  return describeEndpoint(resolveEndpoint(spec.destination, 'destination'));
+}
