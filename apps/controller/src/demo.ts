@@ -1,21 +1,32 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { createAllTypes, loadPgbenchLike, startPostgres, type PgCluster } from '@pgferry/testing';
-import { formatCheckReport, runBasicChecks } from './check';
+import {
+  createAllTypes,
+  loadPgbenchLike,
+  startPostgres,
+  tableDigest,
+  type PgCluster,
+} from '@pgferry/testing';
+import { runMigrate } from './migrate-command';
 
 export interface DemoOptions {
   scale: number;
-  out: Writable;
+  out: Writable & { isTTY?: boolean };
 }
 
 /**
- * The embedded default's main job as far as it exists: two throwaway clusters from the local
- * PostgreSQL binaries, sample data on the source (pgbench-like tables and the all-types table),
- * then the checks a migration starts with. Both clusters are removed at the end, whatever happens.
- * Returns the process exit code: 1 when a check failed.
+ * The embedded default's main job: two throwaway clusters from the local PostgreSQL binaries,
+ * sample data on the source (pgbench-like tables, a mixed-types table, the all-types table),
+ * then a real migration through the embedded Kafka broker (precheck, schema, snapshot, applier,
+ * post-data), then a comparison of every table on both sides. Everything is removed at the end.
+ * Returns the exit code: 0 when every table is equal.
  */
 export async function runDemo(options: DemoOptions): Promise<number> {
   const say = (line: string) => options.out.write(`${line}\n`);
   const clusters: PgCluster[] = [];
+  const workDir = mkdtempSync(join(tmpdir(), 'pgferry-demo-'));
   try {
     say('starting source and destination PostgreSQL clusters...');
     const [source, destination] = await Promise.all([
@@ -28,35 +39,57 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await source.createDatabase('shop');
     await destination.createDatabase('shop');
     const client = await source.connect('shop');
+    const tables: Array<[string, string, string[]]> = [
+      ['public', 'pgbench_accounts', ['aid']],
+      ['public', 'pgbench_branches', ['bid']],
+      ['public', 'pgbench_tellers', ['tid']],
+      ['public', 'mixed_rows', ['id']],
+      ['types', 'all_types', ['id']],
+    ];
     try {
       const started = Date.now();
-      await loadPgbenchLike(client, { scale: options.scale, schema: 'public', mixedRows: 10_000 });
+      await loadPgbenchLike(client, { scale: options.scale, schema: 'public', mixedRows: 20_000 });
       await createAllTypes(client, 'types', 'all_types');
-      const { rows } = await client.query(
-        `SELECT n.nspname || '.' || c.relname AS name, c.reltuples::bigint AS rows, pg_size_pretty(pg_total_relation_size(c.oid)) AS size
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind = 'r' AND n.nspname IN ('public', 'types') ORDER BY 1`,
+      await client.query('ANALYZE');
+      say(
+        `loaded sample data (pgbench scale ${options.scale}, 20000 mixed rows, every built-in type) in ${((Date.now() - started) / 1000).toFixed(1)}s`,
       );
-      say(`loaded sample data in ${((Date.now() - started) / 1000).toFixed(1)}s:`);
-      for (const r of rows)
-        say(
-          `  ${String(r.name).padEnd(28)} ${String(Math.max(0, Number(r.rows))).padStart(9)} rows  ${r.size}`,
-        );
     } finally {
       await client.end();
     }
-    say('precheck:');
-    const items = await runBasicChecks({
-      source: { url: source.url('shop') },
-      destination: { url: destination.url('shop') },
-      incremental: true,
+    const { code } = await runMigrate({
+      source: source.url('shop'),
+      target: destination.url('shop'),
+      name: 'demo',
+      workDir,
+      out: options.out,
     });
-    say(formatCheckReport(items));
-    const failed = items.filter((i) => i.level === 'failed').length;
-    say(failed ? `${failed} check(s) failed` : 'all checks passed');
-    return failed ? 1 : 0;
+    if (code !== 0) return code;
+    say('comparing every table on both sides (row count and md5 of the ordered rows):');
+    const s = await source.connect('shop');
+    const d = await destination.connect('shop');
+    let different = 0;
+    try {
+      for (const [schema, table, key] of tables) {
+        const [a, b] = await Promise.all([
+          tableDigest(s, schema, table, key),
+          tableDigest(d, schema, table, key),
+        ]);
+        const same = a.count === b.count && a.md5 === b.md5;
+        if (!same) different++;
+        say(
+          `  ${`${schema}.${table}`.padEnd(26)} ${String(a.count).padStart(9)} rows  ${same ? 'equal' : `DIFFERENT (destination ${b.count} rows)`}`,
+        );
+      }
+    } finally {
+      await s.end();
+      await d.end();
+    }
+    say(different ? `${different} table(s) differ` : 'all tables equal');
+    return different ? 1 : 0;
   } finally {
     await Promise.all(clusters.map((c) => c.stop()));
+    rmSync(workDir, { recursive: true, force: true });
     say('clusters stopped and removed');
   }
 }

@@ -4,6 +4,7 @@ import { createLogger, describeError, loadTaskSpec, PgferryError, type EndpointS
 import { formatCheckReport, runBasicChecks } from './check';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
+import { runMigrate } from './migrate-command';
 
 const log = createLogger({ name: 'pgferry' });
 
@@ -57,6 +58,19 @@ async function main(argv: string[]): Promise<number> {
     .option('--scale <n>', 'pgbench scale of the sample data', '1')
     .action(async (opts) => {
       exitCode = await runDemo({ scale: Number(opts.scale), out: process.stdout });
+    });
+
+  program
+    .command('migrate')
+    .description('migrate schema and data (precheck, schema, full data through Kafka, post-data); resumable')
+    .option('--spec <file>', 'task spec (YAML or JSON)')
+    .option('--source <url>', 'source postgres://user:password@host:port/database')
+    .option('--target <url>', 'destination postgres://user:password@host:port/database')
+    .option('--tables <list>', 'schema.table[,schema.table|schema.*] to migrate (default: every table)')
+    .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
+    .option('--work-dir <dir>', 'where the embedded broker and schema dumps live (default .pgferry/<name>)')
+    .action(async (opts) => {
+      exitCode = (await runMigrate({ ...opts, out: process.stdout })).code;
     });
 
   program

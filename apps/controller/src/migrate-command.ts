@@ -1,0 +1,114 @@
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { Kafka, logLevel } from 'kafkajs';
+import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgferry/core';
+import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
+import { runFullMigration, type FullMigrationResult } from '@pgferry/pipeline';
+import { formatCheckReport, runBasicChecks } from './check';
+import { ProgressReporter } from './progress';
+
+export interface MigrateOptions {
+  spec?: string;
+  source?: string;
+  target?: string;
+  tables?: string;
+  name?: string;
+  workDir?: string;
+  out: Writable & { isTTY?: boolean };
+}
+
+/** schema.table[,schema.table...] -> objects.include, grouped by schema. "schema.*" takes a whole schema. */
+export function tablesOption(list: string): TaskSpec['objects'] {
+  const bySchema = new Map<string, string[] | undefined>();
+  for (const item of list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const dot = item.indexOf('.');
+    if (dot <= 0) throw new PgferryError(`--tables: "${item}" must be schema.table (or schema.*)`);
+    const schema = item.slice(0, dot);
+    const table = item.slice(dot + 1);
+    if (table === '*') bySchema.set(schema, undefined);
+    else if (!bySchema.has(schema) || bySchema.get(schema))
+      bySchema.set(schema, [...(bySchema.get(schema) ?? []), table]);
+  }
+  return {
+    include: [...bySchema].map(([schema, tables]) => ({ schema, ...(tables ? { tables } : {}) })),
+  } as TaskSpec['objects'];
+}
+
+export function specFromOptions(opts: MigrateOptions): TaskSpec {
+  if (opts.spec) return loadTaskSpec(opts.spec);
+  if (!opts.source || !opts.target)
+    throw new PgferryError('give --spec FILE, or both --source URL and --target URL');
+  return parseTaskSpec({
+    name: opts.name ?? 'migrate',
+    source: { url: opts.source },
+    destination: { url: opts.target },
+    ...(opts.tables ? { objects: tablesOption(opts.tables) } : {}),
+  });
+}
+
+/**
+ * `pgferry migrate`: precheck, then schema, full data through Kafka, post-data; on the embedded
+ * broker unless the spec names Kafka brokers. Resumable: run it again after a crash and it
+ * continues from the phases and chunks recorded in the destination.
+ */
+export async function runMigrate(
+  opts: MigrateOptions,
+  verify?: Parameters<typeof runFullMigration>[0]['verify'],
+): Promise<{ code: number; result?: FullMigrationResult }> {
+  const spec = specFromOptions(opts);
+  const say = (s: string) => opts.out.write(`${s}\n`);
+  const items = await runBasicChecks({
+    source: spec.source,
+    destination: spec.destination,
+    incremental: spec.migrationTypes.incremental,
+  });
+  say('precheck');
+  say(formatCheckReport(items));
+  if (items.some((i) => i.level === 'failed')) {
+    say('precheck failed: nothing was written');
+    return { code: 1 };
+  }
+  const workDir = opts.workDir ?? join('.pgferry', spec.name);
+  let embedded: EmbeddedKafka | undefined;
+  let brokers = spec.kafka.brokers;
+  let registryUrl = spec.kafka.schemaRegistryUrl;
+  if (!brokers) {
+    embedded = await startEmbeddedKafka({ dataDir: join(workDir, 'kafka'), port: 0, registryPort: 0 });
+    brokers = embedded.brokers;
+    registryUrl = embedded.registryUrl;
+    say(`kafka        embedded broker ${brokers.join(',')}, schema registry ${registryUrl}`);
+  } else if (!registryUrl) {
+    throw new PgferryError(
+      'kafka.brokers is set but kafka.schemaRegistryUrl is not: the Avro records need a schema registry',
+    );
+  }
+  const started = Date.now();
+  try {
+    const kafka = new Kafka({
+      clientId: `pgferry-${spec.name}`,
+      brokers,
+      logLevel: logLevel.NOTHING,
+      ssl: spec.kafka.ssl || undefined,
+      sasl: spec.kafka.sasl as never,
+    });
+    const progress = new ProgressReporter(opts.out);
+    const result = await runFullMigration({
+      spec,
+      kafka,
+      registryUrl: registryUrl!,
+      workDir: join(workDir, 'schema'),
+      onEvent: progress.handle,
+      verify,
+    });
+    const secs = (Date.now() - started) / 1000;
+    say(
+      `done         ${result.tables.length} tables, ${result.rowsCaptured} rows copied in ${secs.toFixed(1)}s`,
+    );
+    return { code: 0, result };
+  } finally {
+    await embedded?.close();
+  }
+}

@@ -1,0 +1,110 @@
+import type { Writable } from 'node:stream';
+import type { MigrationEvent } from '@pgferry/pipeline';
+
+interface TableProgress {
+  estimated: number;
+  captured: number;
+  applied: number;
+  bytes: number;
+}
+
+function human(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(Math.round(n));
+}
+
+function bar(done: number, total: number, width = 20): string {
+  const f = total > 0 ? Math.min(1, done / total) : 0;
+  const full = Math.round(f * width);
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
+}
+
+/**
+ * Renders migration events: one line per phase change, and during the full-data phase a
+ * progress block (rows and bytes done of the estimate, rate, ETA) refreshed at most every
+ * `intervalMs`; on a terminal it redraws in place, elsewhere it prints plain lines.
+ */
+export class ProgressReporter {
+  private tables = new Map<string, TableProgress>();
+  private started = Date.now();
+  private lastDraw = 0;
+  private drawnLines = 0;
+
+  constructor(
+    private readonly out: Writable & { isTTY?: boolean },
+    private readonly intervalMs = 1000,
+  ) {}
+
+  handle = (e: MigrationEvent): void => {
+    switch (e.kind) {
+      case 'plan':
+        for (const t of e.tables)
+          this.tables.set(t.name, { estimated: t.estimatedRows, captured: 0, applied: 0, bytes: 0 });
+        return;
+      case 'phase':
+        this.clear();
+        this.out.write(`${e.phase.padEnd(12)} ${e.status}${e.detail ? `: ${e.detail}` : ''}\n`);
+        if (e.phase === 'full-data' && e.status === 'running') this.started = Date.now();
+        return;
+      case 'captured': {
+        const t = this.tables.get(e.table.replace(/^"(.*)"\."(.*)"$/, '$1.$2').replace(/""/g, '"'));
+        if (t) {
+          t.captured += e.rows;
+          t.bytes += e.bytes;
+        }
+        this.maybeDraw();
+        return;
+      }
+      case 'applied': {
+        const t = [...this.tables.entries()].find(([name]) =>
+          name.endsWith(`.${e.table.split('.').slice(1).join('.')}`),
+        );
+        if (t) t[1].applied += e.rows;
+        this.maybeDraw();
+        return;
+      }
+    }
+  };
+
+  private maybeDraw(): void {
+    const now = Date.now();
+    if (now - this.lastDraw < this.intervalMs) return;
+    this.lastDraw = now;
+    this.clear();
+    const lines = this.render();
+    this.out.write(`${lines.join('\n')}\n`);
+    this.drawnLines = this.out.isTTY ? lines.length : 0;
+  }
+
+  private clear(): void {
+    if (this.drawnLines > 0 && this.out.isTTY) this.out.write(`\x1b[${this.drawnLines}A\x1b[0J`);
+    this.drawnLines = 0;
+  }
+
+  render(): string[] {
+    const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
+    let est = 0;
+    let applied = 0;
+    let captured = 0;
+    let bytes = 0;
+    const lines: string[] = [];
+    for (const [name, t] of this.tables) {
+      est += t.estimated;
+      applied += t.applied;
+      captured += t.captured;
+      bytes += t.bytes;
+      if (t.captured || t.applied)
+        lines.push(
+          `  ${name.padEnd(32).slice(0, 32)} ${bar(t.applied, Math.max(t.estimated, t.captured))} ${human(t.applied)}/${human(Math.max(t.estimated, t.captured))} rows`,
+        );
+    }
+    const rate = applied / secs;
+    const eta = rate > 0 && est > applied ? `${Math.ceil((est - applied) / rate)}s` : '-';
+    lines.unshift(
+      `  full data ${bar(applied, Math.max(est, captured), 30)} ${human(applied)}/${human(Math.max(est, captured))} rows, ${human(bytes)}B read, ${human(rate)} rows/s, ETA ${eta}`,
+    );
+    return lines;
+  }
+}
