@@ -1,7 +1,7 @@
 import { SpecError, type TaskSpec } from '@pgferry/core';
 import { exactNamePattern, exactRelationPattern } from './pg-pattern';
 
-export type ObjectSelection = TaskSpec['objects'];
+export type SchemaObjectSelection = TaskSpec['objects'];
 
 /** A relation of the source, as far as selection needs it. */
 export interface SourceRelation {
@@ -65,7 +65,7 @@ const key = (schema: string, name: string) => JSON.stringify([schema, name]);
  * Every name is checked against the source; problems are reported together as a SpecError that
  * names the spec path. Pure.
  */
-export function buildDumpSelection(objects: ObjectSelection, catalog: SelectionCatalog): DumpSelection {
+export function buildDumpSelection(objects: SchemaObjectSelection, catalog: SelectionCatalog): DumpSelection {
   const problems: string[] = [];
   const schemaSet = new Set(catalog.schemas);
   const relations = new Map(catalog.relations.map((r) => [key(r.schema, r.name), r]));
@@ -186,7 +186,7 @@ interface MergedInclude {
 
 /** One entry per schema: tables are unioned (no list anywhere = whole schema), renames must agree. */
 function mergeIncludes(
-  include: NonNullable<ObjectSelection['include']>,
+  include: NonNullable<SchemaObjectSelection['include']>,
   schemaSet: Set<string>,
   problems: string[],
 ): Map<string, MergedInclude> {

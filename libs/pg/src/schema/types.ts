@@ -1,13 +1,13 @@
 import type { Endpoint } from '../endpoint';
 import type { PgToolSearch, PgTools } from './pg-tools';
 import type { PlannedEntry, SchemaAlert, SkippedObject } from './schema-plan';
-import type { ObjectSelection, SchemaRename, TableRename } from './pg-dump-selection';
+import type { SchemaObjectSelection, SchemaRename, TableRename } from './pg-dump-selection';
 
 export interface SchemaMigratorOptions {
   source: Endpoint;
   destination: Endpoint;
   /** The task spec's `objects`; omitted: every non-system schema (but pgferry's own). */
-  objects?: ObjectSelection;
+  objects?: SchemaObjectSelection;
   /**
    * A directory that survives between the steps (and process restarts): it holds the dump, the
    * plan and the list files. Created with mode 0700 when missing. The caller removes it when the
