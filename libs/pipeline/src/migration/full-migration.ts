@@ -64,14 +64,24 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
   const result: FullMigrationResult = { tables: [], rowsCaptured: 0, schema: {} };
   let exported: ExportedSnapshot | null = null;
   try {
-    await ensureControlSchema(control);
-    const store = new ControlStore(control, spec.name);
-    await store.registerTask(spec);
+    // Everything that can refuse the task is checked before the first write.
     const selection = await resolveSelection(source, spec.objects);
     if (selection.problems.length)
       throw new ObjectError(
         `task spec selects objects the source does not have:\n  - ${selection.problems.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`,
       );
+    const resumed = await taskExists(control, spec.name);
+    if (!resumed && spec.migrationTypes.schema && spec.options.conflictMode === 'report-error') {
+      const inTheWay = await existingTargets(control, selection.tables);
+      if (inTheWay.length) {
+        throw new ObjectError(
+          `destination already has ${inTheWay.join(', ')}: drop ${inTheWay.length > 1 ? 'them' : 'it'}, map the table elsewhere with objects.include[].renameTo/renameTables, or set options.conflictMode: ignore to upsert into the existing table${inTheWay.length > 1 ? 's' : ''}`,
+        );
+      }
+    }
+    await ensureControlSchema(control);
+    const store = new ControlStore(control, spec.name);
+    await store.registerTask(spec);
     result.tables = selection.tables;
     emit({
       kind: 'plan',
@@ -196,6 +206,23 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
     await source.end().catch(() => undefined);
     await control.end().catch(() => undefined);
   }
+}
+
+async function taskExists(client: Client, task: string): Promise<boolean> {
+  const { rows } = await client.query(`SELECT to_regclass('pgferry.tasks') IS NOT NULL AS has`);
+  if (!rows[0].has) return false;
+  return (await client.query(`SELECT 1 FROM pgferry.tasks WHERE task = $1`, [task])).rows.length > 0;
+}
+
+async function existingTargets(client: Client, tables: SelectedTable[]): Promise<string[]> {
+  const { rows } = await client.query(
+    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
+       FROM unnest($1::text[], $2::text[]) AS t(s, r)
+       JOIN pg_namespace n ON n.nspname = t.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r AND c.relkind IN ('r', 'p')
+      ORDER BY 1`,
+    [tables.map((t) => t.targetSchema), tables.map((t) => t.targetTable)],
+  );
+  return rows.map((r) => r.name as string);
 }
 
 /** Resolves once the destination holds every record that is in the topics now. */
