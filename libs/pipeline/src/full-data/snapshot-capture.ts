@@ -38,6 +38,8 @@ export interface SnapshotCaptureOptions {
   snapshotName: string | null;
   chunkRows: number;
   workers: number;
+  /** Rows per Kafka send (default 5000). */
+  batchRows?: number;
   onProgress?: (p: CaptureProgress) => void;
 }
 
@@ -132,16 +134,19 @@ export async function runSnapshotCapture(
     );
   }
   const pending = await opts.control.pendingChunks<ChunkPlan>();
-  const publisher = new KafkaPublisher(opts.kafka);
-  await publisher.connect();
   let totalRows = 0;
   let totalBytes = 0;
   let next = 0;
+  let failed = false;
+  // Each worker has its own connection and its own idempotent producer (one request in flight
+  // each), and encodes the next batch while the previous one is being acknowledged.
   const worker = async () => {
     const client = await connect(opts.source, 'source', { applicationName: 'pgferry snapshot' });
+    const publisher = new KafkaPublisher(opts.kafka);
     try {
+      await publisher.connect();
       await client.query(PIPELINE_SESSION_SQL);
-      for (let i = next++; i < pending.length; i = next++) {
+      for (let i = next++; i < pending.length && !failed; i = next++) {
         const chunk = pending[i];
         const stream = byTable.get(`${chunk.plan.schema}\u0000${chunk.plan.table}`);
         if (!stream)
@@ -150,6 +155,7 @@ export async function runSnapshotCapture(
           );
         const encoder = encoders.get(stream.topic)!;
         await opts.control.beginChunk(chunk.id);
+        let inFlight: Promise<void> = Promise.resolve();
         const result = await readChunk(
           client,
           chunk.plan,
@@ -161,22 +167,28 @@ export async function runSnapshotCapture(
               const m = encoder.encodeRead(line, now, false);
               return { key: m.key, value: m.value };
             });
-            await publisher.publish(stream.topic, messages);
-            totalRows += lines.length;
-            totalBytes += bytes;
-            opts.onProgress?.({ table: chunk.sourceTable, rows: lines.length, bytes });
+            await inFlight;
+            inFlight = publisher.publish(stream.topic, messages).then(() => {
+              totalRows += lines.length;
+              totalBytes += bytes;
+              opts.onProgress?.({ table: chunk.sourceTable, rows: lines.length, bytes });
+            });
+            // A failed send must surface here, not only at the end of the chunk.
+            inFlight.catch(() => undefined);
           },
+          opts.batchRows ?? 5000,
         );
+        await inFlight;
         await opts.control.finishChunk(chunk.id, result.rows, result.bytes);
       }
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
+      await publisher.close().catch(() => undefined);
       await client.end().catch(() => undefined);
     }
   };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, pending.length)) }, worker));
-  } finally {
-    await publisher.close();
-  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, pending.length)) }, worker));
   return { rows: totalRows, bytes: totalBytes, streams };
 }
