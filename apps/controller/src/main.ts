@@ -5,6 +5,8 @@ import { formatCheckReport, runBasicChecks } from './check';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { runMigrate } from './migrate-command';
+import { resolveEndpoint } from '@pgferry/pg';
+import { startTaskApi } from './api/tasks.module';
 
 const log = createLogger({ name: 'pgferry' });
 
@@ -69,8 +71,35 @@ async function main(argv: string[]): Promise<number> {
     .option('--tables <list>', 'schema.table[,schema.table|schema.*] to migrate (default: every table)')
     .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
     .option('--work-dir <dir>', 'where the embedded broker and schema dumps live (default .pgferry/<name>)')
+    .option('--api-port <n>', 'also serve GET /tasks/:id (JSON progress) on this port while migrating')
     .action(async (opts) => {
-      exitCode = (await runMigrate({ ...opts, out: process.stdout })).code;
+      exitCode = (
+        await runMigrate({
+          ...opts,
+          apiPort: opts.apiPort === undefined ? undefined : Number(opts.apiPort),
+          out: process.stdout,
+        })
+      ).code;
+    });
+
+  program
+    .command('serve')
+    .description('serve the task API (GET /tasks, GET /tasks/:id) from the control schema of a destination')
+    .requiredOption('--target <url>', 'destination postgres://user:password@host:port/database')
+    .option('--port <n>', 'HTTP port', '8088')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .action(async (opts) => {
+      const api = await startTaskApi(
+        resolveEndpoint({ url: opts.target }, 'destination'),
+        Number(opts.port),
+        opts.host,
+      );
+      process.stdout.write(`pgferry api: ${api.url}/tasks\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await api.app.close();
     });
 
   program

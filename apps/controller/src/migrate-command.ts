@@ -6,6 +6,8 @@ import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { runFullMigration, type FullMigrationResult } from '@pgferry/pipeline';
 import { formatCheckReport, runBasicChecks } from './check';
 import { ProgressReporter } from './progress';
+import { startTaskApi } from './api/tasks.module';
+import { resolveEndpoint } from '@pgferry/pg';
 
 export interface MigrateOptions {
   spec?: string;
@@ -14,6 +16,8 @@ export interface MigrateOptions {
   tables?: string;
   name?: string;
   workDir?: string;
+  /** Serve GET /tasks/:id on this port while the migration runs. */
+  apiPort?: number;
   out: Writable & { isTTY?: boolean };
 }
 
@@ -86,6 +90,11 @@ export async function runMigrate(
     );
   }
   const started = Date.now();
+  const api =
+    opts.apiPort === undefined
+      ? undefined
+      : await startTaskApi(resolveEndpoint(spec.destination, 'destination'), opts.apiPort);
+  if (api) say(`api          ${api.url}/tasks/${spec.name}`);
   try {
     const kafka = new Kafka({
       clientId: `pgferry-${spec.name}`,
@@ -109,6 +118,7 @@ export async function runMigrate(
     );
     return { code: 0, result };
   } finally {
+    await api?.app.close();
     await embedded?.close();
   }
 }

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadPgbenchLike, startPostgres, tableDigest, waitFor, type PgCluster } from '@pgferry/testing';
 import { runMigrate } from './migrate-command';
+import { startTaskApi } from './api/tasks.module';
+import type { TaskStatus } from './api/task-status';
+import { resolveEndpoint } from '@pgferry/pg';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
 
@@ -134,6 +137,27 @@ describe('pgferry migrate', () => {
     expect(Number(ra.n)).toBeGreaterThan(20);
     expect(ra.n).toBe(rb.n);
     expect(Number(ra.n)).toBeLessThan(commits);
+
+    // The task API reports the finished task from the destination's control schema.
+    const api = await startTaskApi(resolveEndpoint({ url: destination.url('busy') }, 'destination'), 0);
+    try {
+      const status = (await (await fetch(`${api.url}/tasks/busy`)).json()) as TaskStatus;
+      expect(status.phases.map((p: { phase: string; status: string }) => `${p.phase}:${p.status}`)).toEqual([
+        'schema-pre:done',
+        'full-data:done',
+        'schema-post:done',
+      ]);
+      expect(status.fullData.rows).toBe(50002);
+      expect(status.fullData.chunksDone).toBe(status.fullData.chunks);
+      const missing = await fetch(`${api.url}/tasks/nope`);
+      expect(missing.status).toBe(404);
+      expect(((await missing.json()) as { message: string }).message).toBe(
+        'task "nope" does not exist on this destination',
+      );
+      expect(await (await fetch(`${api.url}/tasks`)).json()).toEqual({ tasks: ['busy'] });
+    } finally {
+      await api.app.close();
+    }
   });
 
   it('resumes after SIGKILL mid-copy with no duplicate and no missing row', async () => {

@@ -1,0 +1,76 @@
+import 'reflect-metadata';
+import {
+  Controller,
+  Get,
+  Inject,
+  Module,
+  NotFoundException,
+  Param,
+  type DynamicModule,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { INestApplication } from '@nestjs/common';
+import type { Client } from 'pg';
+import { connect, type Endpoint } from '@pgferry/pg';
+import { listTasks, readTaskStatus, type TaskStatus } from './task-status';
+
+const DESTINATION = Symbol('destination');
+
+/** One destination connection for the API's reads; queries queue on it. */
+class DestinationConnection implements OnModuleDestroy {
+  private client: Promise<Client> | null = null;
+  constructor(private readonly endpoint: Endpoint) {}
+  get(): Promise<Client> {
+    if (!this.client) {
+      this.client = connect(this.endpoint, 'destination', { applicationName: 'pgferry api' });
+      this.client.catch(() => (this.client = null));
+    }
+    return this.client;
+  }
+  async onModuleDestroy(): Promise<void> {
+    const c = await this.client?.catch(() => null);
+    await c?.end().catch(() => undefined);
+  }
+}
+
+@Controller('tasks')
+class TasksController {
+  constructor(@Inject(DESTINATION) private readonly db: DestinationConnection) {}
+
+  @Get()
+  async list(): Promise<{ tasks: string[] }> {
+    return { tasks: await listTasks(await this.db.get()) };
+  }
+
+  @Get(':id')
+  async get(@Param('id') id: string): Promise<TaskStatus> {
+    const status = await readTaskStatus(await this.db.get(), id);
+    if (!status) throw new NotFoundException(`task ${JSON.stringify(id)} does not exist on this destination`);
+    return status;
+  }
+}
+
+@Module({})
+export class TasksModule {
+  static forDestination(endpoint: Endpoint): DynamicModule {
+    return {
+      module: TasksModule,
+      controllers: [TasksController],
+      providers: [{ provide: DESTINATION, useValue: new DestinationConnection(endpoint) }],
+    };
+  }
+}
+
+/** Starts the task API (GET /tasks, GET /tasks/:id) over the destination's control schema. */
+export async function startTaskApi(
+  endpoint: Endpoint,
+  port: number,
+  host = '127.0.0.1',
+): Promise<{ app: INestApplication; url: string }> {
+  const app = await NestFactory.create(TasksModule.forDestination(endpoint), { logger: false });
+  app.enableShutdownHooks();
+  await app.listen(port, host);
+  const addr = app.getHttpServer().address();
+  return { app, url: `http://${host}:${typeof addr === 'object' && addr ? addr.port : port}` };
+}
