@@ -6,3 +6,4 @@ export * from './server';
 export * from './catalog';
 export * from './selection';
 export * from './schema';
+export * from './precheck';

@@ -117,6 +117,13 @@ describe('embedded broker with kcat (librdkafka)', () => {
     const offsets = await admin.fetchOffsets({ groupId: 'kcat-group', topics: ['kcat.group'] });
     const high = await admin.fetchTopicOffsets('kcat.group');
     await admin.disconnect();
-    expect(offsets[0].partitions.map((p) => p.offset).sort()).toEqual(high.map((h) => h.high).sort());
+    // librdkafka spreads keyless messages at random, so a partition can stay empty; a consumer
+    // has nothing to commit there. Every partition that holds messages must be committed at its end.
+    const committed = new Map(offsets[0].partitions.map((p) => [p.partition, p.offset]));
+    for (const h of high) {
+      if (h.high === '0') expect(['-1', '0']).toContain(committed.get(h.partition));
+      else expect(committed.get(h.partition)).toBe(h.high);
+    }
+    expect(high.reduce((sum, h) => sum + Number(h.high), 0)).toBe(40);
   });
 });
