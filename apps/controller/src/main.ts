@@ -1,33 +1,14 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { createLogger, describeError, loadTaskSpec, PgferryError, type EndpointSpec } from '@pgferry/core';
-import { formatCheckReport, runBasicChecks } from './check';
+import { createLogger, describeError, PgferryError } from '@pgferry/core';
+import { precheckGate } from './check';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
-import { runMigrate } from './migrate-command';
+import { runMigrate, specFromOptions } from './migrate-command';
 import { resolveEndpoint } from '@pgferry/pg';
 import { startTaskApi } from './api/tasks.module';
 
 const log = createLogger({ name: 'pgferry' });
-
-function endpointsFrom(opts: { spec?: string; source?: string; target?: string }): {
-  source: EndpointSpec;
-  destination: EndpointSpec;
-  incremental: boolean;
-} {
-  if (opts.spec) {
-    const spec = loadTaskSpec(opts.spec);
-    return {
-      source: spec.source,
-      destination: spec.destination,
-      incremental: spec.migrationTypes.incremental,
-    };
-  }
-  if (!opts.source || !opts.target) {
-    throw new PgferryError('give --spec FILE, or both --source URL and --target URL');
-  }
-  return { source: { url: opts.source }, destination: { url: opts.target }, incremental: false };
-}
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command('pgferry')
@@ -35,23 +16,22 @@ async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
 
   let exitCode = 0;
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
   program
     .command('check')
     .description(
-      'check both servers: credentials, versions, logical decoding, keys on every table (read-only)',
+      'precheck a task without starting it: credentials, versions, privileges, logical decoding, keys, conflicts, names (read-only)',
     )
     .option('--spec <file>', 'task spec (YAML or JSON)')
     .option('--source <url>', 'source postgres://user:password@host:port/database')
     .option('--target <url>', 'destination postgres://user:password@host:port/database')
+    .option('--tables <list>', 'schema.table[,schema.table|schema.*] to check (default: every table)')
+    .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
+    .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
     .addOption(new Option('--incremental', 'also check what incremental migration needs'))
     .action(async (opts) => {
-      const endpoints = endpointsFrom(opts);
-      const items = await runBasicChecks({
-        ...endpoints,
-        incremental: Boolean(opts.incremental) || endpoints.incremental,
-      });
-      process.stdout.write(`${formatCheckReport(items)}\n`);
-      exitCode = items.some((i) => i.level === 'failed') ? 1 : 0;
+      const gate = await precheckGate(specFromOptions(opts), process.stdout, opts.ack);
+      exitCode = gate.mayStart ? 0 : 1;
     });
 
   program
@@ -72,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
     .option('--work-dir <dir>', 'where the embedded broker and schema dumps live (default .pgferry/<name>)')
     .option('--api-port <n>', 'also serve GET /tasks/:id (JSON progress) on this port while migrating')
+    .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
     .action(async (opts) => {
       exitCode = (
         await runMigrate({

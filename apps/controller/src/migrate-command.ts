@@ -4,7 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { runFullMigration, type FullMigrationResult } from '@pgferry/pipeline';
-import { formatCheckReport, runBasicChecks } from './check';
+import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { startTaskApi } from './api/tasks.module';
 import { resolveEndpoint } from '@pgferry/pg';
@@ -18,6 +18,10 @@ export interface MigrateOptions {
   workDir?: string;
   /** Serve GET /tasks/:id on this port while the migration runs. */
   apiPort?: number;
+  /** Precheck alert ids the user accepts (added to the spec's precheck.acknowledge). */
+  ack?: string[];
+  /** Incremental migration follows the full load (only without --spec; the spec says it otherwise). */
+  incremental?: boolean;
   out: Writable & { isTTY?: boolean };
 }
 
@@ -49,6 +53,7 @@ export function specFromOptions(opts: MigrateOptions): TaskSpec {
     name: opts.name ?? 'migrate',
     source: { url: opts.source },
     destination: { url: opts.target },
+    ...(opts.incremental ? { migrationTypes: { incremental: true } } : {}),
     ...(opts.tables ? { objects: tablesOption(opts.tables) } : {}),
   });
 }
@@ -64,15 +69,9 @@ export async function runMigrate(
 ): Promise<{ code: number; result?: FullMigrationResult }> {
   const spec = specFromOptions(opts);
   const say = (s: string) => opts.out.write(`${s}\n`);
-  const items = await runBasicChecks({
-    source: spec.source,
-    destination: spec.destination,
-    incremental: spec.migrationTypes.incremental,
-  });
-  say('precheck');
-  say(formatCheckReport(items));
-  if (items.some((i) => i.level === 'failed')) {
-    say('precheck failed: nothing was written');
+  const gate = await precheckGate(spec, opts.out, opts.ack);
+  if (!gate.mayStart) {
+    say('nothing was written');
     return { code: 1 };
   }
   const workDir = opts.workDir ?? join('.pgferry', spec.name);

@@ -46,7 +46,7 @@ describe('pgferry migrate', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses bad input before writing anything: wrong password, unknown table, a destination table in the way', async () => {
+  it('refuses bad input before writing anything: wrong password, unknown table, keyless table until acknowledged, missing privilege, a destination table in the way', async () => {
     await source.createDatabase('bad');
     await destination.createDatabase('bad');
     await source.query('CREATE TABLE public.orders (id int PRIMARY KEY)', [], 'bad');
@@ -68,29 +68,100 @@ describe('pgferry migrate', () => {
     );
     expect(a.text()).not.toContain('not-it');
 
-    await expect(
-      runMigrate({
+    const refused = async (name: string, extra: Partial<Parameters<typeof runMigrate>[0]> = {}) => {
+      const o = sink();
+      const { code } = await runMigrate({
         source: source.url('bad'),
         target: destination.url('bad'),
-        tables: 'public.orders,public.nope',
-        name: 'bad2',
-        workDir: join(dir, 'bad2'),
-        out: sink().out,
-      }),
-    ).rejects.toThrow(
-      'objects.include[0].tables[1]: table "public"."nope" does not exist on the source (names are case-sensitive)',
+        name,
+        workDir: join(dir, name),
+        out: o.out,
+        ...extra,
+      });
+      expect({ code, nothingWritten: o.text().includes('nothing was written') }).toEqual({
+        code: 1,
+        nothingWritten: true,
+      });
+      return o.text();
+    };
+    expect(await refused('bad2', { tables: 'public.orders,public.nope' })).toContain(
+      'table "public"."nope" does not exist on the source',
     );
+
+    // A table without a key is an alert: it blocks until acknowledged by its id.
+    await source.query('CREATE TABLE public."Audit Log" (at timestamptz, what text)', [], 'bad');
+    const keyless = await refused('bad3', { tables: 'public."Audit Log"'.replace(/"/g, '') });
+    expect(keyless).toContain(
+      '"public"."Audit Log" has no primary key or unique NOT NULL key: updates and deletes cannot be matched by key, and a retried load can duplicate rows',
+    );
+    expect(keyless).toContain(`--ack 'keys:"public"."Audit Log"'`);
+    // `pgferry check` gives the same verdict from the command line, and --ack clears the alert.
+    const check = (...args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [
+            MAIN,
+            'check',
+            '--source',
+            source.url('bad'),
+            '--target',
+            destination.url('bad'),
+            '--tables',
+            'public.Audit Log',
+            ...args,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let out = '';
+        child.stdout!.on('data', (d) => (out += d));
+        child.stderr!.on('data', (d) => (out += d));
+        child.once('exit', (code) => resolve({ code, out }));
+      });
+    const unacked = await check();
+    expect(unacked.code).toBe(1);
+    expect(unacked.out).toContain(`--ack 'keys:"public"."Audit Log"'`);
+    expect(unacked.out).not.toContain(source.password);
+    const ackedCheck = await check('--ack', 'keys:"public"."Audit Log"');
+    expect({ code: ackedCheck.code, out: ackedCheck.code ? ackedCheck.out : '' }).toEqual({
+      code: 0,
+      out: '',
+    });
+
+    await source.query(`INSERT INTO public."Audit Log" VALUES (now(), 'a'), (now(), 'b')`, [], 'bad');
+    const acked = sink();
+    const ok = await runMigrate({
+      source: source.url('bad'),
+      target: destination.url('bad'),
+      name: 'acked',
+      tables: 'public.Audit Log',
+      ack: ['keys:"public"."Audit Log"'],
+      workDir: join(dir, 'acked'),
+      out: acked.out,
+    });
+    expect({ code: ok.code, out: ok.code ? acked.text() : '' }).toEqual({ code: 0, out: '' });
+    expect(acked.text()).toContain('1 alert(s) acknowledged: keys:"public"."Audit Log"');
+    expect(
+      await destination.query<{ n: number }>('SELECT count(*)::int AS n FROM public."Audit Log"', [], 'bad'),
+    ).toEqual([{ n: 2 }]);
+    await destination.query('DROP SCHEMA pgferry CASCADE', [], 'bad');
+
+    // A role without SELECT on the table fails the privileges check, naming the grant to run.
+    await source.query(
+      `CREATE ROLE reader LOGIN PASSWORD 'reader-pw'; REVOKE ALL ON public.orders FROM PUBLIC`,
+      [],
+      'bad',
+    );
+    const noPrivilege = await refused('bad4', {
+      source: source.url('bad').replace(/\/\/[^@]+@/, '//reader:reader-pw@'),
+      tables: 'public.orders',
+    });
+    expect(noPrivilege).toMatch(/GRANT SELECT ON (TABLE )?"?public"?\."?orders"? TO "?reader"?/);
+    expect(noPrivilege).not.toContain('reader-pw');
+
     await destination.query('CREATE TABLE public.orders (id int)', [], 'bad');
-    await expect(
-      runMigrate({
-        source: source.url('bad'),
-        target: destination.url('bad'),
-        name: 'bad3',
-        workDir: join(dir, 'bad3'),
-        out: sink().out,
-      }),
-    ).rejects.toThrow(
-      'destination already has public.orders: drop it, map the table elsewhere with objects.include[].renameTo/renameTables, or set options.conflictMode: ignore to upsert into the existing table',
+    expect(await refused('bad5', { tables: 'public.orders' })).toContain(
+      'destination already has table "public"."orders"',
     );
     expect(await controlSchemaExists(destination, 'bad')).toBe(false);
     expect(

@@ -111,6 +111,17 @@ export const taskSpecSchema = z
       })
       .strict()
       .default({}),
+    precheck: z
+      .object({
+        /**
+         * Ids of precheck alerts (as `pgferry check` prints them, e.g. `keys:"public"."history"`)
+         * that the user has read and accepts; an alert blocks the start until acknowledged.
+         * Failed items cannot be acknowledged.
+         */
+        acknowledge: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .default({}),
     options: z
       .object({
         /** report-error: precheck fails if a destination table exists; ignore: rows are upserted by key. */

@@ -168,9 +168,9 @@ export function checkTaskSlot(
   if (destination.controlTask?.slotName === name)
     return {
       ...base,
-      level: 'alert',
+      level: 'passed',
       message: `replication slot ${name} already exists on the source and the destination records it for task ${spec.name} (an earlier run): the task resumes with it instead of creating a new slot and snapshot${spec.migrationTypes.incremental ? `, and streams the changes after its confirmed position ${slot.confirmedLsn ?? '(none yet)'}` : ''}; to start over instead, drop the slot with ${dropInProse} and delete the task from ${controlTasks} on the destination`,
-      fix: `acknowledge this alert to resume; to start over instead:\n${drop} -- on the source\nDELETE FROM ${controlTasks} WHERE task = ${quoteLiteral(spec.name)}; -- on the destination`,
+      fix: `nothing to do to resume; to start over instead:\n${drop} -- on the source\nDELETE FROM ${controlTasks} WHERE task = ${quoteLiteral(spec.name)}; -- on the destination`,
     };
   return failed(
     `but no task ${spec.name} on this destination records it: it belongs to a task of the same name that migrates to another destination, or to a run whose control schema was dropped, and the snapshot cannot be taken from an existing slot; if nothing uses it, drop it with ${dropInProse}, otherwise give this task another name`,

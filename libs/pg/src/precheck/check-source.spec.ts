@@ -196,17 +196,17 @@ describe('checkTaskSlot', () => {
   const level = (src: ReturnType<typeof sourceFacts>, dst = destinationFacts()) =>
     checkTaskSlot(incremental, src, dst)?.level;
 
-  it('passes a free name, alerts on a slot this task recorded, fails any other slot of the name', () => {
+  it('passes a free name and a slot this task recorded (it resumes), fails any other slot of the name', () => {
     expect(checkTaskSlot(schemaOnly, sourceFacts([], { slot }), recorded)).toBeNull();
     expect(level(sourceFacts([]))).toBe('passed');
     expect(checkTaskSlot(incremental, sourceFacts([], { slot }), recorded)).toEqual({
       id: 'slot:pgferry_orders',
       name: 'replication slot',
       object: 'pgferry_orders',
-      level: 'alert',
+      level: 'passed',
       message:
         'replication slot pgferry_orders already exists on the source and the destination records it for task orders (an earlier run): the task resumes with it instead of creating a new slot and snapshot, and streams the changes after its confirmed position 0/16B3748; to start over instead, drop the slot with SELECT pg_drop_replication_slot(\'pgferry_orders\') and delete the task from "pgferry"."tasks" on the destination',
-      fix: 'acknowledge this alert to resume; to start over instead:\nSELECT pg_drop_replication_slot(\'pgferry_orders\'); -- on the source\nDELETE FROM "pgferry"."tasks" WHERE task = \'orders\'; -- on the destination',
+      fix: 'nothing to do to resume; to start over instead:\nSELECT pg_drop_replication_slot(\'pgferry_orders\'); -- on the source\nDELETE FROM "pgferry"."tasks" WHERE task = \'orders\'; -- on the destination',
     });
     const unrecorded = checkTaskSlot(incremental, sourceFacts([], { slot }), destinationFacts());
     expect(unrecorded?.level).toBe('failed');

@@ -4,8 +4,8 @@ const MARK: Record<PrecheckLevel, string> = { passed: 'passed', failed: 'FAILED'
 
 /**
  * The report for a terminal: one line per item (mark, check name padded to a common width, then
- * the message), and the fix indented under the message unless the message already holds it word
- * for word (a final ";" aside). Multi-line fixes keep their line breaks. Pure.
+ * the message), and the fix of a failed item or alert indented under the message unless the
+ * message already holds it word for word (a final ";" aside). Multi-line fixes keep their line breaks. Pure.
  */
 export function formatPrecheckReport(report: PrecheckReport): string {
   const width = Math.max(0, ...report.items.map((i) => i.name.length));
@@ -13,7 +13,7 @@ export function formatPrecheckReport(report: PrecheckReport): string {
   const lines: string[] = [];
   for (const item of report.items) {
     lines.push(`  ${MARK[item.level]}  ${item.name.padEnd(width)}  ${item.message}`);
-    if (item.fix && !item.message.includes(item.fix.replace(/;$/, ''))) {
+    if (item.fix && item.level !== 'passed' && !item.message.includes(item.fix.replace(/;$/, ''))) {
       item.fix.split('\n').forEach((line, n) => lines.push(`${indent}${n === 0 ? 'fix: ' : '     '}${line}`));
     }
   }
