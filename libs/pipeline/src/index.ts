@@ -16,3 +16,4 @@ export * from './session';
 export * from './full-data/snapshot-capture';
 export * from './full-data/snapshot-applier';
 export * from './migration/full-migration';
+export * from './sequences';

@@ -1,0 +1,6 @@
+export {
+  readSequenceStates,
+  syncSequences,
+  type SequenceState,
+  type SequenceSyncResult,
+} from './pg-sequence-sync';
