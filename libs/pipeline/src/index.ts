@@ -17,3 +17,4 @@ export * from './full-data/snapshot-capture';
 export * from './full-data/snapshot-applier';
 export * from './migration/full-migration';
 export * from './sequences';
+export * from './change-apply';

@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import type { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { DataError } from '@pgferry/core';
+import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
+import { storeOffset } from '../control/control-store';
+import { copyLine } from '../apply/copy-text';
+import type { OffsetMark, TargetTable } from '../apply/pg-row-applier';
+import type { DecodedChange } from '../codec/record-decoder';
+import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
+
+export interface ChangeApplyCounts {
+  upserted: number;
+  deleted: number;
+  truncated: number;
+}
+
+/**
+ * Applies change records (c, u, d, t; r too) of one destination table, in source order, and the
+ * consumed offset, in one transaction: either all of it takes effect or none, so a restart that
+ * replays from the stored offset applies every change exactly once.
+ *
+ * Keyed tables are applied in bulk and idempotently: the batch is reduced to the last action per
+ * key (planKeyedChanges), deletes go through one DELETE ... USING a staged key list, upserts through
+ * one COPY into a staging table and one INSERT ... ON CONFLICT (key) DO UPDATE that leaves out the
+ * TOAST columns the source did not send. Keyless tables (replica identity full) are applied one
+ * change at a time, matching a single row on every column's text.
+ *
+ * Requires: the destination session may set session_replication_role (destination triggers and
+ * foreign keys do not fire twice), and keyed targets have a unique index on the key.
+ */
+export class PgChangeApplier {
+  private prepared = false;
+  private stages = new Set<string>();
+
+  constructor(private readonly client: Client) {}
+
+  async apply(
+    t: TargetTable,
+    changes: readonly DecodedChange[],
+    mark: OffsetMark | null,
+  ): Promise<ChangeApplyCounts> {
+    await this.prepare();
+    const target = quoteQualified(t.schema, t.table);
+    const counts: ChangeApplyCounts = { upserted: 0, deleted: 0, truncated: 0 };
+    try {
+      await this.client.query('BEGIN');
+      if (t.key.length) {
+        for (const step of planKeyedChanges(t, changes)) {
+          if (step.kind === 'truncate') {
+            await this.truncate(target);
+            counts.truncated++;
+          } else {
+            const r = await this.applyActions(t, step.actions);
+            counts.upserted += r.upserted;
+            counts.deleted += r.deleted;
+          }
+        }
+      } else {
+        for (const ch of changes) await this.applyKeyless(t, ch, counts);
+      }
+      if (mark) await storeOffset(this.client, mark.group, mark.topic, mark.partition, mark.nextOffset);
+      await this.client.query('COMMIT');
+      return counts;
+    } catch (err) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      if (err instanceof DataError) throw err;
+      throw classifyPgError(err, `applying ${changes.length} changes to ${target}`);
+    }
+  }
+
+  private async prepare(): Promise<void> {
+    if (this.prepared) return;
+    try {
+      await this.client.query('SET session_replication_role = replica');
+    } catch (err) {
+      throw classifyPgError(
+        err,
+        'setting session_replication_role = replica on the destination (needs a superuser, so destination triggers and foreign keys do not fire twice)',
+      );
+    }
+    this.prepared = true;
+  }
+
+  /**
+   * TRUNCATE is refused on a table other tables reference by foreign key unless they are
+   * truncated in the same statement, which per-table apply cannot promise; DELETE does the same
+   * with replica role (foreign-key triggers do not fire), so it is the fallback.
+   */
+  private async truncate(target: string): Promise<void> {
+    await this.client.query('SAVEPOINT pgferry_truncate');
+    try {
+      await this.client.query(`TRUNCATE ${target}`);
+      await this.client.query('RELEASE SAVEPOINT pgferry_truncate');
+    } catch (err) {
+      if ((err as { code?: string }).code !== '0A000') throw err;
+      await this.client.query('ROLLBACK TO SAVEPOINT pgferry_truncate');
+      await this.client.query(`DELETE FROM ${target}`);
+    }
+  }
+
+  /** A session-local staging table with `columns` of the target's types and no constraints. */
+  private async stage(t: TargetTable, role: string, columns: readonly string[]): Promise<string> {
+    const name = quoteIdent(
+      `pgferry_${role}_${createHash('sha1')
+        .update(`${t.schema}\u0000${t.table}\u0000${columns.join('\u0000')}`)
+        .digest('hex')
+        .slice(0, 16)}`,
+    );
+    if (!this.stages.has(name)) {
+      await this.client.query(
+        `CREATE TEMP TABLE IF NOT EXISTS ${name} ON COMMIT DELETE ROWS AS SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteQualified(t.schema, t.table)} WITH NO DATA`,
+      );
+      this.stages.add(name);
+    } else {
+      await this.client.query(`TRUNCATE ${name}`);
+    }
+    return name;
+  }
+
+  private async copyInto(
+    stage: string,
+    columns: readonly string[],
+    rows: Array<ReadonlyArray<string | null>>,
+  ) {
+    const copy = this.client.query(
+      copyFrom(`COPY ${stage} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`),
+    );
+    await new Promise<void>((resolve, reject) => {
+      copy.on('error', reject);
+      copy.on('finish', resolve);
+      let chunk = '';
+      for (const r of rows) {
+        chunk += copyLine(r);
+        if (chunk.length > 1 << 20) {
+          copy.write(chunk);
+          chunk = '';
+        }
+      }
+      copy.end(chunk);
+    });
+  }
+
+  private async applyActions(
+    t: TargetTable,
+    actions: Map<string, KeyAction>,
+  ): Promise<{ upserted: number; deleted: number }> {
+    const target = quoteQualified(t.schema, t.table);
+    const deletes: Array<Array<string | null>> = [];
+    // Upserts grouped by which TOAST columns they leave out (almost always one or two groups).
+    const upserts = new Map<string, { unchanged: string[]; rows: Array<Array<string | null>> }>();
+    for (const a of actions.values()) {
+      if (a.kind === 'delete') deletes.push(a.key);
+      else {
+        const unchanged = t.columns.filter((c) => a.unchanged.has(c));
+        const g = upserts.get(unchanged.join('\u0000')) ?? { unchanged, rows: [] };
+        g.rows.push(a.values);
+        upserts.set(unchanged.join('\u0000'), g);
+      }
+    }
+    let deleted = 0;
+    if (deletes.length) {
+      const stage = await this.stage(t, 'delkeys', t.key);
+      await this.copyInto(stage, t.key, deletes);
+      const match = t.key.map((k) => `d.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
+      deleted = (await this.client.query(`DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`))
+        .rowCount!;
+    }
+    let upserted = 0;
+    for (const { unchanged, rows } of upserts.values()) {
+      const cols = t.columns.filter((c) => !unchanged.includes(c));
+      const pos = cols.map((c) => t.columns.indexOf(c));
+      const stage = await this.stage(t, 'upsert', cols);
+      await this.copyInto(stage, cols, unchanged.length ? rows.map((r) => pos.map((p) => r[p])) : rows);
+      const list = cols.map(quoteIdent).join(', ');
+      const set = cols.filter((c) => !t.key.includes(c));
+      const conflict = `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${set.length ? `UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`;
+      upserted += (
+        await this.client.query(
+          `INSERT INTO ${target} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM ${stage} ${conflict}`,
+        )
+      ).rowCount!;
+    }
+    return { upserted, deleted };
+  }
+
+  /**
+   * A table without a key (replica identity full): every change matches exactly one row by all
+   * of its columns (compared as text, so types without an equality operator such as json work;
+   * the session settings make text forms identical on both sides). A change that matches no row
+   * is a divergence and stops the task with the row.
+   */
+  private async applyKeyless(t: TargetTable, ch: DecodedChange, counts: ChangeApplyCounts): Promise<void> {
+    const target = quoteQualified(t.schema, t.table);
+    if (ch.op === 't') {
+      await this.truncate(target);
+      counts.truncated++;
+      return;
+    }
+    const idx = columnIndex(t, ch);
+    const pick = (row: ReadonlyArray<string | null>) => idx.map((i) => row[i]);
+    if (ch.op === 'c' || ch.op === 'r') {
+      const values = pick(ch.after!);
+      // Untyped parameters take the type of the column they are assigned to.
+      await this.client.query(
+        `INSERT INTO ${target} (${t.columns.map(quoteIdent).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${t.columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+        values,
+      );
+      counts.upserted++;
+      return;
+    }
+    if (!ch.before)
+      throw new DataError(
+        `a ${ch.op === 'u' ? 'update' : 'delete'} record for ${target} (no key) has no before image; run ALTER TABLE ${quoteQualified(ch.source.schema, ch.source.table)} REPLICA IDENTITY FULL on the source`,
+      );
+    const before = pick(ch.before);
+    const where = t.columns
+      .map((c, i) => `${quoteIdent(c)}::text IS NOT DISTINCT FROM $${i + 1}::text`)
+      .join(' AND ');
+    const row = `(SELECT ctid FROM ${target} WHERE ${where} LIMIT 1)`;
+    let n: number;
+    if (ch.op === 'd') {
+      n = (await this.client.query(`DELETE FROM ${target} WHERE ctid = ${row}`, before)).rowCount!;
+      counts.deleted += n;
+    } else {
+      const after = pick(ch.after!);
+      const unchanged = new Set(ch.unchangedToast);
+      const params: Array<string | null> = [...before];
+      const sets: string[] = [];
+      t.columns.forEach((c, i) => {
+        if (unchanged.has(c)) return;
+        params.push(after[i]);
+        sets.push(`${quoteIdent(c)} = $${params.length}`);
+      });
+      n = (await this.client.query(`UPDATE ${target} SET ${sets.join(', ')} WHERE ctid = ${row}`, params))
+        .rowCount!;
+      counts.upserted += n;
+    }
+    if (n === 0)
+      throw new DataError(
+        `${ch.op === 'd' ? 'delete' : 'update'} of a row of ${target} (no key) found no matching row on the destination: the tables have diverged (row ${JSON.stringify(before)})`,
+      );
+  }
+}
