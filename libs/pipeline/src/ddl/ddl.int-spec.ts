@@ -1,0 +1,111 @@
+import { Client } from 'pg';
+import { startPostgres, type PgCluster } from '@pgferry/testing';
+import { applyDdl, installDdlCapture, readDdlEvents, removeDdlCapture } from '.';
+
+const SCHEMA = `CREATE SCHEMA "Shop Ü"; CREATE TABLE "Shop Ü".orders (id int PRIMARY KEY, note text);
+  CREATE SCHEMA other; CREATE TABLE other.t (id int)`;
+
+async function columns(pg: PgCluster, db?: string) {
+  return pg.query(
+    `SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns
+      WHERE table_schema IN ('Shop Ü', 'other') ORDER BY 1, 2, ordinal_position`,
+    [],
+    db,
+  );
+}
+
+describe('DDL capture and apply', () => {
+  let source: PgCluster;
+  let destination: PgCluster;
+  let src: Client;
+  beforeAll(async () => {
+    [source, destination] = await Promise.all([startPostgres(), startPostgres()]);
+    await Promise.all([source.query(SCHEMA), destination.query(SCHEMA)]);
+    src = await source.connect();
+  });
+  afterAll(async () => {
+    await src?.end();
+    await Promise.all([source?.stop(), destination?.stop()]);
+  });
+
+  it('records DDL on selected schemas once per statement, by any role, and the destination ends with the same columns', async () => {
+    await installDdlCapture(src, 'shop', ['Shop Ü']);
+    await installDdlCapture(src, 'shop', ['Shop Ü']); // idempotent
+    await source.query(`ALTER TABLE "Shop Ü".orders ADD COLUMN total numeric(12,2) DEFAULT 0`);
+    await source.query(`ALTER TABLE "Shop Ü".orders RENAME COLUMN note TO "Customer Note"`);
+    await source.query(
+      `SET search_path = "Shop Ü"; ALTER TABLE orders ALTER COLUMN total TYPE numeric(14,2); CREATE TABLE items (id serial PRIMARY KEY, sku text)`,
+    );
+    await source.query(`ALTER TABLE other.t ADD COLUMN ignored int`);
+    await source.query(
+      `CREATE ROLE owner_role LOGIN PASSWORD 'pw'; GRANT CREATE, USAGE ON SCHEMA "Shop Ü" TO owner_role`,
+    );
+    const owner = new Client({
+      host: source.host,
+      port: source.port,
+      user: 'owner_role',
+      password: 'pw',
+      database: 'postgres',
+    });
+    await owner.connect();
+    try {
+      await owner.query(`CREATE TABLE "Shop Ü".by_owner (id int)`);
+      await owner.query(`DROP TABLE "Shop Ü".by_owner`);
+    } finally {
+      await owner.end();
+    }
+
+    const events = await readDdlEvents(src, 'shop');
+    expect(events.map((e) => e.tag)).toEqual([
+      'ALTER TABLE',
+      'ALTER TABLE',
+      'ALTER TABLE', // the multi-statement string is recorded once, at its first statement
+      'CREATE TABLE',
+      'DROP TABLE',
+    ]);
+    expect(events[2].command).toContain('CREATE TABLE items');
+    expect(events[2].searchPath).toBe('"Shop Ü"');
+    for (const e of events) await applyDdl(await destinationClient(), e, {}, null);
+    expect(await columns(destination)).toEqual(
+      (await columns(source)).filter((c) => c.column_name !== 'ignored'),
+    );
+  });
+
+  it('refuses a statement on a renamed schema and stops on a statement that fails, quoting it', async () => {
+    const [first] = await readDdlEvents(src, 'shop');
+    await expect(
+      applyDdl(await destinationClient(), first, { include: [{ schema: 'Shop Ü', renameTo: 'shop' }] }, null),
+    ).rejects.toThrow(
+      'cannot apply ALTER TABLE (source transaction ' +
+        first.txid +
+        ', statement: ALTER TABLE "Shop Ü".orders ADD COLUMN total numeric(12,2) DEFAULT 0) on the destination: schema "Shop Ü" is renamed to "shop" on the destination (objects.include[0].renameTo) and pgferry does not rewrite statements',
+    );
+    // Applying it again fails on the destination (the column exists): stop, never skip.
+    await expect(applyDdl(await destinationClient(), first, {}, null)).rejects.toThrow(
+      /column "total" of relation "orders" already exists; the task stops here and does not skip it/,
+    );
+  });
+
+  it('remove drops every object it created and nothing else', async () => {
+    expect(await removeDdlCapture(src, 'shop')).toEqual([
+      'event trigger "pgferry_shop_ddl"',
+      'event trigger "pgferry_shop_drop"',
+      'function "pgferry"."ddl_shop_capture"()',
+      'table "pgferry"."ddl_shop"',
+      'schema "pgferry"',
+    ]);
+    expect(await removeDdlCapture(src, 'shop')).toEqual([]);
+    expect(await source.query(`SELECT evtname FROM pg_event_trigger`)).toEqual([]);
+    await source.query(`ALTER TABLE "Shop Ü".orders ADD COLUMN later int`); // DDL works without the capture
+  });
+
+  const clients: Client[] = [];
+  async function destinationClient(): Promise<Client> {
+    const c = await destination.connect();
+    clients.push(c);
+    return c;
+  }
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.end()));
+  });
+});

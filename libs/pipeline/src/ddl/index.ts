@@ -1,0 +1,2 @@
+export * from './pg-ddl-capture';
+export { applyDdl, ddlRefusal } from './pg-ddl-applier';

@@ -1,0 +1,191 @@
+import type { Client } from 'pg';
+import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified } from '@pgferry/pg';
+
+/**
+ * Schema changes during the incremental phase (DESIGN phase 5): the task installs, on the
+ * source, an event trigger that records every DDL statement touching a selected schema into a
+ * table of its own. That table is in the task's publication, so each statement reaches the
+ * stream inside its own transaction, in order with the rows around it, and the applier runs it
+ * on the destination at that point. Nothing is skipped: a statement that cannot be applied
+ * stops the task with the statement and the reason.
+ *
+ * Objects on the source, all named after the task so tasks never share one and `release`
+ * knows exactly what to drop: schema `pgferry` (shared, created if missing), table
+ * `pgferry.ddl_<task>`, function `pgferry.ddl_<task>_capture()`, event triggers
+ * `pgferry_<task>_ddl` (ddl_command_end) and `pgferry_<task>_drop` (sql_drop).
+ */
+export const DDL_SCHEMA = 'pgferry';
+
+export interface DdlObjects {
+  table: string;
+  function: string;
+  commandTrigger: string;
+  dropTrigger: string;
+}
+
+export function ddlObjects(task: string): DdlObjects {
+  return {
+    table: `ddl_${task}`,
+    function: `ddl_${task}_capture`,
+    commandTrigger: `pgferry_${task}_ddl`,
+    dropTrigger: `pgferry_${task}_drop`,
+  };
+}
+
+/** One captured statement, as the capture reads it from the stream (or the table). */
+export interface DdlEvent {
+  id: string;
+  /** Command tag: 'ALTER TABLE', 'CREATE TABLE', 'DROP TABLE', ... */
+  tag: string;
+  /** Schema-qualified names of the objects the statement created, altered or dropped. */
+  objects: string[];
+  /** Schemas those objects live in (selected ones only). */
+  schemas: string[];
+  /** The statement text as the client sent it (current_query()). */
+  command: string;
+  /** The search_path of the session that ran it: unqualified names resolve the same way. */
+  searchPath: string;
+  txid: string;
+}
+
+/**
+ * Creates or updates the capture objects for `schemas` (idempotent: run again when the
+ * selection changes). Needs a superuser on the source (event triggers are superuser-only). The
+ * function is SECURITY DEFINER so DDL by any role is recorded (and never fails for want of a
+ * grant on the task's table). It cannot pin its own search_path (it records the caller's), so
+ * it names its table schema-qualified and uses only pg_catalog functions and operators, which
+ * resolve before any user schema.
+ */
+export async function installDdlCapture(
+  client: Client,
+  task: string,
+  schemas: readonly string[],
+): Promise<void> {
+  const o = ddlObjects(task);
+  const table = quoteQualified(DDL_SCHEMA, o.table);
+  const fn = quoteQualified(DDL_SCHEMA, o.function);
+  const wanted = `ARRAY[${schemas.map(quoteLiteral).join(', ') || 'NULL'}]::text[]`;
+  // One row per statement and transaction: a statement creating a table reports the table, its
+  // sequences and indexes as separate commands, and a multi-statement query string reports the
+  // same text for each of its statements; the text is applied once.
+  const body = `
+    DECLARE
+      objs text[];
+      nsps text[];
+      q text := current_query();
+    BEGIN
+      IF TG_EVENT = 'sql_drop' THEN
+        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT schema_name)
+          INTO objs, nsps
+          FROM pg_event_trigger_dropped_objects()
+         WHERE schema_name = ANY (${wanted}) AND original;
+      ELSE
+        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT schema_name)
+          INTO objs, nsps
+          FROM pg_event_trigger_ddl_commands()
+         WHERE schema_name = ANY (${wanted}) AND NOT in_extension;
+      END IF;
+      IF objs IS NULL THEN
+        RETURN;
+      END IF;
+      IF EXISTS (SELECT 1 FROM ${table} WHERE txid = txid_current() AND command = q) THEN
+        RETURN;
+      END IF;
+      INSERT INTO ${table} (tag, objects, schemas, command, search_path)
+        VALUES (TG_TAG, objs, nsps, q, current_setting('search_path'));
+    END`;
+  try {
+    await client.query('BEGIN');
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(DDL_SCHEMA)}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${table} (
+         id bigserial PRIMARY KEY,
+         txid bigint NOT NULL DEFAULT txid_current(),
+         at timestamptz NOT NULL DEFAULT now(),
+         tag text NOT NULL,
+         objects text[] NOT NULL,
+         schemas text[] NOT NULL,
+         command text NOT NULL,
+         search_path text NOT NULL)`,
+    );
+    await client.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`${o.table}_txid`)} ON ${table} (txid)`);
+    await client.query(
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgferry$${body}$pgferry$`,
+    );
+    for (const [name, event] of [
+      [o.commandTrigger, 'ddl_command_end'],
+      [o.dropTrigger, 'sql_drop'],
+    ] as const) {
+      const exists = await client.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [name]);
+      if (exists.rowCount === 0)
+        await client.query(`CREATE EVENT TRIGGER ${quoteIdent(name)} ON ${event} EXECUTE FUNCTION ${fn}()`);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw classifyPgError(
+      err,
+      `installing the DDL capture of task ${task} on the source (event triggers need a superuser)`,
+    );
+  }
+}
+
+/**
+ * Drops what installDdlCapture created. Idempotent. Returns what it dropped; the schema
+ * `pgferry` goes too when nothing else is left in it.
+ */
+export async function removeDdlCapture(client: Client, task: string): Promise<string[]> {
+  const o = ddlObjects(task);
+  const dropped: string[] = [];
+  try {
+    await client.query('BEGIN');
+    for (const name of [o.commandTrigger, o.dropTrigger]) {
+      const r = await client.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [name]);
+      if (r.rowCount) {
+        await client.query(`DROP EVENT TRIGGER ${quoteIdent(name)}`);
+        dropped.push(`event trigger ${quoteIdent(name)}`);
+      }
+    }
+    const fn = quoteQualified(DDL_SCHEMA, o.function);
+    if ((await client.query(`SELECT to_regprocedure($1) IS NOT NULL AS has`, [`${fn}()`])).rows[0].has) {
+      await client.query(`DROP FUNCTION ${fn}()`);
+      dropped.push(`function ${fn}()`);
+    }
+    const table = quoteQualified(DDL_SCHEMA, o.table);
+    if ((await client.query(`SELECT to_regclass($1) IS NOT NULL AS has`, [table])).rows[0].has) {
+      await client.query(`DROP TABLE ${table}`);
+      dropped.push(`table ${table}`);
+    }
+    const empty = await client.query(
+      `SELECT n.oid FROM pg_namespace n WHERE n.nspname = $1
+          AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid)
+          AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = n.oid)
+          AND NOT EXISTS (SELECT 1 FROM pg_type t WHERE t.typnamespace = n.oid)`,
+      [DDL_SCHEMA],
+    );
+    if (empty.rowCount) {
+      await client.query(`DROP SCHEMA ${quoteIdent(DDL_SCHEMA)}`);
+      dropped.push(`schema ${quoteIdent(DDL_SCHEMA)}`);
+    }
+    await client.query('COMMIT');
+    return dropped;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw classifyPgError(err, `removing the DDL capture of task ${task} from the source`);
+  }
+}
+
+/** Captured statements after `afterId`, in order (for catch-up reads and tests). */
+export async function readDdlEvents(client: Client, task: string, afterId = '0'): Promise<DdlEvent[]> {
+  const { rows } = await client.query(
+    `SELECT id::text, tag, objects, schemas, command, search_path AS "searchPath", txid::text FROM ${quoteQualified(DDL_SCHEMA, ddlObjects(task).table)}
+      WHERE id > $1::bigint ORDER BY id`,
+    [afterId],
+  );
+  return rows as DdlEvent[];
+}
+
+/** Is `schema`.`table` the task's DDL table (so the stream turns its inserts into DDL events)? */
+export function isDdlTable(task: string, schema: string, table: string): boolean {
+  return schema === DDL_SCHEMA && table === ddlObjects(task).table;
+}
