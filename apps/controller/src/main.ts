@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { createLogger, describeError, PgferryError } from '@pgferry/core';
 import { precheckGate } from './check';
+import { runRelease } from './release-command';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { runMigrate, specFromOptions } from './migrate-command';
@@ -61,6 +62,18 @@ async function main(argv: string[]): Promise<number> {
           out: process.stdout,
         })
       ).code;
+    });
+
+  program
+    .command('release')
+    .description(
+      'drop what a task left on the source: its replication slot, publication, heartbeat table and DDL capture; reports anything it could not drop',
+    )
+    .option('--spec <file>', 'task spec (YAML or JSON)')
+    .option('--source <url>', 'source postgres://user:password@host:port/database')
+    .option('--name <name>', 'task name (the slot is pgferry_<name>)', 'migrate')
+    .action(async (opts) => {
+      exitCode = await runRelease(opts, process.stdout);
     });
 
   program

@@ -26,3 +26,4 @@ export * from './supervise/child-protocol';
 export * from './supervise/child-supervisor';
 export * from './supervise/restart-policy';
 export * from './ddl';
+export * from './release';
