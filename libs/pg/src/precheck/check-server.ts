@@ -208,3 +208,27 @@ export function checkDestinationWritable(
     fix: 'point destination at a primary server in the task spec',
   };
 }
+
+/**
+ * Incremental migration carries DDL with an event trigger on the source, which only a superuser
+ * may create. Without one the task can still stream, if the user accepts applying schema changes
+ * on the destination first: an alert, not a failure. Null when the task has no incremental phase.
+ */
+export function checkDdlCapture(spec: TaskSpec, source: SourceFacts): PrecheckItem | null {
+  if (!spec.migrationTypes.incremental) return null;
+  const base = { id: 'ddl-capture', name: 'DDL capture' };
+  const user = quoteIdent(source.info.user);
+  if (source.info.isSuperuser)
+    return {
+      ...base,
+      level: 'passed',
+      message: `source user ${user} is a superuser: the task installs an event trigger that carries schema changes on the selected schemas to the destination, in order with the data`,
+    };
+  return {
+    ...base,
+    level: 'alert',
+    object: user,
+    message: `source user ${user} is not a superuser, so the task cannot install its event trigger: schema changes made on the source during the incremental phase (ALTER TABLE, CREATE TABLE ...) are not carried to the destination, and the first change in a new shape stops the task; run the task as a superuser, or acknowledge this and make each schema change on the destination before the source`,
+    fix: `ALTER ROLE ${user} SUPERUSER; -- or acknowledge, and change the destination's schema first`,
+  };
+}

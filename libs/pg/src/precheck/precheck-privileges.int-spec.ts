@@ -72,6 +72,11 @@ describe('runPrecheck: privileges, slot, objects', () => {
         'failed',
         `GRANT SELECT ON SEQUENCE "Sales"."Orders_id_seq" TO ${r};`,
       ],
+      [
+        'ddl-capture',
+        'alert',
+        `ALTER ROLE ${r} SUPERUSER; -- or acknowledge, and change the destination's schema first`,
+      ],
       ['privileges:destination:create', 'failed', `GRANT CREATE ON DATABASE "privs" TO ${w};`],
       [
         'privileges:destination:session_replication_role',
@@ -111,7 +116,8 @@ describe('runPrecheck: privileges, slot, objects', () => {
       await (item.id.includes(':destination:') ? dst : src).query(item.fix!, [], 'privs');
     }
     const after = await runPrecheck(parseTaskSpec(input));
-    expect(notPassed(after).map((i) => i.id)).toEqual(['conflicts:"Sales"."Orders"']);
+    // The GRANTs clear every failure; a non-superuser stays unable to capture DDL (an alert).
+    expect(notPassed(after).map((i) => i.id)).toEqual(['ddl-capture', 'conflicts:"Sales"."Orders"']);
     expect(
       after.items.filter((i) => i.id.startsWith('privileges:') || i.id === 'logical').map((i) => i.id),
     ).toEqual(['logical', 'privileges:source', 'privileges:destination']);

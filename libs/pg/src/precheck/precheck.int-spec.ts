@@ -53,6 +53,7 @@ describe('runPrecheck', () => {
       'slot:pgferry_orders',
       'selection',
       'privileges:source',
+      'ddl-capture',
       'privileges:destination',
       'keys',
       'conflicts',

@@ -7,6 +7,7 @@ import { checkDestinationPrivileges, checkSourcePrivileges } from './check-privi
 import {
   checkDestinationWritable,
   checkEncoding,
+  checkDdlCapture,
   checkLogicalDecoding,
   checkSameDatabase,
   checkTaskSlot,
@@ -75,6 +76,8 @@ export async function runPrecheck(spec: TaskSpec, options: PrecheckOptions = {})
     if (slot) items.push(slot);
     items.push(...checkSelection(src));
     items.push(...checkSourcePrivileges(spec, src));
+    const ddl = checkDdlCapture(spec, src);
+    if (ddl) items.push(ddl);
     const writable = checkDestinationWritable(dst, destinationName);
     if (writable) items.push(writable);
     items.push(...checkDestinationPrivileges(spec, dst, tables));
