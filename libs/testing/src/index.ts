@@ -3,3 +3,4 @@ export * from './free-port';
 export * from './pg-binaries';
 export * from './postgres';
 export * from './generators';
+export * from './pgbench';
