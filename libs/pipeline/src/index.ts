@@ -27,3 +27,4 @@ export * from './supervise/child-supervisor';
 export * from './supervise/restart-policy';
 export * from './ddl';
 export * from './release';
+export * from './codec/change-encoder';
