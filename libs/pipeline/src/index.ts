@@ -28,3 +28,4 @@ export * from './supervise/restart-policy';
 export * from './ddl';
 export * from './release';
 export * from './codec/change-encoder';
+export * from './throttle';
