@@ -22,6 +22,8 @@ export interface MigrateOptions {
   ack?: string[];
   /** Incremental migration follows the full load (only without --spec; the spec says it otherwise). */
   incremental?: boolean;
+  /** Run capture and applier inside this process instead of as supervised child processes. */
+  inProcess?: boolean;
   out: Writable & { isTTY?: boolean };
 }
 
@@ -108,8 +110,20 @@ export async function runMigrate(
       kafka,
       registryUrl: registryUrl!,
       workDir: join(workDir, 'schema'),
-      onEvent: progress.handle,
+      onEvent: (e) => {
+        // A child's crash and restart is news; its routine start and stop are in its log file.
+        if (e.kind !== 'process') progress.handle(e);
+        else if (e.status === 'restarting') say(`${e.process.padEnd(12)} ${e.detail}`);
+      },
       verify,
+      processes: opts.inProcess
+        ? undefined
+        : {
+            captureEntry: require.resolve('@pgferry/capture'),
+            applierEntry: require.resolve('@pgferry/applier'),
+            dir: workDir,
+            kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
+          },
     });
     const secs = (Date.now() - started) / 1000;
     say(

@@ -7,22 +7,31 @@ import {
   PgSchemaMigrator,
   resolveEndpoint,
   resolveSelection,
+  type Endpoint,
   type SchemaStepResult,
   type SelectedTable,
 } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
 import { ControlStore, ensureControlSchema, type PhaseName } from '../control/control-store';
 import { prepareStreams, runSnapshotCapture, tableKey } from '../full-data/snapshot-capture';
-import { SnapshotApplier } from '../full-data/snapshot-applier';
+import { SnapshotApplier, type ApplierTarget } from '../full-data/snapshot-applier';
 import { createKeyConstraints } from '../full-data/key-constraints';
 import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snapshot/pg-snapshot-slot';
 import { tableTopic } from '../topics';
+import { runSupervisedFullData, type ChildProcessesOptions } from './supervised-full-data';
 
 export type MigrationEvent =
   | { kind: 'phase'; phase: PhaseName; status: 'running' | 'done' | 'skipped'; detail?: string }
   | { kind: 'plan'; tables: Array<{ name: string; estimatedRows: number; bytes: number }> }
   | { kind: 'captured'; table: string; rows: number; bytes: number }
-  | { kind: 'applied'; table: string; rows: number };
+  | { kind: 'applied'; table: string; rows: number }
+  | {
+      kind: 'process';
+      process: string;
+      status: 'started' | 'restarting' | 'stopped' | 'done';
+      pid?: number;
+      detail: string;
+    };
 
 export interface FullMigrationOptions {
   spec: TaskSpec;
@@ -33,6 +42,11 @@ export interface FullMigrationOptions {
   topicPrefix?: string;
   partitions?: number;
   onEvent?: (e: MigrationEvent) => void;
+  /**
+   * Run the capture and the applier as supervised child processes (restarted after a crash
+   * within options.retry.otherMinutes). Without it they run inside this process.
+   */
+  processes?: ChildProcessesOptions;
   /** Runs after post-data; throws to fail the task (the verify phase). */
   verify?: (source: Client, destination: Client, tables: SelectedTable[]) => Promise<string>;
 }
@@ -137,6 +151,7 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         snapshotName = exported.snapshotName;
       }
       const registry = new RegistryClient(opts.registryUrl);
+      const partitions = opts.partitions ?? 4;
       const group = `pgferry-${spec.name}-applier`;
       const targets = selection.tables.map((t) => ({
         topic: tableTopic(prefix, t.schema, t.table),
@@ -145,42 +160,38 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         key: tableKey(t),
       }));
       await createKeyConstraints(source, control, selection.tables);
-      const applierConn = await connect(dst, 'destination', { applicationName: 'pgferry applier' });
-      const applier = new SnapshotApplier({
-        kafka: opts.kafka,
-        registry,
-        destination: applierConn,
-        group,
-        targets,
-        onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
-      });
-      try {
-        // Topics exist before the applier subscribes, so it consumes while the capture reads.
-        await prepareStreams(source, opts.kafka, registry, prefix, opts.partitions ?? 4, selection.tables);
-        await applier.start();
-        const captured = await runSnapshotCapture({
-          source: src,
-          sourceDatabase: src.database,
+      // Topics exist before the applier subscribes, so it consumes while the capture reads.
+      await prepareStreams(source, opts.kafka, registry, prefix, partitions, selection.tables);
+      if (opts.processes) {
+        await runSupervisedFullData({
+          spec,
+          processes: opts.processes,
           kafka: opts.kafka,
-          registry,
+          registryUrl: opts.registryUrl,
           topicPrefix: prefix,
-          partitions: opts.partitions ?? 4,
+          partitions,
           tables: selection.tables,
-          control: store,
           snapshotName,
-          chunkRows: spec.options.chunkRows,
-          workers: spec.options.snapshotWorkers,
-          onProgress: (p) => emit({ kind: 'captured', ...p }),
+          group,
+          targets,
+          control,
+          emit,
         });
-        result.rowsCaptured = captured.rows;
-        await waitForApplier(
-          opts.kafka,
-          applier,
-          targets.map((t) => t.topic),
-        );
-      } finally {
-        await applier.stop().catch(() => undefined);
-        await applierConn.end().catch(() => undefined);
+        result.rowsCaptured = (await store.chunkProgress()).reduce((n, t) => n + t.rows, 0);
+      } else {
+        result.rowsCaptured = await runInProcess(opts, {
+          dst,
+          src,
+          registry,
+          prefix,
+          partitions,
+          group,
+          targets,
+          store,
+          snapshotName,
+          tables: selection.tables,
+          emit,
+        });
       }
       if (!spec.migrationTypes.incremental) await dropSlot(source, slotName);
       return `${result.rowsCaptured} rows`;
@@ -205,6 +216,60 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
     await snap?.connection.end().catch(() => undefined);
     await source.end().catch(() => undefined);
     await control.end().catch(() => undefined);
+  }
+}
+
+/** Capture and applier in this process; returns the rows this run captured. */
+async function runInProcess(
+  opts: FullMigrationOptions,
+  ctx: {
+    src: Endpoint;
+    dst: Endpoint;
+    registry: RegistryClient;
+    prefix: string;
+    partitions: number;
+    group: string;
+    targets: ApplierTarget[];
+    store: ControlStore;
+    snapshotName: string | null;
+    tables: SelectedTable[];
+    emit: (e: MigrationEvent) => void;
+  },
+): Promise<number> {
+  const applierConn = await connect(ctx.dst, 'destination', { applicationName: 'pgferry applier' });
+  const applier = new SnapshotApplier({
+    kafka: opts.kafka,
+    registry: ctx.registry,
+    destination: applierConn,
+    group: ctx.group,
+    targets: ctx.targets,
+    onApplied: (t, rows) => ctx.emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
+  });
+  try {
+    await applier.start();
+    const captured = await runSnapshotCapture({
+      source: ctx.src,
+      sourceDatabase: ctx.src.database,
+      kafka: opts.kafka,
+      registry: ctx.registry,
+      topicPrefix: ctx.prefix,
+      partitions: ctx.partitions,
+      tables: ctx.tables,
+      control: ctx.store,
+      snapshotName: ctx.snapshotName,
+      chunkRows: opts.spec.options.chunkRows,
+      workers: opts.spec.options.snapshotWorkers,
+      onProgress: (p) => ctx.emit({ kind: 'captured', ...p }),
+    });
+    await waitForApplier(
+      opts.kafka,
+      applier,
+      ctx.targets.map((t) => t.topic),
+    );
+    return captured.rows;
+  } finally {
+    await applier.stop().catch(() => undefined);
+    await applierConn.end().catch(() => undefined);
   }
 }
 

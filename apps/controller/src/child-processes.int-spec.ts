@@ -1,0 +1,166 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { Client } from 'pg';
+import { loadPgbenchLike, startPostgres, tableDigest, waitFor, type PgCluster } from '@pgferry/testing';
+import { runMigrate } from './migrate-command';
+
+const TABLES: Array<[string, string]> = [
+  ['pgbench_accounts', 'aid'],
+  ['pgbench_tellers', 'tid'],
+  ['pgbench_branches', 'bid'],
+  ['mixed_rows', 'id'],
+];
+
+function sink() {
+  let text = '';
+  const out = new Writable({
+    write(chunk, _e, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  return { out, text: () => text };
+}
+
+async function digests(c: Client) {
+  const out: Record<string, { count: number; md5: string }> = {};
+  for (const [table, key] of TABLES) out[table] = await tableDigest(c, 'public', table, [key]);
+  return out;
+}
+
+function readPid(file: string): number | null {
+  try {
+    return Number(readFileSync(file, 'utf8').trim()) || null;
+  } catch {
+    return null;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('pgferry migrate with capture and applier as child processes', () => {
+  let source: PgCluster;
+  let destination: PgCluster;
+  const dir = mkdtempSync(join(tmpdir(), 'pgferry-children-'));
+  beforeAll(async () => {
+    [source, destination] = await Promise.all([startPostgres({ logical: true }), startPostgres()]);
+  });
+  afterAll(async () => {
+    await Promise.all([source?.stop(), destination?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Loads the source, starts a migration, and returns it with the source's digests before it. */
+  async function start(name: string) {
+    await source.createDatabase(name);
+    await destination.createDatabase(name);
+    const s = await source.connect(name);
+    await loadPgbenchLike(s, { scale: 2, schema: 'public', mixedRows: 20_000 });
+    const before = await digests(s);
+    const d = await destination.connect(name);
+    const out = sink();
+    const workDir = join(dir, name);
+    const spec = join(dir, `${name}.json`);
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        name,
+        source: { url: source.url(name) },
+        destination: { url: destination.url(name) },
+        options: { chunkRows: 10_000, snapshotWorkers: 2 },
+      }),
+    );
+    const migration = runMigrate({ spec, workDir, out: out.out });
+    migration.catch(() => undefined);
+    const chunks = async () =>
+      (
+        await d
+          .query(
+            `SELECT count(*) FILTER (WHERE done)::int AS done, count(*) FILTER (WHERE NOT done)::int AS pending FROM pgferry.chunks`,
+          )
+          .catch(() => ({ rows: [{ done: 0, pending: 0 }] }))
+      ).rows[0] as { done: number; pending: number };
+    return { s, d, out, workDir, migration, before, chunks };
+  }
+
+  it('restarts a capture killed with SIGKILL mid-copy from the same snapshot, re-sending only unfinished chunks', async () => {
+    const { s, d, out, workDir, migration, before, chunks } = await start('kill_capture');
+    const pidFile = join(workDir, 'capture.pid');
+    const killed = await waitFor(
+      async () => {
+        const c = await chunks();
+        return { ...c, pid: c.done >= 2 && c.pending >= 4 ? readPid(pidFile) : null };
+      },
+      {
+        reason: 'the capture child to have finished some chunks but not all',
+        until: (v) => v.pid !== null,
+        timeout: 90_000,
+        interval: 20,
+      },
+    );
+    expect(statSync(join(workDir, 'capture.json')).mode & 0o777).toBe(0o600);
+    process.kill(killed.pid!, 'SIGKILL');
+    const doneAtKill = (
+      await d.query(`SELECT chunk_id FROM pgferry.chunks WHERE done ORDER BY chunk_id`)
+    ).rows.map((r) => r.chunk_id as string);
+    // A change after the snapshot: a capture that read under a fresh snapshot would carry it.
+    await s.query(`UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 97 = 0`);
+    await s.query(`UPDATE mixed_rows SET name = 'changed after the snapshot' WHERE id % 89 = 0`);
+
+    const { code } = await migration;
+    expect({ code, out: code ? out.text() : '' }).toEqual({ code: 0, out: '' });
+    expect(out.text()).toContain(`capture      pid ${killed.pid} was killed by SIGKILL; restart 1`);
+    expect(await digests(d)).toEqual(before);
+    // Chunks finished before the kill were read once; only the unfinished ones were sent again.
+    const attempts = (await d.query(`SELECT chunk_id, attempt, done FROM pgferry.chunks ORDER BY chunk_id`))
+      .rows;
+    expect(attempts.every((r) => r.done)).toBe(true);
+    expect(attempts.filter((r) => doneAtKill.includes(r.chunk_id)).every((r) => r.attempt === 1)).toBe(true);
+    expect(alive(killed.pid!)).toBe(false);
+    expect(existsSync(join(workDir, 'capture.pid'))).toBe(false);
+    expect(existsSync(join(workDir, 'capture.json'))).toBe(false);
+    expect(readFileSync(join(workDir, 'capture.log'), 'utf8')).not.toContain(source.password);
+    await s.end();
+    await d.end();
+  });
+
+  it('restarts an applier killed with SIGKILL mid-copy; the destination ends exact, with no duplicate', async () => {
+    const { s, d, out, workDir, migration, before, chunks } = await start('kill_applier');
+    const pidFile = join(workDir, 'applier.pid');
+    const killed = await waitFor(
+      async () => {
+        const [{ n }] = (
+          await d
+            .query(`SELECT count(*)::int AS n FROM pgferry.offsets WHERE next_offset > 0`)
+            .catch(() => ({ rows: [{ n: 0 }] }))
+        ).rows;
+        const c = await chunks();
+        return { n, ...c, pid: n > 0 && c.pending > 0 ? readPid(pidFile) : null };
+      },
+      {
+        reason: 'the applier child to have applied some rows while the capture still runs',
+        until: (v) => v.pid !== null,
+        timeout: 90_000,
+        interval: 20,
+      },
+    );
+    process.kill(killed.pid!, 'SIGKILL');
+    const { code } = await migration;
+    expect({ code, out: code ? out.text() : '' }).toEqual({ code: 0, out: '' });
+    expect(out.text()).toContain(`applier      pid ${killed.pid} was killed by SIGKILL; restart 1`);
+    expect(await digests(d)).toEqual(before);
+    expect(alive(killed.pid!)).toBe(false);
+    expect(existsSync(pidFile)).toBe(false);
+    await s.end();
+    await d.end();
+  });
+});

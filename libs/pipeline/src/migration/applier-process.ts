@@ -1,0 +1,66 @@
+import { Kafka, type ConsumerConfig } from 'kafkajs';
+import { connect, resolveEndpoint } from '@pgferry/pg';
+import { RegistryClient } from '../codec/registry-client';
+import { SnapshotApplier } from '../full-data/snapshot-applier';
+import type { MigrationEvent } from './full-migration';
+import { kafkaConfig, type ApplierProcessConfig } from './process-config';
+
+/**
+ * Session timeout of the applier's consumer. A killed applier's partitions go to its successor
+ * once the broker notices the dead member, after this long (kafkajs' default is 30 s). Each
+ * fetched batch is applied well within it; a member that overran it would only be rebalanced,
+ * and its successor resumes from the offsets stored with the rows.
+ */
+const APPLIER_SESSION_TIMEOUT_MS = 10_000;
+
+/** A kafkajs client whose consumers default to the applier's session timeout and heartbeat. */
+class ApplierKafka extends Kafka {
+  override consumer(config: ConsumerConfig) {
+    return super.consumer({ sessionTimeout: APPLIER_SESSION_TIMEOUT_MS, heartbeatInterval: 1000, ...config });
+  }
+}
+
+/**
+ * The body of `apps/applier`: consumes the table topics and applies them until `stop` aborts,
+ * then leaves the group. Fails when the applier fails (a record it cannot apply, a lost
+ * destination connection); its offsets live in the destination, so a restart neither loses
+ * nor repeats a row.
+ */
+export async function runApplierProcess(
+  config: ApplierProcessConfig,
+  emit: (e: MigrationEvent) => void,
+  stop: AbortSignal,
+): Promise<void> {
+  const { spec } = config;
+  const dst = resolveEndpoint(spec.destination, 'destination');
+  const destination = await connect(dst, 'destination', { applicationName: 'pgferry applier' });
+  const kafka = new ApplierKafka(kafkaConfig(config.kafka, `pgferry-${spec.name}-applier`));
+  const applier = new SnapshotApplier({
+    kafka,
+    registry: new RegistryClient(config.registryUrl),
+    destination,
+    group: config.group,
+    targets: config.targets,
+    onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
+  });
+  try {
+    await applier.start();
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        if (applier.error) {
+          clearInterval(poll);
+          reject(applier.error);
+        }
+      }, 100);
+      const done = () => {
+        clearInterval(poll);
+        resolve();
+      };
+      if (stop.aborted) done();
+      else stop.addEventListener('abort', done, { once: true });
+    });
+  } finally {
+    await applier.stop().catch(() => undefined);
+    await destination.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,135 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from 'pg';
+import type { Kafka } from 'kafkajs';
+import type { TaskSpec } from '@pgferry/core';
+import type { SelectedTable } from '@pgferry/pg';
+import { readOffsets } from '../control/control-store';
+import type { ApplierTarget } from '../full-data/snapshot-applier';
+import { ChildSupervisor } from '../supervise/child-supervisor';
+import type { MigrationEvent } from './full-migration';
+import { CONFIG_ENV, writeProcessConfig, type KafkaConnection } from './process-config';
+
+/** Runs capture and applier as child processes of the controller (see runFullMigration). */
+export interface ChildProcessesOptions {
+  /** The compiled entry modules of apps/capture and apps/applier. */
+  captureEntry: string;
+  applierEntry: string;
+  /** The task's work dir: <name>.pid, <name>.log and the children's 0600 configuration files. */
+  dir: string;
+  /** How the children reach Kafka (the controller's own client cannot be handed over). */
+  kafka: KafkaConnection;
+  /** Restart backoff, for tests (defaults: 0.5 s doubling to 15 s). */
+  initialRestartDelayMs?: number;
+}
+
+export interface SupervisedFullDataOptions {
+  spec: TaskSpec;
+  processes: ChildProcessesOptions;
+  /** The controller's client: reads the topics' high watermarks. */
+  kafka: Kafka;
+  registryUrl: string;
+  topicPrefix: string;
+  partitions: number;
+  tables: SelectedTable[];
+  snapshotName: string | null;
+  group: string;
+  targets: ApplierTarget[];
+  /** A destination connection of the controller: reads the applier's committed offsets. */
+  control: Client;
+  emit: (e: MigrationEvent) => void;
+}
+
+const POLL_MS = 200;
+
+/**
+ * The full-data phase with the capture and the applier in their own processes. The controller
+ * keeps the exported snapshot alive (it holds the replication connection that created it), so
+ * a restarted capture imports the same snapshot and re-sends only unfinished chunks. Completion
+ * crosses the process boundary through durable state only: the capture is done when it exits 0
+ * after reporting `done` (every chunk is marked done in pgferry.chunks), the applier is done
+ * when the offsets it committed with the rows in pgferry.offsets reach every partition's high
+ * watermark. Progress events come over IPC and are only for display.
+ */
+export async function runSupervisedFullData(opts: SupervisedFullDataOptions): Promise<void> {
+  const { spec, processes } = opts;
+  const restart = {
+    windowMs: spec.options.retry.otherMinutes * 60_000,
+    initialDelayMs: processes.initialRestartDelayMs,
+  };
+  const lifecycle = (e: { process: string; status: string; pid?: number; detail: string }) =>
+    opts.emit({ kind: 'process', ...e } as MigrationEvent);
+  const common = {
+    spec,
+    kafka: processes.kafka,
+    registryUrl: opts.registryUrl,
+    topicPrefix: opts.topicPrefix,
+  };
+  const captureConfig = join(processes.dir, 'capture.json');
+  const applierConfig = join(processes.dir, 'applier.json');
+  writeProcessConfig(captureConfig, {
+    ...common,
+    role: 'capture',
+    partitions: opts.partitions,
+    tables: opts.tables,
+    snapshotName: opts.snapshotName,
+  });
+  writeProcessConfig(applierConfig, { ...common, role: 'applier', group: opts.group, targets: opts.targets });
+  const applier = new ChildSupervisor<MigrationEvent>({
+    name: 'applier',
+    entry: processes.applierEntry,
+    dir: processes.dir,
+    env: { [CONFIG_ENV]: applierConfig },
+    kind: 'service',
+    restart,
+    onEvent: opts.emit,
+    onLifecycle: lifecycle,
+  });
+  const capture = new ChildSupervisor<MigrationEvent>({
+    name: 'capture',
+    entry: processes.captureEntry,
+    dir: processes.dir,
+    env: { [CONFIG_ENV]: captureConfig },
+    kind: 'job',
+    restart,
+    onEvent: opts.emit,
+    onLifecycle: lifecycle,
+  });
+  try {
+    applier.start();
+    capture.start();
+    // The applier never finishes on its own: its `finished` settles first only by failing.
+    await Promise.race([capture.finished, applier.finished]);
+    if (applier.failure) throw applier.failure;
+    await waitForAppliedOffsets(opts, () => applier.failure);
+  } finally {
+    await Promise.all([capture.stop(), applier.stop()]);
+    rmSync(captureConfig, { force: true });
+    rmSync(applierConfig, { force: true });
+  }
+}
+
+/** Resolves once the destination's committed offsets reach every partition's current end. */
+async function waitForAppliedOffsets(
+  opts: SupervisedFullDataOptions,
+  failure: () => Error | null,
+): Promise<void> {
+  const topics = opts.targets.map((t) => t.topic);
+  const admin = opts.kafka.admin();
+  await admin.connect();
+  const ends = new Map<string, bigint>();
+  try {
+    for (const topic of topics)
+      for (const p of await admin.fetchTopicOffsets(topic))
+        ends.set(`${topic}:${p.partition}`, BigInt(p.high));
+  } finally {
+    await admin.disconnect();
+  }
+  for (;;) {
+    const err = failure();
+    if (err) throw err;
+    const applied = await readOffsets(opts.control, opts.group, topics);
+    if ([...ends].every(([k, high]) => high === 0n || (applied.get(k) ?? 0n) >= high)) return;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * When to restart a child process that exited unexpectedly. Restarts back off exponentially
+ * (initialDelayMs, doubling, capped at maxDelayMs) and stop once the next start would fall
+ * outside `windowMs` measured from the first crash of the current streak. A child that stayed
+ * up for `stableMs` before crashing starts a new streak: a process that runs for an hour and
+ * then dies once is not charged for the crashes of the morning.
+ */
+export interface RestartPolicy {
+  windowMs: number;
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  stableMs?: number;
+}
+
+export class RestartTracker {
+  private streakStart: number | null = null;
+  private crashes = 0;
+
+  constructor(
+    private readonly policy: RestartPolicy,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Crashes in the current streak. */
+  get attempts(): number {
+    return this.crashes;
+  }
+
+  /**
+   * Records a crash of a child that had been up for `uptimeMs`; returns the delay before the
+   * next start, or null when the window is spent and the child must not be started again.
+   */
+  onCrash(uptimeMs: number): number | null {
+    const t = this.now();
+    if (uptimeMs >= (this.policy.stableMs ?? 60_000)) {
+      this.streakStart = null;
+      this.crashes = 0;
+    }
+    if (this.streakStart === null) this.streakStart = t;
+    this.crashes++;
+    const delay = Math.min(
+      this.policy.maxDelayMs ?? 15_000,
+      (this.policy.initialDelayMs ?? 500) * 2 ** (this.crashes - 1),
+    );
+    return t + delay - this.streakStart > this.policy.windowMs ? null : delay;
+  }
+}
