@@ -6,7 +6,15 @@ import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka, type EmbeddedKafka } from './start-embedded-kafka';
 import { SCHEMAS_TOPIC } from './broker-schema-log';
 
-const v1 = { type: 'record', name: 'Order', namespace: 'pgferry.test', fields: [{ name: 'id', type: 'long' }, { name: 'note', type: ['null', 'string'], default: null }] };
+const v1 = {
+  type: 'record',
+  name: 'Order',
+  namespace: 'pgferry.test',
+  fields: [
+    { name: 'id', type: 'long' },
+    { name: 'note', type: ['null', 'string'], default: null },
+  ],
+};
 const v2 = { ...v1, fields: [...v1.fields, { name: 'qty', type: 'int', default: 1 }] };
 const incompatible = { ...v1, fields: [{ name: 'id', type: 'string' }] };
 
@@ -21,20 +29,34 @@ describe('startEmbeddedKafka: broker and schema registry together', () => {
   it('registers, encodes and decodes with the Confluent client, refuses an incompatible schema, and keeps schemas across a restart', async () => {
     kafka = await startEmbeddedKafka({ dataDir, port: 0, registryPort: 0 });
     const registry = new SchemaRegistry({ host: kafka.registryUrl! });
-    const { id } = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(v1) }, { subject: 'shop.orders-value' });
+    const { id } = await registry.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify(v1) },
+      { subject: 'shop.orders-value' },
+    );
     const encoded = await registry.encode(id, { id: 7, note: 'first' });
     expect(encoded[0]).toBe(0);
     expect(encoded.readInt32BE(1)).toBe(id);
     expect(await registry.decode(encoded)).toEqual({ id: 7, note: 'first' });
-    const second = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(v2) }, { subject: 'shop.orders-value' });
+    const second = await registry.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify(v2) },
+      { subject: 'shop.orders-value' },
+    );
     expect(second.id).not.toBe(id);
-    await expect(registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(incompatible) }, { subject: 'shop.orders-value' })).rejects.toThrow(/incompatible|409/i);
+    await expect(
+      registry.register(
+        { type: SchemaType.AVRO, schema: JSON.stringify(incompatible) },
+        { subject: 'shop.orders-value' },
+      ),
+    ).rejects.toThrow(/incompatible|409/i);
 
     // Records sent through Kafka with the wire format decode on the other side.
     const client = new Kafka({ brokers: kafka.brokers, logLevel: logLevel.NOTHING });
     const producer = client.producer();
     await producer.connect();
-    await producer.send({ topic: 'shop.orders', messages: [{ value: await registry.encode(second.id, { id: 8, note: null, qty: 3 }) }] });
+    await producer.send({
+      topic: 'shop.orders',
+      messages: [{ value: await registry.encode(second.id, { id: 8, note: null, qty: 3 }) }],
+    });
     await producer.disconnect();
 
     const brokerPort = kafka.broker.port;
@@ -51,10 +73,15 @@ describe('startEmbeddedKafka: broker and schema registry together', () => {
     const admin = new Kafka({ brokers: kafka.brokers, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
     const [offsets] = await admin.fetchTopicOffsets(SCHEMAS_TOPIC);
-    const configs = await admin.describeConfigs({ resources: [{ type: 2, name: SCHEMAS_TOPIC }], includeSynonyms: false });
+    const configs = await admin.describeConfigs({
+      resources: [{ type: 2, name: SCHEMAS_TOPIC }],
+      includeSynonyms: false,
+    });
     await admin.disconnect();
     // Two schema versions and the subject config that the Confluent client sets on register.
     expect(Number(offsets.high)).toBe(3);
-    expect(configs.resources[0].configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue).toBe('compact');
+    expect(
+      configs.resources[0].configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue,
+    ).toBe('compact');
   });
 });
