@@ -103,6 +103,15 @@ describe('full migration: schema, snapshot through Kafka, post-data', () => {
       .filter((e) => e.kind === 'phase' && e.status === 'done')
       .map((e) => (e as { phase: string }).phase);
     expect(phases).toEqual(['schema-pre', 'full-data', 'schema-post']);
+    // Sequences continue where the source's are: the identity column's was called 2000 times,
+    // the loose sequence never (its next value is still its start).
+    const seqSql = `SELECT (SELECT last_value FROM "Sales Dept".customers_id_seq)::int AS customers,
+      (SELECT is_called FROM "Sales Dept".customers_id_seq) AS called, (SELECT nextval('public.invoice_no'))::int AS invoice`;
+    expect((await d.query(seqSql)).rows[0]).toEqual({ customers: 2000, called: true, invoice: 1000 });
+    expect(result.sequences?.synced.map((q) => `${q.targetSchema}.${q.targetName}`).sort()).toEqual([
+      'Sales Dept.customers_id_seq',
+      'public.invoice_no',
+    ]);
     // A full-only task leaves no slot behind.
     expect((await s.query(`SELECT count(*)::int AS n FROM pg_replication_slots`)).rows[0].n).toBe(0);
     // Running it again resumes: every phase is already done, nothing is copied twice.

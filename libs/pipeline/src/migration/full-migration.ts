@@ -18,6 +18,7 @@ import { SnapshotApplier, type ApplierTarget } from '../full-data/snapshot-appli
 import { createKeyConstraints } from '../full-data/key-constraints';
 import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snapshot/pg-snapshot-slot';
 import { tableTopic } from '../topics';
+import { syncSequences, type SequenceSyncResult } from '../sequences/pg-sequence-sync';
 import { runSupervisedFullData, type ChildProcessesOptions } from './supervised-full-data';
 
 export type MigrationEvent =
@@ -56,6 +57,8 @@ export interface FullMigrationResult {
   rowsCaptured: number;
   schema: { preData?: SchemaStepResult; postData?: SchemaStepResult };
   verify?: string;
+  /** Sequences carried at the end of a full-only load. */
+  sequences?: SequenceSyncResult;
 }
 
 const POLL_MS = 100;
@@ -193,8 +196,13 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
           emit,
         });
       }
-      if (!spec.migrationTypes.incremental) await dropSlot(source, slotName);
-      return `${result.rowsCaptured} rows`;
+      if (spec.migrationTypes.incremental) return `${result.rowsCaptured} rows`;
+      await dropSlot(source, slotName);
+      // pg_dump --schema-only leaves sequences at their start; a full-only task carries their
+      // values now (an incremental task does it at cutover, after the last write).
+      const seq = await syncSequences(source, control, spec.objects, selection.tables);
+      result.sequences = seq;
+      return `${result.rowsCaptured} rows, ${seq.synced.length} sequences set${seq.missing.length ? ` (not on the destination: ${seq.missing.join(', ')})` : ''}`;
     });
 
     await phase('schema-post', spec.migrationTypes.schema, async () => {
