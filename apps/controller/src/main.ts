@@ -54,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--work-dir <dir>', 'where the embedded broker and schema dumps live (default .pgferry/<name>)')
     .option('--api-port <n>', 'also serve GET /tasks/:id (JSON progress) on this port while migrating')
     .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
+    .option('--no-verify', 'skip comparing every table on both servers after the load')
+    .option('--in-process', 'run capture and applier inside this process instead of as child processes')
     .action(async (opts) => {
       exitCode = (
         await runMigrate({

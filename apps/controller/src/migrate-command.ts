@@ -3,7 +3,13 @@ import type { Writable } from 'node:stream';
 import { Kafka, logLevel } from 'kafkajs';
 import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { runFullMigration, type FullMigrationResult } from '@pgferry/pipeline';
+import {
+  assertVerified,
+  formatVerifyReport,
+  runFullMigration,
+  verifyTables,
+  type FullMigrationResult,
+} from '@pgferry/pipeline';
 import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { startTaskApi } from './api/tasks.module';
@@ -24,6 +30,8 @@ export interface MigrateOptions {
   incremental?: boolean;
   /** Run capture and applier inside this process instead of as supervised child processes. */
   inProcess?: boolean;
+  /** false: skip the verify phase (comparing every table on both servers after the load). */
+  verify?: boolean;
   out: Writable & { isTTY?: boolean };
 }
 
@@ -67,10 +75,19 @@ export function specFromOptions(opts: MigrateOptions): TaskSpec {
  */
 export async function runMigrate(
   opts: MigrateOptions,
-  verify?: Parameters<typeof runFullMigration>[0]['verify'],
 ): Promise<{ code: number; result?: FullMigrationResult }> {
   const spec = specFromOptions(opts);
   const say = (s: string) => opts.out.write(`${s}\n`);
+  // The verify phase: every table compared on both servers by count and checksum per key range.
+  const verify: Parameters<typeof runFullMigration>[0]['verify'] =
+    opts.verify === false
+      ? undefined
+      : async (source, destination, tables, snapshot) => {
+          const report = await verifyTables(source, destination, tables, { sourceSnapshot: snapshot });
+          say('verify');
+          say(formatVerifyReport(report));
+          return assertVerified(report);
+        };
   const gate = await precheckGate(spec, opts.out, opts.ack);
   if (!gate.mayStart) {
     say('nothing was written');

@@ -217,6 +217,7 @@ describe('pgferry migrate', () => {
         'schema-pre:done',
         'full-data:done',
         'schema-post:done',
+        'verify:done',
       ]);
       expect(status.fullData.rows).toBe(50002);
       expect(status.fullData.chunksDone).toBe(status.fullData.chunks);

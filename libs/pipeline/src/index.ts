@@ -29,3 +29,4 @@ export * from './ddl';
 export * from './release';
 export * from './codec/change-encoder';
 export * from './throttle';
+export * from './verify';

@@ -48,8 +48,19 @@ export interface FullMigrationOptions {
    * within options.retry.otherMinutes). Without it they run inside this process.
    */
   processes?: ChildProcessesOptions;
-  /** Runs after post-data; throws to fail the task (the verify phase). */
-  verify?: (source: Client, destination: Client, tables: SelectedTable[]) => Promise<string>;
+  /**
+   * Runs after post-data; throws to fail the task (the verify phase). `snapshot` is the exported
+   * snapshot the destination was loaded from, still alive when this run took it (null after a
+   * resume): reading the source under it compares against exactly what was copied, whatever
+   * the source took since. Not run for a task with incremental migration: its destination is
+   * verified at cutover, once it has caught up.
+   */
+  verify?: (
+    source: Client,
+    destination: Client,
+    tables: SelectedTable[],
+    snapshot: string | null,
+  ) => Promise<string>;
 }
 
 export interface FullMigrationResult {
@@ -212,9 +223,10 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         .join(', ');
     });
 
-    if (opts.verify) {
+    if (opts.verify && !spec.migrationTypes.incremental) {
       await phase('verify', true, async () => {
-        result.verify = await opts.verify!(source, control, selection.tables);
+        const snap = exported as ExportedSnapshot | null;
+        result.verify = await opts.verify!(source, control, selection.tables, snap?.snapshotName ?? null);
         return result.verify;
       });
     }
