@@ -54,7 +54,12 @@ describe('PgChangeApplier', () => {
     ];
     const mark = { group: 'g', topic: 'pre.src.x', partition: 0, nextOffset: 6n };
     // Keys 2 and 3 are born and gone inside the batch: nothing of them reaches the table.
-    expect(await applier.apply(orders, batch, mark)).toEqual({ upserted: 2, deleted: 0, truncated: 0 });
+    expect(await applier.apply(orders, batch, mark)).toEqual({
+      upserted: 2,
+      deleted: 0,
+      truncated: 0,
+      skipped: 0,
+    });
     // Replaying the same batch (a crash before the consumer committed) leaves the same table.
     await applier.apply(orders, batch, mark);
     expect(await rows(`SELECT id, "Note", length(doc) AS doc, n FROM "Shop Ü"."Orders" ORDER BY id`)).toEqual(
@@ -97,8 +102,37 @@ describe('PgChangeApplier', () => {
     await applier.apply(lines, [ch(['order_id', 'line'], 't', null)], null);
     expect(
       await applier.apply(orders, [ch(cols, 't', null), ch(cols, 'c', ['5', 'after', 'd', '5'])], null),
-    ).toEqual({ upserted: 1, deleted: 0, truncated: 1 });
+    ).toEqual({ upserted: 1, deleted: 0, truncated: 1, skipped: 0 });
     expect(await rows(`SELECT id FROM "Shop Ü"."Orders"`)).toEqual([{ id: 5 }]);
+  });
+
+  it('applies a truncate carried by every partition once, and drops older changes that arrive after it', async () => {
+    const t: TargetTable = { schema: 'Shop Ü', table: 'Orders', columns: cols, key: ['id'] };
+    const at = (lsn: bigint, c: DecodedChange) => ({ ...c, source: { ...c.source, lsn } });
+    const p0 = (next: bigint) => ({ group: 'trunc', topic: 'pre.t', partition: 0, nextOffset: next });
+    const p1 = (next: bigint) => ({ group: 'trunc', topic: 'pre.t', partition: 1, nextOffset: next });
+    await applier.apply(t, [at(100n, ch(cols, 'c', ['31', 'before', 'd', '1']))], p0(1n));
+    // Partition 0 reaches the truncate (LSN 200) first and goes on with a later insert.
+    expect(
+      await applier.apply(
+        t,
+        [at(200n, ch(cols, 't', null)), at(300n, ch(cols, 'c', ['32', 'after', 'd', '2']))],
+        p0(3n),
+      ),
+    ).toEqual({ upserted: 1, deleted: 0, truncated: 1, skipped: 0 });
+    // Partition 1 lags: a change from before the truncate, then its copy of it, then a later one.
+    expect(
+      await applier.apply(
+        t,
+        [
+          at(150n, ch(cols, 'c', ['33', 'stale', 'd', '3'])),
+          at(200n, ch(cols, 't', null)),
+          at(310n, ch(cols, 'c', ['34', 'later', 'd', '4'])),
+        ],
+        p1(3n),
+      ),
+    ).toEqual({ upserted: 1, deleted: 0, truncated: 0, skipped: 2 });
+    expect(await rows(`SELECT id FROM "Shop Ü"."Orders" ORDER BY id`)).toEqual([{ id: 32 }, { id: 34 }]);
   });
 
   it('applies a keyless table row by row, matching json and arrays by their text, and stops on a divergence', async () => {

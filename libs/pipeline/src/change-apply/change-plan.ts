@@ -12,7 +12,8 @@ export type KeyAction =
  * A run of changes of one table reduced to one action per key, and where truncates cut it:
  * `steps` alternate reduced runs and truncates, in source order. Pure.
  */
-export type PlanStep = { kind: 'run'; actions: Map<string, KeyAction> } | { kind: 'truncate' };
+export type PlanStep =
+  { kind: 'run'; actions: Map<string, KeyAction> } | { kind: 'truncate'; lsn: bigint | null };
 
 /** Positions of the target's columns inside a change's column list. */
 export function columnIndex(t: TargetTable, change: DecodedChange): number[] {
@@ -44,7 +45,7 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
     if (ch.op === 't') {
       if (actions.size) steps.push({ kind: 'run', actions });
       actions = new Map();
-      steps.push({ kind: 'truncate' });
+      steps.push({ kind: 'truncate', lsn: ch.source.lsn });
       continue;
     }
     const idx = columnIndex(t, ch);

@@ -13,6 +13,8 @@ export interface ChangeApplyCounts {
   upserted: number;
   deleted: number;
   truncated: number;
+  /** Older than a truncate already applied (from another partition): their effect is gone. */
+  skipped: number;
 }
 
 /**
@@ -35,6 +37,13 @@ export class PgChangeApplier {
 
   constructor(private readonly client: Client) {}
 
+  /**
+   * Applies `changes` and stores `mark`, atomically. With a mark, TRUNCATE is applied once per
+   * table however many partitions carry a copy of it: the truncate's LSN is kept in
+   * pgferry.truncates (locked for the transaction), a copy at or below it is skipped, and so is
+   * every change older than it, whichever partition it arrives on (its effect was erased on the
+   * source too). Snapshot rows count as older than any truncate.
+   */
   async apply(
     t: TargetTable,
     changes: readonly DecodedChange[],
@@ -42,14 +51,31 @@ export class PgChangeApplier {
   ): Promise<ChangeApplyCounts> {
     await this.prepare();
     const target = quoteQualified(t.schema, t.table);
-    const counts: ChangeApplyCounts = { upserted: 0, deleted: 0, truncated: 0 };
+    const counts: ChangeApplyCounts = { upserted: 0, deleted: 0, truncated: 0, skipped: 0 };
     try {
       await this.client.query('BEGIN');
+      const guard = mark
+        ? await this.truncateGuard(
+            mark.group,
+            t,
+            changes.some((c) => c.op === 't'),
+          )
+        : null;
+      let truncatedAt = guard?.lsn ?? 0n;
+      const live = guard
+        ? changes.filter((c) => {
+            const lsn = c.source.lsn ?? 0n;
+            const keep = c.op === 't' ? lsn > truncatedAt : lsn >= truncatedAt;
+            if (!keep) counts.skipped++;
+            return keep;
+          })
+        : changes;
       if (t.key.length) {
-        for (const step of planKeyedChanges(t, changes)) {
+        for (const step of planKeyedChanges(t, live)) {
           if (step.kind === 'truncate') {
             await this.truncate(target);
             counts.truncated++;
+            if (step.lsn !== null && step.lsn > truncatedAt) truncatedAt = step.lsn;
           } else {
             const r = await this.applyActions(t, step.actions);
             counts.upserted += r.upserted;
@@ -57,8 +83,17 @@ export class PgChangeApplier {
           }
         }
       } else {
-        for (const ch of changes) await this.applyKeyless(t, ch, counts);
+        for (const ch of live) {
+          await this.applyKeyless(t, ch, counts);
+          if (ch.op === 't' && ch.source.lsn !== null && ch.source.lsn > truncatedAt)
+            truncatedAt = ch.source.lsn;
+        }
       }
+      if (guard && truncatedAt > guard.lsn)
+        await this.client.query(
+          `UPDATE pgferry.truncates SET lsn = $4 WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3`,
+          [guard.group, t.schema, t.table, truncatedAt.toString()],
+        );
       if (mark) await storeOffset(this.client, mark.group, mark.topic, mark.partition, mark.nextOffset);
       await this.client.query('COMMIT');
       return counts;
@@ -67,6 +102,28 @@ export class PgChangeApplier {
       if (err instanceof DataError) throw err;
       throw classifyPgError(err, `applying ${changes.length} changes to ${target}`);
     }
+  }
+
+  /**
+   * The table's last applied truncate, locked: shared by batches without a truncate, exclusive
+   * for one with a truncate, so a truncate and older changes from another partition never
+   * commit in the wrong order.
+   */
+  private async truncateGuard(
+    group: string,
+    t: TargetTable,
+    exclusive: boolean,
+  ): Promise<{ group: string; lsn: bigint }> {
+    const params = [group, t.schema, t.table];
+    await this.client.query(
+      `INSERT INTO pgferry.truncates (consumer_group, schema_name, table_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+      params,
+    );
+    const { rows } = await this.client.query(
+      `SELECT lsn::text AS lsn FROM pgferry.truncates WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3 FOR ${exclusive ? 'UPDATE' : 'SHARE'}`,
+      params,
+    );
+    return { group, lsn: BigInt(rows[0].lsn) };
   }
 
   private async prepare(): Promise<void> {

@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS pgferry.offsets (
   next_offset bigint NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (consumer_group, topic, partition)
+);
+CREATE TABLE IF NOT EXISTS pgferry.truncates (
+  consumer_group text NOT NULL,
+  schema_name text NOT NULL,
+  table_name text NOT NULL,
+  lsn bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (consumer_group, schema_name, table_name)
 );`;
 
 type Queryable = Pick<Client | PoolClient, 'query'>;
