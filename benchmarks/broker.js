@@ -7,6 +7,7 @@ const { spawn } = require('node:child_process');
 const { mkdtempSync, readFileSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
+const { Buffer } = require('node:buffer');
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs');
 
 function arg(name, fallback) {

@@ -5,13 +5,14 @@
 //   1. a direct COPY TO STDOUT | COPY FROM STDIN pipe per table (tables in parallel), data only;
 //   2. pgcopydb clone (Debian package pgcopydb): schema, data, indexes;
 //   3. pgferry migrate on the embedded broker: precheck, schema, data through Kafka, indexes.
-// Prints each time, the ratios, and pgferry's peak memory (capture, applier and broker share one
-// process in the embedded default). Figures vary with the machine: compare ratios, not seconds.
+// Prints each time, the ratios, and pgferry's peak memory per process (controller with the
+// embedded broker, capture, applier) and of the whole process tree. Figures vary with the machine: compare ratios, not seconds.
 const { spawn, spawnSync } = require('node:child_process');
-const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
+const { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { pipeline } = require('node:stream/promises');
+const { setInterval, clearInterval } = require('node:timers');
 const { from: copyFrom, to: copyTo } = require('pg-copy-streams');
 const { startPostgres, loadPgbenchLike, findPgBinDir, serverUser } = require('@pgferry/testing');
 
@@ -24,7 +25,9 @@ const secs = (t) => (Number(process.hrtime.bigint() - t) / 1e9).toFixed(1);
 
 async function copyPipe(src, dst, workers) {
   const s = await src.connect('bench');
-  const { rows } = await s.query(`SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(c.oid) DESC`);
+  const { rows } = await s.query(
+    `SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(c.oid) DESC`,
+  );
   const d = await dst.connect('pipe');
   for (const r of rows) {
     const ddl = await s.query(
@@ -43,7 +46,10 @@ async function copyPipe(src, dst, workers) {
       const a = await src.connect('bench');
       const b = await dst.connect('pipe');
       for (let name = queue.shift(); name; name = queue.shift()) {
-        await pipeline(a.query(copyTo(`COPY "${name}" TO STDOUT`)), b.query(copyFrom(`COPY "${name}" FROM STDIN`)));
+        await pipeline(
+          a.query(copyTo(`COPY "${name}" TO STDOUT`)),
+          b.query(copyFrom(`COPY "${name}" FROM STDIN`)),
+        );
       }
       await a.end();
       await b.end();
@@ -54,38 +60,141 @@ async function copyPipe(src, dst, workers) {
 
 function pgcopydb(src, dst, workers, dir) {
   const bin = findPgBinDir();
-  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, PGCOPYDB_SOURCE_PGURI: src.url('bench'), PGCOPYDB_TARGET_PGURI: dst.url('copydb') };
+  const env = {
+    ...process.env,
+    PATH: `${bin}:${process.env.PATH}`,
+    PGCOPYDB_SOURCE_PGURI: src.url('bench'),
+    PGCOPYDB_TARGET_PGURI: dst.url('copydb'),
+  };
   const t = process.hrtime.bigint();
-  const r = spawnSync('pgcopydb', ['clone', '--table-jobs', String(workers), '--index-jobs', String(workers), '--dir', dir, '--no-owner', '--no-acl'], { env, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`pgcopydb failed (${r.status}): ${(r.stderr || '').split('\n').slice(-15).join('\n')}`);
+  const r = spawnSync(
+    'pgcopydb',
+    [
+      'clone',
+      '--table-jobs',
+      String(workers),
+      '--index-jobs',
+      String(workers),
+      '--dir',
+      dir,
+      '--no-owner',
+      '--no-acl',
+    ],
+    { env, encoding: 'utf8' },
+  );
+  if (r.status !== 0)
+    throw new Error(`pgcopydb failed (${r.status}): ${(r.stderr || '').split('\n').slice(-15).join('\n')}`);
   return secs(t);
+}
+
+/**
+ * Samples VmHWM (peak resident set) of a process and of all its descendants every 100 ms, each
+ * labelled by its entry script (controller, capture, applier, ...). Returns peaks in MB by label
+ * (a label seen twice, e.g. a restarted child, keeps the larger peak) and the peak of the sum of
+ * the current resident sets (VmRSS) of the whole tree; also the CPU seconds (user + system) each
+ * label used, as last sampled (less noisy than wall time on a shared machine).
+ */
+function sampleTreePeaks(rootPid) {
+  const byPid = new Map();
+  let treePeakKb = 0;
+  const label = (pid) => {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const script = args.find((a) => a.endsWith('.js')) ?? args[0];
+      const m = /apps\/([^/]+)\//.exec(script) ?? /@pgferry\/([^/]+)/.exec(script);
+      return m ? m[1] : script.split('/').pop();
+    } catch {
+      return null;
+    }
+  };
+  const children = (pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+        readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+      );
+    } catch {
+      return [];
+    }
+  };
+  const timer = setInterval(() => {
+    const stack = [rootPid];
+    let rssKb = 0;
+    while (stack.length) {
+      const pid = stack.pop();
+      try {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+        rssKb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        const cpu = (Number(stat[11]) + Number(stat[12])) / 100;
+        const prev = byPid.get(pid) ?? { label: label(pid), kb: 0, cpu: 0 };
+        byPid.set(pid, { label: prev.label, kb: Math.max(prev.kb, hwm), cpu: Math.max(prev.cpu, cpu) });
+      } catch {
+        /* exited */
+      }
+      stack.push(...children(pid));
+    }
+    treePeakKb = Math.max(treePeakKb, rssKb);
+  }, 100);
+  return {
+    stop: () => clearInterval(timer),
+    result: () => {
+      const parts = {};
+      for (const { label: l, kb, cpu } of byPid.values()) {
+        if (!l || /^(pg_|psql|sh$|bash$)/.test(l)) continue;
+        const p = parts[l] ?? { mb: 0, cpu: 0 };
+        parts[l] = { mb: Math.max(p.mb, Math.round(kb / 1024)), cpu: p.cpu + cpu };
+      }
+      return { parts, treeMb: Math.round(treePeakKb / 1024) };
+    },
+  };
 }
 
 async function pgferry(src, dst, workers, dir) {
   const spec = join(dir, 'spec.json');
-  writeFileSync(spec, JSON.stringify({ name: 'bench', source: { url: src.url('bench') }, destination: { url: dst.url('ferry') }, options: { snapshotWorkers: workers, chunkRows: 250000 } }));
+  writeFileSync(
+    spec,
+    JSON.stringify({
+      name: 'bench',
+      source: { url: src.url('bench') },
+      destination: { url: dst.url('ferry') },
+      options: { snapshotWorkers: workers, chunkRows: 250000 },
+    }),
+  );
   const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
   const t = process.hrtime.bigint();
-  const child = spawn(process.execPath, [main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    // e.g. BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles pgferry's processes only.
+    env: {
+      ...process.env,
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+    },
+  });
   let out = '';
-  let peakKb = 0;
-  child.stdout.on('data', (d) => (out += d));
-  const timer = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (m) peakKb = Math.max(peakKb, Number(m[1]));
-    } catch {
-      /* exited */
-    }
-  }, 100);
+  const marks = {};
+  child.stdout.on('data', (d) => {
+    out += d;
+    for (const m of String(d).matchAll(/^([a-z-]+)\s+(running|done)\b/gm))
+      marks[`${m[1]} ${m[2]}`] ??= process.hrtime.bigint();
+  });
+  const peaks = sampleTreePeaks(child.pid);
   const code = await new Promise((r) => child.once('exit', r));
-  clearInterval(timer);
+  peaks.stop();
   if (code !== 0) throw new Error(`pgferry migrate failed (${code}):\n${out.slice(-3000)}`);
+  if (process.argv.includes('--verbose')) process.stdout.write(out);
   const phase = (name) => {
     const m = new RegExp(`${name}\\s+done`).exec(out);
     return m ? true : false;
   };
-  return { time: secs(t), peakMb: Math.round(peakKb / 1024), ok: phase('full-data') };
+  const phases = Object.keys(marks)
+    .filter((k) => k.endsWith(' running') && marks[k.replace(/running$/, 'done')])
+    .map(
+      (k) =>
+        `${k.slice(0, -8)} ${(Number(marks[k.replace(/running$/, 'done')] - marks[k]) / 1e9).toFixed(1)}s`,
+    )
+    .join(', ');
+  return { time: secs(t), phases, peaks: peaks.result(), ok: phase('full-data') };
 }
 
 async function main() {
@@ -93,16 +202,23 @@ async function main() {
   const mixedRows = arg('mixed-rows', 1000000);
   const workers = arg('workers', 4);
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-bench-full-'));
-  const [src, dst] = await Promise.all([startPostgres({ logical: true }), startPostgres({ settings: { max_wal_size: '4GB' } })]);
+  const [src, dst] = await Promise.all([
+    startPostgres({ logical: true }),
+    startPostgres({ settings: { max_wal_size: '4GB' } }),
+  ]);
   try {
     for (const db of ['pipe', 'copydb', 'ferry']) await dst.createDatabase(db);
     await src.createDatabase('bench');
     const s = await src.connect('bench');
     let t = process.hrtime.bigint();
     await loadPgbenchLike(s, { scale, mixedRows });
-    const size = await s.query(`SELECT sum(c.reltuples)::bigint AS rows, pg_size_pretty(pg_database_size(current_database())) AS size FROM pg_class c WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`);
+    const size = await s.query(
+      `SELECT sum(c.reltuples)::bigint AS rows, pg_size_pretty(pg_database_size(current_database())) AS size FROM pg_class c WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`,
+    );
     await s.end();
-    console.log(`dataset: pgbench scale ${scale} + ${mixedRows} mixed rows = ${size.rows[0].rows} rows, ${size.rows[0].size} (loaded in ${secs(t)}s); ${workers} workers`);
+    console.log(
+      `dataset: pgbench scale ${scale} + ${mixedRows} mixed rows = ${size.rows[0].rows} rows, ${size.rows[0].size} (loaded in ${secs(t)}s); ${workers} workers`,
+    );
     const pipe = await copyPipe(src, dst, workers);
     console.log(`direct COPY pipe (data only)       ${pipe.padStart(7)}s`);
     const runAs = serverUser();
@@ -110,8 +226,18 @@ async function main() {
     const copydb = pgcopydb(src, dst, workers, copydbDir, runAs);
     console.log(`pgcopydb clone (schema+data+index) ${copydb.padStart(7)}s`);
     const ferry = await pgferry(src, dst, workers, dir);
-    console.log(`pgferry migrate (schema+data+index, through Kafka) ${ferry.time.padStart(7)}s, peak memory ${ferry.peakMb} MB (capture + applier + broker in one process)`);
-    console.log(`ratios: pgferry / pgcopydb = ${(ferry.time / copydb).toFixed(2)}, pgferry / COPY pipe = ${(ferry.time / pipe).toFixed(2)}, pgcopydb / COPY pipe = ${(copydb / pipe).toFixed(2)}`);
+    console.log(
+      `pgferry migrate (schema+data+index, through Kafka) ${ferry.time.padStart(7)}s (${ferry.phases})`,
+    );
+    const parts = Object.entries(ferry.peaks.parts)
+      .map(([k, p]) => `${k} ${p.mb} MB / ${p.cpu.toFixed(1)} cpu-s`)
+      .join(', ');
+    console.log(
+      `pgferry peak RSS / CPU: ${parts}; whole process tree at once ${ferry.peaks.treeMb} MB (the controller holds the embedded broker)`,
+    );
+    console.log(
+      `ratios: pgferry / pgcopydb = ${(ferry.time / copydb).toFixed(2)}, pgferry / COPY pipe = ${(ferry.time / pipe).toFixed(2)}, pgcopydb / COPY pipe = ${(copydb / pipe).toFixed(2)}`,
+    );
   } finally {
     await Promise.all([src.stop(), dst.stop()]);
     rmSync(dir, { recursive: true, force: true });

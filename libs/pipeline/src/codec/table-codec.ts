@@ -1,6 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
 import type { ColumnInfo } from './pg-columns';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
+import { AvroSlab, fieldWriter, type FieldWriter } from './avro-row-writer';
 
 /**
  * The Avro schemas of one table's topic (Debezium's envelope and names) and the conversion of
@@ -181,6 +183,16 @@ function wire(id: number, body: Buffer): Buffer {
   return out;
 }
 
+/** One encoded row: Kafka key (null for a keyless table) and value, in the wire format. */
+export interface EncodedRow {
+  key: Buffer | null;
+  value: Buffer;
+}
+
+function copyText(line: Buffer, start: number, end: number): string {
+  return unescapeCopy(line, start, end) as string;
+}
+
 /** Encodes rows of one table. Build it once per table and topic, after registering the schemas. */
 export class TableEncoder {
   private readonly keyType: avro.Type | null;
@@ -188,6 +200,11 @@ export class TableEncoder {
   private readonly convs: ReturnType<typeof converterFor>[];
   private readonly names: string[];
   private readonly keyIdx: number[];
+  private readonly valueWriters: FieldWriter[];
+  private readonly keyWriters: FieldWriter[];
+  private readonly notNull: boolean[];
+  private readonly bounds: Int32Array;
+  private tail: { tsMs: number; last: boolean; bytes: Buffer } | null = null;
 
   constructor(
     readonly columns: ColumnInfo[],
@@ -204,6 +221,10 @@ export class TableEncoder {
       .filter((x) => x.c.keyPosition > 0)
       .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
       .map((x) => x.i);
+    this.valueWriters = columns.map((c) => fieldWriter(c, !c.notNull, copyText));
+    this.keyWriters = this.keyIdx.map((i) => fieldWriter(columns[i], false, copyText));
+    this.notNull = columns.map((c) => c.notNull);
+    this.bounds = new Int32Array(columns.length + 1);
   }
 
   private record(texts: Array<string | null>): Record<string, unknown> {
@@ -228,7 +249,11 @@ export class TableEncoder {
           ),
         )
       : null;
-    const value = this.valueType.toBuffer({
+    return { key, value: wire(this.ids.value, this.valueType.toBuffer(this.envelope(after, tsMs, last))) };
+  }
+
+  private envelope(after: Record<string, unknown> | null, tsMs: number, last: boolean) {
+    return {
       before: null,
       after,
       source: {
@@ -249,7 +274,86 @@ export class TableEncoder {
       ts_ms: BigInt(tsMs),
       transaction: null,
       pgferry_unchanged_toast: [],
-    });
-    return { key, value: wire(this.ids.value, value) };
+    };
+  }
+
+  /**
+   * The envelope's bytes after the "after" record (source, op, ts_ms, transaction, unchanged
+   * TOAST list), the same for every row of a batch: cut from avsc's encoding of an envelope
+   * with after = null, whose first two bytes are the "before" and "after" null branches.
+   */
+  private envelopeTail(tsMs: number, last: boolean): Buffer {
+    if (this.tail?.tsMs !== tsMs || this.tail.last !== last)
+      this.tail = { tsMs, last, bytes: this.valueType.toBuffer(this.envelope(null, tsMs, last)).subarray(2) };
+    return this.tail.bytes;
+  }
+
+  /**
+   * Snapshot reads (op "r") of COPY lines, byte for byte what encodeRead gives, written into
+   * shared slabs: the keys and values are views that stay valid after the call. A line that is
+   * not valid UTF-8 (a SQL_ASCII source) takes encodeRead's path, which decodes it as UTF-8.
+   */
+  encodeReads(lines: readonly Buffer[], tsMs: number, last: boolean, slab = new AvroSlab()): EncodedRow[] {
+    const tail = this.envelopeTail(tsMs, last);
+    const out: EncodedRow[] = new Array(lines.length);
+    const bounds = this.bounds;
+    const width = this.columns.length;
+    for (let r = 0; r < lines.length; r++) {
+      const line = lines[r];
+      if (!isUtf8(line)) {
+        out[r] = this.encodeRead(line, tsMs, last);
+        continue;
+      }
+      // bounds[i] is where field i starts, bounds[i + 1] - 1 where it ends (at a tab).
+      let n = 0;
+      bounds[0] = 0;
+      for (let tab = line.indexOf(9); tab >= 0; tab = line.indexOf(9, tab + 1)) {
+        if (++n >= width) break;
+        bounds[n] = tab + 1;
+      }
+      if (n !== width - 1)
+        throw new RangeError(`row has ${n + 1} fields or more, table has ${width} columns`);
+      bounds[width] = line.length + 1;
+      slab.begin();
+      slab.ensure(7);
+      slab.buf[slab.pos] = 0;
+      slab.buf.writeInt32BE(this.ids.value, slab.pos + 1);
+      slab.buf[slab.pos + 5] = 0; // before: null
+      slab.buf[slab.pos + 6] = 2; // after: the record branch
+      slab.pos += 7;
+      for (let i = 0; i < width; i++) {
+        const start = bounds[i];
+        const end = bounds[i + 1] - 1;
+        if (end - start === 2 && line[start] === 92 && line[start + 1] === 78) {
+          if (this.notNull[i])
+            throw new RangeError(
+              `column ${JSON.stringify(this.columns[i].name)} is NOT NULL but the row has NULL`,
+            );
+          slab.byte(0);
+        } else this.valueWriters[i](slab, line, start, end);
+      }
+      slab.ensure(tail.length);
+      slab.pos += tail.copy(slab.buf, slab.pos);
+      const value = slab.end();
+      let key: Buffer | null = null;
+      if (this.keyType) {
+        slab.begin();
+        slab.ensure(5);
+        slab.buf[slab.pos] = 0;
+        slab.buf.writeInt32BE(this.ids.key!, slab.pos + 1);
+        slab.pos += 5;
+        for (let k = 0; k < this.keyIdx.length; k++) {
+          const i = this.keyIdx[k];
+          const start = bounds[i];
+          const end = bounds[i + 1] - 1;
+          if (end - start === 2 && line[start] === 92 && line[start + 1] === 78)
+            throw new RangeError(`key column ${JSON.stringify(this.columns[i].name)} is NULL`);
+          this.keyWriters[k](slab, line, start, end);
+        }
+        key = slab.end();
+      }
+      out[r] = { key, value };
+    }
+    return out;
   }
 }

@@ -3,6 +3,8 @@ import type { Consumer, Kafka } from 'kafkajs';
 import { DataError, PgferryError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
 import { PgRowApplier, type TargetTable } from '../apply/pg-row-applier';
+import { copyLine } from '../apply/copy-text';
+import { AvroCopyDecoder, CopyTextSink } from '../codec/avro-copy-decoder';
 import { RecordDecoder } from '../codec/record-decoder';
 import type { RegistryClient } from '../codec/registry-client';
 import { readOffsets } from '../control/control-store';
@@ -37,6 +39,7 @@ export class SnapshotApplier {
   private applied = new Map<string, bigint>();
   private failure: Error | null = null;
   private readonly decoder: RecordDecoder;
+  private readonly copyDecoder: AvroCopyDecoder;
   private readonly applier: PgRowApplier;
   private readonly byTopic: Map<string, ApplierTarget>;
 
@@ -48,6 +51,7 @@ export class SnapshotApplier {
       maxBytes: 16 * 1024 * 1024,
     });
     this.decoder = new RecordDecoder(opts.registry);
+    this.copyDecoder = new AvroCopyDecoder(opts.registry);
     this.applier = new PgRowApplier(opts.destination);
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
   }
@@ -80,22 +84,37 @@ export class SnapshotApplier {
           return;
         }
         try {
-          const rows: Array<Array<string | null>> = [];
+          // Rows go straight from Avro to COPY text; a record the fast path does not take (one
+          // with a "before" image) goes through RecordDecoder, in its place in the batch.
+          const sink = new CopyTextSink();
           let columns: string[] | null = null;
           for (const m of fresh) {
             if (!m.value) continue;
-            const change = await this.decoder.decode(m.value);
-            if (change.op !== 'r' && change.op !== 'c')
-              throw new DataError(
-                `unexpected op "${change.op}" in the full-data phase at ${batch.topic}/${batch.partition}@${m.offset}`,
-              );
-            if (columns && change.columns.join('\u0000') !== columns.join('\u0000'))
+            const where = `${batch.topic}/${batch.partition}@${m.offset}`;
+            const id = m.value.length >= 5 ? m.value.readInt32BE(1) : -1;
+            if (m.value[0] === 0 && id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+            let op: string;
+            let cols: string[];
+            const fast = this.copyDecoder.decodeInto(m.value, sink);
+            if (fast) {
+              op = fast.op;
+              cols = fast.plan.columns;
+            } else {
+              const change = await this.decoder.decode(m.value);
+              op = change.op;
+              cols = change.columns;
+              if (!change.after) throw new DataError(`a "${op}" record without a row at ${where}`);
+              sink.line(copyLine(change.after));
+            }
+            if (op !== 'r' && op !== 'c')
+              throw new DataError(`unexpected op "${op}" in the full-data phase at ${where}`);
+            if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000'))
               throw new DataError(
                 `the columns of ${quoteQualified(target.schema, target.table)} changed within one batch`,
               );
-            columns = change.columns;
-            rows.push(change.after!);
+            columns = cols;
           }
+          const rows = sink.rows;
           const last = BigInt(fresh[fresh.length - 1].offset) + 1n;
           const t: TargetTable = {
             schema: target.schema,
@@ -103,7 +122,7 @@ export class SnapshotApplier {
             columns: columns ?? [],
             key: target.key,
           };
-          await this.applier.applyRows(t, rows, {
+          await this.applier.applyCopyText(t, sink.take(), rows, {
             group: this.opts.group,
             topic: batch.topic,
             partition: batch.partition,
@@ -115,7 +134,7 @@ export class SnapshotApplier {
           await this.consumer.commitOffsets([
             { topic: batch.topic, partition: batch.partition, offset: last.toString() },
           ]);
-          this.opts.onApplied?.(target, rows.length);
+          this.opts.onApplied?.(target, rows);
           await heartbeat();
         } catch (err) {
           this.failure = err instanceof Error ? err : new PgferryError(String(err));

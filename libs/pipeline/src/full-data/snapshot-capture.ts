@@ -162,11 +162,7 @@ export async function runSnapshotCapture(
           stream.columns.map((c) => c.name),
           opts.snapshotName,
           async (lines, bytes) => {
-            const now = Date.now();
-            const messages: Message[] = lines.map((line) => {
-              const m = encoder.encodeRead(line, now, false);
-              return { key: m.key, value: m.value };
-            });
+            const messages: Message[] = encoder.encodeReads(lines, Date.now(), false);
             await inFlight;
             inFlight = publisher.publish(stream.topic, messages).then(() => {
               totalRows += lines.length;

@@ -1,5 +1,6 @@
 import type { Kafka, Producer, Message } from 'kafkajs';
 import { ConnectionError } from '@pgferry/core';
+import { KeyPartitioner } from './kafka-partitioner';
 
 export interface PublisherOptions {
   /** kafkajs idempotent producer: Kafka drops retried duplicates, so a record is stored once. */
@@ -25,6 +26,7 @@ export class KafkaPublisher {
       idempotent: options.idempotent ?? true,
       maxInFlightRequests: options.idempotent === false ? undefined : 1,
       allowAutoTopicCreation: false,
+      createPartitioner: KeyPartitioner,
     });
   }
 

@@ -1,0 +1,329 @@
+import avro from 'avsc';
+import { DataError } from '@pgferry/core';
+import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
+import type { RegistryClient } from './registry-client';
+
+/**
+ * Bytes of COPY text lines, written into large buffers and handed to COPY FROM STDIN as they
+ * are: no string per field or per line.
+ */
+export class CopyTextSink {
+  private readonly done: Buffer[] = [];
+  private buf: Buffer;
+  private pos = 0;
+  private lineStart = 0;
+  rows = 0;
+
+  constructor(private readonly chunkBytes = 1 << 20) {
+    this.buf = Buffer.allocUnsafe(chunkBytes);
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    // The unfinished line moves along, so every chunk holds whole lines.
+    const partial = this.pos - this.lineStart;
+    if (this.lineStart > 0) this.done.push(this.buf.subarray(0, this.lineStart));
+    const next = Buffer.allocUnsafe(Math.max(this.chunkBytes, 2 * (partial + n)));
+    this.buf.copy(next, 0, this.lineStart, this.pos);
+    this.buf = next;
+    this.pos = partial;
+    this.lineStart = 0;
+  }
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
+  ascii(s: string): void {
+    this.ensure(s.length);
+    this.pos += this.buf.write(s, this.pos, 'latin1');
+  }
+
+  /** A text value, escaped for COPY text (backslash, newline, carriage return, tab). */
+  text(s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    this.ensure(2 * n);
+    const start = this.pos;
+    this.buf.write(s, start, n, 'utf8');
+    this.escapeInPlace(start, start + n);
+  }
+
+  /** UTF-8 bytes of a text value, escaped for COPY text. */
+  utf8(src: Buffer, start: number, end: number): void {
+    this.ensure(2 * (end - start));
+    const at = this.pos;
+    src.copy(this.buf, at, start, end);
+    this.escapeInPlace(at, at + end - start);
+  }
+
+  /** Escapes buf[start, end) in place (room for twice the length is ensured) and moves pos. */
+  private escapeInPlace(start: number, end: number): void {
+    const b = this.buf;
+    let specials = 0;
+    for (let i = start; i < end; i++) {
+      const c = b[i];
+      if (c === 92 || c === 10 || c === 13 || c === 9) specials++;
+    }
+    if (specials === 0) {
+      this.pos = end;
+      return;
+    }
+    // Back to front, so nothing is overwritten before it is read.
+    let w = end + specials;
+    for (let i = end - 1; i >= start; i--) {
+      const c = b[i];
+      if (c === 92 || c === 10 || c === 13 || c === 9) {
+        b[--w] = c === 92 ? 92 : c === 10 ? 110 : c === 13 ? 114 : 116;
+        b[--w] = 92;
+      } else b[--w] = c;
+    }
+    this.pos = end + specials;
+  }
+
+  /** A whole line of COPY text, escaped already and ending with its newline. */
+  line(s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    this.ensure(n);
+    this.pos += this.buf.write(s, this.pos, n, 'utf8');
+    this.lineStart = this.pos;
+    this.rows++;
+  }
+
+  /** Ends the current line (with its newline); `rollback` drops the unfinished line instead. */
+  endLine(): void {
+    this.byte(10);
+    this.lineStart = this.pos;
+    this.rows++;
+  }
+
+  rollback(): void {
+    this.pos = this.lineStart;
+  }
+
+  /** Every finished line, in order; the sink is empty afterwards. */
+  take(): Buffer[] {
+    const out = [...this.done];
+    if (this.lineStart > 0) out.push(this.buf.subarray(0, this.lineStart));
+    this.done.length = 0;
+    this.buf = Buffer.allocUnsafe(this.chunkBytes);
+    this.pos = 0;
+    this.lineStart = 0;
+    this.rows = 0;
+    return out;
+  }
+}
+
+/** A read position in an Avro body. */
+interface Cursor {
+  buf: Buffer;
+  pos: number;
+}
+
+function readLong(c: Cursor): number | bigint {
+  const buf = c.buf;
+  let n = 0;
+  let shift = 1;
+  for (let i = 0; ; i++) {
+    const b = buf[c.pos++];
+    n += (b & 0x7f) * shift;
+    if (!(b & 0x80)) break;
+    shift *= 128;
+    // Seven bytes hold 49 bits, exact in a double; a longer varint goes on in BigInt.
+    if (i === 6) return readLongBig(c, n, shift);
+  }
+  return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+}
+
+/** The rest of a varint longer than 7 bytes (beyond 2^49), exactly, as a BigInt. */
+function readLongBig(c: Cursor, low: number, shift: number): bigint {
+  let n = BigInt(low);
+  let s = BigInt(shift);
+  let b: number;
+  do {
+    b = c.buf[c.pos++];
+    n += BigInt(b & 0x7f) * s;
+    s *= 128n;
+  } while (b & 0x80);
+  return n & 1n ? -((n + 1n) >> 1n) : n >> 1n;
+}
+
+function readInt(c: Cursor): number {
+  return Number(readLong(c));
+}
+
+function readLength(c: Cursor): number {
+  const n = readInt(c);
+  if (n < 0 || c.pos + n > c.buf.length) throw new RangeError('bad Avro length');
+  return n;
+}
+
+type FieldReader = (c: Cursor, out: CopyTextSink) => void;
+
+/** Reads one branch (a non-union type) and writes its COPY text. */
+function branchReader(schema: Record<string, unknown>): FieldReader {
+  const conv = converterFor(schema as AvroSchema);
+  const logical = schema.logicalType;
+  switch (schema.type) {
+    case 'null':
+      return (_c, out) => out.ascii('\\N');
+    case 'boolean':
+      return (c, out) => out.byte(c.buf[c.pos++] ? 116 : 102);
+    case 'int':
+      if (logical === undefined) return (c, out) => out.ascii(String(readInt(c)));
+      return (c, out) => out.text(conv.fromAvro(readInt(c)));
+    case 'long':
+      if (logical === undefined) return (c, out) => out.ascii(String(readLong(c)));
+      return (c, out) => out.text(conv.fromAvro(BigInt(readLong(c))));
+    case 'float':
+      return (c, out) => {
+        const v = c.buf.readFloatLE(c.pos);
+        c.pos += 4;
+        out.text(conv.fromAvro(v));
+      };
+    case 'double':
+      return (c, out) => {
+        const v = c.buf.readDoubleLE(c.pos);
+        c.pos += 8;
+        out.text(conv.fromAvro(v));
+      };
+    case 'bytes':
+      return (c, out) => {
+        const n = readLength(c);
+        out.text(conv.fromAvro(c.buf.subarray(c.pos, c.pos + n)));
+        c.pos += n;
+      };
+    case 'string':
+      return (c, out) => {
+        const n = readLength(c);
+        out.utf8(c.buf, c.pos, c.pos + n);
+        c.pos += n;
+      };
+    default:
+      throw new DataError(`no COPY reader for Avro type ${JSON.stringify(schema.type)}`);
+  }
+}
+
+function fieldReader(type: AvroSchema): FieldReader {
+  const norm = (t: unknown) => (typeof t === 'string' ? { type: t } : (t as Record<string, unknown>));
+  if (!Array.isArray(type)) return branchReader(norm(type));
+  const branches = type.map((t) => branchReader(norm(t)));
+  return (c, out) => {
+    const i = readInt(c);
+    const r = branches[i];
+    if (!r) throw new RangeError(`Avro union branch ${i} out of range`);
+    r(c, out);
+  };
+}
+
+/** What follows the "after" record: the same bytes for every row of a capture batch. */
+interface Tail {
+  bytes: Buffer;
+  op: string;
+}
+
+export interface CopyPlan {
+  /** Source column names in the writer's order. */
+  columns: string[];
+  /** null: the writer schema has a type this decoder does not read (RecordDecoder does). */
+  fields: FieldReader[] | null;
+  tailType: avro.Type | null;
+  tail: Tail | null;
+}
+
+/**
+ * Turns snapshot envelopes (op "r" or "c": no "before", an "after" record) straight into COPY
+ * text lines, driven by the writer schema like RecordDecoder and printing exactly what
+ * RecordDecoder plus copyLine print (table-codec.spec.ts compares them). Records it does
+ * not handle (a "before" image) are left to RecordDecoder: `decodeInto` returns null.
+ */
+export class AvroCopyDecoder {
+  private readonly plans = new Map<number, CopyPlan>();
+  private readonly loading = new Map<number, Promise<CopyPlan>>();
+
+  constructor(private readonly registry: Pick<RegistryClient, 'schema'>) {}
+
+  /** The plan of a schema id, once it is loaded; `load` first when this is undefined. */
+  ready(id: number): CopyPlan | undefined {
+    return this.plans.get(id);
+  }
+
+  load(id: number): Promise<CopyPlan> {
+    let p = this.loading.get(id);
+    if (!p) {
+      p = this.registry.schema(id).then((schema) => {
+        const plan = planFor(id, schema);
+        this.plans.set(id, plan);
+        return plan;
+      });
+      p.catch(() => this.loading.delete(id));
+      this.loading.set(id, p);
+    }
+    return p;
+  }
+
+  /**
+   * Appends the record's "after" row as one COPY line and returns its op and columns, or
+   * returns null (nothing appended) when the record has a "before" image. The plan of its
+   * schema id must be loaded.
+   */
+  decodeInto(value: Buffer, out: CopyTextSink): { op: string; plan: CopyPlan } | null {
+    if (value.length < 7 || value[0] !== 0)
+      throw new DataError(
+        `not a Confluent wire-format Avro value (magic byte ${value[0]}, length ${value.length})`,
+      );
+    const plan = this.plans.get(value.readInt32BE(1));
+    if (!plan) throw new RangeError(`schema ${value.readInt32BE(1)} is not loaded`);
+    // before: null (branch 0); after: the record (branch 1).
+    if (value[5] !== 0 || value[6] !== 2 || !plan.fields || !plan.tailType) return null;
+    const c: Cursor = { buf: value, pos: 7 };
+    const fields = plan.fields;
+    const tailType = plan.tailType;
+    try {
+      for (let i = 0; i < fields.length; i++) {
+        if (i) out.byte(9);
+        fields[i](c, out);
+      }
+      if (c.pos > value.length) throw new RangeError('truncated Avro value');
+    } catch (err) {
+      out.rollback();
+      throw new DataError(
+        `undecodable Avro value with schema ${value.readInt32BE(1)}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    out.endLine();
+    let tail = plan.tail;
+    if (!tail || !value.subarray(c.pos).equals(tail.bytes)) {
+      const rest = tailType.fromBuffer(value.subarray(c.pos)) as { op: string };
+      tail = { bytes: Buffer.from(value.subarray(c.pos)), op: rest.op };
+      plan.tail = tail;
+    }
+    return { op: tail.op, plan };
+  }
+}
+
+function planFor(id: number, schema: Record<string, unknown>): CopyPlan {
+  const fields = schema.fields as Array<{ name: string; type: unknown }>;
+  const before = fields[0];
+  const value = Array.isArray(before?.type)
+    ? (before.type.find((t) => typeof t === 'object') as
+        { fields: Array<{ name: string; type: AvroSchema; 'pg.name'?: string }> } | undefined)
+    : undefined;
+  if (before?.name !== 'before' || fields[1]?.name !== 'after' || !value)
+    throw new DataError(`schema ${id} is not a change envelope (no record in "before")`);
+  let readers: FieldReader[] | null = null;
+  let tailType: avro.Type | null = null;
+  try {
+    readers = value.fields.map((f) => fieldReader(f.type));
+    tailType = avro.Type.forSchema(
+      { type: 'record', name: 'Tail', namespace: 'pgferry.internal', fields: fields.slice(2) } as avro.Schema,
+      avscOptions(),
+    );
+  } catch {
+    readers = null;
+  }
+  return { columns: value.fields.map((f) => f['pg.name'] ?? f.name), fields: readers, tailType, tail: null };
+}

@@ -1,0 +1,229 @@
+import type { ColumnInfo } from './pg-columns';
+import { avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
+
+/**
+ * Avro binary written straight from COPY text fields into large shared slabs, without an
+ * intermediate JavaScript record, a Buffer per value or avsc's generic writer. The bytes are
+ * exactly what avsc writes for the same schema and values (table-codec.spec.ts compares them):
+ * this is the snapshot's hot path, avsc stays the reference and the decoder.
+ *
+ * A slab is never written again once a view of it was handed out, so the views (Kafka keys and
+ * values) stay valid for as long as their holder keeps them; a full slab is replaced by a new
+ * one and left to the garbage collector with its last view.
+ */
+export class AvroSlab {
+  buf: Buffer;
+  pos = 0;
+  /** Where the value being written starts; `ensure` carries it over to a new slab. */
+  mark = 0;
+
+  constructor(private readonly slabBytes = 1 << 20) {
+    this.buf = Buffer.allocUnsafe(slabBytes);
+  }
+
+  /** Room for `n` more bytes; may move the unfinished value (from `mark`) to a new slab. */
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const partial = this.pos - this.mark;
+    const next = Buffer.allocUnsafe(Math.max(this.slabBytes, 2 * (partial + n)));
+    this.buf.copy(next, 0, this.mark, this.pos);
+    this.buf = next;
+    this.mark = 0;
+    this.pos = partial;
+  }
+
+  /** Starts a value at the current position. */
+  begin(): void {
+    this.mark = this.pos;
+  }
+
+  /** The value written since `begin`, as a view of the slab. */
+  end(): Buffer {
+    return this.buf.subarray(this.mark, this.pos);
+  }
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** Avro int: zigzag varint of a 32-bit integer. */
+  int(n: number): void {
+    this.ensure(5);
+    let z = ((n << 1) ^ (n >> 31)) >>> 0;
+    while (z > 0x7f) {
+      this.buf[this.pos++] = (z & 0x7f) | 0x80;
+      z >>>= 7;
+    }
+    this.buf[this.pos++] = z;
+  }
+
+  /** Avro long: zigzag varint of a 64-bit integer (a safe integer or a BigInt). */
+  long(n: number | bigint): void {
+    if (typeof n === 'number' && n >= -0x40000000 && n < 0x40000000) return this.int(n);
+    this.ensure(10);
+    let z = BigInt.asUintN(64, (BigInt(n) << 1n) ^ (BigInt(n) >> 63n));
+    while (z > 0x7fn) {
+      this.buf[this.pos++] = Number(z & 0x7fn) | 0x80;
+      z >>= 7n;
+    }
+    this.buf[this.pos++] = Number(z);
+  }
+
+  float(v: number): void {
+    this.ensure(4);
+    this.pos = this.buf.writeFloatLE(v, this.pos);
+  }
+
+  double(v: number): void {
+    this.ensure(8);
+    this.pos = this.buf.writeDoubleLE(v, this.pos);
+  }
+
+  /** Avro bytes or string from raw bytes: length, then the bytes. */
+  raw(src: Buffer, start: number, end: number): void {
+    this.int(end - start);
+    this.ensure(end - start);
+    this.pos += src.copy(this.buf, this.pos, start, end);
+  }
+
+  string(s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    this.int(n);
+    this.ensure(n);
+    this.pos += this.buf.write(s, this.pos, n, 'utf8');
+  }
+
+  /** Avro bytes of a hex string (even length, no prefix). */
+  hex(h: string): void {
+    const n = h.length >>> 1;
+    this.int(n);
+    this.ensure(n);
+    this.pos += this.buf.write(h, this.pos, n, 'hex');
+  }
+
+  bytes(b: Buffer): void {
+    this.raw(b, 0, b.length);
+  }
+}
+
+/**
+ * Writes one non-NULL COPY text field [start, end) of `line`; `text` unescapes it on demand
+ * (most fields have no escape and are copied as bytes).
+ */
+export type FieldWriter = (out: AvroSlab, line: Buffer, start: number, end: number) => void;
+
+const BACKSLASH = 92;
+
+function hasBackslash(line: Buffer, start: number, end: number): boolean {
+  const i = line.indexOf(BACKSLASH, start);
+  return i >= 0 && i < end;
+}
+
+/** A COPY field's integer text (int2, int4, int8, oid) as a number, or null beyond 2^53. */
+function parseInteger(line: Buffer, start: number, end: number): number | null {
+  let i = start;
+  const neg = line[i] === 45;
+  if (neg || line[i] === 43) i++;
+  if (end - i > 15 || i >= end) return null;
+  let n = 0;
+  for (; i < end; i++) {
+    const d = line[i] - 48;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
+}
+
+/**
+ * The writer of a column's field, nullable or not, for the Avro type avroTypeFor gives it; the
+ * union branch is chosen the way avsc's unwrapped unions choose it (by the value's JS type).
+ */
+export function fieldWriter(
+  col: ColumnInfo,
+  nullable: boolean,
+  unescape: (line: Buffer, start: number, end: number) => string,
+): FieldWriter {
+  const type = avroTypeFor(col);
+  const branches = (Array.isArray(type) ? type : [type]) as Array<Record<string, unknown>>;
+  const base = nullable ? 1 : 0;
+  const text = (line: Buffer, start: number, end: number) =>
+    hasBackslash(line, start, end) ? unescape(line, start, end) : line.toString('utf8', start, end);
+  if (branches.length === 1) {
+    const t = branches[0];
+    const idx = nullable ? (out: AvroSlab) => out.byte(2) : () => undefined;
+    switch (t.type) {
+      case 'boolean':
+        return (out, line, start, end) => {
+          idx(out);
+          out.byte(end - start === 1 && line[start] === 116 ? 1 : 0);
+        };
+      case 'int':
+        return (out, line, start, end) => {
+          idx(out);
+          out.int(parseInteger(line, start, end) ?? Number(text(line, start, end)));
+        };
+      case 'long':
+        return (out, line, start, end) => {
+          idx(out);
+          const n = parseInteger(line, start, end);
+          out.long(n ?? BigInt(text(line, start, end)));
+        };
+      case 'float':
+      case 'double': {
+        const conv = converterFor(t as AvroSchema);
+        const single = t.type === 'float';
+        return (out, line, start, end) => {
+          idx(out);
+          const v = conv.toAvro(text(line, start, end)) as number;
+          if (single) out.float(v);
+          else out.double(v);
+        };
+      }
+      case 'bytes':
+        if (t.logicalType === undefined)
+          // bytea in hex output is "\x..." in its text form, "\\x..." in COPY text.
+          return (out, line, start, end) => {
+            idx(out);
+            if (
+              end - start >= 3 &&
+              line[start] === BACKSLASH &&
+              line[start + 1] === BACKSLASH &&
+              line[start + 2] === 120 &&
+              !hasBackslash(line, start + 3, end)
+            )
+              out.hex(line.toString('latin1', start + 3, end));
+            else out.hex(text(line, start, end).slice(2));
+          };
+        break;
+      case 'string':
+        return (out, line, start, end) => {
+          idx(out);
+          if (hasBackslash(line, start, end)) out.string(unescape(line, start, end));
+          else out.raw(line, start, end);
+        };
+    }
+  }
+  // Unions ([decimal, string], [date, string], [timestamp, string]): the mapping's converter
+  // decides the value, its JS type decides the branch. A branch index is written for a union
+  // and for a nullable type (["null", ...branches] flattened, as buildSchemas writes it).
+  const conv = converterFor(type);
+  const indexed = nullable || Array.isArray(type);
+  const stringBranch = branches.findIndex((b) => b.type === 'string');
+  const main = branches.findIndex((b) => b.type !== 'string');
+  const mainType = branches[main]?.type;
+  return (out, line, start, end) => {
+    const v = conv.toAvro(text(line, start, end));
+    if (typeof v === 'string') {
+      if (stringBranch < 0) throw new RangeError(`${col.name}: no string branch for ${JSON.stringify(v)}`);
+      if (indexed) out.int(base + stringBranch);
+      out.string(v);
+      return;
+    }
+    if (indexed) out.int(base + main);
+    if (mainType === 'int') out.int(v as number);
+    else if (mainType === 'long') out.long(v as bigint);
+    else if (mainType === 'bytes') out.bytes(v as Buffer);
+    else throw new RangeError(`${col.name}: no writer for Avro type ${String(mainType)}`);
+  };
+}

@@ -1,0 +1,247 @@
+import { copyLine } from '../apply/copy-text';
+import type { ColumnInfo } from './pg-columns';
+import { AvroCopyDecoder, CopyTextSink } from './avro-copy-decoder';
+import { AvroSlab } from './avro-row-writer';
+import { RecordDecoder } from './record-decoder';
+import { buildSchemas, TableEncoder } from './table-codec';
+
+const col = (name: string, baseType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
+  name,
+  type: baseType,
+  baseType,
+  precision: null,
+  scale: null,
+  notNull: false,
+  keyPosition: 0,
+  ...extra,
+});
+
+const COLUMNS: ColumnInfo[] = [
+  col('id', 'int4', { notNull: true, keyPosition: 1 }),
+  col('k2', 'text', { notNull: true, keyPosition: 2 }),
+  col('c_int2', 'int2'),
+  col('c_int8', 'int8'),
+  col('c_oid', 'oid'),
+  col('c_bool', 'bool'),
+  col('c_float4', 'float4'),
+  col('c_float8', 'float8'),
+  col('c_num', 'numeric', { precision: 12, scale: 4 }),
+  col('c_num_free', 'numeric'),
+  col('c_date', 'date'),
+  col('c_ts', 'timestamp'),
+  col('c_tstz', 'timestamptz'),
+  col('c_uuid', 'uuid'),
+  col('c_bytea', 'bytea'),
+  col('c_text', 'text'),
+  col('c_arr', '_int4'),
+  col('c_json', 'jsonb'),
+  col('c_date_nn', 'date', { notNull: true }),
+  col('c_num_nn', 'numeric', { precision: 5, scale: 0, notNull: true }),
+  col('c_int8_nn', 'int8', { notNull: true }),
+];
+
+/** COPY text fields, tab-joined per row; \N is NULL, backslashes are COPY escapes. */
+const ROWS: string[][] = [
+  [
+    '1',
+    'a',
+    '-32768',
+    '9223372036854775807',
+    '4294967295',
+    't',
+    '3.4028235e+38',
+    '2.2250738585072014e-308',
+    '12345678.1234',
+    '3.14159265358979323846264338327950288',
+    '2024-02-29',
+    '2024-02-29 23:59:59.999999',
+    '2024-02-29 23:59:59.999999+00',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    '\\\\x00ff10',
+    'tab\\there\\nnewline \\\\ backslash é 😀',
+    '{1,2,NULL}',
+    '{"a": "b\\\\"c"}',
+    '-infinity',
+    '-99999',
+    '-9223372036854775808',
+  ],
+  [
+    '-2147483648',
+    '',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '\\N',
+    '0001-01-01 BC',
+    '0',
+    '0',
+  ],
+  [
+    '2147483647',
+    '\\\\N',
+    '0',
+    '-1',
+    '0',
+    'f',
+    'NaN',
+    '-0',
+    'NaN',
+    'NaN',
+    'infinity',
+    'infinity',
+    '-infinity',
+    '00000000-0000-0000-0000-000000000000',
+    '\\\\x',
+    '',
+    '{}',
+    'null',
+    '5874897-12-31',
+    '12345',
+    '1073741824',
+  ],
+  [
+    '42',
+    'k',
+    '7',
+    '-1073741825',
+    '123',
+    't',
+    'Infinity',
+    '-Infinity',
+    '-0.0001',
+    '-0',
+    '4713-01-01 BC',
+    '294277-01-01 00:00:00',
+    '4713-01-01 00:00:00+00 BC',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    '\\\\x\\\\',
+    '\\\\',
+    '{"\\\\\\\\"}',
+    '[1e400]',
+    '1999-12-31',
+    '-1',
+    '9007199254740993',
+  ],
+  [
+    '43',
+    'k',
+    '1',
+    '999999999999999',
+    '1',
+    't',
+    '1e-45',
+    '5e-324',
+    '0',
+    '1e+30',
+    '1970-01-01',
+    '1970-01-01 00:00:00',
+    '1970-01-01 00:00:00+00',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    '\\\\xDEADbeef',
+    'x\\ry\\bz\\fw\\vv\\101\\x41',
+    '{}',
+    '{}',
+    '2000-01-01',
+    '1',
+    '-1000000000000000',
+  ],
+];
+
+function encoder(columns: ColumnInfo[], keyed = true) {
+  const cols = keyed ? columns : columns.map((c) => ({ ...c, keyPosition: 0 }));
+  const schemas = buildSchemas('pgferry', 'public', 'T', cols);
+  return new TableEncoder(
+    cols,
+    schemas,
+    { key: schemas.key ? 7 : null, value: 8 },
+    {
+      name: 'pgferry',
+      db: 'db',
+      schema: 'public',
+      table: 'T',
+    },
+  );
+}
+
+describe('TableEncoder.encodeReads', () => {
+  const lines = ROWS.map((r) => Buffer.from(r.join('\t'), 'utf8'));
+
+  it.each([true, false])('writes the bytes encodeRead writes (keyed %s)', (keyed) => {
+    const enc = encoder(COLUMNS, keyed);
+    const fast = enc.encodeReads(lines, 1700000000123, false);
+    lines.forEach((line, i) => {
+      const ref = enc.encodeRead(line, 1700000000123, false);
+      expect(fast[i].value.toString('hex')).toBe(ref.value.toString('hex'));
+      expect(fast[i].key?.toString('hex')).toBe(ref.key?.toString('hex'));
+    });
+    const last = enc.encodeReads(lines.slice(0, 1), 5, true)[0];
+    expect(last.value.toString('hex')).toBe(enc.encodeRead(lines[0], 5, true).value.toString('hex'));
+  });
+
+  it('keeps every view valid across slabs', () => {
+    const enc = encoder(COLUMNS);
+    const many = Array.from({ length: 2000 }, (_, i) => lines[i % lines.length]);
+    const fast = enc.encodeReads(many, 1, false, new AvroSlab(256));
+    many.forEach((line, i) => expect(fast[i].value.equals(enc.encodeRead(line, 1, false).value)).toBe(true));
+  });
+
+  it('takes the reference path for a line that is not UTF-8', () => {
+    const enc = encoder(COLUMNS);
+    const bad = Buffer.from(lines[0]);
+    bad[bad.indexOf('tab') + 1] = 0xff;
+    expect(enc.encodeReads([bad], 1, false)[0].value.equals(enc.encodeRead(bad, 1, false).value)).toBe(true);
+  });
+
+  it('refuses a NULL in a NOT NULL column and a row of the wrong width', () => {
+    const enc = encoder(COLUMNS);
+    const nullKey = Buffer.from(['\\N', ...ROWS[0].slice(1)].join('\t'));
+    expect(() => enc.encodeReads([nullKey], 1, false)).toThrow(RangeError);
+    expect(() => enc.encodeReads([Buffer.from(ROWS[0].slice(1).join('\t'))], 1, false)).toThrow(RangeError);
+    expect(() => enc.encodeReads([Buffer.from([...ROWS[0], 'x'].join('\t'))], 1, false)).toThrow(RangeError);
+  });
+});
+
+describe('AvroCopyDecoder', () => {
+  const lines = ROWS.map((r) => Buffer.from(r.join('\t'), 'utf8'));
+
+  it('prints the COPY text RecordDecoder and copyLine print', async () => {
+    const enc = encoder(COLUMNS);
+    const registry = { schema: async () => enc.schemas.value };
+    const fast = new AvroCopyDecoder(registry);
+    const ref = new RecordDecoder(registry as never);
+    await fast.load(8);
+    const sink = new CopyTextSink(64);
+    let expected = '';
+    for (const line of lines) {
+      const value = enc.encodeRead(line, 99, false).value;
+      expect(fast.decodeInto(value, sink)).toEqual({ op: 'r', plan: fast.ready(8) });
+      expect(fast.ready(8)!.columns).toEqual(COLUMNS.map((c) => c.name));
+      expected += copyLine((await ref.decode(value)).after!);
+    }
+    expect(sink.rows).toBe(lines.length);
+    expect(Buffer.concat(sink.take()).toString('utf8')).toBe(expected);
+  });
+
+  it('leaves a record with a before image to RecordDecoder', async () => {
+    const enc = encoder(COLUMNS);
+    const fast = new AvroCopyDecoder({ schema: async () => enc.schemas.value });
+    await fast.load(8);
+    const value = Buffer.from(enc.encodeRead(lines[0], 1, false).value);
+    value[5] = 2;
+    const sink = new CopyTextSink();
+    expect(fast.decodeInto(value, sink)).toBeNull();
+    expect(sink.rows).toBe(0);
+  });
+});
