@@ -1,68 +1,62 @@
 import type { Client } from 'pg';
-import { DataError } from '@pgferry/core';
 import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified, type SelectedTable } from '@pgferry/pg';
-import { PIPELINE_SESSION_SQL } from '../session';
+import {
+  boundsSql,
+  chunkRanges,
+  collationName,
+  COLUMNS_SQL,
+  digestSql,
+  KEY_COLLATION_SQL,
+  keyText,
+  rangeCondition,
+  relationSql,
+  HASH_PROBE_SQL,
+  HASH_PROBES,
+  VERIFY_SESSION_SETTINGS,
+  type ChecksumKind,
+  type KeyCollation,
+} from './verify-plan';
+import type { TableVerdict, VerifyReport } from './verify-report';
 
-/** One key range of one table whose two sides disagree. */
-export interface RangeMismatch {
-  /** Key of the first row of the range as text ("(1,'a')"), or null for the table's start. */
-  from: string | null;
-  /** First key after the range, or null for the table's end. */
-  to: string | null;
-  sourceRows: number;
-  destinationRows: number;
-}
-
-export interface TableVerdict {
+export interface VerifyProgress {
   /** Source table, quoted. */
   table: string;
-  /** Destination table, quoted. */
-  target: string;
-  sourceRows: number;
-  destinationRows: number;
+  chunksDone: number;
   chunks: number;
-  /** Key columns the ranges are over; empty: the table was compared whole (no key). */
-  key: string[];
-  /** Why the table could not be compared at all (missing on the destination). */
-  problem?: string;
-  mismatches: RangeMismatch[];
-}
-
-export interface VerifyReport {
-  ok: boolean;
-  tables: TableVerdict[];
-  /** The source was read under the load's snapshot (else: as it is now). */
-  atSnapshot?: boolean;
+  /** Source rows compared so far in this table. */
+  rows: number;
 }
 
 export interface VerifyOptions {
-  /** Rows per compared range (default 100 000). */
+  /** Rows per compared key range (default 100 000): smaller ranges locate a difference closer. */
   chunkRows?: number;
-  onProgress?: (p: { table: string; chunksDone: number; chunks: number; rows: number }) => void;
+  /** Called after each range has been compared on both sides. */
+  onProgress?: (p: VerifyProgress) => void;
   /**
    * An exported snapshot of the source (the one the destination was loaded from): the source
    * side is read under it, so rows written since do not count as differences.
    */
   sourceSnapshot?: string | null;
-}
-
-interface Side {
-  client: Client;
-  table: string;
+  /**
+   * 'auto' (default): the fast 64-bit hash when both servers compute it alike, else md5; 'md5':
+   * always md5. Either way a difference is a difference; only the speed changes.
+   */
+  checksum?: 'auto' | 'md5';
 }
 
 /**
  * Every selected table compared on both servers without moving rows: per key range, the row
- * count and an order-independent checksum (the sum of a 60-bit slice of md5 of each row's text,
- * summed as numeric so it never overflows). No ORDER BY is needed: each side scans the range once.
- * Row text is produced under the pipeline's session settings on both sides, so it does not
- * depend on either server's TimeZone or DateStyle. Columns are named, in the source's order,
- * so a different column order on the destination does not matter; generated columns are
- * compared too (the destination computes them again).
+ * count and an order-independent checksum (see digestSql and ChecksumKind), each range queried on
+ * both servers at once. Columns are named, in the source's attnum order, so a different column order on the
+ * destination does not matter; generated columns are left out (the destination computes its own).
+ * Row text is printed under the same pinned settings on both sides (VERIFY_SESSION_SETTINGS), and
+ * the caller's settings are restored afterwards.
  *
- * Ranges: boundaries are every chunkRows-th key of the source, read in one ordered scan of its
- * key (the primary key index), and the same ranges are evaluated on both sides. A table without
- * a key is compared whole. Read-only on both servers.
+ * Ranges: boundaries are every chunkRows-th key of the source (one ordered scan of the key), and
+ * the same ranges are evaluated on both sides. A table without a key is compared whole; so is a
+ * keyed table whose key sorts differently on the two servers (a different collation would put
+ * the same rows in different ranges). A table missing on the destination, or missing a column
+ * there, is reported, not thrown. Read-only on both servers; safe to repeat.
  */
 export async function verifyTables(
   source: Client,
@@ -71,27 +65,90 @@ export async function verifyTables(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const chunkRows = options.chunkRows ?? 100_000;
-  await Promise.all([source.query(PIPELINE_SESSION_SQL), destination.query(PIPELINE_SESSION_SQL)]);
-  const verdicts: TableVerdict[] = [];
-  if (options.sourceSnapshot) {
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    try {
-      await source.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(options.sourceSnapshot)}`);
-    } catch (err) {
-      await source.query('ROLLBACK').catch(() => undefined);
-      throw classifyPgError(err, `importing snapshot ${options.sourceSnapshot} on the source for verify`);
-    }
+  if (!Number.isInteger(chunkRows) || chunkRows < 1)
+    throw new RangeError(`chunkRows must be a positive integer, got ${chunkRows}`);
+  const pinned = await Promise.allSettled([
+    pinSettings(source, 'source'),
+    pinSettings(destination, 'destination'),
+  ]);
+  const restore = pinned.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
+  const failed = pinned.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+  if (failed) {
+    await Promise.all(restore.map((r) => r().catch(() => undefined)));
+    throw failed.reason;
   }
+  const verdicts: TableVerdict[] = [];
+  let checksum: ChecksumKind = 'md5';
   try {
-    for (const t of tables) verdicts.push(await verifyTable(source, destination, t, chunkRows, options));
+    if (options.checksum !== 'md5') checksum = await chooseChecksum(source, destination);
+    if (options.sourceSnapshot) {
+      await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        await source.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(options.sourceSnapshot)}`);
+      } catch (err) {
+        await source.query('ROLLBACK').catch(() => undefined);
+        throw classifyPgError(err, `importing snapshot ${options.sourceSnapshot} on the source for verify`);
+      }
+    }
+    try {
+      for (const t of tables)
+        verdicts.push(await verifyTable(source, destination, t, chunkRows, checksum, options));
+    } finally {
+      if (options.sourceSnapshot) await source.query('COMMIT').catch(() => undefined);
+    }
   } finally {
-    if (options.sourceSnapshot) await source.query('COMMIT').catch(() => undefined);
+    // Best effort: a broken connection must not hide the error that broke it.
+    await Promise.all(restore.map((r) => r().catch(() => undefined)));
   }
   return {
     ok: verdicts.every((v) => !v.problem && v.mismatches.length === 0),
     tables: verdicts,
     atSnapshot: Boolean(options.sourceSnapshot),
+    checksum,
   };
+}
+
+/**
+ * 'hash' when both servers hash HASH_PROBES to the same values (same byte order, encoding and
+ * function), else 'md5'. Runs before any transaction is opened: a failing probe (a server
+ * without hashtextextended, or an encoding that cannot hold a probe) only means md5.
+ */
+async function chooseChecksum(source: Client, destination: Client): Promise<ChecksumKind> {
+  const probe = (c: Client) =>
+    c.query(HASH_PROBE_SQL, [HASH_PROBES]).then(
+      (r) => r.rows[0].h as string,
+      () => null,
+    );
+  const [a, b] = await Promise.all([probe(source), probe(destination)]);
+  return a !== null && a === b ? 'hash' : 'md5';
+}
+
+/** Sets VERIFY_SESSION_SETTINGS for the session; returns the function that puts the old values back. */
+async function pinSettings(client: Client, side: string): Promise<() => Promise<void>> {
+  const names = VERIFY_SESSION_SETTINGS.map(([n]) => n);
+  const values = VERIFY_SESSION_SETTINGS.map(([, v]) => v);
+  const apply = (vs: string[]) =>
+    client.query('SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)', [
+      names,
+      vs,
+    ]);
+  try {
+    const { rows } = await client.query({
+      text: 'SELECT current_setting(n) FROM unnest($1::text[]) WITH ORDINALITY AS s(n, i) ORDER BY i',
+      values: [names],
+      rowMode: 'array',
+    });
+    const old = (rows as string[][]).map((r) => r[0]);
+    await apply(values);
+    return async () => void (await apply(old));
+  } catch (err) {
+    throw classifyPgError(err, `setting the verify session settings on the ${side}`);
+  }
+}
+
+interface ColumnRow {
+  name: string;
+  generated: boolean;
 }
 
 async function verifyTable(
@@ -99,35 +156,74 @@ async function verifyTable(
   destination: Client,
   t: SelectedTable,
   chunkRows: number,
+  checksum: ChecksumKind,
   options: VerifyOptions,
 ): Promise<TableVerdict> {
   const table = quoteQualified(t.schema, t.table);
   const target = quoteQualified(t.targetSchema, t.targetTable);
-  const key = t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey;
   const verdict: TableVerdict = {
     table,
     target,
     sourceRows: 0,
     destinationRows: 0,
     chunks: 0,
-    key,
+    key: t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey,
     mismatches: [],
   };
   try {
-    const exists = await destination.query('SELECT to_regclass($1) IS NOT NULL AS has', [target]);
-    if (!exists.rows[0].has) {
+    const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [
+      target,
+    ]);
+    if (!kind.rows.length) {
       verdict.problem = `${target} does not exist on the destination`;
       return verdict;
     }
-    const columns = await readColumns(source, table);
-    const bounds = key.length ? await readBounds(source, table, key, chunkRows) : [];
-    const ranges: Array<[string[] | null, string[] | null]> = [];
-    for (let i = 0; i <= bounds.length; i++) ranges.push([i ? bounds[i - 1] : null, bounds[i] ?? null]);
+    const [srcCols, dstCols] = (await Promise.all([
+      source.query(COLUMNS_SQL, [table]).then((r) => r.rows),
+      destination.query(COLUMNS_SQL, [target]).then((r) => r.rows),
+    ])) as [ColumnRow[], ColumnRow[]];
+    const columns = srcCols.filter((c) => !c.generated).map((c) => c.name);
+    const onDestination = new Set(dstCols.map((c) => c.name));
+    const absent = columns.filter((c) => !onDestination.has(c));
+    if (absent.length) {
+      verdict.problem = `${target} has no column ${absent.map(quoteIdent).join(', ')} on the destination`;
+      return verdict;
+    }
+    const notes: string[] = [];
+    const generated = srcCols.filter((c) => c.generated).map((c) => quoteIdent(c.name));
+    if (generated.length) notes.push(`generated columns not compared: ${generated.join(', ')}`);
+    const known = new Set(srcCols.map((c) => c.name));
+    const extra = dstCols.filter((c) => !known.has(c.name)).map((c) => quoteIdent(c.name));
+    if (extra.length) notes.push(`columns only on the destination, not compared: ${extra.join(', ')}`);
+    if (notes.length) verdict.notes = notes;
+    if (!columns.length) {
+      verdict.problem = `${table} has no column to compare`;
+      return verdict;
+    }
+
+    if (verdict.key.length) {
+      const differs = await keyOrderDifference(source, destination, table, target, verdict.key);
+      if (differs) {
+        verdict.wholeTableReason = differs;
+        verdict.key = [];
+      }
+    }
+    const key = verdict.key;
+    const src = relationSql(t.schema, t.table, t.partitioned);
+    const dst = relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p');
+    let bounds: string[][] = [];
+    if (key.length) {
+      const r = await source.query({ text: boundsSql(src, key), values: [chunkRows], rowMode: 'array' });
+      bounds = r.rows as string[][];
+    }
+    const ranges = chunkRanges(bounds);
     verdict.chunks = ranges.length;
-    const src: Side = { client: source, table };
-    const dst: Side = { client: destination, table: target };
-    for (const [n, [from, to]] of ranges.entries()) {
-      const [a, b] = await Promise.all([src, dst].map((side) => rangeDigest(side, columns, key, from, to)));
+    for (const [n, { from, to }] of ranges.entries()) {
+      const where = rangeCondition(key, from, to);
+      const [a, b] = await Promise.all([
+        digest(source, digestSql(src, columns, where.sql, checksum), where.params),
+        digest(destination, digestSql(dst, columns, where.sql, checksum), where.params),
+      ]);
       verdict.sourceRows += a.rows;
       verdict.destinationRows += b.rows;
       if (a.rows !== b.rows || a.sum !== b.sum)
@@ -145,119 +241,36 @@ async function verifyTable(
   }
 }
 
-interface Column {
-  name: string;
-}
-
-async function readColumns(client: Client, table: string): Promise<Column[]> {
-  const { rows } = await client.query(
-    `SELECT attname AS name FROM pg_attribute
-      WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
-    [table],
-  );
-  return rows as Column[];
-}
-
-/** Every chunkRows-th key of the source in key order (as text), in one ordered scan. */
-async function readBounds(
-  client: Client,
-  table: string,
-  key: string[],
-  chunkRows: number,
-): Promise<string[][]> {
-  const cols = key.map(quoteIdent);
-  const { rows } = await client.query({
-    text: `SELECT ${cols.map((c) => `${c}::text`).join(', ')} FROM (
-             SELECT ${cols.join(', ')}, row_number() OVER (ORDER BY ${cols.join(', ')}) AS rn FROM ${table}
-           ) k WHERE rn % $1 = 1 AND rn > 1 ORDER BY rn`,
-    values: [chunkRows],
-    rowMode: 'array',
-  });
-  return rows as string[][];
-}
-
-/**
- * The SQL condition of a key range: (k1, k2) >= (from) AND (k1, k2) < (to), values as untyped
- * text parameters, which the row comparison resolves to each key column's own type (so a type
- * renamed with its schema on the destination still works). Pure.
- */
-export function rangeCondition(
-  key: readonly string[],
-  from: readonly string[] | null,
-  to: readonly string[] | null,
-): { sql: string; params: string[] } {
-  const params: string[] = [];
-  const tuple = `(${key.map(quoteIdent).join(', ')})`;
-  const values = (v: readonly string[]) => `(${v.map((x) => `$${params.push(x)}`).join(', ')})`;
-  const parts: string[] = [];
-  if (from) parts.push(`${tuple} >= ${values(from)}`);
-  if (to) parts.push(`${tuple} < ${values(to)}`);
-  return { sql: parts.length ? parts.join(' AND ') : 'true', params };
-}
-
-async function rangeDigest(
-  side: Side,
-  columns: Column[],
-  key: string[],
-  from: string[] | null,
-  to: string[] | null,
-): Promise<{ rows: number; sum: string }> {
-  const where = rangeCondition(key, from, to);
-  const row = `ROW(${columns.map((c) => quoteIdent(c.name)).join(', ')})::text`;
-  const { rows } = await side.client.query(
-    `SELECT count(*)::bigint::text AS n,
-            coalesce(sum(('x' || substr(md5(${row}), 1, 15))::bit(60)::bigint::numeric), 0)::text AS s
-       FROM ${side.table} WHERE ${where.sql}`,
-    where.params,
-  );
+async function digest(client: Client, sql: string, params: string[]): Promise<{ rows: number; sum: string }> {
+  const { rows } = await client.query(sql, params);
   return { rows: Number(rows[0].n), sum: rows[0].s };
 }
 
-function keyText(values: readonly string[]): string {
-  return `(${values.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ')})`;
-}
-
-/** One line per table, then each differing range; for the CLI and the phase detail. */
-export function formatVerifyReport(report: VerifyReport): string {
-  const lines: string[] = [];
-  for (const v of report.tables) {
-    const same = v.table === v.target ? v.table : `${v.table} -> ${v.target}`;
-    if (v.problem) {
-      lines.push(`  MISSING   ${same}: ${v.problem}`);
-      continue;
-    }
-    const status = v.mismatches.length ? 'DIFFERENT' : 'equal    ';
-    lines.push(
-      `  ${status} ${same}: ${v.sourceRows} rows on the source, ${v.destinationRows} on the destination, ${v.chunks} ${v.key.length ? `range${v.chunks === 1 ? '' : 's'} of ${v.key.map(quoteIdent).join(', ')}` : 'whole-table comparison (no key)'}`,
+/**
+ * Why key ranges would select different rows on the two servers, or null when the key sorts the
+ * same on both: every key column has the same collation (by provider and locale) on each side.
+ */
+async function keyOrderDifference(
+  source: Client,
+  destination: Client,
+  table: string,
+  target: string,
+  key: string[],
+): Promise<string | null> {
+  const read = async (client: Client, rel: string) => {
+    const { rows } = await client.query(KEY_COLLATION_SQL, [rel, key]);
+    return new Map(
+      (rows as Array<KeyCollation & { name: string }>).map((r) => [
+        r.name,
+        collationName(r.provider === null && r.locale === null ? null : r),
+      ]),
     );
-    for (const m of v.mismatches)
-      lines.push(
-        `            ${describeRange(v, m)}: ${m.sourceRows} rows on the source, ${m.destinationRows} on the destination${m.sourceRows === m.destinationRows ? ', same count but different contents' : ''}`,
-      );
+  };
+  const [a, b] = await Promise.all([read(source, table), read(destination, target)]);
+  for (const k of key) {
+    if (!b.has(k)) return `key column ${quoteIdent(k)} is missing on the destination`;
+    if (a.get(k) !== b.get(k))
+      return `key column ${quoteIdent(k)} sorts by ${a.get(k) ?? 'no collation'} on the source and ${b.get(k) ?? 'no collation'} on the destination`;
   }
-  return lines.join('\n');
-}
-
-function describeRange(v: TableVerdict, m: RangeMismatch): string {
-  if (!v.key.length) return 'the whole table';
-  const k = `(${v.key.map(quoteIdent).join(', ')})`;
-  if (m.from && m.to) return `${k} from ${m.from} to before ${m.to}`;
-  if (m.from) return `${k} from ${m.from} to the end`;
-  if (m.to) return `${k} before ${m.to}`;
-  return 'the whole table';
-}
-
-/** Throws a DataError naming every differing table and key range; returns the summary otherwise. */
-export function assertVerified(report: VerifyReport): string {
-  if (report.ok) {
-    const rows = report.tables.reduce((n, v) => n + v.sourceRows, 0);
-    return `${report.tables.length} tables equal (${rows} rows compared by count and checksum)`;
-  }
-  const bad = report.tables.filter((v) => v.problem || v.mismatches.length);
-  const why = report.atSnapshot
-    ? ''
-    : '\nThe source was compared as it is now, not at the snapshot the destination was loaded from (that snapshot ended with an earlier run): ranges written to since then differ too; compare again once writes to the source have stopped.';
-  throw new DataError(
-    `verify found ${bad.length} table${bad.length === 1 ? '' : 's'} that differ between source and destination:\n${formatVerifyReport({ ok: false, tables: bad })}${why}`,
-  );
+  return null;
 }

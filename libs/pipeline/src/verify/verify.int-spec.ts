@@ -2,7 +2,7 @@ import type { Client } from 'pg';
 import { parseTaskSpec } from '@pgferry/core';
 import { resolveSelection } from '@pgferry/pg';
 import { createAllTypes, startPostgres, type PgCluster } from '@pgferry/testing';
-import { assertVerified, formatVerifyReport, verifyTables } from './pg-table-verifier';
+import { assertVerified, formatVerifyReport, verifyTables } from '.';
 
 const DDL = `
   CREATE SCHEMA "Shop Ü";
@@ -36,6 +36,16 @@ describe('verify: counts and checksums per key range on both servers', () => {
     await d?.end();
     await Promise.all([source?.stop(), destination?.stop()]);
   });
+
+  async function select(include: unknown[]) {
+    const spec = parseTaskSpec({
+      name: 'v',
+      source: { url: source.url() },
+      destination: { url: destination.url() },
+      objects: { include },
+    });
+    return (await resolveSelection(s, spec.objects)).tables;
+  }
 
   async function selection() {
     const spec = parseTaskSpec({
@@ -117,14 +127,92 @@ describe('verify: counts and checksums per key range on both servers', () => {
     expect(formatVerifyReport(missing)).toBe(
       '  MISSING   "types"."all_types": "types"."all_types" does not exist on the destination',
     );
-    // Same rows loaded on the destination through its own text input: equal.
+    // Same rows loaded on the destination through its own text input: equal, with either row hash.
     await createAllTypes(d, 'types', 'all_types');
-    expect((await verifyTables(s, d, tables)).ok).toBe(true);
+    const fast = await verifyTables(s, d, tables);
+    expect([fast.ok, fast.checksum]).toEqual([true, 'hash']);
+    const md5 = await verifyTables(s, d, tables, { checksum: 'md5' });
+    expect([md5.ok, md5.checksum]).toEqual([true, 'md5']);
     await d.query(
       `UPDATE types.all_types SET id = id + 1000000 WHERE id = (SELECT min(id) FROM types.all_types)`,
     );
-    expect((await verifyTables(s, d, tables)).tables[0].mismatches).toEqual([
-      { from: null, to: null, sourceRows: 4, destinationRows: 4 },
+    for (const checksum of ['auto', 'md5'] as const)
+      expect((await verifyTables(s, d, tables, { checksum })).tables[0].mismatches).toEqual([
+        { from: null, to: null, sourceRows: 4, destinationRows: 4 },
+      ]);
+  });
+
+  it('compares an odd name renamed on the destination by column name, leaves generated columns out and the session as it was', async () => {
+    const fill = (t: string) =>
+      `INSERT INTO ${t} ("Kind", id, price, took) SELECT 'k' || (g % 3), g, g * 1.25, g * interval '90 minutes' FROM generate_series(1, 2000) g`;
+    await s.query(
+      `CREATE TABLE public."My ""odd"" table ü" ("Kind" text, id int, total numeric GENERATED ALWAYS AS (id * 2) STORED, price money, took interval, PRIMARY KEY ("Kind", id))`,
+    );
+    await s.query(fill(`public."My ""odd"" table ü"`));
+    await d.query(
+      `CREATE TABLE public."Renamed ü" (extra int, took interval, price money, total numeric GENERATED ALWAYS AS (id * 3) STORED, id int, "Kind" text, PRIMARY KEY ("Kind", id))`,
+    );
+    await d.query(fill(`public."Renamed ü"`));
+    const tables = await select([
+      { schema: 'public', tables: ['My "odd" table ü'], renameTables: { 'My "odd" table ü': 'Renamed ü' } },
     ]);
+    await s.query(`SET IntervalStyle = 'iso_8601'; SET TimeZone = 'Asia/Kolkata'; SET search_path = public`);
+    const progress: string[] = [];
+    const report = await verifyTables(s, d, tables, {
+      chunkRows: 500,
+      onProgress: (p) => progress.push(`${p.table} ${p.chunksDone}/${p.chunks} ${p.rows}`),
+    });
+    expect(formatVerifyReport(report).split('\n')).toEqual([
+      '  equal     "public"."My ""odd"" table ü" -> "public"."Renamed ü": 2000 rows on the source, 2000 on the destination, 4 ranges of "Kind", "id"',
+      '            note: generated columns not compared: "total"',
+      '            note: columns only on the destination, not compared: "extra"',
+    ]);
+    expect(progress).toEqual([1, 2, 3, 4].map((n) => `"public"."My ""odd"" table ü" ${n}/4 ${n * 500}`));
+    const settings = await s.query(
+      `SELECT current_setting('IntervalStyle') AS i, current_setting('TimeZone') AS z, current_setting('search_path') AS p`,
+    );
+    expect(settings.rows[0]).toEqual({ i: 'iso_8601', z: 'Asia/Kolkata', p: 'public' });
+
+    // Boundaries are every 500th key in ("Kind", id) order: ('k0', 1503), ('k1', 1003), ('k2', 503).
+    await d.query(`UPDATE public."Renamed ü" SET price = price + 1::money WHERE "Kind" = 'k1' AND id = 700`);
+    const changed = await verifyTables(s, d, tables, { chunkRows: 500 });
+    expect(changed.tables[0].mismatches).toEqual([
+      { from: "('k0', '1503')", to: "('k1', '1003')", sourceRows: 500, destinationRows: 500 },
+    ]);
+    expect(() => assertVerified(changed)).toThrow(
+      `("Kind", "id") from ('k0', '1503') to before ('k1', '1003'): 500 rows on the source, 500 on the destination, same count but different contents`,
+    );
+  });
+
+  it('compares whole a key that sorts differently on the two sides, tables with children or partitions by their own rows, and reports a missing column', async () => {
+    const common = `
+      CREATE SCHEMA more;
+      CREATE TABLE more.parent (id int PRIMARY KEY, v text);
+      CREATE TABLE more.child () INHERITS (more.parent);
+      INSERT INTO more.parent SELECT g, 'p' || g FROM generate_series(1, 30) g;
+      INSERT INTO more.child SELECT g, 'c' || g FROM generate_series(100, 104) g;
+      CREATE TABLE more.parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+      CREATE TABLE more.parted_1 PARTITION OF more.parted FOR VALUES FROM (0) TO (500);
+      CREATE TABLE more.parted_2 PARTITION OF more.parted FOR VALUES FROM (500) TO (MAXVALUE);
+      INSERT INTO more.parted SELECT g, 'v' || g FROM generate_series(1, 1000) g;`;
+    await s.query(`${common}
+      CREATE TABLE more.coll (code text PRIMARY KEY, v int);
+      CREATE TABLE more.cols (id int PRIMARY KEY, a int, b int);`);
+    await d.query(`${common}
+      CREATE TABLE more.coll (code text COLLATE "und-x-icu" PRIMARY KEY, v int);
+      CREATE TABLE more.cols (id int PRIMARY KEY, a int);`);
+    for (const c of [s, d])
+      await c.query(
+        `INSERT INTO more.coll SELECT chr(65 + g % 26) || chr(97 + g % 26) || g, g FROM generate_series(1, 1000) g`,
+      );
+    const report = await verifyTables(s, d, await select([{ schema: 'more' }]), { chunkRows: 100 });
+    expect(formatVerifyReport(report).split('\n')).toEqual([
+      '  equal     "more"."child": 5 rows on the source, 5 on the destination, 1 whole-table comparison (no key)',
+      '  equal     "more"."coll": 1000 rows on the source, 1000 on the destination, 1 whole-table comparison (key column "code" sorts by C on the source and icu und on the destination)',
+      '  MISSING   "more"."cols": "more"."cols" has no column "b" on the destination',
+      '  equal     "more"."parent": 30 rows on the source, 30 on the destination, 1 range of "id"',
+      '  equal     "more"."parted": 1000 rows on the source, 1000 on the destination, 10 ranges of "id"',
+    ]);
+    expect(report.ok).toBe(false);
   });
 });

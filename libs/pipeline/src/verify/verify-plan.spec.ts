@@ -1,0 +1,85 @@
+import {
+  boundsSql,
+  chunkRanges,
+  collationName,
+  digestSql,
+  HASH_PROBES,
+  keyText,
+  rangeCondition,
+  relationSql,
+} from './verify-plan';
+
+describe('verify plan', () => {
+  it('builds range conditions over quoted key columns with text parameters', () => {
+    expect(rangeCondition(['a', 'My "k" ü'], ['1', 'x'], ['2', 'y'])).toEqual({
+      sql: '("a", "My ""k"" ü") >= ($1, $2) AND ("a", "My ""k"" ü") < ($3, $4)',
+      params: ['1', 'x', '2', 'y'],
+    });
+    expect(rangeCondition(['id'], null, ['10'])).toEqual({ sql: '("id") < ($1)', params: ['10'] });
+    expect(rangeCondition(['id'], ['10'], null, 3)).toEqual({ sql: '("id") >= ($3)', params: ['10'] });
+    expect(rangeCondition([], null, null)).toEqual({ sql: 'true', params: [] });
+    expect(() => rangeCondition(['a', 'b'], ['1'], null)).toThrow(RangeError);
+  });
+
+  it('turns boundaries into half-open ranges covering the whole key space', () => {
+    expect(chunkRanges([])).toEqual([{ from: null, to: null }]);
+    expect(chunkRanges([['5'], ['9']])).toEqual([
+      { from: null, to: ['5'] },
+      { from: ['5'], to: ['9'] },
+      { from: ['9'], to: null },
+    ]);
+  });
+
+  it('reads plain tables with ONLY and partitioned tables through their root', () => {
+    expect(relationSql('s', 'My "t"', false)).toBe('ONLY "s"."My ""t"""');
+    expect(relationSql('s', 't', true)).toBe('"s"."t"');
+  });
+
+  it('takes every n-th key in one ordered pass and checksums named columns without sorting', () => {
+    expect(boundsSql('ONLY "s"."t"', ['a', 'B'])).toBe(
+      'SELECT "a"::text, "B"::text FROM (SELECT "a", "B", row_number() OVER (ORDER BY "a", "B") AS rn FROM ONLY "s"."t") k WHERE rn % $1 = 1 AND rn > 1 ORDER BY rn',
+    );
+    const sql = digestSql('ONLY "s"."t"', ['id', 'Note ü'], '("id") < ($1)');
+    expect(sql).toBe(
+      `SELECT count(*)::text AS n, coalesce(sum(('x' || substr(md5(convert_to(ROW("id", "Note ü")::text, 'UTF8')), 1, 15))::bit(60)::bigint), 0)::text AS s FROM ONLY "s"."t" WHERE ("id") < ($1)`,
+    );
+    expect(sql).not.toMatch(/ORDER BY/);
+    expect(digestSql('"t"', ['a'], 'true', 'hash')).toBe(
+      `SELECT count(*)::text AS n, coalesce(sum(hashtextextended(ROW("a")::text, 0)), 0)::text AS s FROM "t" WHERE true`,
+    );
+    expect(() => digestSql('t', [], 'true')).toThrow(RangeError);
+  });
+
+  it('probes the hash at every tail length, with multi-byte characters', () => {
+    expect(HASH_PROBES.map((p) => Buffer.byteLength(p))).toEqual(
+      expect.arrayContaining(Array.from({ length: 25 }, (_, n) => n)),
+    );
+    expect(HASH_PROBES.some((p) => Buffer.byteLength(p) > p.length)).toBe(true);
+  });
+
+  it('prints key values as a row literal', () => {
+    expect(keyText(['1', "it's"])).toBe(`('1', 'it''s')`);
+  });
+
+  it('names sort orders so that equal ones compare equal', () => {
+    const c = (provider: string | null, locale: string | null, deterministic = true) => ({
+      provider,
+      locale,
+      deterministic,
+    });
+    expect(collationName(null)).toBeNull();
+    for (const same of [
+      c('c', 'C'),
+      c('c', 'POSIX'),
+      c('c', 'C.UTF-8'),
+      c('c', 'C.utf8'),
+      c('b', 'C.UTF-8'),
+      c(null, 'C'),
+    ])
+      expect(collationName(same)).toBe('C');
+    expect(collationName(c('c', 'en_US.UTF-8'))).toBe(collationName(c('c', 'en_US.utf8')));
+    expect(collationName(c('c', 'en_US.UTF-8'))).toBe('libc en_US.utf8');
+    expect(collationName(c('i', 'und'))).toBe('icu und');
+    expect(collationName(c('i', 'und', false))).toBe('icu und (nondeterministic)');
+  });
+});

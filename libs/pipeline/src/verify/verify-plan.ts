@@ -1,0 +1,186 @@
+import { quoteIdent, quoteQualified } from '@pgferry/pg';
+
+/**
+ * The SQL of the verify phase, pure: no I/O here, so every statement is unit-tested as text.
+ * Names go through quoteIdent; values are bind parameters.
+ */
+
+/**
+ * Session settings under which both servers print row text for the checksum. Every setting that
+ * changes a built-in type's text output is pinned: dates and intervals, the time zone of
+ * timestamptz, float digits (3: exact round trip), bytea, money (lc_monetary) and reg* types
+ * (search_path). Applied with set_config so that the caller's values can be put back.
+ */
+export const VERIFY_SESSION_SETTINGS: ReadonlyArray<readonly [string, string]> = [
+  ['DateStyle', 'ISO, YMD'],
+  ['TimeZone', 'UTC'],
+  ['IntervalStyle', 'postgres'],
+  ['extra_float_digits', '3'],
+  ['bytea_output', 'hex'],
+  ['lc_monetary', 'C'],
+  ['search_path', 'pg_catalog'],
+];
+
+/** A half-open key range [from, to); null is the table's start or end. Values are key text. */
+export interface KeyRange {
+  from: string[] | null;
+  to: string[] | null;
+}
+
+/** The ranges between consecutive boundaries; always covers the whole key space. Pure. */
+export function chunkRanges(bounds: readonly string[][]): KeyRange[] {
+  const ranges: KeyRange[] = [];
+  for (let i = 0; i <= bounds.length; i++)
+    ranges.push({ from: i ? bounds[i - 1] : null, to: bounds[i] ?? null });
+  return ranges;
+}
+
+/**
+ * The table as a FROM item. Plain tables are read with ONLY, so a table with inheritance children
+ * is compared on its own rows (the children are selected as tables of their own); a partitioned
+ * table is read through its root, which holds no rows itself.
+ */
+export function relationSql(schema: string, table: string, partitioned: boolean): string {
+  return `${partitioned ? '' : 'ONLY '}${quoteQualified(schema, table)}`;
+}
+
+/**
+ * The chunk boundaries: every chunkRows-th key (as text, in key order) after the first. One
+ * ordered pass over the key (an index scan of the primary key): row_number needs no count first,
+ * unlike ntile, and, unlike sampling percentiles, gives exact, repeatable chunk sizes. $1 is
+ * chunkRows.
+ */
+export function boundsSql(relation: string, key: readonly string[]): string {
+  const cols = key.map(quoteIdent).join(', ');
+  const asText = key.map((k) => `${quoteIdent(k)}::text`).join(', ');
+  return `SELECT ${asText} FROM (SELECT ${cols}, row_number() OVER (ORDER BY ${cols}) AS rn FROM ${relation}) k WHERE rn % $1 = 1 AND rn > 1 ORDER BY rn`;
+}
+
+/**
+ * The condition of a key range: (k1, k2) >= (from) AND (k1, k2) < (to). The values are untyped
+ * text parameters: a row comparison resolves each one to its key column's type on that server,
+ * which is the cast to the column type without naming the type (a type in a renamed schema is
+ * spelled differently on the destination). Parameter numbers start after `firstParam - 1`. Pure.
+ */
+export function rangeCondition(
+  key: readonly string[],
+  from: readonly string[] | null,
+  to: readonly string[] | null,
+  firstParam = 1,
+): { sql: string; params: string[] } {
+  if ((from && from.length !== key.length) || (to && to.length !== key.length))
+    throw new RangeError(`a key range needs ${key.length} values per bound`);
+  const params: string[] = [];
+  const tuple = `(${key.map(quoteIdent).join(', ')})`;
+  const values = (v: readonly string[]) =>
+    `(${v.map((x) => `$${firstParam - 1 + params.push(x)}`).join(', ')})`;
+  const parts: string[] = [];
+  if (from) parts.push(`${tuple} >= ${values(from)}`);
+  if (to) parts.push(`${tuple} < ${values(to)}`);
+  return { sql: parts.length ? parts.join(' AND ') : 'true', params };
+}
+
+/**
+ * How each row's text is hashed. 'hash': hashtextextended, a 64-bit hash about three times faster
+ * than md5 on wide tables; its value depends on the server's byte order and encoding, so it is
+ * used only when both servers give the same values for HASH_PROBES. 'md5': the first 60 bits of
+ * md5 of the text converted to UTF-8: the same on every platform, version and encoding.
+ */
+export type ChecksumKind = 'hash' | 'md5';
+
+/**
+ * Probe strings whose hashes both servers must agree on before 'hash' is used: every tail length
+ * of the hash's 12-byte blocks (0 to 24 bytes of ASCII), and multi-byte UTF-8.
+ */
+export const HASH_PROBES: readonly string[] = [
+  ...Array.from({ length: 25 }, (_, n) => 'pgferry-verify-probe-0123'.slice(0, n)),
+  'é',
+  'Zürich 中文',
+  'emoji 😀 and more text',
+];
+
+/** The probe query: the hashes of $1 (HASH_PROBES) as one text. */
+export const HASH_PROBE_SQL =
+  "SELECT string_agg(hashtextextended(p, 0)::text, ',' ORDER BY i) AS h FROM unnest($1::text[]) WITH ORDINALITY AS u(p, i)";
+
+/**
+ * Row count and checksum of the rows matching `where`, as text. The checksum is the sum over rows
+ * of a 60- or 64-bit hash of the row's text (named columns, in the given order): order
+ * independent, so no sort; a changed, missing or extra row changes it. sum(bigint) accumulates in
+ * numeric (int128 where available), so the sum is exact and cannot overflow for any row count.
+ */
+export function digestSql(
+  relation: string,
+  columns: readonly string[],
+  where: string,
+  checksum: ChecksumKind = 'md5',
+): string {
+  if (!columns.length) throw new RangeError('a checksum needs at least one column');
+  const row = `ROW(${columns.map(quoteIdent).join(', ')})::text`;
+  const term =
+    checksum === 'hash'
+      ? `hashtextextended(${row}, 0)`
+      : `('x' || substr(md5(convert_to(${row}, 'UTF8')), 1, 15))::bit(60)::bigint`;
+  return `SELECT count(*)::text AS n, coalesce(sum(${term}), 0)::text AS s FROM ${relation} WHERE ${where}`;
+}
+
+/** Key values as a SQL row literal, for reports: ('1000', 'sku-1'). Pure. */
+export function keyText(values: readonly string[]): string {
+  return `(${values.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ')})`;
+}
+
+/** What decides the sort order of a key column on one server, as the catalogs say it. */
+export interface KeyCollation {
+  /** pg_collation.collprovider / pg_database.datlocprovider: c libc, i icu, b builtin, d default. */
+  provider: string | null;
+  locale: string | null;
+  deterministic: boolean;
+}
+
+/**
+ * A comparable name for a column's sort order, or null for a type without collation. Code-point
+ * orders get one name: libc C and POSIX, libc C.UTF-8 (code point order in glibc), builtin C and
+ * C.UTF-8. Encoding suffixes are normalised (en_US.UTF-8 = en_US.utf8). Two names that differ
+ * may still sort alike: the caller then merely compares more coarsely. Pure.
+ */
+export function collationName(c: KeyCollation | null): string | null {
+  if (!c) return null;
+  const provider = c.provider ?? 'c';
+  const locale = (c.locale ?? '').replace(/\.utf-?8$/i, '.utf8');
+  if ((provider === 'c' || provider === 'b') && /^(C|POSIX)(\.utf8)?$/i.test(locale)) return 'C';
+  const name = `${{ c: 'libc', i: 'icu', b: 'builtin' }[provider] ?? provider} ${locale}`;
+  return c.deterministic ? name : `${name} (nondeterministic)`;
+}
+
+/**
+ * For each key column, its sort order on one server: the column's collation, the database's
+ * when the column uses "default". The catalogs' locale columns differ between major versions
+ * (daticulocale in 15 and 16, datlocale from 17), hence to_jsonb. $1 is the table, $2 the key
+ * column names.
+ */
+export const KEY_COLLATION_SQL = `
+  SELECT a.attname AS name,
+         CASE WHEN a.attcollation = 0 THEN NULL
+              WHEN co.collname = 'default' THEN coalesce(db.j->>'datlocprovider', 'c')
+              ELSE cj.j->>'collprovider' END AS provider,
+         CASE WHEN a.attcollation = 0 THEN NULL
+              WHEN co.collname = 'default' THEN
+                CASE coalesce(db.j->>'datlocprovider', 'c') WHEN 'c' THEN db.j->>'datcollate'
+                     ELSE coalesce(db.j->>'datlocale', db.j->>'daticulocale') END
+              WHEN cj.j->>'collprovider' = 'c' THEN cj.j->>'collcollate'
+              ELSE coalesce(cj.j->>'colllocale', cj.j->>'colliculocale', cj.j->>'collcollate') END AS locale,
+         coalesce((cj.j->>'collisdeterministic')::boolean, true) AS deterministic
+    FROM pg_attribute a
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN LATERAL (SELECT to_jsonb(co) AS j) cj ON true
+    CROSS JOIN (SELECT to_jsonb(d) AS j FROM pg_database d WHERE d.datname = current_database()) db
+   WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`;
+
+/**
+ * Columns of a table in attnum order, with whether each is generated. $1 is the table.
+ */
+export const COLUMNS_SQL = `
+  SELECT attname AS name, attgenerated <> '' AS generated
+    FROM pg_attribute
+   WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+   ORDER BY attnum`;
