@@ -30,3 +30,4 @@ export * from './release';
 export * from './codec/change-encoder';
 export * from './throttle';
 export * from './verify';
+export * from './cdc';

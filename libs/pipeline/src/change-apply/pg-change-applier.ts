@@ -83,11 +83,26 @@ export class PgChangeApplier {
           }
         }
       } else {
+        // Consecutive inserts (and snapshot rows) of a keyless table go in one COPY.
+        let inserts: Array<Array<string | null>> = [];
+        const flush = async () => {
+          if (!inserts.length) return;
+          await this.copyInto(target, t.columns, inserts);
+          counts.upserted += inserts.length;
+          inserts = [];
+        };
         for (const ch of live) {
+          if (ch.op === 'c' || ch.op === 'r') {
+            const idx = columnIndex(t, ch);
+            inserts.push(idx.map((i) => ch.after![i]));
+            continue;
+          }
+          await flush();
           await this.applyKeyless(t, ch, counts);
           if (ch.op === 't' && ch.source.lsn !== null && ch.source.lsn > truncatedAt)
             truncatedAt = ch.source.lsn;
         }
+        await flush();
       }
       if (guard && truncatedAt > guard.lsn)
         await this.client.query(

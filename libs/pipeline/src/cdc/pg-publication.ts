@@ -1,0 +1,127 @@
+import type { Client } from 'pg';
+import { ObjectError } from '@pgferry/core';
+import { classifyPgError, quoteIdent, quoteQualified, type SelectedTable } from '@pgferry/pg';
+import { DDL_SCHEMA, ddlObjects } from '../ddl/pg-ddl-capture';
+import { heartbeatTable } from './pg-heartbeat';
+
+/** The task's publication on the source (DESIGN phase 5; `release` drops it by this name). */
+export function publicationName(task: string): string {
+  return `pgferry_${task}`;
+}
+
+export interface PublicationChange {
+  publication: string;
+  created: boolean;
+  /** "schema"."table" of each table added or removed by this call. */
+  added: string[];
+  removed: string[];
+}
+
+type TableRef = Pick<SelectedTable, 'schema' | 'table'> & { partitioned?: boolean };
+
+const key = (t: { schema: string; table: string }) => quoteQualified(t.schema, t.table);
+
+/**
+ * Makes publication `pgferry_<task>` hold exactly `tables` plus the task's own DDL and heartbeat
+ * tables when they exist (so captured DDL and heartbeats travel in order with the rows), and
+ * publish inserts, updates, deletes and truncates; partitioned tables are published through
+ * their root (`publish_via_partition_root`, PostgreSQL 13+), so a row keeps one topic whichever
+ * partition it lives in.
+ *
+ * Idempotent, and the way to keep the publication in step with a changed selection: tables are
+ * added and removed in one transaction, others are left alone. Must run before the stream
+ * starts (pgoutput reads the publication when it starts) and after installing the DDL capture
+ * and the heartbeat table. A table added while streaming is published from the commit of this
+ * call on; its earlier rows come from the snapshot of a new full load of that table.
+ */
+export async function ensurePublication(
+  client: Client,
+  task: string,
+  tables: readonly TableRef[],
+): Promise<PublicationChange> {
+  const name = publicationName(task);
+  const context = `setting up publication ${quoteIdent(name)} on the source`;
+  try {
+    const version = Number(
+      (await client.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v,
+    );
+    if (version < 130000 && tables.some((t) => t.partitioned))
+      throw new ObjectError(
+        `${context}: partitioned tables (${tables
+          .filter((t) => t.partitioned)
+          .map(key)
+          .join(
+            ', ',
+          )}) can be published through their root only on PostgreSQL 13 or later; upgrade the source or select the partitions instead`,
+      );
+    const own = await client.query<{ name: string }>(
+      `SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NOT NULL`,
+      [
+        [
+          quoteQualified(DDL_SCHEMA, ddlObjects(task).table),
+          quoteQualified(DDL_SCHEMA, heartbeatTable(task).table),
+        ],
+      ],
+    );
+    const wanted = new Set([...tables.map(key), ...own.rows.map((r) => r.name)]);
+    const options = [
+      `publish = 'insert, update, delete, truncate'`,
+      ...(version >= 130000 ? ['publish_via_partition_root = true'] : []),
+    ].join(', ');
+
+    await client.query('BEGIN');
+    try {
+      const pub = await client.query<{ oid: number; puballtables: boolean }>(
+        `SELECT oid, puballtables FROM pg_publication WHERE pubname = $1 FOR UPDATE`,
+        [name],
+      );
+      const result: PublicationChange = { publication: name, created: false, added: [], removed: [] };
+      if (pub.rowCount === 0) {
+        const list = [...wanted];
+        await client.query(
+          `CREATE PUBLICATION ${quoteIdent(name)}${list.length ? ` FOR TABLE ${list.join(', ')}` : ''} WITH (${options})`,
+        );
+        Object.assign(result, { created: true, added: list });
+      } else {
+        if (pub.rows[0].puballtables)
+          throw new ObjectError(
+            `${context}: the publication exists and is FOR ALL TABLES, so it is not pgferry's; drop it with DROP PUBLICATION ${quoteIdent(name)} or rename it`,
+          );
+        const { rows } = await client.query<{ schema: string; table: string }>(
+          `SELECT n.nspname AS schema, c.relname AS table FROM pg_publication_rel pr
+             JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE pr.prpubid = $1`,
+          [pub.rows[0].oid],
+        );
+        const have = new Set(rows.map(key));
+        result.added = [...wanted].filter((t) => !have.has(t));
+        result.removed = [...have].filter((t) => !wanted.has(t));
+        if (result.added.length)
+          await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${result.added.join(', ')}`);
+        if (result.removed.length)
+          await client.query(`ALTER PUBLICATION ${quoteIdent(name)} DROP TABLE ${result.removed.join(', ')}`);
+        await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET (${options})`);
+      }
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  } catch (err) {
+    throw classifyPgError(err, context);
+  }
+}
+
+/** Drops the task's publication if it exists; true when it did. Idempotent. */
+export async function dropPublication(client: Client, task: string): Promise<boolean> {
+  const name = publicationName(task);
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);
+    if (!rowCount) return false;
+    await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+    return true;
+  } catch (err) {
+    throw classifyPgError(err, `dropping publication ${quoteIdent(name)} on the source`);
+  }
+}
