@@ -114,6 +114,8 @@ export class PgChangeApplier {
       return counts;
     } catch (err) {
       await this.client.query('ROLLBACK').catch(() => undefined);
+      // Staging tables created in this transaction are gone with it.
+      this.stages.clear();
       if (err instanceof DataError) throw err;
       throw classifyPgError(err, `applying ${changes.length} changes to ${target}`);
     }
