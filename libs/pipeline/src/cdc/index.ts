@@ -8,3 +8,4 @@ export * from './pgoutput-decoder';
 export * from './pg-stream-reader';
 export * from './pg-publication';
 export * from './pg-heartbeat';
+export * from './change-publisher';

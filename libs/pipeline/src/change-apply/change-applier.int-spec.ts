@@ -78,6 +78,24 @@ describe('PgChangeApplier', () => {
     ).toEqual([{ Note: 'again', same: true }]);
   });
 
+  it('moves a row to a new key keeping the TOAST column the source did not send, and refuses to invent it', async () => {
+    await applier.apply(orders, [ch(cols, 'c', ['60', 'm', big, '6'])], null);
+    await applier.apply(
+      orders,
+      [ch(cols, 'u', ['61', 'moved', null, '7'], ['60', null, null, null], ['doc'])],
+      null,
+    );
+    expect(
+      await rows(`SELECT id, "Note", length(doc) AS doc FROM "Shop Ü"."Orders" WHERE id IN (60, 61)`),
+    ).toEqual([{ id: 61, Note: 'moved', doc: 5000 }]);
+    await expect(
+      applier.apply(orders, [ch(cols, 'u', ['63', 'x', null, '1'], ['62', null, null, null], ['doc'])], null),
+    ).rejects.toThrow(
+      'cannot move the row of "Shop Ü"."Orders" from key (62) to (63): the source did not send the unchanged TOAST column(s) doc and the row under the old key is not on the destination',
+    );
+    await db.query(`DELETE FROM "Shop Ü"."Orders" WHERE id = 61`);
+  });
+
   it('rolls back the whole batch and the offset when one change fails, naming the table', async () => {
     const mark = { group: 'g', topic: 'pre.src.x', partition: 0, nextOffset: 9n };
     await expect(

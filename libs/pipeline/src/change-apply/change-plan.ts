@@ -6,7 +6,17 @@ import type { DecodedChange } from '../codec/record-decoder';
 /** The last state of one key after a run of changes: written whole, or gone. */
 export type KeyAction =
   | { kind: 'upsert'; values: Array<string | null>; unchanged: ReadonlySet<string> }
-  | { kind: 'delete'; key: Array<string | null> };
+  | { kind: 'delete'; key: Array<string | null> }
+  /**
+   * The row moved to a new key and the source did not send some TOAST columns: they are only on
+   * the destination's row under the old key, so the move is an UPDATE of that row.
+   */
+  | {
+      kind: 'move';
+      from: Array<string | null>;
+      values: Array<string | null>;
+      unchanged: ReadonlySet<string>;
+    };
 
 /**
  * A run of changes of one table reduced to one action per key, and where truncates cut it:
@@ -70,7 +80,10 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
         actions.set(o, { kind: 'delete', key: oldKey });
         // The row moved: what the old key's pending upsert held travels with it.
         if (previous?.kind === 'upsert') actions.set(k, inherit(t, values, ch.unchangedToast, previous));
-        else actions.set(k, { kind: 'upsert', values, unchanged: new Set(ch.unchangedToast) });
+        else if (ch.unchangedToast.length) {
+          actions.delete(o);
+          actions.set(k, { kind: 'move', from: oldKey, values, unchanged: new Set(ch.unchangedToast) });
+        } else actions.set(k, { kind: 'upsert', values, unchanged: new Set(ch.unchangedToast) });
         continue;
       }
     }
@@ -81,11 +94,33 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
       k,
       previous?.kind === 'upsert'
         ? inherit(t, values, ch.unchangedToast, previous)
-        : { kind: 'upsert', values, unchanged: new Set(ch.unchangedToast) },
+        : previous?.kind === 'move'
+          ? {
+              kind: 'move',
+              from: previous.from,
+              values: merge(t, values, ch.unchangedToast, previous),
+              unchanged: new Set([...previous.unchanged].filter((c) => ch.unchangedToast.includes(c))),
+            }
+          : { kind: 'upsert', values, unchanged: new Set(ch.unchangedToast) },
     );
   }
   if (actions.size) steps.push({ kind: 'run', actions });
   return steps;
+}
+
+/** A later change of a moved row: what it left out comes from the move (still unsent ones stay so). */
+function merge(
+  t: TargetTable,
+  values: Array<string | null>,
+  unchanged: readonly string[],
+  previous: Extract<KeyAction, { kind: 'move' }>,
+): Array<string | null> {
+  const out = values.slice();
+  for (const c of unchanged) {
+    const i = t.columns.indexOf(c);
+    if (i >= 0) out[i] = previous.values[i];
+  }
+  return out;
 }
 
 function inherit(

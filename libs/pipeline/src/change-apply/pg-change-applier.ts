@@ -223,14 +223,39 @@ export class PgChangeApplier {
     const deletes: Array<Array<string | null>> = [];
     // Upserts grouped by which TOAST columns they leave out (almost always one or two groups).
     const upserts = new Map<string, { unchanged: string[]; rows: Array<Array<string | null>> }>();
+    const moves: Array<Extract<KeyAction, { kind: 'move' }>> = [];
     for (const a of actions.values()) {
       if (a.kind === 'delete') deletes.push(a.key);
+      else if (a.kind === 'move') moves.push(a);
       else {
         const unchanged = t.columns.filter((c) => a.unchanged.has(c));
         const g = upserts.get(unchanged.join('\u0000')) ?? { unchanged, rows: [] };
         g.rows.push(a.values);
         upserts.set(unchanged.join('\u0000'), g);
       }
+    }
+    let movedRows = 0;
+    // Moves first: a delete of the old key in the same batch came after the move.
+    // A moved row keeps the TOAST values the source did not send: UPDATE it under its old key.
+    for (const m of moves) {
+      const params: Array<string | null> = [];
+      const sets = t.columns
+        .filter((c) => !m.unchanged.has(c))
+        .map((c) => `${quoteIdent(c)} = $${params.push(m.values[t.columns.indexOf(c)])}`);
+      const where = t.key.map((k) => `${quoteIdent(k)} = $${params.push(m.from[t.columns.indexOf(k)])}`);
+      const moved = await this.client.query(
+        `UPDATE ${target} SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`,
+        params,
+      );
+      if (moved.rowCount) {
+        movedRows++;
+        continue;
+      }
+      // The old row is not here (another partition deleted it first, or never had it): the
+      // unsent TOAST values exist nowhere else, and writing NULL would lose them silently.
+      throw new DataError(
+        `cannot move the row of ${target} from key (${m.from.join(', ')}) to (${m.values.filter((_, i) => t.key.includes(t.columns[i])).join(', ')}): the source did not send the unchanged TOAST column(s) ${[...m.unchanged].join(', ')} and the row under the old key is not on the destination; give the table REPLICA IDENTITY FULL on the source, or use one partition for its topic`,
+      );
     }
     let deleted = 0;
     if (deletes.length) {
@@ -240,7 +265,7 @@ export class PgChangeApplier {
       deleted = (await this.client.query(`DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`))
         .rowCount!;
     }
-    let upserted = 0;
+    let upserted = movedRows;
     for (const { unchanged, rows } of upserts.values()) {
       const cols = t.columns.filter((c) => !unchanged.includes(c));
       const pos = cols.map((c) => t.columns.indexOf(c));
