@@ -1,7 +1,7 @@
 import avro from 'avsc';
 import type { ColumnInfo } from './pg-columns';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
-import { fieldNames, type SourceInfo, type TableSchemas } from './table-codec';
+import { fieldNames, keyIndexes, wire, type SourceInfo, type TableSchemas } from './table-codec';
 
 /**
  * Debezium's marker for a value the source did not send (a TOASTed column an UPDATE left
@@ -56,14 +56,6 @@ export function placeholderFor(type: AvroSchema): unknown {
   }
 }
 
-function wire(id: number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0;
-  out.writeInt32BE(id, 1);
-  body.copy(out, 5);
-  return out;
-}
-
 /**
  * Encodes the streamed changes of one table (op c, u, d and truncate) into the same envelope and
  * schema ids as its snapshot rows, in the Confluent wire format. Values are the PostgreSQL text
@@ -99,11 +91,7 @@ export class ChangeEncoder {
     this.convs = this.types.map((t) => converterFor(t));
     this.names = fieldNames(columns);
     this.nullable = columns.map((c) => !c.notNull);
-    this.keyIdx = columns
-      .map((c, i) => ({ c, i }))
-      .filter((x) => x.c.keyPosition > 0)
-      .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
-      .map((x) => x.i);
+    this.keyIdx = keyIndexes(columns);
   }
 
   private record(texts: ReadonlyArray<string | null>, missing: ReadonlySet<string>): Record<string, unknown> {

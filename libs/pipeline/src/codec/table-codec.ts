@@ -175,7 +175,17 @@ export function splitCopyLine(line: Buffer): Array<string | null> {
   return out;
 }
 
-function wire(id: number, body: Buffer): Buffer {
+/** Positions of the key columns, in key order. */
+export function keyIndexes(columns: ColumnInfo[]): number[] {
+  return columns
+    .map((c, i) => ({ c, i }))
+    .filter((x) => x.c.keyPosition > 0)
+    .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
+    .map((x) => x.i);
+}
+
+/** Confluent wire format: magic byte 0, the 4-byte schema id, the Avro body. */
+export function wire(id: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = 0;
   out.writeInt32BE(id, 1);
@@ -216,11 +226,7 @@ export class TableEncoder {
     this.valueType = avro.Type.forSchema(schemas.value as avro.Schema, avscOptions());
     this.convs = columns.map((c) => converterFor(avroTypeFor(c) as AvroSchema));
     this.names = fieldNames(columns);
-    this.keyIdx = columns
-      .map((c, i) => ({ c, i }))
-      .filter((x) => x.c.keyPosition > 0)
-      .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
-      .map((x) => x.i);
+    this.keyIdx = keyIndexes(columns);
     this.valueWriters = columns.map((c) => fieldWriter(c, !c.notNull, copyText));
     this.keyWriters = this.keyIdx.map((i) => fieldWriter(columns[i], false, copyText));
     this.notNull = columns.map((c) => c.notNull);
