@@ -1,6 +1,9 @@
 import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
-import { DDL_SCHEMA, removeDdlCapture } from '../ddl/pg-ddl-capture';
+import { heartbeatTable } from '../cdc/pg-heartbeat';
+import { dropPublication, publicationName } from '../cdc/pg-publication';
+import { removeDdlCapture } from '../ddl/pg-ddl-capture';
+import { dropSlot } from '../snapshot/pg-snapshot-slot';
 
 export interface ReleaseResult {
   /** What was dropped, e.g. `replication slot pgferry_shop`. */
@@ -13,8 +16,8 @@ export interface ReleaseResult {
 export function taskSourceObjects(task: string) {
   return {
     slot: `pgferry_${task}`,
-    publication: `pgferry_${task}`,
-    heartbeatTable: quoteQualified(DDL_SCHEMA, `heartbeat_${task}`),
+    publication: publicationName(task),
+    heartbeatTable: quoteQualified(heartbeatTable(task).schema, heartbeatTable(task).table),
   };
 }
 
@@ -36,14 +39,7 @@ export async function releaseSource(client: Client, task: string): Promise<Relea
     );
     if (slot.rowCount) {
       const { active_pid: pid, application_name: app } = slot.rows[0];
-      const dropped =
-        pid === null &&
-        (
-          await client.query(
-            `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`,
-            [o.slot],
-          )
-        ).rowCount === 1;
+      const dropped = pid === null && (await dropSlot(client, o.slot));
       if (dropped) result.dropped.push(`replication slot ${o.slot}`);
       else
         result.leftBehind.push({
@@ -52,10 +48,7 @@ export async function releaseSource(client: Client, task: string): Promise<Relea
           fix: `SELECT pg_drop_replication_slot('${o.slot}');`,
         });
     }
-    if ((await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [o.publication])).rowCount) {
-      await client.query(`DROP PUBLICATION ${quoteIdent(o.publication)}`);
-      result.dropped.push(`publication ${quoteIdent(o.publication)}`);
-    }
+    if (await dropPublication(client, task)) result.dropped.push(`publication ${quoteIdent(o.publication)}`);
     if ((await client.query('SELECT to_regclass($1) IS NOT NULL AS has', [o.heartbeatTable])).rows[0].has) {
       await client.query(`DROP TABLE ${o.heartbeatTable}`);
       result.dropped.push(`table ${o.heartbeatTable}`);
