@@ -24,3 +24,18 @@ export function copyLine(values: ReadonlyArray<string | null>): string {
   for (let i = 0; i < values.length; i++) out += (i ? '\t' : '') + copyField(values[i]);
   return `${out}\n`;
 }
+
+/** Rows as COPY text, in pieces of about 1 MB, so a big batch is never one huge string. */
+export function copyChunks(rows: ReadonlyArray<ReadonlyArray<string | null>>): string[] {
+  const chunks: string[] = [];
+  let chunk = '';
+  for (const r of rows) {
+    chunk += copyLine(r);
+    if (chunk.length > 1 << 20) {
+      chunks.push(chunk);
+      chunk = '';
+    }
+  }
+  if (chunk) chunks.push(chunk);
+  return chunks;
+}

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
 import { storeOffset } from '../control/control-store';
-import { copyLine } from './copy-text';
+import { copyChunks } from './copy-text';
+import { copyInto, setReplicaRole } from './pg-apply-session';
 
 /** Where a topic's rows go: destination table, the columns the values are in, its key. */
 export interface TargetTable {
@@ -52,14 +52,7 @@ export class PgRowApplier {
 
   private async prepare(): Promise<void> {
     if (this.prepared) return;
-    try {
-      await this.client.query(`SET session_replication_role = replica`);
-    } catch (err) {
-      throw classifyPgError(
-        err,
-        'setting session_replication_role = replica on the destination (needs a superuser, so destination triggers and foreign keys do not fire twice)',
-      );
-    }
+    await setReplicaRole(this.client);
     this.prepared = true;
   }
 
@@ -73,16 +66,7 @@ export class PgRowApplier {
     rows: ReadonlyArray<ReadonlyArray<string | null>>,
     mark: OffsetMark | null,
   ): Promise<void> {
-    const chunks: string[] = [];
-    let chunk = '';
-    for (const r of rows) {
-      chunk += copyLine(r);
-      if (chunk.length > 1 << 20) {
-        chunks.push(chunk);
-        chunk = '';
-      }
-    }
-    if (chunk) chunks.push(chunk);
+    const chunks = copyChunks(rows);
     await this.applyCopyText(t, chunks, rows.length, mark);
   }
 
@@ -105,7 +89,7 @@ export class PgRowApplier {
         if (await this.mayGoDirect(t)) {
           await this.client.query('SAVEPOINT pgferry_direct');
           try {
-            await this.copyInto(target, t.columns, chunks);
+            await copyInto(this.client, target, t.columns, chunks);
             await this.client.query('RELEASE SAVEPOINT pgferry_direct');
             done = true;
           } catch (err) {
@@ -144,22 +128,6 @@ export class PgRowApplier {
     return ok;
   }
 
-  private async copyInto(
-    table: string,
-    columns: string[],
-    chunks: ReadonlyArray<Buffer | string>,
-  ): Promise<void> {
-    const copy = this.client.query(
-      copyFrom(`COPY ${table} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`),
-    );
-    await new Promise<void>((resolve, reject) => {
-      copy.on('error', reject);
-      copy.on('finish', resolve);
-      for (const c of chunks) copy.write(c);
-      copy.end();
-    });
-  }
-
   private async stageAndUpsert(
     t: TargetTable,
     target: string,
@@ -173,7 +141,7 @@ export class PgRowApplier {
       );
       this.staged.add(stage);
     }
-    await this.copyInto(stage, t.columns, chunks);
+    await copyInto(this.client, stage, t.columns, chunks);
     const nonKey = t.columns.filter((c) => !t.key.includes(c));
     const conflict = t.key.length
       ? `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${nonKey.length ? `UPDATE SET ${nonKey.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { DataError } from '@pgferry/core';
 import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
 import { storeOffset } from '../control/control-store';
-import { copyLine } from '../apply/copy-text';
+import { copyChunks } from '../apply/copy-text';
+import { copyInto, setReplicaRole } from '../apply/pg-apply-session';
 import type { OffsetMark, TargetTable } from '../apply/pg-row-applier';
 import type { DecodedChange } from '../codec/record-decoder';
 import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
@@ -87,7 +87,7 @@ export class PgChangeApplier {
         let inserts: Array<Array<string | null>> = [];
         const flush = async () => {
           if (!inserts.length) return;
-          await this.copyInto(target, t.columns, inserts);
+          await copyInto(this.client, target, t.columns, copyChunks(inserts));
           counts.upserted += inserts.length;
           inserts = [];
         };
@@ -145,14 +145,7 @@ export class PgChangeApplier {
 
   private async prepare(): Promise<void> {
     if (this.prepared) return;
-    try {
-      await this.client.query('SET session_replication_role = replica');
-    } catch (err) {
-      throw classifyPgError(
-        err,
-        'setting session_replication_role = replica on the destination (needs a superuser, so destination triggers and foreign keys do not fire twice)',
-      );
-    }
+    await setReplicaRole(this.client);
     this.prepared = true;
   }
 
@@ -190,29 +183,6 @@ export class PgChangeApplier {
       await this.client.query(`TRUNCATE ${name}`);
     }
     return name;
-  }
-
-  private async copyInto(
-    stage: string,
-    columns: readonly string[],
-    rows: Array<ReadonlyArray<string | null>>,
-  ) {
-    const copy = this.client.query(
-      copyFrom(`COPY ${stage} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`),
-    );
-    await new Promise<void>((resolve, reject) => {
-      copy.on('error', reject);
-      copy.on('finish', resolve);
-      let chunk = '';
-      for (const r of rows) {
-        chunk += copyLine(r);
-        if (chunk.length > 1 << 20) {
-          copy.write(chunk);
-          chunk = '';
-        }
-      }
-      copy.end(chunk);
-    });
   }
 
   private async applyActions(
@@ -260,7 +230,7 @@ export class PgChangeApplier {
     let deleted = 0;
     if (deletes.length) {
       const stage = await this.stage(t, 'delkeys', t.key);
-      await this.copyInto(stage, t.key, deletes);
+      await copyInto(this.client, stage, t.key, copyChunks(deletes));
       const match = t.key.map((k) => `d.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
       deleted = (await this.client.query(`DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`))
         .rowCount!;
@@ -270,7 +240,12 @@ export class PgChangeApplier {
       const cols = t.columns.filter((c) => !unchanged.includes(c));
       const pos = cols.map((c) => t.columns.indexOf(c));
       const stage = await this.stage(t, 'upsert', cols);
-      await this.copyInto(stage, cols, unchanged.length ? rows.map((r) => pos.map((p) => r[p])) : rows);
+      await copyInto(
+        this.client,
+        stage,
+        cols,
+        copyChunks(unchanged.length ? rows.map((r) => pos.map((p) => r[p])) : rows),
+      );
       const list = cols.map(quoteIdent).join(', ');
       const set = cols.filter((c) => !t.key.includes(c));
       const conflict = `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${set.length ? `UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`;
