@@ -59,6 +59,7 @@ interface TableCodec {
 export class ChangePublisher implements ChangeProcessor {
   private readonly byName = new Map<string, PublishedTable>();
   private readonly codecs = new Map<string, Promise<TableCodec>>();
+  private readonly ready = new Map<string, { relation: RelationInfo; codec: TableCodec }>();
   private buffer: Array<{ topic: string; message: Message }> = [];
   private bufferedBytes = 0;
   private tx: { xid: number; order: number; commitTime: Date } | null = null;
@@ -172,14 +173,20 @@ export class ChangePublisher implements ChangeProcessor {
    */
   private async codec(table: PublishedTable, relation: RelationInfo): Promise<TableCodec> {
     const name = `${table.schema}\u0000${table.table}`;
+    // The decoder keeps one RelationInfo per table until the source describes it anew, so the
+    // per-event check is an identity test; column names are compared only on a new description.
+    const ready = this.ready.get(name);
+    if (ready?.relation === relation) return ready.codec;
     const shape = relation.columns.map((c) => c.name).join('\u0000');
     let pending = this.codecs.get(name);
     let codec = pending ? await pending : null;
-    if (codec && codec.columns.map((c) => c.name).join('\u0000') === shape) return codec;
-    pending = this.describe(table, relation);
-    this.codecs.set(name, pending);
-    pending.catch(() => this.codecs.delete(name));
-    codec = await pending;
+    if (!codec || codec.columns.map((c) => c.name).join('\u0000') !== shape) {
+      pending = this.describe(table, relation);
+      this.codecs.set(name, pending);
+      pending.catch(() => this.codecs.delete(name));
+      codec = await pending;
+    }
+    this.ready.set(name, { relation, codec });
     return codec;
   }
 
