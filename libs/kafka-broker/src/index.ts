@@ -6,3 +6,5 @@ export { ApiKey, ErrorCode, API_SPECS } from './protocol/messages';
 export * from './embedded/start-embedded-kafka';
 export * from './embedded/broker-schema-log';
 export * from './registry';
+export { Reader, Writer } from './protocol/buffer-io';
+export { readStruct, writeStruct } from './protocol/schema-codec';

@@ -1,65 +1,67 @@
-import type { Kafka, Producer, Message } from 'kafkajs';
-import { ConnectionError } from '@pgferry/core';
-import { KeyPartitioner } from './kafka-partitioner';
+import type { Kafka, Message } from 'kafkajs';
+import { KafkaBatchProducer, type BatchProducerOptions } from './kafka-batch-producer';
+import { keyPartition } from './kafka-partitioner';
+import { PartitionRecords } from './record-batch-writer';
 
-export interface PublisherOptions {
-  /** kafkajs idempotent producer: Kafka drops retried duplicates, so a record is stored once. */
-  idempotent?: boolean;
-  /** At most this many bytes of unacknowledged messages per `publish` call's send. */
-  maxBatchBytes?: number;
-}
+export type PublisherOptions = BatchProducerOptions;
 
 /**
  * Sends records to Kafka with acks=all and resolves only when Kafka acknowledged every one of
  * them: callers checkpoint (chunk done, LSN confirmed) after `publish` resolves, never before.
- * Messages of one call keep their order per partition.
+ * Records of one call keep their order per partition, and each is stored once (idempotent
+ * producer: a retried batch is dropped by Kafka as a duplicate).
+ *
+ * A keyed record goes to the partition kafkajs' DefaultPartitioner and the Java client give it
+ * (murmur2 of the key, see keyPartition), so change records follow their snapshot row; a
+ * message's own `partition` wins; keyless records are spread round robin.
  */
 export class KafkaPublisher {
-  private producer: Producer;
-  private connected = false;
+  private readonly producer: KafkaBatchProducer;
+  private roundRobin = 0;
 
-  constructor(
-    kafka: Kafka,
-    private readonly options: PublisherOptions = {},
-  ) {
-    this.producer = kafka.producer({
-      idempotent: options.idempotent ?? true,
-      maxInFlightRequests: options.idempotent === false ? undefined : 1,
-      allowAutoTopicCreation: false,
-      createPartitioner: KeyPartitioner,
-    });
+  constructor(kafka: Kafka, options: PublisherOptions = {}) {
+    this.producer = new KafkaBatchProducer(kafka, options);
   }
 
+  /** Idempotent. */
   async connect(): Promise<void> {
-    if (this.connected) return;
-    try {
-      await this.producer.connect();
-      this.connected = true;
-    } catch (err) {
-      throw new ConnectionError(`connecting the Kafka producer: ${(err as Error).message}`, { cause: err });
-    }
+    await this.producer.connect();
+  }
+
+  /** Partitions of a topic, for callers that partition records themselves (publishRecords). */
+  partitionCount(topic: string): Promise<number> {
+    return this.producer.partitionCount(topic);
   }
 
   async publish(topic: string, messages: Message[]): Promise<void> {
     if (messages.length === 0) return;
-    const max = this.options.maxBatchBytes ?? 8 * 1024 * 1024;
-    let start = 0;
-    while (start < messages.length) {
-      let size = 0;
-      let end = start;
-      while (end < messages.length && (end === start || size < max)) {
-        const m = messages[end++];
-        size += (m.value as Buffer | null)?.length ?? 0;
-        size += (m.key as Buffer | null)?.length ?? 0;
-      }
-      await this.producer.send({ topic, acks: -1, messages: messages.slice(start, end) });
-      start = end;
+    const n = await this.producer.partitionCount(topic);
+    const parts = new Map<number, PartitionRecords>();
+    for (const m of messages) {
+      const key = toBuffer(m.key);
+      const partition =
+        m.partition ?? (key ? keyPartition(key, n) : (this.roundRobin = (this.roundRobin + 1) % n));
+      let p = parts.get(partition);
+      if (!p) parts.set(partition, (p = new PartitionRecords(partition)));
+      p.push(key, toBuffer(m.value));
     }
+    await this.producer.produce(topic, [...parts.values()]);
+  }
+
+  /**
+   * Like publish, for records already grouped by partition (same partition choice as publish:
+   * keyPartition of the key over partitionCount(topic)).
+   */
+  publishRecords(topic: string, parts: readonly PartitionRecords[]): Promise<void> {
+    return this.producer.produce(topic, parts);
   }
 
   async close(): Promise<void> {
-    if (!this.connected) return;
-    this.connected = false;
-    await this.producer.disconnect();
+    await this.producer.close();
   }
+}
+
+function toBuffer(v: Buffer | string | null | undefined): Buffer | null {
+  if (v === null || v === undefined) return null;
+  return Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8');
 }

@@ -1,0 +1,110 @@
+import type { Kafka, PartitionMetadata } from 'kafkajs';
+
+/**
+ * The parts of kafkajs 2.2 below its public API that the raw produce path uses, in one place:
+ * the cluster (metadata, leaders, connected brokers with TLS and SASL done) and a broker's
+ * request sender. Everything here is checked when first used, so a kafkajs upgrade that moves
+ * them fails with this file's message instead of misbehaving.
+ */
+
+export interface KafkaJsBroker {
+  nodeId: number | string | null;
+  /** apiKey -> versions the broker supports; set once the broker is connected. */
+  versions: Record<number, { minVersion: number; maxVersion: number }> | null;
+  initProducerId(request: {
+    transactionalId?: string;
+    transactionTimeout: number;
+  }): Promise<{ producerId: string; producerEpoch: number }>;
+}
+
+export interface KafkaJsCluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  isConnected(): boolean;
+  refreshMetadata(): Promise<void>;
+  addMultipleTargetTopics(topics: string[]): Promise<void>;
+  findTopicPartitionMetadata(topic: string): PartitionMetadata[];
+  findBroker(where: { nodeId: string }): Promise<KafkaJsBroker>;
+  findControllerBroker(): Promise<KafkaJsBroker>;
+}
+
+/** A request as kafkajs' Connection#send takes it: encode() returns an Encoder-like object. */
+export interface KafkaJsProtocolRequest<T> {
+  request: {
+    apiKey: number;
+    apiVersion: number;
+    apiName: string;
+    expectResponse: () => boolean;
+    encode: () => Promise<{ buf: Buffer; buffer: Buffer }>;
+  };
+  response: { decode: (payload: Buffer) => Promise<T>; parse: (data: T) => Promise<T> };
+}
+
+class KafkaJsInternalsError extends Error {
+  constructor(what: string) {
+    super(`kafkajs internals changed (${what}); pgferry's raw producer needs kafkajs 2.2`);
+    this.name = 'KafkaJsInternalsError';
+  }
+}
+
+function symbolNamed(target: object, description: string): symbol {
+  const found = Object.getOwnPropertySymbols(target).find((s) => s.description === description);
+  if (!found) throw new KafkaJsInternalsError(`no ${description}`);
+  return found;
+}
+
+/**
+ * A new kafkajs cluster with the client's brokers, TLS, SASL, timeouts and retry settings, as
+ * kafka.producer() creates for itself. Nothing is connected yet.
+ */
+export function createCluster(kafka: Kafka, options: { metadataMaxAge?: number } = {}): KafkaJsCluster {
+  const create = (kafka as unknown as Record<symbol, unknown>)[
+    symbolNamed(kafka, 'private:Kafka:createCluster')
+  ];
+  if (typeof create !== 'function') throw new KafkaJsInternalsError('createCluster is not a function');
+  return create({
+    metadataMaxAge: options.metadataMaxAge ?? 300_000,
+    allowAutoTopicCreation: false,
+    maxInFlightRequests: null,
+    instrumentationEmitter: null,
+  }) as KafkaJsCluster;
+}
+
+/**
+ * Sends a request on the broker's connection the way the broker's own methods do (a closed
+ * connection disconnects the broker, so the next findBroker reconnects). Rejects with kafkajs'
+ * errors (KafkaJSConnectionError, KafkaJSRequestTimeoutError, ...), which carry `retriable`.
+ */
+export function sendRequest<T>(broker: KafkaJsBroker, request: KafkaJsProtocolRequest<T>): Promise<T> {
+  const proto = Object.getPrototypeOf(broker) as object;
+  const send = (proto as Record<symbol, unknown>)[symbolNamed(proto, 'private:Broker:sendRequest')];
+  if (typeof send !== 'function') throw new KafkaJsInternalsError('sendRequest is not a function');
+  return (send as (r: KafkaJsProtocolRequest<T>) => Promise<T>).call(broker, request);
+}
+
+export interface KafkaErrorCode {
+  type: string;
+  code: number;
+  retriable: boolean;
+  message: string;
+}
+
+let errorTable: Map<number, KafkaErrorCode> | null = null;
+
+/** Kafka's error code as kafkajs knows it: name, whether retrying can help, and its text. */
+export function kafkaErrorCode(code: number): KafkaErrorCode {
+  if (!errorTable) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { errorCodes } = require('kafkajs/src/protocol/error') as { errorCodes?: KafkaErrorCode[] };
+    if (!Array.isArray(errorCodes)) throw new KafkaJsInternalsError('no protocol errorCodes');
+    errorTable = new Map(errorCodes.map((e) => [e.code, e]));
+  }
+  return (
+    errorTable.get(code) ?? {
+      type: 'UNKNOWN_ERROR_CODE',
+      code,
+      retriable: false,
+      message: `unknown Kafka error code ${code}`,
+    }
+  );
+}

@@ -1,0 +1,140 @@
+import { crc32c } from './crc32c';
+
+/**
+ * Kafka record batches (magic v2) written straight from encoded keys and values, one pass to size
+ * and one to write, into a single Buffer: no Message objects, no per-record Buffers.
+ *
+ * Batch header, byte offsets from the start of the batch (Kafka's DefaultRecordBatch):
+ *   0 baseOffset int64 (0: the broker assigns offsets) | 8 batchLength int32 (bytes after it)
+ *   12 partitionLeaderEpoch int32 (-1) | 16 magic int8 (2) | 17 crc uint32, CRC-32C of 21..end
+ *   21 attributes int16 (0: no compression, not transactional) | 23 lastOffsetDelta int32
+ *   27 firstTimestamp int64 | 35 maxTimestamp int64 | 43 producerId int64 | 51 producerEpoch int16
+ *   53 baseSequence int32 | 57 recordCount int32 | 61 records
+ * Each record: length varint, attributes int8, timestampDelta varlong, offsetDelta varint,
+ * key length varint (-1 for null) and bytes, value length varint and bytes, header count varint;
+ * every varint zig-zag encoded.
+ */
+export const BATCH_HEADER_BYTES = 61;
+
+/** The records bound for one partition, in the order Kafka must store them. */
+export class PartitionRecords {
+  readonly keys: Array<Buffer | null> = [];
+  readonly values: Array<Buffer | null> = [];
+
+  constructor(readonly partition: number) {}
+
+  get length(): number {
+    return this.values.length;
+  }
+
+  push(key: Buffer | null, value: Buffer | null): void {
+    this.keys.push(key);
+    this.values.push(value);
+  }
+}
+
+/** The producer fields of a batch: Kafka deduplicates a batch by producerId, epoch and sequence. */
+export interface BatchProducer {
+  producerId: bigint;
+  producerEpoch: number;
+  baseSequence: number;
+}
+
+/** Bytes of the zig-zag varint of a value in [-1, 2^31). */
+function varintBytes(n: number): number {
+  const z = n < 0 ? 1 : n * 2;
+  return z < 0x80 ? 1 : z < 0x4000 ? 2 : z < 0x200000 ? 3 : z < 0x10000000 ? 4 : 5;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  let z = n < 0 ? 1 : n * 2;
+  while (z >= 0x80) {
+    buf[pos++] = (z & 0x7f) | 0x80;
+    z = Math.floor(z / 128);
+  }
+  buf[pos++] = z;
+  return pos;
+}
+
+/** Bytes of a record's body (after its length varint). */
+function bodyBytes(delta: number, key: Buffer | null, value: Buffer | null): number {
+  const k = key ? key.length : -1;
+  const v = value ? value.length : -1;
+  // attributes, timestampDelta 0, offsetDelta, key, value, header count 0
+  return 1 + 1 + varintBytes(delta) + varintBytes(k) + Math.max(k, 0) + varintBytes(v) + Math.max(v, 0) + 1;
+}
+
+/**
+ * Where the batch that starts at record `from` ends: as many records as fit in `maxBytes`
+ * (at least one, so that an oversized record reaches the broker and its error names it).
+ * Returns the end index and the batch's exact size.
+ */
+export function planBatch(
+  records: PartitionRecords,
+  from: number,
+  maxBytes: number,
+): { to: number; bytes: number } {
+  let bytes = BATCH_HEADER_BYTES;
+  let to = from;
+  const { keys, values } = records;
+  while (to < values.length) {
+    const body = bodyBytes(to - from, keys[to], values[to]);
+    const size = varintBytes(body) + body;
+    if (to > from && bytes + size > maxBytes) break;
+    bytes += size;
+    to++;
+  }
+  return { to, bytes };
+}
+
+/**
+ * Writes records [from, to) as one batch of `bytes` bytes (planBatch's figure), all with
+ * `timestampMs`. Pure: the same arguments give the same bytes, so a retried batch is the batch
+ * Kafka may already hold, and its sequence lets Kafka drop it as a duplicate.
+ */
+export function writeRecordBatch(
+  records: PartitionRecords,
+  from: number,
+  to: number,
+  bytes: number,
+  producer: BatchProducer,
+  timestampMs: number,
+): Buffer {
+  const buf = Buffer.allocUnsafe(bytes);
+  buf.writeBigInt64BE(0n, 0);
+  buf.writeInt32BE(bytes - 12, 8);
+  buf.writeInt32BE(-1, 12);
+  buf[16] = 2;
+  buf.writeInt16BE(0, 21);
+  buf.writeInt32BE(to - from - 1, 23);
+  const ts = BigInt(timestampMs);
+  buf.writeBigInt64BE(ts, 27);
+  buf.writeBigInt64BE(ts, 35);
+  buf.writeBigInt64BE(producer.producerId, 43);
+  buf.writeInt16BE(producer.producerEpoch, 51);
+  buf.writeInt32BE(producer.baseSequence, 53);
+  buf.writeInt32BE(to - from, 57);
+  let pos = BATCH_HEADER_BYTES;
+  const { keys, values } = records;
+  for (let i = from; i < to; i++) {
+    const key = keys[i];
+    const value = values[i];
+    const delta = i - from;
+    pos = writeVarint(buf, pos, bodyBytes(delta, key, value));
+    buf[pos++] = 0;
+    buf[pos++] = 0;
+    pos = writeVarint(buf, pos, delta);
+    if (key) {
+      pos = writeVarint(buf, pos, key.length);
+      pos += key.copy(buf, pos);
+    } else buf[pos++] = 1;
+    if (value) {
+      pos = writeVarint(buf, pos, value.length);
+      pos += value.copy(buf, pos);
+    } else buf[pos++] = 1;
+    buf[pos++] = 0;
+  }
+  if (pos !== bytes) throw new RangeError(`record batch is ${pos} bytes, planned ${bytes}`);
+  buf.writeUInt32BE(crc32c(buf, 21, bytes), 17);
+  return buf;
+}
