@@ -21,6 +21,11 @@ export interface OffsetMark {
   partition: number;
   /** The offset after the last record of the batch. */
   nextOffset: bigint;
+  /**
+   * The stream position (see streamPosition) of the last change applied in this partition,
+   * when the batch had any: a change sent again after a capture restart is recognised by it.
+   */
+  streamPos?: Buffer | null;
 }
 
 /**

@@ -10,6 +10,7 @@ import { keyPartition } from '../publish/kafka-partitioner';
 import { splitUnchanged, type ChangeEvent, type RelationInfo } from './change-event';
 import type { ChangeProcessor } from './interface';
 import type { Lsn } from './lsn';
+import { STREAM_POSITION_HEADER, streamPosition } from './stream-position';
 
 /** One published table: its topic and the key the snapshot used. */
 export interface PublishedTable {
@@ -30,8 +31,36 @@ export interface ChangePublisherOptions {
   tables: PublishedTable[];
   /** Called with a commit's end LSN (or an idle keepalive's LSN) once Kafka acknowledged everything before it. */
   confirm: (lsn: Lsn) => void;
-  /** Messages buffered before an open transaction is sent early (bounded memory; default 5000). */
+  /** Messages buffered before they are sent, even mid-transaction (bounded memory; default 5000). */
   maxBuffered?: number;
+  /**
+   * How long a commit's records wait for later transactions to join the same produce request
+   * (ms, default 5). Small transactions are then sent many to a request instead of one round
+   * trip each; the commits are confirmed together once Kafka acknowledged the request.
+   */
+  lingerMs?: number;
+  /**
+   * Next offsets of the topics' partitions ("topic:partition") when this publisher starts: the
+   * high watermarks, which cover everything confirmed before. Stream marks start from them.
+   */
+  startOffsets?: ReadonlyMap<string, bigint>;
+  /** Called after each commit is confirmed, with the position the destination must reach to hold it. */
+  onCommit?: (mark: StreamMark) => void;
+}
+
+/**
+ * "Everything the source committed up to `lsn` is in Kafka below `ends`": once the applier's
+ * offsets reach every entry of `ends`, the destination holds every change up to `lsn`. This is
+ * how applied LSN and lag are measured across partitions that progress independently.
+ */
+export interface StreamMark {
+  lsn: Lsn;
+  commitTime: Date;
+  /**
+   * Next offset per "topic:partition" (the start offsets and every partition written since). A
+   * live view, current when `onCommit` is called: copy it to keep it.
+   */
+  ends: ReadonlyMap<string, bigint>;
 }
 
 /**
@@ -40,6 +69,10 @@ export interface ChangePublisherOptions {
  * form one batch.
  */
 const MAX_BUFFERED_BYTES = 512 * 1024;
+/** Sent but not yet acknowledged bytes before `process` waits for Kafka (back-pressure). */
+const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
+/** A commit waits at most this long for more transactions to share its produce request. */
+const DEFAULT_LINGER_MS = 5;
 
 interface TableCodec {
   columns: ColumnInfo[];
@@ -51,9 +84,15 @@ interface TableCodec {
  * records on the table topics (the snapshot's schemas and partitioning: same key, same
  * partition), a tombstone after each delete, and a truncate on every partition of the table's
  * topic. Confirms a commit's end LSN to the slot only after Kafka acknowledged (acks = all) every
- * record of it and of the transactions before it. A large transaction is sent in parts while it
- * is open, so memory stays bounded; if the capture dies before the commit is confirmed, the
- * transaction is streamed and sent again, and the applier's apply-by-key makes the repeat harmless.
+ * record of it and of the transactions before it.
+ *
+ * Records are sent in produce requests of up to 512 kB that follow each other in order (one at a
+ * time, so Kafka keeps their order), while the next events are encoded: a commit is not waited
+ * for, only confirmed when its request is acknowledged, and small transactions share requests
+ * (see `lingerMs`). Memory stays bounded: a large transaction is sent in parts while it is open,
+ * and `process` waits when more than 4 MB are unacknowledged. If the capture dies before a commit
+ * is confirmed, the slot streams the transaction again and it is sent again with the same
+ * stream positions (header pgferry.pos), which the applier skips.
  * Events of tables outside `tables` (the heartbeat and DDL tables) only move the position.
  */
 export class ChangePublisher implements ChangeProcessor {
@@ -62,17 +101,27 @@ export class ChangePublisher implements ChangeProcessor {
   private readonly ready = new Map<string, { relation: RelationInfo; codec: TableCodec }>();
   private buffer: Array<{ topic: string; message: Message }> = [];
   private bufferedBytes = 0;
-  private tx: { xid: number; order: number; commitTime: Date } | null = null;
+  private tx: { xid: number; order: number; commitTime: Date; finalLsn: Lsn; seq: number } | null = null;
+  private readonly ends: Map<string, bigint>;
+  /** The newest commit whose records are all sent or buffered, not yet handed to a request. */
+  private pendingCommit: { endLsn: Lsn; commitTime: Date } | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** The chain of produce requests and confirmations, in stream order. */
+  private sending: Promise<void> = Promise.resolve();
+  private inFlightBytes = 0;
+  private failure: Error | null = null;
   published = 0;
 
   constructor(private readonly opts: ChangePublisherOptions) {
     for (const t of opts.tables) this.byName.set(`${t.schema}\u0000${t.table}`, t);
+    this.ends = new Map(opts.startOffsets ?? []);
   }
 
   async process(event: ChangeEvent): Promise<void> {
+    if (this.failure) throw this.failure;
     switch (event.kind) {
       case 'begin':
-        this.tx = { xid: event.xid, order: 0, commitTime: event.commitTime };
+        this.tx = { xid: event.xid, order: 0, commitTime: event.commitTime, finalLsn: event.finalLsn, seq: 0 };
         return;
       case 'relation':
         return;
@@ -122,16 +171,68 @@ export class ChangePublisher implements ChangeProcessor {
         }
         break;
       case 'commit':
-        await this.flush();
         this.tx = null;
-        this.opts.confirm(event.endLsn);
+        this.pendingCommit = { endLsn: event.endLsn, commitTime: event.commitTime };
+        if (this.full()) return this.send();
+        // Later transactions may join this request; the timer sends it if none come soon.
+        this.lingerTimer ??= setTimeout(() => {
+          this.lingerTimer = null;
+          if (!this.tx) void this.send().catch(() => undefined);
+        }, this.opts.lingerMs ?? DEFAULT_LINGER_MS);
         return;
       case 'keepalive':
-        if (!this.tx && this.buffer.length === 0) this.opts.confirm(event.lsn);
+        // Nothing open and nothing waiting: the position can move once the requests before are done.
+        if (!this.tx && this.buffer.length === 0 && !this.pendingCommit) {
+          const lsn = event.lsn;
+          this.sending = this.sending.then(() => this.opts.confirm(lsn));
+        }
         return;
     }
-    if (this.buffer.length >= (this.opts.maxBuffered ?? 5000) || this.bufferedBytes >= MAX_BUFFERED_BYTES)
-      await this.flush();
+    if (this.full()) await this.send();
+  }
+
+  /** Resolves when every record taken so far is acknowledged and every commit confirmed. */
+  async drain(): Promise<void> {
+    if (!this.tx) await this.send();
+    await this.sending;
+    if (this.failure) throw this.failure;
+  }
+
+  private full(): boolean {
+    return this.buffer.length >= (this.opts.maxBuffered ?? 5000) || this.bufferedBytes >= MAX_BUFFERED_BYTES;
+  }
+
+  /**
+   * Hands the buffer (and the commit it completes, if any) to the request chain, then waits only
+   * when too much is unacknowledged. A failed request fails every later `process`.
+   */
+  private async send(): Promise<void> {
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    const batch = this.buffer;
+    const bytes = this.bufferedBytes;
+    const commit = this.pendingCommit;
+    this.buffer = [];
+    this.bufferedBytes = 0;
+    this.pendingCommit = null;
+    if (batch.length === 0 && !commit) return;
+    this.inFlightBytes += bytes;
+    this.sending = this.sending.then(async () => {
+      if (this.failure) return;
+      try {
+        if (batch.length) await this.produce(batch);
+        if (commit) {
+          this.opts.confirm(commit.endLsn);
+          this.opts.onCommit?.({ lsn: commit.endLsn, commitTime: commit.commitTime, ends: this.ends });
+        }
+      } catch (err) {
+        this.failure = err instanceof Error ? err : new Error(String(err));
+      } finally {
+        this.inFlightBytes -= bytes;
+      }
+    });
+    if (this.inFlightBytes > MAX_IN_FLIGHT_BYTES) await this.sending;
+    if (this.failure) throw this.failure;
   }
 
   private meta(lsn: Lsn, xid: number): ChangeMeta {
@@ -140,31 +241,45 @@ export class ChangePublisher implements ChangeProcessor {
       lsn,
       txId: xid,
       tsMs: (this.tx?.commitTime ?? new Date()).getTime(),
-      transaction: { id: `${xid}:${lsn}`, totalOrder: order, dataCollectionOrder: order },
+      // One id for every change of the transaction: its xid and its commit LSN.
+      transaction: { id: `${xid}:${this.tx?.finalLsn ?? lsn}`, totalOrder: order, dataCollectionOrder: order },
     };
   }
 
   private push(topic: string, key: Buffer | null, value: Buffer | null, partition: number): void {
-    this.buffer.push({ topic, message: { key, value, partition } });
+    const headers = this.tx
+      ? { [STREAM_POSITION_HEADER]: streamPosition(this.tx.finalLsn, ++this.tx.seq) }
+      : undefined;
+    this.buffer.push({ topic, message: { key, value, partition, headers } });
     this.bufferedBytes += (key?.length ?? 0) + (value?.length ?? 0);
   }
 
-  /** Sends what is buffered and resolves when Kafka acknowledged all of it. */
-  private async flush(): Promise<void> {
-    if (!this.buffer.length) return;
+  /** Sends one request's records and resolves when Kafka acknowledged all of them. */
+  private async produce(batch: Array<{ topic: string; message: Message }>): Promise<void> {
     const byTopic = new Map<string, Message[]>();
-    for (const { topic, message } of this.buffer) {
+    for (const { topic, message } of batch) {
       const list = byTopic.get(topic);
       if (list) list.push(message);
       else byTopic.set(topic, [message]);
     }
-    await this.opts.producer.sendBatch({
+    const sent = await this.opts.producer.sendBatch({
       acks: -1,
       topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
     });
-    this.published += this.buffer.length;
-    this.buffer = [];
-    this.bufferedBytes = 0;
+    // One batch per partition per request: its base offset plus its size is the partition's end.
+    const counts = new Map<string, number>();
+    for (const { topic, message } of batch) {
+      const k = `${topic}:${message.partition}`;
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    for (const r of sent) {
+      const k = `${r.topicName}:${r.partition}`;
+      const n = counts.get(k);
+      if (n === undefined || r.baseOffset === undefined) continue;
+      const end = BigInt(r.baseOffset) + BigInt(n);
+      if (end > (this.ends.get(k) ?? 0n)) this.ends.set(k, end);
+    }
+    this.published += batch.length;
   }
 
   /**

@@ -9,3 +9,4 @@ export * from './pg-stream-reader';
 export * from './pg-publication';
 export * from './pg-heartbeat';
 export * from './change-publisher';
+export * from './stream-position';

@@ -109,7 +109,8 @@ export class PgChangeApplier {
           `UPDATE pgferry.truncates SET lsn = $4 WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3`,
           [guard.group, t.schema, t.table, truncatedAt.toString()],
         );
-      if (mark) await storeOffset(this.client, mark.group, mark.topic, mark.partition, mark.nextOffset);
+      if (mark)
+        await storeOffset(this.client, mark.group, mark.topic, mark.partition, mark.nextOffset, mark.streamPos);
       await this.client.query('COMMIT');
       return counts;
     } catch (err) {

@@ -6,7 +6,8 @@ import type { OffsetMark, TargetTable } from '../apply/pg-row-applier';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { RecordDecoder, type DecodedChange } from '../codec/record-decoder';
 import type { RegistryClient } from '../codec/registry-client';
-import { readOffsets, storeOffset } from '../control/control-store';
+import { readOffsets, readStreamPositions, storeOffset } from '../control/control-store';
+import { notAfter, STREAM_POSITION_HEADER } from '../cdc/stream-position';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { Throttle, type ThrottleLimits } from '../throttle/throttle';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
@@ -39,7 +40,10 @@ interface Lane {
 
 interface Decoded {
   message: KafkaMessage;
+  /** Null for a tombstone, or a change already applied (sent again after a capture restart). */
   change: DecodedChange | null;
+  /** The change's stream position (pgferry.pos header), when it has one and is new. */
+  pos: Buffer | null;
 }
 
 /**
@@ -60,8 +64,11 @@ export class TopicApplier {
   private readonly lanes: Lane[] = [];
   private waiting: Array<(lane: Lane) => void> = [];
   private applied = new Map<string, bigint>();
+  private streamPos = new Map<string, Buffer>();
   private failure: Error | null = null;
   deadLettered = 0;
+  /** Records skipped because their stream position was already applied (re-sent by a restarted capture). */
+  duplicates = 0;
 
   constructor(private readonly opts: TopicApplierOptions) {
     this.consumer = opts.kafka.consumer({
@@ -97,6 +104,7 @@ export class TopicApplier {
       this.free.push(lane);
     }
     this.applied = await readOffsets(this.lanes[0].client, this.opts.group, [...this.byTopic.keys()]);
+    this.streamPos = await readStreamPositions(this.lanes[0].client, this.opts.group, [...this.byTopic.keys()]);
     if (this.opts.onError === 'dead-letter') {
       this.producer = this.opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await this.producer.connect();
@@ -120,12 +128,25 @@ export class TopicApplier {
         try {
           const target = this.byTopic.get(batch.topic)!;
           const decoded: Decoded[] = [];
-          for (const m of fresh)
-            decoded.push({ message: m, change: m.value ? await this.decoder.decode(m.value) : null });
+          let last = this.streamPos.get(key);
+          for (const m of fresh) {
+            const header = m.headers?.[STREAM_POSITION_HEADER];
+            const pos = Buffer.isBuffer(header) && header.length === 12 ? header : null;
+            if (pos && notAfter(pos, last)) {
+              // Sent again by a restarted capture: applied already, only the offset moves.
+              this.duplicates++;
+              decoded.push({ message: m, change: null, pos: null });
+              continue;
+            }
+            if (pos) last = pos;
+            decoded.push({ message: m, change: m.value ? await this.decoder.decode(m.value) : null, pos });
+          }
           for (const run of runs(decoded)) {
             await this.applyRun(lane, target, batch.topic, batch.partition, run);
             const last = run[run.length - 1].message.offset;
             this.applied.set(key, BigInt(last) + 1n);
+            const pos = lastPosition(run);
+            if (pos) this.streamPos.set(key, pos);
             resolveOffset(last);
             await heartbeat();
           }
@@ -155,6 +176,7 @@ export class TopicApplier {
       topic,
       partition,
       nextOffset: BigInt(run[run.length - 1].message.offset) + 1n,
+      streamPos: lastPosition(run),
     };
     const changes = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
     const bytes = run.reduce((n, d) => n + (d.message.value?.length ?? 0), 0);
@@ -180,7 +202,7 @@ export class TopicApplier {
     const columns = changes.find((c) => c.after ?? c.before)?.columns ?? [];
     const t: TargetTable = { schema: target.schema, table: target.table, columns, key: target.key };
     if (changes.length === 0) {
-      await storeOffset(lane.client, mark.group, mark.topic, mark.partition, mark.nextOffset);
+      await storeOffset(lane.client, mark.group, mark.topic, mark.partition, mark.nextOffset, mark.streamPos);
       return { upserted: 0, deleted: 0, truncated: 0, skipped: 0 };
     }
     return lane.changes.apply(t, changes, mark);
@@ -206,7 +228,7 @@ export class TopicApplier {
         },
       ],
     });
-    await storeOffset(lane.client, mark.group, mark.topic, mark.partition, mark.nextOffset);
+    await storeOffset(lane.client, mark.group, mark.topic, mark.partition, mark.nextOffset, mark.streamPos);
     this.deadLettered++;
     this.opts.onDeadLetter?.(target, d.message.offset, err.message);
   }
@@ -228,6 +250,12 @@ export class TopicApplier {
     await this.producer?.disconnect().catch(() => undefined);
     await Promise.all(this.lanes.map((l) => l.client.end().catch(() => undefined)));
   }
+}
+
+/** The stream position of the last positioned change of a run, or null when it has none. */
+function lastPosition(run: Decoded[]): Buffer | null {
+  for (let i = run.length - 1; i >= 0; i--) if (run[i].pos) return run[i].pos;
+  return null;
 }
 
 /**

@@ -57,6 +57,24 @@ CREATE TABLE IF NOT EXISTS pgferry.truncates (
   table_name text NOT NULL,
   lsn bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (consumer_group, schema_name, table_name)
+);
+ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS cutover_requested_at timestamptz;
+ALTER TABLE pgferry.offsets ADD COLUMN IF NOT EXISTS stream_pos bytea;
+CREATE TABLE IF NOT EXISTS pgferry.stream_marks (
+  task text NOT NULL REFERENCES pgferry.tasks ON DELETE CASCADE,
+  lsn pg_lsn NOT NULL,
+  commit_time timestamptz NOT NULL,
+  ends jsonb NOT NULL,
+  written_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (task, lsn)
+);
+CREATE TABLE IF NOT EXISTS pgferry.stream_status (
+  task text PRIMARY KEY REFERENCES pgferry.tasks ON DELETE CASCADE,
+  source_lsn pg_lsn,
+  captured_lsn pg_lsn,
+  capture_lag_ms bigint,
+  published bigint NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL DEFAULT now()
 );`;
 
 type Queryable = Pick<Client | PoolClient, 'query'>;
@@ -238,17 +256,36 @@ export async function readOffsets(
   return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, BigInt(r.next_offset)]));
 }
 
-/** Must run inside the transaction that applied the records below `nextOffset`. */
+/**
+ * Must run inside the transaction that applied the records below `nextOffset`. `streamPos`, when
+ * given, is the stream position of the last change among them (kept otherwise).
+ */
 export async function storeOffset(
   client: Queryable,
   group: string,
   topic: string,
   partition: number,
   nextOffset: bigint,
+  streamPos?: Buffer | null,
 ): Promise<void> {
   await client.query(
-    `INSERT INTO pgferry.offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()`,
-    [group, topic, partition, nextOffset.toString()],
+    `INSERT INTO pgferry.offsets (consumer_group, topic, partition, next_offset, stream_pos) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
+       stream_pos = coalesce(EXCLUDED.stream_pos, pgferry.offsets.stream_pos), updated_at = now()`,
+    [group, topic, partition, nextOffset.toString(), streamPos ?? null],
   );
+}
+
+/** The stream position of the last change applied per "topic:partition" (see storeOffset). */
+export async function readStreamPositions(
+  client: Queryable,
+  group: string,
+  topics: string[],
+): Promise<Map<string, Buffer>> {
+  const { rows } = await client.query(
+    `SELECT topic, partition, stream_pos FROM pgferry.offsets
+      WHERE consumer_group = $1 AND topic = ANY($2::text[]) AND stream_pos IS NOT NULL`,
+    [group, topics],
+  );
+  return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.stream_pos as Buffer]));
 }
