@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { createLogger, describeError, PgferryError } from '@pgferry/core';
 import { precheckGate } from './check';
 import { runRelease } from './release-command';
+import { runCutover } from './cutover-command';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { runMigrate, specFromOptions } from './migrate-command';
@@ -45,7 +46,9 @@ async function main(argv: string[]): Promise<number> {
 
   program
     .command('migrate')
-    .description('migrate schema and data (precheck, schema, full data through Kafka, post-data); resumable')
+    .description(
+      'migrate schema and data (precheck, schema, full data through Kafka, post-data, verify; with --incremental then changes until cutover); resumable',
+    )
     .option('--spec <file>', 'task spec (YAML or JSON)')
     .option('--source <url>', 'source postgres://user:password@host:port/database')
     .option('--target <url>', 'destination postgres://user:password@host:port/database')
@@ -56,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
     .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
     .option('--no-verify', 'skip comparing every table on both servers after the load')
     .option('--in-process', 'run capture and applier inside this process instead of as child processes')
+    .addOption(
+      new Option('--incremental', 'stream changes after the full load until pgferry cutover (without --spec)'),
+    )
     .action(async (opts) => {
       exitCode = (
         await runMigrate({
@@ -64,6 +70,22 @@ async function main(argv: string[]): Promise<number> {
           out: process.stdout,
         })
       ).code;
+    });
+
+  program
+    .command('cutover')
+    .description(
+      'finish an incremental task: the running migrate catches up with the source, stops streaming, sets sequences and verifies; stop writes on the source first',
+    )
+    .option('--spec <file>', 'task spec (YAML or JSON)')
+    .option('--target <url>', 'destination postgres://user:password@host:port/database (holds the task state)')
+    .option('--name <name>', 'task name', 'migrate')
+    .option('--timeout <seconds>', 'stop waiting after this long (the request stays)')
+    .action(async (opts) => {
+      exitCode = await runCutover(
+        { ...opts, timeout: opts.timeout === undefined ? undefined : Number(opts.timeout) },
+        process.stdout,
+      );
     });
 
   program

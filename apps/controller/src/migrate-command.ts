@@ -32,6 +32,8 @@ export interface MigrateOptions {
   inProcess?: boolean;
   /** false: skip the verify phase (comparing every table on both servers after the load). */
   verify?: boolean;
+  /** Stops an incremental task's streaming (tests; the CLI uses SIGINT/SIGTERM). */
+  signal?: AbortSignal;
   out: Writable & { isTTY?: boolean };
 }
 
@@ -122,7 +124,16 @@ export async function runMigrate(
       sasl: spec.kafka.sasl as never,
     });
     const progress = new ProgressReporter(opts.out);
+    // Ctrl-C or SIGTERM while streaming: stop the stream and the applier cleanly; run again to resume.
+    const stop = new AbortController();
+    const onSignal = () => {
+      if (!stop.signal.aborted) say('stopping: the stream and the applier finish what they hold');
+      stop.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const result = await runFullMigration({
+      signal: opts.signal ?? stop.signal,
       spec,
       kafka,
       registryUrl: registryUrl!,
@@ -141,11 +152,18 @@ export async function runMigrate(
             dir: workDir,
             kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
           },
+    }).finally(() => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     });
     const secs = (Date.now() - started) / 1000;
     say(
       `done         ${result.tables.length} tables, ${result.rowsCaptured} rows copied in ${secs.toFixed(1)}s`,
     );
+    if (spec.migrationTypes.incremental)
+      say(
+        `cut over     the destination holds every source change; run pgferry release --name ${spec.name} to drop the slot, publication and heartbeat table from the source`,
+      );
     return { code: 0, result };
   } finally {
     await api?.app.close();

@@ -21,6 +21,24 @@ function bar(done: number, total: number, width = 20): string {
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
 }
 
+function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** One status line of the incremental phase: positions, lag, rate, and whether it is delayed. */
+export function formatLag(
+  lag: Extract<MigrationEvent, { kind: 'lag' }>['lag'],
+  recordsPerSecond: number,
+  cutoverLsn: string | null,
+): string {
+  const seconds = lag.lagSeconds === null ? 'unknown' : duration(lag.lagSeconds);
+  const bytes = lag.lagBytes === null ? '' : ` ${human(lag.lagBytes)}B`;
+  const state = lag.lagSeconds === null ? 'starting' : lag.notDelayed ? 'not delayed' : 'DELAYED';
+  return `  stream  source ${lag.sourceLsn ?? '-'}  captured ${lag.capturedLsn ?? '-'}  applied ${lag.appliedLsn ?? '-'}  lag ${seconds}${bytes}  ${human(recordsPerSecond)} rec/s  ${state}${cutoverLsn ? `  (cutover: catching up to ${cutoverLsn})` : ''}`;
+}
+
 /**
  * Renders migration events: one line per phase change, and during the full-data phase a
  * progress block (rows and bytes done of the estimate, rate, ETA) refreshed at most every
@@ -31,6 +49,7 @@ export class ProgressReporter {
   private started = Date.now();
   private lastDraw = 0;
   private drawnLines = 0;
+  private lastLag = 0;
 
   constructor(
     private readonly out: Writable & { isTTY?: boolean },
@@ -55,6 +74,16 @@ export class ProgressReporter {
           t.bytes += e.bytes;
         }
         this.maybeDraw();
+        return;
+      }
+      case 'lag': {
+        // On a terminal the line is redrawn in place every second; elsewhere one line per 10 s.
+        const now = Date.now();
+        if (now - this.lastLag < (this.out.isTTY ? this.intervalMs : 10 * this.intervalMs)) return;
+        this.lastLag = now;
+        this.clear();
+        this.out.write(`${formatLag(e.lag, e.recordsPerSecond, e.cutoverLsn)}\n`);
+        this.drawnLines = this.out.isTTY ? 1 : 0;
         return;
       }
       case 'applied': {

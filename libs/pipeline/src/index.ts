@@ -31,3 +31,6 @@ export * from './codec/change-encoder';
 export * from './throttle';
 export * from './verify';
 export * from './cdc';
+export * from './incremental/stream-status';
+export * from './incremental/stream-capture';
+export * from './incremental/incremental-phase';

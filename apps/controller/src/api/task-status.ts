@@ -1,8 +1,10 @@
 import type { Client } from 'pg';
-import { ControlStore } from '@pgferry/pipeline';
+import { ControlStore, readStreamLag, type StreamLag } from '@pgferry/pipeline';
 
 export interface TaskStatus {
   task: string;
+  /** The phase running now, or the last one recorded (failed or done). */
+  phase: string | null;
   createdAt: string;
   slot: string | null;
   snapshotLsn: string | null;
@@ -21,7 +23,12 @@ export interface TaskStatus {
     bytes: number;
   };
   applied: Array<{ topic: string; partition: number; nextOffset: string; updatedAt: string }>;
+  /** Incremental tasks: positions, lag and rate of the change stream. */
+  stream: (StreamLag & { recordsPerSecond: number; cutoverRequestedAt: string | null }) | null;
 }
+
+/** Previous reading per task, for records/s between two status reads. */
+const readings = new Map<string, { at: number; records: number }>();
 
 /**
  * A task's state as recorded in the destination's pgferry schema: phases, snapshot chunk
@@ -32,7 +39,8 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
   const exists = await client.query(`SELECT to_regclass('pgferry.tasks') IS NOT NULL AS has`);
   if (!exists.rows[0].has) return null;
   const { rows } = await client.query(
-    `SELECT task, created_at, slot_name, consistent_lsn::text AS lsn FROM pgferry.tasks WHERE task = $1`,
+    `SELECT task, created_at, slot_name, consistent_lsn::text AS lsn, spec, cutover_requested_at
+       FROM pgferry.tasks WHERE task = $1`,
     [task],
   );
   if (!rows[0]) return null;
@@ -43,8 +51,26 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
     `SELECT topic, partition, next_offset, updated_at FROM pgferry.offsets WHERE consumer_group = $1 ORDER BY topic, partition`,
     [`pgferry-${task}-applier`],
   );
+  let stream: TaskStatus['stream'] = null;
+  if (rows[0].spec?.migrationTypes?.incremental) {
+    const lag = await readStreamLag(client, task, Number(rows[0].spec?.options?.lagBoundSeconds ?? 5));
+    const now = Date.now();
+    const before = readings.get(task);
+    readings.set(task, { at: now, records: lag.appliedRecords });
+    const recordsPerSecond =
+      before && now > before.at ? Math.max(0, (lag.appliedRecords - before.records) / ((now - before.at) / 1000)) : 0;
+    stream = {
+      ...lag,
+      recordsPerSecond,
+      cutoverRequestedAt: rows[0].cutover_requested_at?.toISOString() ?? null,
+    };
+  }
+  const current =
+    phases.find((p) => p.status === 'running') ??
+    [...phases].sort((a, b) => (a.startedAt?.getTime() ?? 0) - (b.startedAt?.getTime() ?? 0)).pop();
   return {
     task,
+    phase: current?.phase ?? null,
     createdAt: rows[0].created_at.toISOString(),
     slot: rows[0].slot_name,
     snapshotLsn: rows[0].lsn,
@@ -74,6 +100,7 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
       nextOffset: String(r.next_offset),
       updatedAt: r.updated_at.toISOString(),
     })),
+    stream,
   };
 }
 

@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import {
+  BadRequestException,
   Controller,
   Get,
   Inject,
   Module,
   NotFoundException,
   Param,
+  Post,
   type DynamicModule,
   type OnModuleDestroy,
 } from '@nestjs/common';
@@ -13,6 +15,7 @@ import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { Client } from 'pg';
 import { connect, type Endpoint } from '@pgferry/pg';
+import { requestCutover } from '@pgferry/pipeline';
 import { listTasks, readTaskStatus, type TaskStatus } from './task-status';
 
 const DESTINATION = Symbol('destination');
@@ -48,6 +51,18 @@ class TasksController {
     const status = await readTaskStatus(await this.db.get(), id);
     if (!status) throw new NotFoundException(`task ${JSON.stringify(id)} does not exist on this destination`);
     return status;
+  }
+
+  /** Asks the running migrate of an incremental task to cut over (as `pgferry cutover` does). */
+  @Post(':id/cutover')
+  async cutover(@Param('id') id: string): Promise<TaskStatus> {
+    const db = await this.db.get();
+    const status = await readTaskStatus(db, id);
+    if (!status) throw new NotFoundException(`task ${JSON.stringify(id)} does not exist on this destination`);
+    if (!status.stream)
+      throw new BadRequestException(`task ${JSON.stringify(id)} has no incremental phase: there is nothing to cut over`);
+    await requestCutover(db, id);
+    return (await readTaskStatus(db, id))!;
   }
 }
 

@@ -1,7 +1,9 @@
+import type { Client } from 'pg';
 import { Kafka, type ConsumerConfig } from 'kafkajs';
 import { connect, resolveEndpoint } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
 import { SnapshotApplier } from '../full-data/snapshot-applier';
+import { TopicApplier } from '../change-apply/topic-applier';
 import type { MigrationEvent } from './full-migration';
 import { kafkaConfig, type ApplierProcessConfig } from './process-config';
 
@@ -35,14 +37,20 @@ export async function runApplierProcess(
   const dst = resolveEndpoint(spec.destination, 'destination');
   const destination = await connect(dst, 'destination', { applicationName: 'pgferry applier' });
   const kafka = new ApplierKafka(kafkaConfig(config.kafka, `pgferry-${spec.name}-applier`));
-  const applier = new SnapshotApplier({
-    kafka,
-    registry: new RegistryClient(config.registryUrl),
-    destination,
-    group: config.group,
-    targets: config.targets,
-    onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
-  });
+  const registry = new RegistryClient(config.registryUrl);
+  const applier =
+    config.mode === 'changes'
+      ? changeApplier(config, kafka, registry, () =>
+          connect(dst, 'destination', { applicationName: 'pgferry applier' }),
+        )
+      : new SnapshotApplier({
+          kafka,
+          registry,
+          destination,
+          group: config.group,
+          targets: config.targets,
+          onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
+        });
   try {
     await applier.start();
     await new Promise<void>((resolve, reject) => {
@@ -63,4 +71,27 @@ export async function runApplierProcess(
     await applier.stop().catch(() => undefined);
     await destination.end().catch(() => undefined);
   }
+}
+
+/**
+ * The incremental phase's applier: every record kind, applied by key on parallel lanes, with
+ * the task's throttle and error policy (poison records to `<prefix>.dlq` with dead-letter).
+ */
+export function changeApplier(
+  config: Pick<ApplierProcessConfig, 'spec' | 'group' | 'targets' | 'topicPrefix'>,
+  kafka: Kafka,
+  registry: RegistryClient,
+  connectDestination: () => Promise<Client>,
+): TopicApplier {
+  const { options } = config.spec;
+  return new TopicApplier({
+    kafka,
+    registry,
+    connect: connectDestination,
+    group: config.group,
+    targets: config.targets,
+    throttle: options.throttle,
+    onError: options.onError,
+    deadLetterTopic: options.onError === 'dead-letter' ? `${config.topicPrefix}.dlq` : undefined,
+  });
 }

@@ -3,7 +3,8 @@ import { RegistryClient } from '../codec/registry-client';
 import { ControlStore } from '../control/control-store';
 import { runSnapshotCapture } from '../full-data/snapshot-capture';
 import type { MigrationEvent } from './full-migration';
-import { kafkaClient, type CaptureProcessConfig } from './process-config';
+import { runStreamCapture } from '../incremental/stream-capture';
+import { kafkaClient, type CaptureProcessConfig, type StreamProcessConfig } from './process-config';
 
 /**
  * The body of `apps/capture`: reads every pending chunk under the configured snapshot and sends
@@ -38,4 +39,31 @@ export async function runCaptureProcess(
   } finally {
     await control.end().catch(() => undefined);
   }
+}
+
+/**
+ * The body of `apps/capture` in the incremental phase: streams the task's slot into the table
+ * topics until `stop`. Safe to kill at any point: the slot is confirmed only as far as Kafka
+ * acknowledged, so the next capture sends again at most the unconfirmed transactions, which
+ * the applier's apply-by-key absorbs.
+ */
+export async function runStreamProcess(
+  config: StreamProcessConfig,
+  emit: (e: MigrationEvent) => void,
+  stop: AbortSignal,
+): Promise<void> {
+  const { spec } = config;
+  await runStreamCapture({
+    task: spec.name,
+    source: resolveEndpoint(spec.source, 'source'),
+    destination: resolveEndpoint(spec.destination, 'destination'),
+    tables: config.tables,
+    kafka: kafkaClient(config.kafka, `pgferry-${spec.name}-capture`),
+    registryUrl: config.registryUrl,
+    prefix: config.topicPrefix,
+    partitions: config.partitions,
+    stop,
+    retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
+    onProgress: (p) => emit({ kind: 'stream', ...p }),
+  });
 }

@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
 import type { Kafka } from 'kafkajs';
-import { ObjectError, type TaskSpec } from '@pgferry/core';
+import { ObjectError, SpecError, type TaskSpec } from '@pgferry/core';
 import {
   connect,
   describeEndpoint,
@@ -20,12 +20,20 @@ import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snap
 import { tableTopic } from '../topics';
 import { syncSequences, type SequenceSyncResult } from '../sequences/pg-sequence-sync';
 import { runSupervisedFullData, type ChildProcessesOptions } from './supervised-full-data';
+import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
+import { ensurePublication } from '../cdc/pg-publication';
+import { runIncrementalPhase } from '../incremental/incremental-phase';
+import { applierGroup, type StreamLag } from '../incremental/stream-status';
 
 export type MigrationEvent =
   | { kind: 'phase'; phase: PhaseName; status: 'running' | 'done' | 'skipped'; detail?: string }
   | { kind: 'plan'; tables: Array<{ name: string; estimatedRows: number; bytes: number }> }
   | { kind: 'captured'; table: string; rows: number; bytes: number }
   | { kind: 'applied'; table: string; rows: number }
+  /** The capture's stream position, about once a second (incremental phase). */
+  | { kind: 'stream'; capturedLsn: string; published: number; captureLagMs: number | null }
+  /** Positions and lag of the incremental phase, about once a second. */
+  | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
   | {
       kind: 'process';
       process: string;
@@ -43,6 +51,8 @@ export interface FullMigrationOptions {
   topicPrefix?: string;
   partitions?: number;
   onEvent?: (e: MigrationEvent) => void;
+  /** Stops an incremental task's streaming (it fails with TaskStoppedError and resumes when run again). */
+  signal?: AbortSignal;
   /**
    * Run the capture and the applier as supervised child processes (restarted after a crash
    * within options.retry.otherMinutes). Without it they run inside this process.
@@ -68,8 +78,10 @@ export interface FullMigrationResult {
   rowsCaptured: number;
   schema: { preData?: SchemaStepResult; postData?: SchemaStepResult };
   verify?: string;
-  /** Sequences carried at the end of a full-only load. */
+  /** Sequences carried at the end of a full-only load, or at cutover. */
   sequences?: SequenceSyncResult;
+  /** Incremental tasks: how the stream ended (the position the destination caught up to). */
+  incremental?: string;
 }
 
 const POLL_MS = 100;
@@ -94,6 +106,10 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
   try {
     // Everything that can refuse the task is checked before the first write.
     const selection = await resolveSelection(source, spec.objects);
+    if (spec.migrationTypes.incremental && spec.options.consistency === 'transactional')
+      throw new SpecError([
+        'options.consistency: "transactional" (whole source transactions in commit order) is not available yet; use "per-key" (the default: every row\'s changes in order, tables progress independently)',
+      ]);
     if (selection.problems.length)
       throw new ObjectError(
         `task spec selects objects the source does not have:\n  - ${selection.problems.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`,
@@ -125,6 +141,15 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
       objects: spec.objects,
       workDir: opts.workDir,
     });
+
+    const partitions = opts.partitions ?? 4;
+    const group = applierGroup(spec.name);
+    const targets = selection.tables.map((t) => ({
+      topic: tableTopic(prefix, t.schema, t.table),
+      schema: t.targetSchema,
+      table: t.targetTable,
+      key: tableKey(t),
+    }));
 
     const phase = async (name: PhaseName, enabled: boolean, run: () => Promise<string | void>) => {
       if (!enabled)
@@ -160,19 +185,17 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
       const task = await store.getTask();
       let snapshotName: string | null = null;
       if (!task?.slotName) {
+        if (spec.migrationTypes.incremental) {
+          // Before the slot: pgoutput looks the publication up as of each change's position,
+          // so one created after the slot would not exist for the first changes.
+          await ensureHeartbeatTable(source, spec.name);
+          await ensurePublication(source, spec.name, selection.tables);
+        }
         exported = await createSlotWithSnapshot(src, slotName);
         await store.setSlot(exported.slotName, exported.consistentLsn, exported.snapshotName);
         snapshotName = exported.snapshotName;
       }
       const registry = new RegistryClient(opts.registryUrl);
-      const partitions = opts.partitions ?? 4;
-      const group = `pgferry-${spec.name}-applier`;
-      const targets = selection.tables.map((t) => ({
-        topic: tableTopic(prefix, t.schema, t.table),
-        schema: t.targetSchema,
-        table: t.targetTable,
-        key: tableKey(t),
-      }));
       await createKeyConstraints(source, control, selection.tables);
       // Topics exist before the applier subscribes, so it consumes while the capture reads.
       await prepareStreams(source, opts.kafka, registry, prefix, partitions, selection.tables);
@@ -228,6 +251,45 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         const snap = exported as ExportedSnapshot | null;
         result.verify = await opts.verify!(source, control, selection.tables, snap?.snapshotName ?? null);
         return result.verify;
+      });
+    }
+
+    if (spec.migrationTypes.incremental) {
+      // The exported snapshot is no longer needed: the stream starts where it ended.
+      const snap = exported as ExportedSnapshot | null;
+      await snap?.connection.end().catch(() => undefined);
+      exported = null;
+      await phase('incremental', true, async () => {
+        result.incremental = await runIncrementalPhase({
+          spec,
+          kafka: opts.kafka,
+          registryUrl: opts.registryUrl,
+          prefix,
+          partitions,
+          tables: selection.tables,
+          targets,
+          group,
+          source,
+          control,
+          processes: opts.processes,
+          emit,
+          signal: opts.signal,
+        });
+        return result.incremental;
+      });
+      await phase('cutover', true, async () => {
+        // The source has stopped taking writes (the user's side of cutover) and the destination
+        // holds every change: sequences follow, then the tables are compared as they are now.
+        const seq = await syncSequences(source, control, spec.objects, selection.tables);
+        result.sequences = seq;
+        const parts = [
+          `${seq.synced.length} sequences set${seq.missing.length ? ` (not on the destination: ${seq.missing.join(', ')})` : ''}`,
+        ];
+        if (opts.verify) {
+          result.verify = await opts.verify(source, control, selection.tables, null);
+          parts.push(result.verify);
+        }
+        return parts.join('; ');
       });
     }
     return result;

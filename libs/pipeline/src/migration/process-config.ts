@@ -29,14 +29,26 @@ export interface CaptureProcessConfig extends CommonConfig {
   snapshotName: string | null;
 }
 
+/** What `apps/capture` needs for the incremental phase: stream the slot into the table topics. */
+export interface StreamProcessConfig extends CommonConfig {
+  role: 'stream';
+  partitions: number;
+  tables: SelectedTable[];
+}
+
 /** What `apps/applier` needs: the consumer group and where each topic's rows go. */
 export interface ApplierProcessConfig extends CommonConfig {
   role: 'applier';
   group: string;
   targets: ApplierTarget[];
+  /**
+   * snapshot (default): the full-data phase's bulk COPY path, snapshot rows only. changes: the
+   * incremental phase, every record kind applied by key (TopicApplier).
+   */
+  mode?: 'snapshot' | 'changes';
 }
 
-export type ProcessConfig = CaptureProcessConfig | ApplierProcessConfig;
+export type ProcessConfig = CaptureProcessConfig | StreamProcessConfig | ApplierProcessConfig;
 
 /** The environment variable that names a child's configuration file. */
 export const CONFIG_ENV = 'PGFERRY_CONFIG';
@@ -70,6 +82,16 @@ export function readProcessConfig<R extends ProcessConfig['role']>(
   if (!raw.kafka?.brokers?.length || !raw.registryUrl || !raw.topicPrefix)
     throw new SpecError([`${file}: kafka.brokers, registryUrl and topicPrefix are required`]);
   return { ...raw, spec: parseTaskSpec(raw.spec) } as Extract<ProcessConfig, { role: R }>;
+}
+
+/** The role a configuration file is written for, for a process that can play several. */
+export function processRole(file: string | undefined): ProcessConfig['role'] | undefined {
+  if (!file) return undefined;
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as ProcessConfig)?.role;
+  } catch {
+    return undefined; // readProcessConfig reports what is wrong with the file
+  }
 }
 
 /** The kafkajs configuration of one child process. */

@@ -1,0 +1,203 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from 'pg';
+import type { Kafka } from 'kafkajs';
+import { PgferryError, type TaskSpec } from '@pgferry/core';
+import { connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
+import { formatLsn, parseLsn } from '../cdc/lsn';
+import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
+import { ensurePublication } from '../cdc/pg-publication';
+import { RegistryClient } from '../codec/registry-client';
+import type { ApplierTarget } from '../full-data/snapshot-applier';
+import { changeApplier } from '../migration/applier-process';
+import type { MigrationEvent } from '../migration/full-migration';
+import { CONFIG_ENV, writeProcessConfig } from '../migration/process-config';
+import type { ChildProcessesOptions } from '../migration/supervised-full-data';
+import { ChildSupervisor } from '../supervise/child-supervisor';
+import { runStreamCapture } from './stream-capture';
+import { appliedMark, cutoverRequested, readStreamLag } from './stream-status';
+
+/** The user stopped the task (SIGINT/SIGTERM) before cutover; running migrate again resumes it. */
+export class TaskStoppedError extends PgferryError {
+  constructor(task: string) {
+    super(
+      `task ${task} stopped before cutover; its slot keeps the changes since: run migrate again to resume streaming, then pgferry cutover`,
+      { retriable: false, code: 'TASK_STOPPED' },
+    );
+  }
+}
+
+export interface IncrementalPhaseOptions {
+  spec: TaskSpec;
+  kafka: Kafka;
+  registryUrl: string;
+  prefix: string;
+  partitions: number;
+  tables: SelectedTable[];
+  targets: ApplierTarget[];
+  group: string;
+  /** The controller's source connection (publication, positions). */
+  source: Client;
+  /** The controller's destination connection (control schema). */
+  control: Client;
+  processes?: ChildProcessesOptions;
+  emit: (e: MigrationEvent) => void;
+  /** Aborting stops the stream and the applier; the phase then fails with TaskStoppedError. */
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+/** What a running stream and applier look like to the phase loop, in-process or as children. */
+interface Running {
+  failure(): Error | null;
+  stop(): Promise<void>;
+}
+
+/**
+ * The incremental phase: streams the slot into the table topics and applies them until a
+ * cutover is requested (pgferry cutover, or requestCutover), then waits until the destination
+ * holds every change the source had committed when the request was seen, and stops. Reports
+ * the lag about once a second. Resumable: the slot keeps its confirmed position and the
+ * applier its offsets, so running it again continues where it stopped.
+ */
+export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promise<string> {
+  const { spec } = opts;
+  const task = spec.name;
+  // In step with the selection (idempotent); both exist since the full-data phase created them
+  // before the slot, as pgoutput reads the publication as of each change's position.
+  await ensureHeartbeatTable(opts.source, task);
+  await ensurePublication(opts.source, task, opts.tables);
+  if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, `${opts.prefix}.dlq`);
+  const running = opts.processes ? startChildren(opts, opts.processes) : await startInProcess(opts);
+  const pollMs = opts.pollMs ?? 1000;
+  let target: bigint | null = null;
+  let previous: { at: number; records: number } | null = null;
+  try {
+    for (;;) {
+      const err = running.failure();
+      if (err) throw err;
+      if (opts.signal?.aborted) throw new TaskStoppedError(task);
+      const lag = await readStreamLag(opts.control, task, spec.options.lagBoundSeconds);
+      const now = Date.now();
+      const rate = previous
+        ? Math.max(0, (lag.appliedRecords - previous.records) / ((now - previous.at) / 1000))
+        : 0;
+      previous = { at: now, records: lag.appliedRecords };
+      opts.emit({ kind: 'lag', lag, recordsPerSecond: rate, cutoverLsn: target === null ? null : formatLsn(target) });
+      if (target === null && (await cutoverRequested(opts.control, task))) {
+        const { rows } = await opts.source.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+        target = parseLsn(rows[0].lsn);
+        opts.emit({
+          kind: 'phase',
+          phase: 'incremental',
+          status: 'running',
+          detail: `cutover requested: catching up to source position ${formatLsn(target)}`,
+        });
+      }
+      if (target !== null) {
+        const applied = await appliedMark(opts.control, task);
+        if (applied && applied.lsn >= target)
+          return `caught up to source position ${formatLsn(applied.lsn)} (cutover requested at ${formatLsn(target)})`;
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  } finally {
+    await running.stop();
+  }
+}
+
+async function ensureTopic(kafka: Kafka, topic: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
+  const { spec } = opts;
+  const dst = resolveEndpoint(spec.destination, 'destination');
+  const abort = new AbortController();
+  let failure: Error | null = null;
+  const applier = changeApplier(
+    { spec, group: opts.group, targets: opts.targets, topicPrefix: opts.prefix },
+    opts.kafka,
+    new RegistryClient(opts.registryUrl),
+    () => connect(dst, 'destination', { applicationName: 'pgferry applier' }),
+  );
+  await applier.start();
+  const streaming = runStreamCapture({
+    task: spec.name,
+    source: resolveEndpoint(spec.source, 'source'),
+    destination: dst,
+    tables: opts.tables,
+    kafka: opts.kafka,
+    registryUrl: opts.registryUrl,
+    prefix: opts.prefix,
+    partitions: opts.partitions,
+    stop: abort.signal,
+    retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
+    onProgress: (p) => opts.emit({ kind: 'stream', ...p }),
+  }).then(
+    () => {
+      if (!abort.signal.aborted) failure ??= new PgferryError('the change stream ended on its own');
+    },
+    (err) => {
+      failure ??= err instanceof Error ? err : new PgferryError(String(err));
+    },
+  );
+  return {
+    failure: () => failure ?? applier.error,
+    async stop() {
+      abort.abort();
+      await streaming;
+      await applier.stop();
+    },
+  };
+}
+
+function startChildren(opts: IncrementalPhaseOptions, processes: ChildProcessesOptions): Running {
+  const { spec } = opts;
+  const restart = {
+    windowMs: spec.options.retry.otherMinutes * 60_000,
+    initialDelayMs: processes.initialRestartDelayMs,
+  };
+  const lifecycle = (e: { process: string; status: string; pid?: number; detail: string }) =>
+    opts.emit({ kind: 'process', ...e } as MigrationEvent);
+  const common = { spec, kafka: processes.kafka, registryUrl: opts.registryUrl, topicPrefix: opts.prefix };
+  const streamConfig = join(processes.dir, 'stream.json');
+  const applierConfig = join(processes.dir, 'applier.json');
+  writeProcessConfig(streamConfig, { ...common, role: 'stream', partitions: opts.partitions, tables: opts.tables });
+  writeProcessConfig(applierConfig, {
+    ...common,
+    role: 'applier',
+    mode: 'changes',
+    group: opts.group,
+    targets: opts.targets,
+  });
+  const child = (name: string, entry: string, config: string) =>
+    new ChildSupervisor<MigrationEvent>({
+      name,
+      entry,
+      dir: processes.dir,
+      env: { [CONFIG_ENV]: config },
+      kind: 'service',
+      restart,
+      onEvent: opts.emit,
+      onLifecycle: lifecycle,
+    });
+  const applier = child('applier', processes.applierEntry, applierConfig);
+  const capture = child('capture', processes.captureEntry, streamConfig);
+  applier.start();
+  capture.start();
+  return {
+    failure: () => capture.failure ?? applier.failure,
+    async stop() {
+      await Promise.all([capture.stop(), applier.stop()]);
+      rmSync(streamConfig, { force: true });
+      rmSync(applierConfig, { force: true });
+    },
+  };
+}

@@ -1,0 +1,228 @@
+import type { Client } from 'pg';
+import type { Kafka, Producer } from 'kafkajs';
+import {
+  describeError,
+  isProgrammingError,
+  isRetriable,
+  PgferryError,
+  RetryDeadlineError,
+  sleep,
+  type Logger,
+} from '@pgferry/core';
+import { connect, type Endpoint, type SelectedTable } from '@pgferry/pg';
+import { RegistryClient } from '../codec/registry-client';
+import { ChangePublisher, type StreamMark } from '../cdc/change-publisher';
+import type { ChangeEvent } from '../cdc/change-event';
+import { formatLsn, parseLsn, type Lsn } from '../cdc/lsn';
+import { heartbeatLagMs, startHeartbeat } from '../cdc/pg-heartbeat';
+import { publicationName } from '../cdc/pg-publication';
+import { PgStreamReader } from '../cdc/pg-stream-reader';
+import { ControlStore } from '../control/control-store';
+import { tableKey } from '../full-data/snapshot-capture';
+import { PIPELINE_SESSION_SQL } from '../session';
+import { tableTopic } from '../topics';
+import { writeCaptureReport } from './stream-status';
+
+export interface StreamCaptureOptions {
+  task: string;
+  source: Endpoint;
+  destination: Endpoint;
+  tables: SelectedTable[];
+  kafka: Kafka;
+  registryUrl: string;
+  prefix: string;
+  partitions: number;
+  /** Ends the stream: the last confirmed position is reported and the slot released. */
+  stop: AbortSignal;
+  /** How long a run of retriable failures (lost source, lost broker) is retried (ms). */
+  retryWindowMs: number;
+  heartbeatIntervalMs?: number;
+  /** How often the position and a stream mark are written to the destination (ms). */
+  reportIntervalMs?: number;
+  spoolDir?: string;
+  logger?: Logger;
+  onProgress?: (p: { capturedLsn: string; published: number; captureLagMs: number | null }) => void;
+}
+
+/** An attempt that streamed this long before failing starts a new retry window. */
+const HEALTHY_RUN_MS = 60_000;
+
+/**
+ * The streaming part of the capture (DESIGN phase 5): reads the task's slot from its confirmed
+ * position, publishes every change of the selected tables (ChangePublisher: confirmed to the
+ * slot only after Kafka acknowledged it), beats the heartbeat table, and reports its position
+ * and stream marks to the destination about once a second, so the controller can tell the lag
+ * and when the destination holds everything up to a source position. Runs until `stop`;
+ * retriable failures (a source or broker restart) are retried from the last confirmed position
+ * within `retryWindowMs`, anything else ends it with the error.
+ */
+export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void> {
+  const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+  const task = await new ControlStore(control, opts.task).getTask().finally(() => control.end());
+  if (!task?.slotName || !task.consistentLsn)
+    throw new PgferryError(
+      `task ${opts.task} has no replication slot recorded on the destination; the full-data phase creates it: run migrate from the start`,
+    );
+  let startLsn = parseLsn(task.consistentLsn);
+  const producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  const heartbeat = startHeartbeat(opts.source, opts.task, {
+    intervalMs: opts.heartbeatIntervalMs ?? 1000,
+    logger: opts.logger,
+  });
+  let streakStart: number | null = null;
+  let delay = 500;
+  try {
+    for (;;) {
+      const began = Date.now();
+      try {
+        startLsn = await streamOnce(opts, producer, startLsn, (lsn) => (startLsn = lsn));
+        return;
+      } catch (err) {
+        if (opts.stop.aborted) return;
+        if (isProgrammingError(err) || !isRetriable(err)) throw err;
+        if (Date.now() - began > HEALTHY_RUN_MS) {
+          streakStart = null;
+          delay = 500;
+        }
+        streakStart ??= began;
+        if (Date.now() - streakStart > opts.retryWindowMs)
+          throw new RetryDeadlineError(1, Date.now() - streakStart, err);
+        opts.logger?.warn(
+          { err: describeError(err), from: formatLsn(startLsn), retryInMs: delay },
+          'stream failed; resuming from the last confirmed position',
+        );
+        await sleep(delay, opts.stop);
+        delay = Math.min(delay * 2, 15_000);
+        if (opts.stop.aborted) return;
+      }
+    }
+  } finally {
+    await heartbeat.stop();
+    await producer.disconnect().catch(() => undefined);
+  }
+}
+
+/** One connection's worth of streaming; returns the confirmed position when stopped. */
+async function streamOnce(
+  opts: StreamCaptureOptions,
+  producer: Producer,
+  startLsn: Lsn,
+  onConfirmed: (lsn: Lsn) => void,
+): Promise<Lsn> {
+  const source = await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+  let report: Client | null = null;
+  let reporter: NodeJS.Timeout | null = null;
+  const reader = new PgStreamReader({
+    endpoint: opts.source,
+    slot: `pgferry_${opts.task}`,
+    publication: publicationName(opts.task),
+    startLsn,
+    spoolDir: opts.spoolDir,
+    logger: opts.logger,
+  });
+  let reporting: Promise<void> = Promise.resolve();
+  try {
+    await source.query(PIPELINE_SESSION_SQL);
+    const tables = opts.tables.map((t) => ({
+      schema: t.schema,
+      table: t.table,
+      topic: tableTopic(opts.prefix, t.schema, t.table),
+      key: tableKey(t),
+    }));
+    const startOffsets = await highWatermarks(
+      opts.kafka,
+      tables.map((t) => t.topic),
+    );
+    let mark: StreamMark | null = null;
+    let marked: Lsn | null = null;
+    let captureLagMs: number | null = null;
+    const publisher = new ChangePublisher({
+      producer,
+      registry: new RegistryClient(opts.registryUrl),
+      source,
+      prefix: opts.prefix,
+      sourceDb: opts.source.database,
+      partitions: opts.partitions,
+      tables,
+      startOffsets,
+      confirm: (lsn) => {
+        reader.confirm(lsn);
+        onConfirmed(lsn);
+      },
+      onCommit: (m) => (mark = m),
+    });
+    const tick = async () => {
+      try {
+        report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+        const { rows } = await source.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+        const current = mark as StreamMark | null;
+        const fresh = current && current.lsn !== marked ? current : null;
+        await writeCaptureReport(
+          report,
+          opts.task,
+          {
+            sourceLsn: parseLsn(rows[0].lsn),
+            capturedLsn: reader.confirmedLsn,
+            captureLagMs,
+            published: publisher.published,
+          },
+          fresh,
+        );
+        if (fresh) marked = fresh.lsn;
+        opts.onProgress?.({
+          capturedLsn: formatLsn(reader.confirmedLsn),
+          published: publisher.published,
+          captureLagMs,
+        });
+      } catch (err) {
+        // Only the lag display suffers; the stream itself goes on and reports any real loss.
+        opts.logger?.warn({ err: describeError(err) }, 'could not record the stream position');
+        await report?.end().catch(() => undefined);
+        report = null;
+      }
+    };
+    reporter = setInterval(() => {
+      reporting = reporting.then(tick);
+    }, opts.reportIntervalMs ?? 1000);
+    const processor = {
+      process: (e: ChangeEvent) => {
+        const lag = heartbeatLagMs(e, opts.task);
+        if (lag !== null) captureLagMs = lag;
+        return publisher.process(e);
+      },
+    };
+    const stopping = () => void reader.stop();
+    opts.stop.addEventListener('abort', stopping, { once: true });
+    try {
+      if (!opts.stop.aborted) await reader.run(processor);
+    } finally {
+      opts.stop.removeEventListener('abort', stopping);
+    }
+    clearInterval(reporter);
+    reporter = null;
+    await reporting;
+    await tick();
+    return reader.confirmedLsn;
+  } finally {
+    if (reporter) clearInterval(reporter);
+    await reader.stop().catch(() => undefined);
+    await reporting.catch(() => undefined);
+    await (report as Client | null)?.end().catch(() => undefined);
+    await source.end().catch(() => undefined);
+  }
+}
+
+async function highWatermarks(kafka: Kafka, topics: string[]): Promise<Map<string, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const out = new Map<string, bigint>();
+    for (const topic of topics)
+      for (const p of await admin.fetchTopicOffsets(topic)) out.set(`${topic}:${p.partition}`, BigInt(p.high));
+    return out;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
