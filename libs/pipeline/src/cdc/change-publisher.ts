@@ -139,7 +139,18 @@ export class ChangePublisher implements ChangeProcessor {
           this.push(table.topic, r.key, r.value, partitionOf(r.key));
         } else if (event.kind === 'update') {
           const after = splitUnchanged(event.relation, event.new);
-          const before = event.old ? splitUnchanged(event.relation, event.old).texts : null;
+          const old = event.old ? splitUnchanged(event.relation, event.old) : null;
+          const before = old ? old.texts : null;
+          if (old && event.oldKind === 'full' && after.unchanged.length) {
+            // REPLICA IDENTITY FULL logs the old row with its TOASTed values: an unchanged
+            // column's value is right there, so the record carries it and nothing is unsent.
+            after.unchanged = after.unchanged.filter((name) => {
+              const i = event.relation.columns.findIndex((c) => c.name === name);
+              if (old.unchanged.includes(name)) return true;
+              after.texts[i] = old.texts[i];
+              return false;
+            });
+          }
           const r = codec.encoder.encode('u', before, after.texts, after.unchanged, meta);
           this.push(table.topic, r.key, r.value, partitionOf(r.key));
           if (before && table.key.length) {

@@ -111,6 +111,8 @@ async function streamOnce(
   onConfirmed: (lsn: Lsn) => void,
 ): Promise<Lsn> {
   const source = await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+  // The position queries get their own connection: the publisher's describes use `source`.
+  let position: Client | null = null;
   let report: Client | null = null;
   let reporter: NodeJS.Timeout | null = null;
   const reader = new PgStreamReader({
@@ -155,7 +157,8 @@ async function streamOnce(
     const tick = async () => {
       try {
         report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
-        const { rows } = await source.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+        position ??= await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+        const { rows } = await position.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
         const current = mark as StreamMark | null;
         const fresh = current && current.lsn !== marked ? current : null;
         await writeCaptureReport(
@@ -179,7 +182,8 @@ async function streamOnce(
         // Only the lag display suffers; the stream itself goes on and reports any real loss.
         opts.logger?.warn({ err: describeError(err) }, 'could not record the stream position');
         await report?.end().catch(() => undefined);
-        report = null;
+        await position?.end().catch(() => undefined);
+        report = position = null;
       }
     };
     reporter = setInterval(() => {
@@ -209,6 +213,7 @@ async function streamOnce(
     await reader.stop().catch(() => undefined);
     await reporting.catch(() => undefined);
     await (report as Client | null)?.end().catch(() => undefined);
+    await (position as Client | null)?.end().catch(() => undefined);
     await source.end().catch(() => undefined);
   }
 }
