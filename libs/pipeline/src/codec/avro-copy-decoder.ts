@@ -52,9 +52,23 @@ export class CopyTextSink {
   /** UTF-8 bytes of a text value, escaped for COPY text. */
   utf8(src: Buffer, start: number, end: number): void {
     this.ensure(2 * (end - start));
-    const at = this.pos;
-    src.copy(this.buf, at, start, end);
-    this.escapeInPlace(at, at + end - start);
+    if (end - start > 256) {
+      const at = this.pos;
+      src.copy(this.buf, at, start, end);
+      this.escapeInPlace(at, at + end - start);
+      return;
+    }
+    // Short values: one pass that copies and escapes, cheaper than Buffer#copy and a scan.
+    const b = this.buf;
+    let w = this.pos;
+    for (let i = start; i < end; i++) {
+      const c = src[i];
+      if (c === 92 || c === 10 || c === 13 || c === 9) {
+        b[w++] = 92;
+        b[w++] = c === 92 ? 92 : c === 10 ? 110 : c === 13 ? 114 : 116;
+      } else b[w++] = c;
+    }
+    this.pos = w;
   }
 
   /** Escapes buf[start, end) in place (room for twice the length is ensured) and moves pos. */

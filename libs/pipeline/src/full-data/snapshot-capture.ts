@@ -1,12 +1,14 @@
 import type { Client } from 'pg';
-import type { Kafka, Message } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { connect, quoteQualified, type Endpoint, type SelectedTable } from '@pgferry/pg';
 import { PgferryError } from '@pgferry/core';
 import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
-import { buildSchemas, TableEncoder } from '../codec/table-codec';
+import { buildSchemas, TableEncoder, type EncodedRow } from '../codec/table-codec';
 import type { ControlStore } from '../control/control-store';
+import { keyPartition } from '../publish/kafka-partitioner';
 import { KafkaPublisher } from '../publish/kafka-publisher';
+import { PartitionRecords } from '../publish/record-batch-writer';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { planChunks, type ChunkPlan } from '../snapshot/chunk-plan';
 import { readChunk } from '../snapshot/pg-chunk-reader';
@@ -41,6 +43,21 @@ export interface SnapshotCaptureOptions {
   /** Rows per Kafka send (default 5000). */
   batchRows?: number;
   onProgress?: (p: CaptureProgress) => void;
+}
+
+let roundRobin = 0;
+
+/**
+ * Rows grouped by the partition the publisher would give them (keyPartition of the key, as
+ * every Kafka client's default partitioner; keyless rows round robin), in their order.
+ */
+function byPartition(rows: readonly EncodedRow[], partitions: number): PartitionRecords[] {
+  const parts: Array<PartitionRecords | undefined> = new Array(partitions);
+  for (const row of rows) {
+    const p = row.key ? keyPartition(row.key, partitions) : (roundRobin = (roundRobin + 1) % partitions);
+    (parts[p] ??= new PartitionRecords(p)).push(row.key, row.value);
+  }
+  return parts.filter((p): p is PartitionRecords => p !== undefined);
 }
 
 /** The key a table is carried by: primary key, else a unique NOT NULL key, else none. */
@@ -154,6 +171,7 @@ export async function runSnapshotCapture(
             `chunk ${chunk.id} belongs to ${quoteQualified(chunk.plan.schema, chunk.plan.table)}, which is no longer selected; start a new task for a new selection`,
           );
         const encoder = encoders.get(stream.topic)!;
+        const partitions = await publisher.partitionCount(stream.topic);
         await opts.control.beginChunk(chunk.id);
         let inFlight: Promise<void> = Promise.resolve();
         const result = await readChunk(
@@ -162,9 +180,9 @@ export async function runSnapshotCapture(
           stream.columns.map((c) => c.name),
           opts.snapshotName,
           async (lines, bytes) => {
-            const messages: Message[] = encoder.encodeReads(lines, Date.now(), false);
+            const parts = byPartition(encoder.encodeReads(lines, Date.now(), false), partitions);
             await inFlight;
-            inFlight = publisher.publish(stream.topic, messages).then(() => {
+            inFlight = publisher.publishRecords(stream.topic, parts).then(() => {
               totalRows += lines.length;
               totalBytes += bytes;
               opts.onProgress?.({ table: chunk.sourceTable, rows: lines.length, bytes });

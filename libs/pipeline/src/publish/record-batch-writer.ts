@@ -56,6 +56,14 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/** Copies src to dst at pos, returns the end; a loop for small buffers, where Buffer#copy's call costs more. */
+function copyBytes(src: Buffer, dst: Buffer, pos: number): number {
+  const n = src.length;
+  if (n >= 48) return pos + src.copy(dst, pos);
+  for (let i = 0; i < n; i++) dst[pos + i] = src[i];
+  return pos + n;
+}
+
 /** Bytes of a record's body (after its length varint). */
 function bodyBytes(delta: number, key: Buffer | null, value: Buffer | null): number {
   const k = key ? key.length : -1;
@@ -126,11 +134,11 @@ export function writeRecordBatch(
     pos = writeVarint(buf, pos, delta);
     if (key) {
       pos = writeVarint(buf, pos, key.length);
-      pos += key.copy(buf, pos);
+      pos = copyBytes(key, buf, pos);
     } else buf[pos++] = 1;
     if (value) {
       pos = writeVarint(buf, pos, value.length);
-      pos += value.copy(buf, pos);
+      pos = copyBytes(value, buf, pos);
     } else buf[pos++] = 1;
     buf[pos++] = 0;
   }
