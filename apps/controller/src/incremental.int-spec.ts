@@ -201,12 +201,24 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await s.query(`INSERT INTO history SELECT now() + g * interval '1 s', jsonb_build_object('g', g) FROM generate_series(1, 30) g`);
     await s.query(`DELETE FROM history WHERE what->>'g' = '7'; UPDATE history SET what = '{"u": 1}' WHERE what->>'g' = '8'`);
     await s.query(`TRUNCATE history; INSERT INTO history VALUES ('2025-01-01', '{"after": "truncate"}')`);
+    // Schema changes mid-stream, back to back: a column added, one renamed, each with its data.
+    await s.query(`ALTER TABLE "Orders" ADD COLUMN extra text DEFAULT 'new'`);
+    await s.query(`INSERT INTO "Orders" VALUES (500, 'after add', NULL, 5, 'extra 500')`);
+    await s.query(`ALTER TABLE "Orders" RENAME COLUMN note TO "Note Ü"`);
+    await s.query(`UPDATE "Orders" SET "Note Ü" = 'renamed ' || id, extra = 'x' WHERE id BETWEEN 120 AND 130`);
     // One transaction of a million rows: streamed by the server while in progress, spooled by the capture.
     await s.query(`INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g`);
     await s.query(`UPDATE big SET v = 'changed' WHERE id % 1000 = 0`);
     await requestCutover(d, name);
     const done = await migration;
     expect({ code: done.code, out: done.code ? out.text() : '' }).toEqual({ code: 0, out: '' });
+    const columns = async (c: Client) =>
+      (
+        await c.query(
+          `SELECT column_name FROM information_schema.columns WHERE table_name = 'Orders' ORDER BY ordinal_position`,
+        )
+      ).rows.map((r) => r.column_name);
+    expect(await columns(d)).toEqual(['id', 'Note Ü', 'doc', 'qty', 'extra']);
     const tables: Array<[string, string[]]> = [
       ['Orders', ['id']],
       ['history', ['at', 'what']],
@@ -218,7 +230,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     expect(await digests(d, tables)).toEqual(want);
     // Unchanged TOAST values were kept, never nulled.
     expect(
-      (await d.query(`SELECT count(*)::int AS n FROM "Orders" WHERE id NOT BETWEEN 1051 AND 1060 AND (doc IS NULL OR length(doc) < 5000)`)).rows[0].n,
+      (await d.query(`SELECT count(*)::int AS n FROM "Orders" WHERE id NOT BETWEEN 1051 AND 1060 AND id <> 500 AND (doc IS NULL OR length(doc) < 5000)`)).rows[0].n,
     ).toBe(0);
     expect((await d.query(`SELECT count(*)::int AS n FROM docs WHERE id > 100 AND length(body) > 8000`)).rows[0].n).toBe(20);
     expect(await runRelease({ source: source.url(name), name }, sink().out)).toBe(0);

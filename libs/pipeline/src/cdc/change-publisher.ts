@@ -3,7 +3,7 @@ import type { Message, Producer } from 'kafkajs';
 import { DataError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
 import { ChangeEncoder, type ChangeMeta } from '../codec/change-encoder';
-import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
+import { describeStreamColumns, type ColumnInfo } from '../codec/pg-columns';
 import type { RegistryClient } from '../codec/registry-client';
 import { buildSchemas } from '../codec/table-codec';
 import { keyPartition } from '../publish/kafka-partitioner';
@@ -11,6 +11,7 @@ import { splitUnchanged, type ChangeEvent, type RelationInfo } from './change-ev
 import type { ChangeProcessor } from './interface';
 import type { Lsn } from './lsn';
 import { STREAM_POSITION_HEADER, streamPosition } from './stream-position';
+import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
 
 /** One published table: its topic and the key the snapshot used. */
 export interface PublishedTable {
@@ -46,6 +47,13 @@ export interface ChangePublisherOptions {
   startOffsets?: ReadonlyMap<string, bigint>;
   /** Called after each commit is confirmed, with the position the destination must reach to hold it. */
   onCommit?: (mark: StreamMark) => void;
+  /**
+   * Schema changes captured on the source (the task's DDL table, see installDdlCapture): the
+   * stream stops at each one until `apply` resolves. `apply` gets the partition ends that hold
+   * every record before the statement: it must wait until the destination applied them, run
+   * the statement there, and only then is anything after it published.
+   */
+  ddl?: { task: string; apply: (event: DdlEvent, ends: ReadonlyMap<string, bigint>) => Promise<void> };
 }
 
 /**
@@ -129,7 +137,12 @@ export class ChangePublisher implements ChangeProcessor {
       case 'update':
       case 'delete': {
         const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
-        if (!table) return;
+        if (!table) {
+          const ddl = this.opts.ddl;
+          if (ddl && event.kind === 'insert' && isDdlTable(ddl.task, event.relation.schema, event.relation.table))
+            await this.schemaChange(event.relation, splitUnchanged(event.relation, event.new).texts);
+          return;
+        }
         const codec = await this.codec(table, event.relation);
         const meta = this.meta(event.lsn, event.xid);
         const partitionOf = (key: Buffer | null) => (key ? keyPartition(key, this.opts.partitions) : 0);
@@ -200,6 +213,25 @@ export class ChangePublisher implements ChangeProcessor {
         return;
     }
     if (this.full()) await this.send();
+  }
+
+  /**
+   * A barrier: everything before the statement is sent and acknowledged, the destination
+   * applies it and then the statement; records after it (in the new shape) follow only then.
+   */
+  private async schemaChange(relation: RelationInfo, row: Array<string | null>): Promise<void> {
+    const event = ddlEventFromRow(
+      relation.columns.map((c) => c.name),
+      row,
+    );
+    if (!event)
+      throw new DataError(
+        `a row of the DDL capture table ${quoteQualified(relation.schema, relation.table)} lacks id, tag or command; the capture objects were changed by hand: run migrate again to reinstall them`,
+      );
+    await this.send();
+    await this.sending;
+    if (this.failure) throw this.failure;
+    await this.opts.ddl!.apply(event, new Map(this.ends));
   }
 
   /** Resolves when every record taken so far is acknowledged and every commit confirmed. */
@@ -317,13 +349,14 @@ export class ChangePublisher implements ChangeProcessor {
   }
 
   private async describe(table: PublishedTable, relation: RelationInfo): Promise<TableCodec> {
-    const columns = await describeColumns(this.opts.source, table.schema, table.table, table.key);
-    const names = relation.columns.map((c) => c.name);
-    if (columns.map((c) => c.name).join('\u0000') !== names.join('\u0000'))
-      throw new DataError(
-        `the stream describes ${quoteQualified(table.schema, table.table)} with columns (${names.join(', ')}) but the source now has (${columns.map((c) => c.name).join(', ')}); a schema change is in flight: restart the capture to continue from the last confirmed position`,
-        { retriable: true },
-      );
+    // Generated columns are not in the stream; everything pgoutput sends is carried.
+    const columns = await describeStreamColumns(
+      this.opts.source,
+      table.schema,
+      table.table,
+      relation.columns,
+      table.key,
+    );
     const schemas = buildSchemas(this.opts.prefix, table.schema, table.table, columns);
     const ids = {
       key: schemas.key ? await this.opts.registry.register(`${table.topic}-key`, schemas.key) : null,

@@ -59,3 +59,57 @@ export async function describeColumns(
     throw classifyPgError(err, `reading the columns of ${quoteQualified(schema, table)}`);
   }
 }
+
+/**
+ * Columns as the change stream describes them (names, type OIDs and modifiers from pgoutput's
+ * Relation message), in the stream's order: the shape of the rows at that point of the stream,
+ * which may be older than the table's shape now when later schema changes are still queued.
+ * NOT NULL comes from the table now (a column gone since is taken as nullable).
+ */
+export async function describeStreamColumns(
+  client: Client,
+  schema: string,
+  table: string,
+  columns: ReadonlyArray<{ name: string; typeOid: number; typeMod: number }>,
+  key: string[],
+): Promise<ColumnInfo[]> {
+  try {
+    const { rows } = await client.query(
+      `WITH RECURSIVE cols AS (
+         SELECT c.ord, c.name, c.oid::oid AS atttypid, c.typmod AS atttypmod, format_type(c.oid::oid, c.typmod) AS type
+           FROM unnest($2::text[], $3::int8[], $4::int4[]) WITH ORDINALITY AS c(name, oid, typmod, ord)
+       ), base AS (
+         SELECT c.ord, t.oid, t.typtype, t.typbasetype, t.typtypmod, 0 AS depth FROM cols c JOIN pg_type t ON t.oid = c.atttypid
+         UNION ALL
+         SELECT b.ord, t.oid, t.typtype, t.typbasetype, t.typtypmod, b.depth + 1 FROM base b JOIN pg_type t ON t.oid = b.typbasetype WHERE b.typtype = 'd'
+       )
+       SELECT c.name, c.type,
+              coalesce((SELECT a.attnotnull FROM pg_attribute a
+                         WHERE a.attrelid = to_regclass($1) AND a.attname = c.name AND NOT a.attisdropped), false) AS not_null,
+              (SELECT t.typname FROM base b JOIN pg_type t ON t.oid = b.oid WHERE b.ord = c.ord AND b.typtype <> 'd' ORDER BY depth LIMIT 1) AS base_type,
+              CASE WHEN c.atttypmod > 0 THEN c.atttypmod ELSE
+                (SELECT b.typtypmod FROM base b WHERE b.ord = c.ord AND b.typtype = 'd' ORDER BY depth DESC LIMIT 1) END AS typmod
+         FROM cols c ORDER BY c.ord`,
+      [
+        quoteQualified(schema, table),
+        columns.map((c) => c.name),
+        columns.map((c) => String(c.typeOid)),
+        columns.map((c) => c.typeMod),
+      ],
+    );
+    return rows.map((r) => {
+      const numeric = r.base_type === 'numeric' && r.typmod > 0;
+      return {
+        name: r.name,
+        type: r.type,
+        baseType: r.base_type,
+        precision: numeric ? ((r.typmod - 4) >> 16) & 0xffff : null,
+        scale: numeric ? (r.typmod - 4) & 0xffff : null,
+        notNull: r.not_null,
+        keyPosition: key.indexOf(r.name) + 1,
+      };
+    });
+  } catch (err) {
+    throw classifyPgError(err, `reading the column types of ${quoteQualified(schema, table)} as the stream describes it`);
+  }
+}

@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS pgferry.stream_marks (
   written_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (task, lsn)
 );
+CREATE TABLE IF NOT EXISTS pgferry.ddl_applied (
+  task text NOT NULL REFERENCES pgferry.tasks ON DELETE CASCADE,
+  ddl_id bigint NOT NULL,
+  command text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (task, ddl_id)
+);
 CREATE TABLE IF NOT EXISTS pgferry.stream_status (
   task text PRIMARY KEY REFERENCES pgferry.tasks ON DELETE CASCADE,
   source_lsn pg_lsn,

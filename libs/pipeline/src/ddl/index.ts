@@ -1,2 +1,2 @@
 export * from './pg-ddl-capture';
-export { applyDdl, ddlRefusal } from './pg-ddl-applier';
+export { applyDdl, applyDdlOnce, ddlRefusal } from './pg-ddl-applier';

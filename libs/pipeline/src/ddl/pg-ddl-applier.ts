@@ -33,6 +33,42 @@ export async function applyDdl(
   objects: TaskSpec['objects'],
   mark: OffsetMark | null,
 ): Promise<void> {
+  await runDdl(destination, event, objects, async () => {
+    if (mark) await storeOffset(destination, mark.group, mark.topic, mark.partition, mark.nextOffset);
+    return true;
+  });
+}
+
+/**
+ * Runs a statement the change stream carried, once per task: pgferry.ddl_applied records it in
+ * the same transaction, so a stream re-delivered after a restart does not run it twice. Returns
+ * false when it had run already.
+ */
+export async function applyDdlOnce(
+  destination: Client,
+  task: string,
+  event: DdlEvent,
+  objects: TaskSpec['objects'],
+): Promise<boolean> {
+  let ran = false;
+  await runDdl(destination, event, objects, async () => {
+    const { rowCount } = await destination.query(
+      `INSERT INTO pgferry.ddl_applied (task, ddl_id, command) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+      [task, event.id, event.command],
+    );
+    ran = (rowCount ?? 0) > 0;
+    return ran;
+  });
+  return ran;
+}
+
+/** BEGIN; `claim` (false: done already, nothing runs); the statement; COMMIT. */
+async function runDdl(
+  destination: Client,
+  event: DdlEvent,
+  objects: TaskSpec['objects'],
+  claim: () => Promise<boolean>,
+): Promise<void> {
   const what = `${event.tag} (source transaction ${event.txid}, statement: ${event.command.trim()})`;
   const refused = ddlRefusal(event, objects);
   if (refused)
@@ -41,9 +77,10 @@ export async function applyDdl(
     );
   try {
     await destination.query('BEGIN');
-    await destination.query(`SELECT set_config('search_path', $1, true)`, [event.searchPath]);
-    await destination.query(event.command);
-    if (mark) await storeOffset(destination, mark.group, mark.topic, mark.partition, mark.nextOffset);
+    if (await claim()) {
+      await destination.query(`SELECT set_config('search_path', $1, true)`, [event.searchPath]);
+      await destination.query(event.command);
+    }
     await destination.query('COMMIT');
   } catch (err) {
     await destination.query('ROLLBACK').catch(() => undefined);

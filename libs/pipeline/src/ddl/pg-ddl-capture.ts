@@ -189,3 +189,53 @@ export async function readDdlEvents(client: Client, task: string, afterId = '0')
 export function isDdlTable(task: string, schema: string, table: string): boolean {
   return schema === DDL_SCHEMA && table === ddlObjects(task).table;
 }
+
+/**
+ * The captured statement in a row of the task's DDL table as the stream delivers it (text
+ * values in the table's column order, by name), or null when a column is missing.
+ */
+export function ddlEventFromRow(columns: readonly string[], values: ReadonlyArray<string | null>): DdlEvent | null {
+  const get = (name: string) => {
+    const i = columns.indexOf(name);
+    return i < 0 ? null : values[i];
+  };
+  const id = get('id');
+  const tag = get('tag');
+  const command = get('command');
+  if (id === null || tag === null || command === null) return null;
+  return {
+    id,
+    tag,
+    objects: parseTextArray(get('objects') ?? '{}'),
+    schemas: parseTextArray(get('schemas') ?? '{}'),
+    command,
+    searchPath: get('search_path') ?? '',
+    txid: get('txid') ?? '',
+  };
+}
+
+/** A one-dimensional text[] in PostgreSQL's output format: {a,"b c","d\"e"} -> [a, b c, d"e]. */
+export function parseTextArray(text: string): string[] {
+  if (text.length < 2 || text[0] !== '{' || text[text.length - 1] !== '}')
+    throw new Error(`not a text array: ${text}`);
+  const out: string[] = [];
+  let i = 1;
+  const end = text.length - 1;
+  while (i < end) {
+    let item = '';
+    if (text[i] === '"') {
+      i++;
+      while (i < end && text[i] !== '"') {
+        if (text[i] === '\\') i++;
+        item += text[i++];
+      }
+      i++; // closing quote
+      out.push(item);
+    } else {
+      while (i < end && text[i] !== ',') item += text[i++];
+      out.push(item);
+    }
+    if (text[i] === ',') i++;
+  }
+  return out;
+}

@@ -8,6 +8,7 @@ import { formatLsn, parseLsn } from '../cdc/lsn';
 import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
 import { ensurePublication } from '../cdc/pg-publication';
 import { RegistryClient } from '../codec/registry-client';
+import { installDdlCapture } from '../ddl/pg-ddl-capture';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { changeApplier } from '../migration/applier-process';
 import type { MigrationEvent } from '../migration/full-migration';
@@ -63,10 +64,9 @@ interface Running {
 export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promise<string> {
   const { spec } = opts;
   const task = spec.name;
-  // In step with the selection (idempotent); both exist since the full-data phase created them
+  // In step with the selection (idempotent); they exist since the full-data phase created them
   // before the slot, as pgoutput reads the publication as of each change's position.
-  await ensureHeartbeatTable(opts.source, task);
-  await ensurePublication(opts.source, task, opts.tables);
+  await prepareStreamSource(opts.source, spec, opts.tables);
   if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, `${opts.prefix}.dlq`);
   const running = opts.processes ? startChildren(opts, opts.processes) : await startInProcess(opts);
   const pollMs = opts.pollMs ?? 1000;
@@ -106,6 +106,24 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   }
 }
 
+/**
+ * The task's objects on the source for streaming: the heartbeat table, the DDL capture (event
+ * triggers need a superuser; without one the precheck's ddl-capture alert was acknowledged and
+ * schema changes are made on the destination first), and the publication over the selected
+ * tables and those two. Idempotent.
+ */
+export async function prepareStreamSource(source: Client, spec: TaskSpec, tables: SelectedTable[]): Promise<void> {
+  await ensureHeartbeatTable(source, spec.name);
+  const { rows } = await source.query<{ su: boolean }>(
+    `SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`,
+  );
+  if (rows[0]?.su) {
+    const schemas = new Set([...(spec.objects.include ?? []).map((i) => i.schema), ...tables.map((t) => t.schema)]);
+    await installDdlCapture(source, spec.name, [...schemas]);
+  }
+  await ensurePublication(source, spec.name, tables);
+}
+
 async function ensureTopic(kafka: Kafka, topic: string): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
@@ -133,6 +151,7 @@ async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
     source: resolveEndpoint(spec.source, 'source'),
     destination: dst,
     tables: opts.tables,
+    objects: spec.objects,
     kafka: opts.kafka,
     registryUrl: opts.registryUrl,
     prefix: opts.prefix,

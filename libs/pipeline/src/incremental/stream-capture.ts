@@ -8,6 +8,7 @@ import {
   RetryDeadlineError,
   sleep,
   type Logger,
+  type TaskSpec,
 } from '@pgferry/core';
 import { connect, type Endpoint, type SelectedTable } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
@@ -21,13 +22,17 @@ import { ControlStore } from '../control/control-store';
 import { tableKey } from '../full-data/snapshot-capture';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { tableTopic } from '../topics';
-import { writeCaptureReport } from './stream-status';
+import { applyDdlOnce } from '../ddl/pg-ddl-applier';
+import type { DdlEvent } from '../ddl/pg-ddl-capture';
+import { applierGroup, writeCaptureReport } from './stream-status';
 
 export interface StreamCaptureOptions {
   task: string;
   source: Endpoint;
   destination: Endpoint;
   tables: SelectedTable[];
+  /** The task's selection: a captured statement on a renamed schema or table is refused. */
+  objects: TaskSpec['objects'];
   kafka: Kafka;
   registryUrl: string;
   prefix: string;
@@ -153,6 +158,7 @@ async function streamOnce(
         onConfirmed(lsn);
       },
       onCommit: (m) => (mark = m),
+      ddl: { task: opts.task, apply: (event, ends) => applySchemaChange(opts, event, ends) },
     });
     const tick = async () => {
       try {
@@ -215,6 +221,38 @@ async function streamOnce(
     await (report as Client | null)?.end().catch(() => undefined);
     await (position as Client | null)?.end().catch(() => undefined);
     await source.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Waits until the destination applied every record before a captured statement (its offsets
+ * reach `ends`), then runs the statement there once (pgferry.ddl_applied). The stream waits
+ * meanwhile, so no record in the new shape reaches the applier before the destination has it.
+ */
+async function applySchemaChange(
+  opts: StreamCaptureOptions,
+  event: DdlEvent,
+  ends: ReadonlyMap<string, bigint>,
+): Promise<void> {
+  const client = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture ddl' });
+  try {
+    const group = applierGroup(opts.task);
+    for (let waited = 0; ; waited += 100) {
+      if (opts.stop.aborted) throw new PgferryError('stopped while waiting to apply a schema change', { retriable: true });
+      const { rows } = await client.query<{ k: string; n: string }>(
+        `SELECT topic || ':' || partition AS k, next_offset::text AS n FROM pgferry.offsets WHERE consumer_group = $1`,
+        [group],
+      );
+      const applied = new Map(rows.map((r) => [r.k, BigInt(r.n)]));
+      if ([...ends].every(([k, end]) => (applied.get(k) ?? 0n) >= end)) break;
+      if (waited > 0 && waited % 30_000 === 0)
+        opts.logger?.warn({ statement: event.command, waitedMs: waited }, 'waiting for the applier before a schema change');
+      await sleep(100, opts.stop);
+    }
+    const ran = await applyDdlOnce(client, opts.task, event, opts.objects);
+    opts.logger?.info({ tag: event.tag, statement: event.command, ran }, 'schema change applied on the destination');
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 

@@ -58,6 +58,7 @@ export async function runStreamProcess(
     source: resolveEndpoint(spec.source, 'source'),
     destination: resolveEndpoint(spec.destination, 'destination'),
     tables: config.tables,
+    objects: spec.objects,
     kafka: kafkaClient(config.kafka, `pgferry-${spec.name}-capture`),
     registryUrl: config.registryUrl,
     prefix: config.topicPrefix,

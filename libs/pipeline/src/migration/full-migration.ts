@@ -20,9 +20,7 @@ import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snap
 import { tableTopic } from '../topics';
 import { syncSequences, type SequenceSyncResult } from '../sequences/pg-sequence-sync';
 import { runSupervisedFullData, type ChildProcessesOptions } from './supervised-full-data';
-import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
-import { ensurePublication } from '../cdc/pg-publication';
-import { runIncrementalPhase } from '../incremental/incremental-phase';
+import { prepareStreamSource, runIncrementalPhase } from '../incremental/incremental-phase';
 import { applierGroup, type StreamLag } from '../incremental/stream-status';
 
 export type MigrationEvent =
@@ -185,12 +183,9 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
       const task = await store.getTask();
       let snapshotName: string | null = null;
       if (!task?.slotName) {
-        if (spec.migrationTypes.incremental) {
-          // Before the slot: pgoutput looks the publication up as of each change's position,
-          // so one created after the slot would not exist for the first changes.
-          await ensureHeartbeatTable(source, spec.name);
-          await ensurePublication(source, spec.name, selection.tables);
-        }
+        // Before the slot: pgoutput looks the publication up as of each change's position,
+        // so one created after the slot would not exist for the first changes.
+        if (spec.migrationTypes.incremental) await prepareStreamSource(source, spec, selection.tables);
         exported = await createSlotWithSnapshot(src, slotName);
         await store.setSlot(exported.slotName, exported.consistentLsn, exported.snapshotName);
         snapshotName = exported.snapshotName;
