@@ -1,0 +1,195 @@
+// npm run bench -- cdc [--scale 10] [--big-rows 2000000] [--seconds 30] [--clients 4]
+// Change data capture through pgferry and through native logical replication
+// (publication/subscription) between the same two clusters, one after the other, each on a
+// fresh destination database:
+//   1. pgbench TPC-B (4 clients, 30 s) on the source while the changes stream: source TPS,
+//      maximum lag seen on the destination (a probe row stamped on the source every 200 ms),
+//      and catch-up time once pgbench stops (until the destination's balances and history
+//      match the source's);
+//   2. one UPDATE of 2M rows in one transaction: time from its commit until the destination
+//      holds it.
+// Prints both and the ratios. Figures vary with the machine: compare ratios, not seconds.
+const { spawn, spawnSync } = require('node:child_process');
+const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+const { startPostgres, loadPgbenchLike, runPgbench } = require('@pgferry/testing');
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const DDL = `
+  CREATE TABLE pgbench_branches (bid int PRIMARY KEY, bbalance int, filler char(88));
+  CREATE TABLE pgbench_tellers (tid int PRIMARY KEY, bid int, tbalance int, filler char(84));
+  CREATE TABLE pgbench_accounts (aid bigint PRIMARY KEY, bid int, abalance int, filler char(84));
+  CREATE TABLE pgbench_history (tid int, bid int, aid bigint, delta int, mtime timestamp, filler char(22));
+  CREATE TABLE big (id bigint PRIMARY KEY, v int NOT NULL, pad text);
+  CREATE TABLE bench_probe (id int PRIMARY KEY, n bigint NOT NULL, at timestamptz NOT NULL);`;
+
+/** What the destination must show once it holds everything the source has now. */
+async function sourceState(s) {
+  const { rows } = await s.query(
+    `SELECT (SELECT sum(abalance) FROM pgbench_accounts)::text AS bal, (SELECT count(*) FROM pgbench_history)::text AS hist,
+            (SELECT sum(v) FROM big)::text AS big`,
+  );
+  return rows[0];
+}
+
+async function waitUntil(d, want, keys) {
+  for (;;) {
+    const got = await sourceState(d).catch(() => null);
+    if (got && keys.every((k) => got[k] === want[k])) return;
+    await sleep(100);
+  }
+}
+
+/** pgbench for `seconds` while a probe measures the lag, then catch-up, then the big update. */
+async function measure(label, src, s, d, { seconds, clients, bigRows }) {
+  let stop = false;
+  let maxLag = 0;
+  const probe = (async () => {
+    while (!stop) {
+      await s.query(`UPDATE bench_probe SET n = n + 1, at = clock_timestamp() WHERE id = 1`);
+      await sleep(200);
+    }
+  })();
+  const sampler = (async () => {
+    while (!stop) {
+      const { rows } = await d.query(`SELECT extract(epoch FROM clock_timestamp() - at)::float8 AS lag FROM bench_probe`);
+      if (rows[0]) maxLag = Math.max(maxLag, rows[0].lag);
+      await sleep(200);
+    }
+  })();
+  const load = await runPgbench(
+    { host: src.host, port: src.port, user: src.user, password: src.password },
+    { database: 'bench', clients, seconds },
+  );
+  const ended = now();
+  stop = true;
+  await Promise.all([probe, sampler]);
+  await waitUntil(d, await sourceState(s), ['bal', 'hist']);
+  const catchUp = now() - ended;
+  // One transaction of the whole table.
+  const t = now();
+  await s.query(`UPDATE big SET v = v + 1`);
+  const committed = now();
+  await waitUntil(d, await sourceState(s), ['big']);
+  const bigApplied = now() - committed;
+  const r = { tps: load.tps, maxLag, catchUp, bigApplied, bigStatement: committed - t };
+  console.log(
+    `${label.padEnd(24)} source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s, catch-up ${r.catchUp.toFixed(1)}s; ` +
+      `${bigRows}-row UPDATE (${r.bigStatement.toFixed(1)}s on the source) applied ${r.bigApplied.toFixed(1)}s after its commit`,
+  );
+  return r;
+}
+
+async function native(src, dst, s, opts) {
+  await dst.createDatabase('native');
+  const d = await dst.connect('native');
+  await d.query(DDL);
+  await s.query(`CREATE PUBLICATION bench_native FOR TABLE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history, big, bench_probe`);
+  await d.query(`CREATE SUBSCRIPTION bench_native CONNECTION '${src.url('bench')}' PUBLICATION bench_native`);
+  // The initial copy first: streaming starts when every table is ready.
+  for (;;) {
+    const { rows } = await d.query(`SELECT count(*) FILTER (WHERE srsubstate <> 'r')::int AS pending FROM pg_subscription_rel`);
+    if (rows[0].pending === 0) break;
+    await sleep(200);
+  }
+  try {
+    return await measure('native pub/sub', src, s, d, opts);
+  } finally {
+    await d.query(`DROP SUBSCRIPTION bench_native`);
+    await s.query(`DROP PUBLICATION bench_native`);
+    await d.end();
+  }
+}
+
+async function pgferry(src, dst, s, dir, opts) {
+  await dst.createDatabase('ferry');
+  const spec = join(dir, 'spec.json');
+  writeFileSync(
+    spec,
+    JSON.stringify({
+      name: 'cdcbench',
+      source: { url: src.url('bench') },
+      destination: { url: dst.url('ferry') },
+      migrationTypes: { incremental: true },
+    }),
+  );
+  const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
+  const child = spawn(process.execPath, [main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (b) => (out += b));
+  const exited = new Promise((r) => child.once('exit', r));
+  const d = await dst.connect('ferry');
+  try {
+    // The full load first: streaming starts with the incremental phase.
+    for (;;) {
+      const { rows } = await d
+        .query(`SELECT status FROM pgferry.phases WHERE task = 'cdcbench' AND phase = 'incremental'`)
+        .catch(() => ({ rows: [] }));
+      if (rows[0]?.status === 'running') break;
+      if (child.exitCode !== null) throw new Error(`pgferry migrate exited early:\n${out.slice(-3000)}`);
+      await sleep(200);
+    }
+    const r = await measure('pgferry (through Kafka)', src, s, d, opts);
+    const cut = spawnSync(process.execPath, [main, 'cutover', '--spec', spec, '--timeout', '300'], { encoding: 'utf8' });
+    if (cut.status !== 0) throw new Error(`pgferry cutover failed:\n${cut.stdout}${cut.stderr}`);
+    const code = await exited;
+    if (code !== 0) throw new Error(`pgferry migrate failed (${code}):\n${out.slice(-3000)}`);
+    const rel = spawnSync(process.execPath, [main, 'release', '--spec', spec], { encoding: 'utf8' });
+    if (rel.status !== 0) throw new Error(`pgferry release failed:\n${rel.stdout}${rel.stderr}`);
+    if (process.argv.includes('--verbose')) process.stdout.write(out);
+    return r;
+  } finally {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await d.end();
+  }
+}
+
+async function main() {
+  const scale = arg('scale', 10);
+  const { bigRows } = { bigRows: arg('big-rows', 2_000_000) };
+  const opts = { seconds: arg('seconds', 30), clients: arg('clients', 4), bigRows: arg('big-rows', 2_000_000) };
+  const dir = mkdtempSync(join(tmpdir(), 'pgferry-bench-cdc-'));
+  const [src, dst] = await Promise.all([
+    startPostgres({ logical: true, settings: { max_wal_size: '4GB' } }),
+    startPostgres({ settings: { max_wal_size: '4GB' } }),
+  ]);
+  try {
+    await src.createDatabase('bench');
+    const s = await src.connect('bench');
+    await loadPgbenchLike(s, { scale });
+    await s.query(`
+      CREATE TABLE big (id bigint PRIMARY KEY, v int NOT NULL, pad text);
+      INSERT INTO big SELECT g, 0, md5(g::text) FROM generate_series(1, ${bigRows}) g;
+      CREATE TABLE bench_probe (id int PRIMARY KEY, n bigint NOT NULL, at timestamptz NOT NULL);
+      INSERT INTO bench_probe VALUES (1, 0, clock_timestamp());
+      ANALYZE;`);
+    console.log(
+      `dataset: pgbench scale ${scale}, big ${bigRows} rows; load: pgbench TPC-B ${opts.clients} clients ${opts.seconds}s, then one UPDATE of every row of big`,
+    );
+    const n = await native(src, dst, s, opts);
+    const f = await pgferry(src, dst, s, dir, opts);
+    console.log(
+      `ratios pgferry / native: source TPS ${(f.tps / n.tps).toFixed(2)}, max lag ${(f.maxLag / Math.max(n.maxLag, 0.2)).toFixed(2)}, ` +
+        `catch-up ${(f.catchUp / Math.max(n.catchUp, 0.1)).toFixed(2)}, big UPDATE applied ${(f.bigApplied / Math.max(n.bigApplied, 0.1)).toFixed(2)}`,
+    );
+    await s.end();
+  } finally {
+    await Promise.all([src.stop(), dst.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
