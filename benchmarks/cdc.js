@@ -122,9 +122,14 @@ async function pgferry(src, dst, s, dir, opts) {
     }),
   );
   const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
-  const child = spawn(process.execPath, [main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  // e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles pgferry's processes
+  // (the capture and applier children inherit the controller's node arguments).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   const exited = new Promise((r) => child.once('exit', r));
