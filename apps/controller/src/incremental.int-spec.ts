@@ -237,4 +237,59 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await s.end();
     await d.end();
   }, 300_000);
+
+  it('stops cleanly when asked and resumes streaming from the slot when run again', async () => {
+    const name = 'resume';
+    await source.createDatabase(name);
+    await destination.createDatabase(name);
+    const s = await source.connect(name);
+    const d = await destination.connect(name);
+    await s.query(`CREATE TABLE "Counter Ü" (id int PRIMARY KEY, n bigint NOT NULL, seq serial);
+                   INSERT INTO "Counter Ü" (id, n) SELECT g, 0 FROM generate_series(1, 100) g`);
+    const run = (signal?: AbortSignal) => {
+      const out = sink();
+      const migration = runMigrate({
+        source: source.url(name),
+        target: destination.url(name),
+        name,
+        incremental: true,
+        inProcess: true,
+        workDir: join(dir, name),
+        out: out.out,
+        signal,
+      });
+      migration.catch(() => undefined);
+      return { out, migration };
+    };
+    const streaming = () =>
+      waitFor(async () => (await readTaskStatus(d, name))?.stream?.appliedLsn ?? null, {
+        reason: 'the stream to apply a first mark',
+        until: (lsn) => lsn !== null,
+        timeout: 60_000,
+      });
+    const stop = new AbortController();
+    const first = run(stop.signal);
+    await streaming();
+    await s.query(`UPDATE "Counter Ü" SET n = n + 1`);
+    stop.abort();
+    const stopped = await first.migration;
+    expect(stopped.code).toBe(130);
+    expect(first.out.text()).toContain('stopped before cutover');
+    // Written while nothing streams: the slot keeps it.
+    await s.query(`UPDATE "Counter Ü" SET n = n + 10 WHERE id <= 50; DELETE FROM "Counter Ü" WHERE id > 90`);
+    await s.query(`INSERT INTO "Counter Ü" (id, n) VALUES (500, 5)`);
+    const second = run();
+    await streaming();
+    await requestCutover(d, name);
+    const done = await second.migration;
+    expect({ code: done.code, out: done.code ? second.out.text() : '' }).toEqual({ code: 0, out: '' });
+    expect(second.out.text()).toMatch(/full-data +skipped: done by an earlier run/);
+    const table: Array<[string, string[]]> = [['Counter Ü', ['id']]];
+    expect(await digests(d, table)).toEqual(await digests(s, table));
+    // Cutover carried the sequence past the source's last value.
+    expect((await d.query(`SELECT last_value::int AS v FROM "Counter Ü_seq_seq"`)).rows[0].v).toBe(101);
+    expect(await runRelease({ source: source.url(name), name }, sink().out)).toBe(0);
+    await s.end();
+    await d.end();
+  }, 180_000);
 });

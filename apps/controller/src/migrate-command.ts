@@ -7,6 +7,7 @@ import {
   assertVerified,
   formatVerifyReport,
   runFullMigration,
+  TaskStoppedError,
   verifyTables,
   type FullMigrationResult,
 } from '@pgferry/pipeline';
@@ -152,10 +153,20 @@ export async function runMigrate(
             dir: workDir,
             kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
           },
-    }).finally(() => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    });
+    })
+      .catch((err) => {
+        // A requested stop is not a failure: say how to go on, exit 130 like an interrupted command.
+        if (err instanceof TaskStoppedError) return err;
+        throw err;
+      })
+      .finally(() => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      });
+    if (result instanceof TaskStoppedError) {
+      say(`stopped      ${result.message}`);
+      return { code: 130 };
+    }
     const secs = (Date.now() - started) / 1000;
     say(
       `done         ${result.tables.length} tables, ${result.rowsCaptured} rows copied in ${secs.toFixed(1)}s`,

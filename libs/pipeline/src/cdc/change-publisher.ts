@@ -234,13 +234,6 @@ export class ChangePublisher implements ChangeProcessor {
     await this.opts.ddl!.apply(event, new Map(this.ends));
   }
 
-  /** Resolves when every record taken so far is acknowledged and every commit confirmed. */
-  async drain(): Promise<void> {
-    if (!this.tx) await this.send();
-    await this.sending;
-    if (this.failure) throw this.failure;
-  }
-
   private full(): boolean {
     return this.buffer.length >= (this.opts.maxBuffered ?? 5000) || this.bufferedBytes >= MAX_BUFFERED_BYTES;
   }
