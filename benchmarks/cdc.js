@@ -60,7 +60,9 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
   })();
   const sampler = (async () => {
     while (!stop) {
-      const { rows } = await d.query(`SELECT extract(epoch FROM clock_timestamp() - at)::float8 AS lag FROM bench_probe`);
+      const { rows } = await d.query(
+        `SELECT extract(epoch FROM clock_timestamp() - at)::float8 AS lag FROM bench_probe`,
+      );
       if (rows[0]) maxLag = Math.max(maxLag, rows[0].lag);
       await sleep(200);
     }
@@ -92,11 +94,15 @@ async function native(src, dst, s, opts) {
   await dst.createDatabase('native');
   const d = await dst.connect('native');
   await d.query(DDL);
-  await s.query(`CREATE PUBLICATION bench_native FOR TABLE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history, big, bench_probe`);
+  await s.query(
+    `CREATE PUBLICATION bench_native FOR TABLE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history, big, bench_probe`,
+  );
   await d.query(`CREATE SUBSCRIPTION bench_native CONNECTION '${src.url('bench')}' PUBLICATION bench_native`);
   // The initial copy first: streaming starts when every table is ready.
   for (;;) {
-    const { rows } = await d.query(`SELECT count(*) FILTER (WHERE srsubstate <> 'r')::int AS pending FROM pg_subscription_rel`);
+    const { rows } = await d.query(
+      `SELECT count(*) FILTER (WHERE srsubstate <> 'r')::int AS pending FROM pg_subscription_rel`,
+    );
     if (rows[0].pending === 0) break;
     await sleep(200);
   }
@@ -145,7 +151,9 @@ async function pgferry(src, dst, s, dir, opts) {
       await sleep(200);
     }
     const r = await measure('pgferry (through Kafka)', src, s, d, opts);
-    const cut = spawnSync(process.execPath, [main, 'cutover', '--spec', spec, '--timeout', '300'], { encoding: 'utf8' });
+    const cut = spawnSync(process.execPath, [main, 'cutover', '--spec', spec, '--timeout', '300'], {
+      encoding: 'utf8',
+    });
     if (cut.status !== 0) throw new Error(`pgferry cutover failed:\n${cut.stdout}${cut.stderr}`);
     const code = await exited;
     if (code !== 0) throw new Error(`pgferry migrate failed (${code}):\n${out.slice(-3000)}`);
@@ -162,7 +170,11 @@ async function pgferry(src, dst, s, dir, opts) {
 async function main() {
   const scale = arg('scale', 10);
   const { bigRows } = { bigRows: arg('big-rows', 2_000_000) };
-  const opts = { seconds: arg('seconds', 30), clients: arg('clients', 4), bigRows: arg('big-rows', 2_000_000) };
+  const opts = {
+    seconds: arg('seconds', 30),
+    clients: arg('clients', 4),
+    bigRows: arg('big-rows', 2_000_000),
+  };
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-bench-cdc-'));
   const [src, dst] = await Promise.all([
     startPostgres({ logical: true, settings: { max_wal_size: '4GB' } }),

@@ -53,7 +53,10 @@ export async function runCutover(opts: CutoverOptions, out: Writable): Promise<n
         say(`run pgferry release to drop the slot, publication and heartbeat table from the source`);
         return 0;
       }
-      if (cut?.status === 'failed' || s.phases.some((p) => p.phase === 'incremental' && p.status === 'failed')) {
+      if (
+        cut?.status === 'failed' ||
+        s.phases.some((p) => p.phase === 'incremental' && p.status === 'failed')
+      ) {
         const failed = s.phases.find((p) => p.status === 'failed')!;
         say(`cutover failed in phase ${failed.phase}: ${detailText(failed.detail)}`);
         return 1;
@@ -69,7 +72,9 @@ export async function runCutover(opts: CutoverOptions, out: Writable): Promise<n
         const stale = s.stream.reportedAt ? (Date.now() - Date.parse(s.stream.reportedAt)) / 1000 : null;
         say(formatLag(s.stream, s.stream.recordsPerSecond, null));
         if (stale === null || stale > 30)
-          say(`  no capture has reported for ${stale === null ? 'ever' : `${Math.round(stale)}s`}: is pgferry migrate running for task ${task}?`);
+          say(
+            `  no capture has reported for ${stale === null ? 'ever' : `${Math.round(stale)}s`}: is pgferry migrate running for task ${task}?`,
+          );
       }
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
     }

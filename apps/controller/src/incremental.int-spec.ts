@@ -11,7 +11,9 @@ import {
   waitFor,
   type PgCluster,
 } from '@pgferry/testing';
-import { requestCutover } from '@pgferry/pipeline';
+import { Kafka, logLevel } from 'kafkajs';
+import { startEmbeddedKafka } from '@pgferry/kafka-broker';
+import { decodeTransactionRecord, requestCutover, type TransactionRecord } from '@pgferry/pipeline';
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { runRelease } from './release-command';
@@ -197,15 +199,23 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     // A key change that leaves a TOASTed value unchanged: replica identity full sends the old row whole.
     await s.query(`UPDATE docs SET id = id + 100, n = n + 1 WHERE id <= 20`);
     await s.query(`DELETE FROM "Orders" WHERE id BETWEEN 100 AND 119`);
-    await s.query(`INSERT INTO "Orders" SELECT g, NULL, repeat('z', 9000), g FROM generate_series(300, 320) g`);
-    await s.query(`INSERT INTO history SELECT now() + g * interval '1 s', jsonb_build_object('g', g) FROM generate_series(1, 30) g`);
-    await s.query(`DELETE FROM history WHERE what->>'g' = '7'; UPDATE history SET what = '{"u": 1}' WHERE what->>'g' = '8'`);
+    await s.query(
+      `INSERT INTO "Orders" SELECT g, NULL, repeat('z', 9000), g FROM generate_series(300, 320) g`,
+    );
+    await s.query(
+      `INSERT INTO history SELECT now() + g * interval '1 s', jsonb_build_object('g', g) FROM generate_series(1, 30) g`,
+    );
+    await s.query(
+      `DELETE FROM history WHERE what->>'g' = '7'; UPDATE history SET what = '{"u": 1}' WHERE what->>'g' = '8'`,
+    );
     await s.query(`TRUNCATE history; INSERT INTO history VALUES ('2025-01-01', '{"after": "truncate"}')`);
     // Schema changes mid-stream, back to back: a column added, one renamed, each with its data.
     await s.query(`ALTER TABLE "Orders" ADD COLUMN extra text DEFAULT 'new'`);
     await s.query(`INSERT INTO "Orders" VALUES (500, 'after add', NULL, 5, 'extra 500')`);
     await s.query(`ALTER TABLE "Orders" RENAME COLUMN note TO "Note Ü"`);
-    await s.query(`UPDATE "Orders" SET "Note Ü" = 'renamed ' || id, extra = 'x' WHERE id BETWEEN 120 AND 130`);
+    await s.query(
+      `UPDATE "Orders" SET "Note Ü" = 'renamed ' || id, extra = 'x' WHERE id BETWEEN 120 AND 130`,
+    );
     // One transaction of a million rows: streamed by the server while in progress, spooled by the capture.
     await s.query(`INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g`);
     await s.query(`UPDATE big SET v = 'changed' WHERE id % 1000 = 0`);
@@ -230,9 +240,15 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     expect(await digests(d, tables)).toEqual(want);
     // Unchanged TOAST values were kept, never nulled.
     expect(
-      (await d.query(`SELECT count(*)::int AS n FROM "Orders" WHERE id NOT BETWEEN 1051 AND 1060 AND id <> 500 AND (doc IS NULL OR length(doc) < 5000)`)).rows[0].n,
+      (
+        await d.query(
+          `SELECT count(*)::int AS n FROM "Orders" WHERE id NOT BETWEEN 1051 AND 1060 AND id <> 500 AND (doc IS NULL OR length(doc) < 5000)`,
+        )
+      ).rows[0].n,
     ).toBe(0);
-    expect((await d.query(`SELECT count(*)::int AS n FROM docs WHERE id > 100 AND length(body) > 8000`)).rows[0].n).toBe(20);
+    expect(
+      (await d.query(`SELECT count(*)::int AS n FROM docs WHERE id > 100 AND length(body) > 8000`)).rows[0].n,
+    ).toBe(20);
     expect(await runRelease({ source: source.url(name), name }, sink().out)).toBe(0);
     await s.end();
     await d.end();
@@ -286,6 +302,29 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     expect(second.out.text()).toMatch(/full-data +skipped: done by an earlier run/);
     const table: Array<[string, string[]]> = [['Counter Ü', ['id']]];
     expect(await digests(d, table)).toEqual(await digests(s, table));
+    // The transaction topic, read back from the broker's files: BEGIN and END around each source
+    // transaction, END with its per-table counts.
+    const broker = await startEmbeddedKafka({ dataDir: join(dir, name, 'kafka'), port: 0, registryPort: 0 });
+    try {
+      const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
+      const consumer = kafka.consumer({ groupId: 'reader' });
+      const seen: TransactionRecord[] = [];
+      await consumer.connect();
+      await consumer.subscribe({ topic: `pgferry.${name}.transactions`, fromBeginning: true });
+      await consumer.run({ eachMessage: async ({ message }) => void seen.push(decodeTransactionRecord(message.value!)) });
+      await waitFor(() => seen.length, { reason: 'the transaction records', until: (n) => n >= 6, timeout: 30_000 });
+      await consumer.disconnect();
+      expect(seen.filter((r) => r.status === 'BEGIN').length).toBe(seen.filter((r) => r.status === 'END').length);
+      expect(seen).toContainEqual(
+        expect.objectContaining({
+          status: 'END',
+          event_count: 60, // 50 updates and 10 deletes, one transaction
+          data_collections: [{ data_collection: 'public.Counter Ü', event_count: 60 }],
+        }),
+      );
+    } finally {
+      await broker.close();
+    }
     // Cutover carried the sequence past the source's last value.
     expect((await d.query(`SELECT last_value::int AS v FROM "Counter Ü_seq_seq"`)).rows[0].v).toBe(101);
     expect(await runRelease({ source: source.url(name), name }, sink().out)).toBe(0);

@@ -60,7 +60,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--no-verify', 'skip comparing every table on both servers after the load')
     .option('--in-process', 'run capture and applier inside this process instead of as child processes')
     .addOption(
-      new Option('--incremental', 'stream changes after the full load until pgferry cutover (without --spec)'),
+      new Option(
+        '--incremental',
+        'stream changes after the full load until pgferry cutover (without --spec)',
+      ),
     )
     .action(async (opts) => {
       exitCode = (
@@ -78,7 +81,10 @@ async function main(argv: string[]): Promise<number> {
       'finish an incremental task: the running migrate catches up with the source, stops streaming, sets sequences and verifies; stop writes on the source first',
     )
     .option('--spec <file>', 'task spec (YAML or JSON)')
-    .option('--target <url>', 'destination postgres://user:password@host:port/database (holds the task state)')
+    .option(
+      '--target <url>',
+      'destination postgres://user:password@host:port/database (holds the task state)',
+    )
     .option('--name <name>', 'task name', 'migrate')
     .option('--timeout <seconds>', 'stop waiting after this long (the request stays)')
     .action(async (opts) => {

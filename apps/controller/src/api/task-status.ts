@@ -58,7 +58,9 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
     const before = readings.get(task);
     readings.set(task, { at: now, records: lag.appliedRecords });
     const recordsPerSecond =
-      before && now > before.at ? Math.max(0, (lag.appliedRecords - before.records) / ((now - before.at) / 1000)) : 0;
+      before && now > before.at
+        ? Math.max(0, (lag.appliedRecords - before.records) / ((now - before.at) / 1000))
+        : 0;
     stream = {
       ...lag,
       recordsPerSecond,

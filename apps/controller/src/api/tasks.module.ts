@@ -60,7 +60,9 @@ class TasksController {
     const status = await readTaskStatus(db, id);
     if (!status) throw new NotFoundException(`task ${JSON.stringify(id)} does not exist on this destination`);
     if (!status.stream)
-      throw new BadRequestException(`task ${JSON.stringify(id)} has no incremental phase: there is nothing to cut over`);
+      throw new BadRequestException(
+        `task ${JSON.stringify(id)} has no incremental phase: there is nothing to cut over`,
+      );
     await requestCutover(db, id);
     return (await readTaskStatus(db, id))!;
   }

@@ -12,6 +12,7 @@ import type { ChangeProcessor } from './interface';
 import type { Lsn } from './lsn';
 import { STREAM_POSITION_HEADER, streamPosition } from './stream-position';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
+import { transactionId, type TransactionRecords } from './transaction-records';
 
 /** One published table: its topic and the key the snapshot used. */
 export interface PublishedTable {
@@ -54,6 +55,12 @@ export interface ChangePublisherOptions {
    * the statement there, and only then is anything after it published.
    */
   ddl?: { task: string; apply: (event: DdlEvent, ends: ReadonlyMap<string, bigint>) => Promise<void> };
+  /**
+   * The transaction metadata topic (one partition, so it is in commit order) and its encoder
+   * (schemas registered): BEGIN before a transaction's first change record, END with per-table
+   * counts after its last. Transactions that touch no selected table get neither.
+   */
+  transactions?: { topic: string; records: TransactionRecords };
 }
 
 /**
@@ -109,7 +116,17 @@ export class ChangePublisher implements ChangeProcessor {
   private readonly ready = new Map<string, { relation: RelationInfo; codec: TableCodec }>();
   private buffer: Array<{ topic: string; message: Message }> = [];
   private bufferedBytes = 0;
-  private tx: { xid: number; order: number; commitTime: Date; finalLsn: Lsn; seq: number } | null = null;
+  private tx: {
+    xid: number;
+    order: number;
+    commitTime: Date;
+    finalLsn: Lsn;
+    seq: number;
+    /** Events per published table ("schema.table"), once BEGIN is out. */
+    counts: Map<string, number> | null;
+  } | null = null;
+  /** The table topics: only their partitions are in the stream marks. */
+  private readonly tableTopics: Set<string>;
   private readonly ends: Map<string, bigint>;
   /** The newest commit whose records are all sent or buffered, not yet handed to a request. */
   private pendingCommit: { endLsn: Lsn; commitTime: Date } | null = null;
@@ -123,13 +140,21 @@ export class ChangePublisher implements ChangeProcessor {
   constructor(private readonly opts: ChangePublisherOptions) {
     for (const t of opts.tables) this.byName.set(`${t.schema}\u0000${t.table}`, t);
     this.ends = new Map(opts.startOffsets ?? []);
+    this.tableTopics = new Set(opts.tables.map((t) => t.topic));
   }
 
   async process(event: ChangeEvent): Promise<void> {
     if (this.failure) throw this.failure;
     switch (event.kind) {
       case 'begin':
-        this.tx = { xid: event.xid, order: 0, commitTime: event.commitTime, finalLsn: event.finalLsn, seq: 0 };
+        this.tx = {
+          xid: event.xid,
+          order: 0,
+          commitTime: event.commitTime,
+          finalLsn: event.finalLsn,
+          seq: 0,
+          counts: null,
+        };
         return;
       case 'relation':
         return;
@@ -139,11 +164,16 @@ export class ChangePublisher implements ChangeProcessor {
         const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
         if (!table) {
           const ddl = this.opts.ddl;
-          if (ddl && event.kind === 'insert' && isDdlTable(ddl.task, event.relation.schema, event.relation.table))
+          if (
+            ddl &&
+            event.kind === 'insert' &&
+            isDdlTable(ddl.task, event.relation.schema, event.relation.table)
+          )
             await this.schemaChange(event.relation, splitUnchanged(event.relation, event.new).texts);
           return;
         }
         const codec = await this.codec(table, event.relation);
+        this.counted(table);
         const meta = this.meta(event.lsn, event.xid);
         const partitionOf = (key: Buffer | null) => (key ? keyPartition(key, this.opts.partitions) : 0);
         if (event.kind === 'insert') {
@@ -189,12 +219,23 @@ export class ChangePublisher implements ChangeProcessor {
           const table = this.byName.get(`${rel.schema}\u0000${rel.table}`);
           if (!table) continue;
           const codec = await this.codec(table, rel);
+          this.counted(table);
           const r = codec.encoder.encodeTruncate(this.meta(event.lsn, event.xid));
           // Every partition gets it: the applier applies it once and drops older changes.
           for (let p = 0; p < this.opts.partitions; p++) this.push(table.topic, null, r.value, p);
         }
         break;
       case 'commit':
+        if (this.tx?.counts && this.opts.transactions) {
+          const { topic, records } = this.opts.transactions;
+          const r = records.encode(
+            'END',
+            transactionId(this.tx.xid, this.tx.finalLsn),
+            this.tx.commitTime.getTime(),
+            this.tx.counts,
+          );
+          this.push(topic, r.key, r.value, 0);
+        }
         this.tx = null;
         this.pendingCommit = { endLsn: event.endLsn, commitTime: event.commitTime };
         if (this.full()) return this.send();
@@ -271,6 +312,20 @@ export class ChangePublisher implements ChangeProcessor {
     if (this.failure) throw this.failure;
   }
 
+  /** Counts a change of `table` in the open transaction; the first one is preceded by BEGIN. */
+  private counted(table: PublishedTable): void {
+    const tx = this.tx;
+    const txs = this.opts.transactions;
+    if (!tx || !txs) return;
+    if (!tx.counts) {
+      tx.counts = new Map();
+      const r = txs.records.encode('BEGIN', transactionId(tx.xid, tx.finalLsn), tx.commitTime.getTime());
+      this.push(txs.topic, r.key, r.value, 0);
+    }
+    const name = `${table.schema}.${table.table}`;
+    tx.counts.set(name, (tx.counts.get(name) ?? 0) + 1);
+  }
+
   private meta(lsn: Lsn, xid: number): ChangeMeta {
     const order = this.tx ? ++this.tx.order : 0;
     return {
@@ -278,7 +333,11 @@ export class ChangePublisher implements ChangeProcessor {
       txId: xid,
       tsMs: (this.tx?.commitTime ?? new Date()).getTime(),
       // One id for every change of the transaction: its xid and its commit LSN.
-      transaction: { id: `${xid}:${this.tx?.finalLsn ?? lsn}`, totalOrder: order, dataCollectionOrder: order },
+      transaction: {
+        id: transactionId(xid, this.tx?.finalLsn ?? lsn),
+        totalOrder: order,
+        dataCollectionOrder: order,
+      },
     };
   }
 
@@ -309,6 +368,7 @@ export class ChangePublisher implements ChangeProcessor {
       counts.set(k, (counts.get(k) ?? 0) + 1);
     }
     for (const r of sent) {
+      if (!this.tableTopics.has(r.topicName)) continue;
       const k = `${r.topicName}:${r.partition}`;
       const n = counts.get(k);
       if (n === undefined || r.baseOffset === undefined) continue;

@@ -10,3 +10,4 @@ export * from './pg-publication';
 export * from './pg-heartbeat';
 export * from './change-publisher';
 export * from './stream-position';
+export * from './transaction-records';

@@ -8,6 +8,7 @@ import { formatLsn, parseLsn } from '../cdc/lsn';
 import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
 import { ensurePublication } from '../cdc/pg-publication';
 import { RegistryClient } from '../codec/registry-client';
+import { transactionsTopic } from '../topics';
 import { installDdlCapture } from '../ddl/pg-ddl-capture';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { changeApplier } from '../migration/applier-process';
@@ -67,6 +68,8 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   // In step with the selection (idempotent); they exist since the full-data phase created them
   // before the slot, as pgoutput reads the publication as of each change's position.
   await prepareStreamSource(opts.source, spec, opts.tables);
+  // Transaction metadata in one partition, so it is in commit order.
+  await ensureTopic(opts.kafka, transactionsTopic(opts.prefix));
   if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, `${opts.prefix}.dlq`);
   const running = opts.processes ? startChildren(opts, opts.processes) : await startInProcess(opts);
   const pollMs = opts.pollMs ?? 1000;
@@ -83,7 +86,12 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
         ? Math.max(0, (lag.appliedRecords - previous.records) / ((now - previous.at) / 1000))
         : 0;
       previous = { at: now, records: lag.appliedRecords };
-      opts.emit({ kind: 'lag', lag, recordsPerSecond: rate, cutoverLsn: target === null ? null : formatLsn(target) });
+      opts.emit({
+        kind: 'lag',
+        lag,
+        recordsPerSecond: rate,
+        cutoverLsn: target === null ? null : formatLsn(target),
+      });
       if (target === null && (await cutoverRequested(opts.control, task))) {
         const { rows } = await opts.source.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
         target = parseLsn(rows[0].lsn);
@@ -112,13 +120,20 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
  * schema changes are made on the destination first), and the publication over the selected
  * tables and those two. Idempotent.
  */
-export async function prepareStreamSource(source: Client, spec: TaskSpec, tables: SelectedTable[]): Promise<void> {
+export async function prepareStreamSource(
+  source: Client,
+  spec: TaskSpec,
+  tables: SelectedTable[],
+): Promise<void> {
   await ensureHeartbeatTable(source, spec.name);
   const { rows } = await source.query<{ su: boolean }>(
     `SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`,
   );
   if (rows[0]?.su) {
-    const schemas = new Set([...(spec.objects.include ?? []).map((i) => i.schema), ...tables.map((t) => t.schema)]);
+    const schemas = new Set([
+      ...(spec.objects.include ?? []).map((i) => i.schema),
+      ...tables.map((t) => t.schema),
+    ]);
     await installDdlCapture(source, spec.name, [...schemas]);
   }
   await ensurePublication(source, spec.name, tables);
@@ -188,7 +203,12 @@ function startChildren(opts: IncrementalPhaseOptions, processes: ChildProcessesO
   const common = { spec, kafka: processes.kafka, registryUrl: opts.registryUrl, topicPrefix: opts.prefix };
   const streamConfig = join(processes.dir, 'stream.json');
   const applierConfig = join(processes.dir, 'applier.json');
-  writeProcessConfig(streamConfig, { ...common, role: 'stream', partitions: opts.partitions, tables: opts.tables });
+  writeProcessConfig(streamConfig, {
+    ...common,
+    role: 'stream',
+    partitions: opts.partitions,
+    tables: opts.tables,
+  });
   writeProcessConfig(applierConfig, {
     ...common,
     role: 'applier',

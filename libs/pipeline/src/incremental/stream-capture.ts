@@ -21,7 +21,8 @@ import { PgStreamReader } from '../cdc/pg-stream-reader';
 import { ControlStore } from '../control/control-store';
 import { tableKey } from '../full-data/snapshot-capture';
 import { PIPELINE_SESSION_SQL } from '../session';
-import { tableTopic } from '../topics';
+import { tableTopic, transactionsTopic } from '../topics';
+import { TransactionRecords } from '../cdc/transaction-records';
 import { applyDdlOnce } from '../ddl/pg-ddl-applier';
 import type { DdlEvent } from '../ddl/pg-ddl-capture';
 import { applierGroup, writeCaptureReport } from './stream-status';
@@ -69,7 +70,11 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
       `task ${opts.task} has no replication slot recorded on the destination; the full-data phase creates it: run migrate from the start`,
     );
   let startLsn = parseLsn(task.consistentLsn);
-  const producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer = opts.kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
   await producer.connect();
   const heartbeat = startHeartbeat(opts.source, opts.task, {
     intervalMs: opts.heartbeatIntervalMs ?? 1000,
@@ -141,13 +146,20 @@ async function streamOnce(
       opts.kafka,
       tables.map((t) => t.topic),
     );
+    const registry = new RegistryClient(opts.registryUrl);
+    const transactions = {
+      topic: transactionsTopic(opts.prefix),
+      records: new TransactionRecords(registry, transactionsTopic(opts.prefix)),
+    };
+    await transactions.records.ready();
     let mark: StreamMark | null = null;
     let marked: Lsn | null = null;
     let captureLagMs: number | null = null;
     const publisher = new ChangePublisher({
       producer,
-      registry: new RegistryClient(opts.registryUrl),
+      registry,
       source,
+      transactions,
       prefix: opts.prefix,
       sourceDb: opts.source.database,
       partitions: opts.partitions,
@@ -238,7 +250,8 @@ async function applySchemaChange(
   try {
     const group = applierGroup(opts.task);
     for (let waited = 0; ; waited += 100) {
-      if (opts.stop.aborted) throw new PgferryError('stopped while waiting to apply a schema change', { retriable: true });
+      if (opts.stop.aborted)
+        throw new PgferryError('stopped while waiting to apply a schema change', { retriable: true });
       const { rows } = await client.query<{ k: string; n: string }>(
         `SELECT topic || ':' || partition AS k, next_offset::text AS n FROM pgferry.offsets WHERE consumer_group = $1`,
         [group],
@@ -246,11 +259,17 @@ async function applySchemaChange(
       const applied = new Map(rows.map((r) => [r.k, BigInt(r.n)]));
       if ([...ends].every(([k, end]) => (applied.get(k) ?? 0n) >= end)) break;
       if (waited > 0 && waited % 30_000 === 0)
-        opts.logger?.warn({ statement: event.command, waitedMs: waited }, 'waiting for the applier before a schema change');
+        opts.logger?.warn(
+          { statement: event.command, waitedMs: waited },
+          'waiting for the applier before a schema change',
+        );
       await sleep(100, opts.stop);
     }
     const ran = await applyDdlOnce(client, opts.task, event, opts.objects);
-    opts.logger?.info({ tag: event.tag, statement: event.command, ran }, 'schema change applied on the destination');
+    opts.logger?.info(
+      { tag: event.tag, statement: event.command, ran },
+      'schema change applied on the destination',
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -262,10 +281,10 @@ async function highWatermarks(kafka: Kafka, topics: string[]): Promise<Map<strin
   try {
     const out = new Map<string, bigint>();
     for (const topic of topics)
-      for (const p of await admin.fetchTopicOffsets(topic)) out.set(`${topic}:${p.partition}`, BigInt(p.high));
+      for (const p of await admin.fetchTopicOffsets(topic))
+        out.set(`${topic}:${p.partition}`, BigInt(p.high));
     return out;
   } finally {
     await admin.disconnect();
   }
 }
-

@@ -116,7 +116,11 @@ export interface StreamLag {
   reportedAt: string | null;
 }
 
-export async function readStreamLag(client: Queryable, task: string, boundSeconds: number): Promise<StreamLag> {
+export async function readStreamLag(
+  client: Queryable,
+  task: string,
+  boundSeconds: number,
+): Promise<StreamLag> {
   const status = await client.query(
     `SELECT source_lsn::text AS source, captured_lsn::text AS captured, capture_lag_ms, published, updated_at
        FROM pgferry.stream_status WHERE task = $1`,
@@ -141,7 +145,8 @@ export async function readStreamLag(client: Queryable, task: string, boundSecond
     notDelayed: lagSeconds !== null && lagSeconds < boundSeconds,
     appliedRecords: Number(offsets.rows[0]?.n ?? 0),
     publishedRecords: s ? Number(s.published) : 0,
-    captureLagMs: s?.capture_lag_ms === null || s?.capture_lag_ms === undefined ? null : Number(s.capture_lag_ms),
+    captureLagMs:
+      s?.capture_lag_ms === null || s?.capture_lag_ms === undefined ? null : Number(s.capture_lag_ms),
     reportedAt: s?.updated_at ? (s.updated_at as Date).toISOString() : null,
   };
 }
