@@ -43,18 +43,7 @@ export async function describeColumns(
          FROM cols c ORDER BY c.attnum`,
       [quoteQualified(schema, table)],
     );
-    return rows.map((r) => {
-      const numeric = r.base_type === 'numeric' && r.typmod > 0;
-      return {
-        name: r.name,
-        type: r.type,
-        baseType: r.base_type,
-        precision: numeric ? ((r.typmod - 4) >> 16) & 0xffff : null,
-        scale: numeric ? (r.typmod - 4) & 0xffff : null,
-        notNull: r.not_null,
-        keyPosition: key.indexOf(r.name) + 1,
-      };
-    });
+    return rows.map((r) => columnInfo(r, key));
   } catch (err) {
     throw classifyPgError(err, `reading the columns of ${quoteQualified(schema, table)}`);
   }
@@ -97,19 +86,29 @@ export async function describeStreamColumns(
         columns.map((c) => c.typeMod),
       ],
     );
-    return rows.map((r) => {
-      const numeric = r.base_type === 'numeric' && r.typmod > 0;
-      return {
-        name: r.name,
-        type: r.type,
-        baseType: r.base_type,
-        precision: numeric ? ((r.typmod - 4) >> 16) & 0xffff : null,
-        scale: numeric ? (r.typmod - 4) & 0xffff : null,
-        notNull: r.not_null,
-        keyPosition: key.indexOf(r.name) + 1,
-      };
-    });
+    return rows.map((r) => columnInfo(r, key));
   } catch (err) {
-    throw classifyPgError(err, `reading the column types of ${quoteQualified(schema, table)} as the stream describes it`);
+    throw classifyPgError(
+      err,
+      `reading the column types of ${quoteQualified(schema, table)} as the stream describes it`,
+    );
   }
+}
+
+/** One row of the catalog queries above as a ColumnInfo. */
+function columnInfo(
+  r: { name: string; type: string; base_type: string; typmod: number | null; not_null: boolean },
+  key: string[],
+): ColumnInfo {
+  const numeric = r.base_type === 'numeric' && (r.typmod ?? 0) > 0;
+  const typmod = r.typmod ?? 0;
+  return {
+    name: r.name,
+    type: r.type,
+    baseType: r.base_type,
+    precision: numeric ? ((typmod - 4) >> 16) & 0xffff : null,
+    scale: numeric ? (typmod - 4) & 0xffff : null,
+    notNull: r.not_null,
+    keyPosition: key.indexOf(r.name) + 1,
+  };
 }

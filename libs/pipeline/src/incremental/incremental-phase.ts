@@ -8,7 +8,7 @@ import { formatLsn, parseLsn } from '../cdc/lsn';
 import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
 import { ensurePublication } from '../cdc/pg-publication';
 import { RegistryClient } from '../codec/registry-client';
-import { transactionsTopic } from '../topics';
+import { deadLetterTopic, transactionsTopic } from '../topics';
 import { installDdlCapture } from '../ddl/pg-ddl-capture';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { changeApplier } from '../migration/applier-process';
@@ -70,7 +70,7 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   await prepareStreamSource(opts.source, spec, opts.tables);
   // Transaction metadata in one partition, so it is in commit order.
   await ensureTopic(opts.kafka, transactionsTopic(opts.prefix));
-  if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, `${opts.prefix}.dlq`);
+  if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, deadLetterTopic(opts.prefix));
   const running = opts.processes ? startChildren(opts, opts.processes) : await startInProcess(opts);
   const pollMs = opts.pollMs ?? 1000;
   let target: bigint | null = null;

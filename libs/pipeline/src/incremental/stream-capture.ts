@@ -21,7 +21,7 @@ import { PgStreamReader } from '../cdc/pg-stream-reader';
 import { ControlStore } from '../control/control-store';
 import { tableKey } from '../full-data/snapshot-capture';
 import { PIPELINE_SESSION_SQL } from '../session';
-import { tableTopic, transactionsTopic } from '../topics';
+import { tableTopic, topicEnds, transactionsTopic } from '../topics';
 import { TransactionRecords } from '../cdc/transaction-records';
 import { applyDdlOnce } from '../ddl/pg-ddl-applier';
 import type { DdlEvent } from '../ddl/pg-ddl-capture';
@@ -142,7 +142,7 @@ async function streamOnce(
       topic: tableTopic(opts.prefix, t.schema, t.table),
       key: tableKey(t),
     }));
-    const startOffsets = await highWatermarks(
+    const startOffsets = await topicEnds(
       opts.kafka,
       tables.map((t) => t.topic),
     );
@@ -272,19 +272,5 @@ async function applySchemaChange(
     );
   } finally {
     await client.end().catch(() => undefined);
-  }
-}
-
-async function highWatermarks(kafka: Kafka, topics: string[]): Promise<Map<string, bigint>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const out = new Map<string, bigint>();
-    for (const topic of topics)
-      for (const p of await admin.fetchTopicOffsets(topic))
-        out.set(`${topic}:${p.partition}`, BigInt(p.high));
-    return out;
-  } finally {
-    await admin.disconnect();
   }
 }

@@ -4,6 +4,7 @@ import { connect, resolveEndpoint } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
 import { SnapshotApplier } from '../full-data/snapshot-applier';
 import { TopicApplier } from '../change-apply/topic-applier';
+import { deadLetterTopic } from '../topics';
 import type { MigrationEvent } from './full-migration';
 import { kafkaConfig, type ApplierProcessConfig } from './process-config';
 
@@ -92,6 +93,6 @@ export function changeApplier(
     targets: config.targets,
     throttle: options.throttle,
     onError: options.onError,
-    deadLetterTopic: options.onError === 'dead-letter' ? `${config.topicPrefix}.dlq` : undefined,
+    deadLetterTopic: options.onError === 'dead-letter' ? deadLetterTopic(config.topicPrefix) : undefined,
   });
 }

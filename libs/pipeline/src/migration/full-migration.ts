@@ -17,7 +17,7 @@ import { prepareStreams, runSnapshotCapture, tableKey } from '../full-data/snaps
 import { SnapshotApplier, type ApplierTarget } from '../full-data/snapshot-applier';
 import { createKeyConstraints } from '../full-data/key-constraints';
 import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snapshot/pg-snapshot-slot';
-import { tableTopic } from '../topics';
+import { tableTopic, topicEnds } from '../topics';
 import { syncSequences, type SequenceSyncResult } from '../sequences/pg-sequence-sync';
 import { runSupervisedFullData, type ChildProcessesOptions } from './supervised-full-data';
 import { prepareStreamSource, runIncrementalPhase } from '../incremental/incremental-phase';
@@ -369,21 +369,12 @@ async function existingTargets(client: Client, tables: SelectedTable[]): Promise
 
 /** Resolves once the destination holds every record that is in the topics now. */
 async function waitForApplier(kafka: Kafka, applier: SnapshotApplier, topics: string[]): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const ends = new Map<string, bigint>();
-    for (const topic of topics)
-      for (const p of await admin.fetchTopicOffsets(topic))
-        ends.set(`${topic}:${p.partition}`, BigInt(p.high));
-    for (;;) {
-      if (applier.error) throw applier.error;
-      const behind = [...ends].filter(([k, high]) => high > 0n && (applier.positions.get(k) ?? 0n) < high);
-      if (behind.length === 0) return;
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-  } finally {
-    await admin.disconnect();
+  const ends = await topicEnds(kafka, topics);
+  for (;;) {
+    if (applier.error) throw applier.error;
+    const behind = [...ends].filter(([k, high]) => high > 0n && (applier.positions.get(k) ?? 0n) < high);
+    if (behind.length === 0) return;
+    await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
 

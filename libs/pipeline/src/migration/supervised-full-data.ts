@@ -7,6 +7,7 @@ import type { SelectedTable } from '@pgferry/pg';
 import { readOffsets } from '../control/control-store';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { ChildSupervisor } from '../supervise/child-supervisor';
+import { topicEnds } from '../topics';
 import type { MigrationEvent } from './full-migration';
 import { CONFIG_ENV, writeProcessConfig, type KafkaConnection } from './process-config';
 
@@ -115,16 +116,7 @@ async function waitForAppliedOffsets(
   failure: () => Error | null,
 ): Promise<void> {
   const topics = opts.targets.map((t) => t.topic);
-  const admin = opts.kafka.admin();
-  await admin.connect();
-  const ends = new Map<string, bigint>();
-  try {
-    for (const topic of topics)
-      for (const p of await admin.fetchTopicOffsets(topic))
-        ends.set(`${topic}:${p.partition}`, BigInt(p.high));
-  } finally {
-    await admin.disconnect();
-  }
+  const ends = await topicEnds(opts.kafka, topics);
   for (;;) {
     const err = failure();
     if (err) throw err;
