@@ -17,7 +17,9 @@ import { decodeTransactionRecord, requestCutover, type TransactionRecord } from 
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { runRelease } from './release-command';
-import { readTaskStatus } from './api/task-status';
+import { readTaskStatus, type TaskStatus } from './api/task-status';
+import { startTaskApi } from './api/tasks.module';
+import { resolveEndpoint } from '@pgferry/pg';
 
 function sink() {
   let text = '';
@@ -296,7 +298,23 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await s.query(`INSERT INTO "Counter Ü" (id, n) VALUES (500, 5)`);
     const second = run();
     await streaming();
-    await requestCutover(d, name);
+    // Through the task API this time: the stream's positions, then the cutover request.
+    const api = await startTaskApi(resolveEndpoint({ url: destination.url(name) }, 'destination'), 0);
+    try {
+      const status = (await (await fetch(`${api.url}/tasks/${name}`)).json()) as TaskStatus;
+      expect(status.phase).toBe('incremental');
+      expect(status.stream).toEqual(
+        expect.objectContaining({
+          appliedLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
+          notDelayed: expect.any(Boolean),
+        }),
+      );
+      const asked = await fetch(`${api.url}/tasks/${name}/cutover`, { method: 'POST' });
+      expect(asked.status).toBe(201);
+      expect(((await asked.json()) as TaskStatus).stream!.cutoverRequestedAt).not.toBeNull();
+    } finally {
+      await api.app.close();
+    }
     const done = await second.migration;
     expect({ code: done.code, out: done.code ? second.out.text() : '' }).toEqual({ code: 0, out: '' });
     expect(second.out.text()).toMatch(/full-data +skipped: done by an earlier run/);
@@ -311,10 +329,18 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       const seen: TransactionRecord[] = [];
       await consumer.connect();
       await consumer.subscribe({ topic: `pgferry.${name}.transactions`, fromBeginning: true });
-      await consumer.run({ eachMessage: async ({ message }) => void seen.push(decodeTransactionRecord(message.value!)) });
-      await waitFor(() => seen.length, { reason: 'the transaction records', until: (n) => n >= 6, timeout: 30_000 });
+      await consumer.run({
+        eachMessage: async ({ message }) => void seen.push(decodeTransactionRecord(message.value!)),
+      });
+      await waitFor(() => seen.length, {
+        reason: 'the transaction records',
+        until: (n) => n >= 6,
+        timeout: 30_000,
+      });
       await consumer.disconnect();
-      expect(seen.filter((r) => r.status === 'BEGIN').length).toBe(seen.filter((r) => r.status === 'END').length);
+      expect(seen.filter((r) => r.status === 'BEGIN').length).toBe(
+        seen.filter((r) => r.status === 'END').length,
+      );
       expect(seen).toContainEqual(
         expect.objectContaining({
           status: 'END',
