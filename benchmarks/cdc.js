@@ -13,6 +13,7 @@ const { spawn, spawnSync } = require('node:child_process');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
+const { setTimeout } = require('node:timers');
 const { startPostgres, loadPgbenchLike, runPgbench } = require('@pgferry/testing');
 
 function arg(name, fallback) {

@@ -110,7 +110,14 @@ export class PgChangeApplier {
           [guard.group, t.schema, t.table, truncatedAt.toString()],
         );
       if (mark)
-        await storeOffset(this.client, mark.group, mark.topic, mark.partition, mark.nextOffset, mark.streamPos);
+        await storeOffset(
+          this.client,
+          mark.group,
+          mark.topic,
+          mark.partition,
+          mark.nextOffset,
+          mark.streamPos,
+        );
       await this.client.query('COMMIT');
       return counts;
     } catch (err) {

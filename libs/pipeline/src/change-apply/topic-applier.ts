@@ -104,7 +104,9 @@ export class TopicApplier {
       this.free.push(lane);
     }
     this.applied = await readOffsets(this.lanes[0].client, this.opts.group, [...this.byTopic.keys()]);
-    this.streamPos = await readStreamPositions(this.lanes[0].client, this.opts.group, [...this.byTopic.keys()]);
+    this.streamPos = await readStreamPositions(this.lanes[0].client, this.opts.group, [
+      ...this.byTopic.keys(),
+    ]);
     if (this.opts.onError === 'dead-letter') {
       this.producer = this.opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await this.producer.connect();

@@ -194,7 +194,10 @@ export function isDdlTable(task: string, schema: string, table: string): boolean
  * The captured statement in a row of the task's DDL table as the stream delivers it (text
  * values in the table's column order, by name), or null when a column is missing.
  */
-export function ddlEventFromRow(columns: readonly string[], values: ReadonlyArray<string | null>): DdlEvent | null {
+export function ddlEventFromRow(
+  columns: readonly string[],
+  values: ReadonlyArray<string | null>,
+): DdlEvent | null {
   const get = (name: string) => {
     const i = columns.indexOf(name);
     return i < 0 ? null : values[i];
