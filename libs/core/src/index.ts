@@ -3,3 +3,4 @@ export * from './retry';
 export * from './redact';
 export * from './log';
 export * from './spec';
+export * from './crc32c';

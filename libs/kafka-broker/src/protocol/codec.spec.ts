@@ -1,5 +1,5 @@
 import { Reader, Writer } from './buffer-io';
-import { crc32c } from './crc32c';
+import { crc32c } from '@pgferry/core';
 import { API_SPECS, ApiKey } from './messages';
 import { buildBatch, decodeRecords, readBatchHeader, splitAndValidate } from './record-batch';
 import { readStruct, writeStruct } from './schema-codec';

@@ -1,6 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Reader, Writer } from './buffer-io';
-import { crc32c } from './crc32c';
+import { crc32c } from '@pgferry/core';
 
 /**
  * Record batch (magic v2) layout, byte offsets from the start of the batch:

@@ -12,7 +12,7 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '../protocol/record-batch';
-import { crc32c } from '../protocol/crc32c';
+import { crc32c } from '@pgferry/core';
 
 const fdatasyncP = promisify(fdatasync);
 

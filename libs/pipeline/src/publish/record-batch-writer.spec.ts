@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import {
   API_SPECS,
   ApiKey,
-  crc32c as brokerCrc32c,
   decodeRecords,
   readBatchHeader,
   readStruct,
@@ -11,7 +10,6 @@ import {
   Writer,
   writeStruct,
 } from '@pgferry/kafka-broker';
-import { crc32c } from './crc32c';
 import { decodeProduceResponse, encodeProduceRequest } from './kafka-produce-request';
 import { BATCH_HEADER_BYTES, PartitionRecords, planBatch, writeRecordBatch } from './record-batch-writer';
 
@@ -24,17 +22,6 @@ function records(n: number, size: (i: number) => number): PartitionRecords {
     p.push(i % 5 === 4 ? null : randomBytes(i % 9), i % 7 === 6 ? null : randomBytes(size(i)));
   return p;
 }
-
-describe('crc32c', () => {
-  it('matches the broker checksum on random buffers and sub-ranges', () => {
-    for (let n = 0; n < 300; n += 7) {
-      const b = randomBytes(n);
-      expect(crc32c(b)).toBe(brokerCrc32c(b));
-      expect(crc32c(b, n >> 2, n - (n >> 3))).toBe(brokerCrc32c(b, n >> 2, n - (n >> 3)));
-    }
-    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
-  });
-});
 
 describe('writeRecordBatch', () => {
   it('writes a batch the broker validates and decodes to the same keys and values, in order', () => {

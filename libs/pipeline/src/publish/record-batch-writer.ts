@@ -1,4 +1,4 @@
-import { crc32c } from './crc32c';
+import { crc32c } from '@pgferry/core';
 
 /**
  * Kafka record batches (magic v2) written straight from encoded keys and values, one pass to size
