@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { ControlStore, readStreamLag, type StreamLag } from '@pgferry/pipeline';
+import { AppliedRate, ControlStore, readStreamLag, type StreamLag } from '@pgferry/pipeline';
 
 export interface TaskStatus {
   task: string;
@@ -27,8 +27,8 @@ export interface TaskStatus {
   stream: (StreamLag & { recordsPerSecond: number; cutoverRequestedAt: string | null }) | null;
 }
 
-/** Previous reading per task, for records/s between two status reads. */
-const readings = new Map<string, { at: number; records: number }>();
+/** Per task, for records/s between two status reads. */
+const rates = new Map<string, AppliedRate>();
 
 /**
  * A task's state as recorded in the destination's pgferry schema: phases, snapshot chunk
@@ -54,13 +54,9 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
   let stream: TaskStatus['stream'] = null;
   if (rows[0].spec?.migrationTypes?.incremental) {
     const lag = await readStreamLag(client, task, Number(rows[0].spec?.options?.lagBoundSeconds ?? 5));
-    const now = Date.now();
-    const before = readings.get(task);
-    readings.set(task, { at: now, records: lag.appliedRecords });
-    const recordsPerSecond =
-      before && now > before.at
-        ? Math.max(0, (lag.appliedRecords - before.records) / ((now - before.at) / 1000))
-        : 0;
+    const rate = rates.get(task) ?? new AppliedRate();
+    rates.set(task, rate);
+    const recordsPerSecond = rate.update(lag.appliedRecords);
     stream = {
       ...lag,
       recordsPerSecond,

@@ -13,11 +13,9 @@ import { installDdlCapture } from '../ddl/pg-ddl-capture';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { changeApplier } from '../migration/applier-process';
 import type { MigrationEvent } from '../migration/full-migration';
-import { CONFIG_ENV, writeProcessConfig } from '../migration/process-config';
-import type { ChildProcessesOptions } from '../migration/supervised-full-data';
-import { ChildSupervisor } from '../supervise/child-supervisor';
+import { superviseChild, type ChildProcessesOptions } from '../migration/supervised-full-data';
 import { runStreamCapture } from './stream-capture';
-import { appliedMark, cutoverRequested, readStreamLag } from './stream-status';
+import { AppliedRate, cutoverRequested, readStreamLag } from './stream-status';
 
 /** The user stopped the task (SIGINT/SIGTERM) before cutover; running migrate again resumes it. */
 export class TaskStoppedError extends PgferryError {
@@ -74,22 +72,17 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   const running = opts.processes ? startChildren(opts, opts.processes) : await startInProcess(opts);
   const pollMs = opts.pollMs ?? 1000;
   let target: bigint | null = null;
-  let previous: { at: number; records: number } | null = null;
+  const rate = new AppliedRate();
   try {
     for (;;) {
       const err = running.failure();
       if (err) throw err;
       if (opts.signal?.aborted) throw new TaskStoppedError(task);
       const lag = await readStreamLag(opts.control, task, spec.options.lagBoundSeconds);
-      const now = Date.now();
-      const rate = previous
-        ? Math.max(0, (lag.appliedRecords - previous.records) / ((now - previous.at) / 1000))
-        : 0;
-      previous = { at: now, records: lag.appliedRecords };
       opts.emit({
         kind: 'lag',
         lag,
-        recordsPerSecond: rate,
+        recordsPerSecond: rate.update(lag.appliedRecords),
         cutoverLsn: target === null ? null : formatLsn(target),
       });
       if (target === null && (await cutoverRequested(opts.control, task))) {
@@ -102,11 +95,9 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
           detail: `cutover requested: catching up to source position ${formatLsn(target)}`,
         });
       }
-      if (target !== null) {
-        const applied = await appliedMark(opts.control, task);
-        if (applied && applied.lsn >= target)
-          return `caught up to source position ${formatLsn(applied.lsn)} (cutover requested at ${formatLsn(target)})`;
-      }
+      // The lag read above is at most a poll old; the next poll sees a mark that passed since.
+      if (target !== null && lag.appliedLsn !== null && parseLsn(lag.appliedLsn) >= target)
+        return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(target)})`;
       await new Promise((r) => setTimeout(r, pollMs));
     }
   } finally {
@@ -194,41 +185,23 @@ async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
 
 function startChildren(opts: IncrementalPhaseOptions, processes: ChildProcessesOptions): Running {
   const { spec } = opts;
-  const restart = {
-    windowMs: spec.options.retry.otherMinutes * 60_000,
-    initialDelayMs: processes.initialRestartDelayMs,
-  };
-  const lifecycle = (e: { process: string; status: string; pid?: number; detail: string }) =>
-    opts.emit({ kind: 'process', ...e } as MigrationEvent);
   const common = { spec, kafka: processes.kafka, registryUrl: opts.registryUrl, topicPrefix: opts.prefix };
   const streamConfig = join(processes.dir, 'stream.json');
   const applierConfig = join(processes.dir, 'applier.json');
-  writeProcessConfig(streamConfig, {
-    ...common,
-    role: 'stream',
-    partitions: opts.partitions,
-    tables: opts.tables,
+  const applier = superviseChild(spec, processes, opts.emit, {
+    name: 'applier',
+    entry: processes.applierEntry,
+    kind: 'service',
+    file: applierConfig,
+    config: { ...common, role: 'applier', mode: 'changes', group: opts.group, targets: opts.targets },
   });
-  writeProcessConfig(applierConfig, {
-    ...common,
-    role: 'applier',
-    mode: 'changes',
-    group: opts.group,
-    targets: opts.targets,
+  const capture = superviseChild(spec, processes, opts.emit, {
+    name: 'capture',
+    entry: processes.captureEntry,
+    kind: 'service',
+    file: streamConfig,
+    config: { ...common, role: 'stream', partitions: opts.partitions, tables: opts.tables },
   });
-  const child = (name: string, entry: string, config: string) =>
-    new ChildSupervisor<MigrationEvent>({
-      name,
-      entry,
-      dir: processes.dir,
-      env: { [CONFIG_ENV]: config },
-      kind: 'service',
-      restart,
-      onEvent: opts.emit,
-      onLifecycle: lifecycle,
-    });
-  const applier = child('applier', processes.applierEntry, applierConfig);
-  const capture = child('capture', processes.captureEntry, streamConfig);
   applier.start();
   capture.start();
   return {

@@ -151,6 +151,19 @@ export async function readStreamLag(
   };
 }
 
+/** Records/s applied between two readings of StreamLag.appliedRecords (0 on the first). */
+export class AppliedRate {
+  private last: { at: number; records: number } | null = null;
+
+  update(records: number, now: number = Date.now()): number {
+    const before = this.last;
+    this.last = { at: now, records };
+    return before && now > before.at
+      ? Math.max(0, (records - before.records) / ((now - before.at) / 1000))
+      : 0;
+  }
+}
+
 /** Asks the task's running controller to cut over (see runIncremental). Idempotent. */
 export async function requestCutover(client: Queryable, task: string): Promise<boolean> {
   const { rowCount } = await client.query(

@@ -9,7 +9,7 @@ import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { ChildSupervisor } from '../supervise/child-supervisor';
 import { topicEnds } from '../topics';
 import type { MigrationEvent } from './full-migration';
-import { CONFIG_ENV, writeProcessConfig, type KafkaConnection } from './process-config';
+import { CONFIG_ENV, writeProcessConfig, type KafkaConnection, type ProcessConfig } from './process-config';
 
 /** Runs capture and applier as child processes of the controller (see runFullMigration). */
 export interface ChildProcessesOptions {
@@ -54,12 +54,6 @@ const POLL_MS = 200;
  */
 export async function runSupervisedFullData(opts: SupervisedFullDataOptions): Promise<void> {
   const { spec, processes } = opts;
-  const restart = {
-    windowMs: spec.options.retry.otherMinutes * 60_000,
-    initialDelayMs: processes.initialRestartDelayMs,
-  };
-  const lifecycle = (e: { process: string; status: string; pid?: number; detail: string }) =>
-    opts.emit({ kind: 'process', ...e } as MigrationEvent);
   const common = {
     spec,
     kafka: processes.kafka,
@@ -68,33 +62,25 @@ export async function runSupervisedFullData(opts: SupervisedFullDataOptions): Pr
   };
   const captureConfig = join(processes.dir, 'capture.json');
   const applierConfig = join(processes.dir, 'applier.json');
-  writeProcessConfig(captureConfig, {
-    ...common,
-    role: 'capture',
-    partitions: opts.partitions,
-    tables: opts.tables,
-    snapshotName: opts.snapshotName,
-  });
-  writeProcessConfig(applierConfig, { ...common, role: 'applier', group: opts.group, targets: opts.targets });
-  const applier = new ChildSupervisor<MigrationEvent>({
+  const applier = superviseChild(spec, processes, opts.emit, {
     name: 'applier',
     entry: processes.applierEntry,
-    dir: processes.dir,
-    env: { [CONFIG_ENV]: applierConfig },
     kind: 'service',
-    restart,
-    onEvent: opts.emit,
-    onLifecycle: lifecycle,
+    file: applierConfig,
+    config: { ...common, role: 'applier', group: opts.group, targets: opts.targets },
   });
-  const capture = new ChildSupervisor<MigrationEvent>({
+  const capture = superviseChild(spec, processes, opts.emit, {
     name: 'capture',
     entry: processes.captureEntry,
-    dir: processes.dir,
-    env: { [CONFIG_ENV]: captureConfig },
     kind: 'job',
-    restart,
-    onEvent: opts.emit,
-    onLifecycle: lifecycle,
+    file: captureConfig,
+    config: {
+      ...common,
+      role: 'capture',
+      partitions: opts.partitions,
+      tables: opts.tables,
+      snapshotName: opts.snapshotName,
+    },
   });
   try {
     applier.start();
@@ -108,6 +94,34 @@ export async function runSupervisedFullData(opts: SupervisedFullDataOptions): Pr
     rmSync(captureConfig, { force: true });
     rmSync(applierConfig, { force: true });
   }
+}
+
+/**
+ * One supervised child of a task: its configuration written 0600 to `file` (the caller removes
+ * it once the child is stopped: it holds passwords), restarted after a crash within
+ * options.retry.otherMinutes, its events and lifecycle passed to `emit`.
+ */
+export function superviseChild(
+  spec: TaskSpec,
+  processes: ChildProcessesOptions,
+  emit: (e: MigrationEvent) => void,
+  child: { name: string; entry: string; kind: 'job' | 'service'; file: string; config: ProcessConfig },
+): ChildSupervisor<MigrationEvent> {
+  writeProcessConfig(child.file, child.config);
+  const supervisor = new ChildSupervisor<MigrationEvent>({
+    name: child.name,
+    entry: child.entry,
+    dir: processes.dir,
+    env: { [CONFIG_ENV]: child.file },
+    kind: child.kind,
+    restart: {
+      windowMs: spec.options.retry.otherMinutes * 60_000,
+      initialDelayMs: processes.initialRestartDelayMs,
+    },
+    onEvent: emit,
+    onLifecycle: (e) => emit({ kind: 'process', ...e }),
+  });
+  return supervisor;
 }
 
 /** Resolves once the destination's committed offsets reach every partition's current end. */
