@@ -1,9 +1,17 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { Client } from 'pg';
-import { loadPgbenchLike, startPostgres, tableDigest, waitFor, type PgCluster } from '@pgferry/testing';
+import {
+  processAlive,
+  readPidFile,
+  captureOutput,
+  loadPgbenchLike,
+  startPostgres,
+  tableDigest,
+  waitFor,
+  type PgCluster,
+} from '@pgferry/testing';
 import { runMigrate } from './migrate-command';
 
 const TABLES: Array<[string, string]> = [
@@ -13,38 +21,10 @@ const TABLES: Array<[string, string]> = [
   ['mixed_rows', 'id'],
 ];
 
-function sink() {
-  let text = '';
-  const out = new Writable({
-    write(chunk, _e, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  });
-  return { out, text: () => text };
-}
-
 async function digests(c: Client) {
   const out: Record<string, { count: number; md5: string }> = {};
   for (const [table, key] of TABLES) out[table] = await tableDigest(c, 'public', table, [key]);
   return out;
-}
-
-function readPid(file: string): number | null {
-  try {
-    return Number(readFileSync(file, 'utf8').trim()) || null;
-  } catch {
-    return null;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('pgferry migrate with capture and applier as child processes', () => {
@@ -67,7 +47,7 @@ describe('pgferry migrate with capture and applier as child processes', () => {
     await loadPgbenchLike(s, { scale: 2, schema: 'public', mixedRows: 20_000 });
     const before = await digests(s);
     const d = await destination.connect(name);
-    const out = sink();
+    const out = captureOutput();
     const workDir = join(dir, name);
     const spec = join(dir, `${name}.json`);
     writeFileSync(
@@ -98,7 +78,7 @@ describe('pgferry migrate with capture and applier as child processes', () => {
     const killed = await waitFor(
       async () => {
         const c = await chunks();
-        return { ...c, pid: c.done >= 2 && c.pending >= 4 ? readPid(pidFile) : null };
+        return { ...c, pid: c.done >= 2 && c.pending >= 4 ? readPidFile(pidFile) : null };
       },
       {
         reason: 'the capture child to have finished some chunks but not all',
@@ -125,7 +105,7 @@ describe('pgferry migrate with capture and applier as child processes', () => {
       .rows;
     expect(attempts.every((r) => r.done)).toBe(true);
     expect(attempts.filter((r) => doneAtKill.includes(r.chunk_id)).every((r) => r.attempt === 1)).toBe(true);
-    expect(alive(killed.pid!)).toBe(false);
+    expect(processAlive(killed.pid!)).toBe(false);
     expect(existsSync(join(workDir, 'capture.pid'))).toBe(false);
     expect(existsSync(join(workDir, 'capture.json'))).toBe(false);
     expect(readFileSync(join(workDir, 'capture.log'), 'utf8')).not.toContain(source.password);
@@ -144,7 +124,7 @@ describe('pgferry migrate with capture and applier as child processes', () => {
             .catch(() => ({ rows: [{ n: 0 }] }))
         ).rows;
         const c = await chunks();
-        return { n, ...c, pid: n > 0 && c.pending > 0 ? readPid(pidFile) : null };
+        return { n, ...c, pid: n > 0 && c.pending > 0 ? readPidFile(pidFile) : null };
       },
       {
         reason: 'the applier child to have applied some rows while the capture still runs',
@@ -158,7 +138,7 @@ describe('pgferry migrate with capture and applier as child processes', () => {
     expect({ code, out: code ? out.text() : '' }).toEqual({ code: 0, out: '' });
     expect(out.text()).toContain(`applier      pid ${killed.pid} was killed by SIGKILL; restart 1`);
     expect(await digests(d)).toEqual(before);
-    expect(alive(killed.pid!)).toBe(false);
+    expect(processAlive(killed.pid!)).toBe(false);
     expect(existsSync(pidFile)).toBe(false);
     await s.end();
     await d.end();

@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { Client } from 'pg';
 import {
+  readPidFile,
+  captureOutput,
   loadPgbenchLike,
   runPgbench,
   startPostgres,
@@ -21,17 +22,6 @@ import { readTaskStatus, type TaskStatus } from './api/task-status';
 import { startTaskApi } from './api/tasks.module';
 import { resolveEndpoint } from '@pgferry/pg';
 
-function sink() {
-  let text = '';
-  const out = new Writable({
-    write(chunk, _e, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  });
-  return { out, text: () => text };
-}
-
 const PGBENCH: Array<[string, string[]]> = [
   ['pgbench_accounts', ['aid']],
   ['pgbench_tellers', ['tid']],
@@ -44,14 +34,6 @@ async function digests(c: Client, tables: Array<[string, string[]]>) {
   const out: Record<string, { count: number; md5: string }> = {};
   for (const [table, key] of tables) out[table] = await tableDigest(c, 'public', table, key);
   return out;
-}
-
-function readPid(file: string): number | null {
-  try {
-    return Number(readFileSync(file, 'utf8').trim()) || null;
-  } catch {
-    return null;
-  }
 }
 
 /** Source objects a task leaves behind: slots, publications, event triggers, pgferry tables. */
@@ -98,7 +80,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
         options: { chunkRows: 20_000, retry: { otherMinutes: 5 } },
       }),
     );
-    const out = sink();
+    const out = captureOutput();
     const migration = runMigrate({ spec, workDir, out: out.out });
     migration.catch(() => undefined);
     // pgbench starts while the full load runs: its changes reach the destination through the slot.
@@ -123,7 +105,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
         until: (n) => n > before + 500,
         timeout: 60_000,
       });
-      const pid = readPid(join(workDir, `${child}.pid`));
+      const pid = readPidFile(join(workDir, `${child}.pid`));
       expect(pid).not.toBeNull();
       process.kill(pid!, 'SIGKILL');
       await waitFor(() => out.text(), {
@@ -135,7 +117,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     const load = await bench;
     expect(load.transactions).toBeGreaterThan(1000);
 
-    const cut = sink();
+    const cut = captureOutput();
     const code = await runCutover({ spec, timeout: 120 }, cut.out);
     expect({ code, out: code ? cut.text() : '' }).toEqual({ code: 0, out: '' });
     expect(cut.text()).toMatch(/cutover done: \d+ sequences set; /);
@@ -153,7 +135,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     expect(status.phase).toBe('cutover');
     expect(status.stream!.appliedLsn).not.toBeNull();
 
-    const rel = sink();
+    const rel = captureOutput();
     expect(await runRelease({ spec }, rel.out)).toBe(0);
     expect(await leftovers(s)).toEqual({ slots: [], publications: [], triggers: [], tables: [] });
     await s.end();
@@ -179,7 +161,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       ALTER TABLE public.docs REPLICA IDENTITY FULL;
       INSERT INTO docs SELECT g, repeat('d', 8000) || g, g FROM generate_series(1, 40) g;
       INSERT INTO history VALUES ('2024-01-01', '{"before": "load"}');`);
-    const out = sink();
+    const out = captureOutput();
     const migration = runMigrate({
       source: source.url(name),
       target: destination.url(name),
@@ -251,7 +233,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     expect(
       (await d.query(`SELECT count(*)::int AS n FROM docs WHERE id > 100 AND length(body) > 8000`)).rows[0].n,
     ).toBe(20);
-    expect(await runRelease({ source: source.url(name), name }, sink().out)).toBe(0);
+    expect(await runRelease({ source: source.url(name), name }, captureOutput().out)).toBe(0);
     await s.end();
     await d.end();
   }, 300_000);
@@ -265,7 +247,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await s.query(`CREATE TABLE "Counter Ü" (id int PRIMARY KEY, n bigint NOT NULL, seq serial);
                    INSERT INTO "Counter Ü" (id, n) SELECT g, 0 FROM generate_series(1, 100) g`);
     const run = (signal?: AbortSignal) => {
-      const out = sink();
+      const out = captureOutput();
       const migration = runMigrate({
         source: source.url(name),
         target: destination.url(name),
@@ -353,7 +335,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     }
     // Cutover carried the sequence past the source's last value.
     expect((await d.query(`SELECT last_value::int AS v FROM "Counter Ü_seq_seq"`)).rows[0].v).toBe(101);
-    expect(await runRelease({ source: source.url(name), name }, sink().out)).toBe(0);
+    expect(await runRelease({ source: source.url(name), name }, captureOutput().out)).toBe(0);
     await s.end();
     await d.end();
   }, 180_000);

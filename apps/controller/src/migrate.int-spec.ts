@@ -2,25 +2,20 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { loadPgbenchLike, startPostgres, tableDigest, waitFor, type PgCluster } from '@pgferry/testing';
+import {
+  captureOutput,
+  loadPgbenchLike,
+  startPostgres,
+  tableDigest,
+  waitFor,
+  type PgCluster,
+} from '@pgferry/testing';
 import { runMigrate } from './migrate-command';
 import { startTaskApi } from './api/tasks.module';
 import type { TaskStatus } from './api/task-status';
 import { resolveEndpoint } from '@pgferry/pg';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
-
-function sink() {
-  let text = '';
-  const out = new Writable({
-    write(chunk, _e, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  });
-  return { out, text: () => text };
-}
 
 async function controlSchemaExists(pg: PgCluster, db: string): Promise<boolean> {
   return (
@@ -51,7 +46,7 @@ describe('pgferry migrate', () => {
     await destination.createDatabase('bad');
     await source.query('CREATE TABLE public.orders (id int PRIMARY KEY)', [], 'bad');
     const wrong = destination.url('bad').replace(destination.password, 'not-it');
-    const a = sink();
+    const a = captureOutput();
     expect(
       (
         await runMigrate({
@@ -69,7 +64,7 @@ describe('pgferry migrate', () => {
     expect(a.text()).not.toContain('not-it');
 
     const refused = async (name: string, extra: Partial<Parameters<typeof runMigrate>[0]> = {}) => {
-      const o = sink();
+      const o = captureOutput();
       const { code } = await runMigrate({
         source: source.url('bad'),
         target: destination.url('bad'),
@@ -129,7 +124,7 @@ describe('pgferry migrate', () => {
     });
 
     await source.query(`INSERT INTO public."Audit Log" VALUES (now(), 'a'), (now(), 'b')`, [], 'bad');
-    const acked = sink();
+    const acked = captureOutput();
     const ok = await runMigrate({
       source: source.url('bad'),
       target: destination.url('bad'),
@@ -195,7 +190,7 @@ describe('pgferry migrate', () => {
         target: destination.url('busy'),
         name: 'busy',
         workDir: join(dir, 'busy'),
-        out: sink().out,
+        out: captureOutput().out,
       });
       expect(code).toBe(0);
     } finally {

@@ -4,3 +4,4 @@ export * from './pg-binaries';
 export * from './postgres';
 export * from './generators';
 export * from './pgbench';
+export * from './process-output';

@@ -2,19 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@pgferry/testing';
+import { processAlive, waitFor } from '@pgferry/testing';
 import { ChildProcessError, ChildSupervisor, type ChildLifecycleEvent } from './child-supervisor';
 
 const DIST = join(__dirname, '..', '..', 'dist', 'supervise', 'child-supervisor.js');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('ChildSupervisor', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-supervise-'));
@@ -109,7 +100,7 @@ describe('ChildSupervisor', () => {
       { reason: 'the controller to start its child', timeout: 10_000 },
     );
     parent.kill('SIGKILL');
-    await waitFor(() => !alive(childPid!), {
+    await waitFor(() => !processAlive(childPid!), {
       reason: `child ${childPid} to exit after its controller was killed`,
       timeout: 10_000,
     });
