@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
-import { loadTaskSpec, PgferryError } from '@pgferry/core';
-import { connect, describeEndpoint, resolveEndpoint } from '@pgferry/pg';
+import { PgferryError } from '@pgferry/core';
+import { connect, describeEndpoint } from '@pgferry/pg';
+import { taskEndpoint } from './release-command';
 import { requestCutover } from '@pgferry/pipeline';
 import { formatLag } from './progress';
 import { readTaskStatus } from './api/task-status';
@@ -23,17 +24,7 @@ export interface CutoverOptions {
  */
 export async function runCutover(opts: CutoverOptions, out: Writable): Promise<number> {
   const say = (s: string) => out.write(`${s}\n`);
-  let task: string;
-  let destination;
-  if (opts.spec) {
-    const spec = loadTaskSpec(opts.spec);
-    task = spec.name;
-    destination = resolveEndpoint(spec.destination, 'destination');
-  } else {
-    if (!opts.target) throw new PgferryError('give --spec FILE, or --target URL and --name TASK');
-    task = opts.name ?? 'migrate';
-    destination = resolveEndpoint({ url: opts.target }, 'destination');
-  }
+  const { task, endpoint: destination } = taskEndpoint(opts.spec, opts.target, opts.name, 'destination');
   const client = await connect(destination, 'destination', { applicationName: 'pgferry cutover' });
   try {
     const status = await readTaskStatus(client, task);

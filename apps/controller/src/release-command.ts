@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { loadTaskSpec, PgferryError } from '@pgferry/core';
-import { connect, describeEndpoint, resolveEndpoint } from '@pgferry/pg';
+import { connect, describeEndpoint, resolveEndpoint, type Endpoint } from '@pgferry/pg';
 import { releaseSource } from '@pgferry/pipeline';
 
 export interface ReleaseOptions {
@@ -10,22 +10,31 @@ export interface ReleaseOptions {
 }
 
 /**
+ * The task's name and one of its endpoints: from the spec file, or from a URL and --name (default
+ * "migrate"). The error names the flags to give.
+ */
+export function taskEndpoint(
+  spec: string | undefined,
+  url: string | undefined,
+  name: string | undefined,
+  side: 'source' | 'destination',
+): { task: string; endpoint: Endpoint } {
+  if (spec) {
+    const loaded = loadTaskSpec(spec);
+    return { task: loaded.name, endpoint: resolveEndpoint(loaded[side], side) };
+  }
+  const flag = side === 'source' ? '--source' : '--target';
+  if (!url) throw new PgferryError(`give --spec FILE, or ${flag} URL and --name TASK`);
+  return { task: name ?? 'migrate', endpoint: resolveEndpoint({ url }, side) };
+}
+
+/**
  * `pgferry release`: drops the task's objects on the source and prints each one; exit code 1
  * when something had to be left behind (a slot in use), with the reason and the statement.
  */
 export async function runRelease(opts: ReleaseOptions, out: Writable): Promise<number> {
   const say = (s: string) => out.write(`${s}\n`);
-  let task: string;
-  let source;
-  if (opts.spec) {
-    const spec = loadTaskSpec(opts.spec);
-    task = spec.name;
-    source = resolveEndpoint(spec.source, 'source');
-  } else {
-    if (!opts.source) throw new PgferryError('give --spec FILE, or --source URL and --name TASK');
-    task = opts.name ?? 'migrate';
-    source = resolveEndpoint({ url: opts.source }, 'source');
-  }
+  const { task, endpoint: source } = taskEndpoint(opts.spec, opts.source, opts.name, 'source');
   const client = await connect(source, 'source', { applicationName: 'pgferry release' });
   try {
     const result = await releaseSource(client, task);
