@@ -3,7 +3,7 @@ import type { Consumer, ConsumerConfig, Kafka, KafkaMessage, Producer } from 'ka
 import { DataError, PgferryError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
 import type { OffsetMark, TargetTable } from '../apply/pg-row-applier';
-import type { ApplierTarget } from '../full-data/snapshot-applier';
+import { APPLIER_FETCH, type ApplierTarget } from '../full-data/snapshot-applier';
 import { RecordDecoder, type DecodedChange } from '../codec/record-decoder';
 import type { RegistryClient } from '../codec/registry-client';
 import { readOffsets, readStreamPositions, storeOffset } from '../control/control-store';
@@ -73,9 +73,7 @@ export class TopicApplier {
   constructor(private readonly opts: TopicApplierOptions) {
     this.consumer = opts.kafka.consumer({
       groupId: opts.group,
-      maxWaitTimeInMs: 200,
-      maxBytesPerPartition: 4 * 1024 * 1024,
-      maxBytes: 16 * 1024 * 1024,
+      ...APPLIER_FETCH,
       ...opts.consumer,
     });
     this.decoder = new RecordDecoder(opts.registry);

@@ -17,6 +17,16 @@ export interface ApplierTarget {
   key: string[];
 }
 
+/**
+ * How the appliers fetch: up to 4 MB per partition and 16 MB per request, waiting at most 200 ms
+ * for data, so batches are large under load and an idle topic answers quickly.
+ */
+export const APPLIER_FETCH = {
+  maxWaitTimeInMs: 200,
+  maxBytesPerPartition: 4 * 1024 * 1024,
+  maxBytes: 16 * 1024 * 1024,
+} as const;
+
 export interface ApplierOptions {
   kafka: Kafka;
   registry: RegistryClient;
@@ -44,12 +54,7 @@ export class SnapshotApplier {
   private readonly byTopic: Map<string, ApplierTarget>;
 
   constructor(private readonly opts: ApplierOptions) {
-    this.consumer = opts.kafka.consumer({
-      groupId: opts.group,
-      maxWaitTimeInMs: 200,
-      maxBytesPerPartition: 4 * 1024 * 1024,
-      maxBytes: 16 * 1024 * 1024,
-    });
+    this.consumer = opts.kafka.consumer({ groupId: opts.group, ...APPLIER_FETCH });
     this.decoder = new RecordDecoder(opts.registry);
     this.copyDecoder = new AvroCopyDecoder(opts.registry);
     this.applier = new PgRowApplier(opts.destination);
