@@ -67,8 +67,6 @@ export class TopicApplier {
   private streamPos = new Map<string, Buffer>();
   private failure: Error | null = null;
   deadLettered = 0;
-  /** Records skipped because their stream position was already applied (re-sent by a restarted capture). */
-  duplicates = 0;
 
   constructor(private readonly opts: TopicApplierOptions) {
     this.consumer = opts.kafka.consumer({
@@ -134,7 +132,6 @@ export class TopicApplier {
             const pos = Buffer.isBuffer(header) && header.length === 12 ? header : null;
             if (pos && notAfter(pos, last)) {
               // Sent again by a restarted capture: applied already, only the offset moves.
-              this.duplicates++;
               decoded.push({ message: m, change: null, pos: null });
               continue;
             }
