@@ -61,6 +61,12 @@ export interface ChangePublisherOptions {
    * counts after its last. Transactions that touch no selected table get neither.
    */
   transactions?: { topic: string; records: TransactionRecords };
+  /**
+   * The destination applies whole source transactions (options.consistency transactional): a
+   * schema change after row changes in the same source transaction cannot be applied between
+   * transactions, and stops the stream with the statement instead of waiting forever.
+   */
+  wholeTransactions?: boolean;
 }
 
 /**
@@ -268,6 +274,10 @@ export class ChangePublisher implements ChangeProcessor {
     if (!event)
       throw new DataError(
         `a row of the DDL capture table ${quoteQualified(relation.schema, relation.table)} lacks id, tag or command; the capture objects were changed by hand: run migrate again to reinstall them`,
+      );
+    if (this.opts.wholeTransactions && this.tx?.counts)
+      throw new DataError(
+        `schema change ${JSON.stringify(event.command)} follows row changes in the same source transaction (xid ${this.tx.xid}); with options.consistency transactional each source transaction is applied whole, and a schema change can only be applied between transactions. Set options.consistency to per-key and run migrate again to carry it, and run schema changes in transactions of their own`,
       );
     await this.send();
     await this.sending;

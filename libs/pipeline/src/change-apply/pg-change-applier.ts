@@ -50,17 +50,49 @@ export class PgChangeApplier {
     mark: OffsetMark | null,
   ): Promise<ChangeApplyCounts> {
     await this.prepare();
+    try {
+      await this.client.query('BEGIN');
+      const counts = await this.applyInTransaction(t, changes, mark?.group ?? null);
+      if (mark)
+        await storeOffset(
+          this.client,
+          mark.group,
+          mark.topic,
+          mark.partition,
+          mark.nextOffset,
+          mark.streamPos,
+        );
+      await this.client.query('COMMIT');
+      return counts;
+    } catch (err) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      this.forgetStages();
+      throw classifyPgError(err, `applying ${changes.length} changes to ${quoteQualified(t.schema, t.table)}`);
+    }
+  }
+
+  /**
+   * Applies `changes` inside the caller's open transaction (BEGIN issued, COMMIT or ROLLBACK
+   * left to the caller, which calls `forgetStages` after a rollback). With a consumer `group`,
+   * truncates are applied once per table as in `apply`. Errors are classified and name the table.
+   */
+  async applyInTransaction(
+    t: TargetTable,
+    changes: readonly DecodedChange[],
+    group: string | null,
+  ): Promise<ChangeApplyCounts> {
+    await this.prepare();
     const target = quoteQualified(t.schema, t.table);
     const counts: ChangeApplyCounts = { upserted: 0, deleted: 0, truncated: 0, skipped: 0 };
     try {
-      await this.client.query('BEGIN');
-      const guard = mark
-        ? await this.truncateGuard(
-            mark.group,
-            t,
-            changes.some((c) => c.op === 't'),
-          )
-        : null;
+      const guard =
+        group !== null
+          ? await this.truncateGuard(
+              group,
+              t,
+              changes.some((c) => c.op === 't'),
+            )
+          : null;
       let truncatedAt = guard?.lsn ?? 0n;
       const live = guard
         ? changes.filter((c) => {
@@ -109,24 +141,16 @@ export class PgChangeApplier {
           `UPDATE pgferry.truncates SET lsn = $4 WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3`,
           [guard.group, t.schema, t.table, truncatedAt.toString()],
         );
-      if (mark)
-        await storeOffset(
-          this.client,
-          mark.group,
-          mark.topic,
-          mark.partition,
-          mark.nextOffset,
-          mark.streamPos,
-        );
-      await this.client.query('COMMIT');
       return counts;
     } catch (err) {
-      await this.client.query('ROLLBACK').catch(() => undefined);
-      // Staging tables created in this transaction are gone with it.
-      this.stages.clear();
       if (err instanceof DataError) throw err;
       throw classifyPgError(err, `applying ${changes.length} changes to ${target}`);
     }
+  }
+
+  /** Staging tables created in a rolled-back transaction are gone with it: create them anew. */
+  forgetStages(): void {
+    this.stages.clear();
   }
 
   /**

@@ -208,22 +208,10 @@ export class TopicApplier {
   /** Parks one record with the reason and moves the stored offset past it, atomically enough:
    * the record is in the dead-letter topic (acknowledged) before the offset moves. */
   private async deadLetter(lane: Lane, target: ApplierTarget, d: Decoded, mark: OffsetMark, err: Error) {
-    await this.producer!.send({
-      topic: this.opts.deadLetterTopic!,
-      acks: -1,
-      messages: [
-        {
-          key: d.message.key,
-          value: d.message.value,
-          headers: {
-            'pgferry.reason': err.message,
-            'pgferry.topic': mark.topic,
-            'pgferry.partition': String(mark.partition),
-            'pgferry.offset': d.message.offset,
-            'pgferry.table': quoteQualified(target.schema, target.table),
-          },
-        },
-      ],
+    await sendToDeadLetter(this.producer!, this.opts.deadLetterTopic!, d.message, err.message, {
+      topic: mark.topic,
+      partition: mark.partition,
+      table: quoteQualified(target.schema, target.table),
     });
     await storeOffset(lane.client, mark.group, mark.topic, mark.partition, mark.nextOffset, mark.streamPos);
     this.deadLettered++;
@@ -247,6 +235,36 @@ export class TopicApplier {
     await this.producer?.disconnect().catch(() => undefined);
     await Promise.all(this.lanes.map((l) => l.client.end().catch(() => undefined)));
   }
+}
+
+/**
+ * Parks a record in the dead-letter topic (acks = all) with why and where it came from, in the
+ * headers pgferry.reason, pgferry.topic, pgferry.partition, pgferry.offset and pgferry.table.
+ */
+export async function sendToDeadLetter(
+  producer: Producer,
+  deadLetterTopic: string,
+  message: KafkaMessage,
+  reason: string,
+  from: { topic: string; partition: number; table: string },
+): Promise<void> {
+  await producer.send({
+    topic: deadLetterTopic,
+    acks: -1,
+    messages: [
+      {
+        key: message.key,
+        value: message.value,
+        headers: {
+          'pgferry.reason': reason,
+          'pgferry.topic': from.topic,
+          'pgferry.partition': String(from.partition),
+          'pgferry.offset': message.offset,
+          'pgferry.table': from.table,
+        },
+      },
+    ],
+  });
 }
 
 /** The stream position of the last positioned change of a run, or null when it has none. */

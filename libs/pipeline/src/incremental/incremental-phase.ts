@@ -164,6 +164,7 @@ async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
     partitions: opts.partitions,
     stop: abort.signal,
     retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
+    wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => opts.emit({ kind: 'stream', ...p }),
   }).then(
     () => {

@@ -46,6 +46,8 @@ export interface StreamCaptureOptions {
   /** How often the position and a stream mark are written to the destination (ms). */
   reportIntervalMs?: number;
   spoolDir?: string;
+  /** options.consistency transactional: see ChangePublisherOptions.wholeTransactions. */
+  wholeTransactions?: boolean;
   logger?: Logger;
   onProgress?: (p: { capturedLsn: string; published: number; captureLagMs: number | null }) => void;
 }
@@ -171,6 +173,7 @@ async function streamOnce(
       },
       onCommit: (m) => (mark = m),
       ddl: { task: opts.task, apply: (event, ends) => applySchemaChange(opts, event, ends) },
+      wholeTransactions: opts.wholeTransactions,
     });
     const tick = async () => {
       try {

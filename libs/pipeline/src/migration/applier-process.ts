@@ -4,7 +4,8 @@ import { connect, resolveEndpoint } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
 import { SnapshotApplier } from '../full-data/snapshot-applier';
 import { TopicApplier } from '../change-apply/topic-applier';
-import { deadLetterTopic } from '../topics';
+import { TransactionalApplier } from '../change-apply/transactional-applier';
+import { deadLetterTopic, transactionsTopic } from '../topics';
 import type { MigrationEvent } from './full-migration';
 import { kafkaConfig, type ApplierProcessConfig } from './process-config';
 
@@ -75,17 +76,19 @@ export async function runApplierProcess(
 }
 
 /**
- * The incremental phase's applier: every record kind, applied by key on parallel lanes, with
- * the task's throttle and error policy (poison records to `<prefix>.dlq` with dead-letter).
+ * The incremental phase's applier, per the task's options.consistency: per-key applies every
+ * record kind by key on parallel lanes (TopicApplier); transactional applies whole source
+ * transactions in commit order (TransactionalApplier). Both with the task's throttle and error
+ * policy (poison records to `<prefix>.dlq` with dead-letter).
  */
 export function changeApplier(
   config: Pick<ApplierProcessConfig, 'spec' | 'group' | 'targets' | 'topicPrefix'>,
   kafka: Kafka,
   registry: RegistryClient,
   connectDestination: () => Promise<Client>,
-): TopicApplier {
+): TopicApplier | TransactionalApplier {
   const { options } = config.spec;
-  return new TopicApplier({
+  const common = {
     kafka,
     registry,
     connect: connectDestination,
@@ -94,5 +97,8 @@ export function changeApplier(
     throttle: options.throttle,
     onError: options.onError,
     deadLetterTopic: options.onError === 'dead-letter' ? deadLetterTopic(config.topicPrefix) : undefined,
-  });
+  };
+  return options.consistency === 'transactional'
+    ? new TransactionalApplier({ ...common, transactionsTopic: transactionsTopic(config.topicPrefix) })
+    : new TopicApplier(common);
 }

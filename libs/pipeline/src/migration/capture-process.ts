@@ -65,6 +65,7 @@ export async function runStreamProcess(
     partitions: config.partitions,
     stop,
     retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
+    wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => emit({ kind: 'stream', ...p }),
   });
 }

@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
 import type { Kafka } from 'kafkajs';
-import { ObjectError, SpecError, type TaskSpec } from '@pgferry/core';
+import { ObjectError, type TaskSpec } from '@pgferry/core';
 import {
   connect,
   describeEndpoint,
@@ -104,10 +104,6 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
   try {
     // Everything that can refuse the task is checked before the first write.
     const selection = await resolveSelection(source, spec.objects);
-    if (spec.migrationTypes.incremental && spec.options.consistency === 'transactional')
-      throw new SpecError([
-        'options.consistency: "transactional" (whole source transactions in commit order) is not available yet; use "per-key" (the default: every row\'s changes in order, tables progress independently)',
-      ]);
     if (selection.problems.length)
       throw new ObjectError(
         `task spec selects objects the source does not have:\n  - ${selection.problems.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`,
