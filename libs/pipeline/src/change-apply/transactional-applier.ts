@@ -64,6 +64,9 @@ interface OpenTransaction {
 interface Batch {
   started: number;
   changes: number;
+  /** The first and the last source transaction in it (for errors). */
+  firstId: string;
+  lastId: string;
   /** The END position of the last source transaction in it (stored with the transaction topic's offset). */
   endPos: Buffer | null;
   /** Changes gathered per table topic, not yet applied. */
@@ -327,6 +330,8 @@ export class TransactionalApplier {
             started: Date.now(),
             changes: 0,
             endPos: null,
+            firstId: begin.id,
+            lastId: begin.id,
             pending: new Map(),
             pendingChanges: 0,
             pendingBytes: 0,
@@ -353,7 +358,7 @@ export class TransactionalApplier {
   /** Applies what is gathered, stores the offsets of everything taken, and commits. */
   private async commitBatch(): Promise<void> {
     const batch = this.batch!;
-    await this.flushAll(batch, null);
+    await this.flushAll(batch);
     this.skipApplied(null);
     await this.storeTaken(batch.endPos);
     await this.client!.query('COMMIT');
@@ -457,6 +462,7 @@ export class TransactionalApplier {
    * in runs inside the open destination transaction); returns at its END, uncommitted.
    */
   private async applyTransaction(tx: OpenTransaction, batch: Batch): Promise<void> {
+    batch.lastId = tx.id;
     while (this.running) {
       this.findEnd(tx);
       if (tx.endSeq !== null && tx.next >= tx.endSeq) break;
@@ -468,7 +474,7 @@ export class TransactionalApplier {
       }
       if (!q) {
         // The next record is not fetched yet: apply what is gathered while waiting.
-        await this.flushAll(batch, tx);
+        await this.flushAll(batch);
         await this.waitForRecords();
         continue;
       }
@@ -482,7 +488,7 @@ export class TransactionalApplier {
         change.after || change.before ? change.columns.join('\u0000') : (pending?.shape ?? '');
       if (pending && pending.shape !== shape && pending.changes.length) {
         // The table's columns changed (a schema change on the source): apply the older shape first.
-        await this.flush(pending, tx);
+        await this.flush(pending, batch);
         batch.pendingChanges -= pending.changes.length;
         batch.pendingBytes -= pending.bytes;
         pending = undefined;
@@ -498,7 +504,7 @@ export class TransactionalApplier {
       batch.pendingChanges++;
       batch.pendingBytes += item.message.value.length;
       if (batch.pendingChanges >= MAX_PENDING || batch.pendingBytes >= MAX_PENDING_BYTES)
-        await this.flushAll(batch, tx);
+        await this.flushAll(batch);
     }
     if (!this.running) throw this.failure ?? new PgferryError('stopped');
     batch.endPos = tx.endPos;
@@ -506,8 +512,9 @@ export class TransactionalApplier {
   }
 
   /** Applies every table's gathered changes inside the open destination transaction. */
-  private async flushAll(batch: Batch, tx: OpenTransaction | null): Promise<void> {
-    for (const pending of batch.pending.values()) if (pending.changes.length) await this.flush(pending, tx);
+  private async flushAll(batch: Batch): Promise<void> {
+    for (const pending of batch.pending.values())
+      if (pending.changes.length) await this.flush(pending, batch);
     batch.pending.clear();
     batch.pendingChanges = 0;
     batch.pendingBytes = 0;
@@ -540,7 +547,7 @@ export class TransactionalApplier {
   }
 
   /** Applies a run of one table's changes inside the open destination transaction. */
-  private async flush(run: Pending, tx: OpenTransaction | null): Promise<void> {
+  private async flush(run: Pending, batch: Batch): Promise<void> {
     const { target } = run;
     const columns = run.changes.find((c) => c.after ?? c.before)?.columns ?? [];
     const t: TargetTable = { schema: target.schema, table: target.table, columns, key: target.key };
@@ -549,7 +556,7 @@ export class TransactionalApplier {
     const changes = this.changes!;
     if (this.opts.onError !== 'dead-letter') {
       const counts = await changes.applyInTransaction(t, run.changes, this.opts.group).catch((err) => {
-        throw describeFailure(err, tx);
+        throw describeFailure(err, batch);
       });
       this.opts.onApplied?.(target, counts);
       return;
@@ -601,11 +608,11 @@ export class TransactionalApplier {
 }
 
 /** A change that cannot be applied stops the applier, naming the source transactions it held back. */
-function describeFailure(err: unknown, tx: OpenTransaction | null): Error {
-  if (err instanceof DataError)
-    return new DataError(
-      `${err.message} (${tx ? `source transaction ${tx.id} and` : 'the'} source transactions gathered with it were not applied: nothing of them is on the destination)`,
-      { cause: err },
-    );
-  return err instanceof Error ? err : new PgferryError(String(err));
+function describeFailure(err: unknown, batch: Batch): Error {
+  if (!(err instanceof DataError)) return err instanceof Error ? err : new PgferryError(String(err));
+  const which =
+    batch.firstId === batch.lastId
+      ? `source transaction ${batch.lastId}`
+      : `source transactions ${batch.firstId} to ${batch.lastId}, committed together,`;
+  return new DataError(`${err.message} (nothing of ${which} is on the destination)`, { cause: err });
 }
