@@ -61,12 +61,12 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('streams 30 s of pgbench while the capture and then the applier are killed with SIGKILL; after cutover every table is equal and release leaves nothing', async () => {
+  it('streams 30 s of pgbench while the capture and then the applier are killed with SIGKILL and the destination restarts; after cutover every table is equal and release leaves nothing', async () => {
     const name = 'pgbench';
     await source.createDatabase(name);
     await destination.createDatabase(name);
     const s = await source.connect(name);
-    const d = await destination.connect(name);
+    let d = await destination.connect(name);
     await loadPgbenchLike(s, { scale: 1, schema: 'public' });
     const workDir = join(dir, name);
     const spec = join(dir, `${name}.json`);
@@ -114,6 +114,11 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
         timeout: 30_000,
       });
     }
+    // The destination restarts under the stream: the applier's and the controller's connections
+    // are cut; the applier is restarted, the controller reconnects, nothing is lost.
+    await d.end();
+    await destination.restart!();
+    d = await destination.connect(name);
     const load = await bench;
     expect(load.transactions).toBeGreaterThan(1000);
 
@@ -124,6 +129,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     const done = await migration;
     expect({ code: done.code, out: done.code ? out.text() : '' }).toEqual({ code: 0, out: '' });
     expect(out.text()).toMatch(/incremental {2}done: caught up to source position/);
+    expect(out.text()).toMatch(/lost a connection \(.*\); reconnecting/);
     expect(out.text()).not.toContain(source.password);
 
     const want = await digests(s, PGBENCH);

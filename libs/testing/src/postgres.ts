@@ -54,6 +54,8 @@ export interface PgCluster {
   log(): string;
   /** Stops the server and removes every file. Idempotent; never throws. */
   stop(): Promise<void>;
+  /** Restarts the server (fast shutdown: sessions are cut), as an outage a task must ride out. */
+  restart?(): Promise<void>;
 }
 
 const live = new Set<() => void>();
@@ -197,6 +199,14 @@ async function startLocal(bin: string, options: StartPostgresOptions): Promise<P
   const cluster = makeCluster({ host: '127.0.0.1', port, password, kind: 'local', dataDir, logFile });
   return {
     ...cluster,
+    async restart() {
+      await run(
+        bin,
+        'pg_ctl',
+        ['-D', dataDir, '-l', logFile, '-m', 'fast', '-w', '-t', '60', 'restart'],
+        runAs,
+      );
+    },
     async stop() {
       if (!live.has(cleanup)) return;
       live.delete(cleanup);

@@ -2,8 +2,15 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import type { Kafka } from 'kafkajs';
-import { PgferryError, type TaskSpec } from '@pgferry/core';
-import { connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
+import {
+  describeError,
+  isRetriable,
+  PgferryError,
+  RetryDeadlineError,
+  sleep,
+  type TaskSpec,
+} from '@pgferry/core';
+import { classifyPgError, connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
 import { formatLsn, parseLsn } from '../cdc/lsn';
 import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
 import { ensurePublication } from '../cdc/pg-publication';
@@ -40,6 +47,11 @@ export interface IncrementalPhaseOptions {
   source: Client;
   /** The controller's destination connection (control schema). */
   control: Client;
+  /**
+   * Opens the controller's connections again after one was lost (a server restart), and
+   * returns them; the phase retries this within options.retry.connectionMinutes.
+   */
+  reconnect?: () => Promise<{ source: Client; control: Client }>;
   processes?: ChildProcessesOptions;
   emit: (e: MigrationEvent) => void;
   /** Aborting stops the stream and the applier; the phase then fails with TaskStoppedError. */
@@ -73,35 +85,65 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   const pollMs = opts.pollMs ?? 1000;
   let target: bigint | null = null;
   const rate = new AppliedRate();
+  let { source, control } = opts;
+  /** Since when the controller's connections are failing (null while they work). */
+  let lostSince: number | null = null;
   try {
     for (;;) {
       const err = running.failure();
       if (err) throw err;
       if (opts.signal?.aborted) throw new TaskStoppedError(task);
-      const lag = await readStreamLag(opts.control, task, spec.options.lagBoundSeconds);
-      opts.emit({
-        kind: 'lag',
-        lag,
-        recordsPerSecond: rate.update(lag.appliedRecords),
-        cutoverLsn: target === null ? null : formatLsn(target),
-      });
-      if (target === null && (await cutoverRequested(opts.control, task))) {
-        const { rows } = await opts.source.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
-        target = parseLsn(rows[0].lsn);
+      let polled: string | null;
+      try {
+        polled = await poll();
+        lostSince = null;
+      } catch (err) {
+        const failure = classifyPgError(err, 'following the change stream');
+        if (!opts.reconnect || !isRetriable(failure)) throw failure;
+        lostSince ??= Date.now();
+        const waited = Date.now() - lostSince;
+        if (waited > spec.options.retry.connectionMinutes * 60_000)
+          throw new RetryDeadlineError(1, waited, failure);
         opts.emit({
           kind: 'phase',
           phase: 'incremental',
           status: 'running',
-          detail: `cutover requested: catching up to source position ${formatLsn(target)}`,
+          detail: `lost a connection (${describeError(failure)}); reconnecting, for up to retry.connectionMinutes (${spec.options.retry.connectionMinutes})`,
         });
+        await sleep(Math.min(5000, 500 + waited / 4), opts.signal);
+        ({ source, control } = await opts.reconnect().catch(() => ({ source, control })));
+        continue;
       }
-      // The lag read above is at most a poll old; the next poll sees a mark that passed since.
-      if (target !== null && lag.appliedLsn !== null && parseLsn(lag.appliedLsn) >= target)
-        return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(target)})`;
+      if (polled !== null) return polled;
       await new Promise((r) => setTimeout(r, pollMs));
     }
   } finally {
     await running.stop();
+  }
+
+  /** One look at the stream: reports the lag, notices a cutover request; the outcome once caught up. */
+  async function poll(): Promise<string | null> {
+    const lag = await readStreamLag(control, task, spec.options.lagBoundSeconds);
+    opts.emit({
+      kind: 'lag',
+      lag,
+      recordsPerSecond: rate.update(lag.appliedRecords),
+      cutoverLsn: target === null ? null : formatLsn(target),
+    });
+    if (target === null && (await cutoverRequested(control, task))) {
+      const { rows } = await source.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+      target = parseLsn(rows[0].lsn);
+      opts.emit({
+        kind: 'phase',
+        phase: 'incremental',
+        status: 'running',
+        detail: `cutover requested: catching up to source position ${formatLsn(target)}`,
+      });
+    }
+    // The lag read above is at most a poll old; the next poll sees a mark that passed since.
+    if (target !== null && lag.appliedLsn !== null && parseLsn(lag.appliedLsn) >= target)
+      return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(target)})`;
+    return null;
   }
 }
 

@@ -97,8 +97,8 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
   const src = resolveEndpoint(spec.source, 'source');
   const dst = resolveEndpoint(spec.destination, 'destination');
   const slotName = `pgferry_${spec.name}`;
-  const control = await connect(dst, 'destination', { applicationName: 'pgferry controller' });
-  const source = await connect(src, 'source', { applicationName: 'pgferry controller' });
+  let control = await connect(dst, 'destination', { applicationName: 'pgferry controller' });
+  let source = await connect(src, 'source', { applicationName: 'pgferry controller' });
   const result: FullMigrationResult = { tables: [], rowsCaptured: 0, schema: {} };
   let exported: ExportedSnapshot | null = null;
   try {
@@ -118,7 +118,7 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
       }
     }
     await ensureControlSchema(control);
-    const store = new ControlStore(control, spec.name);
+    let store = new ControlStore(control, spec.name);
     await store.registerTask(spec);
     result.tables = selection.tables;
     emit({
@@ -262,6 +262,22 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
           group,
           source,
           control,
+          // A server restart while streaming: the controller's connections are opened again, and
+          // the phases after this one use the new ones.
+          reconnect: async () => {
+            const opened = await Promise.allSettled([
+              connect(dst, 'destination', { applicationName: 'pgferry controller' }),
+              connect(src, 'source', { applicationName: 'pgferry controller' }),
+            ]);
+            const [c, s] = opened.map((o) => (o.status === 'fulfilled' ? o.value : null));
+            if (!c || !s) {
+              await Promise.all([c?.end(), s?.end()].map((p) => p?.catch(() => undefined)));
+              throw opened.find((o) => o.status === 'rejected')!.reason;
+            }
+            await Promise.all([control.end().catch(() => undefined), source.end().catch(() => undefined)]);
+            [control, source, store] = [c, s, new ControlStore(c, spec.name)];
+            return { control, source };
+          },
           processes: opts.processes,
           emit,
           signal: opts.signal,
