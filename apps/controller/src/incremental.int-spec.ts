@@ -30,6 +30,16 @@ const PGBENCH: Array<[string, string[]]> = [
   ['pgbench_history', ['tid', 'bid', 'aid', 'delta', 'mtime', 'filler']],
 ];
 
+/** A connection once the restarted server takes one again. */
+async function reconnected(cluster: PgCluster, database: string): Promise<Client> {
+  const c = await waitFor(() => cluster.connect(database).catch(() => null), {
+    reason: 'the restarted server to take connections',
+    until: (client) => client !== null,
+    timeout: 30_000,
+  });
+  return c!;
+}
+
 async function digests(c: Client, tables: Array<[string, string[]]>) {
   const out: Record<string, { count: number; md5: string }> = {};
   for (const [table, key] of tables) out[table] = await tableDigest(c, 'public', table, key);
@@ -118,7 +128,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     // are cut; the applier is restarted, the controller reconnects, nothing is lost.
     await d.end();
     await destination.restart!();
-    d = await destination.connect(name);
+    d = await reconnected(destination, name);
     const load = await bench;
     expect(load.transactions).toBeGreaterThan(1000);
 
@@ -244,12 +254,12 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await d.end();
   }, 300_000);
 
-  it('stops cleanly when asked and resumes streaming from the slot when run again', async () => {
+  it('stops cleanly when asked, resumes streaming from the slot when run again, and rides out a destination restart (in-process)', async () => {
     const name = 'resume';
     await source.createDatabase(name);
     await destination.createDatabase(name);
     const s = await source.connect(name);
-    const d = await destination.connect(name);
+    let d = await destination.connect(name);
     await s.query(`CREATE TABLE "Counter Ü" (id int PRIMARY KEY, n bigint NOT NULL, seq serial);
                    INSERT INTO "Counter Ü" (id, n) SELECT g, 0 FROM generate_series(1, 100) g`);
     const run = (signal?: AbortSignal) => {
@@ -285,7 +295,16 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await s.query(`UPDATE "Counter Ü" SET n = n + 10 WHERE id <= 50; DELETE FROM "Counter Ü" WHERE id > 90`);
     await s.query(`INSERT INTO "Counter Ü" (id, n) VALUES (500, 5)`);
     const second = run();
-    await streaming();
+    await waitFor(() => second.out.text(), {
+      reason: 'the second run to stream',
+      until: (t) => /stream +source/.test(t),
+      timeout: 60_000,
+    });
+    // The destination restarts: the in-process applier is replaced, the controller reconnects.
+    await d.end();
+    await destination.restart!();
+    d = await reconnected(destination, name);
+    await s.query(`UPDATE "Counter Ü" SET n = n + 100 WHERE id <= 5`);
     // Through the task API this time: the stream's positions, then the cutover request.
     const api = await startTaskApi(resolveEndpoint({ url: destination.url(name) }, 'destination'), 0);
     try {

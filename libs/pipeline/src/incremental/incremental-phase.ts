@@ -187,13 +187,43 @@ async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
   const dst = resolveEndpoint(spec.destination, 'destination');
   const abort = new AbortController();
   let failure: Error | null = null;
-  const applier = changeApplier(
-    { spec, group: opts.group, targets: opts.targets, topicPrefix: opts.prefix },
-    opts.kafka,
-    new RegistryClient(opts.registryUrl),
-    () => connect(dst, 'destination', { applicationName: 'pgferry applier' }),
-  );
+  const newApplier = () =>
+    changeApplier(
+      { spec, group: opts.group, targets: opts.targets, topicPrefix: opts.prefix },
+      opts.kafka,
+      new RegistryClient(opts.registryUrl),
+      () => connect(dst, 'destination', { applicationName: 'pgferry applier' }),
+    );
+  let applier = newApplier();
   await applier.start();
+  // A lost destination fails the applier with a retriable error: a new one takes over from the
+  // stored offsets (as the supervisor restarts a child), within retry.connectionMinutes.
+  let replacing: Promise<void> | null = null;
+  const replace = async (lost: Error) => {
+    const since = Date.now();
+    let last = lost;
+    await applier.stop();
+    while (!abort.signal.aborted) {
+      if (Date.now() - since > spec.options.retry.connectionMinutes * 60_000) {
+        failure ??= new RetryDeadlineError(1, Date.now() - since, last);
+        return;
+      }
+      await sleep(1000, abort.signal);
+      const next = newApplier();
+      try {
+        await next.start();
+        applier = next;
+        return;
+      } catch (err) {
+        await next.stop().catch(() => undefined);
+        if (!isRetriable(err)) {
+          failure ??= err as Error;
+          return;
+        }
+        last = err as Error;
+      }
+    }
+  };
   const streaming = runStreamCapture({
     task: spec.name,
     source: resolveEndpoint(spec.source, 'source'),
@@ -217,10 +247,16 @@ async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
     },
   );
   return {
-    failure: () => failure ?? applier.error,
+    failure: () => {
+      const lost = applier.error;
+      if (failure || !lost || !isRetriable(lost)) return failure ?? lost;
+      replacing ??= replace(lost).finally(() => (replacing = null));
+      return null;
+    },
     async stop() {
       abort.abort();
       await streaming;
+      await replacing;
       await applier.stop();
     },
   };
