@@ -1,4 +1,5 @@
 // npm run bench -- cdc [--scale 10] [--big-rows 2000000] [--seconds 30] [--clients 4]
+//   [--consistency per-key|transactional]
 // Change data capture through pgferry and through native logical replication
 // (publication/subscription) between the same two clusters, one after the other, each on a
 // fresh destination database:
@@ -126,6 +127,7 @@ async function pgferry(src, dst, s, dir, opts) {
       source: { url: src.url('bench') },
       destination: { url: dst.url('ferry') },
       migrationTypes: { incremental: true },
+      options: { consistency: opts.consistency },
     }),
   );
   const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
@@ -151,7 +153,7 @@ async function pgferry(src, dst, s, dir, opts) {
       if (child.exitCode !== null) throw new Error(`pgferry migrate exited early:\n${out.slice(-3000)}`);
       await sleep(200);
     }
-    const r = await measure('pgferry (through Kafka)', src, s, d, opts);
+    const r = await measure(`pgferry (through Kafka, ${opts.consistency})`, src, s, d, opts);
     const cut = spawnSync(process.execPath, [main, 'cutover', '--spec', spec, '--timeout', '300'], {
       encoding: 'utf8',
     });
@@ -175,7 +177,12 @@ async function main() {
     seconds: arg('seconds', 30),
     clients: arg('clients', 4),
     bigRows: arg('big-rows', 2_000_000),
+    consistency: process.argv.includes('--consistency')
+      ? process.argv[process.argv.indexOf('--consistency') + 1]
+      : 'per-key',
   };
+  if (!['per-key', 'transactional'].includes(opts.consistency))
+    throw new Error(`--consistency must be per-key or transactional, got ${opts.consistency}`);
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-bench-cdc-'));
   const [src, dst] = await Promise.all([
     startPostgres({ logical: true, settings: { max_wal_size: '4GB' } }),
