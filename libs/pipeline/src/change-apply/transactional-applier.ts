@@ -35,7 +35,9 @@ interface Queued {
 interface PartitionQueue {
   topic: string;
   partition: number;
+  /** Fetched records; those before `start` are taken (an index, so taking one is O(1)). */
   items: Queued[];
+  start: number;
   bytes: number;
   paused: boolean;
   /** The offset the next fetched record must have (older ones were queued already). */
@@ -98,25 +100,30 @@ const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
 const posKey = (lsn: bigint, seq: number) => `${lsn}/${seq}`;
 
+/** The next record of a partition not taken yet. */
+const head = (q: PartitionQueue): Queued | undefined => q.items[q.start];
+
 /**
- * The applier of `options.consistency: transactional`: applies each source transaction whole,
- * in commit order, as one destination transaction, so a reader of the destination never sees
- * part of a source transaction or one transaction without those committed before it.
+ * The applier of `options.consistency: transactional`: applies whole source transactions in
+ * commit order, so a reader of the destination sees the source as of one of its commits, never
+ * part of a transaction nor one without those committed before it.
  *
  * It reads the transaction topic and every table topic. The capture numbers the records of each
  * source transaction (header pgferry.pos: commit LSN, number): BEGIN in the transaction topic
  * has the first number, END the last, and the change records in the table topics every number
  * between, each once, whatever partition they went to. So after a BEGIN the applier takes the
- * next number from the heads of the partitions (within a partition the numbers grow), applies
- * runs of one table's changes as it goes, and commits when it reaches the END's number, storing
- * the offsets of every partition it took records from in the same destination transaction.
+ * next number from the heads of the partitions (within a partition the numbers grow) until the
+ * END's, gathering the changes per table. Several source transactions share one destination
+ * transaction (up to 20,000 changes or 500 ms, or until nothing more is fetched), committed
+ * only at a source transaction boundary with the offsets of every partition it took records
+ * from, so each table's changes are applied in bulk (PgChangeApplier, in source order).
  * Records sent twice by a restarted capture (same position) and transactions at or below the
- * last applied commit LSN are skipped; a restart resumes from the stored offsets.
+ * last END applied are skipped; a restart resumes from the stored offsets.
  *
- * Memory stays bounded: a large transaction is applied in runs of up to 5000 changes inside its
- * destination transaction, and a partition whose fetched records exceed `maxQueuedBytes` stops
- * being fetched until the applier catches up (the record it needs next is always at the head of
- * some partition, so pausing the others cannot stall it).
+ * Memory stays bounded: changes are applied in runs of up to 5000 inside the open destination
+ * transaction, however large the source transaction, and a partition whose fetched records
+ * exceed `maxQueuedBytes` stops being fetched until the applier catches up (the record it needs
+ * next is always at the head of some partition, so pausing the others cannot stall it).
  *
  * Poison records with onError dead-letter: the failing run is applied again one change at a
  * time inside savepoints, and a change that cannot be applied goes to the dead-letter topic
@@ -229,6 +236,7 @@ export class TransactionalApplier {
         topic,
         partition,
         items: [],
+        start: 0,
         bytes: 0,
         paused: false,
         fetchedNext: from,
@@ -244,7 +252,7 @@ export class TransactionalApplier {
   /** Queues fetched records past what was queued or applied before; a record lost in between is an error. */
   private enqueue(topic: string, partition: number, messages: KafkaMessage[]): void {
     const q = this.queue(topic, partition);
-    const wasEmpty = q.items.length === 0;
+    const wasEmpty = !head(q);
     for (const m of messages) {
       const offset = BigInt(m.offset);
       if (offset < q.fetchedNext) continue;
@@ -267,20 +275,28 @@ export class TransactionalApplier {
       q.bytes += (m.value?.length ?? 0) + (m.key?.length ?? 0);
       q.fetchedNext = offset + 1n;
     }
-    if (wasEmpty && q.items.length) this.heads.set(posKey(q.items[0].lsn, q.items[0].seq), q);
+    const first = head(q);
+    if (wasEmpty && first) this.heads.set(posKey(first.lsn, first.seq), q);
     this.signal();
   }
 
   /** Takes the head record off `q` (applied or skipped); its offset is stored with the next commit. */
   private take(q: PartitionQueue): Queued {
-    const item = q.items.shift()!;
+    const item = q.items[q.start++];
+    if (q.start === q.items.length) {
+      q.items = [];
+      q.start = 0;
+    } else if (q.start >= 4096 && q.start * 2 >= q.items.length) {
+      q.items = q.items.slice(q.start);
+      q.start = 0;
+    }
     const k = posKey(item.lsn, item.seq);
     if (this.heads.get(k) === q) this.heads.delete(k);
     q.bytes -= (item.message.value?.length ?? 0) + (item.message.key?.length ?? 0);
     q.takenNext = item.offset + 1n;
     if (!q.lastPos || Buffer.compare(item.pos, q.lastPos) > 0) q.lastPos = item.pos;
     q.dirty = true;
-    const next = q.items[0];
+    const next = head(q);
     if (next) this.heads.set(posKey(next.lsn, next.seq), q);
     if (q.paused && q.bytes < (this.opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES) / 2) {
       q.paused = false;
@@ -339,11 +355,7 @@ export class TransactionalApplier {
         }
         await this.applyTransaction(begin, this.batch);
         const b = this.batch;
-        if (
-          b.changes >= COMMIT_CHANGES ||
-          Date.now() - b.started >= COMMIT_MS ||
-          !this.txQueue().items.length
-        )
+        if (b.changes >= COMMIT_CHANGES || Date.now() - b.started >= COMMIT_MS || !head(this.txQueue()))
           await this.commitBatch();
       }
     } finally {
@@ -375,15 +387,15 @@ export class TransactionalApplier {
     for (const q of this.queues.values()) {
       if (q.topic === this.opts.transactionsTopic) continue;
       for (;;) {
-        const head = q.items[0];
-        if (!head) break;
-        if (head.lsn <= this.lastApplied || (open && head.lsn === open.lsn && head.seq < open.next)) {
+        const first = head(q);
+        if (!first) break;
+        if (first.lsn <= this.lastApplied || (open && first.lsn === open.lsn && first.seq < open.next)) {
           this.take(q);
           continue;
         }
-        if (open && head.lsn < open.lsn)
+        if (open && first.lsn < open.lsn)
           throw new DataError(
-            `${q.topic}/${q.partition}@${head.offset} belongs to the source transaction committed at ${formatLsn(head.lsn)}, which has no BEGIN in ${this.opts.transactionsTopic}; the topics were written by something else than this task's capture`,
+            `${q.topic}/${q.partition}@${first.offset} belongs to the source transaction committed at ${formatLsn(first.lsn)}, which has no BEGIN in ${this.opts.transactionsTopic}; the topics were written by something else than this task's capture`,
           );
         break;
       }
@@ -397,8 +409,8 @@ export class TransactionalApplier {
   private async nextBegin(): Promise<OpenTransaction | null> {
     const tx = this.txQueue();
     while (this.running) {
-      const head = tx.items[0];
-      if (!head) {
+      const first = head(tx);
+      if (!first) {
         if (this.batch) await this.commitBatch();
         else {
           this.skipApplied(null);
@@ -407,17 +419,17 @@ export class TransactionalApplier {
         await this.waitForRecords();
         continue;
       }
-      if (head.lsn <= this.lastApplied) {
+      if (first.lsn <= this.lastApplied) {
         this.take(tx);
         continue;
       }
-      const record = decodeTransactionRecord(head.message.value!);
+      const record = decodeTransactionRecord(first.message.value!);
       if (record.status !== 'BEGIN')
         throw new DataError(
-          `${tx.topic}/0@${head.offset}: END of transaction ${record.id} without its BEGIN; the transaction topic was written by something else than this task's capture`,
+          `${tx.topic}/0@${first.offset}: END of transaction ${record.id} without its BEGIN; the transaction topic was written by something else than this task's capture`,
         );
       this.take(tx);
-      return { lsn: head.lsn, id: record.id, next: head.seq + 1, endSeq: null, endPos: null };
+      return { lsn: first.lsn, id: record.id, next: first.seq + 1, endSeq: null, endPos: null };
     }
     return null;
   }
@@ -525,22 +537,22 @@ export class TransactionalApplier {
     if (tx.endSeq !== null) return;
     const q = this.txQueue();
     for (;;) {
-      const head = q.items[0];
-      if (!head) return;
-      if (head.lsn <= this.lastApplied) {
+      const first = head(q);
+      if (!first) return;
+      if (first.lsn <= this.lastApplied) {
         this.take(q);
         continue;
       }
-      const record = decodeTransactionRecord(head.message.value!);
-      if (head.lsn !== tx.lsn)
+      const record = decodeTransactionRecord(first.message.value!);
+      if (first.lsn !== tx.lsn)
         throw new DataError(
-          `${q.topic}/0@${head.offset}: ${record.status} of transaction ${record.id} before the END of ${tx.id}; the transaction topic was written by something else than this task's capture`,
+          `${q.topic}/0@${first.offset}: ${record.status} of transaction ${record.id} before the END of ${tx.id}; the transaction topic was written by something else than this task's capture`,
         );
       this.take(q);
       // A BEGIN here is the same transaction sent again after a capture restart.
       if (record.status === 'END') {
-        tx.endSeq = head.seq;
-        tx.endPos = head.pos;
+        tx.endSeq = first.seq;
+        tx.endPos = first.pos;
         return;
       }
     }
