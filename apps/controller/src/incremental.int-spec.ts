@@ -440,6 +440,14 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       UPDATE pgbench_branches SET bbalance = bbalance + 100000;
       INSERT INTO pgbench_history VALUES (1, 1, 1, 100000, now(), '');
       COMMIT`);
+    // A schema change between transactions, then a transaction that uses the new column.
+    await s.query(`ALTER TABLE pgbench_tellers ADD COLUMN "Note" text DEFAULT 'none'`);
+    await s.query(`BEGIN;
+      UPDATE pgbench_tellers SET tbalance = tbalance + 7, "Note" = 'after' WHERE tid = 1;
+      UPDATE pgbench_branches SET bbalance = bbalance + 7 WHERE bid = 1;
+      UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid = 1;
+      INSERT INTO pgbench_history VALUES (1, 1, 1, 7, now(), '');
+      COMMIT`);
     const cut = captureOutput();
     const code = await runCutover({ spec, timeout: 120 }, cut.out);
     expect({ code, out: code ? cut.text() : '' }).toEqual({ code: 0, out: '' });
@@ -451,7 +459,10 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     // The reader watched the stream move, not one state.
     expect(seen.totals.size).toBeGreaterThan(5);
     const want = await digests(s, PGBENCH);
-    expect(want.pgbench_history.count).toBe(load.transactions + 1);
+    expect(want.pgbench_history.count).toBe(load.transactions + 2);
+    expect(await d.query(`SELECT "Note" FROM pgbench_tellers WHERE tid = 1`)).toMatchObject({
+      rows: [{ Note: 'after' }],
+    });
     expect(await digests(d, PGBENCH)).toEqual(want);
     expect(await runRelease({ spec }, captureOutput().out)).toBe(0);
     await s.end();
