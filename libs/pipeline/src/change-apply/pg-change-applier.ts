@@ -34,6 +34,10 @@ export interface ChangeApplyCounts {
 export class PgChangeApplier {
   private prepared = false;
   private stages = new Set<string>();
+  /** Staging tables emptied by the last commit (ON COMMIT DELETE ROWS) and not written since. */
+  private empty = new Set<string>();
+  /** After a rollback to a savepoint a staging table may hold rows written before it. */
+  private mayHoldRows = false;
 
   constructor(private readonly client: Client) {}
 
@@ -63,11 +67,15 @@ export class PgChangeApplier {
           mark.streamPos,
         );
       await this.client.query('COMMIT');
+      this.transactionCommitted();
       return counts;
     } catch (err) {
       await this.client.query('ROLLBACK').catch(() => undefined);
       this.forgetStages();
-      throw classifyPgError(err, `applying ${changes.length} changes to ${quoteQualified(t.schema, t.table)}`);
+      throw classifyPgError(
+        err,
+        `applying ${changes.length} changes to ${quoteQualified(t.schema, t.table)}`,
+      );
     }
   }
 
@@ -148,9 +156,21 @@ export class PgChangeApplier {
     }
   }
 
-  /** Staging tables created in a rolled-back transaction are gone with it: create them anew. */
-  forgetStages(): void {
+  /**
+   * After a ROLLBACK (or, `toSavepoint`, a ROLLBACK TO SAVEPOINT) of the caller's transaction:
+   * staging tables created since are gone, so they are created anew when next used; after a
+   * savepoint those that stay may still hold rows written before it, so they are emptied too.
+   */
+  forgetStages(toSavepoint = false): void {
     this.stages.clear();
+    this.empty.clear();
+    this.mayHoldRows = toSavepoint;
+  }
+
+  /** The caller of applyInTransaction committed: the staging tables are empty again. */
+  transactionCommitted(): void {
+    for (const name of this.stages) this.empty.add(name);
+    this.mayHoldRows = false;
   }
 
   /**
@@ -164,14 +184,20 @@ export class PgChangeApplier {
     exclusive: boolean,
   ): Promise<{ group: string; lsn: bigint }> {
     const params = [group, t.schema, t.table];
-    await this.client.query(
-      `INSERT INTO pgferry.truncates (consumer_group, schema_name, table_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-      params,
-    );
-    const { rows } = await this.client.query(
-      `SELECT lsn::text AS lsn FROM pgferry.truncates WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3 FOR ${exclusive ? 'UPDATE' : 'SHARE'}`,
-      params,
-    );
+    const read = () =>
+      this.client.query<{ lsn: string }>(
+        `SELECT lsn::text AS lsn FROM pgferry.truncates WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3 FOR ${exclusive ? 'UPDATE' : 'SHARE'}`,
+        params,
+      );
+    // One round trip once the table has its row (every batch after its first).
+    let { rows } = await read();
+    if (!rows.length) {
+      await this.client.query(
+        `INSERT INTO pgferry.truncates (consumer_group, schema_name, table_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+        params,
+      );
+      ({ rows } = await read());
+    }
     return { group, lsn: BigInt(rows[0].lsn) };
   }
 
@@ -211,7 +237,9 @@ export class PgChangeApplier {
         `CREATE TEMP TABLE IF NOT EXISTS ${name} ON COMMIT DELETE ROWS AS SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteQualified(t.schema, t.table)} WITH NO DATA`,
       );
       this.stages.add(name);
-    } else {
+      if (this.mayHoldRows) await this.client.query(`TRUNCATE ${name}`);
+    } else if (!this.empty.delete(name)) {
+      // Written earlier in this transaction.
       await this.client.query(`TRUNCATE ${name}`);
     }
     return name;

@@ -65,6 +65,9 @@ export class TopicApplier {
   private waiting: Array<(lane: Lane) => void> = [];
   private applied = new Map<string, bigint>();
   private streamPos = new Map<string, Buffer>();
+  /** Partitions applied since Kafka's offsets were last committed, and when that was. */
+  private readonly uncommitted = new Set<string>();
+  private lastKafkaCommit = 0;
   private failure: Error | null = null;
   deadLettered = 0;
 
@@ -147,10 +150,7 @@ export class TopicApplier {
             resolveOffset(last);
             await heartbeat();
           }
-          // Kafka's committed offsets follow the destination's, for monitoring tools only.
-          await this.consumer.commitOffsets([
-            { topic: batch.topic, partition: batch.partition, offset: this.applied.get(key)!.toString() },
-          ]);
+          await this.commitToKafka(key);
         } catch (err) {
           this.failure = err instanceof Error ? err : new PgferryError(String(err));
           throw err;
@@ -216,6 +216,28 @@ export class TopicApplier {
     await storeOffset(lane.client, mark.group, mark.topic, mark.partition, mark.nextOffset, mark.streamPos);
     this.deadLettered++;
     this.opts.onDeadLetter?.(target, d.message.offset, err.message);
+  }
+
+  /**
+   * Kafka's committed offsets follow the destination's, for monitoring tools only: about once a
+   * second, for every partition applied since, instead of a broker round trip per batch.
+   */
+  private async commitToKafka(key: string): Promise<void> {
+    this.uncommitted.add(key);
+    if (Date.now() - this.lastKafkaCommit < 1000) return;
+    this.lastKafkaCommit = Date.now();
+    const keys = [...this.uncommitted];
+    this.uncommitted.clear();
+    await this.consumer.commitOffsets(
+      keys.map((k) => {
+        const at = k.lastIndexOf(':');
+        return {
+          topic: k.slice(0, at),
+          partition: Number(k.slice(at + 1)),
+          offset: this.applied.get(k)!.toString(),
+        };
+      }),
+    );
   }
 
   private lane(): Promise<Lane> {

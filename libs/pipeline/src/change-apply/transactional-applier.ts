@@ -374,6 +374,7 @@ export class TransactionalApplier {
     this.skipApplied(null);
     await this.storeTaken(batch.endPos);
     await this.client!.query('COMMIT');
+    this.changes!.transactionCommitted();
     this.batch = null;
     await this.committed();
   }
@@ -582,7 +583,7 @@ export class TransactionalApplier {
     } catch (err) {
       if (!(err instanceof DataError)) throw err;
       await client.query('ROLLBACK TO SAVEPOINT pgferry_run');
-      changes.forgetStages();
+      changes.forgetStages(true);
     }
     // Find the poison changes: one at a time, each in its own savepoint.
     for (let i = 0; i < run.changes.length; i++) {
@@ -596,7 +597,7 @@ export class TransactionalApplier {
       } catch (err) {
         if (!(err instanceof DataError)) throw err;
         await client.query('ROLLBACK TO SAVEPOINT pgferry_one');
-        changes.forgetStages();
+        changes.forgetStages(true);
         const { partition, message } = run.messages[i];
         await sendToDeadLetter(this.producer!, this.opts.deadLetterTopic!, message, err.message, {
           topic: target.topic,
