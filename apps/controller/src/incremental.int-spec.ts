@@ -468,4 +468,69 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await s.end();
     await d.end();
   }, 300_000);
+
+  it('consistency transactional: a schema change after row changes in the same source transaction stops the task quoting it; per-key then carries it', async () => {
+    const name = 'mixedddl';
+    await source.createDatabase(name);
+    await destination.createDatabase(name);
+    const s = await source.connect(name);
+    const d = await destination.connect(name);
+    await s.query(`CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL);
+                   INSERT INTO items SELECT g, 0 FROM generate_series(1, 50) g`);
+    const spec = join(dir, `${name}.json`);
+    const write = (consistency: string) =>
+      writeFileSync(
+        spec,
+        JSON.stringify({
+          name,
+          source: { url: source.url(name) },
+          destination: { url: destination.url(name) },
+          migrationTypes: { incremental: true },
+          options: { consistency },
+        }),
+      );
+    const run = () => {
+      const out = captureOutput();
+      const migration = runMigrate({ spec, workDir: join(dir, name), inProcess: true, out: out.out });
+      migration.catch(() => undefined);
+      return { out, migration };
+    };
+    write('transactional');
+    const first = run();
+    await waitFor(async () => (await readTaskStatus(d, name))?.stream?.appliedLsn ?? null, {
+      reason: 'the stream to apply a first mark',
+      until: (lsn) => lsn !== null,
+      timeout: 60_000,
+    });
+    await s.query(`UPDATE items SET n = 1 WHERE id <= 10`);
+    await s.query(
+      `BEGIN; UPDATE items SET n = 2 WHERE id = 1; ALTER TABLE items ADD COLUMN note text; COMMIT`,
+    );
+    await expect(first.migration).rejects.toThrow(
+      /schema change .*ALTER TABLE items ADD COLUMN note text.* follows row changes in the same source transaction \(xid \d+\); with options.consistency transactional .*Set options.consistency to per-key and run migrate again/,
+    );
+    // The transaction before it is on the destination, nothing of the mixed one.
+    expect((await d.query(`SELECT count(*)::int AS n FROM items WHERE n = 1`)).rows[0].n).toBe(10);
+    // As the message says: per-key carries it, from where the transactional applier stopped.
+    write('per-key');
+    const second = run();
+    await waitFor(
+      async () =>
+        (
+          await d.query(
+            `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'`,
+          )
+        ).rows[0].n,
+      { reason: 'the schema change on the destination', until: (n) => n === 1, timeout: 60_000 },
+    );
+    await s.query(`UPDATE items SET note = 'after' WHERE id = 2`);
+    await requestCutover(d, name);
+    const done = await second.migration;
+    expect({ code: done.code, out: done.code ? second.out.text() : '' }).toEqual({ code: 0, out: '' });
+    const table: Array<[string, string[]]> = [['items', ['id']]];
+    expect(await digests(d, table)).toEqual(await digests(s, table));
+    expect(await runRelease({ spec }, captureOutput().out)).toBe(0);
+    await s.end();
+    await d.end();
+  }, 180_000);
 });
