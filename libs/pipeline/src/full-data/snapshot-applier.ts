@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
 import type { Consumer, Kafka } from 'kafkajs';
-import { DataError, PgferryError } from '@pgferry/core';
+import { DataError, PgferryError, TransientError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
 import { PgRowApplier, type TargetTable } from '../apply/pg-row-applier';
 import { copyLine } from '../apply/copy-text';
@@ -8,6 +8,8 @@ import { AvroCopyDecoder, CopyTextSink } from '../codec/avro-copy-decoder';
 import { RecordDecoder } from '../codec/record-decoder';
 import type { RegistryClient } from '../codec/registry-client';
 import { readOffsets } from '../control/control-store';
+import { KafkaPartitionFetcher, type PartitionData } from '../consume/kafka-partition-fetcher';
+import { forEachRecord } from '../consume/record-batch-reader';
 import { PIPELINE_SESSION_SQL } from '../session';
 
 export interface ApplierTarget {
@@ -27,38 +29,93 @@ export const APPLIER_FETCH = {
   maxBytes: 16 * 1024 * 1024,
 } as const;
 
+/**
+ * Batches a snapshot applier applies at once, each on its own destination connection: one batch
+ * is decoded in Node while the other is copied by its destination backend, so the applier and
+ * the destination each keep a core busy. More lanes hold more decoded batches in memory without
+ * more overlap; on the 2-core bench machine (`npm run bench -- full`, shared by both clusters,
+ * capture, broker and applier) 3 lanes measured no better than 2, within the bench's noise.
+ */
+export const SNAPSHOT_APPLIER_LANES = 2;
+
+/** Advisory lock class of the exclusive snapshot applier (its object is hashtext(group)). */
+const EXCLUSIVE_LOCK_CLASS = 0x70676672;
+
 export interface ApplierOptions {
   kafka: Kafka;
   registry: RegistryClient;
-  /** A destination connection for this applier alone (it holds transactions open). */
+  /**
+   * A destination connection for this applier alone (it holds transactions open); the first
+   * lane. The applier does not end it.
+   */
   destination: Client;
+  /**
+   * Opens further destination connections for the other lanes (the applier ends them on stop).
+   * Without it the applier has one lane, `destination`.
+   */
+  connect?: () => Promise<Client>;
+  /** Partitions applied at the same time, each in its own transaction (default SNAPSHOT_APPLIER_LANES when `connect` is given). */
+  concurrency?: number;
   group: string;
   targets: ApplierTarget[];
+  /**
+   * The caller runs no other applier of `group` at the same time (the supervised full-data
+   * phase runs one applier process). The applier then fetches with its own Fetch requests from
+   * the offsets the destination holds, without a consumer group (no Kafka committed offsets
+   * either), and holds a session advisory lock on the destination for the group so that a
+   * second one fails at start instead of applying the same partitions.
+   */
+  exclusive?: boolean;
   onApplied?: (target: ApplierTarget, rows: number) => void;
 }
 
+interface Lane {
+  client: Client;
+  rows: PgRowApplier;
+}
+
+/** One batch of a partition to apply: its records' offsets and values, and the offset after it. */
+interface Work {
+  topic: string;
+  partition: number;
+  offsets: Array<number | string>;
+  values: Array<Buffer | null>;
+  nextOffset: bigint;
+}
+
 /**
- * Consumes the table topics as one consumer group and applies each fetched batch in one
- * destination transaction together with its offset (pgferry.offsets). On start and after every
- * rebalance it skips what the destination already holds: records below the stored offset are
- * never applied twice, whatever offset Kafka hands out. Kafka offsets are committed too, after
- * the destination commit, for monitoring only.
+ * Applies the table topics' snapshot rows, each fetched batch of a partition in one destination
+ * transaction together with its offset (pgferry.offsets). On start (and after every rebalance)
+ * it skips what the destination already holds: records below the stored offset are never
+ * applied twice, whatever offset Kafka hands out. Up to `concurrency` batches are applied at
+ * once, each on its own connection (a lane); one partition's batches never overlap and commit
+ * in order, so its stored offset only moves forward and a crash loses nothing. Memory holds at
+ * most two fetch responses plus one decoded batch per lane.
+ * Two ways to fetch: as one kafkajs consumer group (Kafka offsets are committed too, after the
+ * destination commit, for monitoring only), or, with `exclusive`, by its own Fetch requests.
  */
 export class SnapshotApplier {
-  private consumer: Consumer;
+  private consumer: Consumer | null = null;
+  private fetcher: KafkaPartitionFetcher | null = null;
   private applied = new Map<string, bigint>();
   private failure: Error | null = null;
   private readonly decoder: RecordDecoder;
   private readonly copyDecoder: AvroCopyDecoder;
-  private readonly applier: PgRowApplier;
   private readonly byTopic: Map<string, ApplierTarget>;
+  private readonly concurrency: number;
+  private readonly lanes: Lane[] = [];
+  private readonly free: Lane[] = [];
+  private waiting: Array<(lane: Lane) => void> = [];
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+  /** The last batch started per "topic:partition": the next one waits for it. */
+  private readonly tails = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: ApplierOptions) {
-    this.consumer = opts.kafka.consumer({ groupId: opts.group, ...APPLIER_FETCH });
     this.decoder = new RecordDecoder(opts.registry);
     this.copyDecoder = new AvroCopyDecoder(opts.registry);
-    this.applier = new PgRowApplier(opts.destination);
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
+    this.concurrency = opts.connect ? Math.max(1, opts.concurrency ?? SNAPSHOT_APPLIER_LANES) : 1;
   }
 
   get error(): Error | null {
@@ -71,16 +128,103 @@ export class SnapshotApplier {
   }
 
   async start(): Promise<void> {
-    await this.opts.destination.query(PIPELINE_SESSION_SQL);
+    for (let i = 0; i < this.concurrency; i++) {
+      const client = i === 0 ? this.opts.destination : await this.opts.connect!();
+      const lane = { client, rows: new PgRowApplier(client) };
+      this.lanes.push(lane);
+      await client.query(PIPELINE_SESSION_SQL);
+      this.free.push(lane);
+    }
+    if (this.opts.exclusive) await this.lock();
     this.applied = await readOffsets(this.opts.destination, this.opts.group, [...this.byTopic.keys()]);
-    await this.consumer.connect();
-    for (const topic of this.byTopic.keys()) await this.consumer.subscribe({ topic, fromBeginning: true });
-    await this.consumer.run({
+    this.running = true;
+    if (this.opts.exclusive) await this.startFetcher();
+    else await this.startConsumer();
+  }
+
+  private async lock(): Promise<void> {
+    const { rows } = await this.opts.destination.query(
+      'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+      [EXCLUSIVE_LOCK_CLASS, this.opts.group],
+    );
+    if (!rows[0].locked)
+      throw new TransientError(
+        `another snapshot applier of consumer group ${this.opts.group} is connected to the destination (it holds advisory lock ${EXCLUSIVE_LOCK_CLASS}/hashtext(group)); stop it, or wait until its connection ends`,
+      );
+  }
+
+  private async startFetcher(): Promise<void> {
+    const fetcher = new KafkaPartitionFetcher(this.opts.kafka, [...this.byTopic.keys()], {
+      maxWaitMs: APPLIER_FETCH.maxWaitTimeInMs,
+      maxBytesPerPartition: APPLIER_FETCH.maxBytesPerPartition,
+      maxBytes: APPLIER_FETCH.maxBytes,
+    });
+    this.fetcher = fetcher;
+    await fetcher.connect((topic, partition) => this.applied.get(`${topic}:${partition}`) ?? 0n);
+    this.loop = this.fetchLoop(fetcher).catch((err) => this.fail(err));
+  }
+
+  /** Fetches round after round, one round ahead of the batches being applied. */
+  private async fetchLoop(fetcher: KafkaPartitionFetcher): Promise<void> {
+    let next = fetcher.fetch();
+    while (this.running && !this.failure) {
+      const round = await next;
+      if (!this.running || this.failure) break;
+      next = fetcher.fetch();
+      // Settled later by the await above; this only keeps a failure from being unhandled meanwhile.
+      next.catch(() => undefined);
+      for (const data of round) {
+        const lane = await this.lane();
+        if (this.failure) {
+          this.release(lane);
+          break;
+        }
+        this.dispatch(lane, this.workOf(data));
+      }
+    }
+    await Promise.all(this.tails.values());
+  }
+
+  private workOf(data: PartitionData): Work {
+    const where = `Kafka topic ${data.topic} partition ${data.partition}`;
+    const from = this.applied.get(`${data.topic}:${data.partition}`) ?? 0n;
+    const offsets: number[] = [];
+    const values: Array<Buffer | null> = [];
+    const first = data.from > from ? data.from : from;
+    for (const b of data.batches)
+      forEachRecord(b, first, where, (offset, value) => {
+        offsets.push(offset);
+        values.push(value);
+      });
+    return { topic: data.topic, partition: data.partition, offsets, values, nextOffset: data.nextOffset };
+  }
+
+  /** Applies `work` on `lane` after the partition's previous batch; releases the lane. */
+  private dispatch(lane: Lane, work: Work): void {
+    const key = `${work.topic}:${work.partition}`;
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const task = prev
+      .then(() => {
+        if (this.failure) return;
+        if (work.nextOffset <= (this.applied.get(key) ?? 0n)) return;
+        return this.apply(lane, work);
+      })
+      .catch((err) => this.fail(err))
+      .finally(() => this.release(lane));
+    this.tails.set(key, task);
+  }
+
+  private async startConsumer(): Promise<void> {
+    const consumer = this.opts.kafka.consumer({ groupId: this.opts.group, ...APPLIER_FETCH });
+    this.consumer = consumer;
+    await consumer.connect();
+    for (const topic of this.byTopic.keys()) await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.concurrency,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || this.failure) return;
-        const target = this.byTopic.get(batch.topic)!;
         const key = `${batch.topic}:${batch.partition}`;
         const from = this.applied.get(key) ?? 0n;
         const fresh = batch.messages.filter((m) => BigInt(m.offset) >= from);
@@ -88,68 +232,121 @@ export class SnapshotApplier {
           if (batch.messages.length) resolveOffset(batch.messages[batch.messages.length - 1].offset);
           return;
         }
+        const lastOffset = fresh[fresh.length - 1].offset;
+        const work: Work = {
+          topic: batch.topic,
+          partition: batch.partition,
+          offsets: fresh.map((m) => m.offset),
+          values: fresh.map((m) => m.value),
+          nextOffset: BigInt(lastOffset) + 1n,
+        };
+        const lane = await this.lane();
         try {
-          // Rows go straight from Avro to COPY text; a record the fast path does not take (one
-          // with a "before" image) goes through RecordDecoder, in its place in the batch.
-          const sink = new CopyTextSink();
-          let columns: string[] | null = null;
-          for (const m of fresh) {
-            if (!m.value) continue;
-            const where = `${batch.topic}/${batch.partition}@${m.offset}`;
-            const id = m.value.length >= 5 ? m.value.readInt32BE(1) : -1;
-            if (m.value[0] === 0 && id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
-            let op: string;
-            let cols: string[];
-            const fast = this.copyDecoder.decodeInto(m.value, sink);
-            if (fast) {
-              op = fast.op;
-              cols = fast.plan.columns;
-            } else {
-              const change = await this.decoder.decode(m.value);
-              op = change.op;
-              cols = change.columns;
-              if (!change.after) throw new DataError(`a "${op}" record without a row at ${where}`);
-              sink.line(copyLine(change.after));
-            }
-            if (op !== 'r' && op !== 'c')
-              throw new DataError(`unexpected op "${op}" in the full-data phase at ${where}`);
-            if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000'))
-              throw new DataError(
-                `the columns of ${quoteQualified(target.schema, target.table)} changed within one batch`,
-              );
-            columns = cols;
-          }
-          const rows = sink.rows;
-          const last = BigInt(fresh[fresh.length - 1].offset) + 1n;
-          const t: TargetTable = {
-            schema: target.schema,
-            table: target.table,
-            columns: columns ?? [],
-            key: target.key,
-          };
-          await this.applier.applyCopyText(t, sink.take(), rows, {
-            group: this.opts.group,
-            topic: batch.topic,
-            partition: batch.partition,
-            nextOffset: last,
-          });
-          this.applied.set(key, last);
-          resolveOffset(fresh[fresh.length - 1].offset);
-          // Kafka's committed offsets follow the destination's, for monitoring tools only.
-          await this.consumer.commitOffsets([
-            { topic: batch.topic, partition: batch.partition, offset: last.toString() },
-          ]);
-          this.opts.onApplied?.(target, rows);
-          await heartbeat();
+          await this.apply(lane, work);
         } catch (err) {
-          this.failure = err instanceof Error ? err : new PgferryError(String(err));
+          this.fail(err);
           throw err;
+        } finally {
+          this.release(lane);
         }
+        resolveOffset(lastOffset);
+        // Kafka's committed offsets follow the destination's, for monitoring tools only.
+        await consumer.commitOffsets([
+          { topic: batch.topic, partition: batch.partition, offset: work.nextOffset.toString() },
+        ]);
+        await heartbeat();
       },
     });
   }
 
+  /**
+   * Decodes `work` to COPY text and applies it with its offset in one transaction on `lane`.
+   * Rows go straight from Avro to COPY text; a record the fast path does not take (one with a
+   * "before" image) goes through RecordDecoder, in its place in the batch.
+   */
+  private async apply(lane: Lane, work: Work): Promise<void> {
+    const target = this.byTopic.get(work.topic)!;
+    const sink = new CopyTextSink();
+    let columns: string[] | null = null;
+    const { offsets, values } = work;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i];
+      if (!value) continue;
+      const id = value.length >= 5 ? value.readInt32BE(1) : -1;
+      if (value[0] === 0 && id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+      let op: string;
+      let cols: string[];
+      const fast = this.copyDecoder.decodeInto(value, sink);
+      if (fast) {
+        op = fast.op;
+        cols = fast.plan.columns;
+      } else {
+        const change = await this.decoder.decode(value);
+        op = change.op;
+        cols = change.columns;
+        if (!change.after)
+          throw new DataError(
+            `a "${op}" record without a row at ${work.topic}/${work.partition}@${offsets[i]}`,
+          );
+        sink.line(copyLine(change.after));
+      }
+      if (op !== 'r' && op !== 'c')
+        throw new DataError(
+          `unexpected op "${op}" in the full-data phase at ${work.topic}/${work.partition}@${offsets[i]}`,
+        );
+      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000'))
+        throw new DataError(
+          `the columns of ${quoteQualified(target.schema, target.table)} changed within one batch`,
+        );
+      columns = cols;
+    }
+    const rows = sink.rows;
+    const t: TargetTable = {
+      schema: target.schema,
+      table: target.table,
+      columns: columns ?? [],
+      key: target.key,
+    };
+    await lane.rows.applyCopyText(t, sink.take(), rows, {
+      group: this.opts.group,
+      topic: work.topic,
+      partition: work.partition,
+      nextOffset: work.nextOffset,
+    });
+    this.applied.set(`${work.topic}:${work.partition}`, work.nextOffset);
+    this.opts.onApplied?.(target, rows);
+  }
+
+  private fail(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new PgferryError(String(err));
+  }
+
+  private lane(): Promise<Lane> {
+    const lane = this.free.pop();
+    if (lane) return Promise.resolve(lane);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(lane: Lane): void {
+    const next = this.waiting.shift();
+    if (next) next(lane);
+    else this.free.push(lane);
+  }
+
+  /**
+   * Stops fetching, lets the batches under way commit (or fail), leaves the group, and ends the
+   * connections it opened (not `destination`; the advisory lock goes with its session).
+   */
   async stop(): Promise<void> {
-    await this.consumer.disconnect();
+    this.running = false;
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.loop;
+    await Promise.all(this.tails.values());
+    await this.fetcher?.close().catch(() => undefined);
+    if (this.opts.exclusive)
+      await this.opts.destination
+        .query('SELECT pg_advisory_unlock($1, hashtext($2))', [EXCLUSIVE_LOCK_CLASS, this.opts.group])
+        .catch(() => undefined);
+    await Promise.all(this.lanes.slice(1).map((l) => l.client.end().catch(() => undefined)));
   }
 }

@@ -49,6 +49,10 @@ export async function runApplierProcess(
           kafka,
           registry,
           destination,
+          connect: () => connect(dst, 'destination', { applicationName: 'pgferry applier' }),
+          // The controller runs one snapshot applier per task (supervised-full-data.ts) and
+          // restarts it only after it exited; the advisory lock refuses a second one anyway.
+          exclusive: true,
           group: config.group,
           targets: config.targets,
           onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),

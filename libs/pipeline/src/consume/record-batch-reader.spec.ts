@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto';
+import { crc32c, DataError } from '@pgferry/core';
+import { API_SPECS, ApiKey, readStruct, Reader, Writer, writeStruct } from '@pgferry/kafka-broker';
+import { PartitionRecords, planBatch, writeRecordBatch } from '../publish/record-batch-writer';
+import { decodeFetchResponse, encodeFetchRequest, FETCH_VERSION } from './kafka-fetch-request';
+import { forEachRecord, scanBatches, visibleBatches, type BatchView } from './record-batch-reader';
+
+const where = 'Kafka topic t partition 2';
+
+/** A batch of `values` as the capture writes it, with the offsets a broker would give it. */
+function batch(
+  baseOffset: bigint,
+  values: Array<Buffer | null>,
+  producer = { producerId: 7n, producerEpoch: 0, baseSequence: 0 },
+): Buffer {
+  const p = new PartitionRecords(2);
+  values.forEach((v, i) => p.push(i % 3 ? randomBytes(i % 5) : null, v));
+  const { to, bytes } = planBatch(p, 0, 100_000_000);
+  const b = writeRecordBatch(p, 0, to, bytes, producer, 1_700_000_000_000);
+  b.writeBigInt64BE(baseOffset, 0);
+  return b;
+}
+
+/** Sets a batch's attributes and its CRC again, as a producer would have written them. */
+function withAttributes(b: Buffer, attributes: number): Buffer {
+  b.writeInt16BE(attributes, 21);
+  b.writeUInt32BE(crc32c(b, 21, b.length), 17);
+  return b;
+}
+
+/** A control batch (abort marker: key version 0, type 0) of `producerId` at `offset`. */
+function marker(offset: bigint, producerId: bigint, type = 0): Buffer {
+  const key = Buffer.alloc(4);
+  key.writeInt16BE(type, 2);
+  const p = new PartitionRecords(0);
+  p.push(key, Buffer.from([0, 0, 0, 0, 0, 0]));
+  const { to, bytes } = planBatch(p, 0, 1000);
+  const b = writeRecordBatch(p, 0, to, bytes, { producerId, producerEpoch: 0, baseSequence: -1 }, 0);
+  b.writeBigInt64BE(offset, 0);
+  return withAttributes(b, 0x30);
+}
+
+function read(batches: BatchView[], from = 0n): Array<[number, string | null]> {
+  const out: Array<[number, string | null]> = [];
+  for (const b of batches) forEachRecord(b, from, where, (o, v) => out.push([o, v?.toString('hex') ?? null]));
+  return out;
+}
+
+describe('scanBatches and forEachRecord', () => {
+  const sizes = [0, 1, 63, 64, 65, 8191, 8192, 20_000];
+  const values = Array.from({ length: 60 }, (_, i) => (i % 11 === 10 ? null : randomBytes(sizes[i % 8])));
+  const first = batch(100n, values.slice(0, 25));
+  const second = batch(125n, values.slice(25));
+  const records = Buffer.concat([first, second]);
+  const expected = values.map((v, i): [number, string | null] => [100 + i, v?.toString('hex') ?? null]);
+
+  it('reads what record-batch-writer wrote: every offset and value, tombstones as null, in order', () => {
+    const batches = scanBatches(records, where);
+    expect(batches.map((b) => [b.baseOffset, b.nextOffset])).toEqual([
+      [100n, 125n],
+      [125n, 160n],
+    ]);
+    expect(read(batches)).toEqual(expected);
+  });
+
+  it('hands out subarrays of the response, not copies', () => {
+    const [b] = scanBatches(records, where);
+    const buffers: ArrayBufferLike[] = [];
+    forEachRecord(b, 0n, where, (_o, v) => v && buffers.push(v.buffer));
+    expect(buffers.length).toBeGreaterThan(0);
+    expect(buffers.every((x) => x === records.buffer)).toBe(true);
+  });
+
+  it('skips the records before the requested offset inside the first batch', () => {
+    expect(read(scanBatches(records, where), 110n)).toEqual(expected.slice(10));
+  });
+
+  it('leaves out a batch cut short at the end of the response', () => {
+    const cut = records.subarray(0, first.length + 100);
+    expect(scanBatches(cut, where).map((b) => b.baseOffset)).toEqual([100n]);
+    expect(scanBatches(records.subarray(0, 30), where)).toEqual([]);
+  });
+
+  it('refuses a batch whose CRC-32C does not match, naming the topic, partition and offset', () => {
+    const bad = Buffer.from(second);
+    bad[bad.length - 3] ^= 0xff;
+    const [b] = scanBatches(bad, where);
+    expect(() => forEachRecord(b, 0n, where, () => undefined)).toThrow(
+      new DataError(
+        `${where}: record batch at offset 125 fails its CRC-32C check (stored ${bad.readUInt32BE(17)}, computed ${crc32c(bad, 21, bad.length)}); the data is corrupt in Kafka or on the way`,
+      ),
+    );
+  });
+
+  it('refuses compressed batches with the codec and the fix', () => {
+    const [b] = scanBatches(withAttributes(Buffer.from(first), 1), where);
+    expect(() => forEachRecord(b, 0n, where, () => undefined)).toThrow(
+      /partition 2: record batch at offset 100 is compressed \(gzip\).*compression.type none/,
+    );
+  });
+
+  it('refuses message formats before v2', () => {
+    const old = Buffer.from(first);
+    old[16] = 1;
+    expect(() => scanBatches(old, where)).toThrow(
+      /partition 2: record batch at offset 100 has message format v1/,
+    );
+  });
+
+  it('refuses a record that runs past its batch', () => {
+    const bad = Buffer.from(first);
+    bad[61] = 0x7e; // the first record's length: 63 bytes, past the batch's end
+    withAttributes(bad, 0);
+    const [b] = scanBatches(bad, where);
+    expect(() => forEachRecord(b, 0n, where, () => undefined)).toThrow(
+      /malformed record batch at offset 100/,
+    );
+  });
+});
+
+describe('visibleBatches', () => {
+  const data = (offset: bigint, producerId: bigint, n = 2) =>
+    withAttributes(
+      batch(
+        offset,
+        Array.from({ length: n }, () => randomBytes(3)),
+        { producerId, producerEpoch: 0, baseSequence: 0 },
+      ),
+      0x10,
+    );
+
+  it('drops control batches and the batches of aborted transactions up to their abort marker', () => {
+    const records = Buffer.concat([
+      data(0n, 1n), // aborted
+      data(2n, 2n), // committed
+      marker(4n, 1n), // abort of producer 1
+      marker(5n, 2n, 1), // commit of producer 2
+      data(6n, 1n), // a later transaction of producer 1: not aborted
+      batch(8n, [randomBytes(2)]), // not transactional
+    ]);
+    const all = scanBatches(records, where);
+    const visible = visibleBatches(all, [{ producerId: 1n, firstOffset: 0n }]);
+    expect(visible.map((b) => b.baseOffset)).toEqual([2n, 6n, 8n]);
+    expect(visibleBatches(all, []).map((b) => b.baseOffset)).toEqual([0n, 2n, 6n, 8n]);
+  });
+});
+
+describe('fetch request and response', () => {
+  const spec = API_SPECS.get(ApiKey.Fetch)!;
+
+  it('v4 request decodes with the broker codec', () => {
+    const bytes = encodeFetchRequest(
+      { maxWaitMs: 200, minBytes: 1, maxBytes: 16 << 20 },
+      new Map([
+        [
+          'pgferry.public.tëst',
+          [
+            { partition: 3, fetchOffset: 12n, maxBytes: 4 << 20 },
+            { partition: 0, fetchOffset: 2n ** 40n, maxBytes: 1 },
+          ],
+        ],
+        ['b', [{ partition: 1, fetchOffset: 0n, maxBytes: 5 }]],
+      ]),
+    );
+    const r = new Reader(bytes);
+    const req = readStruct<Record<string, unknown>>(r, spec.request, FETCH_VERSION);
+    expect(r.remaining()).toBe(0);
+    expect(req).toMatchObject({
+      replicaId: -1,
+      maxWaitMs: 200,
+      minBytes: 1,
+      maxBytes: 16 << 20,
+      isolationLevel: 1,
+      topics: [
+        {
+          topic: 'pgferry.public.tëst',
+          partitions: [
+            { partition: 3, fetchOffset: 12n, partitionMaxBytes: 4 << 20 },
+            { partition: 0, fetchOffset: 2n ** 40n, partitionMaxBytes: 1 },
+          ],
+        },
+        { topic: 'b', partitions: [{ partition: 1, fetchOffset: 0n, partitionMaxBytes: 5 }] },
+      ],
+    });
+  });
+
+  it('v4 response from the broker codec decodes per partition, records in place', () => {
+    const records = batch(5n, [randomBytes(10), null]);
+    const w = new Writer();
+    const partition = (partitionIndex: number, errorCode: number, r: Buffer | null, aborted: unknown[]) => ({
+      partitionIndex,
+      errorCode,
+      highWatermark: 7n,
+      lastStableOffset: 7n,
+      logStartOffset: 0n,
+      abortedTransactions: aborted,
+      preferredReadReplica: -1,
+      records: r,
+    });
+    writeStruct(
+      w,
+      spec.response,
+      {
+        throttleTimeMs: 0,
+        errorCode: 0,
+        sessionId: 0,
+        responses: [
+          {
+            topic: 't',
+            partitions: [
+              partition(0, 0, records, [{ producerId: 9n, firstOffset: 3n }]),
+              partition(1, 6, null, []),
+            ],
+          },
+        ],
+      },
+      FETCH_VERSION,
+    );
+    const out = decodeFetchResponse(w.finish()).get('t')!;
+    expect(out.map((p) => [p.partition, p.errorCode, p.highWatermark, p.abortedTransactions])).toEqual([
+      [0, 0, 7n, [{ producerId: 9n, firstOffset: 3n }]],
+      [1, 6, 7n, []],
+    ]);
+    expect(out[0].records.equals(records)).toBe(true);
+    expect(out[1].records.length).toBe(0);
+  });
+});
