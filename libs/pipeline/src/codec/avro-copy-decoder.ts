@@ -40,6 +40,31 @@ export class CopyTextSink {
     this.pos += this.buf.write(s, this.pos, 'latin1');
   }
 
+  /**
+   * An integer in decimal, as String(n) prints it, written digit by digit: no string per
+   * value. Exact for safe integers (what readLong returns as a number); a bigint goes through
+   * its string.
+   */
+  int(n: number | bigint): void {
+    if (typeof n === 'bigint') return this.ascii(String(n));
+    this.ensure(17);
+    const b = this.buf;
+    let p = this.pos;
+    if (n < 0) {
+      b[p++] = 45;
+      n = -n;
+    }
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let w = p + digits;
+    do {
+      const q = Math.floor(n / 10);
+      b[--w] = 48 + (n - q * 10);
+      n = q;
+    } while (n > 0);
+    this.pos = p + digits;
+  }
+
   /** A text value, escaped for COPY text (backslash, newline, carriage return, tab). */
   text(s: string): void {
     const n = Buffer.byteLength(s, 'utf8');
@@ -184,10 +209,10 @@ function branchReader(schema: Record<string, unknown>): FieldReader {
     case 'boolean':
       return (c, out) => out.byte(c.buf[c.pos++] ? 116 : 102);
     case 'int':
-      if (logical === undefined) return (c, out) => out.ascii(String(readInt(c)));
+      if (logical === undefined) return (c, out) => out.int(readInt(c));
       return (c, out) => out.text(conv.fromAvro(readInt(c)));
     case 'long':
-      if (logical === undefined) return (c, out) => out.ascii(String(readLong(c)));
+      if (logical === undefined) return (c, out) => out.int(readLong(c));
       return (c, out) => out.text(conv.fromAvro(BigInt(readLong(c))));
     case 'float':
       return (c, out) => {
@@ -310,7 +335,12 @@ export class AvroCopyDecoder {
     }
     out.endLine();
     let tail = plan.tail;
-    if (!tail || !value.subarray(c.pos).equals(tail.bytes)) {
+    // Compared in place: no subarray per record.
+    if (
+      !tail ||
+      value.length - c.pos !== tail.bytes.length ||
+      value.compare(tail.bytes, 0, tail.bytes.length, c.pos, value.length) !== 0
+    ) {
       const rest = tailType.fromBuffer(value.subarray(c.pos)) as { op: string };
       tail = { bytes: Buffer.from(value.subarray(c.pos)), op: rest.op };
       plan.tail = tail;

@@ -245,3 +245,30 @@ describe('AvroCopyDecoder', () => {
     expect(sink.rows).toBe(0);
   });
 });
+
+describe('CopyTextSink.int', () => {
+  it('prints integers as String() does, bigints included', () => {
+    const values: Array<number | bigint> = [
+      0,
+      -0,
+      7,
+      -7,
+      9,
+      10,
+      -10,
+      99,
+      100,
+      2 ** 31 - 1,
+      -(2 ** 31),
+      2 ** 53 - 1,
+      -(2 ** 53 - 1),
+    ];
+    values.push(2n ** 63n - 1n, -(2n ** 63n));
+    const sink = new CopyTextSink(8);
+    for (const v of values) {
+      sink.int(v);
+      sink.endLine();
+    }
+    expect(Buffer.concat(sink.take()).toString()).toBe(values.map((v) => `${String(v)}\n`).join(''));
+  });
+});
