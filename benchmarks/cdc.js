@@ -54,6 +54,11 @@ async function waitUntil(d, want, keys) {
 async function measure(label, src, s, d, { seconds, clients, bigRows }) {
   let stop = false;
   let maxLag = 0;
+  let maxLagAt = 0;
+  const loadStart = now();
+  // Lag is the age of the newest probe stamp on the destination, counted from the start of the
+  // load at most: the row's value from before the load (set when the data was loaded) is no lag.
+  const { rows: started } = await s.query(`SELECT clock_timestamp()::text AS t`);
   const probe = (async () => {
     while (!stop) {
       await s.query(`UPDATE bench_probe SET n = n + 1, at = clock_timestamp() WHERE id = 1`);
@@ -63,9 +68,13 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
   const sampler = (async () => {
     while (!stop) {
       const { rows } = await d.query(
-        `SELECT extract(epoch FROM clock_timestamp() - at)::float8 AS lag FROM bench_probe`,
+        `SELECT extract(epoch FROM clock_timestamp() - greatest(at, $1::timestamptz))::float8 AS lag FROM bench_probe`,
+        [started[0].t],
       );
-      if (rows[0]) maxLag = Math.max(maxLag, rows[0].lag);
+      if (rows[0] && rows[0].lag > maxLag) {
+        maxLag = rows[0].lag;
+        maxLagAt = now() - loadStart;
+      }
       await sleep(200);
     }
   })();
@@ -86,7 +95,7 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
   const bigApplied = now() - committed;
   const r = { tps: load.tps, maxLag, catchUp, bigApplied, bigStatement: committed - t };
   console.log(
-    `${label.padEnd(24)} source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s, catch-up ${r.catchUp.toFixed(1)}s; ` +
+    `${label.padEnd(24)} source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s (${maxLagAt.toFixed(0)}s into the load), catch-up ${r.catchUp.toFixed(1)}s; ` +
       `${bigRows}-row UPDATE (${r.bigStatement.toFixed(1)}s on the source) applied ${r.bigApplied.toFixed(1)}s after its commit`,
   );
   return r;
