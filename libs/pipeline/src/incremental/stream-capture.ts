@@ -5,6 +5,7 @@ import {
   isProgrammingError,
   isRetriable,
   PgferryError,
+  retry,
   RetryDeadlineError,
   sleep,
   type Logger,
@@ -65,8 +66,14 @@ const HEALTHY_RUN_MS = 60_000;
  * within `retryWindowMs`, anything else ends it with the error.
  */
 export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void> {
-  const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
-  const task = await new ControlStore(control, opts.task).getTask().finally(() => control.end());
+  // The destination may be restarting as the capture starts: read the task within the window.
+  const task = await retry(
+    async () => {
+      const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+      return new ControlStore(control, opts.task).getTask().finally(() => control.end());
+    },
+    { deadlineMs: opts.retryWindowMs, signal: opts.stop },
+  );
   if (!task?.slotName || !task.consistentLsn)
     throw new PgferryError(
       `task ${opts.task} has no replication slot recorded on the destination; the full-data phase creates it: run migrate from the start`,
