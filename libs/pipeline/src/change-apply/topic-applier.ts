@@ -1,12 +1,12 @@
 import type { Client } from 'pg';
 import type { Consumer, ConsumerConfig, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { DataError, PgferryError } from '@pgferry/core';
-import { quoteQualified } from '@pgferry/pg';
+import { classifyPgError, quoteQualified } from '@pgferry/pg';
 import type { OffsetMark, TargetTable } from '../apply/pg-row-applier';
 import { APPLIER_FETCH, type ApplierTarget } from '../full-data/snapshot-applier';
 import { RecordDecoder, type DecodedChange } from '../codec/record-decoder';
 import type { RegistryClient } from '../codec/registry-client';
-import { readOffsets, readStreamPositions, storeOffset } from '../control/control-store';
+import { readOffsets, readStreamPositions, storeOffset, storeOffsets } from '../control/control-store';
 import { notAfter, STREAM_POSITION_HEADER } from '../cdc/stream-position';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { Throttle, type ThrottleLimits } from '../throttle/throttle';
@@ -38,6 +38,21 @@ interface Lane {
   changes: PgChangeApplier;
 }
 
+/** One partition's batch waiting for the next gathered destination transaction. */
+interface Gathered {
+  target: ApplierTarget;
+  topic: string;
+  partition: number;
+  decoded: Decoded[];
+  done: { resolve: () => void; reject: (err: unknown) => void };
+}
+
+/** Partitions whose batches are handed to the applier at once (kafkajs partitionsConsumedConcurrently). */
+const GATHER_PARTITIONS = 64;
+/** How long the first batch waits for the rest of its fetch, and the most records gathered. */
+const GATHER_MS = 3;
+const MAX_GATHERED = 20_000;
+
 interface Decoded {
   message: KafkaMessage;
   /** Null for a tombstone, or a change already applied (sent again after a capture restart). */
@@ -68,6 +83,9 @@ export class TopicApplier {
   /** Partitions applied since Kafka's offsets were last committed, and when that was. */
   private readonly uncommitted = new Set<string>();
   private lastKafkaCommit = 0;
+  private gathering: Gathered[] = [];
+  private gatheredChanges = 0;
+  private gatherTimer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
   deadLettered = 0;
 
@@ -115,7 +133,8 @@ export class TopicApplier {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: concurrency,
+      // Every partition of a fetch at once: their batches are applied together (see gather).
+      partitionsConsumedConcurrently: GATHER_PARTITIONS,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || this.failure) return;
         const key = `${batch.topic}:${batch.partition}`;
@@ -125,7 +144,6 @@ export class TopicApplier {
           if (batch.messages.length) resolveOffset(batch.messages[batch.messages.length - 1].offset);
           return;
         }
-        const lane = await this.lane();
         try {
           const target = this.byTopic.get(batch.topic)!;
           const decoded: Decoded[] = [];
@@ -141,24 +159,120 @@ export class TopicApplier {
             if (pos) last = pos;
             decoded.push({ message: m, change: m.value ? await this.decoder.decode(m.value) : null, pos });
           }
-          for (const run of runs(decoded)) {
-            await this.applyRun(lane, target, batch.topic, batch.partition, run);
-            const last = run[run.length - 1].message.offset;
-            this.applied.set(key, BigInt(last) + 1n);
-            const pos = lastPosition(run);
-            if (pos) this.streamPos.set(key, pos);
-            resolveOffset(last);
-            await heartbeat();
-          }
+          await this.gather({ target, topic: batch.topic, partition: batch.partition, decoded });
+          const lastOffset = fresh[fresh.length - 1].offset;
+          this.applied.set(key, BigInt(lastOffset) + 1n);
+          const pos = lastPosition(decoded);
+          if (pos) this.streamPos.set(key, pos);
+          resolveOffset(lastOffset);
+          await heartbeat();
           await this.commitToKafka(key);
         } catch (err) {
-          this.failure = err instanceof Error ? err : new PgferryError(String(err));
+          this.failure ??= err instanceof Error ? err : new PgferryError(String(err));
           throw err;
-        } finally {
-          this.release(lane);
         }
       },
     });
+  }
+
+  /**
+   * Adds one partition's batch to the next destination transaction and resolves once it is
+   * committed. Batches that arrive together (the partitions of one fetch, within a few
+   * milliseconds) share the transaction: each table's changes from every partition are applied
+   * in bulk, and every partition's offset is stored in one statement, so a stream of small
+   * source transactions over many partitions costs a few round trips per fetch, not per
+   * partition. Up to `concurrency` such transactions run at once, each on its own connection.
+   */
+  private gather(part: Omit<Gathered, 'done'>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.gathering.push({ ...part, done: { resolve, reject } });
+      this.gatheredChanges += part.decoded.length;
+      if (this.gatheredChanges >= MAX_GATHERED) this.flushGathered();
+      else this.gatherTimer ??= setTimeout(() => this.flushGathered(), GATHER_MS);
+    });
+  }
+
+  private flushGathered(): void {
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
+    const parts = this.gathering;
+    this.gathering = [];
+    this.gatheredChanges = 0;
+    if (!parts.length) return;
+    void (async () => {
+      const lane = await this.lane();
+      try {
+        try {
+          await this.applyGathered(lane, parts);
+        } catch (err) {
+          if (this.opts.onError !== 'dead-letter' || !(err instanceof DataError)) throw err;
+          // A poison record: each partition's batch on its own, the record found and parked.
+          for (const p of parts)
+            for (const run of runs(p.decoded)) await this.applyRun(lane, p.target, p.topic, p.partition, run);
+        }
+        for (const p of parts) p.done.resolve();
+      } catch (err) {
+        for (const p of parts) p.done.reject(err);
+      } finally {
+        this.release(lane);
+      }
+    })();
+  }
+
+  /** The gathered batches in one destination transaction, with their offsets. */
+  private async applyGathered(lane: Lane, parts: Gathered[]): Promise<void> {
+    const byTopic = new Map<string, Gathered[]>();
+    for (const p of parts) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+    let changes = 0;
+    let bytes = 0;
+    for (const p of parts)
+      for (const d of p.decoded) {
+        if (d.change) changes++;
+        bytes += d.message.value?.length ?? 0;
+      }
+    await this.throttle.take(changes, bytes);
+    const client = lane.client;
+    try {
+      await client.query('BEGIN');
+      // Tables in one order in every transaction, so two lanes never wait on each other's
+      // truncate guards in a cycle.
+      for (const topic of [...byTopic.keys()].sort()) {
+        const group = byTopic.get(topic)!;
+        const target = group[0].target;
+        const all = group.flatMap((p) => runs(p.decoded));
+        const shapes = new Set(all.map((run) => shapeOf(run)).filter((s) => s !== null));
+        const truncates = all.some((run) => run.some((d) => d.change?.op === 't'));
+        // One statement set per table when that keeps each key's order: a key's changes are in
+        // one partition. A truncate or a schema change splits it back into the partitions' runs,
+        // applied one after the other (the truncate guard then orders them).
+        const together = !truncates && shapes.size <= 1 ? [all.flat()] : all;
+        for (const run of together) {
+          const list = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
+          if (!list.length) continue;
+          const columns = list.find((c) => c.after ?? c.before)?.columns ?? [];
+          const t: TargetTable = { schema: target.schema, table: target.table, columns, key: target.key };
+          const counts = await lane.changes.applyInTransaction(t, list, this.opts.group);
+          this.opts.onApplied?.(target, counts);
+        }
+      }
+      await storeOffsets(
+        client,
+        this.opts.group,
+        parts.map((p) => ({
+          topic: p.topic,
+          partition: p.partition,
+          nextOffset: BigInt(p.decoded[p.decoded.length - 1].message.offset) + 1n,
+          streamPos: lastPosition(p.decoded),
+        })),
+      );
+      await client.query('COMMIT');
+      lane.changes.transactionCommitted();
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      lane.changes.forgetStages();
+      // A lost connection is retriable (the applier is restarted); a refused change names its table.
+      throw classifyPgError(err, `applying ${changes} changes of ${byTopic.size} tables`);
+    }
   }
 
   private async applyRun(
@@ -293,6 +407,12 @@ export async function sendToDeadLetter(
 function lastPosition(run: Decoded[]): Buffer | null {
   for (let i = run.length - 1; i >= 0; i--) if (run[i].pos) return run[i].pos;
   return null;
+}
+
+/** The columns of a run's rows ("\u0000"-joined), or null when it has no row image. */
+function shapeOf(run: Decoded[]): string | null {
+  const d = run.find((x) => x.change && (x.change.after ?? x.change.before));
+  return d ? d.change!.columns.join('\u0000') : null;
 }
 
 /**

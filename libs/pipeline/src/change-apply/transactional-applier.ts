@@ -1,11 +1,11 @@
 import type { Client } from 'pg';
 import type { Consumer, KafkaMessage, Producer } from 'kafkajs';
 import { DataError, PgferryError } from '@pgferry/core';
-import { quoteQualified } from '@pgferry/pg';
+import { classifyPgError, quoteQualified } from '@pgferry/pg';
 import type { TargetTable } from '../apply/pg-row-applier';
 import { APPLIER_FETCH, type ApplierTarget } from '../full-data/snapshot-applier';
 import { RecordDecoder, type DecodedChange } from '../codec/record-decoder';
-import { readOffsets, readStreamPositions, storeOffset } from '../control/control-store';
+import { readOffsets, readStreamPositions, storeOffsets } from '../control/control-store';
 import { STREAM_POSITION_HEADER } from '../cdc/stream-position';
 import { decodeTransactionRecord } from '../cdc/transaction-records';
 import { formatLsn } from '../cdc/lsn';
@@ -218,7 +218,8 @@ export class TransactionalApplier {
       },
     });
     this.loop = this.run().catch((err) => {
-      if (!this.stopping) this.fail(err);
+      // A lost connection is retriable (the applier is restarted); a refused change names its table.
+      if (!this.stopping) this.fail(classifyPgError(err, 'applying source transactions'));
     });
   }
 
@@ -451,11 +452,15 @@ export class TransactionalApplier {
   }
 
   private async storeTaken(streamPosOfTx?: Buffer | null): Promise<void> {
-    for (const q of this.queues.values()) {
-      if (!q.dirty) continue;
-      const pos = q.topic === this.opts.transactionsTopic ? (streamPosOfTx ?? null) : q.lastPos;
-      await storeOffset(this.client!, this.opts.group, q.topic, q.partition, q.takenNext, pos);
-    }
+    const marks = [...this.queues.values()]
+      .filter((q) => q.dirty)
+      .map((q) => ({
+        topic: q.topic,
+        partition: q.partition,
+        nextOffset: q.takenNext,
+        streamPos: q.topic === this.opts.transactionsTopic ? (streamPosOfTx ?? null) : q.lastPos,
+      }));
+    await storeOffsets(this.client!, this.opts.group, marks);
   }
 
   /** After a commit: offsets are the destination's now; Kafka's follow, for monitoring tools. */

@@ -283,6 +283,29 @@ export async function storeOffset(
   );
 }
 
+/** storeOffset for several partitions in one statement (one round trip). */
+export async function storeOffsets(
+  client: Queryable,
+  group: string,
+  marks: ReadonlyArray<{ topic: string; partition: number; nextOffset: bigint; streamPos?: Buffer | null }>,
+): Promise<void> {
+  if (!marks.length) return;
+  await client.query(
+    `INSERT INTO pgferry.offsets (consumer_group, topic, partition, next_offset, stream_pos)
+     SELECT $1, u.topic, u.partition, u.next_offset, u.stream_pos
+       FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bytea[]) AS u(topic, partition, next_offset, stream_pos)
+     ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
+       stream_pos = coalesce(EXCLUDED.stream_pos, pgferry.offsets.stream_pos), updated_at = now()`,
+    [
+      group,
+      marks.map((m) => m.topic),
+      marks.map((m) => m.partition),
+      marks.map((m) => m.nextOffset.toString()),
+      marks.map((m) => m.streamPos ?? null),
+    ],
+  );
+}
+
 /** The stream position of the last change applied per "topic:partition" (see storeOffset). */
 export async function readStreamPositions(
   client: Queryable,
