@@ -330,6 +330,9 @@ async function runInProcess(
     kafka: opts.kafka,
     registry: ctx.registry,
     destination: applierConn,
+    // The only applier of the task in this run, as the supervised one: own Fetch requests, lanes.
+    connect: () => connect(ctx.dst, 'destination', { applicationName: 'pgferry applier' }),
+    exclusive: true,
     group: ctx.group,
     targets: ctx.targets,
     onApplied: (t, rows) => ctx.emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
