@@ -11,6 +11,7 @@ import { notAfter, STREAM_POSITION_HEADER } from '../cdc/stream-position';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { Throttle, type ThrottleLimits } from '../throttle/throttle';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
+import { LanePool } from '../apply/lane-pool';
 
 export interface TopicApplierOptions {
   kafka: Kafka;
@@ -75,9 +76,8 @@ export class TopicApplier {
   private readonly decoder: RecordDecoder;
   private readonly byTopic: Map<string, ApplierTarget>;
   private readonly throttle: Throttle;
-  private readonly free: Lane[] = [];
+  private readonly pool = new LanePool<Lane>();
   private readonly lanes: Lane[] = [];
-  private waiting: Array<(lane: Lane) => void> = [];
   private applied = new Map<string, bigint>();
   private streamPos = new Map<string, Buffer>();
   /** Partitions applied since Kafka's offsets were last committed, and when that was. */
@@ -118,7 +118,7 @@ export class TopicApplier {
       await client.query(PIPELINE_SESSION_SQL);
       const lane = { client, changes: new PgChangeApplier(client) };
       this.lanes.push(lane);
-      this.free.push(lane);
+      this.pool.add(lane);
     }
     this.applied = await readOffsets(this.lanes[0].client, this.opts.group, [...this.byTopic.keys()]);
     this.streamPos = await readStreamPositions(this.lanes[0].client, this.opts.group, [
@@ -200,7 +200,7 @@ export class TopicApplier {
     this.gatheredChanges = 0;
     if (!parts.length) return;
     void (async () => {
-      const lane = await this.lane();
+      const lane = await this.pool.take();
       try {
         try {
           await this.applyGathered(lane, parts);
@@ -214,7 +214,7 @@ export class TopicApplier {
       } catch (err) {
         for (const p of parts) p.done.reject(err);
       } finally {
-        this.release(lane);
+        this.pool.give(lane);
       }
     })();
   }
@@ -352,18 +352,6 @@ export class TopicApplier {
         };
       }),
     );
-  }
-
-  private lane(): Promise<Lane> {
-    const lane = this.free.pop();
-    if (lane) return Promise.resolve(lane);
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  private release(lane: Lane): void {
-    const next = this.waiting.shift();
-    if (next) next(lane);
-    else this.free.push(lane);
   }
 
   async stop(): Promise<void> {

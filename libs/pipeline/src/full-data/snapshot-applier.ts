@@ -11,6 +11,7 @@ import { readOffsets } from '../control/control-store';
 import { KafkaPartitionFetcher, type PartitionData } from '../consume/kafka-partition-fetcher';
 import { forEachRecord } from '../consume/record-batch-reader';
 import { PIPELINE_SESSION_SQL } from '../session';
+import { LanePool } from '../apply/lane-pool';
 
 export interface ApplierTarget {
   topic: string;
@@ -104,8 +105,7 @@ export class SnapshotApplier {
   private readonly byTopic: Map<string, ApplierTarget>;
   private readonly concurrency: number;
   private readonly lanes: Lane[] = [];
-  private readonly free: Lane[] = [];
-  private waiting: Array<(lane: Lane) => void> = [];
+  private readonly pool = new LanePool<Lane>();
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   /** The last batch started per "topic:partition": the next one waits for it. */
@@ -133,7 +133,7 @@ export class SnapshotApplier {
       const lane = { client, rows: new PgRowApplier(client) };
       this.lanes.push(lane);
       await client.query(PIPELINE_SESSION_SQL);
-      this.free.push(lane);
+      this.pool.add(lane);
     }
     if (this.opts.exclusive) await this.lock();
     this.applied = await readOffsets(this.opts.destination, this.opts.group, [...this.byTopic.keys()]);
@@ -174,9 +174,9 @@ export class SnapshotApplier {
       // Settled later by the await above; this only keeps a failure from being unhandled meanwhile.
       next.catch(() => undefined);
       for (const data of round) {
-        const lane = await this.lane();
+        const lane = await this.pool.take();
         if (this.failure) {
-          this.release(lane);
+          this.pool.give(lane);
           break;
         }
         this.dispatch(lane, this.workOf(data));
@@ -210,7 +210,7 @@ export class SnapshotApplier {
         return this.apply(lane, work);
       })
       .catch((err) => this.fail(err))
-      .finally(() => this.release(lane));
+      .finally(() => this.pool.give(lane));
     this.tails.set(key, task);
   }
 
@@ -240,14 +240,14 @@ export class SnapshotApplier {
           values: fresh.map((m) => m.value),
           nextOffset: BigInt(lastOffset) + 1n,
         };
-        const lane = await this.lane();
+        const lane = await this.pool.take();
         try {
           await this.apply(lane, work);
         } catch (err) {
           this.fail(err);
           throw err;
         } finally {
-          this.release(lane);
+          this.pool.give(lane);
         }
         resolveOffset(lastOffset);
         // Kafka's committed offsets follow the destination's, for monitoring tools only.
@@ -319,18 +319,6 @@ export class SnapshotApplier {
 
   private fail(err: unknown): void {
     this.failure ??= err instanceof Error ? err : new PgferryError(String(err));
-  }
-
-  private lane(): Promise<Lane> {
-    const lane = this.free.pop();
-    if (lane) return Promise.resolve(lane);
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  private release(lane: Lane): void {
-    const next = this.waiting.shift();
-    if (next) next(lane);
-    else this.free.push(lane);
   }
 
   /**
