@@ -188,7 +188,10 @@ function readLongBig(c: Cursor, low: number, shift: number): bigint {
 }
 
 function readInt(c: Cursor): number {
-  return Number(readLong(c));
+  const n = Number(readLong(c));
+  // A corrupt varint must not become a 20-digit "int" in the COPY text.
+  if (n < -2147483648 || n > 2147483647) throw new RangeError('bad Avro int');
+  return n;
 }
 
 function readLength(c: Cursor): number {

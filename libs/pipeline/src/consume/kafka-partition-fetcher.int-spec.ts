@@ -194,7 +194,7 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
       const failure = fetcher.fetch();
       await expect(failure).rejects.toThrow(ObjectError);
       await expect(failure).rejects.toThrow(
-        /^Kafka topic fetch.range partition 0: offset 50, .* is out of range \(high watermark 0\).*start the task again on an empty destination$/,
+        /^Kafka topic fetch.range partition 0: offset 50 \(where .*\) is out of range \(high watermark 0\).*start the task again on an empty destination$/,
       );
     } finally {
       await fetcher.close();

@@ -51,6 +51,7 @@ const OFFSET_OUT_OF_RANGE = 1;
  * concurrent `fetch` calls.
  */
 export class KafkaPartitionFetcher {
+  private closed = false;
   private readonly cluster: KafkaJsCluster;
   private readonly offsets = new Map<string, Map<number, bigint>>();
   private readonly retryDeadlineMs: number;
@@ -97,6 +98,8 @@ export class KafkaPartitionFetcher {
   }
 
   async close(): Promise<void> {
+    // A round still in flight must not reconnect after this (see refresh).
+    this.closed = true;
     await this.cluster.disconnect();
   }
 
@@ -107,6 +110,8 @@ export class KafkaPartitionFetcher {
    * with an error that names the topic and partition.
    */
   async fetch(): Promise<PartitionData[]> {
+    if (this.closed) return [];
+    let leaderless = false;
     const byLeader = new Map<string, Map<string, FetchPartition[]>>();
     // Kafka fills a response in request order until max_bytes: the partitions take turns at
     // the head, so that none waits behind busier ones.
@@ -119,7 +124,10 @@ export class KafkaPartitionFetcher {
       const metadata = this.cluster.findTopicPartitionMetadata(topic);
       const leader = metadata.find((p) => p.partitionId === partition)?.leader;
       if (leader === undefined || leader === null || leader < 0) {
+        // Counts as a failed round: the metadata is reloaded and the retry deadline runs, so a
+        // partition without a leader is never skipped silently.
         this.lastError = `no leader for Kafka topic ${topic} partition ${partition}`;
+        leaderless = true;
         continue;
       }
       const request = byLeader.get(String(leader)) ?? new Map<string, FetchPartition[]>();
@@ -129,7 +137,7 @@ export class KafkaPartitionFetcher {
       list.push({ partition, fetchOffset, maxBytes: this.options.maxBytesPerPartition });
     }
     const out: PartitionData[] = [];
-    let failed = byLeader.size === 0;
+    let failed = byLeader.size === 0 || leaderless;
     await Promise.all(
       [...byLeader].map(async ([nodeId, request]) => {
         let response: Map<string, FetchedPartition[]>;
@@ -175,7 +183,7 @@ export class KafkaPartitionFetcher {
         }
       }),
     );
-    if (!failed) {
+    if (!failed || this.closed) {
       this.failingSince = null;
       return out;
     }
@@ -199,7 +207,7 @@ export class KafkaPartitionFetcher {
     const where = `Kafka topic ${topic} partition ${p.partition}`;
     if (p.errorCode === OFFSET_OUT_OF_RANGE)
       throw new ObjectError(
-        `${where}: offset ${offset}, where the destination's pgferry.offsets resume, is out of range (high watermark ${p.highWatermark}); the topic was recreated or its records deleted after they were applied: start the task again on an empty destination`,
+        `${where}: offset ${offset} (where the destination's pgferry.offsets resume, or 0 when nothing was applied yet) is out of range (high watermark ${p.highWatermark}); the topic's records were deleted (retention) or the topic recreated before they were applied: start the task again on an empty destination`,
         { code: e.type },
       );
     if (!e.retriable) throw new PgferryError(`fetching ${where}: ${e.type}: ${e.message}`, { code: e.type });
@@ -208,6 +216,7 @@ export class KafkaPartitionFetcher {
 
   /** After a retriable failure: reconnect if every broker is gone, then reload the metadata. */
   private async refresh(): Promise<void> {
+    if (this.closed) return;
     try {
       if (!this.cluster.isConnected()) await this.cluster.connect();
       await this.cluster.refreshMetadata();

@@ -41,7 +41,9 @@ export interface AbortedTransaction {
 /**
  * The complete batches in `records` (a Fetch response's records of one partition). A truncated
  * batch at the end (Kafka cuts at the byte limits) is left out: the next fetch starts at it.
- * `where` names the topic and partition in errors. Checks the header only; see forEachRecord.
+ * `where` names the topic and partition in errors. Verifies each batch's CRC-32C here, before
+ * its header (the control bit, the last offset) is trusted: a corrupt control bit must not drop
+ * a data batch and move the offset past it.
  */
 export function scanBatches(records: Buffer, where: string): BatchView[] {
   const out: BatchView[] = [];
@@ -59,6 +61,12 @@ export function scanBatches(records: Buffer, where: string): BatchView[] {
         `${where}: record batch at offset ${records.readBigInt64BE(pos)} has message format v${magic}; the snapshot applier reads v2 only (Kafka 0.11 or later, log.message.format.version 0.11+)`,
       );
     if (end > records.length) break;
+    const stored = records.readUInt32BE(pos + 17);
+    const actual = crc32c(records, pos + 21, end);
+    if (stored !== actual)
+      throw new DataError(
+        `${where}: record batch at offset ${records.readBigInt64BE(pos)} fails its CRC-32C check (stored ${stored}, computed ${actual}); the data is corrupt in Kafka or on the way`,
+      );
     const attributes = records.readInt16BE(pos + 21);
     const baseOffset = records.readBigInt64BE(pos);
     out.push({
@@ -137,8 +145,8 @@ function skipVarint(c: Cursor): void {
 
 /**
  * Calls `onRecord` for each record of the batch at or after offset `from`, in order, with its
- * offset and value (a subarray of the response, not a copy; null for a tombstone). Verifies the
- * batch's CRC-32C first and refuses compressed batches; errors name `where` and the offset.
+ * offset and value (a subarray of the response, not a copy; null for a tombstone). Refuses
+ * compressed batches (the CRC-32C was verified by scanBatches); errors name `where` and the offset.
  * Offsets are numbers: exact below 2^53, far beyond any partition's offsets.
  */
 export function forEachRecord(
@@ -148,12 +156,6 @@ export function forEachRecord(
   onRecord: (offset: number, value: Buffer | null) => void,
 ): void {
   const { buf, start, end } = batch;
-  const stored = buf.readUInt32BE(start + 17);
-  const actual = crc32c(buf, start + 21, end);
-  if (stored !== actual)
-    throw new DataError(
-      `${where}: record batch at offset ${batch.baseOffset} fails its CRC-32C check (stored ${stored}, computed ${actual}); the data is corrupt in Kafka or on the way`,
-    );
   const codec = buf.readInt16BE(start + 21) & COMPRESSION_MASK;
   if (codec !== 0)
     throw new DataError(

@@ -175,13 +175,16 @@ export class SnapshotApplier {
       next.catch(() => undefined);
       for (const data of round) {
         const lane = await this.pool.take();
-        if (this.failure) {
+        if (this.failure || !this.running) {
           this.pool.give(lane);
           break;
         }
         this.dispatch(lane, this.workOf(data));
       }
     }
+    // A round fetched ahead is dropped (its records are fetched again from the stored offsets),
+    // but finished before stop() closes the fetcher's connections.
+    await next.catch(() => undefined);
     await Promise.all(this.tails.values());
   }
 
