@@ -469,7 +469,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await d.end();
   }, 300_000);
 
-  it('consistency transactional: a schema change after row changes in the same source transaction stops the task quoting it; per-key then carries it', async () => {
+  it('consistency transactional: a schema change after row changes in the same source transaction stops the task quoting it; per-key then carries it, and a table created mid-stream gets a warning', async () => {
     const name = 'mixedddl';
     await source.createDatabase(name);
     await destination.createDatabase(name);
@@ -524,6 +524,20 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       { reason: 'the schema change on the destination', until: (n) => n === 1, timeout: 60_000 },
     );
     await s.query(`UPDATE items SET note = 'after' WHERE id = 2`);
+    // A table created mid-stream is created on the destination, and the user is told its rows
+    // are not streamed, with what to do.
+    await s.query(`CREATE TABLE "Later" (id int PRIMARY KEY); INSERT INTO "Later" VALUES (1)`);
+    await waitFor(() => second.out.text(), {
+      reason: 'the warning about the new table',
+      until: (t) =>
+        /WARNING +public\."?Later"? was created on the source after task mixedddl started: .*rows are not streamed.*conflictMode: ignore/.test(
+          t,
+        ),
+      timeout: 60_000,
+    });
+    expect((await d.query(`SELECT to_regclass('public."Later"') IS NOT NULL AS made`)).rows[0].made).toBe(
+      true,
+    );
     await requestCutover(d, name);
     const done = await second.migration;
     expect({ code: done.code, out: done.code ? second.out.text() : '' }).toEqual({ code: 0, out: '' });

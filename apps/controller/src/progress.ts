@@ -77,6 +77,14 @@ export class ProgressReporter {
         this.maybeDraw();
         return;
       }
+      case 'schema-change':
+        this.clear();
+        this.out.write(
+          `schema       applied on the destination: ${e.statement.length > 200 ? `${e.statement.slice(0, 200)}...` : e.statement}\n`,
+        );
+        if (e.warning) this.out.write(`WARNING      ${e.warning}\n`);
+        this.drawnLines = 0;
+        return;
       case 'lag': {
         // On a terminal the line is redrawn in place every second; elsewhere one line per 10 s.
         const now = Date.now();

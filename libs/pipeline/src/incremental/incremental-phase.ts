@@ -238,6 +238,7 @@ async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
     retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
     wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => opts.emit({ kind: 'stream', ...p }),
+    onSchemaChange: (e) => opts.emit({ kind: 'schema-change', ...e }),
   }).then(
     () => {
       if (!abort.signal.aborted) failure ??= new PgferryError('the change stream ended on its own');

@@ -51,6 +51,8 @@ export interface StreamCaptureOptions {
   wholeTransactions?: boolean;
   logger?: Logger;
   onProgress?: (p: { capturedLsn: string; published: number; captureLagMs: number | null }) => void;
+  /** Each schema change once applied on the destination, with a warning when the user must act. */
+  onSchemaChange?: (e: { tag: string; statement: string; warning: string | null }) => void;
 }
 
 /** An attempt that streamed this long before failing starts a new retry window. */
@@ -280,7 +282,28 @@ async function applySchemaChange(
       { tag: event.tag, statement: event.command, ran },
       'schema change applied on the destination',
     );
+    const warning = await newTablesWarning(client, opts.task, event);
+    if (warning) opts.logger?.warn({ statement: event.command }, warning);
+    opts.onSchemaChange?.({ tag: event.tag, statement: event.command, warning });
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * Tables the statement created (other than partitions of a streamed table, whose rows come
+ * through their root) exist on the destination now but are not streamed: the publication and
+ * the topics are those of the tables selected when the task started. Says so, and what to do,
+ * instead of leaving an empty table to be found after cutover.
+ */
+async function newTablesWarning(client: Client, task: string, event: DdlEvent): Promise<string | null> {
+  if (!/^(CREATE TABLE|CREATE TABLE AS|SELECT INTO)$/.test(event.tag) || !event.objects.length) return null;
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT o.name FROM unnest($1::text[]) AS o(name) JOIN pg_class c ON c.oid = to_regclass(o.name)
+      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition`,
+    [event.objects],
+  );
+  if (!rows.length) return null;
+  const names = rows.map((r) => r.name).join(', ');
+  return `${names} was created on the source after task ${task} started: the statement ran on the destination, but the table's rows are not streamed (a task streams the tables it selected when it started). Move it with a task of its own before cutover: a spec that selects it, with options.conflictMode: ignore (the table exists on the destination now) and migrationTypes.incremental to keep it in step`;
 }

@@ -67,5 +67,6 @@ export async function runStreamProcess(
     retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
     wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => emit({ kind: 'stream', ...p }),
+    onSchemaChange: (e) => emit({ kind: 'schema-change', ...e }),
   });
 }

@@ -30,6 +30,8 @@ export type MigrationEvent =
   | { kind: 'applied'; table: string; rows: number }
   /** The capture's stream position, about once a second (incremental phase). */
   | { kind: 'stream'; capturedLsn: string; published: number; captureLagMs: number | null }
+  /** A schema change captured on the source and applied on the destination; `warning` when the user must act. */
+  | { kind: 'schema-change'; tag: string; statement: string; warning: string | null }
   /** Positions and lag of the incremental phase, about once a second. */
   | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
   | {
