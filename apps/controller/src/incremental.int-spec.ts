@@ -71,6 +71,49 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Writes the spec of an incremental task on database `name` of both clusters; returns its path. */
+  function taskSpec(name: string, options: Record<string, unknown>): string {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name,
+        source: { url: source.url(name) },
+        destination: { url: destination.url(name) },
+        migrationTypes: { incremental: true },
+        options,
+      }),
+    );
+    return file;
+  }
+
+  /**
+   * Once the stream has applied 500 more changes, kills a child process of the task with
+   * SIGKILL and waits until its supervisor has started it again.
+   */
+  async function killWhileStreaming(
+    d: Client,
+    name: string,
+    workDir: string,
+    out: { text(): string },
+    child: 'capture' | 'applier',
+  ): Promise<void> {
+    const before = (await readTaskStatus(d, name))!.stream!.appliedRecords;
+    await waitFor(async () => (await readTaskStatus(d, name))!.stream!.appliedRecords, {
+      reason: `changes to be applied before killing the ${child}`,
+      until: (n) => n > before + 500,
+      timeout: 60_000,
+    });
+    const pid = readPidFile(join(workDir, `${child}.pid`));
+    expect(pid).not.toBeNull();
+    process.kill(pid!, 'SIGKILL');
+    await waitFor(() => out.text(), {
+      reason: `the ${child} to be restarted`,
+      until: (t) => t.includes(`${child.padEnd(12)} pid ${pid} was killed by SIGKILL; restart 1`),
+      timeout: 30_000,
+    });
+  }
+
   it('streams 30 s of pgbench while the capture and then the applier are killed with SIGKILL and the destination restarts; after cutover every table is equal and release leaves nothing', async () => {
     const name = 'pgbench';
     await source.createDatabase(name);
@@ -79,17 +122,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     let d = await destination.connect(name);
     await loadPgbenchLike(s, { scale: 1, schema: 'public' });
     const workDir = join(dir, name);
-    const spec = join(dir, `${name}.json`);
-    writeFileSync(
-      spec,
-      JSON.stringify({
-        name,
-        source: { url: source.url(name) },
-        destination: { url: destination.url(name) },
-        migrationTypes: { incremental: true },
-        options: { chunkRows: 20_000, retry: { otherMinutes: 5 } },
-      }),
-    );
+    const spec = taskSpec(name, { chunkRows: 20_000, retry: { otherMinutes: 5 } });
     const out = captureOutput();
     const migration = runMigrate({ spec, workDir, out: out.out });
     migration.catch(() => undefined);
@@ -108,22 +141,8 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       (await readTaskStatus(d, name))?.phases.find((p) => p.phase === 'incremental')?.status === 'running';
     await waitFor(incremental, { reason: 'the incremental phase to start', timeout: 60_000 });
     // The stream is applying pgbench's changes: kill the capture, let it come back, then the applier.
-    for (const child of ['capture', 'applier']) {
-      const before = (await readTaskStatus(d, name))!.stream!.appliedRecords;
-      await waitFor(async () => (await readTaskStatus(d, name))!.stream!.appliedRecords, {
-        reason: `changes to be applied before killing the ${child}`,
-        until: (n) => n > before + 500,
-        timeout: 60_000,
-      });
-      const pid = readPidFile(join(workDir, `${child}.pid`));
-      expect(pid).not.toBeNull();
-      process.kill(pid!, 'SIGKILL');
-      await waitFor(() => out.text(), {
-        reason: `the ${child} to be restarted`,
-        until: (t) => t.includes(`${child.padEnd(12)} pid ${pid} was killed by SIGKILL; restart 1`),
-        timeout: 30_000,
-      });
-    }
+    for (const child of ['capture', 'applier'] as const)
+      await killWhileStreaming(d, name, workDir, out, child);
     // The destination restarts under the stream: the applier's and the controller's connections
     // are cut; the applier is restarted, the controller reconnects, nothing is lost.
     await d.end();
@@ -373,17 +392,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     const d = await destination.connect(name);
     await loadPgbenchLike(s, { scale: 1, schema: 'public' });
     const workDir = join(dir, name);
-    const spec = join(dir, `${name}.json`);
-    writeFileSync(
-      spec,
-      JSON.stringify({
-        name,
-        source: { url: source.url(name) },
-        destination: { url: destination.url(name) },
-        migrationTypes: { incremental: true },
-        options: { consistency: 'transactional', retry: { otherMinutes: 5 } },
-      }),
-    );
+    const spec = taskSpec(name, { consistency: 'transactional', retry: { otherMinutes: 5 } });
     const out = captureOutput();
     const migration = runMigrate({ spec, workDir, out: out.out });
     migration.catch(() => undefined);
@@ -420,17 +429,8 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       { host: source.host, port: source.port, user: source.user, password: source.password },
       { database: name, clients: 4, seconds: 20 },
     );
-    for (const child of ['capture', 'applier']) {
-      await new Promise((resolve) => setTimeout(resolve, 4000));
-      const pid = readPidFile(join(workDir, `${child}.pid`));
-      expect(pid).not.toBeNull();
-      process.kill(pid!, 'SIGKILL');
-      await waitFor(() => out.text(), {
-        reason: `the ${child} to be restarted`,
-        until: (t) => t.includes(`${child.padEnd(12)} pid ${pid} was killed by SIGKILL; restart 1`),
-        timeout: 30_000,
-      });
-    }
+    for (const child of ['capture', 'applier'] as const)
+      await killWhileStreaming(d, name, workDir, out, child);
     const load = await bench;
     expect(load.transactions).toBeGreaterThan(1000);
     // One source transaction far larger than what the applier applies at a time.
@@ -477,25 +477,13 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     const d = await destination.connect(name);
     await s.query(`CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL);
                    INSERT INTO items SELECT g, 0 FROM generate_series(1, 50) g`);
-    const spec = join(dir, `${name}.json`);
-    const write = (consistency: string) =>
-      writeFileSync(
-        spec,
-        JSON.stringify({
-          name,
-          source: { url: source.url(name) },
-          destination: { url: destination.url(name) },
-          migrationTypes: { incremental: true },
-          options: { consistency },
-        }),
-      );
+    const spec = taskSpec(name, { consistency: 'transactional' });
     const run = () => {
       const out = captureOutput();
       const migration = runMigrate({ spec, workDir: join(dir, name), inProcess: true, out: out.out });
       migration.catch(() => undefined);
       return { out, migration };
     };
-    write('transactional');
     const first = run();
     await waitFor(async () => (await readTaskStatus(d, name))?.stream?.appliedLsn ?? null, {
       reason: 'the stream to apply a first mark',
@@ -512,7 +500,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     // The transaction before it is on the destination, nothing of the mixed one.
     expect((await d.query(`SELECT count(*)::int AS n FROM items WHERE n = 1`)).rows[0].n).toBe(10);
     // As the message says: per-key carries it, from where the transactional applier stopped.
-    write('per-key');
+    taskSpec(name, { consistency: 'per-key' });
     const second = run();
     await waitFor(
       async () =>
