@@ -222,7 +222,11 @@ export class TopicApplier {
   /** The gathered batches in one destination transaction, with their offsets. */
   private async applyGathered(lane: Lane, parts: Gathered[]): Promise<void> {
     const byTopic = new Map<string, Gathered[]>();
-    for (const p of parts) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+    for (const p of parts) {
+      const group = byTopic.get(p.topic);
+      if (group) group.push(p);
+      else byTopic.set(p.topic, [p]);
+    }
     let changes = 0;
     let bytes = 0;
     for (const p of parts)
