@@ -136,20 +136,37 @@ export class Reader {
   }
 }
 
-/** A growable buffer writer. `finish()` returns the written bytes (a view, not a copy). */
+/**
+ * A growable buffer writer. `finish()` returns the written bytes (a view, not a copy).
+ *
+ * With `spliceFrom`, `raw` (and so `nbytes`, `bytes`, `varbytes`) takes a buffer of at least that
+ * many bytes by reference instead of copying it: `finishParts()` then gives the output as a list
+ * of buffers to write out in order (a fetch response's record batches are sent as read from the
+ * log, without being copied into the response). The caller must not change such a buffer until
+ * the parts were written.
+ */
 export class Writer {
   buf: Buffer;
   pos = 0;
-  constructor(initial = 256) {
+  /** Output before buf[start, pos): written bytes and spliced buffers, in order. */
+  private parts: Buffer[] = [];
+  private start = 0;
+  constructor(
+    initial = 256,
+    private readonly spliceFrom = Infinity,
+  ) {
     this.buf = Buffer.allocUnsafe(initial);
   }
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
+    const used = this.pos - this.start;
+    let size = Math.max(this.buf.length, 256) * 2;
+    while (size < used + n) size *= 2;
     const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
+    this.buf.copy(next, 0, this.start, this.pos);
     this.buf = next;
+    this.start = 0;
+    this.pos = used;
   }
   int8(v: number): this {
     this.ensure(1);
@@ -202,6 +219,12 @@ export class Writer {
     return this.nstring(v ?? '');
   }
   raw(b: Buffer): this {
+    if (b.length >= this.spliceFrom) {
+      if (this.pos > this.start) this.parts.push(this.buf.subarray(this.start, this.pos));
+      this.parts.push(b);
+      this.start = this.pos;
+      return this;
+    }
     this.ensure(b.length);
     b.copy(this.buf, this.pos);
     this.pos += b.length;
@@ -246,7 +269,20 @@ export class Writer {
     this.varint(v.length);
     return this.raw(v);
   }
+  /** The written bytes as one buffer (a copy only when something was spliced). */
   finish(): Buffer {
-    return this.buf.subarray(0, this.pos);
+    if (!this.parts.length) return this.buf.subarray(this.start, this.pos);
+    return Buffer.concat(this.finishParts());
+  }
+  /** The written bytes as buffers to be written out in order; no copy. */
+  finishParts(): Buffer[] {
+    const tail = this.buf.subarray(this.start, this.pos);
+    return this.parts.length ? (tail.length ? [...this.parts, tail] : [...this.parts]) : [tail];
+  }
+  /** Bytes written so far. */
+  get length(): number {
+    let n = this.pos - this.start;
+    for (const p of this.parts) n += p.length;
+    return n;
   }
 }

@@ -35,6 +35,26 @@ describe('varints', () => {
   });
 });
 
+describe('Writer with spliceFrom', () => {
+  it('takes large buffers by reference and gives the same bytes as copying them', () => {
+    const big = Buffer.alloc(5000, 7);
+    const write = (w: Writer) => {
+      w.int32(0).int32(42).nbytes(Buffer.from('small')).nbytes(big);
+      for (let i = 0; i < 300; i++) w.int64(BigInt(i));
+      w.nbytes(big).int16(-1);
+    };
+    const copied = new Writer(16);
+    write(copied);
+    const spliced = new Writer(16, 4096);
+    write(spliced);
+    const parts = spliced.finishParts();
+    expect(parts.filter((p) => p === big)).toHaveLength(2);
+    expect(spliced.length).toBe(copied.finish().length);
+    expect(Buffer.concat(parts).equals(copied.finish())).toBe(true);
+    expect(spliced.finish().equals(copied.finish())).toBe(true);
+  });
+});
+
 describe('record batch v2', () => {
   it('lays out the header at the documented offsets, with a valid CRC', () => {
     const b = buildBatch([{ key: Buffer.from('k'), value: Buffer.from('v'), timestamp: 1000n }], {

@@ -157,14 +157,24 @@ export class KafkaServer {
     }
   }
 
+  /**
+   * Writes one response frame. Record batches of 4 KiB and more (fetch responses) are written
+   * from the buffers the log was read into, not copied into the frame.
+   */
   private send(socket: Socket, correlationId: number, body: (w: Writer) => void, _version: number): void {
-    const w = new Writer(1024);
+    const w = new Writer(1024, 4096);
     w.int32(0);
     w.int32(correlationId);
     body(w);
-    const out = w.finish();
-    out.writeInt32BE(out.length - 4, 0);
-    socket.write(out);
+    const parts = w.finishParts();
+    parts[0].writeInt32BE(w.length - 4, 0);
+    if (parts.length === 1) {
+      socket.write(parts[0]);
+      return;
+    }
+    socket.cork();
+    for (const p of parts) socket.write(p);
+    socket.uncork();
   }
 
   private apiVersions(errorCode: number, version: number): (w: Writer) => void {
