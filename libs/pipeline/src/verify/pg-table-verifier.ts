@@ -1,20 +1,22 @@
 import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified, type SelectedTable } from '@pgferry/pg';
 import {
-  boundsSql,
   chunkRanges,
   collationName,
   COLUMNS_SQL,
   digestSql,
   KEY_COLLATION_SQL,
   keyText,
+  nextBoundSql,
   rangeCondition,
   relationSql,
   HASH_PROBE_SQL,
   HASH_PROBES,
   VERIFY_SESSION_SETTINGS,
   type ChecksumKind,
+  type DigestColumn,
   type KeyCollation,
+  type KeyRange,
 } from './verify-plan';
 import type { TableVerdict, VerifyReport } from './verify-report';
 
@@ -46,13 +48,14 @@ export interface VerifyOptions {
 
 /**
  * Every selected table compared on both servers without moving rows: per key range, the row
- * count and an order-independent checksum (see digestSql and ChecksumKind), each range queried on
- * both servers at once. Columns are named, in the source's attnum order, so a different column order on the
- * destination does not matter; generated columns are left out (the destination computes its own).
- * Row text is printed under the same pinned settings on both sides (VERIFY_SESSION_SETTINGS), and
- * the caller's settings are restored afterwards.
+ * count and an order-independent checksum (see digestSql and ChecksumKind). The two servers work
+ * at once, each through the ranges at its own pace (see compareTables). Columns are named, in
+ * the source's attnum order, so a different column order on the destination does not matter;
+ * generated columns are left out (the destination computes its own). Column text is printed
+ * under the same pinned settings on both sides (VERIFY_SESSION_SETTINGS), and the caller's
+ * settings are restored afterwards.
  *
- * Ranges: boundaries are every chunkRows-th key of the source (one ordered scan of the key), and
+ * Ranges: boundaries are every chunkRows-th key of the source (a walk along the key's index), and
  * the same ranges are evaluated on both sides. A table without a key is compared whole; so is a
  * keyed table whose key sorts differently on the two servers (a different collation would put
  * the same rows in different ranges). A table missing on the destination, or missing a column
@@ -91,8 +94,13 @@ export async function verifyTables(
       }
     }
     try {
-      for (const t of tables)
-        verdicts.push(await verifyTable(source, destination, t, chunkRows, checksum, options));
+      const work: TableWork[] = [];
+      for (const t of tables) {
+        const planned = await planTable(source, destination, t);
+        verdicts.push(planned.verdict);
+        if (planned.work) work.push(planned.work);
+      }
+      await compareTables(source, destination, work, chunkRows, checksum, options);
     } finally {
       if (options.sourceSnapshot) await source.query('COMMIT').catch(() => undefined);
     }
@@ -149,16 +157,49 @@ async function pinSettings(client: Client, side: string): Promise<() => Promise<
 interface ColumnRow {
   name: string;
   generated: boolean;
+  padded: boolean;
 }
 
-async function verifyTable(
+interface Digest {
+  rows: number;
+  sum: string;
+}
+
+/** A table whose ranges are to be compared: its verdict (filled in as ranges complete) and SQL parts. */
+interface TableWork {
+  verdict: TableVerdict;
+  src: string;
+  dst: string;
+  srcColumns: DigestColumn[];
+  dstColumns: DigestColumn[];
+  /** The key ranges, once the source side has found them. */
+  ranges: Deferred<KeyRange[]>;
+  digests: Array<{ a?: Digest; b?: Digest }>;
+}
+
+/** A promise with its resolve and reject at hand; never an unhandled rejection. */
+class Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve!: (v: T) => void;
+  reject!: (err: unknown) => void;
+  constructor() {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.promise.catch(() => undefined);
+  }
+}
+
+/**
+ * Checks that the table can be compared (it exists on the destination with every compared
+ * column) and how (by key ranges, or whole); returns the verdict alone when it cannot be.
+ */
+async function planTable(
   source: Client,
   destination: Client,
   t: SelectedTable,
-  chunkRows: number,
-  checksum: ChecksumKind,
-  options: VerifyOptions,
-): Promise<TableVerdict> {
+): Promise<{ verdict: TableVerdict; work?: TableWork }> {
   const table = quoteQualified(t.schema, t.table);
   const target = quoteQualified(t.targetSchema, t.targetTable);
   const verdict: TableVerdict = {
@@ -176,18 +217,18 @@ async function verifyTable(
     ]);
     if (!kind.rows.length) {
       verdict.problem = `${target} does not exist on the destination`;
-      return verdict;
+      return { verdict };
     }
     const [srcCols, dstCols] = (await Promise.all([
       source.query(COLUMNS_SQL, [table]).then((r) => r.rows),
       destination.query(COLUMNS_SQL, [target]).then((r) => r.rows),
     ])) as [ColumnRow[], ColumnRow[]];
-    const columns = srcCols.filter((c) => !c.generated).map((c) => c.name);
-    const onDestination = new Set(dstCols.map((c) => c.name));
-    const absent = columns.filter((c) => !onDestination.has(c));
+    const compared = srcCols.filter((c) => !c.generated);
+    const onDestination = new Map(dstCols.map((c) => [c.name, c]));
+    const absent = compared.filter((c) => !onDestination.has(c.name)).map((c) => c.name);
     if (absent.length) {
       verdict.problem = `${target} has no column ${absent.map(quoteIdent).join(', ')} on the destination`;
-      return verdict;
+      return { verdict };
     }
     const notes: string[] = [];
     const generated = srcCols.filter((c) => c.generated).map((c) => quoteIdent(c.name));
@@ -196,9 +237,9 @@ async function verifyTable(
     const extra = dstCols.filter((c) => !known.has(c.name)).map((c) => quoteIdent(c.name));
     if (extra.length) notes.push(`columns only on the destination, not compared: ${extra.join(', ')}`);
     if (notes.length) verdict.notes = notes;
-    if (!columns.length) {
+    if (!compared.length) {
       verdict.problem = `${table} has no column to compare`;
-      return verdict;
+      return { verdict };
     }
 
     if (verdict.key.length) {
@@ -208,40 +249,138 @@ async function verifyTable(
         verdict.key = [];
       }
     }
-    const key = verdict.key;
-    const src = relationSql(t.schema, t.table, t.partitioned);
-    const dst = relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p');
-    let bounds: string[][] = [];
-    if (key.length) {
-      const r = await source.query({ text: boundsSql(src, key), values: [chunkRows], rowMode: 'array' });
-      bounds = r.rows as string[][];
-    }
-    const ranges = chunkRanges(bounds);
-    verdict.chunks = ranges.length;
-    for (const [n, { from, to }] of ranges.entries()) {
-      const where = rangeCondition(key, from, to);
-      const [a, b] = await Promise.all([
-        digest(source, digestSql(src, columns, where.sql, checksum), where.params),
-        digest(destination, digestSql(dst, columns, where.sql, checksum), where.params),
-      ]);
-      verdict.sourceRows += a.rows;
-      verdict.destinationRows += b.rows;
-      if (a.rows !== b.rows || a.sum !== b.sum)
-        verdict.mismatches.push({
-          from: from && keyText(from),
-          to: to && keyText(to),
-          sourceRows: a.rows,
-          destinationRows: b.rows,
-        });
-      options.onProgress?.({ table, chunksDone: n + 1, chunks: ranges.length, rows: verdict.sourceRows });
-    }
-    return verdict;
+    return {
+      verdict,
+      work: {
+        verdict,
+        src: relationSql(t.schema, t.table, t.partitioned),
+        dst: relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p'),
+        srcColumns: compared.map((c) => ({ name: c.name, padded: c.padded })),
+        dstColumns: compared.map((c) => ({ name: c.name, padded: onDestination.get(c.name)!.padded })),
+        ranges: new Deferred<KeyRange[]>(),
+        digests: [],
+      },
+    };
   } catch (err) {
     throw classifyPgError(err, `verifying ${table} against ${target}`);
   }
 }
 
-async function digest(client: Client, sql: string, params: string[]): Promise<{ rows: number; sum: string }> {
+/**
+ * Compares the planned tables range by range, each server on its own: the source finds every
+ * table's key ranges (walking the key, nextBoundSql), then digests them; the destination digests
+ * each table's ranges as soon as they are known. Neither side waits for the other's range to
+ * finish, so both servers are busy at once but while the first table's ranges are found. A range
+ * is reported (onProgress, mismatches) once both sides have digested it; both sides go in order,
+ * so reports come in range order. The first error stops both sides.
+ */
+async function compareTables(
+  source: Client,
+  destination: Client,
+  work: TableWork[],
+  chunkRows: number,
+  checksum: ChecksumKind,
+  options: VerifyOptions,
+): Promise<void> {
+  let stopped = false;
+  const settle = (w: TableWork, ranges: KeyRange[], i: number) => {
+    const { a, b } = w.digests[i];
+    if (!a || !b) return;
+    const v = w.verdict;
+    const { from, to } = ranges[i];
+    v.sourceRows += a.rows;
+    v.destinationRows += b.rows;
+    if (a.rows !== b.rows || a.sum !== b.sum)
+      v.mismatches.push({
+        from: from && keyText(from),
+        to: to && keyText(to),
+        sourceRows: a.rows,
+        destinationRows: b.rows,
+      });
+    options.onProgress?.({ table: v.table, chunksDone: i + 1, chunks: ranges.length, rows: v.sourceRows });
+  };
+  const context = (w: TableWork) => `verifying ${w.verdict.table} against ${w.verdict.target}`;
+  const side = async (
+    client: Client,
+    pick: (w: TableWork) => { relation: string; columns: DigestColumn[] },
+    put: (d: { a?: Digest; b?: Digest }, x: Digest) => void,
+  ) => {
+    for (const w of work) {
+      const ranges = await w.ranges.promise;
+      const { relation, columns } = pick(w);
+      try {
+        for (let i = 0; i < ranges.length && !stopped; i++) {
+          const where = rangeCondition(w.verdict.key, ranges[i].from, ranges[i].to);
+          put(
+            (w.digests[i] ??= {}),
+            await digest(client, digestSql(relation, columns, where.sql, checksum), where.params),
+          );
+          settle(w, ranges, i);
+        }
+      } catch (err) {
+        throw classifyPgError(err, context(w));
+      }
+    }
+  };
+  const findRanges = async () => {
+    for (const w of work) {
+      if (stopped) return;
+      try {
+        const ranges = chunkRanges(await walkBounds(source, w.src, w.verdict.key, chunkRows));
+        w.verdict.chunks = ranges.length;
+        w.ranges.resolve(ranges);
+      } catch (err) {
+        throw classifyPgError(err, context(w));
+      }
+    }
+  };
+  const stopOnError = (p: Promise<void>) =>
+    p.catch((err) => {
+      stopped = true;
+      for (const w of work) w.ranges.reject(err);
+      throw err;
+    });
+  const results = await Promise.allSettled([
+    stopOnError(
+      findRanges().then(() =>
+        side(
+          source,
+          (w) => ({ relation: w.src, columns: w.srcColumns }),
+          (d, x) => (d.a = x),
+        ),
+      ),
+    ),
+    stopOnError(
+      side(
+        destination,
+        (w) => ({ relation: w.dst, columns: w.dstColumns }),
+        (d, x) => (d.b = x),
+      ),
+    ),
+  ]);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** The chunk boundaries of a table (boundsSql's), found by walking its key; none without a key. */
+async function walkBounds(
+  client: Client,
+  relation: string,
+  key: string[],
+  chunkRows: number,
+): Promise<string[][]> {
+  const bounds: string[][] = [];
+  if (!key.length) return bounds;
+  for (;;) {
+    const after = bounds.length ? bounds[bounds.length - 1] : null;
+    const next = nextBoundSql(relation, key, after, after ? chunkRows - 1 : chunkRows);
+    const r = await client.query({ text: next.sql, values: next.params, rowMode: 'array' });
+    if (!r.rows.length) return bounds;
+    bounds.push(r.rows[0] as string[]);
+  }
+}
+
+async function digest(client: Client, sql: string, params: string[]): Promise<Digest> {
   const { rows } = await client.query(sql, params);
   return { rows: Number(rows[0].n), sum: rows[0].s };
 }

@@ -5,6 +5,7 @@ import {
   digestSql,
   HASH_PROBES,
   keyText,
+  nextBoundSql,
   rangeCondition,
   relationSql,
 } from './verify-plan';
@@ -45,9 +46,25 @@ describe('verify plan', () => {
     );
     expect(sql).not.toMatch(/ORDER BY/);
     expect(digestSql('"t"', ['a'], 'true', 'hash')).toBe(
-      `SELECT count(*)::text AS n, coalesce(sum(hashtextextended(ROW("a")::text, 0)), 0)::text AS s FROM "t" WHERE true`,
+      `SELECT count(*)::text AS n, coalesce(sum(pg_catalog.hashtextextended(coalesce(("a")::pg_catalog.text COLLATE pg_catalog."C", ''), 0::int8 # ("a" IS NULL)::int::int8)), 0)::text AS s FROM "t" WHERE true`,
+    );
+    // Each column's hash seeds the next; char(n) is hashed as printed, padding included.
+    expect(digestSql('"t"', [{ name: 'a' }, { name: 'C ü', padded: true }], 'true', 'hash')).toBe(
+      `SELECT count(*)::text AS n, coalesce(sum(pg_catalog.hashtextextended(coalesce(pg_catalog.textin(pg_catalog.bpcharout("C ü")), ''), pg_catalog.hashtextextended(coalesce(("a")::pg_catalog.text COLLATE pg_catalog."C", ''), 0::int8 # ("a" IS NULL)::int::int8) # ("C ü" IS NULL)::int::int8)), 0)::text AS s FROM "t" WHERE true`,
     );
     expect(() => digestSql('t', [], 'true')).toThrow(RangeError);
+  });
+
+  it('walks the key to the next boundary: from the start, then after the last boundary', () => {
+    expect(nextBoundSql('ONLY "s"."t"', ['a', 'B'], null, 1000)).toEqual({
+      sql: 'SELECT k."a"::text, k."B"::text FROM ONLY "s"."t" k ORDER BY k."a", k."B" OFFSET $1 LIMIT 1',
+      params: ['1000'],
+    });
+    expect(nextBoundSql('ONLY "s"."t"', ['a', 'B'], ['1', 'x'], 999)).toEqual({
+      sql: 'SELECT k."a"::text, k."B"::text FROM ONLY "s"."t" k WHERE (k."a", k."B") > ($1, $2) ORDER BY k."a", k."B" OFFSET $3 LIMIT 1',
+      params: ['1', 'x', '999'],
+    });
+    expect(() => nextBoundSql('t', ['a'], ['1', '2'], 1)).toThrow(RangeError);
   });
 
   it('probes the hash at every tail length, with multi-byte characters', () => {

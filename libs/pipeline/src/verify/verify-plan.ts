@@ -48,12 +48,39 @@ export function relationSql(schema: string, table: string, partitioned: boolean)
  * The chunk boundaries: every chunkRows-th key (as text, in key order) after the first. One
  * ordered pass over the key (an index scan of the primary key): row_number needs no count first,
  * unlike ntile, and, unlike sampling percentiles, gives exact, repeatable chunk sizes. $1 is
- * chunkRows.
+ * chunkRows. The verifier walks the key with nextBoundSql instead (the same boundaries, without
+ * the window function); this one stays as the definition those boundaries are tested against.
  */
 export function boundsSql(relation: string, key: readonly string[]): string {
   const cols = key.map(quoteIdent).join(', ');
   const asText = key.map((k) => `${quoteIdent(k)}::text`).join(', ');
   return `SELECT ${asText} FROM (SELECT ${cols}, row_number() OVER (ORDER BY ${cols}) AS rn FROM ${relation}) k WHERE rn % $1 = 1 AND rn > 1 ORDER BY rn`;
+}
+
+/**
+ * The next chunk boundary after `after` (a boundary's key text; null: from the table's start):
+ * the key `skip` rows further in key order, or no row at the end. Walked from the start with
+ * skip = chunkRows, then chunkRows - 1 after each boundary, it gives boundsSql's boundaries, one
+ * at a time, each an index scan over one chunk of the key: about half the cost of the window
+ * function, and the first range is known after one chunk. The values are untyped text parameters
+ * as in rangeCondition; the last parameter is `skip`.
+ */
+export function nextBoundSql(
+  relation: string,
+  key: readonly string[],
+  after: readonly string[] | null,
+  skip: number,
+): { sql: string; params: string[] } {
+  if (after && after.length !== key.length) throw new RangeError(`a key bound needs ${key.length} values`);
+  const cols = key.map((k) => `k.${quoteIdent(k)}`).join(', ');
+  const asText = key.map((k) => `k.${quoteIdent(k)}::text`).join(', ');
+  const params = after ? [...after] : [];
+  const where = after ? ` WHERE (${cols}) > (${after.map((_, i) => `$${i + 1}`).join(', ')})` : '';
+  params.push(String(skip));
+  return {
+    sql: `SELECT ${asText} FROM ${relation} k${where} ORDER BY ${cols} OFFSET $${params.length} LIMIT 1`,
+    params,
+  };
 }
 
 /**
@@ -81,10 +108,11 @@ export function rangeCondition(
 }
 
 /**
- * How each row's text is hashed. 'hash': hashtextextended, a 64-bit hash about three times faster
- * than md5 on wide tables; its value depends on the server's byte order and encoding, so it is
- * used only when both servers give the same values for HASH_PROBES. 'md5': the first 60 bits of
- * md5 of the text converted to UTF-8: the same on every platform, version and encoding.
+ * How each row is hashed. 'hash': hashtextextended (64 bits) of each column's text in turn, each
+ * seeded with the hash so far (see rowHashSql): several times faster than md5 of the row text;
+ * its value depends on the server's byte order and encoding, so it is used only when both
+ * servers give the same values for HASH_PROBES. 'md5': the first 60 bits of md5 of the row's
+ * text converted to UTF-8: the same on every platform, version and encoding.
  */
 export type ChecksumKind = 'hash' | 'md5';
 
@@ -99,28 +127,60 @@ export const HASH_PROBES: readonly string[] = [
   'emoji 😀 and more text',
 ];
 
-/** The probe query: the hashes of $1 (HASH_PROBES) as one text. */
+/**
+ * The probe query: the hashes of $1 (HASH_PROBES) as one text, with seed 0 and with a seed that
+ * has high, low and sign bits set (row hashes chain their columns through the seed).
+ */
 export const HASH_PROBE_SQL =
-  "SELECT string_agg(hashtextextended(p, 0)::text, ',' ORDER BY i) AS h FROM unnest($1::text[]) WITH ORDINALITY AS u(p, i)";
+  "SELECT string_agg(hashtextextended(p, 0)::text || '/' || hashtextextended(p, (i * 1442695040888963) # (i % 2 << 63))::text, ',' ORDER BY i) AS h FROM unnest($1::text[]) WITH ORDINALITY AS u(p, i)";
+
+/** A column to hash: its name, and whether its type prints blank-padded (char(n), bpcharout). */
+export interface DigestColumn {
+  name: string;
+  padded?: boolean;
+}
+
+/**
+ * The 'hash' row hash: h0 = 0; for each column in order, h = hashtextextended(text, h # null),
+ * where text is the column's text ('' for NULL) and null is 1 for NULL, else 0. No row value
+ * and no record text is built (ROW(...)::text forms a tuple and quotes every field: most of the
+ * cost); the chain keeps the order of columns, so a value moved to another column, or between
+ * NULL and '', changes the hash. The text is the column's cast to text under the pinned
+ * settings: the type's output function, except char(n), whose cast drops the padding (bpcharout
+ * keeps it, as the row text did). Text is hashed by its bytes (collation "C"), so a
+ * nondeterministic collation does not make two different strings hash alike.
+ */
+export function rowHashSql(columns: readonly DigestColumn[]): string {
+  let h = '0::int8';
+  for (const c of columns) {
+    const col = quoteIdent(c.name);
+    const text = c.padded
+      ? `pg_catalog.textin(pg_catalog.bpcharout(${col}))`
+      : `(${col})::pg_catalog.text COLLATE pg_catalog."C"`;
+    h = `pg_catalog.hashtextextended(coalesce(${text}, ''), ${h} # (${col} IS NULL)::int::int8)`;
+  }
+  return h;
+}
 
 /**
  * Row count and checksum of the rows matching `where`, as text. The checksum is the sum over rows
- * of a 60- or 64-bit hash of the row's text (named columns, in the given order): order
- * independent, so no sort; a changed, missing or extra row changes it. sum(bigint) accumulates in
- * numeric (int128 where available), so the sum is exact and cannot overflow for any row count.
+ * of a 60- or 64-bit hash of the row (named columns, in the given order; see ChecksumKind):
+ * order independent, so no sort; a changed, missing or extra row changes it. sum(bigint)
+ * accumulates in numeric (int128 where available), so the sum is exact and cannot overflow for
+ * any row count.
  */
 export function digestSql(
   relation: string,
-  columns: readonly string[],
+  columns: ReadonlyArray<string | DigestColumn>,
   where: string,
   checksum: ChecksumKind = 'md5',
 ): string {
   if (!columns.length) throw new RangeError('a checksum needs at least one column');
-  const row = `ROW(${columns.map(quoteIdent).join(', ')})::text`;
+  const cols = columns.map((c) => (typeof c === 'string' ? { name: c } : c));
   const term =
     checksum === 'hash'
-      ? `hashtextextended(${row}, 0)`
-      : `('x' || substr(md5(convert_to(${row}, 'UTF8')), 1, 15))::bit(60)::bigint`;
+      ? rowHashSql(cols)
+      : `('x' || substr(md5(convert_to(ROW(${cols.map((c) => quoteIdent(c.name)).join(', ')})::text, 'UTF8')), 1, 15))::bit(60)::bigint`;
   return `SELECT count(*)::text AS n, coalesce(sum(${term}), 0)::text AS s FROM ${relation} WHERE ${where}`;
 }
 
@@ -177,10 +237,14 @@ export const KEY_COLLATION_SQL = `
    WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`;
 
 /**
- * Columns of a table in attnum order, with whether each is generated. $1 is the table.
+ * Columns of a table in attnum order, with whether each is generated and whether its type prints
+ * blank-padded (char(n), or a domain over it: a domain has its base type's output function).
+ * $1 is the table.
  */
 export const COLUMNS_SQL = `
-  SELECT attname AS name, attgenerated <> '' AS generated
-    FROM pg_attribute
-   WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
-   ORDER BY attnum`;
+  SELECT a.attname AS name, a.attgenerated <> '' AS generated,
+         t.typoutput = 'pg_catalog.bpcharout'::pg_catalog.regproc AS padded
+    FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+   WHERE a.attrelid = $1::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped
+   ORDER BY a.attnum`;

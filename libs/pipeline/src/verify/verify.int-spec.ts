@@ -142,6 +142,87 @@ describe('verify: counts and checksums per key range on both servers', () => {
       ]);
   });
 
+  it('finds, with either row hash, a single changed value, NULL against empty, values swapped between columns or rows, a missing and a duplicated row', async () => {
+    const ddl = `
+      CREATE SCHEMA rowhash;
+      CREATE TABLE rowhash.k (id int PRIMARY KEY, a text, b text, c bpchar, n numeric, f float8, t timestamptz, j jsonb);
+      INSERT INTO rowhash.k VALUES
+        (1, 'x', 'y', 'ab', 1.0, 0.1, '2024-01-01 00:00:00+00', '{"a": 1}'),
+        (2, 'p', 'q', 'cd', 2.50, '-0', '2024-06-01 12:00:00.000001+00', '[1, 2]'),
+        (3, NULL, '', 'e', 3, NULL, NULL, NULL);
+      CREATE TABLE rowhash.nokey (a int, b text);
+      INSERT INTO rowhash.nokey SELECT g, 'v' || g FROM generate_series(1, 50) g;`;
+    await s.query(ddl);
+    await d.query(ddl);
+    const tables = await select([{ schema: 'rowhash' }]);
+    const differs = async (change: string, undo: string) => {
+      await d.query(change);
+      try {
+        const found: string[] = [];
+        for (const checksum of ['auto', 'md5'] as const) {
+          const r = await verifyTables(s, d, tables, { checksum });
+          found.push(`${r.checksum}: ${r.ok ? 'equal' : 'different'}`);
+        }
+        return found;
+      } finally {
+        await d.query(undo);
+      }
+    };
+    const same = await verifyTables(s, d, tables);
+    expect([same.ok, same.checksum]).toEqual([true, 'hash']);
+    const different = ['hash: different', 'md5: different'];
+    const row1 = `UPDATE rowhash.k SET a = 'x', b = 'y' WHERE id = 1`;
+    const row2 = `UPDATE rowhash.k SET a = 'p', b = 'q' WHERE id = 2`;
+    // A value equal to the old one but printed differently is a change: rows are compared as text.
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET n = 1.00 WHERE id = 1`,
+        `UPDATE rowhash.k SET n = 1.0 WHERE id = 1`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET f = 0.0 WHERE id = 2`,
+        `UPDATE rowhash.k SET f = '-0' WHERE id = 2`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET c = 'ab ' WHERE id = 1`,
+        `UPDATE rowhash.k SET c = 'ab' WHERE id = 1`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET t = t + interval '1 microsecond' WHERE id = 2`,
+        `UPDATE rowhash.k SET t = t - interval '1 microsecond' WHERE id = 2`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET a = '', b = NULL WHERE id = 3`,
+        `UPDATE rowhash.k SET a = NULL, b = '' WHERE id = 3`,
+      ),
+    ).toEqual(different);
+    expect(await differs(`UPDATE rowhash.k SET a = 'y', b = 'x' WHERE id = 1`, row1)).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET a = CASE id WHEN 1 THEN 'p' ELSE 'x' END WHERE id IN (1, 2)`,
+        `${row1}; ${row2}`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(`DELETE FROM rowhash.nokey WHERE a = 7`, `INSERT INTO rowhash.nokey VALUES (7, 'v7')`),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `INSERT INTO rowhash.nokey VALUES (7, 'v7')`,
+        `DELETE FROM rowhash.nokey WHERE ctid = (SELECT max(ctid) FROM rowhash.nokey)`,
+      ),
+    ).toEqual(different);
+    expect((await verifyTables(s, d, tables)).ok).toBe(true);
+  });
+
   it('compares an odd name renamed on the destination by column name, leaves generated columns out and the session as it was', async () => {
     const fill = (t: string) =>
       `INSERT INTO ${t} ("Kind", id, price, took) SELECT 'k' || (g % 3), g, g * 1.25, g * interval '90 minutes' FROM generate_series(1, 2000) g`;
