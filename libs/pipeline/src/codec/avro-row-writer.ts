@@ -114,6 +114,26 @@ export class AvroSlab {
   bytes(b: Buffer): void {
     this.raw(b, 0, b.length);
   }
+
+  /**
+   * Avro decimal bytes of an unscaled safe integer: big-endian two's complement in the fewest
+   * bytes that hold it (at least one), as avro-mapping's decimalToBytes writes it.
+   */
+  decimal(n: number): void {
+    let len = 1;
+    while (n >= 2 ** (8 * len - 1) || n < -(2 ** (8 * len - 1))) len++;
+    this.int(len);
+    this.ensure(len);
+    // A negative n is the bitwise complement of -n - 1, byte by byte.
+    const neg = n < 0;
+    let v = neg ? -n - 1 : n;
+    for (let i = this.pos + len - 1; i >= this.pos; i--) {
+      const b = v % 256;
+      this.buf[i] = neg ? 255 - b : b;
+      v = (v - b) / 256;
+    }
+    this.pos += len;
+  }
 }
 
 /**
@@ -142,6 +162,47 @@ function parseInteger(line: Buffer, start: number, end: number): number | null {
     n = n * 10 + d;
   }
   return neg ? -n : n;
+}
+
+/**
+ * The unscaled value of a numeric's COPY text ([-]digits[.digits]) at `scale`, as a safe integer:
+ * fraction digits beyond `scale` are dropped and missing ones are zeros (as decimalToBytes does).
+ * Null for anything else (NaN, Infinity, an exponent) or more than 15 digits: those take the
+ * general path.
+ */
+function unscaledDecimal(line: Buffer, start: number, end: number, scale: number): number | null {
+  let i = start;
+  const neg = line[i] === 45;
+  if (neg) i++;
+  let n = 0;
+  let digits = 0;
+  for (; i < end && line[i] !== 46; i++) {
+    const d = line[i] - 48;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+    digits++;
+  }
+  if (digits === 0) return null;
+  let frac = 0;
+  if (i < end) {
+    i++;
+    if (i === end) return null;
+    for (; i < end; i++) {
+      const d = line[i] - 48;
+      if (d < 0 || d > 9) return null;
+      if (frac < scale) {
+        n = n * 10 + d;
+        frac++;
+        digits++;
+      }
+    }
+  }
+  for (; frac < scale; frac++) {
+    n *= 10;
+    digits++;
+  }
+  if (digits > 15) return null;
+  return neg && n !== 0 ? -n : n;
 }
 
 /**
@@ -221,7 +282,7 @@ export function fieldWriter(
   const stringBranch = branches.findIndex((b) => b.type === 'string');
   const main = branches.findIndex((b) => b.type !== 'string');
   const mainType = branches[main]?.type;
-  return (out, line, start, end) => {
+  const general: FieldWriter = (out, line, start, end) => {
     const v = conv.toAvro(text(line, start, end));
     if (typeof v === 'string') {
       if (stringBranch < 0) throw new RangeError(`${col.name}: no string branch for ${JSON.stringify(v)}`);
@@ -235,4 +296,15 @@ export function fieldWriter(
     else if (mainType === 'bytes') out.bytes(v as Buffer);
     else throw new RangeError(`${col.name}: no writer for Avro type ${String(mainType)}`);
   };
+  if (mainType === 'bytes' && branches[main].logicalType === 'decimal') {
+    // numeric(p, s): most values are short; written without a string, a BigInt or a Buffer.
+    const scale = (branches[main].scale as number | undefined) ?? 0;
+    return (out, line, start, end) => {
+      const n = unscaledDecimal(line, start, end, scale);
+      if (n === null) return general(out, line, start, end);
+      if (indexed) out.int(base + main);
+      out.decimal(n);
+    };
+  }
+  return general;
 }
