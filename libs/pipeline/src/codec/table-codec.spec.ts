@@ -259,6 +259,30 @@ describe('TableEncoder.encodeReads', () => {
     many.forEach((line, i) => expect(fast[i].value.equals(enc.encodeRead(line, 1, false).value)).toBe(true));
   });
 
+  it.each([true, false])(
+    'encodeReadsInto hands out ranges of the slabs with the bytes of encodeRead, across slabs and for a non-UTF-8 line (keyed %s)',
+    (keyed) => {
+      const enc = encoder(COLUMNS, keyed);
+      const bad = Buffer.from(lines[0]);
+      bad[bad.indexOf('tab') + 1] = 0xff;
+      const many = [...Array.from({ length: 300 }, (_, i) => lines[i % lines.length]), bad];
+      const got: Array<{ key: string; value: string }> = [];
+      const ranges: Array<[Buffer, number, number, number]> = [];
+      enc.encodeReadsInto(many, 1, false, new AvroSlab(256), (buf, vs, ve, ke) =>
+        ranges.push([buf, vs, ve, ke]),
+      );
+      // Read back only after every row was written: earlier ranges must not have been overwritten.
+      for (const [buf, vs, ve, ke] of ranges)
+        got.push({ key: buf.subarray(ve, ke).toString('hex'), value: buf.subarray(vs, ve).toString('hex') });
+      expect(got).toEqual(
+        many.map((line) => {
+          const ref = enc.encodeRead(line, 1, false);
+          return { key: ref.key?.toString('hex') ?? '', value: ref.value.toString('hex') };
+        }),
+      );
+    },
+  );
+
   it('takes the reference path for a line that is not UTF-8', () => {
     const enc = encoder(COLUMNS);
     const bad = Buffer.from(lines[0]);

@@ -300,14 +300,42 @@ export class TableEncoder {
    * not valid UTF-8 (a SQL_ASCII source) takes encodeRead's path, which decodes it as UTF-8.
    */
   encodeReads(lines: readonly Buffer[], tsMs: number, last: boolean, slab = new AvroSlab()): EncodedRow[] {
+    const out: EncodedRow[] = [];
+    this.encodeReadsInto(lines, tsMs, last, slab, (buf, valueStart, valueEnd, keyEnd) =>
+      out.push({
+        key: this.keyType ? buf.subarray(valueEnd, keyEnd) : null,
+        value: buf.subarray(valueStart, valueEnd),
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * encodeReads without a view or an object per row: each row's value and key are written one
+   * after the other into the slab, and `emit` gets the slab's buffer with the value at
+   * [valueStart, valueEnd) and the key at [valueEnd, keyEnd) (empty for a keyless table). The
+   * slab's buffers are never written again once handed out, so the ranges stay valid.
+   */
+  encodeReadsInto(
+    lines: readonly Buffer[],
+    tsMs: number,
+    last: boolean,
+    slab: AvroSlab,
+    emit: (buf: Buffer, valueStart: number, valueEnd: number, keyEnd: number) => void,
+  ): void {
     const tail = this.envelopeTail(tsMs, last);
-    const out: EncodedRow[] = new Array(lines.length);
     const bounds = this.bounds;
     const width = this.columns.length;
     for (let r = 0; r < lines.length; r++) {
       const line = lines[r];
       if (!isUtf8(line)) {
-        out[r] = this.encodeRead(line, tsMs, last);
+        const row = this.encodeRead(line, tsMs, last);
+        slab.begin();
+        slab.ensure(row.value.length + (row.key?.length ?? 0));
+        slab.pos += row.value.copy(slab.buf, slab.pos);
+        const valueEnd = slab.pos;
+        if (row.key) slab.pos += row.key.copy(slab.buf, slab.pos);
+        emit(slab.buf, slab.mark, valueEnd, slab.pos);
         continue;
       }
       // bounds[i] is where field i starts, bounds[i + 1] - 1 where it ends (at a tab).
@@ -320,6 +348,7 @@ export class TableEncoder {
       if (n !== width - 1)
         throw new RangeError(`row has ${n + 1} fields or more, table has ${width} columns`);
       bounds[width] = line.length + 1;
+      // Value and key are one unit for the slab (begin once): a move to a new slab carries both.
       slab.begin();
       slab.ensure(7);
       slab.buf[slab.pos] = 0;
@@ -340,10 +369,8 @@ export class TableEncoder {
       }
       slab.ensure(tail.length);
       slab.pos += tail.copy(slab.buf, slab.pos);
-      const value = slab.end();
-      let key: Buffer | null = null;
+      const valueLength = slab.pos - slab.mark;
       if (this.keyType) {
-        slab.begin();
         slab.ensure(5);
         slab.buf[slab.pos] = 0;
         slab.buf.writeInt32BE(this.ids.key!, slab.pos + 1);
@@ -356,10 +383,8 @@ export class TableEncoder {
             throw new RangeError(`key column ${JSON.stringify(this.columns[i].name)} is NULL`);
           this.keyWriters[k](slab, line, start, end);
         }
-        key = slab.end();
       }
-      out[r] = { key, value };
+      emit(slab.buf, slab.mark, slab.mark + valueLength, slab.pos);
     }
-    return out;
   }
 }

@@ -4,7 +4,8 @@ import { connect, quoteQualified, type Endpoint, type SelectedTable } from '@pgf
 import { PgferryError } from '@pgferry/core';
 import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
-import { buildSchemas, TableEncoder, type EncodedRow } from '../codec/table-codec';
+import { AvroSlab } from '../codec/avro-row-writer';
+import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import type { ControlStore } from '../control/control-store';
 import { keyPartition } from '../publish/kafka-partitioner';
 import { KafkaPublisher } from '../publish/kafka-publisher';
@@ -48,15 +49,24 @@ export interface SnapshotCaptureOptions {
 let roundRobin = 0;
 
 /**
- * Rows grouped by the partition the publisher would give them (keyPartition of the key, as
- * every Kafka client's default partitioner; keyless rows round robin), in their order.
+ * COPY lines encoded and grouped by the partition the publisher would give them (keyPartition of
+ * the key, as every Kafka client's default partitioner; keyless rows round robin), in their
+ * order. Keys and values stay ranges of the encoder's slabs: no Buffer or object per row.
  */
-function byPartition(rows: readonly EncodedRow[], partitions: number): PartitionRecords[] {
+function encodeByPartition(
+  encoder: TableEncoder,
+  lines: readonly Buffer[],
+  tsMs: number,
+  partitions: number,
+): PartitionRecords[] {
   const parts: Array<PartitionRecords | undefined> = new Array(partitions);
-  for (const row of rows) {
-    const p = row.key ? keyPartition(row.key, partitions) : (roundRobin = (roundRobin + 1) % partitions);
-    (parts[p] ??= new PartitionRecords(p)).push(row.key, row.value);
-  }
+  const keyed = encoder.schemas.key !== null;
+  encoder.encodeReadsInto(lines, tsMs, false, new AvroSlab(), (buf, valueStart, valueEnd, keyEnd) => {
+    const p = keyed
+      ? keyPartition(buf, partitions, valueEnd, keyEnd)
+      : (roundRobin = (roundRobin + 1) % partitions);
+    (parts[p] ??= new PartitionRecords(p)).pushRanges(buf, keyed, valueEnd, keyEnd, valueStart, valueEnd);
+  });
   return parts.filter((p): p is PartitionRecords => p !== undefined);
 }
 
@@ -180,7 +190,7 @@ export async function runSnapshotCapture(
           stream.columns.map((c) => c.name),
           opts.snapshotName,
           async (lines, bytes) => {
-            const parts = byPartition(encoder.encodeReads(lines, Date.now(), false), partitions);
+            const parts = encodeByPartition(encoder, lines, Date.now(), partitions);
             await inFlight;
             inFlight = publisher.publishRecords(stream.topic, parts).then(() => {
               totalRows += lines.length;

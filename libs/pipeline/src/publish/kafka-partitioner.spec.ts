@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
-import { KeyPartitioner } from './kafka-partitioner';
+import { keyPartition, KeyPartitioner } from './kafka-partitioner';
 
 describe('KeyPartitioner', () => {
   const meta = (n: number): PartitionMetadata[] =>
@@ -27,6 +27,15 @@ describe('KeyPartitioner', () => {
     expect(ours({ topic: 't', partitionMetadata, message })).toBe(
       theirs({ topic: 't', partitionMetadata, message }),
     );
+  });
+
+  it('gives a key inside a larger buffer the partition of the key alone', () => {
+    const buf = randomBytes(200);
+    for (let start = 0; start < 20; start++)
+      for (let len = 0; len < 40; len++)
+        expect(keyPartition(buf, 12, start, start + len)).toBe(
+          keyPartition(Buffer.from(buf.subarray(start, start + len)), 12),
+        );
   });
 
   it('keeps a message partition given and spreads keyless messages', () => {

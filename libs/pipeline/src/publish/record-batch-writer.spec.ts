@@ -70,6 +70,25 @@ describe('writeRecordBatch', () => {
     expect(hex(seen)).toEqual(hex(p.values));
   });
 
+  it('writes records given as ranges of shared buffers as it writes the same records given as buffers', () => {
+    const slab = randomBytes(4000);
+    const byRange = new PartitionRecords(1);
+    const byBuffer = new PartitionRecords(1);
+    for (let i = 0, pos = 0; i < 40; i++) {
+      const v = (i * 37) % 90;
+      const k = i % 3 === 0 ? 0 : 4 + (i % 5);
+      byRange.pushRanges(slab, i % 3 !== 0, pos + v, pos + v + k, pos, pos + v);
+      byBuffer.push(i % 3 === 0 ? null : slab.subarray(pos + v, pos + v + k), slab.subarray(pos, pos + v));
+      pos += v + k;
+    }
+    const a = planBatch(byRange, 0, 1_000_000);
+    expect(a).toEqual(planBatch(byBuffer, 0, 1_000_000));
+    const batch = writeRecordBatch(byRange, 0, a.to, a.bytes, producer, 5);
+    expect(batch.equals(writeRecordBatch(byBuffer, 0, a.to, a.bytes, producer, 5))).toBe(true);
+    expect(hex(decodeRecords(batch).map((r) => r.key))).toEqual(hex(byBuffer.keys));
+    expect(hex(byRange.values)).toEqual(hex(byBuffer.values));
+  });
+
   it('puts a record larger than maxBytes in a batch of its own', () => {
     const p = new PartitionRecords(0);
     p.push(null, Buffer.alloc(5000));

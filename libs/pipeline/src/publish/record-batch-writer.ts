@@ -16,20 +16,67 @@ import { crc32c } from '@pgferry/core';
  */
 export const BATCH_HEADER_BYTES = 61;
 
-/** The records bound for one partition, in the order Kafka must store them. */
+/**
+ * The records bound for one partition, in the order Kafka must store them. A key or value is a
+ * byte range of a buffer (null: a null key or value); `pushRanges` takes ranges of a shared slab
+ * as they are, so a snapshot row costs no Buffer view and no object here.
+ */
 export class PartitionRecords {
-  readonly keys: Array<Buffer | null> = [];
-  readonly values: Array<Buffer | null> = [];
+  private readonly keyBufs: Array<Buffer | null> = [];
+  private readonly valueBufs: Array<Buffer | null> = [];
+  /** Per record: key start, key end, value start, value end. */
+  private readonly ranges: number[] = [];
 
   constructor(readonly partition: number) {}
 
   get length(): number {
-    return this.values.length;
+    return this.valueBufs.length;
   }
 
   push(key: Buffer | null, value: Buffer | null): void {
-    this.keys.push(key);
-    this.values.push(value);
+    this.keyBufs.push(key);
+    this.valueBufs.push(value);
+    this.ranges.push(0, key ? key.length : 0, 0, value ? value.length : 0);
+  }
+
+  /** A record whose key is buf[keyStart, keyEnd) (null when `keyed` is false) and value buf[valueStart, valueEnd). */
+  pushRanges(
+    buf: Buffer,
+    keyed: boolean,
+    keyStart: number,
+    keyEnd: number,
+    valueStart: number,
+    valueEnd: number,
+  ): void {
+    this.keyBufs.push(keyed ? buf : null);
+    this.valueBufs.push(buf);
+    this.ranges.push(keyStart, keyEnd, valueStart, valueEnd);
+  }
+
+  /** Record i's key length, or -1 for a null key. */
+  keyLength(i: number): number {
+    return this.keyBufs[i] ? this.ranges[4 * i + 1] - this.ranges[4 * i] : -1;
+  }
+
+  /** Record i's value length, or -1 for a null value. */
+  valueLength(i: number): number {
+    return this.valueBufs[i] ? this.ranges[4 * i + 3] - this.ranges[4 * i + 2] : -1;
+  }
+
+  /** Copies record i's key (or value) to dst at pos; returns the end. */
+  copyKey(i: number, dst: Buffer, pos: number): number {
+    return copyRange(this.keyBufs[i]!, this.ranges[4 * i], this.ranges[4 * i + 1], dst, pos);
+  }
+  copyValue(i: number, dst: Buffer, pos: number): number {
+    return copyRange(this.valueBufs[i]!, this.ranges[4 * i + 2], this.ranges[4 * i + 3], dst, pos);
+  }
+
+  /** The keys, as views (for tests and diagnostics; the batch writer copies the ranges). */
+  get keys(): Array<Buffer | null> {
+    return this.keyBufs.map((b, i) => b && b.subarray(this.ranges[4 * i], this.ranges[4 * i + 1]));
+  }
+  get values(): Array<Buffer | null> {
+    return this.valueBufs.map((b, i) => b && b.subarray(this.ranges[4 * i + 2], this.ranges[4 * i + 3]));
   }
 }
 
@@ -56,18 +103,16 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
-/** Copies src to dst at pos, returns the end; a loop for small buffers, where Buffer#copy's call costs more. */
-function copyBytes(src: Buffer, dst: Buffer, pos: number): number {
-  const n = src.length;
-  if (n >= 48) return pos + src.copy(dst, pos);
-  for (let i = 0; i < n; i++) dst[pos + i] = src[i];
+/** Copies src[start, end) to dst at pos, returns the end; a loop for small ranges, where Buffer#copy's call costs more. */
+function copyRange(src: Buffer, start: number, end: number, dst: Buffer, pos: number): number {
+  const n = end - start;
+  if (n >= 48) return pos + src.copy(dst, pos, start, end);
+  for (let i = 0; i < n; i++) dst[pos + i] = src[start + i];
   return pos + n;
 }
 
-/** Bytes of a record's body (after its length varint). */
-function bodyBytes(delta: number, key: Buffer | null, value: Buffer | null): number {
-  const k = key ? key.length : -1;
-  const v = value ? value.length : -1;
+/** Bytes of a record's body (after its length varint), from its key and value lengths (-1: null). */
+function bodyBytes(delta: number, k: number, v: number): number {
   // attributes, timestampDelta 0, offsetDelta, key, value, header count 0
   return 1 + 1 + varintBytes(delta) + varintBytes(k) + Math.max(k, 0) + varintBytes(v) + Math.max(v, 0) + 1;
 }
@@ -84,9 +129,9 @@ export function planBatch(
 ): { to: number; bytes: number } {
   let bytes = BATCH_HEADER_BYTES;
   let to = from;
-  const { keys, values } = records;
-  while (to < values.length) {
-    const body = bodyBytes(to - from, keys[to], values[to]);
+  const n = records.length;
+  while (to < n) {
+    const body = bodyBytes(to - from, records.keyLength(to), records.valueLength(to));
     const size = varintBytes(body) + body;
     if (to > from && bytes + size > maxBytes) break;
     bytes += size;
@@ -123,22 +168,21 @@ export function writeRecordBatch(
   buf.writeInt32BE(producer.baseSequence, 53);
   buf.writeInt32BE(to - from, 57);
   let pos = BATCH_HEADER_BYTES;
-  const { keys, values } = records;
   for (let i = from; i < to; i++) {
-    const key = keys[i];
-    const value = values[i];
+    const k = records.keyLength(i);
+    const v = records.valueLength(i);
     const delta = i - from;
-    pos = writeVarint(buf, pos, bodyBytes(delta, key, value));
+    pos = writeVarint(buf, pos, bodyBytes(delta, k, v));
     buf[pos++] = 0;
     buf[pos++] = 0;
     pos = writeVarint(buf, pos, delta);
-    if (key) {
-      pos = writeVarint(buf, pos, key.length);
-      pos = copyBytes(key, buf, pos);
+    if (k >= 0) {
+      pos = writeVarint(buf, pos, k);
+      pos = records.copyKey(i, buf, pos);
     } else buf[pos++] = 1;
-    if (value) {
-      pos = writeVarint(buf, pos, value.length);
-      pos = copyBytes(value, buf, pos);
+    if (v >= 0) {
+      pos = writeVarint(buf, pos, v);
+      pos = records.copyValue(i, buf, pos);
     } else buf[pos++] = 1;
     buf[pos++] = 0;
   }
