@@ -306,6 +306,26 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     const first = run(stop.signal);
     await streaming();
     await s.query(`UPDATE "Counter Ü" SET n = n + 1`);
+    // A table created mid-stream in the schema the task takes whole is streamed from its
+    // CREATE on, rows of the creating transaction included.
+    await s.query(`BEGIN;
+                   CREATE TABLE "Neu Ü" (id int PRIMARY KEY, n int NOT NULL, seq serial);
+                   INSERT INTO "Neu Ü" (id, n) SELECT g, g FROM generate_series(1, 20) g;
+                   COMMIT`);
+    await waitFor(() => first.out.text(), {
+      reason: 'the stream to gain the new table',
+      until: (t) => /stream +gained "public"\."Neu Ü", created on the source/.test(t),
+      timeout: 60_000,
+    });
+    await s.query(`UPDATE "Neu Ü" SET n = n * 2 WHERE id <= 10; DELETE FROM "Neu Ü" WHERE id = 20`);
+    await waitFor(
+      async () => (await d.query(`SELECT count(*)::int AS c, sum(n)::int AS n FROM "Neu Ü"`)).rows[0],
+      {
+        reason: "the new table's rows on the destination",
+        until: (r) => r.c === 19 && r.n === 245,
+        timeout: 60_000,
+      },
+    );
     stop.abort();
     const stopped = await first.migration;
     expect(stopped.code).toBe(130);
@@ -313,6 +333,9 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     // Written while nothing streams: the slot keeps it.
     await s.query(`UPDATE "Counter Ü" SET n = n + 10 WHERE id <= 50; DELETE FROM "Counter Ü" WHERE id > 90`);
     await s.query(`INSERT INTO "Counter Ü" (id, n) VALUES (500, 5)`);
+    await s.query(
+      `INSERT INTO "Neu Ü" (id, n) VALUES (100, 1), (101, 2); UPDATE "Neu Ü" SET n = 0 WHERE id = 1`,
+    );
     const second = run();
     await waitFor(() => second.out.text(), {
       reason: 'the second run to stream',
@@ -324,6 +347,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await destination.restart!();
     d = await reconnected(destination, name);
     await s.query(`UPDATE "Counter Ü" SET n = n + 100 WHERE id <= 5`);
+    await s.query(`INSERT INTO "Neu Ü" (id, n) VALUES (102, 3)`);
     // Through the task API this time: the stream's positions, then the cutover request.
     const api = await startTaskApi(resolveEndpoint({ url: destination.url(name) }, 'destination'), 0);
     try {
@@ -344,7 +368,10 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     const done = await second.migration;
     expect({ code: done.code, out: done.code ? second.out.text() : '' }).toEqual({ code: 0, out: '' });
     expect(second.out.text()).toMatch(/full-data +skipped: done by an earlier run/);
-    const table: Array<[string, string[]]> = [['Counter Ü', ['id']]];
+    const table: Array<[string, string[]]> = [
+      ['Counter Ü', ['id']],
+      ['Neu Ü', ['id']],
+    ];
     expect(await digests(d, table)).toEqual(await digests(s, table));
     // The transaction topic, read back from the broker's files: BEGIN and END around each source
     // transaction, END with its per-table counts.
@@ -379,6 +406,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     }
     // Cutover carried the sequence past the source's last value.
     expect((await d.query(`SELECT last_value::int AS v FROM "Counter Ü_seq_seq"`)).rows[0].v).toBe(101);
+    expect((await d.query(`SELECT last_value::int AS v FROM "Neu Ü_seq_seq"`)).rows[0].v).toBe(23);
     expect(await runRelease({ source: source.url(name), name }, captureOutput().out)).toBe(0);
     await s.end();
     await d.end();
@@ -469,7 +497,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     await d.end();
   }, 300_000);
 
-  it('consistency transactional: a schema change after row changes in the same source transaction stops the task quoting it; per-key then carries it, and a table created mid-stream gets a warning', async () => {
+  it('consistency transactional: a schema change after row changes in the same source transaction stops the task quoting it; per-key then carries it; a table created mid-stream is streamed, one without a key gets a warning', async () => {
     const name = 'mixedddl';
     await source.createDatabase(name);
     await destination.createDatabase(name);
@@ -491,6 +519,18 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       timeout: 60_000,
     });
     await s.query(`UPDATE items SET n = 1 WHERE id <= 10`);
+    // A table created mid-stream is streamed, whole transactions too: the applier follows it.
+    await s.query(
+      `BEGIN; CREATE TABLE "Later" (id int PRIMARY KEY); INSERT INTO "Later" VALUES (1), (2); COMMIT`,
+    );
+    await s.query(`BEGIN; INSERT INTO "Later" VALUES (3); UPDATE items SET n = 3 WHERE id = 3; COMMIT`);
+    await waitFor(
+      async () =>
+        (await d.query(`SELECT count(*)::int AS n FROM "Later"`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0]
+          .n,
+      { reason: "the new table's rows on the destination", until: (n) => n === 3, timeout: 60_000 },
+    );
+    expect(first.out.text()).toMatch(/stream +gained "public"\."Later", created on the source/);
     await s.query(
       `BEGIN; UPDATE items SET n = 2 WHERE id = 1; ALTER TABLE items ADD COLUMN note text; COMMIT`,
     );
@@ -498,7 +538,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       /schema change .*ALTER TABLE items ADD COLUMN note text.* follows row changes in the same source transaction \(xid \d+\); with options.consistency transactional .*Set options.consistency to per-key and run migrate again/,
     );
     // The transaction before it is on the destination, nothing of the mixed one.
-    expect((await d.query(`SELECT count(*)::int AS n FROM items WHERE n = 1`)).rows[0].n).toBe(10);
+    expect((await d.query(`SELECT count(*)::int AS n FROM items WHERE n = 1`)).rows[0].n).toBe(9);
     // As the message says: per-key carries it, from where the transactional applier stopped.
     taskSpec(name, { consistency: 'per-key' });
     const second = run();
@@ -512,24 +552,28 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       { reason: 'the schema change on the destination', until: (n) => n === 1, timeout: 60_000 },
     );
     await s.query(`UPDATE items SET note = 'after' WHERE id = 2`);
-    // A table created mid-stream is created on the destination, and the user is told its rows
-    // are not streamed, with what to do.
-    await s.query(`CREATE TABLE "Later" (id int PRIMARY KEY); INSERT INTO "Later" VALUES (1)`);
+    await s.query(`INSERT INTO "Later" VALUES (4); DELETE FROM "Later" WHERE id = 1`);
+    // A table without a key cannot be streamed (the source would refuse its UPDATEs once
+    // published): it is created on the destination, and the user is told, with what to do.
+    await s.query(`CREATE TABLE loose (v int); INSERT INTO loose VALUES (1)`);
     await waitFor(() => second.out.text(), {
       reason: 'the warning about the new table',
       until: (t) =>
-        /WARNING +public\."?Later"? was created on the source after task mixedddl started: .*rows are not streamed.*conflictMode: ignore/.test(
+        /WARNING +"public"\."loose" was created on the source after task mixedddl started: .*rows are not streamed \("public"\."loose" has no primary key or replica identity.*conflictMode: ignore/.test(
           t,
         ),
       timeout: 60_000,
     });
-    expect((await d.query(`SELECT to_regclass('public."Later"') IS NOT NULL AS made`)).rows[0].made).toBe(
-      true,
-    );
+    expect((await d.query(`SELECT to_regclass('public.loose') IS NOT NULL AS made`)).rows[0].made).toBe(true);
+    // The source still takes updates of it.
+    await s.query(`UPDATE loose SET v = 2`);
     await requestCutover(d, name);
     const done = await second.migration;
     expect({ code: done.code, out: done.code ? second.out.text() : '' }).toEqual({ code: 0, out: '' });
-    const table: Array<[string, string[]]> = [['items', ['id']]];
+    const table: Array<[string, string[]]> = [
+      ['items', ['id']],
+      ['Later', ['id']],
+    ];
     expect(await digests(d, table)).toEqual(await digests(s, table));
     expect(await runRelease({ spec }, captureOutput().out)).toBe(0);
     await s.end();

@@ -85,6 +85,11 @@ export class ProgressReporter {
         if (e.warning) this.out.write(`WARNING      ${e.warning}\n`);
         this.drawnLines = 0;
         return;
+      case 'new-table':
+        this.clear();
+        this.out.write(`stream       gained ${e.table}, created on the source: its rows follow on topic ${e.topic}\n`);
+        this.drawnLines = 0;
+        return;
       case 'lag': {
         // On a terminal the line is redrawn in place every second; elsewhere one line per 10 s.
         const now = Date.now();

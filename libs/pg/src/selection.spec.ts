@@ -1,6 +1,6 @@
 import { parseTaskSpec } from '@pgferry/core';
 import type { TableInfo } from './catalog';
-import { selectTables } from './selection';
+import { newTableRule, selectTables, takesNewTable } from './selection';
 
 const t = (schema: string, table: string): TableInfo => ({
   schema,
@@ -81,5 +81,42 @@ describe('selectTables', () => {
     expect(sel.problems[0].message).toBe(
       '"Sales"."Orders" and "Sales"."lines" would both become "Sales"."x"',
     );
+  });
+});
+
+describe('newTableRule: which tables created after the task started it streams', () => {
+  it('takes new tables of the schemas taken whole (with include omitted, of every schema in use), minus excludes', () => {
+    const all = newTableRule(objects(undefined), catalog);
+    expect(all.schemas).toEqual(['Sales', 'audit', 'public']);
+    expect(takesNewTable(all, 'Sales', 'New one')).toBe(true);
+    expect(takesNewTable(all, 'elsewhere', 'x')).toBe(false);
+
+    const rule = newTableRule(
+      objects({
+        include: [{ schema: 'public' }, { schema: 'Sales', tables: ['Orders'] }, { schema: 'audit' }],
+        exclude: [{ schema: 'public', tables: ['tmp'] }, { schema: 'audit' }],
+      }),
+      catalog,
+    );
+    expect(rule.schemas).toEqual(['public']);
+    expect(takesNewTable(rule, 'public', 'fresh')).toBe(true);
+    // Excluded by name, a schema chosen table by table, a schema excluded whole.
+    expect(takesNewTable(rule, 'public', 'tmp')).toBe(false);
+    expect(takesNewTable(rule, 'Sales', 'fresh')).toBe(false);
+    expect(takesNewTable(rule, 'audit', 'fresh')).toBe(false);
+  });
+
+  it('takes none in a schema with a rename: pgferry does not rewrite the statement that created them', () => {
+    const rule = newTableRule(
+      objects({
+        include: [
+          { schema: 'public', renameTo: 'app' },
+          { schema: 'Sales', renameTables: { Orders: 'orders' } },
+          { schema: 'audit', renameTo: 'audit' },
+        ],
+      }),
+      catalog,
+    );
+    expect(rule.schemas).toEqual(['audit']);
   });
 });

@@ -98,3 +98,42 @@ export function selectTables(all: TableInfo[], objects: TaskSpec['objects']): Se
   }
   return { tables: [...chosen.values()], problems };
 }
+
+/**
+ * Which tables created on the source after a task started belong to it, so the stream carries
+ * them from their CREATE on: tables of a schema the task takes whole (an include entry without
+ * `tables`, or every schema of `tables` when there is no include at all) that the task renames
+ * nothing in (pgferry does not rewrite the statement that created them), unless an exclude
+ * names them. A list of tables is a choice of those tables, and a new one is not in it.
+ */
+export interface NewTableRule {
+  schemas: string[];
+  /** Tables of those schemas an exclude names. */
+  excluded: Array<{ schema: string; table: string }>;
+}
+
+export function newTableRule(objects: TaskSpec['objects'], tables: readonly TableInfo[]): NewTableRule {
+  const schemas = new Set<string>();
+  if (!objects.include) for (const t of tables) schemas.add(t.schema);
+  for (const inc of objects.include ?? []) {
+    const renames = (inc.renameTo !== undefined && inc.renameTo !== inc.schema) || inc.renameTables;
+    if (!inc.tables && !renames) schemas.add(inc.schema);
+  }
+  // A schema with any rename is left out even when another entry takes it whole.
+  for (const inc of objects.include ?? [])
+    if ((inc.renameTo !== undefined && inc.renameTo !== inc.schema) || inc.renameTables)
+      schemas.delete(inc.schema);
+  const excluded: NewTableRule['excluded'] = [];
+  for (const exc of objects.exclude ?? []) {
+    if (!exc.tables) schemas.delete(exc.schema);
+    else for (const table of exc.tables) excluded.push({ schema: exc.schema, table });
+  }
+  return { schemas: [...schemas].sort(), excluded };
+}
+
+/** Does `rule` take table `schema`.`table`, created after the task started? */
+export function takesNewTable(rule: NewTableRule, schema: string, table: string): boolean {
+  return (
+    rule.schemas.includes(schema) && !rule.excluded.some((e) => e.schema === schema && e.table === table)
+  );
+}

@@ -62,6 +62,13 @@ export interface ChangePublisherOptions {
    */
   transactions?: { topic: string; records: TransactionRecords };
   /**
+   * Called once for each table outside `tables` whose changes the stream carries (other than
+   * the task's DDL table): a table created after the task started that the source added to the
+   * publication. Returns how to publish it (its topic created, its key known), or null to pass
+   * its changes over as before (the heartbeat table, a table no longer selected).
+   */
+  addTable?: (relation: RelationInfo) => Promise<PublishedTable | null>;
+  /**
    * The destination applies whole source transactions (options.consistency transactional): a
    * schema change after row changes in the same source transaction cannot be applied between
    * transactions, and stops the stream with the statement instead of waiting forever.
@@ -114,10 +121,13 @@ interface TableCodec {
  * and `process` waits when more than 4 MB are unacknowledged. If the capture dies before a commit
  * is confirmed, the slot streams the transaction again and it is sent again with the same
  * stream positions (header pgferry.pos), which the applier skips.
- * Events of tables outside `tables` (the heartbeat and DDL tables) only move the position.
+ * Events of tables outside `tables` (the heartbeat and DDL tables) only move the position, unless
+ * `addTable` gives the table a topic (a table created on the source after the task started).
  */
 export class ChangePublisher implements ChangeProcessor {
   private readonly byName = new Map<string, PublishedTable>();
+  /** Tables outside `tables` that addTable declined, by name: asked once. */
+  private readonly declined = new Set<string>();
   private readonly codecs = new Map<string, Promise<TableCodec>>();
   private readonly ready = new Map<string, { relation: RelationInfo; codec: TableCodec }>();
   private buffer: Array<{ topic: string; message: Message }> = [];
@@ -167,17 +177,16 @@ export class ChangePublisher implements ChangeProcessor {
       case 'insert':
       case 'update':
       case 'delete': {
-        const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
-        if (!table) {
-          const ddl = this.opts.ddl;
-          if (
-            ddl &&
-            event.kind === 'insert' &&
-            isDdlTable(ddl.task, event.relation.schema, event.relation.table)
-          )
+        const ddl = this.opts.ddl;
+        if (ddl && isDdlTable(ddl.task, event.relation.schema, event.relation.table)) {
+          if (event.kind === 'insert')
             await this.schemaChange(event.relation, splitUnchanged(event.relation, event.new).texts);
           return;
         }
+        const table =
+          this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`) ??
+          (await this.gained(event.relation));
+        if (!table) return;
         const codec = await this.codec(table, event.relation);
         this.counted(table);
         const meta = this.meta(event.lsn, event.xid);
@@ -222,7 +231,7 @@ export class ChangePublisher implements ChangeProcessor {
       }
       case 'truncate':
         for (const rel of event.relations) {
-          const table = this.byName.get(`${rel.schema}\u0000${rel.table}`);
+          const table = this.byName.get(`${rel.schema}\u0000${rel.table}`) ?? (await this.gained(rel));
           if (!table) continue;
           const codec = await this.codec(table, rel);
           this.counted(table);
@@ -260,6 +269,20 @@ export class ChangePublisher implements ChangeProcessor {
         return;
     }
     if (this.full()) await this.send();
+  }
+
+  /** A table outside `tables` whose changes the stream carries: published from now on, or null. */
+  private async gained(relation: RelationInfo): Promise<PublishedTable | null> {
+    const name = `${relation.schema}\u0000${relation.table}`;
+    if (!this.opts.addTable || this.declined.has(name)) return null;
+    const added = await this.opts.addTable(relation);
+    if (!added) {
+      this.declined.add(name);
+      return null;
+    }
+    this.byName.set(name, added);
+    this.tableTopics.add(added.topic);
+    return added;
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified } from '@pgferry/pg';
+import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified, type NewTableRule } from '@pgferry/pg';
 
 /**
  * Schema changes during the incremental phase (DESIGN phase 5): the task installs, on the
@@ -54,17 +54,50 @@ export interface DdlEvent {
  * function is SECURITY DEFINER so DDL by any role is recorded (and never fails for want of a
  * grant on the task's table). It cannot pin its own search_path (it records the caller's), so
  * it names its table schema-qualified and uses only pg_catalog functions and operators, which
- * resolve before any user schema.
+ * resolve before any user schema. With `newTables`, a table created later in a schema the task
+ * takes whole (see newTableRule) is added to the publication by the same trigger.
  */
 export async function installDdlCapture(
   client: Client,
   task: string,
   schemas: readonly string[],
+  newTables?: { publication: string; rule: NewTableRule },
 ): Promise<void> {
   const o = ddlObjects(task);
   const table = quoteQualified(DDL_SCHEMA, o.table);
   const fn = quoteQualified(DDL_SCHEMA, o.function);
-  const wanted = `ARRAY[${schemas.map(quoteLiteral).join(', ') || 'NULL'}]::text[]`;
+  const textArray = (items: readonly string[]) =>
+    `ARRAY[${items.map(quoteLiteral).join(', ') || 'NULL'}]::text[]`;
+  const wanted = textArray(schemas);
+  // A table created in a schema the task takes whole joins the publication in the statement's
+  // own transaction, so every row written to it from then on (in that transaction too) is in the
+  // stream after the statement that created it. Only tables the stream can apply by key: with a
+  // primary key, or a replica identity (index or full). Adding a table without one would make
+  // UPDATE and DELETE fail on the source; the capture names such a table instead.
+  const follow = newTables
+    ? `
+      IF TG_EVENT = 'ddl_command_end' AND TG_TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+         AND EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = ${quoteLiteral(newTables.publication)}) THEN
+        FOR rel IN
+          SELECT n.nspname, c.relname
+            FROM pg_event_trigger_ddl_commands() d
+            JOIN pg_catalog.pg_class c ON c.oid = d.objid
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+             AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p'
+             AND n.nspname = ANY (${textArray(newTables.rule.schemas)})
+             AND NOT ${quoteLiteral(JSON.stringify(newTables.rule.excluded))}::jsonb
+                     @> pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('schema', n.nspname::text, 'table', c.relname::text))
+             AND (c.relreplident IN ('f', 'i')
+                  OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr
+                               JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
+                              WHERE p.pubname = ${quoteLiteral(newTables.publication)} AND pr.prrelid = c.oid)
+        LOOP
+          EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLE %I.%I', ${quoteLiteral(newTables.publication)}, rel.nspname, rel.relname);
+        END LOOP;
+      END IF;`
+    : '';
   // One row per statement and transaction: a statement creating a table reports the table, its
   // sequences and indexes as separate commands, and a multi-statement query string reports the
   // same text for each of its statements; the text is applied once.
@@ -73,7 +106,12 @@ export async function installDdlCapture(
       objs text[];
       nsps text[];
       q text := current_query();
+      rel record;
     BEGIN
+      -- The function's own ALTER PUBLICATION fires the trigger again: nothing to record.
+      IF TG_TAG = 'ALTER PUBLICATION' THEN
+        RETURN;
+      END IF;
       IF TG_EVENT = 'sql_drop' THEN
         SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT schema_name)
           INTO objs, nsps
@@ -88,11 +126,10 @@ export async function installDdlCapture(
       IF objs IS NULL THEN
         RETURN;
       END IF;
-      IF EXISTS (SELECT 1 FROM ${table} WHERE txid = txid_current() AND command = q) THEN
-        RETURN;
-      END IF;
-      INSERT INTO ${table} (tag, objects, schemas, command, search_path)
-        VALUES (TG_TAG, objs, nsps, q, current_setting('search_path'));
+      IF NOT EXISTS (SELECT 1 FROM ${table} WHERE txid = txid_current() AND command = q) THEN
+        INSERT INTO ${table} (tag, objects, schemas, command, search_path)
+          VALUES (TG_TAG, objs, nsps, q, current_setting('search_path'));
+      END IF;${follow}
     END`;
   try {
     await client.query('BEGIN');

@@ -10,10 +10,10 @@ import {
   sleep,
   type TaskSpec,
 } from '@pgferry/core';
-import { classifyPgError, connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
+import { classifyPgError, connect, newTableRule, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
 import { formatLsn, parseLsn } from '../cdc/lsn';
 import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
-import { ensurePublication } from '../cdc/pg-publication';
+import { ensurePublication, publicationName } from '../cdc/pg-publication';
 import { RegistryClient } from '../codec/registry-client';
 import { deadLetterTopic, transactionsTopic } from '../topics';
 import { installDdlCapture } from '../ddl/pg-ddl-capture';
@@ -150,7 +150,8 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
 /**
  * The task's objects on the source for streaming: the heartbeat table, the DDL capture (event
  * triggers need a superuser; without one the precheck's ddl-capture alert was acknowledged and
- * schema changes are made on the destination first), and the publication over the selected
+ * schema changes are made on the destination first; it also adds tables created later in a
+ * schema the task takes whole to the publication), and the publication over the selected
  * tables and those two. Idempotent.
  */
 export async function prepareStreamSource(
@@ -167,7 +168,10 @@ export async function prepareStreamSource(
       ...(spec.objects.include ?? []).map((i) => i.schema),
       ...tables.map((t) => t.schema),
     ]);
-    await installDdlCapture(source, spec.name, [...schemas]);
+    await installDdlCapture(source, spec.name, [...schemas], {
+      publication: publicationName(spec.name),
+      rule: newTableRule(spec.objects, tables),
+    });
   }
   await ensurePublication(source, spec.name, tables);
 }
@@ -239,6 +243,7 @@ async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {
     wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => opts.emit({ kind: 'stream', ...p }),
     onSchemaChange: (e) => opts.emit({ kind: 'schema-change', ...e }),
+    onNewTable: (e) => opts.emit({ kind: 'new-table', ...e }),
   }).then(
     () => {
       if (!abort.signal.aborted) failure ??= new PgferryError('the change stream ended on its own');

@@ -11,21 +11,30 @@ import {
   type Logger,
   type TaskSpec,
 } from '@pgferry/core';
-import { connect, type Endpoint, type SelectedTable } from '@pgferry/pg';
+import {
+  connect,
+  listTables,
+  newTableRule,
+  quoteQualified,
+  takesNewTable,
+  type Endpoint,
+  type NewTableRule,
+  type SelectedTable,
+} from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
-import { ChangePublisher, type StreamMark } from '../cdc/change-publisher';
-import type { ChangeEvent } from '../cdc/change-event';
+import { ChangePublisher, type PublishedTable, type StreamMark } from '../cdc/change-publisher';
+import type { ChangeEvent, RelationInfo } from '../cdc/change-event';
 import { formatLsn, parseLsn, type Lsn } from '../cdc/lsn';
 import { heartbeatLagMs, startHeartbeat } from '../cdc/pg-heartbeat';
 import { publicationName } from '../cdc/pg-publication';
 import { PgStreamReader } from '../cdc/pg-stream-reader';
-import { ControlStore } from '../control/control-store';
+import { addStreamTable, ControlStore, readStreamTables } from '../control/control-store';
 import { tableKey } from '../full-data/snapshot-capture';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { tableTopic, topicEnds, transactionsTopic } from '../topics';
 import { TransactionRecords } from '../cdc/transaction-records';
 import { applyDdlOnce } from '../ddl/pg-ddl-applier';
-import type { DdlEvent } from '../ddl/pg-ddl-capture';
+import { DDL_SCHEMA, type DdlEvent } from '../ddl/pg-ddl-capture';
 import { applierGroup, writeCaptureReport } from './stream-status';
 
 export interface StreamCaptureOptions {
@@ -53,6 +62,8 @@ export interface StreamCaptureOptions {
   onProgress?: (p: { capturedLsn: string; published: number; captureLagMs: number | null }) => void;
   /** Each schema change once applied on the destination, with a warning when the user must act. */
   onSchemaChange?: (e: { tag: string; statement: string; warning: string | null }) => void;
+  /** A table created on the source after the task started, whose rows the stream now carries. */
+  onNewTable?: (e: { table: string; topic: string }) => void;
 }
 
 /** An attempt that streamed this long before failing starts a new retry window. */
@@ -147,12 +158,18 @@ async function streamOnce(
   let reporting: Promise<void> = Promise.resolve();
   try {
     await source.query(PIPELINE_SESSION_SQL);
-    const tables = opts.tables.map((t) => ({
+    const tables: PublishedTable[] = opts.tables.map((t) => ({
       schema: t.schema,
       table: t.table,
       topic: tableTopic(opts.prefix, t.schema, t.table),
       key: tableKey(t),
     }));
+    // Tables the stream gained after the task started, as an earlier run recorded them.
+    const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+    const gained = await readStreamTables(control, opts.task).finally(() => control.end());
+    const topics = new Set(tables.map((t) => t.topic));
+    for (const t of gained) if (!topics.has(t.topic)) tables.push(t);
+    const rule = newTableRule(opts.objects, opts.tables);
     const startOffsets = await topicEnds(
       opts.kafka,
       tables.map((t) => t.topic),
@@ -181,7 +198,8 @@ async function streamOnce(
         onConfirmed(lsn);
       },
       onCommit: (m) => (mark = m),
-      ddl: { task: opts.task, apply: (event, ends) => applySchemaChange(opts, event, ends) },
+      ddl: { task: opts.task, apply: (event, ends) => applySchemaChange(opts, source, rule, event, ends) },
+      addTable: (relation) => addNewTable(opts, source, rule, relation),
       wholeTransactions: opts.wholeTransactions,
     });
     const tick = async () => {
@@ -255,6 +273,8 @@ async function streamOnce(
  */
 async function applySchemaChange(
   opts: StreamCaptureOptions,
+  source: Client,
+  rule: NewTableRule,
   event: DdlEvent,
   ends: ReadonlyMap<string, bigint>,
 ): Promise<void> {
@@ -282,7 +302,7 @@ async function applySchemaChange(
       { tag: event.tag, statement: event.command, ran },
       'schema change applied on the destination',
     );
-    const warning = await newTablesWarning(client, opts.task, event);
+    const warning = await newTablesWarning(source, opts.task, rule, event);
     if (warning) opts.logger?.warn({ statement: event.command }, warning);
     opts.onSchemaChange?.({ tag: event.tag, statement: event.command, warning });
   } finally {
@@ -291,19 +311,84 @@ async function applySchemaChange(
 }
 
 /**
- * Tables the statement created (other than partitions of a streamed table, whose rows come
- * through their root) exist on the destination now but are not streamed: the publication and
- * the topics are those of the tables selected when the task started. Says so, and what to do,
- * instead of leaving an empty table to be found after cutover.
+ * A table whose changes the stream carries but the task did not start with: created on the
+ * source in a schema the task takes whole, and added to the publication by the DDL capture's
+ * trigger in the same transaction (see installDdlCapture), so the stream holds every row it
+ * ever had, after the statement that created it (applied on the destination by then). Its topic
+ * is created, and it is recorded in pgferry.stream_tables, which the appliers follow. Other
+ * tables (the heartbeat table, a table the task no longer selects) are passed over.
  */
-async function newTablesWarning(client: Client, task: string, event: DdlEvent): Promise<string | null> {
+async function addNewTable(
+  opts: StreamCaptureOptions,
+  source: Client,
+  rule: NewTableRule,
+  relation: RelationInfo,
+): Promise<PublishedTable | null> {
+  if (relation.schema === DDL_SCHEMA || !takesNewTable(rule, relation.schema, relation.table)) return null;
+  const info = (await listTables(source, 'describing a table created on the source')).find(
+    (t) => t.schema === relation.schema && t.table === relation.table,
+  );
+  // Dropped again since: its changes up to the drop have nowhere to go on the destination either.
+  if (!info) return null;
+  const table: PublishedTable = {
+    schema: info.schema,
+    table: info.table,
+    topic: tableTopic(opts.prefix, info.schema, info.table),
+    key: info.primaryKey.length ? info.primaryKey : info.uniqueNotNullKey,
+  };
+  const admin = opts.kafka.admin();
+  await admin.connect();
+  try {
+    if (!(await admin.listTopics()).includes(table.topic))
+      await admin.createTopics({
+        topics: [{ topic: table.topic, numPartitions: opts.partitions }],
+        waitForLeaders: true,
+      });
+  } finally {
+    await admin.disconnect();
+  }
+  const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+  try {
+    await addStreamTable(control, opts.task, table);
+  } finally {
+    await control.end().catch(() => undefined);
+  }
+  const name = quoteQualified(table.schema, table.table);
+  opts.logger?.info({ table: name, topic: table.topic }, 'streaming a table created on the source');
+  opts.onNewTable?.({ table: name, topic: table.topic });
+  return table;
+}
+
+/**
+ * Tables the statement created that the stream does not carry (other than partitions of a
+ * streamed table, whose rows come through their root): the statement ran on the destination,
+ * but their rows will not follow. Says which, why, and what to do, instead of leaving an empty
+ * table to be found after cutover. Read on the source, where the trigger added the tables the
+ * stream carries to the publication.
+ */
+async function newTablesWarning(
+  source: Client,
+  task: string,
+  rule: NewTableRule,
+  event: DdlEvent,
+): Promise<string | null> {
   if (!/^(CREATE TABLE|CREATE TABLE AS|SELECT INTO)$/.test(event.tag) || !event.objects.length) return null;
-  const { rows } = await client.query<{ name: string }>(
-    `SELECT o.name FROM unnest($1::text[]) AS o(name) JOIN pg_class c ON c.oid = to_regclass(o.name)
-      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition`,
-    [event.objects],
+  const { rows } = await source.query<{ schema: string; table: string; unlogged: boolean }>(
+    `SELECT n.nspname AS schema, c.relname AS table, c.relpersistence = 'u' AS unlogged
+       FROM unnest($1::text[]) AS o(name)
+       JOIN pg_class c ON c.oid = to_regclass(o.name) JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+        AND NOT EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+                         WHERE p.pubname = $2 AND pr.prrelid = c.oid)`,
+    [event.objects, publicationName(task)],
   );
   if (!rows.length) return null;
-  const names = rows.map((r) => r.name).join(', ');
-  return `${names} was created on the source after task ${task} started: the statement ran on the destination, but the table's rows are not streamed (a task streams the tables it selected when it started). Move it with a task of its own before cutover: a spec that selects it, with options.conflictMode: ignore (the table exists on the destination now) and migrationTypes.incremental to keep it in step`;
+  const why = rows.map((r) => {
+    const name = quoteQualified(r.schema, r.table);
+    if (!takesNewTable(rule, r.schema, r.table))
+      return `${name} is not in the task's selection (the task takes its schema only with a list of tables, a rename or an exclude)`;
+    if (r.unlogged) return `${name} is unlogged, and logical decoding does not carry unlogged tables`;
+    return `${name} has no primary key or replica identity, and streaming it would make UPDATE and DELETE on it fail on the source`;
+  });
+  return `${rows.map((r) => quoteQualified(r.schema, r.table)).join(', ')} was created on the source after task ${task} started: the statement ran on the destination, but the table's rows are not streamed (${why.join('; ')}). Move it with a task of its own before cutover: a spec that selects it, with options.conflictMode: ignore (the table exists on the destination now) and migrationTypes.incremental to keep it in step`;
 }

@@ -2,9 +2,10 @@ import type { Client } from 'pg';
 import { Kafka, type ConsumerConfig } from 'kafkajs';
 import { connect, resolveEndpoint } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
-import { SnapshotApplier } from '../full-data/snapshot-applier';
+import { SnapshotApplier, type ApplierTarget } from '../full-data/snapshot-applier';
 import { TopicApplier } from '../change-apply/topic-applier';
 import { TransactionalApplier } from '../change-apply/transactional-applier';
+import { FollowingApplier } from '../change-apply/following-applier';
 import { deadLetterTopic, transactionsTopic } from '../topics';
 import type { MigrationEvent } from './full-migration';
 import { kafkaConfig, type ApplierProcessConfig } from './process-config';
@@ -83,10 +84,26 @@ export async function runApplierProcess(
  * The incremental phase's applier, per the task's options.consistency: per-key applies every
  * record kind by key on parallel lanes (TopicApplier); transactional applies whole source
  * transactions in commit order (TransactionalApplier). Both with the task's throttle and error
- * policy (poison records to `<prefix>.dlq` with dead-letter).
+ * policy (poison records to `<prefix>.dlq` with dead-letter), over the tables the task started
+ * with and those the stream gains while it runs (FollowingApplier).
  */
 export function changeApplier(
   config: Pick<ApplierProcessConfig, 'spec' | 'group' | 'targets' | 'topicPrefix'>,
+  kafka: Kafka,
+  registry: RegistryClient,
+  connectDestination: () => Promise<Client>,
+): FollowingApplier<TopicApplier | TransactionalApplier> {
+  return new FollowingApplier({
+    task: config.spec.name,
+    targets: config.targets,
+    connect: connectDestination,
+    create: (targets) => applierOver(config, targets, kafka, registry, connectDestination),
+  });
+}
+
+function applierOver(
+  config: Pick<ApplierProcessConfig, 'spec' | 'group' | 'topicPrefix'>,
+  targets: ApplierTarget[],
   kafka: Kafka,
   registry: RegistryClient,
   connectDestination: () => Promise<Client>,
@@ -97,7 +114,7 @@ export function changeApplier(
     registry,
     connect: connectDestination,
     group: config.group,
-    targets: config.targets,
+    targets,
     throttle: options.throttle,
     onError: options.onError,
     deadLetterTopic: options.onError === 'dead-letter' ? deadLetterTopic(config.topicPrefix) : undefined,

@@ -68,5 +68,6 @@ export async function runStreamProcess(
     wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => emit({ kind: 'stream', ...p }),
     onSchemaChange: (e) => emit({ kind: 'schema-change', ...e }),
+    onNewTable: (e) => emit({ kind: 'new-table', ...e }),
   });
 }

@@ -4,6 +4,7 @@ import { ObjectError, type TaskSpec } from '@pgferry/core';
 import {
   connect,
   describeEndpoint,
+  listTables,
   PgSchemaMigrator,
   resolveEndpoint,
   resolveSelection,
@@ -12,7 +13,12 @@ import {
   type SelectedTable,
 } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
-import { ControlStore, ensureControlSchema, type PhaseName } from '../control/control-store';
+import {
+  ControlStore,
+  ensureControlSchema,
+  readStreamTables,
+  type PhaseName,
+} from '../control/control-store';
 import { prepareStreams, runSnapshotCapture, tableKey } from '../full-data/snapshot-capture';
 import { SnapshotApplier, type ApplierTarget } from '../full-data/snapshot-applier';
 import { createKeyConstraints } from '../full-data/key-constraints';
@@ -32,6 +38,8 @@ export type MigrationEvent =
   | { kind: 'stream'; capturedLsn: string; published: number; captureLagMs: number | null }
   /** A schema change captured on the source and applied on the destination; `warning` when the user must act. */
   | { kind: 'schema-change'; tag: string; statement: string; warning: string | null }
+  /** A table created on the source after the task started, streamed from its CREATE on. */
+  | { kind: 'new-table'; table: string; topic: string }
   /** Positions and lag of the incremental phase, about once a second. */
   | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
   | {
@@ -288,14 +296,16 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
       });
       await phase('cutover', true, async () => {
         // The source has stopped taking writes (the user's side of cutover) and the destination
-        // holds every change: sequences follow, then the tables are compared as they are now.
-        const seq = await syncSequences(source, control, spec.objects, selection.tables);
+        // holds every change: sequences follow, then the tables are compared as they are now,
+        // with the tables the stream gained on the way.
+        const tables = await withStreamTables(source, control, spec.name, selection.tables);
+        const seq = await syncSequences(source, control, spec.objects, tables);
         result.sequences = seq;
         const parts = [
           `${seq.synced.length} sequences set${seq.missing.length ? ` (not on the destination: ${seq.missing.join(', ')})` : ''}`,
         ];
         if (opts.verify) {
-          result.verify = await opts.verify(source, control, selection.tables, null);
+          result.verify = await opts.verify(source, control, tables, null);
           parts.push(result.verify);
         }
         return parts.join('; ');
@@ -397,4 +407,26 @@ async function waitForApplier(kafka: Kafka, applier: SnapshotApplier, topics: st
 
 export function describeTarget(spec: TaskSpec): string {
   return describeEndpoint(resolveEndpoint(spec.destination, 'destination'));
+}
+
+/**
+ * `tables` and the tables the stream gained after the task started (created on the source in a
+ * schema the task takes whole, pgferry.stream_tables), as the source describes them now; their
+ * names are the same on the destination (a schema with renames gains none).
+ */
+async function withStreamTables(
+  source: Client,
+  control: Client,
+  task: string,
+  tables: SelectedTable[],
+): Promise<SelectedTable[]> {
+  const gained = await readStreamTables(control, task);
+  const name = (t: { schema: string; table: string }) => `${t.schema}\u0000${t.table}`;
+  const have = new Set(tables.map(name));
+  const wanted = new Set(gained.map(name).filter((n) => !have.has(n)));
+  if (!wanted.size) return tables;
+  const found = (await listTables(source, 'listing the tables the stream gained')).filter((t) =>
+    wanted.has(name(t)),
+  );
+  return [...tables, ...found.map((t) => ({ ...t, targetSchema: t.schema, targetTable: t.table }))];
 }
