@@ -283,6 +283,29 @@ describe('TableEncoder.encodeReads', () => {
     },
   );
 
+  it('checks UTF-8 per run of lines cut from one buffer, and a line alone when its run is not valid', () => {
+    const enc = encoder(COLUMNS);
+    const bad = Buffer.from(lines[0]);
+    bad[bad.indexOf('tab') + 1] = 0xc3; // a lead byte without its continuation
+    const cut = (sep: number, parts: Buffer[]) => {
+      const all = Buffer.concat(parts.flatMap((p) => [p, Buffer.from([sep])]));
+      const out: Buffer[] = [];
+      for (let at = 0, i = 0; i < parts.length; at += parts[i].length + 1, i++)
+        out.push(all.subarray(at, at + parts[i].length));
+      return out;
+    };
+    // Newline-separated (as COPY cuts them), and separated by a continuation byte that would make
+    // the bad line's lead byte valid if the span were checked across it.
+    for (const sep of [10, 0xa9]) {
+      const many = cut(sep, [lines[0], lines[1], bad, lines[2], lines[3]]);
+      const got: string[] = [];
+      enc.encodeReadsInto(many, 1, false, new AvroSlab(), (buf, vs, ve) =>
+        got.push(buf.toString('hex', vs, ve)),
+      );
+      expect(got).toEqual(many.map((l) => enc.encodeRead(l, 1, false).value.toString('hex')));
+    }
+  });
+
   it('takes the reference path for a line that is not UTF-8', () => {
     const enc = encoder(COLUMNS);
     const bad = Buffer.from(lines[0]);

@@ -193,6 +193,33 @@ export function wire(id: number, body: Buffer): Buffer {
   return out;
 }
 
+/**
+ * Lines cut from one COPY buffer lie one newline apart in memory; a run of such lines is valid
+ * UTF-8 exactly when the bytes spanning it are (a newline is never part of a multi-byte
+ * sequence), so one isUtf8 call checks the run. Returns the end of the run that starts at
+ * `from` when it is valid UTF-8, else `from` (each line is then checked on its own).
+ */
+function utf8Run(lines: readonly Buffer[], from: number): number {
+  const first = lines[from];
+  const ab = first.buffer;
+  const second = lines[from + 1];
+  if (!second || second.buffer !== ab || second.byteOffset !== first.byteOffset + first.length + 1)
+    return from;
+  const bytes = new Uint8Array(ab);
+  let end = from + 1;
+  let last = first;
+  while (end < lines.length) {
+    const next = lines[end];
+    const gap = last.byteOffset + last.length;
+    if (next.buffer !== ab || next.byteOffset !== gap + 1 || bytes[gap] !== 10) break;
+    last = next;
+    end++;
+  }
+  if (end - from < 2) return from;
+  const span = new Uint8Array(ab, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
+  return isUtf8(span) ? end : from;
+}
+
 /** One encoded row: Kafka key (null for a keyless table) and value, in the wire format. */
 export interface EncodedRow {
   key: Buffer | null;
@@ -326,9 +353,16 @@ export class TableEncoder {
     const tail = this.envelopeTail(tsMs, last);
     const bounds = this.bounds;
     const width = this.columns.length;
+    let runEnd = 0;
+    let runValid = false;
     for (let r = 0; r < lines.length; r++) {
       const line = lines[r];
-      if (!isUtf8(line)) {
+      if (r >= runEnd) {
+        runEnd = utf8Run(lines, r);
+        runValid = runEnd > r;
+        if (!runValid) runEnd = r + 1;
+      }
+      if (!runValid && !isUtf8(line)) {
         const row = this.encodeRead(line, tsMs, last);
         slab.begin();
         slab.ensure(row.value.length + (row.key?.length ?? 0));
