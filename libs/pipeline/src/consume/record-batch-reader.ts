@@ -123,8 +123,25 @@ interface Cursor {
   pos: number;
 }
 
-/** A zig-zag varint of at most 5 bytes (int32). */
+/** A zig-zag varint of at most 5 bytes (int32); one and two bytes (most fields of a record) inline. */
 function readVarint(c: Cursor): number {
+  const buf = c.buf;
+  const pos = c.pos;
+  const b0 = buf[pos];
+  if (b0 < 0x80) {
+    c.pos = pos + 1;
+    return (b0 >>> 1) ^ -(b0 & 1);
+  }
+  const b1 = buf[pos + 1];
+  if (b1 < 0x80) {
+    const z = (b0 & 0x7f) | (b1 << 7);
+    c.pos = pos + 2;
+    return (z >>> 1) ^ -(z & 1);
+  }
+  return readLongVarint(c);
+}
+
+function readLongVarint(c: Cursor): number {
   const buf = c.buf;
   let z = 0;
   let shift = 0;
