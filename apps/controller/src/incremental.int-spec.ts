@@ -143,11 +143,18 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     // The stream is applying pgbench's changes: kill the capture, let it come back, then the applier.
     for (const child of ['capture', 'applier'] as const)
       await killWhileStreaming(d, name, workDir, out, child);
+    // A table created under the load is streamed by the child processes too.
+    await s.query(`BEGIN;
+                   CREATE TABLE extra (id int PRIMARY KEY, v text);
+                   INSERT INTO extra SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+                   COMMIT`);
+    await s.query(`UPDATE extra SET v = 'w' WHERE id % 7 = 0`);
     // The destination restarts under the stream: the applier's and the controller's connections
     // are cut; the applier is restarted, the controller reconnects, nothing is lost.
     await d.end();
     await destination.restart!();
     d = await reconnected(destination, name);
+    await s.query(`DELETE FROM extra WHERE id > 990`);
     const load = await bench;
     expect(load.transactions).toBeGreaterThan(1000);
 
@@ -164,6 +171,9 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     const want = await digests(s, PGBENCH);
     expect(want.pgbench_history.count).toBe(load.transactions);
     expect(await digests(d, PGBENCH)).toEqual(want);
+    expect(out.text()).toMatch(/stream +gained "public"\."extra", created on the source/);
+    const extra: Array<[string, string[]]> = [['extra', ['id']]];
+    expect(await digests(d, extra)).toEqual(await digests(s, extra));
 
     // The task API shows the stream caught up.
     const status = (await readTaskStatus(d, name))!;
@@ -492,6 +502,9 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       rows: [{ Note: 'after' }],
     });
     expect(await digests(d, PGBENCH)).toEqual(want);
+    expect(out.text()).toMatch(/stream +gained "public"\."extra", created on the source/);
+    const extra: Array<[string, string[]]> = [['extra', ['id']]];
+    expect(await digests(d, extra)).toEqual(await digests(s, extra));
     expect(await runRelease({ spec }, captureOutput().out)).toBe(0);
     await s.end();
     await d.end();
