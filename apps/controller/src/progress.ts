@@ -87,7 +87,9 @@ export class ProgressReporter {
         return;
       case 'new-table':
         this.clear();
-        this.out.write(`stream       gained ${e.table}, created on the source: its rows follow on topic ${e.topic}\n`);
+        this.out.write(
+          `stream       gained ${e.table} (created or renamed on the source): its rows follow on topic ${e.topic}\n`,
+        );
         this.drawnLines = 0;
         return;
       case 'lag': {

@@ -62,7 +62,7 @@ export interface StreamCaptureOptions {
   onProgress?: (p: { capturedLsn: string; published: number; captureLagMs: number | null }) => void;
   /** Each schema change once applied on the destination, with a warning when the user must act. */
   onSchemaChange?: (e: { tag: string; statement: string; warning: string | null }) => void;
-  /** A table created on the source after the task started, whose rows the stream now carries. */
+  /** A table the task did not start with (created, or renamed, on the source) whose rows the stream now carries. */
   onNewTable?: (e: { table: string; topic: string }) => void;
 }
 
@@ -199,7 +199,7 @@ async function streamOnce(
       },
       onCommit: (m) => (mark = m),
       ddl: { task: opts.task, apply: (event, ends) => applySchemaChange(opts, source, rule, event, ends) },
-      addTable: (relation) => addNewTable(opts, source, rule, relation),
+      addTable: (relation) => addNewTable(opts, source, relation),
       wholeTransactions: opts.wholeTransactions,
     });
     const tick = async () => {
@@ -312,20 +312,27 @@ async function applySchemaChange(
 
 /**
  * A table whose changes the stream carries but the task did not start with: created on the
- * source in a schema the task takes whole, and added to the publication by the DDL capture's
- * trigger in the same transaction (see installDdlCapture), so the stream holds every row it
- * ever had, after the statement that created it (applied on the destination by then). Its topic
- * is created, and it is recorded in pgferry.stream_tables, which the appliers follow. Other
- * tables (the heartbeat table, a table the task no longer selects) are passed over.
+ * source in a schema the task takes whole and added to the publication by the DDL capture's
+ * trigger in the same transaction (see installDdlCapture), so the stream holds every row it ever
+ * had, after the statement that created it; or a streamed table renamed on the source (the
+ * statement was carried to the destination), whose changes now come under its new name. Either
+ * way it is in the task's publication now. Its topic is created, and it is recorded in
+ * pgferry.stream_tables, which the appliers follow. Tables outside the publication (the
+ * heartbeat table, a table the task no longer selects) are passed over.
  */
 async function addNewTable(
   opts: StreamCaptureOptions,
   source: Client,
-  rule: NewTableRule,
   relation: RelationInfo,
 ): Promise<PublishedTable | null> {
-  if (relation.schema === DDL_SCHEMA || !takesNewTable(rule, relation.schema, relation.table)) return null;
-  const info = (await listTables(source, 'describing a table created on the source')).find(
+  if (relation.schema === DDL_SCHEMA) return null;
+  const published = await source.query(
+    `SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+      WHERE p.pubname = $1 AND pr.prrelid = to_regclass($2)`,
+    [publicationName(opts.task), quoteQualified(relation.schema, relation.table)],
+  );
+  if (!published.rowCount) return null;
+  const info = (await listTables(source, 'describing a table new to the stream')).find(
     (t) => t.schema === relation.schema && t.table === relation.table,
   );
   // Dropped again since: its changes up to the drop have nowhere to go on the destination either.
@@ -354,7 +361,7 @@ async function addNewTable(
     await control.end().catch(() => undefined);
   }
   const name = quoteQualified(table.schema, table.table);
-  opts.logger?.info({ table: name, topic: table.topic }, 'streaming a table created on the source');
+  opts.logger?.info({ table: name, topic: table.topic }, 'streaming a table new to the task');
   opts.onNewTable?.({ table: name, topic: table.topic });
   return table;
 }

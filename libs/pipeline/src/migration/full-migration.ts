@@ -5,6 +5,7 @@ import {
   connect,
   describeEndpoint,
   listTables,
+  quoteQualified,
   PgSchemaMigrator,
   resolveEndpoint,
   resolveSelection,
@@ -38,7 +39,7 @@ export type MigrationEvent =
   | { kind: 'stream'; capturedLsn: string; published: number; captureLagMs: number | null }
   /** A schema change captured on the source and applied on the destination; `warning` when the user must act. */
   | { kind: 'schema-change'; tag: string; statement: string; warning: string | null }
-  /** A table created on the source after the task started, streamed from its CREATE on. */
+  /** A table the task did not start with (created or renamed on the source), streamed from then on. */
   | { kind: 'new-table'; table: string; topic: string }
   /** Positions and lag of the incremental phase, about once a second. */
   | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
@@ -297,13 +298,14 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
       await phase('cutover', true, async () => {
         // The source has stopped taking writes (the user's side of cutover) and the destination
         // holds every change: sequences follow, then the tables are compared as they are now,
-        // with the tables the stream gained on the way.
-        const tables = await withStreamTables(source, control, spec.name, selection.tables);
+        // as the stream left them: with the tables it gained, without those dropped on the way.
+        const { tables, gone } = await cutoverTables(source, control, spec.name, selection.tables);
         const seq = await syncSequences(source, control, spec.objects, tables);
         result.sequences = seq;
         const parts = [
           `${seq.synced.length} sequences set${seq.missing.length ? ` (not on the destination: ${seq.missing.join(', ')})` : ''}`,
         ];
+        if (gone.length) parts.push(`not compared, no longer on the source: ${gone.join(', ')}`);
         if (opts.verify) {
           result.verify = await opts.verify(source, control, tables, null);
           parts.push(result.verify);
@@ -410,23 +412,30 @@ export function describeTarget(spec: TaskSpec): string {
 }
 
 /**
- * `tables` and the tables the stream gained after the task started (created on the source in a
- * schema the task takes whole, pgferry.stream_tables), as the source describes them now; their
- * names are the same on the destination (a schema with renames gains none).
+ * The tables to compare at cutover: `tables` that are still on the source (a table dropped or
+ * renamed mid-stream is gone, and the statement was carried to the destination), and the tables
+ * the stream gained after the task started (created on the source in a schema the task takes
+ * whole, or renamed there: pgferry.stream_tables), as the source describes them now; those have
+ * the same names on the destination (a schema with renames gains none).
  */
-async function withStreamTables(
+async function cutoverTables(
   source: Client,
   control: Client,
   task: string,
   tables: SelectedTable[],
-): Promise<SelectedTable[]> {
-  const gained = await readStreamTables(control, task);
+): Promise<{ tables: SelectedTable[]; gone: string[] }> {
   const name = (t: { schema: string; table: string }) => `${t.schema}\u0000${t.table}`;
-  const have = new Set(tables.map(name));
-  const wanted = new Set(gained.map(name).filter((n) => !have.has(n)));
-  if (!wanted.size) return tables;
-  const found = (await listTables(source, 'listing the tables the stream gained')).filter((t) =>
-    wanted.has(name(t)),
+  const now = new Map(
+    (await listTables(source, 'listing the source tables at cutover')).map((t) => [name(t), t]),
   );
-  return [...tables, ...found.map((t) => ({ ...t, targetSchema: t.schema, targetTable: t.table }))];
+  const kept = tables.filter((t) => now.has(name(t)));
+  const have = new Set(kept.map(name));
+  const gained = (await readStreamTables(control, task))
+    .map((t) => now.get(name(t)))
+    .filter((t): t is NonNullable<typeof t> => t !== undefined && !have.has(name(t)))
+    .map((t) => ({ ...t, targetSchema: t.schema, targetTable: t.table }));
+  return {
+    tables: [...kept, ...gained],
+    gone: tables.filter((t) => !now.has(name(t))).map((t) => quoteQualified(t.schema, t.table)),
+  };
 }
