@@ -333,15 +333,26 @@ export class AvroCopyDecoder {
    * schema id must be loaded.
    */
   decodeInto(value: Buffer, out: CopyTextSink): { op: string; plan: CopyPlan } | null {
-    if (value.length < 7 || value[0] !== 0)
+    return this.decodeRange(value, 0, value.length, out);
+  }
+
+  /** decodeInto of the value buf[start, end), without a Buffer for it. */
+  decodeRange(
+    buf: Buffer,
+    start: number,
+    end: number,
+    out: CopyTextSink,
+  ): { op: string; plan: CopyPlan } | null {
+    if (end - start < 7 || buf[start] !== 0)
       throw new DataError(
-        `not a Confluent wire-format Avro value (magic byte ${value[0]}, length ${value.length})`,
+        `not a Confluent wire-format Avro value (magic byte ${buf[start]}, length ${end - start})`,
       );
-    const plan = this.plans.get(value.readInt32BE(1));
-    if (!plan) throw new RangeError(`schema ${value.readInt32BE(1)} is not loaded`);
+    const id = buf.readInt32BE(start + 1);
+    const plan = this.plans.get(id);
+    if (!plan) throw new RangeError(`schema ${id} is not loaded`);
     // before: null (branch 0); after: the record (branch 1).
-    if (value[5] !== 0 || value[6] !== 2 || !plan.fields || !plan.tailType) return null;
-    const c: Cursor = { buf: value, pos: 7 };
+    if (buf[start + 5] !== 0 || buf[start + 6] !== 2 || !plan.fields || !plan.tailType) return null;
+    const c: Cursor = { buf, pos: start + 7 };
     const fields = plan.fields;
     const tailType = plan.tailType;
     try {
@@ -349,22 +360,19 @@ export class AvroCopyDecoder {
         if (i) out.byte(9);
         fields[i](c, out);
       }
-      if (c.pos > value.length) throw new RangeError('truncated Avro value');
+      if (c.pos > end) throw new RangeError('truncated Avro value');
     } catch (err) {
       out.rollback();
-      throw new DataError(
-        `undecodable Avro value with schema ${value.readInt32BE(1)}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
+      throw new DataError(`undecodable Avro value with schema ${id}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     out.endLine();
     let tail = plan.tail;
     // Compared in place: no subarray per record.
-    if (!tail || !sameTail(value, c.pos, tail.bytes)) {
-      const rest = tailType.fromBuffer(value.subarray(c.pos)) as { op: string };
-      tail = { bytes: Buffer.from(value.subarray(c.pos)), op: rest.op };
+    if (!tail || !sameTail(buf, c.pos, end, tail.bytes)) {
+      const rest = tailType.fromBuffer(buf.subarray(c.pos, end)) as { op: string };
+      tail = { bytes: Buffer.from(buf.subarray(c.pos, end)), op: rest.op };
       plan.tail = tail;
     }
     return { op: tail.op, plan };
@@ -372,9 +380,9 @@ export class AvroCopyDecoder {
 }
 
 /** Whether value[from, end) is `tail`: a loop, which for these ~100 bytes costs less than Buffer#compare's call. */
-function sameTail(value: Buffer, from: number, tail: Buffer): boolean {
+function sameTail(value: Buffer, from: number, end: number, tail: Buffer): boolean {
   const n = tail.length;
-  if (value.length - from !== n) return false;
+  if (end - from !== n) return false;
   for (let i = 0; i < n; i++) if (value[from + i] !== tail[i]) return false;
   return true;
 }

@@ -343,6 +343,21 @@ describe('AvroCopyDecoder', () => {
     expect(Buffer.concat(sink.take()).toString('utf8')).toBe(expected);
   });
 
+  it('decodes a value inside a larger buffer (decodeRange) as decodeInto decodes it alone', async () => {
+    const enc = encoder(COLUMNS);
+    const decoder = new AvroCopyDecoder({ schema: async () => enc.schemas.value });
+    await decoder.load(8);
+    const values = lines.map((l) => enc.encodeRead(l, 3, false).value);
+    const all = Buffer.concat(values.flatMap((v) => [Buffer.from([0xff, 0xee]), v]));
+    const alone = new CopyTextSink();
+    const ranged = new CopyTextSink();
+    for (let i = 0, at = 2; i < values.length; at += values[i].length + 2, i++) {
+      expect(decoder.decodeInto(values[i], alone)?.op).toBe('r');
+      expect(decoder.decodeRange(all, at, at + values[i].length, ranged)?.op).toBe('r');
+    }
+    expect(Buffer.concat(ranged.take()).equals(Buffer.concat(alone.take()))).toBe(true);
+  });
+
   it('leaves a record with a before image to RecordDecoder', async () => {
     const enc = encoder(COLUMNS);
     const fast = new AvroCopyDecoder({ schema: async () => enc.schemas.value });

@@ -3,7 +3,13 @@ import { crc32c, DataError } from '@pgferry/core';
 import { API_SPECS, ApiKey, readStruct, Reader, Writer, writeStruct } from '@pgferry/kafka-broker';
 import { PartitionRecords, planBatch, writeRecordBatch } from '../publish/record-batch-writer';
 import { decodeFetchResponse, encodeFetchRequest, FETCH_VERSION } from './kafka-fetch-request';
-import { forEachRecord, scanBatches, visibleBatches, type BatchView } from './record-batch-reader';
+import {
+  forEachRecord,
+  forEachRecordRange,
+  scanBatches,
+  visibleBatches,
+  type BatchView,
+} from './record-batch-reader';
 
 const where = 'Kafka topic t partition 2';
 
@@ -61,6 +67,16 @@ describe('scanBatches and forEachRecord', () => {
       [125n, 160n],
     ]);
     expect(read(batches)).toEqual(expected);
+  });
+
+  it('gives the same records as ranges of the response (forEachRecordRange), tombstones as -1', () => {
+    const out: Array<[number, string | null]> = [];
+    for (const b of scanBatches(records, where))
+      forEachRecordRange(b, 0n, where, (o, buf, start, end) => {
+        expect(buf).toBe(records);
+        out.push([o, start < 0 ? null : buf.toString('hex', start, end)]);
+      });
+    expect(out).toEqual(expected);
   });
 
   it('hands out subarrays of the response, not copies', () => {

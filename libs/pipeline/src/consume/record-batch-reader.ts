@@ -172,6 +172,21 @@ export function forEachRecord(
   where: string,
   onRecord: (offset: number, value: Buffer | null) => void,
 ): void {
+  forEachRecordRange(batch, from, where, (offset, buf, start, end) =>
+    onRecord(offset, start < 0 ? null : buf.subarray(start, end)),
+  );
+}
+
+/**
+ * forEachRecord without a Buffer per record: the value is buf[start, end) of the response's
+ * buffer, start -1 for a tombstone.
+ */
+export function forEachRecordRange(
+  batch: BatchView,
+  from: bigint,
+  where: string,
+  onRecord: (offset: number, buf: Buffer, start: number, end: number) => void,
+): void {
   const { buf, start, end } = batch;
   const codec = buf.readInt16BE(start + 21) & COMPRESSION_MASK;
   if (codec !== 0)
@@ -184,7 +199,8 @@ export function forEachRecord(
   const c: Cursor = { buf, pos: start + HEADER_BYTES };
   for (let i = 0; i < count; i++) {
     let offset: number;
-    let value: Buffer | null;
+    let valueStart: number;
+    let valueEnd: number;
     try {
       const length = readVarint(c);
       const next = c.pos + length;
@@ -196,7 +212,8 @@ export function forEachRecord(
       if (keyLength > 0) c.pos += keyLength;
       const valueLength = readVarint(c);
       if (c.pos + Math.max(valueLength, 0) > next) throw new RangeError(`record ${i} runs past its length`);
-      value = valueLength < 0 ? null : buf.subarray(c.pos, c.pos + valueLength);
+      valueStart = valueLength < 0 ? -1 : c.pos;
+      valueEnd = valueLength < 0 ? -1 : c.pos + valueLength;
       c.pos = next;
     } catch (err) {
       throw new DataError(
@@ -206,6 +223,6 @@ export function forEachRecord(
         },
       );
     }
-    if (offset >= first) onRecord(offset, value);
+    if (offset >= first) onRecord(offset, buf, valueStart, valueEnd);
   }
 }

@@ -9,7 +9,7 @@ import { RecordDecoder } from '../codec/record-decoder';
 import type { RegistryClient } from '../codec/registry-client';
 import { readOffsets } from '../control/control-store';
 import { KafkaPartitionFetcher, type PartitionData } from '../consume/kafka-partition-fetcher';
-import { forEachRecord } from '../consume/record-batch-reader';
+import { forEachRecordRange } from '../consume/record-batch-reader';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { LanePool } from '../apply/lane-pool';
 
@@ -75,12 +75,18 @@ interface Lane {
   rows: PgRowApplier;
 }
 
-/** One batch of a partition to apply: its records' offsets and values, and the offset after it. */
+/**
+ * One batch of a partition to apply: its records' offsets and values, and the offset after it.
+ * Record i's value is bufs[i][starts[i], ends[i]) (bufs[i] null for a tombstone): ranges of the
+ * fetch response, without a Buffer per record.
+ */
 interface Work {
   topic: string;
   partition: number;
   offsets: Array<number | string>;
-  values: Array<Buffer | null>;
+  bufs: Array<Buffer | null>;
+  starts: number[];
+  ends: number[];
   nextOffset: bigint;
 }
 
@@ -192,14 +198,26 @@ export class SnapshotApplier {
     const where = `Kafka topic ${data.topic} partition ${data.partition}`;
     const from = this.applied.get(`${data.topic}:${data.partition}`) ?? 0n;
     const offsets: number[] = [];
-    const values: Array<Buffer | null> = [];
+    const bufs: Array<Buffer | null> = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
     const first = data.from > from ? data.from : from;
     for (const b of data.batches)
-      forEachRecord(b, first, where, (offset, value) => {
+      forEachRecordRange(b, first, where, (offset, buf, start, end) => {
         offsets.push(offset);
-        values.push(value);
+        bufs.push(start < 0 ? null : buf);
+        starts.push(start);
+        ends.push(end);
       });
-    return { topic: data.topic, partition: data.partition, offsets, values, nextOffset: data.nextOffset };
+    return {
+      topic: data.topic,
+      partition: data.partition,
+      offsets,
+      bufs,
+      starts,
+      ends,
+      nextOffset: data.nextOffset,
+    };
   }
 
   /** Applies `work` on `lane` after the partition's previous batch; releases the lane. */
@@ -240,7 +258,9 @@ export class SnapshotApplier {
           topic: batch.topic,
           partition: batch.partition,
           offsets: fresh.map((m) => m.offset),
-          values: fresh.map((m) => m.value),
+          bufs: fresh.map((m) => m.value),
+          starts: fresh.map(() => 0),
+          ends: fresh.map((m) => m.value?.length ?? 0),
           nextOffset: BigInt(lastOffset) + 1n,
         };
         const lane = await this.pool.take();
@@ -271,20 +291,22 @@ export class SnapshotApplier {
     const target = this.byTopic.get(work.topic)!;
     const sink = new CopyTextSink();
     let columns: string[] | null = null;
-    const { offsets, values } = work;
-    for (let i = 0; i < values.length; i++) {
-      const value = values[i];
-      if (!value) continue;
-      const id = value.length >= 5 ? value.readInt32BE(1) : -1;
-      if (value[0] === 0 && id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+    const { offsets, bufs, starts, ends } = work;
+    for (let i = 0; i < bufs.length; i++) {
+      const buf = bufs[i];
+      if (!buf) continue;
+      const start = starts[i];
+      const end = ends[i];
+      const id = end - start >= 5 ? buf.readInt32BE(start + 1) : -1;
+      if (buf[start] === 0 && id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
       let op: string;
       let cols: string[];
-      const fast = this.copyDecoder.decodeInto(value, sink);
+      const fast = this.copyDecoder.decodeRange(buf, start, end, sink);
       if (fast) {
         op = fast.op;
         cols = fast.plan.columns;
       } else {
-        const change = await this.decoder.decode(value);
+        const change = await this.decoder.decode(buf.subarray(start, end));
         op = change.op;
         cols = change.columns;
         if (!change.after)
