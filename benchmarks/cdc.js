@@ -141,12 +141,15 @@ async function pgferry(src, dst, s, dir, opts) {
   );
   const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
   // e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles pgferry's processes
-  // (the capture and applier children inherit the controller's node arguments).
+  // (passed on to the capture and applier children through PGFERRY_CHILD_NODE_ARGS).
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     process.execPath,
     [...nodeArgs, main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PGFERRY_CHILD_NODE_ARGS: nodeArgs.join(' ') },
+    },
   );
   let out = '';
   child.stdout.on('data', (b) => (out += b));

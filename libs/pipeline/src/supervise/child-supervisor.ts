@@ -113,7 +113,9 @@ export class ChildSupervisor<E> {
       child = fork(this.opts.entry, [], {
         stdio: ['ignore', fd, fd, 'ipc'],
         env: { ...process.env, ...this.opts.env },
-        execArgv: [],
+        // Node options for the children only, e.g. PGFERRY_CHILD_NODE_ARGS='--cpu-prof
+        // --cpu-prof-dir=/tmp/prof' to profile them (the controller's own are not passed on).
+        execArgv: (process.env.PGFERRY_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean),
         serialization: 'json',
       });
       writeSync(fd, `--- pgferry ${this.opts.name} pid ${child.pid} started ${new Date().toISOString()}\n`);
