@@ -27,6 +27,36 @@ import {
 
 type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** Request frames from this size on are assembled in a reusable buffer (see onConnection). */
+const POOLED_FRAME_BYTES = 64 * 1024;
+
+/**
+ * Copies the first frame (after its 4-byte size) out of `chunks` into `frame` (`size` bytes) and
+ * leaves the bytes after it as the only chunk.
+ */
+function takeFrame(chunks: Buffer[], size: number, frame: Buffer): void {
+  let skip = 4;
+  let copied = 0;
+  let i = 0;
+  for (; i < chunks.length && copied < size; i++) {
+    const c = chunks[i];
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    const n = Math.min(c.length - skip, size - copied);
+    c.copy(frame, copied, skip, skip + n);
+    copied += n;
+    if (skip + n < c.length) {
+      const rest = c.subarray(skip + n);
+      chunks.splice(0, chunks.length, rest, ...chunks.slice(i + 1));
+      return;
+    }
+    skip = 0;
+  }
+  chunks.splice(0, i);
+}
+
 export interface BrokerLogger {
   warn(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
@@ -87,9 +117,14 @@ export class KafkaServer {
     socket.setNoDelay(true);
     const client: ClientInfo = { clientId: '', clientHost: `/${socket.remoteAddress ?? 'unknown'}` };
     // Chunks are kept in a list and joined once a whole frame is there: joining on every chunk
-    // would copy a 1 MB produce request about 16 times.
+    // would copy a 1 MB produce request about 16 times. A large frame is copied into this
+    // connection's spare frame buffer, which a Produce request gives back once handled (nothing
+    // keeps a view of a produce request after it: the batches are written to the log), so a
+    // producer's requests do not allocate a new buffer each (each large allocation adds to the
+    // external memory that makes V8 run a full garbage collection).
     const chunks: Buffer[] = [];
     let buffered = 0;
+    let spare: Buffer | null = null;
     let queue = Promise.resolve();
     socket.on('data', (chunk) => {
       chunks.push(chunk);
@@ -104,13 +139,29 @@ export class KafkaServer {
           return;
         }
         if (buffered < 4 + size) return;
-        const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
-        const frame = all.subarray(4, 4 + size);
-        const rest = all.subarray(4 + size);
-        chunks.length = 0;
-        buffered = rest.length;
-        if (rest.length) chunks.push(rest);
-        queue = queue.then(() => this.handleFrame(frame, socket, client));
+        let frame: Buffer;
+        let pooled: Buffer | null = null;
+        if (size >= POOLED_FRAME_BYTES && chunks.length > 1) {
+          pooled =
+            spare && spare.length >= size
+              ? spare
+              : Buffer.allocUnsafe(Math.max(size, 2 * POOLED_FRAME_BYTES));
+          spare = null;
+          frame = pooled.subarray(0, size);
+          takeFrame(chunks, size, frame);
+        } else {
+          const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
+          frame = all.subarray(4, 4 + size);
+          const rest = all.subarray(4 + size);
+          chunks.length = 0;
+          if (rest.length) chunks.push(rest);
+        }
+        buffered -= 4 + size;
+        queue = queue.then(async () => {
+          await this.handleFrame(frame, socket, client);
+          if (pooled && frame.readInt16BE(0) === ApiKey.Produce && (!spare || spare.length < pooled.length))
+            spare = pooled;
+        });
       }
     });
     socket.on('error', () => undefined);

@@ -1,10 +1,27 @@
 import { Reader, Writer } from '../protocol/buffer-io';
 import { ApiKey, ErrorCode } from '../protocol/messages';
-import { buildBatch } from '../protocol/record-batch';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { waitFor } from '@pgferry/testing';
+import { API_SPECS } from '../protocol/messages';
+import { buildBatch, decodeRecords } from '../protocol/record-batch';
+import { writeStruct } from '../protocol/schema-codec';
 import { RawClient } from '../test/raw-client';
 import { startTestBroker } from '../test/broker-fixture';
 
 type Broker = Awaited<ReturnType<typeof startTestBroker>>;
+
+/** Whole response frames in `buf`. */
+function countFrames(buf: Buffer): number {
+  let n = 0;
+  for (
+    let at = 0;
+    at + 4 <= buf.length && at + 4 + buf.readInt32BE(at) <= buf.length;
+    at += 4 + buf.readInt32BE(at)
+  )
+    n++;
+  return n;
+}
 
 function produceReq(topic: string, partition: number, records: Buffer, acks = -1) {
   return {
@@ -132,6 +149,52 @@ describe('broker protocol edge cases (raw bytes)', () => {
     c.close();
   });
 
+  it('stores large produce requests that arrive cut at any byte, back to back on one connection, intact', async () => {
+    const c = await RawClient.open(broker.port);
+    await c.request(ApiKey.CreateTopics, 3, {
+      topics: [{ name: 'big', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+      validateOnly: false,
+    });
+    c.close();
+    const values = Array.from({ length: 3 }, (_, r) =>
+      Array.from({ length: 300 }, (_, i) => randomBytes(100 + ((r * 300 + i) % 900))),
+    );
+    const frames = values.map((vs, r) => {
+      const w = new Writer();
+      writeStruct(
+        w,
+        API_SPECS.get(ApiKey.Produce)!.request,
+        produceReq('big', 0, buildBatch(vs.map((value) => ({ value })))),
+        8,
+      );
+      return RawClient.frame(ApiKey.Produce, 8, 100 + r, Buffer.from(w.finish()));
+    });
+    const stream = Buffer.concat(frames);
+    const socket = connect({ host: '127.0.0.1', port: broker.port });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let answered = Buffer.alloc(0);
+    socket.on('data', (d) => (answered = Buffer.concat([answered, d])));
+    // Pieces of odd sizes, each written on its own turn of the event loop: frame boundaries and
+    // size prefixes fall inside pieces.
+    for (let at = 0, i = 0; at < stream.length; i++) {
+      const n = [1, 3, 7001, 65537, 2, 40000][i % 6];
+      socket.write(stream.subarray(at, at + n));
+      at += n;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => answered.length > 0 && countFrames(answered) === 3, {
+      timeout: 10_000,
+      reason: 'three produce responses',
+    });
+    socket.destroy();
+    const log = broker.server.state.topics.partition('big', 0)!;
+    const stored: string[] = [];
+    while (BigInt(stored.length) < log.highWatermark)
+      stored.push(...decodeRecords(log.read(BigInt(stored.length), 1)).map((r) => r.value!.toString('hex')));
+    expect(stored).toEqual(values.flat().map((v) => v.toString('hex')));
+  });
+
   it('long-polls a fetch until data arrives, and reports out-of-range offsets', async () => {
     const c = await RawClient.open(broker.port);
     const p = await RawClient.open(broker.port);
@@ -198,7 +261,12 @@ describe('broker protocol edge cases (raw bytes)', () => {
       includeClusterAuthorizedOperations: false,
       includeTopicAuthorizedOperations: false,
     });
-    expect(meta.topics.map((t: { name: string }) => t.name).sort()).toEqual(['crc', 'idem-raw', 'poll']);
+    expect(meta.topics.map((t: { name: string }) => t.name).sort()).toEqual([
+      'big',
+      'crc',
+      'idem-raw',
+      'poll',
+    ]);
     ok.close();
   });
 });
