@@ -164,12 +164,16 @@ async function pgferry(src, dst, workers, dir) {
   const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
   const t = process.hrtime.bigint();
   // e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the controller (and the
-  // embedded broker in it); as in the cdc bench.
+  // embedded broker in it), and the capture and applier children through PGFERRY_CHILD_NODE_ARGS;
+  // as in the cdc bench.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     process.execPath,
     [...nodeArgs, main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PGFERRY_CHILD_NODE_ARGS: nodeArgs.join(' ') },
+    },
   );
   let out = '';
   const marks = {};
