@@ -1,7 +1,6 @@
 import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified, type SelectedTable } from '@pgferry/pg';
 import {
-  chunkRanges,
   collationName,
   COLUMNS_SQL,
   digestSql,
@@ -172,22 +171,46 @@ interface TableWork {
   dst: string;
   srcColumns: DigestColumn[];
   dstColumns: DigestColumn[];
-  /** The key ranges, once the source side has found them. */
-  ranges: Deferred<KeyRange[]>;
+  /** The key ranges, as the source side finds them. */
+  ranges: RangeFeed;
   digests: Array<{ a?: Digest; b?: Digest }>;
 }
 
-/** A promise with its resolve and reject at hand; never an unhandled rejection. */
-class Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve!: (v: T) => void;
-  reject!: (err: unknown) => void;
-  constructor() {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    this.promise.catch(() => undefined);
+/**
+ * A table's key ranges as the source side walks its key, for the destination side to follow:
+ * `at(i)` waits until range i is known and gives null after the last one; `fail` makes every
+ * waiting and later `at` throw.
+ */
+class RangeFeed {
+  readonly ranges: KeyRange[] = [];
+  private ended = false;
+  private failure: { err: unknown } | null = null;
+  private wake: (() => void) | null = null;
+
+  push(r: KeyRange): void {
+    this.ranges.push(r);
+    this.notify();
+  }
+  end(): void {
+    this.ended = true;
+    this.notify();
+  }
+  fail(err: unknown): void {
+    this.failure ??= { err };
+    this.notify();
+  }
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+  async at(i: number): Promise<KeyRange | null> {
+    for (;;) {
+      if (this.failure) throw this.failure.err;
+      if (i < this.ranges.length) return this.ranges[i];
+      if (this.ended) return null;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
   }
 }
 
@@ -257,7 +280,7 @@ async function planTable(
         dst: relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p'),
         srcColumns: compared.map((c) => ({ name: c.name, padded: c.padded })),
         dstColumns: compared.map((c) => ({ name: c.name, padded: onDestination.get(c.name)!.padded })),
-        ranges: new Deferred<KeyRange[]>(),
+        ranges: new RangeFeed(),
         digests: [],
       },
     };
@@ -267,12 +290,13 @@ async function planTable(
 }
 
 /**
- * Compares the planned tables range by range, each server on its own: the source finds every
- * table's key ranges (walking the key, nextBoundSql), then digests them; the destination digests
- * each table's ranges as soon as they are known. Neither side waits for the other's range to
- * finish, so both servers are busy at once but while the first table's ranges are found. A range
- * is reported (onProgress, mismatches) once both sides have digested it; both sides go in order,
- * so reports come in range order. The first error stops both sides.
+ * Compares the planned tables range by range, each server on its own: the source walks every
+ * table's key to its chunk boundaries (nextBoundSql), then digests the ranges; the destination
+ * digests each range as soon as its end is known. Neither side waits for the other's range to
+ * finish, so both servers are busy at once but for the first boundary. A range is reported
+ * (onProgress, mismatches) once both sides have digested it; the source digests a table only
+ * after walking it, so its number of ranges is known by then, and both sides go in order, so
+ * reports come in range order. The first error stops both sides.
  */
 async function compareTables(
   source: Client,
@@ -283,11 +307,11 @@ async function compareTables(
   options: VerifyOptions,
 ): Promise<void> {
   let stopped = false;
-  const settle = (w: TableWork, ranges: KeyRange[], i: number) => {
+  const settle = (w: TableWork, i: number) => {
     const { a, b } = w.digests[i];
     if (!a || !b) return;
     const v = w.verdict;
-    const { from, to } = ranges[i];
+    const { from, to } = w.ranges.ranges[i];
     v.sourceRows += a.rows;
     v.destinationRows += b.rows;
     if (a.rows !== b.rows || a.sum !== b.sum)
@@ -297,7 +321,7 @@ async function compareTables(
         sourceRows: a.rows,
         destinationRows: b.rows,
       });
-    options.onProgress?.({ table: v.table, chunksDone: i + 1, chunks: ranges.length, rows: v.sourceRows });
+    options.onProgress?.({ table: v.table, chunksDone: i + 1, chunks: v.chunks, rows: v.sourceRows });
   };
   const context = (w: TableWork) => `verifying ${w.verdict.table} against ${w.verdict.target}`;
   const side = async (
@@ -306,19 +330,20 @@ async function compareTables(
     put: (d: { a?: Digest; b?: Digest }, x: Digest) => void,
   ) => {
     for (const w of work) {
-      const ranges = await w.ranges.promise;
       const { relation, columns } = pick(w);
-      try {
-        for (let i = 0; i < ranges.length && !stopped; i++) {
-          const where = rangeCondition(w.verdict.key, ranges[i].from, ranges[i].to);
+      for (let i = 0; !stopped; i++) {
+        const range = await w.ranges.at(i);
+        if (!range) break;
+        try {
+          const where = rangeCondition(w.verdict.key, range.from, range.to);
           put(
             (w.digests[i] ??= {}),
             await digest(client, digestSql(relation, columns, where.sql, checksum), where.params),
           );
-          settle(w, ranges, i);
+        } catch (err) {
+          throw classifyPgError(err, context(w));
         }
-      } catch (err) {
-        throw classifyPgError(err, context(w));
+        settle(w, i);
       }
     }
   };
@@ -326,9 +351,7 @@ async function compareTables(
     for (const w of work) {
       if (stopped) return;
       try {
-        const ranges = chunkRanges(await walkBounds(source, w.src, w.verdict.key, chunkRows));
-        w.verdict.chunks = ranges.length;
-        w.ranges.resolve(ranges);
+        await walkKey(source, w, chunkRows);
       } catch (err) {
         throw classifyPgError(err, context(w));
       }
@@ -337,7 +360,7 @@ async function compareTables(
   const stopOnError = (p: Promise<void>) =>
     p.catch((err) => {
       stopped = true;
-      for (const w of work) w.ranges.reject(err);
+      for (const w of work) w.ranges.fail(err);
       throw err;
     });
   const results = await Promise.allSettled([
@@ -362,22 +385,26 @@ async function compareTables(
   if (failed) throw failed.reason;
 }
 
-/** The chunk boundaries of a table (boundsSql's), found by walking its key; none without a key. */
-async function walkBounds(
-  client: Client,
-  relation: string,
-  key: string[],
-  chunkRows: number,
-): Promise<string[][]> {
-  const bounds: string[][] = [];
-  if (!key.length) return bounds;
+/**
+ * Feeds w's key ranges, boundary by boundary (boundsSql's boundaries, found by walking the key),
+ * and sets its number of ranges; a table without a key is one range, the whole table.
+ */
+async function walkKey(client: Client, w: TableWork, chunkRows: number): Promise<void> {
+  const key = w.verdict.key;
+  let from: string[] | null = null;
   for (;;) {
-    const after = bounds.length ? bounds[bounds.length - 1] : null;
-    const next = nextBoundSql(relation, key, after, after ? chunkRows - 1 : chunkRows);
-    const r = await client.query({ text: next.sql, values: next.params, rowMode: 'array' });
-    if (!r.rows.length) return bounds;
-    bounds.push(r.rows[0] as string[]);
+    let to: string[] | null = null;
+    if (key.length) {
+      const next = nextBoundSql(w.src, key, from, from ? chunkRows - 1 : chunkRows);
+      const r = await client.query({ text: next.sql, values: next.params, rowMode: 'array' });
+      to = (r.rows[0] as string[] | undefined) ?? null;
+    }
+    w.ranges.push({ from, to });
+    if (!to) break;
+    from = to;
   }
+  w.verdict.chunks = w.ranges.ranges.length;
+  w.ranges.end();
 }
 
 async function digest(client: Client, sql: string, params: string[]): Promise<Digest> {
