@@ -14,7 +14,12 @@ import {
 } from '@pgferry/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka } from '@pgferry/kafka-broker';
-import { decodeTransactionRecord, requestCutover, type TransactionRecord } from '@pgferry/pipeline';
+import {
+  decodeHeartbeatRecord,
+  decodeTransactionRecord,
+  requestCutover,
+  type TransactionRecord,
+} from '@pgferry/pipeline';
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { runRelease } from './release-command';
@@ -390,17 +395,33 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
       const consumer = kafka.consumer({ groupId: 'reader' });
       const seen: TransactionRecord[] = [];
+      const beats: Array<{ key: string; ts: number }> = [];
       await consumer.connect();
-      await consumer.subscribe({ topic: `pgferry.${name}.transactions`, fromBeginning: true });
-      await consumer.run({
-        eachMessage: async ({ message }) => void seen.push(decodeTransactionRecord(message.value!)),
+      await consumer.subscribe({
+        topics: [`pgferry.${name}.transactions`, `pgferry.${name}.heartbeat`],
+        fromBeginning: true,
       });
-      await waitFor(() => seen.length, {
-        reason: 'the transaction records',
-        until: (n) => n >= 6,
+      await consumer.run({
+        eachMessage: async ({ topic, message }) => {
+          if (topic.endsWith('.heartbeat'))
+            beats.push({
+              key: message.key!.toString('latin1'),
+              ts: decodeHeartbeatRecord(message.value!).ts_ms,
+            });
+          else seen.push(decodeTransactionRecord(message.value!));
+        },
+      });
+      await waitFor(() => [seen.length, beats.length], {
+        reason: 'the transaction and heartbeat records',
+        until: ([n, b]) => n >= 6 && b >= 3,
         timeout: 30_000,
       });
       await consumer.disconnect();
+      // The heartbeat topic: one key (the server name), beats in commit order, from this run.
+      expect(new Set(beats.map((b) => b.key)).size).toBe(1);
+      expect(beats[0].key).toContain(`pgferry.${name}`);
+      expect(beats.map((b) => b.ts)).toEqual([...beats.map((b) => b.ts)].sort((a, b) => a - b));
+      expect(Date.now() - beats[0].ts).toBeLessThan(180_000);
       expect(seen.filter((r) => r.status === 'BEGIN').length).toBe(
         seen.filter((r) => r.status === 'END').length,
       );

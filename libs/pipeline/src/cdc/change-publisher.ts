@@ -13,6 +13,8 @@ import type { Lsn } from './lsn';
 import { STREAM_POSITION_HEADER, streamPosition } from './stream-position';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
 import { transactionId, type TransactionRecords } from './transaction-records';
+import type { HeartbeatRecords } from './heartbeat-records';
+import { isHeartbeatTable } from './pg-heartbeat';
 
 /** One published table: its topic and the key the snapshot used. */
 export interface PublishedTable {
@@ -61,6 +63,11 @@ export interface ChangePublisherOptions {
    * counts after its last. Transactions that touch no selected table get neither.
    */
   transactions?: { topic: string; records: TransactionRecords };
+  /**
+   * The heartbeat topic (one partition) and its encoder (schemas registered): a record for every
+   * change of the task's heartbeat table, with the beat's commit time.
+   */
+  heartbeat?: { task: string; topic: string; records: HeartbeatRecords };
   /**
    * Called once for each table outside `tables` whose changes the stream carries (other than
    * the task's DDL table): a table created after the task started that the source added to the
@@ -185,7 +192,7 @@ export class ChangePublisher implements ChangeProcessor {
         }
         const table =
           this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`) ??
-          (await this.gained(event.relation));
+          (this.heartbeat(event) ? null : await this.gained(event.relation));
         if (!table) return;
         const codec = await this.codec(table, event.relation);
         this.counted(table);
@@ -269,6 +276,19 @@ export class ChangePublisher implements ChangeProcessor {
         return;
     }
     if (this.full()) await this.send();
+  }
+
+  /** A change of the heartbeat table becomes a record of the heartbeat topic; true when it was one. */
+  private heartbeat(event: { kind: string; relation: RelationInfo }): boolean {
+    const beat = this.opts.heartbeat;
+    if (!beat || !isHeartbeatTable(beat.task, event.relation.schema, event.relation.table)) return false;
+    if (event.kind !== 'delete') {
+      const r = beat.records.encode((this.tx?.commitTime ?? new Date()).getTime());
+      // No stream position: the beat's transaction has no BEGIN or END and no table changes.
+      this.buffer.push({ topic: beat.topic, message: { key: r.key, value: r.value, partition: 0 } });
+      this.bufferedBytes += r.key.length + r.value.length;
+    }
+    return true;
   }
 
   /** A table outside `tables` whose changes the stream carries: published from now on, or null. */

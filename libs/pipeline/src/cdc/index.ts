@@ -11,3 +11,4 @@ export * from './pg-heartbeat';
 export * from './change-publisher';
 export * from './stream-position';
 export * from './transaction-records';
+export * from './heartbeat-records';

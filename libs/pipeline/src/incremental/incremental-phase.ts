@@ -15,7 +15,7 @@ import { formatLsn, parseLsn } from '../cdc/lsn';
 import { ensureHeartbeatTable } from '../cdc/pg-heartbeat';
 import { ensurePublication, publicationName } from '../cdc/pg-publication';
 import { RegistryClient } from '../codec/registry-client';
-import { deadLetterTopic, transactionsTopic } from '../topics';
+import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '../topics';
 import { installDdlCapture } from '../ddl/pg-ddl-capture';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { changeApplier } from '../migration/applier-process';
@@ -78,8 +78,9 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   // In step with the selection (idempotent); they exist since the full-data phase created them
   // before the slot, as pgoutput reads the publication as of each change's position.
   await prepareStreamSource(opts.source, spec, opts.tables);
-  // Transaction metadata in one partition, so it is in commit order.
+  // Transaction metadata and heartbeats in one partition each, so they are in commit order.
   await ensureTopic(opts.kafka, transactionsTopic(opts.prefix));
+  await ensureTopic(opts.kafka, heartbeatTopic(opts.prefix));
   if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, deadLetterTopic(opts.prefix));
   const running = opts.processes ? startChildren(opts, opts.processes) : await startInProcess(opts);
   const pollMs = opts.pollMs ?? 1000;

@@ -31,8 +31,9 @@ import { PgStreamReader } from '../cdc/pg-stream-reader';
 import { addStreamTable, ControlStore, readStreamTables } from '../control/control-store';
 import { tableKey } from '../full-data/snapshot-capture';
 import { PIPELINE_SESSION_SQL } from '../session';
-import { tableTopic, topicEnds, transactionsTopic } from '../topics';
+import { heartbeatTopic, tableTopic, topicEnds, transactionsTopic } from '../topics';
 import { TransactionRecords } from '../cdc/transaction-records';
+import { HeartbeatRecords } from '../cdc/heartbeat-records';
 import { applyDdlOnce } from '../ddl/pg-ddl-applier';
 import { DDL_SCHEMA, type DdlEvent } from '../ddl/pg-ddl-capture';
 import { applierGroup, writeCaptureReport } from './stream-status';
@@ -180,6 +181,12 @@ async function streamOnce(
       records: new TransactionRecords(registry, transactionsTopic(opts.prefix)),
     };
     await transactions.records.ready();
+    const heartbeatRecords = {
+      task: opts.task,
+      topic: heartbeatTopic(opts.prefix),
+      records: new HeartbeatRecords(registry, heartbeatTopic(opts.prefix), opts.prefix),
+    };
+    await heartbeatRecords.records.ready();
     let mark: StreamMark | null = null;
     let marked: Lsn | null = null;
     let captureLagMs: number | null = null;
@@ -188,6 +195,7 @@ async function streamOnce(
       registry,
       source,
       transactions,
+      heartbeat: heartbeatRecords,
       prefix: opts.prefix,
       sourceDb: opts.source.database,
       partitions: opts.partitions,
