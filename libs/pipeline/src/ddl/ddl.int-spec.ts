@@ -86,6 +86,57 @@ describe('DDL capture and apply', () => {
     );
   });
 
+  it('adds a table created later in a schema taken whole to the publication, in the creating transaction, when it has a primary key', async () => {
+    await source.query(`CREATE PUBLICATION pgferry_follow FOR TABLE "Shop Ü".orders`);
+    await installDdlCapture(src, 'follow', ['Shop Ü', 'other'], {
+      publication: 'pgferry_follow',
+      rule: { schemas: ['Shop Ü'], excluded: [{ schema: 'Shop Ü', table: 'Skip Me' }] },
+    });
+    await source.query(
+      `CREATE ROLE follow_role LOGIN PASSWORD 'pw'; GRANT CREATE, USAGE ON SCHEMA "Shop Ü" TO follow_role`,
+    );
+    const role = new Client({
+      host: source.host,
+      port: source.port,
+      user: 'follow_role',
+      password: 'pw',
+      database: 'postgres',
+    });
+    await role.connect();
+    try {
+      // Any role: the trigger's function adds the table with its owner's rights.
+      await role.query(`CREATE TABLE "Shop Ü"."Neu Ü" (id int PRIMARY KEY, v text)`);
+    } finally {
+      await role.end();
+    }
+    await source.query(`BEGIN;
+      CREATE TABLE "Shop Ü".loose (v int);
+      CREATE TABLE "Shop Ü"."Skip Me" (id int PRIMARY KEY);
+      CREATE UNLOGGED TABLE "Shop Ü".scratch (id int PRIMARY KEY);
+      CREATE TABLE "Shop Ü".parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+      CREATE TABLE "Shop Ü".parted_1 PARTITION OF "Shop Ü".parted FOR VALUES FROM (0) TO (100);
+      CREATE TABLE other.elsewhere (id int PRIMARY KEY);
+      SET search_path = "Shop Ü"; CREATE TABLE copied AS SELECT id FROM orders;
+      COMMIT`);
+    await source.query(`BEGIN; CREATE TABLE "Shop Ü".rolled_back (id int PRIMARY KEY); ROLLBACK`);
+    const published = async () =>
+      (
+        await source.query(
+          `SELECT n.nspname || '.' || c.relname AS t FROM pg_publication_rel pr
+             JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_class c ON c.oid = pr.prrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE p.pubname = 'pgferry_follow' ORDER BY 1`,
+        )
+      ).map((r) => r.t);
+    // A partitioned table as its root (its partitions follow); the table without a key, the
+    // excluded, unlogged, unselected, CREATE TABLE AS and rolled-back ones are not added.
+    expect(await published()).toEqual(['Shop Ü.Neu Ü', 'Shop Ü.orders', 'Shop Ü.parted']);
+    // The source still takes updates of the table left out.
+    await source.query(`INSERT INTO "Shop Ü".loose VALUES (1); UPDATE "Shop Ü".loose SET v = 2`);
+    await removeDdlCapture(src, 'follow');
+    await source.query(`DROP PUBLICATION pgferry_follow`);
+  });
+
   it('remove drops every object it created and nothing else', async () => {
     expect(await removeDdlCapture(src, 'shop')).toEqual([
       'event trigger "pgferry_shop_ddl"',

@@ -71,9 +71,10 @@ export async function installDdlCapture(
   const wanted = textArray(schemas);
   // A table created in a schema the task takes whole joins the publication in the statement's
   // own transaction, so every row written to it from then on (in that transaction too) is in the
-  // stream after the statement that created it. Only tables the stream can apply by key: with a
-  // primary key, or a replica identity (index or full). Adding a table without one would make
-  // UPDATE and DELETE fail on the source; the capture names such a table instead.
+  // stream after the statement that created it. Only tables with a primary key (a replica
+  // identity index or FULL can only be set after the CREATE, too late for its first rows): adding
+  // a table without one would make UPDATE and DELETE fail on the source; the capture names such
+  // a table instead.
   const follow = newTables
     ? `
       IF TG_EVENT = 'ddl_command_end' AND TG_TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
@@ -88,8 +89,7 @@ export async function installDdlCapture(
              AND n.nspname = ANY (${textArray(newTables.rule.schemas)})
              AND NOT ${quoteLiteral(JSON.stringify(newTables.rule.excluded))}::jsonb
                      @> pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('schema', n.nspname::text, 'table', c.relname::text))
-             AND (c.relreplident IN ('f', 'i')
-                  OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+             AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr
                                JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
                               WHERE p.pubname = ${quoteLiteral(newTables.publication)} AND pr.prrelid = c.oid)

@@ -403,7 +403,7 @@ async function newTablesWarning(
     if (!takesNewTable(rule, r.schema, r.table))
       return `${name} is not in the task's selection (the task takes its schema only with a list of tables, a rename or an exclude)`;
     if (r.unlogged) return `${name} is unlogged, and logical decoding does not carry unlogged tables`;
-    return `${name} has no primary key or replica identity, and streaming it would make UPDATE and DELETE on it fail on the source`;
+    return `${name} had no primary key when it was created, and streaming it would make UPDATE and DELETE on it fail on the source`;
   });
   return `${rows.map((r) => quoteQualified(r.schema, r.table)).join(', ')} was created on the source after task ${task} started: the statement ran on the destination, but the table's rows are not streamed (${why.join('; ')}). Move it with a task of its own before cutover: a spec that selects it, with options.conflictMode: ignore (the table exists on the destination now) and migrationTypes.incremental to keep it in step`;
 }
