@@ -27,7 +27,7 @@ export interface FollowingApplierOptions<A extends RestartableApplier> {
 /**
  * Runs a change applier over the tables the task started with and those the stream gained
  * since (pgferry.stream_tables: tables created on the source in a schema the task takes whole,
- * recorded by the capture before their first record is sent). A Kafka consumer's topics are
+ * and streamed tables renamed there, recorded by the capture before their first record is sent). A Kafka consumer's topics are
  * fixed once it runs, so when the list grows the applier in use is stopped and a new one started
  * over every topic. Both keep their offsets in the destination with the rows, so the new one
  * resumes exactly where the old one committed: nothing is lost or applied twice.

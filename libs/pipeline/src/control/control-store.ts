@@ -331,7 +331,8 @@ export async function readStreamPositions(
 
 /**
  * A table the stream gained after the task started (created on the source in a schema the task
- * takes whole): its topic and key, for the appliers, which follow this list, and for cutover.
+ * takes whole, or a streamed table renamed there): its topic and key, for the appliers, which
+ * follow this list, and for cutover.
  */
 export interface StreamTable {
   topic: string;
