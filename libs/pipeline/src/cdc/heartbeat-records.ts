@@ -1,6 +1,6 @@
 import avro from 'avsc';
 import type { RegistryClient } from '../codec/registry-client';
-import { wire } from '../codec/table-codec';
+import { RegisteredSchemas } from './transaction-records';
 
 /**
  * The heartbeat topic `<prefix>.heartbeat` (Debezium's heartbeat format): one record for every
@@ -22,32 +22,32 @@ export const HEARTBEAT_VALUE_SCHEMA = {
   fields: [{ name: 'ts_ms', type: 'long' }],
 } as const;
 
-const keyType = avro.Type.forSchema(HEARTBEAT_KEY_SCHEMA as unknown as avro.Schema);
 const valueType = avro.Type.forSchema(HEARTBEAT_VALUE_SCHEMA as unknown as avro.Schema);
 
 export class HeartbeatRecords {
-  private ids: { key: number; value: number } | null = null;
+  private readonly schemas: RegisteredSchemas;
   private key: Buffer | null = null;
 
   constructor(
-    private readonly registry: RegistryClient,
-    private readonly topic: string,
+    registry: RegistryClient,
+    topic: string,
     private readonly serverName: string,
-  ) {}
+  ) {
+    this.schemas = new RegisteredSchemas(registry, topic, {
+      key: HEARTBEAT_KEY_SCHEMA,
+      value: HEARTBEAT_VALUE_SCHEMA,
+    });
+  }
 
   /** Registers the schemas (once). */
   async ready(): Promise<void> {
-    if (this.ids) return;
-    this.ids = {
-      key: await this.registry.register(`${this.topic}-key`, HEARTBEAT_KEY_SCHEMA as never),
-      value: await this.registry.register(`${this.topic}-value`, HEARTBEAT_VALUE_SCHEMA as never),
-    };
-    this.key = wire(this.ids.key, keyType.toBuffer({ serverName: this.serverName }));
+    await this.schemas.ready();
+    this.key ??= this.schemas.key({ serverName: this.serverName });
   }
 
   encode(tsMs: number): { key: Buffer; value: Buffer } {
-    if (!this.ids || !this.key) throw new Error('HeartbeatRecords.ready() must resolve before encode');
-    return { key: this.key, value: wire(this.ids.value, valueType.toBuffer({ ts_ms: tsMs })) };
+    if (!this.key) throw new Error('HeartbeatRecords.ready() must resolve before encode');
+    return { key: this.key, value: this.schemas.value({ ts_ms: tsMs }) };
   }
 }
 

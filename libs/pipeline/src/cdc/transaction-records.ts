@@ -48,27 +48,65 @@ export const TRANSACTION_VALUE_SCHEMA = {
   ],
 } as const;
 
-const keyType = avro.Type.forSchema(TRANSACTION_KEY_SCHEMA as unknown as avro.Schema);
 const valueType = avro.Type.forSchema(TRANSACTION_VALUE_SCHEMA as unknown as avro.Schema);
 
 export function transactionId(xid: number, commitLsn: Lsn): string {
   return `${xid}:${commitLsn}`;
 }
 
-export class TransactionRecords {
+/**
+ * A topic's key and value schemas, registered once (subjects `<topic>-key`, `<topic>-value`),
+ * and records encoded with them in the Confluent wire format.
+ */
+export class RegisteredSchemas {
+  private readonly keyType: avro.Type;
+  private readonly valueType: avro.Type;
   private ids: { key: number; value: number } | null = null;
 
   constructor(
     private readonly registry: RegistryClient,
     private readonly topic: string,
-  ) {}
+    private readonly schemas: { key: object; value: object },
+  ) {
+    this.keyType = avro.Type.forSchema(schemas.key as avro.Schema);
+    this.valueType = avro.Type.forSchema(schemas.value as avro.Schema);
+  }
 
-  /** Registers the schemas (once). */
   async ready(): Promise<void> {
     this.ids ??= {
-      key: await this.registry.register(`${this.topic}-key`, TRANSACTION_KEY_SCHEMA as never),
-      value: await this.registry.register(`${this.topic}-value`, TRANSACTION_VALUE_SCHEMA as never),
+      key: await this.registry.register(`${this.topic}-key`, this.schemas.key as never),
+      value: await this.registry.register(`${this.topic}-value`, this.schemas.value as never),
     };
+  }
+
+  key(record: unknown): Buffer {
+    return wire(this.registered().key, this.keyType.toBuffer(record));
+  }
+
+  value(record: unknown): Buffer {
+    return wire(this.registered().value, this.valueType.toBuffer(record));
+  }
+
+  private registered(): { key: number; value: number } {
+    if (!this.ids)
+      throw new Error(`the schemas of ${this.topic} must be registered (ready()) before encoding`);
+    return this.ids;
+  }
+}
+
+export class TransactionRecords {
+  private readonly schemas: RegisteredSchemas;
+
+  constructor(registry: RegistryClient, topic: string) {
+    this.schemas = new RegisteredSchemas(registry, topic, {
+      key: TRANSACTION_KEY_SCHEMA,
+      value: TRANSACTION_VALUE_SCHEMA,
+    });
+  }
+
+  /** Registers the schemas (once). */
+  ready(): Promise<void> {
+    return this.schemas.ready();
   }
 
   /** `counts`: "<schema>.<table>" -> events of the transaction; absent for BEGIN. */
@@ -78,22 +116,18 @@ export class TransactionRecords {
     tsMs: number,
     counts?: ReadonlyMap<string, number>,
   ): { key: Buffer; value: Buffer } {
-    if (!this.ids) throw new Error('TransactionRecords.ready() must resolve before encode');
     const total = counts ? [...counts.values()].reduce((a, b) => a + b, 0) : null;
     return {
-      key: wire(this.ids.key, keyType.toBuffer({ id })),
-      value: wire(
-        this.ids.value,
-        valueType.toBuffer({
-          status,
-          id,
-          event_count: total,
-          data_collections: counts
-            ? [...counts].map(([data_collection, event_count]) => ({ data_collection, event_count }))
-            : null,
-          ts_ms: tsMs,
-        }),
-      ),
+      key: this.schemas.key({ id }),
+      value: this.schemas.value({
+        status,
+        id,
+        event_count: total,
+        data_collections: counts
+          ? [...counts].map(([data_collection, event_count]) => ({ data_collection, event_count }))
+          : null,
+        ts_ms: tsMs,
+      }),
     };
   }
 }

@@ -28,6 +28,22 @@ describe('DDL capture and apply', () => {
     await Promise.all([source?.stop(), destination?.stop()]);
   });
 
+  /** A connection to the source as a new role that may create tables in "Shop Ü" (not a superuser). */
+  async function connectAsNewRole(name: string): Promise<Client> {
+    await source.query(
+      `CREATE ROLE ${name} LOGIN PASSWORD 'pw'; GRANT CREATE, USAGE ON SCHEMA "Shop Ü" TO ${name}`,
+    );
+    const client = new Client({
+      host: source.host,
+      port: source.port,
+      user: name,
+      password: 'pw',
+      database: 'postgres',
+    });
+    await client.connect();
+    return client;
+  }
+
   it('records DDL on selected schemas once per statement, by any role, and the destination ends with the same columns', async () => {
     await installDdlCapture(src, 'shop', ['Shop Ü']);
     await installDdlCapture(src, 'shop', ['Shop Ü']); // idempotent
@@ -37,17 +53,7 @@ describe('DDL capture and apply', () => {
       `SET search_path = "Shop Ü"; ALTER TABLE orders ALTER COLUMN total TYPE numeric(14,2); CREATE TABLE items (id serial PRIMARY KEY, sku text)`,
     );
     await source.query(`ALTER TABLE other.t ADD COLUMN ignored int`);
-    await source.query(
-      `CREATE ROLE owner_role LOGIN PASSWORD 'pw'; GRANT CREATE, USAGE ON SCHEMA "Shop Ü" TO owner_role`,
-    );
-    const owner = new Client({
-      host: source.host,
-      port: source.port,
-      user: 'owner_role',
-      password: 'pw',
-      database: 'postgres',
-    });
-    await owner.connect();
+    const owner = await connectAsNewRole('owner_role');
     try {
       await owner.query(`CREATE TABLE "Shop Ü".by_owner (id int)`);
       await owner.query(`DROP TABLE "Shop Ü".by_owner`);
@@ -92,17 +98,7 @@ describe('DDL capture and apply', () => {
       publication: 'pgferry_follow',
       rule: { schemas: ['Shop Ü'], excluded: [{ schema: 'Shop Ü', table: 'Skip Me' }] },
     });
-    await source.query(
-      `CREATE ROLE follow_role LOGIN PASSWORD 'pw'; GRANT CREATE, USAGE ON SCHEMA "Shop Ü" TO follow_role`,
-    );
-    const role = new Client({
-      host: source.host,
-      port: source.port,
-      user: 'follow_role',
-      password: 'pw',
-      database: 'postgres',
-    });
-    await role.connect();
+    const role = await connectAsNewRole('follow_role');
     try {
       // Any role: the trigger's function adds the table with its owner's rights.
       await role.query(`CREATE TABLE "Shop Ü"."Neu Ü" (id int PRIMARY KEY, v text)`);
