@@ -363,6 +363,13 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     d = await reconnected(destination, name);
     await s.query(`UPDATE "Counter Ü" SET n = n + 100 WHERE id <= 5`);
     await s.query(`INSERT INTO "Neu Ü" (id, n) VALUES (102, 3)`);
+    // The task has no include: a schema created mid-stream is taken too, with its tables.
+    await s.query(`CREATE SCHEMA "Später"`);
+    await s.query(`BEGIN;
+                   CREATE TABLE "Später".x (id int PRIMARY KEY, v text);
+                   INSERT INTO "Später".x SELECT g, 'v' || g FROM generate_series(1, 30) g;
+                   COMMIT;
+                   UPDATE "Später".x SET v = 'w' WHERE id < 5`);
     // Through the task API this time: the stream's positions, then the cutover request.
     const api = await startTaskApi(resolveEndpoint({ url: destination.url(name) }, 'destination'), 0);
     try {
@@ -388,6 +395,8 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
       ['Neu Ü', ['id']],
     ];
     expect(await digests(d, table)).toEqual(await digests(s, table));
+    expect(await tableDigest(d, 'Später', 'x', ['id'])).toEqual(await tableDigest(s, 'Später', 'x', ['id']));
+    expect((await tableDigest(d, 'Später', 'x', ['id'])).count).toBe(30);
     // The transaction topic, read back from the broker's files: BEGIN and END around each source
     // transaction, END with its per-table counts.
     const broker = await startEmbeddedKafka({ dataDir: join(dir, name, 'kafka'), port: 0, registryPort: 0 });

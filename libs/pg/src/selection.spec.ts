@@ -85,25 +85,36 @@ describe('selectTables', () => {
 });
 
 describe('newTableRule: which tables created after the task started it streams', () => {
-  it('takes new tables of the schemas taken whole (with include omitted, of every schema in use), minus excludes', () => {
-    const all = newTableRule(objects(undefined), catalog);
-    expect(all.schemas).toEqual(['Sales', 'audit', 'public']);
+  it('takes new tables of the schemas taken whole, minus excludes; with include omitted, of every user schema, new ones too', () => {
+    const all = newTableRule(
+      objects({ exclude: [{ schema: 'audit' }, { schema: 'Sales', tables: ['tmp'] }] }),
+    );
+    expect(all).toEqual({
+      schemas: null,
+      excludedSchemas: ['audit'],
+      excluded: [{ schema: 'Sales', table: 'tmp' }],
+    });
     expect(takesNewTable(all, 'Sales', 'New one')).toBe(true);
-    expect(takesNewTable(all, 'elsewhere', 'x')).toBe(false);
+    expect(takesNewTable(all, 'created later', 'x')).toBe(true);
+    expect(takesNewTable(all, 'Sales', 'tmp')).toBe(false);
+    expect(takesNewTable(all, 'audit', 'x')).toBe(false);
+    expect(takesNewTable(all, 'pgferry', 'x')).toBe(false);
+    expect(takesNewTable(all, 'pg_temp_3', 'x')).toBe(false);
+    expect(takesNewTable(all, 'information_schema', 'x')).toBe(false);
 
     const rule = newTableRule(
       objects({
         include: [{ schema: 'public' }, { schema: 'Sales', tables: ['Orders'] }, { schema: 'audit' }],
         exclude: [{ schema: 'public', tables: ['tmp'] }, { schema: 'audit' }],
       }),
-      catalog,
     );
     expect(rule.schemas).toEqual(['public']);
     expect(takesNewTable(rule, 'public', 'fresh')).toBe(true);
-    // Excluded by name, a schema chosen table by table, a schema excluded whole.
+    // Excluded by name, a schema chosen table by table, a schema excluded whole, one not included.
     expect(takesNewTable(rule, 'public', 'tmp')).toBe(false);
     expect(takesNewTable(rule, 'Sales', 'fresh')).toBe(false);
     expect(takesNewTable(rule, 'audit', 'fresh')).toBe(false);
+    expect(takesNewTable(rule, 'created later', 'x')).toBe(false);
   });
 
   it('takes none in a schema with a rename: pgferry does not rewrite the statement that created them', () => {
@@ -115,7 +126,6 @@ describe('newTableRule: which tables created after the task started it streams',
           { schema: 'audit', renameTo: 'audit' },
         ],
       }),
-      catalog,
     );
     expect(rule.schemas).toEqual(['audit']);
   });

@@ -102,38 +102,45 @@ export function selectTables(all: TableInfo[], objects: TaskSpec['objects']): Se
 /**
  * Which tables created on the source after a task started belong to it, so the stream carries
  * them from their CREATE on: tables of a schema the task takes whole (an include entry without
- * `tables`, or every schema of `tables` when there is no include at all) that the task renames
- * nothing in (pgferry does not rewrite the statement that created them), unless an exclude
- * names them. A list of tables is a choice of those tables, and a new one is not in it.
+ * `tables`; every user schema, new ones too, when there is no include at all) that the task
+ * renames nothing in (pgferry does not rewrite the statement that created them), unless an
+ * exclude names them or their schema. A list of tables is a choice of those tables, and a new
+ * one is not in it.
  */
 export interface NewTableRule {
-  schemas: string[];
-  /** Tables of those schemas an exclude names. */
+  /** The schemas taken whole; null: every user schema (no include), but `excludedSchemas`. */
+  schemas: string[] | null;
+  /** Schemas an exclude takes whole (with `schemas` null; otherwise they are left out of it). */
+  excludedSchemas: string[];
+  /** Tables an exclude names. */
   excluded: Array<{ schema: string; table: string }>;
 }
 
-export function newTableRule(objects: TaskSpec['objects'], tables: readonly TableInfo[]): NewTableRule {
-  const schemas = new Set<string>();
-  if (!objects.include) for (const t of tables) schemas.add(t.schema);
-  for (const inc of objects.include ?? []) {
-    const renames = (inc.renameTo !== undefined && inc.renameTo !== inc.schema) || inc.renameTables;
-    if (!inc.tables && !renames) schemas.add(inc.schema);
-  }
-  // A schema with any rename is left out even when another entry takes it whole.
-  for (const inc of objects.include ?? [])
-    if ((inc.renameTo !== undefined && inc.renameTo !== inc.schema) || inc.renameTables)
-      schemas.delete(inc.schema);
+/** Schemas that hold no user tables: PostgreSQL's own and pgferry's. */
+export function isSystemSchema(schema: string): boolean {
+  return schema.startsWith('pg_') || schema === 'information_schema' || schema === 'pgferry';
+}
+
+export function newTableRule(objects: TaskSpec['objects']): NewTableRule {
+  const renames = (inc: NonNullable<TaskSpec['objects']['include']>[number]) =>
+    (inc.renameTo !== undefined && inc.renameTo !== inc.schema) || inc.renameTables !== undefined;
+  const excludedSchemas = (objects.exclude ?? []).filter((e) => !e.tables).map((e) => e.schema);
   const excluded: NewTableRule['excluded'] = [];
-  for (const exc of objects.exclude ?? []) {
-    if (!exc.tables) schemas.delete(exc.schema);
-    else for (const table of exc.tables) excluded.push({ schema: exc.schema, table });
-  }
-  return { schemas: [...schemas].sort(), excluded };
+  for (const exc of objects.exclude ?? [])
+    for (const table of exc.tables ?? []) excluded.push({ schema: exc.schema, table });
+  if (!objects.include) return { schemas: null, excludedSchemas: excludedSchemas.sort(), excluded };
+  const schemas = new Set(objects.include.filter((inc) => !inc.tables && !renames(inc)).map((i) => i.schema));
+  // A schema with any rename is left out even when another entry takes it whole.
+  for (const inc of objects.include) if (renames(inc)) schemas.delete(inc.schema);
+  for (const schema of excludedSchemas) schemas.delete(schema);
+  return { schemas: [...schemas].sort(), excludedSchemas: [], excluded };
 }
 
 /** Does `rule` take table `schema`.`table`, created after the task started? */
 export function takesNewTable(rule: NewTableRule, schema: string, table: string): boolean {
-  return (
-    rule.schemas.includes(schema) && !rule.excluded.some((e) => e.schema === schema && e.table === table)
-  );
+  const inScope =
+    rule.schemas === null
+      ? !isSystemSchema(schema) && !rule.excludedSchemas.includes(schema)
+      : rule.schemas.includes(schema);
+  return inScope && !rule.excluded.some((e) => e.schema === schema && e.table === table);
 }

@@ -96,7 +96,7 @@ describe('DDL capture and apply', () => {
     await source.query(`CREATE PUBLICATION pgferry_follow FOR TABLE "Shop Ü".orders`);
     await installDdlCapture(src, 'follow', ['Shop Ü', 'other'], {
       publication: 'pgferry_follow',
-      rule: { schemas: ['Shop Ü'], excluded: [{ schema: 'Shop Ü', table: 'Skip Me' }] },
+      rule: { schemas: ['Shop Ü'], excludedSchemas: [], excluded: [{ schema: 'Shop Ü', table: 'Skip Me' }] },
     });
     const role = await connectAsNewRole('follow_role');
     try {
@@ -131,6 +131,39 @@ describe('DDL capture and apply', () => {
     await source.query(`INSERT INTO "Shop Ü".loose VALUES (1); UPDATE "Shop Ü".loose SET v = 2`);
     await removeDdlCapture(src, 'follow');
     await source.query(`DROP PUBLICATION pgferry_follow`);
+  });
+
+  it('with no include, captures statements in every user schema, new ones too, and streams their new tables', async () => {
+    await source.query(`CREATE PUBLICATION pgferry_every`);
+    await installDdlCapture(
+      src,
+      'every',
+      { allBut: ['other'] },
+      {
+        publication: 'pgferry_every',
+        rule: { schemas: null, excludedSchemas: ['other'], excluded: [] },
+      },
+    );
+    await source.query(`CREATE SCHEMA "Neu S"`);
+    await source.query(`CREATE TABLE "Neu S".t (id int PRIMARY KEY)`);
+    await source.query(`CREATE TABLE other.excluded (id int PRIMARY KEY)`);
+    await source.query(`DROP SCHEMA "Neu S" CASCADE`);
+    expect((await readDdlEvents(src, 'every')).map((e) => [e.tag, e.schemas])).toEqual([
+      ['CREATE SCHEMA', ['Neu S']],
+      ['CREATE TABLE', ['Neu S']],
+      ['DROP SCHEMA', ['Neu S']],
+    ]);
+    // The table was in the publication until its schema was dropped; the excluded one never.
+    await source.query(`CREATE SCHEMA again; CREATE TABLE again.t (id int PRIMARY KEY)`);
+    expect(
+      await source.query(
+        `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = 'pgferry_every'`,
+      ),
+    ).toEqual([{ schemaname: 'again', tablename: 't' }]);
+    await removeDdlCapture(src, 'every');
+    await source.query(
+      `DROP PUBLICATION pgferry_every; DROP SCHEMA again CASCADE; DROP TABLE other.excluded`,
+    );
   });
 
   it('remove drops every object it created and nothing else', async () => {

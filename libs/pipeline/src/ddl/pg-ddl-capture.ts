@@ -49,6 +49,13 @@ export interface DdlEvent {
 }
 
 /**
+ * Whose statements are captured: those on objects of the listed schemas, or (`allBut`, a task
+ * with no include, which takes every user schema, new ones too) on objects of every schema but
+ * the system ones, pgferry's and the listed ones.
+ */
+export type DdlScope = readonly string[] | { allBut: readonly string[] };
+
+/**
  * Creates or updates the capture objects for `schemas` (idempotent: run again when the
  * selection changes). Needs a superuser on the source (event triggers are superuser-only). The
  * function is SECURITY DEFINER so DDL by any role is recorded (and never fails for want of a
@@ -60,15 +67,19 @@ export interface DdlEvent {
 export async function installDdlCapture(
   client: Client,
   task: string,
-  schemas: readonly string[],
+  schemas: DdlScope,
   newTables?: { publication: string; rule: NewTableRule },
 ): Promise<void> {
   const o = ddlObjects(task);
   const table = quoteQualified(DDL_SCHEMA, o.table);
   const fn = quoteQualified(DDL_SCHEMA, o.function);
   const textArray = (items: readonly string[]) =>
-    `ARRAY[${items.map(quoteLiteral).join(', ') || 'NULL'}]::text[]`;
-  const wanted = textArray(schemas);
+    items.length ? `ARRAY[${items.map(quoteLiteral).join(', ')}]::text[]` : `'{}'::text[]`;
+  /** SQL: is schema `col` one whose statements are captured (or whose new tables are taken)? */
+  const within = (col: string, scope: DdlScope) =>
+    'allBut' in scope
+      ? `(${col} NOT IN ('pg_catalog', 'information_schema', ${quoteLiteral(DDL_SCHEMA)}) AND ${col} NOT LIKE 'pg\\_%' AND NOT ${col} = ANY (${textArray(scope.allBut)}))`
+      : `${col} = ANY (${textArray(scope)})`;
   // A table created in a schema the task takes whole joins the publication in the statement's
   // own transaction, so every row written to it from then on (in that transaction too) is in the
   // stream after the statement that created it. Only tables with a primary key (a replica
@@ -86,7 +97,7 @@ export async function installDdlCapture(
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
              AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p'
-             AND n.nspname = ANY (${textArray(newTables.rule.schemas)})
+             AND ${within('n.nspname', newTables.rule.schemas ?? { allBut: newTables.rule.excludedSchemas })}
              AND NOT ${quoteLiteral(JSON.stringify(newTables.rule.excluded))}::jsonb
                      @> pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('schema', n.nspname::text, 'table', c.relname::text))
              AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
@@ -112,16 +123,22 @@ export async function installDdlCapture(
       IF TG_TAG = 'ALTER PUBLICATION' THEN
         RETURN;
       END IF;
+      -- A schema itself (CREATE, ALTER, DROP SCHEMA) counts as in its own schema.
       IF TG_EVENT = 'sql_drop' THEN
-        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT schema_name)
+        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT s)
           INTO objs, nsps
-          FROM pg_event_trigger_dropped_objects()
-         WHERE schema_name = ANY (${wanted}) AND original;
+          FROM (SELECT object_identity, original,
+                       coalesce(schema_name, CASE WHEN object_type = 'schema' THEN object_name END) AS s
+                  FROM pg_event_trigger_dropped_objects()) d
+         WHERE ${within('s', schemas)} AND original;
       ELSE
-        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT schema_name)
+        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT s)
           INTO objs, nsps
-          FROM pg_event_trigger_ddl_commands()
-         WHERE schema_name = ANY (${wanted}) AND NOT in_extension;
+          FROM (SELECT object_identity, in_extension,
+                       coalesce(schema_name, CASE WHEN object_type = 'schema'
+                         THEN (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = objid) END) AS s
+                  FROM pg_event_trigger_ddl_commands()) d
+         WHERE ${within('s', schemas)} AND NOT in_extension;
       END IF;
       IF objs IS NULL THEN
         RETURN;

@@ -165,13 +165,13 @@ export async function prepareStreamSource(
     `SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`,
   );
   if (rows[0]?.su) {
-    const schemas = new Set([
-      ...(spec.objects.include ?? []).map((i) => i.schema),
-      ...tables.map((t) => t.schema),
-    ]);
-    await installDdlCapture(source, spec.name, [...schemas], {
+    // A task without include takes every user schema, those created later too.
+    const scope = spec.objects.include
+      ? [...new Set([...spec.objects.include.map((i) => i.schema), ...tables.map((t) => t.schema)])]
+      : { allBut: (spec.objects.exclude ?? []).filter((e) => !e.tables).map((e) => e.schema) };
+    await installDdlCapture(source, spec.name, scope, {
       publication: publicationName(spec.name),
-      rule: newTableRule(spec.objects, tables),
+      rule: newTableRule(spec.objects),
     });
   }
   await ensurePublication(source, spec.name, tables);

@@ -170,7 +170,7 @@ async function streamOnce(
     const gained = await readStreamTables(control, opts.task).finally(() => control.end());
     const topics = new Set(tables.map((t) => t.topic));
     for (const t of gained) if (!topics.has(t.topic)) tables.push(t);
-    const rule = newTableRule(opts.objects, opts.tables);
+    const rule = newTableRule(opts.objects);
     const startOffsets = await topicEnds(
       opts.kafka,
       tables.map((t) => t.topic),
