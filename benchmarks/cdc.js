@@ -10,7 +10,8 @@
 //   2. one UPDATE of 2M rows in one transaction: time from its commit until the destination
 //      holds it.
 // Prints both and the ratios. Figures vary with the machine: compare ratios, not seconds.
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
+const { cli, spawnMigrate } = require('./lib/pgferry');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
@@ -139,18 +140,7 @@ async function pgferry(src, dst, s, dir, opts) {
       options: { consistency: opts.consistency },
     }),
   );
-  const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
-  // e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles pgferry's processes
-  // (passed on to the capture and applier children through PGFERRY_CHILD_NODE_ARGS).
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PGFERRY_CHILD_NODE_ARGS: nodeArgs.join(' ') },
-    },
-  );
+  const child = spawnMigrate(spec, join(dir, 'work'));
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   const exited = new Promise((r) => child.once('exit', r));
@@ -166,13 +156,13 @@ async function pgferry(src, dst, s, dir, opts) {
       await sleep(200);
     }
     const r = await measure(`pgferry (through Kafka, ${opts.consistency})`, src, s, d, opts);
-    const cut = spawnSync(process.execPath, [main, 'cutover', '--spec', spec, '--timeout', '300'], {
+    const cut = spawnSync(process.execPath, [cli, 'cutover', '--spec', spec, '--timeout', '300'], {
       encoding: 'utf8',
     });
     if (cut.status !== 0) throw new Error(`pgferry cutover failed:\n${cut.stdout}${cut.stderr}`);
     const code = await exited;
     if (code !== 0) throw new Error(`pgferry migrate failed (${code}):\n${out.slice(-3000)}`);
-    const rel = spawnSync(process.execPath, [main, 'release', '--spec', spec], { encoding: 'utf8' });
+    const rel = spawnSync(process.execPath, [cli, 'release', '--spec', spec], { encoding: 'utf8' });
     if (rel.status !== 0) throw new Error(`pgferry release failed:\n${rel.stdout}${rel.stderr}`);
     if (process.argv.includes('--verbose')) process.stdout.write(out);
     return r;

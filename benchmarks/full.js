@@ -7,7 +7,8 @@
 //   3. pgferry migrate on the embedded broker: precheck, schema, data through Kafka, indexes.
 // Prints each time, the ratios, and pgferry's peak memory per process (controller with the
 // embedded broker, capture, applier) and of the whole process tree. Figures vary with the machine: compare ratios, not seconds.
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
+const { spawnMigrate } = require('./lib/pgferry');
 const { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
@@ -161,20 +162,8 @@ async function pgferry(src, dst, workers, dir) {
       options: { snapshotWorkers: workers, chunkRows: 250000 },
     }),
   );
-  const main = join(__dirname, '..', 'apps', 'controller', 'dist', 'main.js');
   const t = process.hrtime.bigint();
-  // e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the controller (and the
-  // embedded broker in it), and the capture and applier children through PGFERRY_CHILD_NODE_ARGS;
-  // as in the cdc bench.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, main, 'migrate', '--spec', spec, '--work-dir', join(dir, 'work')],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PGFERRY_CHILD_NODE_ARGS: nodeArgs.join(' ') },
-    },
-  );
+  const child = spawnMigrate(spec, join(dir, 'work'));
   let out = '';
   const marks = {};
   child.stdout.on('data', (d) => {
