@@ -92,6 +92,12 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     return file;
   }
 
+  /** Creates database `name` on both clusters and connects to each. */
+  async function taskDatabases(name: string): Promise<{ s: Client; d: Client }> {
+    await Promise.all([source.createDatabase(name), destination.createDatabase(name)]);
+    return { s: await source.connect(name), d: await destination.connect(name) };
+  }
+
   /**
    * Once the stream has applied 500 more changes, kills a child process of the task with
    * SIGKILL and waits until its supervisor has started it again.
@@ -121,10 +127,9 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
 
   it('streams 30 s of pgbench while the capture and then the applier are killed with SIGKILL and the destination restarts; after cutover every table is equal and release leaves nothing', async () => {
     const name = 'pgbench';
-    await source.createDatabase(name);
-    await destination.createDatabase(name);
-    const s = await source.connect(name);
-    let d = await destination.connect(name);
+    const { s, d: opened } = await taskDatabases(name);
+    // Replaced after the destination restarts.
+    let d = opened;
     await loadPgbenchLike(s, { scale: 1, schema: 'public' });
     const workDir = join(dir, name);
     const spec = taskSpec(name, { chunkRows: 20_000, retry: { otherMinutes: 5 } });
@@ -194,10 +199,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
 
   it('carries inserts, updates with a TOASTed column unchanged, key changes, deletes, truncate and a 1M-row transaction (in-process)', async () => {
     const name = 'changes';
-    await source.createDatabase(name);
-    await destination.createDatabase(name);
-    const s = await source.connect(name);
-    const d = await destination.connect(name);
+    const { s, d } = await taskDatabases(name);
     await s.query(`
       CREATE TABLE public."Orders" (id int PRIMARY KEY, note text, doc text, qty int NOT NULL);
       ALTER TABLE public."Orders" ALTER COLUMN doc SET STORAGE EXTERNAL;
@@ -290,10 +292,9 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
 
   it('stops cleanly when asked, resumes streaming from the slot when run again, and rides out a destination restart (in-process)', async () => {
     const name = 'resume';
-    await source.createDatabase(name);
-    await destination.createDatabase(name);
-    const s = await source.connect(name);
-    let d = await destination.connect(name);
+    const { s, d: opened } = await taskDatabases(name);
+    // Replaced after the destination restarts.
+    let d = opened;
     await s.query(`CREATE TABLE "Counter Ü" (id int PRIMARY KEY, n bigint NOT NULL, seq serial);
                    INSERT INTO "Counter Ü" (id, n) SELECT g, 0 FROM generate_series(1, 100) g`);
     const run = (signal?: AbortSignal) => {
@@ -454,10 +455,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
 
   it('consistency transactional: a reader of the destination never sees part of a source transaction, through SIGKILLs and a 100k-row transaction', async () => {
     const name = 'whole';
-    await source.createDatabase(name);
-    await destination.createDatabase(name);
-    const s = await source.connect(name);
-    const d = await destination.connect(name);
+    const { s, d } = await taskDatabases(name);
     await loadPgbenchLike(s, { scale: 1, schema: 'public' });
     const workDir = join(dir, name);
     const spec = taskSpec(name, { consistency: 'transactional', retry: { otherMinutes: 5 } });
@@ -539,10 +537,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
 
   it('consistency transactional: a schema change after row changes in the same source transaction stops the task quoting it; per-key then carries it; a table created mid-stream is streamed and follows its rename, one without a key gets a warning', async () => {
     const name = 'mixedddl';
-    await source.createDatabase(name);
-    await destination.createDatabase(name);
-    const s = await source.connect(name);
-    const d = await destination.connect(name);
+    const { s, d } = await taskDatabases(name);
     await s.query(`CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL);
                    INSERT INTO items SELECT g, 0 FROM generate_series(1, 50) g`);
     const spec = taskSpec(name, { consistency: 'transactional' });
