@@ -144,9 +144,14 @@ export type FieldWriter = (out: AvroSlab, line: Buffer, start: number, end: numb
 
 const BACKSLASH = 92;
 
+/**
+ * Whether line[start, end) holds a backslash. The search stays inside the field: `line` may be
+ * a whole network read, where an unbounded indexOf would scan every row after this one.
+ */
 function hasBackslash(line: Buffer, start: number, end: number): boolean {
-  const i = line.indexOf(BACKSLASH, start);
-  return i >= 0 && i < end;
+  if (end - start > 64) return line.subarray(start, end).indexOf(BACKSLASH) >= 0;
+  for (let i = start; i < end; i++) if (line[i] === BACKSLASH) return true;
+  return false;
 }
 
 /** A COPY field's integer text (int2, int4, int8, oid) as a number, or null beyond 2^53. */

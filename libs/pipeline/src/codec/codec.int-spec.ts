@@ -62,9 +62,13 @@ describe('row codec: COPY text -> Avro (Confluent wire format) -> COPY text', ()
       },
       columns.map((c) => c.name),
       null,
-      async (lines) => {
-        for (const line of lines) {
-          const m = encoder.encodeRead(line, Date.now(), false);
+      async (rows) => {
+        for (let i = 0; i < rows.length; i++) {
+          const m = encoder.encodeRead(
+            rows.bufs[i].subarray(rows.starts[i], rows.ends[i]),
+            Date.now(),
+            false,
+          );
           values.push(m.value);
           keys.push(m.key!);
         }

@@ -306,6 +306,46 @@ describe('TableEncoder.encodeReads', () => {
     }
   });
 
+  it.each([true, false])(
+    'encodeRowsInto writes the bytes of encodeRead for rows that are ranges of shared buffers (keyed %s)',
+    (keyed) => {
+      // Rows as a network read holds them: one buffer, separated by bytes (here tabs and
+      // backslashes) that no field search may take for part of a row.
+      const cut = (tables: ColumnInfo[], texts: string[]) => {
+        const enc = encoder(tables, keyed);
+        const gap = Buffer.from('\t\\\t\\\t');
+        const buf = Buffer.concat(texts.flatMap((t) => [gap, Buffer.from(t)]).concat(gap));
+        const starts: number[] = [];
+        const ends: number[] = [];
+        for (let at = 0, i = 0; i < texts.length; i++) {
+          at += gap.length;
+          starts.push(at);
+          at += Buffer.byteLength(texts[i]);
+          ends.push(at);
+        }
+        const rows = { length: texts.length, bufs: texts.map(() => buf), starts, ends };
+        for (const utf8 of [true, false]) {
+          const got: string[] = [];
+          enc.encodeRowsInto({ ...rows, utf8 }, 1, false, new AvroSlab(), (b, vs, ve, ke) =>
+            got.push(`${b.toString('hex', vs, ve)}/${b.toString('hex', ve, ke)}`),
+          );
+          expect(got).toEqual(
+            texts.map((t) => {
+              const ref = enc.encodeRead(Buffer.from(t), 1, false);
+              return `${ref.value.toString('hex')}/${ref.key?.toString('hex') ?? ''}`;
+            }),
+          );
+        }
+      };
+      cut(
+        COLUMNS,
+        ROWS.map((r) => r.join('\t')),
+      );
+      // One column: no tab in a row at all; long and short text without backslashes.
+      cut([col('id', 'text', { notNull: true, keyPosition: 1 })], ['a', 'x'.repeat(100), '', 'b\\\\c']);
+    },
+  );
+
   it('takes the reference path for a line that is not UTF-8', () => {
     const enc = encoder(COLUMNS);
     const bad = Buffer.from(lines[0]);

@@ -3,6 +3,7 @@ import avro from 'avsc';
 import type { ColumnInfo } from './pg-columns';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
 import { AvroSlab, fieldWriter, type FieldWriter } from './avro-row-writer';
+import { rowsOfLines, type CopyRows } from './copy-rows';
 
 /**
  * The Avro schemas of one table's topic (Debezium's envelope and names) and the conversion of
@@ -350,20 +351,37 @@ export class TableEncoder {
     slab: AvroSlab,
     emit: (buf: Buffer, valueStart: number, valueEnd: number, keyEnd: number) => void,
   ): void {
+    const rows = rowsOfLines(lines);
+    let valid = true;
+    for (let r = 0; r < lines.length && valid;) {
+      const end = utf8Run(lines, r);
+      if (end > r) r = end;
+      else valid = isUtf8(lines[r++]);
+    }
+    this.encodeRowsInto(valid ? { ...rows, utf8: true } : rows, tsMs, last, slab, emit);
+  }
+
+  /**
+   * encodeReadsInto of rows given as byte ranges (see CopyRows): no Buffer per row either. A
+   * row is checked for UTF-8 here only when `rows.utf8` is false.
+   */
+  encodeRowsInto(
+    rows: CopyRows,
+    tsMs: number,
+    last: boolean,
+    slab: AvroSlab,
+    emit: (buf: Buffer, valueStart: number, valueEnd: number, keyEnd: number) => void,
+  ): void {
     const tail = this.envelopeTail(tsMs, last);
     const bounds = this.bounds;
     const width = this.columns.length;
-    let runEnd = 0;
-    let runValid = false;
-    for (let r = 0; r < lines.length; r++) {
-      const line = lines[r];
-      if (r >= runEnd) {
-        runEnd = utf8Run(lines, r);
-        runValid = runEnd > r;
-        if (!runValid) runEnd = r + 1;
-      }
-      if (!runValid && !isUtf8(line)) {
-        const row = this.encodeRead(line, tsMs, last);
+    const { bufs, starts, ends } = rows;
+    for (let r = 0; r < rows.length; r++) {
+      const line = bufs[r];
+      const lineStart = starts[r];
+      const lineEnd = ends[r];
+      if (!rows.utf8 && !isUtf8(line.subarray(lineStart, lineEnd))) {
+        const row = this.encodeRead(line.subarray(lineStart, lineEnd), tsMs, last);
         slab.begin();
         slab.ensure(row.value.length + (row.key?.length ?? 0));
         slab.pos += row.value.copy(slab.buf, slab.pos);
@@ -372,16 +390,23 @@ export class TableEncoder {
         emit(slab.buf, slab.mark, valueEnd, slab.pos);
         continue;
       }
-      // bounds[i] is where field i starts, bounds[i + 1] - 1 where it ends (at a tab).
+      // bounds[i] is where field i starts, bounds[i + 1] - 1 where it ends (at a tab). The tab
+      // search may run past the row's end into the rest of the buffer: a hit there is not a field.
       let n = 0;
-      bounds[0] = 0;
-      for (let tab = line.indexOf(9); tab >= 0; tab = line.indexOf(9, tab + 1)) {
-        if (++n >= width) break;
-        bounds[n] = tab + 1;
-      }
+      bounds[0] = lineStart;
+      if (width > 1)
+        for (
+          let tab = line.indexOf(9, lineStart);
+          tab >= 0 && tab < lineEnd;
+          tab = line.indexOf(9, tab + 1)
+        ) {
+          if (++n >= width) break;
+          bounds[n] = tab + 1;
+        }
+      else for (let i = lineStart; i < lineEnd && n === 0; i++) if (line[i] === 9) n = 1;
       if (n !== width - 1)
         throw new RangeError(`row has ${n + 1} fields or more, table has ${width} columns`);
-      bounds[width] = line.length + 1;
+      bounds[width] = lineEnd + 1;
       // Value and key are one unit for the slab (begin once): a move to a new slab carries both.
       slab.begin();
       slab.ensure(7);

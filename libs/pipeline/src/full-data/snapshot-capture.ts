@@ -5,6 +5,7 @@ import { PgferryError } from '@pgferry/core';
 import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
 import { AvroSlab } from '../codec/avro-row-writer';
+import type { CopyRows } from '../codec/copy-rows';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import type { ControlStore } from '../control/control-store';
 import { keyPartition } from '../publish/kafka-partitioner';
@@ -49,19 +50,19 @@ export interface SnapshotCaptureOptions {
 let roundRobin = 0;
 
 /**
- * COPY lines encoded and grouped by the partition the publisher would give them (keyPartition of
+ * COPY rows encoded and grouped by the partition the publisher would give them (keyPartition of
  * the key, as every Kafka client's default partitioner; keyless rows round robin), in their
  * order. Keys and values stay ranges of the encoder's slabs: no Buffer or object per row.
  */
 function encodeByPartition(
   encoder: TableEncoder,
-  lines: readonly Buffer[],
+  rows: CopyRows,
   tsMs: number,
   partitions: number,
 ): PartitionRecords[] {
   const parts: Array<PartitionRecords | undefined> = new Array(partitions);
   const keyed = encoder.schemas.key !== null;
-  encoder.encodeReadsInto(lines, tsMs, false, new AvroSlab(), (buf, valueStart, valueEnd, keyEnd) => {
+  encoder.encodeRowsInto(rows, tsMs, false, new AvroSlab(), (buf, valueStart, valueEnd, keyEnd) => {
     const p = keyed
       ? keyPartition(buf, partitions, valueEnd, keyEnd)
       : (roundRobin = (roundRobin + 1) % partitions);
@@ -189,13 +190,14 @@ export async function runSnapshotCapture(
           chunk.plan,
           stream.columns.map((c) => c.name),
           opts.snapshotName,
-          async (lines, bytes) => {
-            const parts = encodeByPartition(encoder, lines, Date.now(), partitions);
+          async (rows, bytes) => {
+            const count = rows.length;
+            const parts = encodeByPartition(encoder, rows, Date.now(), partitions);
             await inFlight;
             inFlight = publisher.publishRecords(stream.topic, parts).then(() => {
-              totalRows += lines.length;
+              totalRows += count;
               totalBytes += bytes;
-              opts.onProgress?.({ table: chunk.sourceTable, rows: lines.length, bytes });
+              opts.onProgress?.({ table: chunk.sourceTable, rows: count, bytes });
             });
             // A failed send must surface here, not only at the end of the chunk.
             inFlight.catch(() => undefined);
