@@ -32,3 +32,23 @@ export async function copyInto(
     copy.end();
   });
 }
+
+/**
+ * Whether `table` (already quoted) has a unique index on exactly `key`, in order, without a
+ * predicate or expressions; with `immediate`, only a non-deferrable one counts.
+ */
+export async function hasUniqueIndexOn(
+  client: Client,
+  table: string,
+  key: readonly string[],
+  immediate = false,
+): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM pg_index x WHERE x.indrelid = $1::regclass AND x.indisunique AND x.indpred IS NULL AND x.indexprs IS NULL
+        AND (x.indimmediate OR NOT $3)
+        AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum) = $2::text[]`,
+    [table, key, immediate],
+  );
+  return rows.length > 0;
+}

@@ -1,7 +1,8 @@
 import type { Client } from 'pg';
 import { startPostgres, type PgCluster } from '@pgferry/testing';
-import { ensureControlSchema, readOffsets } from '../control/control-store';
-import { PgRowApplier, type TargetTable } from './pg-row-applier';
+import { ControlStore, ensureControlSchema, readOffsets } from '../control/control-store';
+import { hasUniqueIndexOn } from './pg-apply-session';
+import { PgRowApplier, type DeferredKeys, type TargetTable } from './pg-row-applier';
 
 describe('PgRowApplier: direct COPY, and the staged upsert when a key is there already', () => {
   let pg: PgCluster;
@@ -11,7 +12,8 @@ describe('PgRowApplier: direct COPY, and the staged upsert when a key is there a
     await pg.query(`CREATE TABLE kv (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, n int);
       CREATE TABLE kv2 (id int PRIMARY KEY, v text);
       CREATE TABLE deferred (id int, v text, CONSTRAINT deferred_key UNIQUE (id) DEFERRABLE INITIALLY DEFERRED);
-      CREATE TABLE nokey (a int, b text)`);
+      CREATE TABLE nokey (a int, b text);
+      CREATE TABLE "Later Key" ("Id" int NOT NULL, v text)`);
     db = await pg.connect();
     await ensureControlSchema(db);
   });
@@ -76,5 +78,66 @@ describe('PgRowApplier: direct COPY, and the staged upsert when a key is there a
     await applier.applyRows(t, [['1', 'tab\there']], null);
     await applier.applyRows(t, [['1', 'tab\there']], null);
     expect(await rows('nokey')).toEqual(['1:tab\there', '1:tab\there']);
+  });
+
+  it('copies a table whose key is deferred straight in, and creates the key first when a chunk of it is sent again', async () => {
+    const store = new ControlStore(db, 'later');
+    await store.registerTask({ name: 'later' });
+    await store.storePlan([
+      { id: 'c1', sourceTable: '"public"."Later Key"', plan: {} },
+      { id: 'c2', sourceTable: '"public"."Later Key"', plan: {} },
+    ]);
+    const deferred: DeferredKeys = {
+      task: 'later',
+      keys: [
+        {
+          target: '"public"."Later Key"',
+          key: ['Id'],
+          sourceTable: '"public"."Later Key"',
+          sql: 'ALTER TABLE "public"."Later Key" ADD CONSTRAINT "Later Key_pkey" PRIMARY KEY ("Id")',
+        },
+      ],
+    };
+    const t: TargetTable = { schema: 'public', table: 'Later Key', columns: ['Id', 'v'], key: ['Id'] };
+    const keyed = () => hasUniqueIndexOn(db, '"public"."Later Key"', ['Id']);
+    // Two lanes, each with its own connection and its own view of which keys are still deferred.
+    const other = await pg.connect();
+    const [a, b] = [new PgRowApplier(db, deferred), new PgRowApplier(other, deferred)];
+    // First attempts: straight in, no key yet.
+    await store.beginChunk('c1');
+    await store.beginChunk('c2');
+    await a.applyRows(
+      t,
+      [
+        ['1', 'one'],
+        ['2', 'two'],
+      ],
+      mark(2n),
+    );
+    await b.applyRows(t, [['3', 'three']], null);
+    expect(await keyed()).toBe(false);
+    // The capture restarted in the middle of c2: it begins c2 again before sending any of it.
+    await store.finishChunk('c1', 2, 0);
+    await store.beginChunk('c2');
+    await b.applyRows(
+      t,
+      [
+        ['3', 'three again'],
+        ['4', 'four'],
+      ],
+      null,
+    );
+    expect(await keyed()).toBe(true);
+    await a.applyRows(
+      t,
+      [
+        ['4', 'four again'],
+        ['5', 'five'],
+      ],
+      mark(9n),
+    );
+    expect(await rows('"Later Key"')).toEqual(['1:one', '2:two', '3:three again', '4:four again', '5:five']);
+    expect((await readOffsets(db, 'g', ['t'])).get('t:0')).toBe(9n);
+    await other.end();
   });
 });

@@ -3,7 +3,7 @@ import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
 import { storeOffset } from '../control/control-store';
 import { copyChunks } from './copy-text';
-import { copyInto, setReplicaRole } from './pg-apply-session';
+import { copyInto, hasUniqueIndexOn, setReplicaRole } from './pg-apply-session';
 
 /** Where a topic's rows go: destination table, the columns the values are in, its key. */
 export interface TargetTable {
@@ -29,6 +29,31 @@ export interface OffsetMark {
 }
 
 /**
+ * A destination table loaded before its key exists (see prepareKeyConstraints): its rows are
+ * copied straight in, until a chunk of it is sent again (pgferry.chunks attempt above 1, after a
+ * capture restart); the applier then creates the key first, and the key absorbs the rows sent
+ * twice. Rows are sent again only after beginChunk committed the new attempt, and they are
+ * fetched after they were sent, so the attempt is visible to the batch that brings them.
+ */
+export interface DeferredKey {
+  /** The destination table, quoted and qualified. */
+  target: string;
+  /** Its key columns. */
+  key: string[];
+  /** The source table as the chunk plan names it (pgferry.chunks.source_table). */
+  sourceTable: string;
+  /** Creates the key on the destination, named as on the source. */
+  sql: string;
+}
+
+/** The tables of one task whose key comes after the load. */
+export interface DeferredKeys {
+  /** The task, as pgferry.chunks names it. */
+  task: string;
+  keys: DeferredKey[];
+}
+
+/**
  * Applies snapshot rows to one destination table in bulk, with the consumed offset, in one
  * transaction. Idempotent for keyed tables: applying the same rows again leaves the table as
  * it was, so a re-sent chunk or a replayed batch never duplicates a row. Triggers and foreign
@@ -46,14 +71,23 @@ export interface OffsetMark {
  *   UPDATE. A table whose direct COPY conflicted once (a chunk re-sent after a crash, rows from
  *   an earlier load) stays on this way for the rest of the applier's life.
  * A keyless table has no conflict to absorb: both ways are a plain insert, and it goes direct.
+ * A table whose key is deferred (DeferredKey) has no conflict to absorb either until a chunk of
+ * it is sent again: its batches are copied straight in until then.
  */
 export class PgRowApplier {
   private staged = new Set<string>();
   private prepared = false;
   /** Per destination table: may its batches go direct? (see the class comment) */
   private direct = new Map<string, boolean>();
+  /** Deferred keys by destination table, until this applier saw the key on the destination. */
+  private readonly deferred: Map<string, DeferredKey>;
 
-  constructor(private readonly client: Client) {}
+  constructor(
+    private readonly client: Client,
+    private readonly deferredKeys?: DeferredKeys,
+  ) {
+    this.deferred = new Map(deferredKeys?.keys.map((k) => [k.target, k]));
+  }
 
   private async prepare(): Promise<void> {
     if (this.prepared) return;
@@ -87,11 +121,20 @@ export class PgRowApplier {
   ): Promise<void> {
     await this.prepare();
     const target = quoteQualified(t.schema, t.table);
+    let keyed = false;
     try {
       await this.client.query('BEGIN');
       if (rows > 0) {
         let done = false;
-        if (await this.mayGoDirect(t)) {
+        const deferred = this.deferred.get(target);
+        if (deferred) {
+          keyed = await this.keyIfResent(deferred);
+          if (!keyed) {
+            await copyInto(this.client, target, t.columns, chunks);
+            done = true;
+          }
+        }
+        if (!done && (await this.mayGoDirect(t))) {
           await this.client.query('SAVEPOINT pgferry_direct');
           try {
             await copyInto(this.client, target, t.columns, chunks);
@@ -109,8 +152,28 @@ export class PgRowApplier {
       await this.client.query('COMMIT');
     } catch (err) {
       await this.client.query('ROLLBACK').catch(() => undefined);
+      if (keyed) this.direct.delete(target);
       throw classifyPgError(err, `applying ${rows} rows to ${target}`);
     }
+    if (keyed) this.deferred.delete(target);
+  }
+
+  /**
+   * In the batch's transaction: when a chunk of the table was sent again, makes sure the table
+   * has its key (creating it if no other lane did) and returns true; the batch then takes the
+   * keyed ways. The table lock makes lanes create the key one at a time, and a lane whose COPY
+   * into the table is under way finish first: the key is built over rows sent once each.
+   */
+  private async keyIfResent(d: DeferredKey): Promise<boolean> {
+    const { rows } = await this.client.query(
+      'SELECT EXISTS (SELECT FROM pgferry.chunks WHERE task = $1 AND source_table = $2 AND attempt > 1) AS resent',
+      [this.deferredKeys!.task, d.sourceTable],
+    );
+    if (!rows[0].resent) return false;
+    await this.client.query(`LOCK TABLE ${d.target} IN ACCESS EXCLUSIVE MODE`);
+    if (!(await hasUniqueIndexOn(this.client, d.target, d.key))) await this.client.query(d.sql);
+    this.direct.delete(d.target);
+    return true;
   }
 
   /** Whether a batch for t may try the direct way (asked of the destination once per table). */
@@ -118,16 +181,7 @@ export class PgRowApplier {
     const target = quoteQualified(t.schema, t.table);
     let ok = this.direct.get(target);
     if (ok === undefined) {
-      if (!t.key.length) ok = true;
-      else {
-        const { rows } = await this.client.query(
-          `SELECT 1 FROM pg_index x WHERE x.indrelid = $1::regclass AND x.indisunique AND x.indimmediate AND x.indpred IS NULL AND x.indexprs IS NULL
-              AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
-                     JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum) = $2::text[]`,
-          [target, t.key],
-        );
-        ok = rows.length > 0;
-      }
+      ok = !t.key.length || (await hasUniqueIndexOn(this.client, target, t.key, true));
       this.direct.set(target, ok);
     }
     return ok;

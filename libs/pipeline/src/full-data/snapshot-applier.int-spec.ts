@@ -6,13 +6,14 @@ import { Kafka, logLevel } from 'kafkajs';
 import { TransientError } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { startPostgres, waitFor, type PgCluster } from '@pgferry/testing';
-import { ensureControlSchema, readOffsets } from '../control/control-store';
+import { ControlStore, ensureControlSchema, readOffsets } from '../control/control-store';
 import type { ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import { KafkaPublisher } from '../publish/kafka-publisher';
 import { topicEnds } from '../topics';
-import { SnapshotApplier } from './snapshot-applier';
+import { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
+import { hasUniqueIndexOn } from '../apply/pg-apply-session';
 
 const col = (name: string, baseType: string, keyPosition = 0): ColumnInfo => ({
   name,
@@ -28,6 +29,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   const topic = 'pgferry.public.accounts';
   const group = 'pgferry-snap';
   const target = { topic, schema: 'public', table: 'accounts', key: ['aid'] };
+  const laterTopic = 'pgferry.public.later';
   const dataDir = mkdtempSync(join(tmpdir(), 'pgferry-snapshot-applier-'));
   let pg: PgCluster;
   let db: Client;
@@ -35,20 +37,28 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   let kafka: Kafka;
   let registry: RegistryClient;
   let encoder: TableEncoder;
+  let laterEncoder: TableEncoder;
 
   beforeAll(async () => {
     [pg, broker] = await Promise.all([
       startPostgres(),
       startEmbeddedKafka({ dataDir, port: 0, registryPort: 0 }),
     ]);
-    await pg.query(`CREATE TABLE public.accounts (aid bigint PRIMARY KEY, bid int, filler text)`);
+    await pg.query(`CREATE TABLE public.accounts (aid bigint PRIMARY KEY, bid int, filler text);
+      CREATE TABLE public.later (aid bigint NOT NULL, bid int, filler text)`);
     db = await pg.connect();
     await ensureControlSchema(db);
     kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
     registry = new RegistryClient(broker.registryUrl!);
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [
+        { topic, numPartitions: 3 },
+        { topic: laterTopic, numPartitions: 3 },
+      ],
+      waitForLeaders: true,
+    });
     await admin.disconnect();
     const columns = [col('aid', 'int8', 1), col('bid', 'int4'), col('filler', 'text')];
     const schemas = buildSchemas('pgferry', 'public', 'accounts', columns);
@@ -62,6 +72,16 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
       schema: 'public',
       table: 'accounts',
     });
+    const laterSchemas = buildSchemas('pgferry', 'public', 'later', columns);
+    laterEncoder = new TableEncoder(
+      columns,
+      laterSchemas,
+      {
+        key: await registry.register(`${laterTopic}-key`, laterSchemas.key!),
+        value: await registry.register(`${laterTopic}-value`, laterSchemas.value),
+      },
+      { name: 'pgferry', db: 'src', schema: 'public', table: 'later' },
+    );
   });
   afterAll(async () => {
     await db?.end();
@@ -69,23 +89,26 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  async function produce(from: number, to: number): Promise<void> {
+  async function produce(from: number, to: number, into = topic, filler = 'row'): Promise<void> {
     const publisher = new KafkaPublisher(kafka, { maxBatchBytes: 8192 });
     await publisher.connect();
+    const enc = into === topic ? encoder : laterEncoder;
     try {
       const messages = [];
       for (let i = from; i <= to; i++)
         messages.push(
-          encoder.encodeRead(Buffer.from(`${i}\t${i % 7}\trow\\t${i}`), 1_700_000_000_000, false),
+          enc.encodeRead(Buffer.from(`${i}\t${i % 7}\t${filler}\\t${i}`), 1_700_000_000_000, false),
         );
-      await publisher.publish(topic, messages);
+      await publisher.publish(into, messages);
     } finally {
       await publisher.close();
     }
   }
 
   /** An exclusive applier on three lanes; `stop` also ends its first connection. */
-  async function startApplier(): Promise<{ applier: SnapshotApplier; stop: () => Promise<void> }> {
+  async function startApplier(
+    extra: Partial<ApplierOptions> = {},
+  ): Promise<{ applier: SnapshotApplier; stop: () => Promise<void> }> {
     const destination = await pg.connect();
     const applier = new SnapshotApplier({
       kafka,
@@ -96,6 +119,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
       exclusive: true,
       group,
       targets: [target],
+      ...extra,
     });
     const stop = async () => {
       await applier.stop();
@@ -110,14 +134,14 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
     return { applier, stop };
   }
 
-  async function caughtUp(applier: SnapshotApplier): Promise<void> {
-    const ends = await topicEnds(kafka, [topic]);
+  async function caughtUp(applier: SnapshotApplier, topics = [topic]): Promise<void> {
+    const ends = await topicEnds(kafka, topics);
     await waitFor(
       () => {
         if (applier.error) throw applier.error;
         return [...ends].every(([k, high]) => (applier.positions.get(k) ?? 0n) >= high);
       },
-      { timeout: 30_000, reason: `the applier reaches the ends of ${topic}` },
+      { timeout: 30_000, reason: `the applier reaches the ends of ${topics.join(', ')}` },
     );
   }
 
@@ -152,5 +176,43 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
     );
     expect(rows[0]).toEqual({ n: 5000, kept: 3, exact: 4997 });
     expect(await readOffsets(db, group, [topic])).toEqual(await topicEnds(kafka, [topic]));
+  });
+
+  it('loads a table whose key is deferred without it, and builds the key before a chunk sent again', async () => {
+    const store = new ControlStore(db, 'later');
+    await store.registerTask({ name: 'later' });
+    await store.storePlan([{ id: 'c1', sourceTable: '"src"."later"', plan: {} }]);
+    const deferredKeys = {
+      task: 'later',
+      keys: [
+        {
+          target: '"public"."later"',
+          key: ['aid'],
+          sourceTable: '"src"."later"',
+          sql: 'ALTER TABLE "public"."later" ADD CONSTRAINT later_pkey PRIMARY KEY (aid)',
+        },
+      ],
+    };
+    const laterTarget = { topic: laterTopic, schema: 'public', table: 'later', key: ['aid'] };
+    const applier = await startApplier({ group: 'pgferry-later', targets: [laterTarget], deferredKeys });
+    try {
+      // The first attempt of the chunk sends part of its rows, then the capture dies.
+      await store.beginChunk('c1');
+      await produce(1, 2000, laterTopic);
+      await caughtUp(applier.applier, [laterTopic]);
+      expect(await hasUniqueIndexOn(db, '"public"."later"', ['aid'])).toBe(false);
+      // Its successor begins the chunk again and sends all of it.
+      await store.beginChunk('c1');
+      await produce(1, 3000, laterTopic, 'again');
+      await caughtUp(applier.applier, [laterTopic]);
+    } finally {
+      await applier.stop();
+    }
+    expect(await hasUniqueIndexOn(db, '"public"."later"', ['aid'])).toBe(true);
+    const rows = await pg.query(
+      `SELECT count(*)::int AS n, count(DISTINCT aid)::int AS keys,
+              count(*) FILTER (WHERE filler = E'again\\t' || aid)::int AS exact FROM public.later`,
+    );
+    expect(rows[0]).toEqual({ n: 3000, keys: 3000, exact: 3000 });
   });
 });

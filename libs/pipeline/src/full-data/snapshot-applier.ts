@@ -2,7 +2,7 @@ import type { Client } from 'pg';
 import type { Consumer, Kafka } from 'kafkajs';
 import { DataError, PgferryError, TransientError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
-import { PgRowApplier, type TargetTable } from '../apply/pg-row-applier';
+import { PgRowApplier, type DeferredKeys, type TargetTable } from '../apply/pg-row-applier';
 import { copyLine } from '../apply/copy-text';
 import { AvroCopyDecoder, CopyTextSink } from '../codec/avro-copy-decoder';
 import { RecordDecoder } from '../codec/record-decoder';
@@ -67,6 +67,8 @@ export interface ApplierOptions {
    * second one fails at start instead of applying the same partitions.
    */
   exclusive?: boolean;
+  /** Tables loaded before their key exists (prepareKeyConstraints); see PgRowApplier. */
+  deferredKeys?: DeferredKeys;
   onApplied?: (target: ApplierTarget, rows: number) => void;
 }
 
@@ -136,7 +138,7 @@ export class SnapshotApplier {
   async start(): Promise<void> {
     for (let i = 0; i < this.concurrency; i++) {
       const client = i === 0 ? this.opts.destination : await this.opts.connect!();
-      const lane = { client, rows: new PgRowApplier(client) };
+      const lane = { client, rows: new PgRowApplier(client, this.opts.deferredKeys) };
       this.lanes.push(lane);
       await client.query(PIPELINE_SESSION_SQL);
       this.pool.add(lane);

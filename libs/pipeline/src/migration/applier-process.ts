@@ -56,6 +56,7 @@ export async function runApplierProcess(
           exclusive: true,
           group: config.group,
           targets: config.targets,
+          deferredKeys: config.deferredKeys,
           onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
         });
   try {

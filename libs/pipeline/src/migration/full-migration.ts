@@ -22,7 +22,8 @@ import {
 } from '../control/control-store';
 import { prepareStreams, runSnapshotCapture, tableKey } from '../full-data/snapshot-capture';
 import { SnapshotApplier, type ApplierTarget } from '../full-data/snapshot-applier';
-import { createKeyConstraints } from '../full-data/key-constraints';
+import { buildDeferredKeys, prepareKeyConstraints } from '../full-data/key-constraints';
+import type { DeferredKeys } from '../apply/pg-row-applier';
 import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snapshot/pg-snapshot-slot';
 import { tableTopic, topicEnds } from '../topics';
 import { syncSequences, type SequenceSyncResult } from '../sequences/pg-sequence-sync';
@@ -198,7 +199,10 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         snapshotName = exported.snapshotName;
       }
       const registry = new RegistryClient(opts.registryUrl);
-      await createKeyConstraints(source, control, selection.tables);
+      const deferredKeys: DeferredKeys = {
+        task: spec.name,
+        keys: await prepareKeyConstraints(source, control, selection.tables),
+      };
       // Topics exist before the applier subscribes, so it consumes while the capture reads.
       await prepareStreams(source, opts.kafka, registry, prefix, partitions, selection.tables);
       if (opts.processes) {
@@ -213,6 +217,7 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
           snapshotName,
           group,
           targets,
+          deferredKeys,
           control,
           emit,
         });
@@ -229,16 +234,23 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
           store,
           snapshotName,
           tables: selection.tables,
+          deferredKeys,
           emit,
         });
       }
-      if (spec.migrationTypes.incremental) return `${result.rowsCaptured} rows`;
+      const keys = await buildDeferredKeys(
+        () => connect(dst, 'destination', { applicationName: 'pgferry controller' }),
+        deferredKeys.keys,
+        spec.options.snapshotWorkers,
+      );
+      const keysBuilt = keys ? `, ${keys} keys built after the load` : '';
+      if (spec.migrationTypes.incremental) return `${result.rowsCaptured} rows${keysBuilt}`;
       await dropSlot(source, slotName);
       // pg_dump --schema-only leaves sequences at their start; a full-only task carries their
       // values now (an incremental task does it at cutover, after the last write).
       const seq = await syncSequences(source, control, spec.objects, selection.tables);
       result.sequences = seq;
-      return `${result.rowsCaptured} rows, ${seq.synced.length} sequences set${seq.missing.length ? ` (not on the destination: ${seq.missing.join(', ')})` : ''}`;
+      return `${result.rowsCaptured} rows${keysBuilt}, ${seq.synced.length} sequences set${seq.missing.length ? ` (not on the destination: ${seq.missing.join(', ')})` : ''}`;
     });
 
     await phase('schema-post', spec.migrationTypes.schema, async () => {
@@ -336,6 +348,7 @@ async function runInProcess(
     store: ControlStore;
     snapshotName: string | null;
     tables: SelectedTable[];
+    deferredKeys: DeferredKeys;
     emit: (e: MigrationEvent) => void;
   },
 ): Promise<number> {
@@ -349,6 +362,7 @@ async function runInProcess(
     exclusive: true,
     group: ctx.group,
     targets: ctx.targets,
+    deferredKeys: ctx.deferredKeys,
     onApplied: (t, rows) => ctx.emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
   });
   try {

@@ -4,6 +4,7 @@ import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
 import { parseTaskSpec, PgferryError, SpecError, type TaskSpec } from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
+import type { DeferredKeys } from '../apply/pg-row-applier';
 
 /** How a child reaches Kafka: the brokers and, for a secured cluster, TLS and SASL. */
 export interface KafkaConnection {
@@ -46,6 +47,8 @@ export interface ApplierProcessConfig extends CommonConfig {
    * incremental phase, every record kind applied by key (TopicApplier).
    */
   mode?: 'snapshot' | 'changes';
+  /** snapshot mode: the tables loaded before their key exists (see PgRowApplier). */
+  deferredKeys?: DeferredKeys;
 }
 
 export type ProcessConfig = CaptureProcessConfig | StreamProcessConfig | ApplierProcessConfig;

@@ -5,6 +5,7 @@ import type { Kafka } from 'kafkajs';
 import type { TaskSpec } from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import { readOffsets } from '../control/control-store';
+import type { DeferredKeys } from '../apply/pg-row-applier';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { ChildSupervisor } from '../supervise/child-supervisor';
 import { topicEnds } from '../topics';
@@ -36,6 +37,8 @@ export interface SupervisedFullDataOptions {
   snapshotName: string | null;
   group: string;
   targets: ApplierTarget[];
+  /** The tables loaded before their key exists (see PgRowApplier). */
+  deferredKeys: DeferredKeys;
   /** A destination connection of the controller: reads the applier's committed offsets. */
   control: Client;
   emit: (e: MigrationEvent) => void;
@@ -67,7 +70,13 @@ export async function runSupervisedFullData(opts: SupervisedFullDataOptions): Pr
     entry: processes.applierEntry,
     kind: 'service',
     file: applierConfig,
-    config: { ...common, role: 'applier', group: opts.group, targets: opts.targets },
+    config: {
+      ...common,
+      role: 'applier',
+      group: opts.group,
+      targets: opts.targets,
+      deferredKeys: opts.deferredKeys,
+    },
   });
   const capture = superviseChild(spec, processes, opts.emit, {
     name: 'capture',
