@@ -151,6 +151,35 @@ function sampleTreePeaks(rootPid) {
   };
 }
 
+/**
+ * CPU seconds a cluster has used so far: its postmaster's own, that of the backends it reaped
+ * (cutime/cstime), and that of its live processes. Read before and after a run, with the run's
+ * connections closed, the difference is what the run cost the server.
+ */
+function clusterCpu(cluster) {
+  const ticks = (pid, reaped) => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
+  };
+  const pid = Number(readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let total = ticks(pid, true);
+  for (const tid of readdirSync(`/proc/${pid}/task`))
+    for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean))
+      try {
+        total += ticks(child, false);
+      } catch {
+        /* exited */
+      }
+  return total / 100;
+}
+
+/** Runs `fn`, returning its result with what it cost the source and destination clusters in cpu-s. */
+async function withServerCpu(src, dst, fn) {
+  const [s0, d0] = [clusterCpu(src), clusterCpu(dst)];
+  const result = await fn();
+  return { result, sourceCpu: clusterCpu(src) - s0, destinationCpu: clusterCpu(dst) - d0 };
+}
+
 async function pgferry(src, dst, workers, dir) {
   const spec = join(dir, 'spec.json');
   writeFileSync(
@@ -216,15 +245,20 @@ async function main() {
     console.log(
       `dataset: pgbench scale ${scale} + ${mixedRows} mixed rows = ${size.rows[0].rows} rows, ${size.rows[0].size} (loaded in ${secs(t)}s); ${workers} workers`,
     );
-    const pipe = await copyPipe(src, dst, workers);
-    console.log(`direct COPY pipe (data only)       ${pipe.padStart(7)}s`);
+    const servers = (r) =>
+      `servers: source ${r.sourceCpu.toFixed(1)} cpu-s, destination ${r.destinationCpu.toFixed(1)} cpu-s`;
+    const piped = await withServerCpu(src, dst, () => copyPipe(src, dst, workers));
+    const pipe = piped.result;
+    console.log(`direct COPY pipe (data only)       ${pipe.padStart(7)}s (${servers(piped)})`);
     const runAs = serverUser();
     const copydbDir = join(dir, 'pgcopydb');
-    const copydb = pgcopydb(src, dst, workers, copydbDir, runAs);
-    console.log(`pgcopydb clone (schema+data+index) ${copydb.padStart(7)}s`);
-    const ferry = await pgferry(src, dst, workers, dir);
+    const copied = await withServerCpu(src, dst, async () => pgcopydb(src, dst, workers, copydbDir, runAs));
+    const copydb = copied.result;
+    console.log(`pgcopydb clone (schema+data+index) ${copydb.padStart(7)}s (${servers(copied)})`);
+    const ferried = await withServerCpu(src, dst, () => pgferry(src, dst, workers, dir));
+    const ferry = ferried.result;
     console.log(
-      `pgferry migrate (schema+data+index, through Kafka) ${ferry.time.padStart(7)}s (${ferry.phases})`,
+      `pgferry migrate (schema+data+index, through Kafka) ${ferry.time.padStart(7)}s (${ferry.phases}; ${servers(ferried)})`,
     );
     const parts = Object.entries(ferry.peaks.parts)
       .map(([k, p]) => `${k} ${p.mb} MB / ${p.cpu.toFixed(1)} cpu-s`)
