@@ -16,6 +16,7 @@ import {
   type DigestColumn,
   type KeyCollation,
   type KeyRange,
+  type TypedHash,
 } from './verify-plan';
 import type { TableVerdict, VerifyReport } from './verify-report';
 
@@ -157,6 +158,7 @@ interface ColumnRow {
   name: string;
   generated: boolean;
   padded: boolean;
+  typed: TypedHash | null;
 }
 
 interface Digest {
@@ -278,8 +280,16 @@ async function planTable(
         verdict,
         src: relationSql(t.schema, t.table, t.partitioned),
         dst: relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p'),
-        srcColumns: compared.map((c) => ({ name: c.name, padded: c.padded })),
-        dstColumns: compared.map((c) => ({ name: c.name, padded: onDestination.get(c.name)!.padded })),
+        // A column is hashed by value only when both sides have the same TypedHash for it.
+        srcColumns: compared.map((c) => ({
+          name: c.name,
+          padded: c.padded,
+          typed: c.typed === onDestination.get(c.name)!.typed ? c.typed : null,
+        })),
+        dstColumns: compared.map((c) => {
+          const d = onDestination.get(c.name)!;
+          return { name: c.name, padded: d.padded, typed: c.typed === d.typed ? d.typed : null };
+        }),
         ranges: new RangeFeed(),
         digests: [],
       },

@@ -52,6 +52,20 @@ describe('verify plan', () => {
     expect(digestSql('"t"', [{ name: 'a' }, { name: 'C ü', padded: true }], 'true', 'hash')).toBe(
       `SELECT count(*)::text AS n, coalesce(sum(pg_catalog.hashtextextended(coalesce(pg_catalog.textin(pg_catalog.bpcharout("C ü")), ''), pg_catalog.hashtextextended(coalesce(("a")::pg_catalog.text COLLATE pg_catalog."C", ''), 0::int8 # ("a" IS NULL)::int::int8) # ("C ü" IS NULL)::int::int8)), 0)::text AS s FROM "t" WHERE true`,
     );
+    // Integers, uuids and timestamps by value with their types' hash functions, NULL flipping the seed.
+    expect(
+      digestSql(
+        '"t"',
+        [
+          { name: 'id', typed: 'int' },
+          { name: 'At', typed: 'timestamptz' },
+        ],
+        'true',
+        'hash',
+      ),
+    ).toBe(
+      `SELECT count(*)::text AS n, coalesce(sum(pg_catalog.timestamp_hash_extended(coalesce(("At")::pg_catalog.timestamp, '2000-01-01'::pg_catalog.timestamp), pg_catalog.hashint8extended(coalesce(("id")::pg_catalog.int8, 0::pg_catalog.int8), 0::int8 # ("id" IS NULL)::int::int8) # ("At" IS NULL)::int::int8)), 0)::text AS s FROM "t" WHERE true`,
+    );
     expect(() => digestSql('t', [], 'true')).toThrow(RangeError);
   });
 

@@ -134,11 +134,41 @@ export const HASH_PROBES: readonly string[] = [
 export const HASH_PROBE_SQL =
   "SELECT string_agg(hashtextextended(p, 0)::text || '/' || hashtextextended(p, (i * 1442695040888963) # (i % 2 << 63))::text, ',' ORDER BY i) AS h FROM unnest($1::text[]) WITH ORDINALITY AS u(p, i)";
 
-/** A column to hash: its name, and whether its type prints blank-padded (char(n), bpcharout). */
+/**
+ * Types whose values the 'hash' row hash takes by value, with the type's own extended hash
+ * function, instead of printing them: their text is exactly their value (two values print alike
+ * only when they are equal), so the comparison is the same, and printing is most of the cost of
+ * hashing a row of them (1M pgbench rows: 0.40 against 0.24 cpu-s). 'int': smallint, integer and
+ * bigint, all hashed as bigint, so an integer column that is a bigint on the other side compares
+ * by value as its text did; 'timestamptz' is hashed as its UTC timestamp (TimeZone is pinned).
+ */
+export type TypedHash = 'int' | 'uuid' | 'timestamp' | 'timestamptz';
+
+/**
+ * A column to hash: its name, whether its type prints blank-padded (char(n), bpcharout), and the
+ * typed hash it may be taken by (only when both sides have the same; see TypedHash).
+ */
 export interface DigestColumn {
   name: string;
   padded?: boolean;
+  typed?: TypedHash | null;
 }
+
+/** Per TypedHash: the hash function, the value cast to its argument type, and the value NULL stands for. */
+const TYPED_HASH: Record<TypedHash, { fn: string; cast: string; zero: string }> = {
+  int: { fn: 'pg_catalog.hashint8extended', cast: 'pg_catalog.int8', zero: '0' },
+  uuid: {
+    fn: 'pg_catalog.uuid_hash_extended',
+    cast: 'pg_catalog.uuid',
+    zero: `'00000000-0000-0000-0000-000000000000'`,
+  },
+  timestamp: { fn: 'pg_catalog.timestamp_hash_extended', cast: 'pg_catalog.timestamp', zero: `'2000-01-01'` },
+  timestamptz: {
+    fn: 'pg_catalog.timestamp_hash_extended',
+    cast: 'pg_catalog.timestamp',
+    zero: `'2000-01-01'`,
+  },
+};
 
 /**
  * The 'hash' row hash: h0 = 0; for each column in order, h = hashtextextended(text, h # null),
@@ -148,12 +178,19 @@ export interface DigestColumn {
  * NULL and '', changes the hash. The text is the column's cast to text under the pinned
  * settings: the type's output function, except char(n), whose cast drops the padding (bpcharout
  * keeps it, as the row text did). Text is hashed by its bytes (collation "C"), so a
- * nondeterministic collation does not make two different strings hash alike.
+ * nondeterministic collation does not make two different strings hash alike. A column of a
+ * TypedHash is hashed by value with its type's function, seeded the same way (NULL as the
+ * type's zero with the seed flipped).
  */
 export function rowHashSql(columns: readonly DigestColumn[]): string {
   let h = '0::int8';
   for (const c of columns) {
     const col = quoteIdent(c.name);
+    if (c.typed) {
+      const { fn, cast, zero } = TYPED_HASH[c.typed];
+      h = `${fn}(coalesce((${col})::${cast}, ${zero}::${cast}), ${h} # (${col} IS NULL)::int::int8)`;
+      continue;
+    }
     const text = c.padded
       ? `pg_catalog.textin(pg_catalog.bpcharout(${col}))`
       : `(${col})::pg_catalog.text COLLATE pg_catalog."C"`;
@@ -237,13 +274,19 @@ export const KEY_COLLATION_SQL = `
    WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`;
 
 /**
- * Columns of a table in attnum order, with whether each is generated and whether its type prints
- * blank-padded (char(n), or a domain over it: a domain has its base type's output function).
+ * Columns of a table in attnum order, with whether each is generated, whether its type prints
+ * blank-padded (char(n), or a domain over it: a domain has its base type's output function), and
+ * its TypedHash (null for any other type; a domain by its base type's output function again).
  * $1 is the table.
  */
 export const COLUMNS_SQL = `
   SELECT a.attname AS name, a.attgenerated <> '' AS generated,
-         t.typoutput = 'pg_catalog.bpcharout'::pg_catalog.regproc AS padded
+         t.typoutput = 'pg_catalog.bpcharout'::pg_catalog.regproc AS padded,
+         CASE WHEN t.typoutput IN ('pg_catalog.int2out'::pg_catalog.regproc, 'pg_catalog.int4out'::pg_catalog.regproc,
+                                   'pg_catalog.int8out'::pg_catalog.regproc) THEN 'int'
+              WHEN t.typoutput = 'pg_catalog.uuid_out'::pg_catalog.regproc THEN 'uuid'
+              WHEN t.typoutput = 'pg_catalog.timestamp_out'::pg_catalog.regproc THEN 'timestamp'
+              WHEN t.typoutput = 'pg_catalog.timestamptz_out'::pg_catalog.regproc THEN 'timestamptz' END AS typed
     FROM pg_catalog.pg_attribute a
     JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
    WHERE a.attrelid = $1::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped

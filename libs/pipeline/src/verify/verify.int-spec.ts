@@ -145,15 +145,17 @@ describe('verify: counts and checksums per key range on both servers', () => {
   it('finds, with either row hash, a single changed value, NULL against empty, values swapped between columns or rows, a missing and a duplicated row', async () => {
     const ddl = `
       CREATE SCHEMA rowhash;
-      CREATE TABLE rowhash.k (id int PRIMARY KEY, a text, b text, c bpchar, n numeric, f float8, t timestamptz, j jsonb);
+      CREATE TABLE rowhash.k (id int PRIMARY KEY, a text, b text, c bpchar, n numeric, f float8, t timestamptz, j jsonb,
+                              i int, u uuid, ts timestamp, w bigint);
       INSERT INTO rowhash.k VALUES
-        (1, 'x', 'y', 'ab', 1.0, 0.1, '2024-01-01 00:00:00+00', '{"a": 1}'),
-        (2, 'p', 'q', 'cd', 2.50, '-0', '2024-06-01 12:00:00.000001+00', '[1, 2]'),
-        (3, NULL, '', 'e', 3, NULL, NULL, NULL);
+        (1, 'x', 'y', 'ab', 1.0, 0.1, '2024-01-01 00:00:00+00', '{"a": 1}', 0, '00000000-0000-0000-0000-000000000001', '2024-01-01', 5),
+        (2, 'p', 'q', 'cd', 2.50, '-0', '2024-06-01 12:00:00.000001+00', '[1, 2]', 7, NULL, 'infinity', 6),
+        (3, NULL, '', 'e', 3, NULL, NULL, NULL, NULL, '00000000-0000-0000-0000-000000000000', NULL, NULL);
       CREATE TABLE rowhash.nokey (a int, b text);
       INSERT INTO rowhash.nokey SELECT g, 'v' || g FROM generate_series(1, 50) g;`;
     await s.query(ddl);
-    await d.query(ddl);
+    // An integer column that is a bigint on the destination, or text: compared by value, or as text.
+    await d.query(`${ddl}; ALTER TABLE rowhash.k ALTER i TYPE bigint, ALTER w TYPE text`);
     const tables = await select([{ schema: 'rowhash' }]);
     const differs = async (change: string, undo: string) => {
       await d.query(change);
@@ -196,6 +198,47 @@ describe('verify: counts and checksums per key range on both servers', () => {
       await differs(
         `UPDATE rowhash.k SET t = t + interval '1 microsecond' WHERE id = 2`,
         `UPDATE rowhash.k SET t = t - interval '1 microsecond' WHERE id = 2`,
+      ),
+    ).toEqual(different);
+    // Integers, uuids and timestamps are hashed by value: a changed one, or NULL against the
+    // value a NULL is hashed as, is still a difference.
+    expect(
+      await differs(`UPDATE rowhash.k SET i = NULL WHERE id = 1`, `UPDATE rowhash.k SET i = 0 WHERE id = 1`),
+    ).toEqual(different);
+    expect(
+      await differs(`UPDATE rowhash.k SET i = 0 WHERE id = 3`, `UPDATE rowhash.k SET i = NULL WHERE id = 3`),
+    ).toEqual(different);
+    expect(
+      await differs(`UPDATE rowhash.k SET i = 8 WHERE id = 2`, `UPDATE rowhash.k SET i = 7 WHERE id = 2`),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET w = '06' WHERE id = 2`,
+        `UPDATE rowhash.k SET w = '6' WHERE id = 2`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET u = NULL WHERE id = 3`,
+        `UPDATE rowhash.k SET u = '00000000-0000-0000-0000-000000000000' WHERE id = 3`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET u = '00000000-0000-0000-0000-000000000002' WHERE id = 1`,
+        `UPDATE rowhash.k SET u = '00000000-0000-0000-0000-000000000001' WHERE id = 1`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET ts = '-infinity' WHERE id = 2`,
+        `UPDATE rowhash.k SET ts = 'infinity' WHERE id = 2`,
+      ),
+    ).toEqual(different);
+    expect(
+      await differs(
+        `UPDATE rowhash.k SET ts = '2000-01-01' WHERE id = 3`,
+        `UPDATE rowhash.k SET ts = NULL WHERE id = 3`,
       ),
     ).toEqual(different);
     expect(
