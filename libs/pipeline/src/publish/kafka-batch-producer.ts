@@ -3,7 +3,7 @@ import { ConnectionError, ObjectError, PgferryError, RetryDeadlineError, retry }
 import {
   createCluster,
   kafkaErrorCode,
-  sendRequest,
+  sendFramed,
   type KafkaJsBroker,
   type KafkaJsCluster,
 } from './kafkajs-internals';
@@ -11,11 +11,16 @@ import {
   PRODUCE_API_KEY,
   PRODUCE_MAX_VERSION,
   PRODUCE_MIN_VERSION,
-  produceRequest,
-  type PartitionBatch,
+  produceFramed,
+  type BatchSource,
   type PartitionResult,
 } from './kafka-produce-request';
-import { planBatch, writeRecordBatch, type PartitionRecords } from './record-batch-writer';
+import {
+  planBatch,
+  writeRecordBatchInto,
+  type BatchProducer,
+  type PartitionRecords,
+} from './record-batch-writer';
 
 export interface BatchProducerOptions {
   /**
@@ -36,8 +41,39 @@ const ACKS_ALL = -1;
 /** Sequences are non-negative int32 and wrap from 2^31 - 1 to 0, as Kafka's do. */
 const SEQUENCE_MODULUS = 2 ** 31;
 
-interface PendingBatch extends PartitionBatch {
-  count: number;
+/**
+ * Records [from, to) of one partition as one batch. Its bytes are written once, into the first
+ * request that carries it (no buffer of its own); a retry sends those same bytes again.
+ */
+class PendingBatch implements BatchSource {
+  private written: Buffer | null = null;
+
+  constructor(
+    private readonly records: PartitionRecords,
+    private readonly from: number,
+    private readonly to: number,
+    readonly bytes: number,
+    private readonly producer: BatchProducer,
+    private readonly timestampMs: number,
+  ) {}
+
+  get partition(): number {
+    return this.records.partition;
+  }
+
+  get count(): number {
+    return this.to - this.from;
+  }
+
+  writeInto(dst: Buffer, pos: number): void {
+    if (this.written) {
+      this.written.copy(dst, pos);
+      return;
+    }
+    const { records, from, to, bytes, producer, timestampMs } = this;
+    writeRecordBatchInto(records, from, to, bytes, producer, timestampMs, dst, pos);
+    this.written = dst.subarray(pos, pos + bytes);
+  }
 }
 
 interface Producer {
@@ -140,15 +176,16 @@ export class KafkaBatchProducer {
           if (c.next >= c.records.length) continue;
           const { to, bytes } = planBatch(c.records, c.next, this.maxBatchBytes);
           const baseSequence = this.sequences.get(`${topic}\0${c.records.partition}`) ?? 0;
-          const batch = writeRecordBatch(
-            c.records,
-            c.next,
-            to,
-            bytes,
-            { producerId: producer.id, producerEpoch: producer.epoch, baseSequence },
-            now,
+          round.push(
+            new PendingBatch(
+              c.records,
+              c.next,
+              to,
+              bytes,
+              { producerId: producer.id, producerEpoch: producer.epoch, baseSequence },
+              now,
+            ),
           );
-          round.push({ partition: c.records.partition, batch, count: to - c.next });
           c.next = to;
         }
         if (round.length === 0) return;
@@ -207,14 +244,8 @@ export class KafkaBatchProducer {
         let results: PartitionResult[];
         try {
           const broker = await this.cluster.findBroker({ nodeId });
-          const request = produceRequest(
-            produceVersion(broker),
-            ACKS_ALL,
-            this.produceTimeoutMs,
-            topic,
-            list,
-          );
-          results = (await sendRequest(broker, request)).get(topic) ?? [];
+          const request = produceFramed(produceVersion(broker), ACKS_ALL, this.produceTimeoutMs, topic, list);
+          results = (await sendFramed(broker, request)).get(topic) ?? [];
         } catch (err) {
           if (!isRetriableKafkaJsError(err)) throw asFatal(topic, list, err);
           this.lastError = (err as Error).message;

@@ -1,4 +1,4 @@
-import type { KafkaJsProtocolRequest } from './kafkajs-internals';
+import type { FramedRequest, KafkaJsProtocolRequest } from './kafkajs-internals';
 
 /** Produce is API key 0. Versions 3 to 8 share one request layout (record batches v2). */
 export const PRODUCE_API_KEY = 0;
@@ -18,6 +18,50 @@ export interface PartitionResult {
   errorMessage: string | null;
 }
 
+/** A record batch not yet written: its size and how to write it (see PendingBatch). */
+export interface BatchSource {
+  partition: number;
+  bytes: number;
+  /** Writes the batch's `bytes` bytes at dst[pos]. */
+  writeInto(dst: Buffer, pos: number): void;
+}
+
+function bodyBytes(topic: string, batches: readonly BatchSource[]): number {
+  let size = 2 + 2 + 4 + 4 + 2 + Buffer.byteLength(topic, 'utf8') + 4;
+  for (const b of batches) size += 4 + 4 + b.bytes;
+  return size;
+}
+
+function writeBody(
+  buf: Buffer,
+  pos: number,
+  acks: number,
+  timeoutMs: number,
+  topic: string,
+  batches: readonly BatchSource[],
+): number {
+  pos = buf.writeInt16BE(-1, pos);
+  pos = buf.writeInt16BE(acks, pos);
+  pos = buf.writeInt32BE(timeoutMs, pos);
+  pos = buf.writeInt32BE(1, pos);
+  pos = buf.writeInt16BE(Buffer.byteLength(topic, 'utf8'), pos);
+  pos += buf.write(topic, pos, 'utf8');
+  pos = buf.writeInt32BE(batches.length, pos);
+  for (const b of batches) {
+    pos = buf.writeInt32BE(b.partition, pos);
+    pos = buf.writeInt32BE(b.bytes, pos);
+    b.writeInto(buf, pos);
+    pos += b.bytes;
+  }
+  return pos;
+}
+
+const encoded = (b: PartitionBatch): BatchSource => ({
+  partition: b.partition,
+  bytes: b.batch.length,
+  writeInto: (dst, pos) => void b.batch.copy(dst, pos),
+});
+
 /**
  * Produce request v3..v8 for one topic, with record batches already encoded:
  *   transactional_id NULLABLE_STRING (null) | acks INT16 | timeout INT32
@@ -29,22 +73,38 @@ export function encodeProduceRequest(
   topic: string,
   batches: readonly PartitionBatch[],
 ): Buffer {
-  const topicBytes = Buffer.byteLength(topic, 'utf8');
-  let size = 2 + 2 + 4 + 4 + 2 + topicBytes + 4;
-  for (const b of batches) size += 4 + 4 + b.batch.length;
-  const buf = Buffer.allocUnsafe(size);
-  let pos = buf.writeInt16BE(-1, 0);
-  pos = buf.writeInt16BE(acks, pos);
-  pos = buf.writeInt32BE(timeoutMs, pos);
-  pos = buf.writeInt32BE(1, pos);
-  pos = buf.writeInt16BE(topicBytes, pos);
-  pos += buf.write(topic, pos, 'utf8');
-  pos = buf.writeInt32BE(batches.length, pos);
-  for (const b of batches) {
-    pos = buf.writeInt32BE(b.partition, pos);
-    pos = buf.writeInt32BE(b.batch.length, pos);
-    pos += b.batch.copy(buf, pos);
-  }
+  const sources = batches.map(encoded);
+  const buf = Buffer.allocUnsafe(bodyBytes(topic, sources));
+  writeBody(buf, 0, acks, timeoutMs, topic, sources);
+  return buf;
+}
+
+/**
+ * The whole frame of a Produce request as it goes on the wire: int32 size, request header v1
+ * (api_key INT16, api_version INT16, correlation_id INT32, client_id NULLABLE_STRING), then the
+ * body of encodeProduceRequest, with each batch written in place (no buffer per batch, no copy
+ * of the request into a larger one).
+ */
+export function encodeProduceFrame(
+  version: number,
+  correlationId: number,
+  clientId: string | null,
+  acks: number,
+  timeoutMs: number,
+  topic: string,
+  batches: readonly BatchSource[],
+): Buffer {
+  const clientBytes = clientId === null ? 0 : Buffer.byteLength(clientId, 'utf8');
+  const size = 2 + 2 + 4 + 2 + clientBytes + bodyBytes(topic, batches);
+  const buf = Buffer.allocUnsafe(4 + size);
+  let pos = buf.writeInt32BE(size, 0);
+  pos = buf.writeInt16BE(PRODUCE_API_KEY, pos);
+  pos = buf.writeInt16BE(version, pos);
+  pos = buf.writeInt32BE(correlationId, pos);
+  pos = buf.writeInt16BE(clientId === null ? -1 : clientBytes, pos);
+  if (clientId !== null) pos += buf.write(clientId, pos, 'utf8');
+  pos = writeBody(buf, pos, acks, timeoutMs, topic, batches);
+  if (pos !== buf.length) throw new RangeError(`produce request is ${pos} bytes, planned ${buf.length}`);
   return buf;
 }
 
@@ -117,5 +177,38 @@ export function produceRequest(
       decode: async (payload) => decodeProduceResponse(payload, version),
       parse: async (data) => data,
     },
+  };
+}
+
+/**
+ * The same request as produceRequest, for sendFramed: written straight into its frame, batches
+ * in place; kafkajs' own encoding (produceRequest) only for a connection not yet authenticated.
+ */
+export function produceFramed(
+  version: number,
+  acks: number,
+  timeoutMs: number,
+  topic: string,
+  batches: readonly BatchSource[],
+): FramedRequest<Map<string, PartitionResult[]>> {
+  return {
+    apiKey: PRODUCE_API_KEY,
+    apiVersion: version,
+    apiName: 'Produce',
+    frame: (correlationId, clientId) =>
+      encodeProduceFrame(version, correlationId, clientId, acks, timeoutMs, topic, batches),
+    decode: (payload) => decodeProduceResponse(payload, version),
+    fallback: () =>
+      produceRequest(
+        version,
+        acks,
+        timeoutMs,
+        topic,
+        batches.map((b) => {
+          const batch = Buffer.allocUnsafe(b.bytes);
+          b.writeInto(batch, 0);
+          return { partition: b.partition, batch };
+        }),
+      ),
   };
 }

@@ -9,6 +9,7 @@ import type { Kafka, PartitionMetadata } from 'kafkajs';
 
 export interface KafkaJsBroker {
   nodeId: number | string | null;
+  disconnect(): Promise<void>;
   /** apiKey -> versions the broker supports; set once the broker is connected. */
   versions: Record<number, { minVersion: number; maxVersion: number }> | null;
   initProducerId(request: {
@@ -80,6 +81,98 @@ export function sendRequest<T>(broker: KafkaJsBroker, request: KafkaJsProtocolRe
   const send = (proto as Record<symbol, unknown>)[symbolNamed(proto, 'private:Broker:sendRequest')];
   if (typeof send !== 'function') throw new KafkaJsInternalsError('sendRequest is not a function');
   return (send as (r: KafkaJsProtocolRequest<T>) => Promise<T>).call(broker, request);
+}
+
+/**
+ * A request that writes its own frame (size, request header, body) for the correlation id and
+ * client id of the connection it goes on, so that it is not copied twice more by kafkajs' request
+ * encoder (which grows zero-filled buffers to the next power of two for each copy).
+ */
+export interface FramedRequest<T> {
+  apiKey: number;
+  apiVersion: number;
+  apiName: string;
+  frame(correlationId: number, clientId: string | null): Buffer;
+  decode(payload: Buffer): T;
+  /** The request through kafkajs' encoding: for a connection that must (re)authenticate first. */
+  fallback(): KafkaJsProtocolRequest<T>;
+}
+
+/** kafkajs 2.2's Connection, in the calls sendFramed makes (what its own send() does). */
+interface KafkaJsConnection {
+  clientId: string | null;
+  /** SASL options, or null: then the connection has nothing to authenticate. */
+  sasl: unknown;
+  socket: { write(buf: Buffer): unknown } | null;
+  isAuthenticated(): boolean;
+  failIfNotConnected(): void;
+  nextCorrelationId(): number;
+  requestQueue: {
+    push(request: {
+      entry: {
+        apiKey: number;
+        apiName: string;
+        apiVersion: number;
+        correlationId: number;
+        resolve: (r: { payload: Buffer }) => void;
+        reject: (err: unknown) => void;
+      };
+      expectResponse: boolean;
+      requestTimeout: number | null;
+      sendRequest: () => void;
+    }): void;
+  };
+}
+
+function connectionOf(broker: KafkaJsBroker): Promise<KafkaJsConnection> {
+  const pool = (broker as unknown as { connectionPool?: { getConnection?: (i: number) => Promise<unknown> } })
+    .connectionPool;
+  if (typeof pool?.getConnection !== 'function')
+    throw new KafkaJsInternalsError('no connectionPool.getConnection');
+  // Connection 0 of the pool carries every request but Fetch (ConnectionPool.getConnectionByRequest).
+  return pool.getConnection(0) as Promise<KafkaJsConnection>;
+}
+
+/**
+ * Sends a FramedRequest the way kafkajs' Connection#send sends a request (the connection's
+ * request queue: in-flight limit, timeouts, correlation of the response), and Broker's
+ * sendRequest handles a closed connection (the broker is disconnected, so the next findBroker
+ * reconnects). Rejects with kafkajs' errors, which carry `retriable`.
+ */
+export async function sendFramed<T>(broker: KafkaJsBroker, request: FramedRequest<T>): Promise<T> {
+  const connection = await connectionOf(broker);
+  for (const m of ['isAuthenticated', 'failIfNotConnected', 'nextCorrelationId'] as const)
+    if (typeof connection[m] !== 'function') throw new KafkaJsInternalsError(`no Connection#${m}`);
+  if (typeof connection.requestQueue?.push !== 'function')
+    throw new KafkaJsInternalsError('no Connection#requestQueue.push');
+  // A SASL session not (or no longer) authenticated: kafkajs' send authenticates first.
+  if (connection.sasl && !connection.isAuthenticated()) return sendRequest(broker, request.fallback());
+  try {
+    connection.failIfNotConnected();
+    const correlationId = connection.nextCorrelationId();
+    const frame = request.frame(correlationId, connection.clientId);
+    const { payload } = await new Promise<{ payload: Buffer }>((resolve, reject) => {
+      connection.requestQueue.push({
+        entry: {
+          apiKey: request.apiKey,
+          apiName: request.apiName,
+          apiVersion: request.apiVersion,
+          correlationId,
+          resolve,
+          reject,
+        },
+        expectResponse: true,
+        requestTimeout: null,
+        sendRequest: () => {
+          connection.socket!.write(frame);
+        },
+      });
+    });
+    return request.decode(payload);
+  } catch (err) {
+    if ((err as Error).name === 'KafkaJSConnectionClosedError') await broker.disconnect();
+    throw err;
+  }
 }
 
 export interface KafkaErrorCode {

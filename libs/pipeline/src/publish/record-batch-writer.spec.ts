@@ -10,8 +10,14 @@ import {
   Writer,
   writeStruct,
 } from '@pgferry/kafka-broker';
-import { decodeProduceResponse, encodeProduceRequest } from './kafka-produce-request';
-import { BATCH_HEADER_BYTES, PartitionRecords, planBatch, writeRecordBatch } from './record-batch-writer';
+import { decodeProduceResponse, encodeProduceFrame, encodeProduceRequest } from './kafka-produce-request';
+import {
+  BATCH_HEADER_BYTES,
+  PartitionRecords,
+  planBatch,
+  writeRecordBatch,
+  writeRecordBatchInto,
+} from './record-batch-writer';
 
 const hex = (bs: Array<Buffer | null>) => bs.map((b) => b?.toString('hex') ?? null);
 const producer = { producerId: 4242n, producerEpoch: 3, baseSequence: 17 };
@@ -129,6 +135,34 @@ describe('produce request and response', () => {
       ],
     });
   });
+
+  it.each([null, 'pgferry-capture', 'cliënt'])(
+    'a whole frame (client id %s) is the size, the request header and the request, batches written in place',
+    (clientId) => {
+      const p = records(30, (i) => i * 3);
+      const a = planBatch(p, 0, 400);
+      const b = planBatch(p, a.to, 1_000_000);
+      const sources = [
+        { partition: 2, from: 0, ...a },
+        { partition: 0, from: a.to, ...b },
+      ].map(({ partition, from, to, bytes }) => ({
+        partition,
+        bytes,
+        writeInto: (dst: Buffer, pos: number) =>
+          writeRecordBatchInto(p, from, to, bytes, producer, 5, dst, pos),
+      }));
+      const frame = encodeProduceFrame(7, 123456, clientId, -1, 30_000, 'pgferry.public.tëst', sources);
+      const r = new Reader(frame);
+      expect(r.int32()).toBe(frame.length - 4);
+      expect([r.int16(), r.int16(), r.int32(), r.nstring()]).toEqual([ApiKey.Produce, 7, 123456, clientId]);
+      const body = frame.subarray(r.pos);
+      const expected = encodeProduceRequest(-1, 30_000, 'pgferry.public.tëst', [
+        { partition: 2, batch: writeRecordBatch(p, 0, a.to, a.bytes, producer, 5) },
+        { partition: 0, batch: writeRecordBatch(p, a.to, b.to, b.bytes, producer, 5) },
+      ]);
+      expect(body.equals(expected)).toBe(true);
+    },
+  );
 
   it.each([3, 4, 5, 7, 8])('v%d response from the broker codec decodes per partition', (version) => {
     const w = new Writer();

@@ -154,20 +154,35 @@ export function writeRecordBatch(
   timestampMs: number,
 ): Buffer {
   const buf = Buffer.allocUnsafe(bytes);
-  buf.writeBigInt64BE(0n, 0);
-  buf.writeInt32BE(bytes - 12, 8);
-  buf.writeInt32BE(-1, 12);
-  buf[16] = 2;
-  buf.writeInt16BE(0, 21);
-  buf.writeInt32BE(to - from - 1, 23);
+  writeRecordBatchInto(records, from, to, bytes, producer, timestampMs, buf, 0);
+  return buf;
+}
+
+/** writeRecordBatch into buf[at, at + bytes), e.g. straight into a produce request. */
+export function writeRecordBatchInto(
+  records: PartitionRecords,
+  from: number,
+  to: number,
+  bytes: number,
+  producer: BatchProducer,
+  timestampMs: number,
+  buf: Buffer,
+  at: number,
+): void {
+  buf.writeBigInt64BE(0n, at);
+  buf.writeInt32BE(bytes - 12, at + 8);
+  buf.writeInt32BE(-1, at + 12);
+  buf[at + 16] = 2;
+  buf.writeInt16BE(0, at + 21);
+  buf.writeInt32BE(to - from - 1, at + 23);
   const ts = BigInt(timestampMs);
-  buf.writeBigInt64BE(ts, 27);
-  buf.writeBigInt64BE(ts, 35);
-  buf.writeBigInt64BE(producer.producerId, 43);
-  buf.writeInt16BE(producer.producerEpoch, 51);
-  buf.writeInt32BE(producer.baseSequence, 53);
-  buf.writeInt32BE(to - from, 57);
-  let pos = BATCH_HEADER_BYTES;
+  buf.writeBigInt64BE(ts, at + 27);
+  buf.writeBigInt64BE(ts, at + 35);
+  buf.writeBigInt64BE(producer.producerId, at + 43);
+  buf.writeInt16BE(producer.producerEpoch, at + 51);
+  buf.writeInt32BE(producer.baseSequence, at + 53);
+  buf.writeInt32BE(to - from, at + 57);
+  let pos = at + BATCH_HEADER_BYTES;
   for (let i = from; i < to; i++) {
     const k = records.keyLength(i);
     const v = records.valueLength(i);
@@ -186,7 +201,6 @@ export function writeRecordBatch(
     } else buf[pos++] = 1;
     buf[pos++] = 0;
   }
-  if (pos !== bytes) throw new RangeError(`record batch is ${pos} bytes, planned ${bytes}`);
-  buf.writeUInt32BE(crc32c(buf, 21, bytes), 17);
-  return buf;
+  if (pos !== at + bytes) throw new RangeError(`record batch is ${pos - at} bytes, planned ${bytes}`);
+  buf.writeUInt32BE(crc32c(buf, at + 21, at + bytes), at + 17);
 }
