@@ -14,7 +14,7 @@ import {
 import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { startTaskApi } from './api/tasks.module';
-import { resolveEndpoint } from '@pgferry/pg';
+import { connect, resolveEndpoint } from '@pgferry/pg';
 
 export interface MigrateOptions {
   spec?: string;
@@ -81,12 +81,19 @@ export async function runMigrate(
 ): Promise<{ code: number; result?: FullMigrationResult }> {
   const spec = specFromOptions(opts);
   const say = (s: string) => opts.out.write(`${s}\n`);
-  // The verify phase: every table compared on both servers by count and checksum per key range.
+  // The verify phase: every table compared on both servers by count and checksum per key range,
+  // on as many connections per server as the snapshot reads use.
   const verify: Parameters<typeof runFullMigration>[0]['verify'] =
     opts.verify === false
       ? undefined
       : async (source, destination, tables, snapshot) => {
-          const report = await verifyTables(source, destination, tables, { sourceSnapshot: snapshot });
+          const open = (side: 'source' | 'destination') => () =>
+            connect(resolveEndpoint(spec[side], side), side, { applicationName: 'pgferry verify' });
+          const report = await verifyTables(source, destination, tables, {
+            sourceSnapshot: snapshot,
+            jobs: spec.options.snapshotWorkers,
+            connect: { source: open('source'), destination: open('destination') },
+          });
           say('verify');
           say(formatVerifyReport(report));
           return assertVerified(report);

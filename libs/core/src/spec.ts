@@ -130,6 +130,7 @@ export const taskSpecSchema = z
         consistency: z.enum(['per-key', 'transactional']).default('per-key'),
         /** strict: a record that cannot be applied stops the task; dead-letter: it goes to <prefix>.dlq. */
         onError: z.enum(['strict', 'dead-letter']).default('strict'),
+        /** Connections reading snapshot chunks at once; also the verify's connections per server. */
         snapshotWorkers: z.number().int().min(1).max(64).default(4),
         chunkRows: z.number().int().min(1000).default(500_000),
         throttle: z

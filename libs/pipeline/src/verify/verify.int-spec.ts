@@ -82,6 +82,29 @@ describe('verify: counts and checksums per key range on both servers', () => {
       { from: null, to: "('250', 'sku-1')", sourceRows: 1000, destinationRows: 1000 },
       { from: "('1000', 'sku-1')", to: null, sourceRows: 1000, destinationRows: 996 },
     ]);
+    // Three connections per server: the same report, ranges in order, and nothing left behind.
+    const clients = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend'`;
+    const before = [(await s.query(clients)).rows[0].n, (await d.query(clients)).rows[0].n];
+    const progress: Record<string, number[]> = {};
+    const jobs = await verifyTables(s, d, await selection(), {
+      chunkRows: 500,
+      jobs: 3,
+      connect: { source: () => source.connect(), destination: () => destination.connect() },
+      onProgress: (p) => (progress[p.table] ??= []).push(p.chunksDone),
+    });
+    expect(jobs.tables.find((t) => t.target.includes('Lines'))!.mismatches).toEqual([
+      { from: null, to: "('125', 'sku-1')", sourceRows: 500, destinationRows: 500 },
+      { from: "('1000', 'sku-1')", to: "('1125', 'sku-1')", sourceRows: 500, destinationRows: 496 },
+    ]);
+    // Counted per table as ranges finish on both sides (tables overlap).
+    expect(progress).toEqual({
+      [`"Shop Ü"."Order ""Lines"""`]: Array.from({ length: 10 }, (_, i) => i + 1),
+      [`"Shop Ü"."log"`]: [1],
+    });
+    expect([(await s.query(clients)).rows[0].n, (await d.query(clients)).rows[0].n]).toEqual(before);
+    expect((await s.query('SHOW max_parallel_workers_per_gather')).rows[0]).toEqual({
+      max_parallel_workers_per_gather: '2',
+    });
     expect(() => assertVerified(report)).toThrow(
       [
         'verify found 2 tables that differ between source and destination:',
@@ -106,6 +129,14 @@ describe('verify: counts and checksums per key range on both servers', () => {
       const snap = (await holder.query('SELECT pg_export_snapshot() AS snap')).rows[0].snap as string;
       await s.query(`UPDATE "Shop Ü".log SET what = '{"changed": true}' WHERE at < '2024-01-02'`);
       expect((await verifyTables(s, d, await selection(), { sourceSnapshot: snap })).ok).toBe(true);
+      // Each further source connection reads under the snapshot too.
+      const jobs = await verifyTables(s, d, await selection(), {
+        sourceSnapshot: snap,
+        chunkRows: 200,
+        jobs: 3,
+        connect: { source: () => source.connect(), destination: () => destination.connect() },
+      });
+      expect([jobs.ok, jobs.tables[0].chunks]).toEqual([true, 25]);
       const now = await verifyTables(s, d, await selection());
       expect(() => assertVerified(now)).toThrow(
         /"Shop Ü"."log"[\s\S]*The source was compared as it is now, not at the snapshot the destination was loaded from/,
