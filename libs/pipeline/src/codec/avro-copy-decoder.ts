@@ -3,6 +3,15 @@ import { DataError } from '@pgferry/core';
 import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
 import type { RegistryClient } from './registry-client';
 
+/** For each byte, the letter that follows the backslash in its COPY text escape, or 0. */
+const COPY_ESCAPE = new Uint8Array(256);
+COPY_ESCAPE[92] = 92;
+COPY_ESCAPE[10] = 110; // n
+COPY_ESCAPE[13] = 114; // r
+COPY_ESCAPE[9] = 116; // t
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+
 /**
  * Bytes of COPY text lines, written into large buffers and handed to COPY FROM STDIN as they
  * are: no string per field or per line.
@@ -88,10 +97,31 @@ export class CopyTextSink {
     let w = this.pos;
     for (let i = start; i < end; i++) {
       const c = src[i];
-      if (c === 92 || c === 10 || c === 13 || c === 9) {
+      const e = COPY_ESCAPE[c];
+      if (e === 0) b[w++] = c;
+      else {
         b[w++] = 92;
-        b[w++] = c === 92 ? 92 : c === 10 ? 110 : c === 13 ? 114 : 116;
-      } else b[w++] = c;
+        b[w++] = e;
+      }
+    }
+    this.pos = w;
+  }
+
+  /**
+   * A bytea value's COPY text from its bytes: the hex output form "\\x..." with its backslash
+   * escaped, as text() prints the converter's string, without the string.
+   */
+  byteaHex(src: Buffer, start: number, end: number): void {
+    this.ensure(3 + 2 * (end - start));
+    const b = this.buf;
+    let w = this.pos;
+    b[w++] = 92;
+    b[w++] = 92;
+    b[w++] = 120;
+    for (let i = start; i < end; i++) {
+      const c = src[i];
+      b[w++] = HEX_DIGITS[c >> 4];
+      b[w++] = HEX_DIGITS[c & 15];
     }
     this.pos = w;
   }
@@ -224,23 +254,25 @@ function branchReader(schema: Record<string, unknown>): FieldReader {
       return (_c, out) => out.ascii('\\N');
     case 'boolean':
       return (c, out) => out.byte(c.buf[c.pos++] ? 116 : 102);
+    // The texts of dates, timestamps, floats and decimals are ASCII without a character COPY
+    // escapes: written as they are (ascii), without text()'s UTF-8 encoding and escape scan.
     case 'int':
       if (logical === undefined) return (c, out) => out.int(readInt(c));
-      return (c, out) => out.text(conv.fromAvro(readInt(c)));
+      return (c, out) => out.ascii(conv.fromAvro(readInt(c)));
     case 'long':
       if (logical === undefined) return (c, out) => out.int(readLong(c));
-      return (c, out) => out.text(conv.fromAvro(BigInt(readLong(c))));
+      return (c, out) => out.ascii(conv.fromAvro(BigInt(readLong(c))));
     case 'float':
       return (c, out) => {
         const v = c.buf.readFloatLE(c.pos);
         c.pos += 4;
-        out.text(conv.fromAvro(v));
+        out.ascii(conv.fromAvro(v));
       };
     case 'double':
       return (c, out) => {
         const v = c.buf.readDoubleLE(c.pos);
         c.pos += 8;
-        out.text(conv.fromAvro(v));
+        out.ascii(conv.fromAvro(v));
       };
     case 'bytes':
       if (logical === 'decimal') {
@@ -249,10 +281,17 @@ function branchReader(schema: Record<string, unknown>): FieldReader {
           const n = readLength(c);
           // Up to 6 bytes (48 bits) is a safe integer: printed without a BigInt or a hex string.
           if (n >= 1 && n <= 6) out.ascii(decimalText(c.buf, c.pos, n, scale));
-          else out.text(conv.fromAvro(c.buf.subarray(c.pos, c.pos + n)));
+          else out.ascii(conv.fromAvro(c.buf.subarray(c.pos, c.pos + n)));
           c.pos += n;
         };
       }
+      if (logical === undefined)
+        // bytea: "\\x" and hex digits, as the converter's "\x..." text escaped for COPY.
+        return (c, out) => {
+          const n = readLength(c);
+          out.byteaHex(c.buf, c.pos, c.pos + n);
+          c.pos += n;
+        };
       return (c, out) => {
         const n = readLength(c);
         out.text(conv.fromAvro(c.buf.subarray(c.pos, c.pos + n)));
