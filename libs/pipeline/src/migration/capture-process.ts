@@ -9,8 +9,9 @@ import { kafkaClient, type CaptureProcessConfig, type StreamProcessConfig } from
 /**
  * The body of `apps/capture`: reads every pending chunk under the configured snapshot and sends
  * it to Kafka, checkpointing chunks in the destination's control schema. Safe to run again
- * after a crash: finished chunks are skipped, unfinished ones are sent again whole (the
- * applier's upsert absorbs what the killed attempt had sent).
+ * after a crash: finished chunks are skipped, unfinished ones are sent again whole (their new
+ * attempt is recorded before any of their rows is sent, so the applier gives a table still
+ * without its key the key first, and its upsert absorbs what the killed attempt had sent).
  */
 export async function runCaptureProcess(
   config: CaptureProcessConfig,
