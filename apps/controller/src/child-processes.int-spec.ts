@@ -65,10 +65,11 @@ describe('pgferry migrate with capture and applier as child processes', () => {
       (
         await d
           .query(
-            `SELECT count(*) FILTER (WHERE done)::int AS done, count(*) FILTER (WHERE NOT done)::int AS pending FROM pgferry.chunks`,
+            `SELECT count(*) FILTER (WHERE done)::int AS done, count(*) FILTER (WHERE NOT done)::int AS pending,
+                    count(*) FILTER (WHERE NOT done AND attempt > 0)::int AS reading FROM pgferry.chunks`,
           )
-          .catch(() => ({ rows: [{ done: 0, pending: 0 }] }))
-      ).rows[0] as { done: number; pending: number };
+          .catch(() => ({ rows: [{ done: 0, pending: 0, reading: 0 }] }))
+      ).rows[0] as { done: number; pending: number; reading: number };
     return { s, d, out, workDir, migration, before, chunks };
   }
 
@@ -78,10 +79,10 @@ describe('pgferry migrate with capture and applier as child processes', () => {
     const killed = await waitFor(
       async () => {
         const c = await chunks();
-        return { ...c, pid: c.done >= 2 && c.pending >= 4 ? readPidFile(pidFile) : null };
+        return { ...c, pid: c.done >= 2 && c.pending >= 4 && c.reading > 0 ? readPidFile(pidFile) : null };
       },
       {
-        reason: 'the capture child to have finished some chunks but not all',
+        reason: 'the capture child to have finished some chunks but not all, and to be reading one',
         until: (v) => v.pid !== null,
         timeout: 90_000,
         interval: 20,
@@ -149,6 +150,11 @@ describe('pgferry migrate with capture and applier as child processes', () => {
     const { code } = await migration;
     expect({ code, out: code ? out.text() : '' }).toEqual({ code: 0, out: '' });
     expect(out.text()).toContain(`applier      pid ${killed.pid} was killed by SIGKILL; restart 1`);
+    // The tables were loaded without their keys, built after the load.
+    for (const table of ['mixed_rows', 'pgbench_accounts'])
+      expect(out.text()).toMatch(
+        new RegExp(`full-data {4}built the key of "public"\\."${table}" in \\d+\\.\\ds`),
+      );
     expect(await digests(d)).toEqual(before);
     expect(processAlive(killed.pid!)).toBe(false);
     expect(existsSync(pidFile)).toBe(false);

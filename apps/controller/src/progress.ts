@@ -92,6 +92,15 @@ export class ProgressReporter {
         );
         this.drawnLines = 0;
         return;
+      case 'key':
+        this.clear();
+        this.out.write(
+          e.status === 'building'
+            ? `full-data    building the key of ${e.table} (left for after the load)\n`
+            : `full-data    built the key of ${e.table} in ${((e.ms ?? 0) / 1000).toFixed(1)}s\n`,
+        );
+        this.drawnLines = 0;
+        return;
       case 'lag': {
         // On a terminal the line is redrawn in place every second; elsewhere one line per 10 s.
         const now = Date.now();

@@ -68,12 +68,14 @@ export async function prepareKeyConstraints(
 
 /**
  * After the load, builds the deferred keys the applier did not build already, `jobs` at a time,
- * each on its own destination connection (the connections are ended). Returns how many it built.
+ * each on its own destination connection (the connections are ended); `onKey` hears of each as
+ * it starts (no ms) and ends (ms it took). Returns how many it built.
  */
 export async function buildDeferredKeys(
   connectDestination: () => Promise<Client>,
   deferred: readonly DeferredKey[],
   jobs: number,
+  onKey?: (table: string, ms?: number) => void,
 ): Promise<number> {
   let next = 0;
   let built = 0;
@@ -84,7 +86,10 @@ export async function buildDeferredKeys(
       for (let d = deferred[next++]; d && !failed; d = deferred[next++]) {
         try {
           if (await hasUniqueIndexOn(client, d.target, d.key)) continue;
+          const started = Date.now();
+          onKey?.(d.target);
           await client.query(d.sql);
+          onKey?.(d.target, Date.now() - started);
           built++;
         } catch (err) {
           failed = true;

@@ -42,6 +42,8 @@ export type MigrationEvent =
   | { kind: 'schema-change'; tag: string; statement: string; warning: string | null }
   /** A table the task did not start with (created or renamed on the source), streamed from then on. */
   | { kind: 'new-table'; table: string; topic: string }
+  /** A destination table's key, left for after the load, being built and built (full-data). */
+  | { kind: 'key'; table: string; status: 'building' | 'built'; ms?: number }
   /** Positions and lag of the incremental phase, about once a second. */
   | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
   | {
@@ -242,6 +244,7 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         () => connect(dst, 'destination', { applicationName: 'pgferry controller' }),
         deferredKeys.keys,
         spec.options.snapshotWorkers,
+        (table, ms) => emit({ kind: 'key', table, status: ms === undefined ? 'building' : 'built', ms }),
       );
       const keysBuilt = keys ? `, ${keys} keys built after the load` : '';
       if (spec.migrationTypes.incremental) return `${result.rowsCaptured} rows${keysBuilt}`;
