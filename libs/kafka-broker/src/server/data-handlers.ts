@@ -1,6 +1,7 @@
 import { ErrorCode } from '../protocol/messages';
 import { InvalidBatchError, splitAndValidate } from '../protocol/record-batch';
 import type { PartitionLog } from '../storage/partition-log';
+import type { ReadArena } from '../storage/read-arena';
 import type { BrokerState } from './broker-state';
 
 /* Produce, Fetch, ListOffsets, DeleteRecords: the record path. */
@@ -85,10 +86,21 @@ export async function handleProduce(state: BrokerState, req: Req): Promise<Req |
   return { responses, throttleTimeMs: 0 };
 }
 
-export async function handleFetch(state: BrokerState, req: Req, version: number): Promise<Req> {
+/**
+ * Fetch. With `arena`, the record batches are read into it (see ReadArena): the caller must keep
+ * the arena, unreset, until the response is written out.
+ */
+export async function handleFetch(
+  state: BrokerState,
+  req: Req,
+  version: number,
+  arena?: ReadArena,
+): Promise<Req> {
   const deadline = Date.now() + Math.max(0, req.maxWaitMs as number);
   const maxBytes = version >= 3 && (req.maxBytes as number) > 0 ? (req.maxBytes as number) : Infinity;
   const build = () => {
+    // A rebuild after waiting for data drops the previous build's batches.
+    arena?.reset();
     let total = 0;
     const waitOn: Array<{ log: PartitionLog; offset: bigint }> = [];
     const responses = (req.topics as Req[]).map((t) => ({
@@ -123,7 +135,9 @@ export async function handleFetch(state: BrokerState, req: Req, version: number)
         // KIP-74: the first batch goes out whole even over the limits, so consumers always progress.
         const limit = Math.min(p.partitionMaxBytes as number, maxBytes - total);
         const data =
-          limit > 0 || total === 0 ? log.read(offset, Math.max(limit, 0), total === 0) : Buffer.alloc(0);
+          limit > 0 || total === 0
+            ? log.read(offset, Math.max(limit, 0), total === 0, arena)
+            : Buffer.alloc(0);
         total += data.length;
         return { ...info, errorCode: ErrorCode.NONE, records: data };
       }),

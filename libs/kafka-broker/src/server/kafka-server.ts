@@ -10,6 +10,7 @@ import {
   handleInitProducerId,
   handleMetadata,
 } from './admin-handlers';
+import { ReadArena } from '../storage/read-arena';
 import { BrokerState, type BrokerOptions } from './broker-state';
 import { handleDeleteRecords, handleFetch, handleListOffsets, handleProduce } from './data-handlers';
 import {
@@ -126,6 +127,8 @@ export class KafkaServer {
     let buffered = 0;
     let spare: Buffer | null = null;
     let queue = Promise.resolve();
+    // Fetch responses are read into an arena that is reused once the response is written.
+    const arenas: ReadArena[] = [];
     socket.on('data', (chunk) => {
       chunks.push(chunk);
       buffered += chunk.length;
@@ -158,7 +161,7 @@ export class KafkaServer {
         }
         buffered -= 4 + size;
         queue = queue.then(async () => {
-          await this.handleFrame(frame, socket, client);
+          await this.handleFrame(frame, socket, client, arenas);
           if (pooled && frame.readInt16BE(0) === ApiKey.Produce && (!spare || spare.length < pooled.length))
             spare = pooled;
         });
@@ -168,7 +171,12 @@ export class KafkaServer {
     socket.on('close', () => this.sockets.delete(socket));
   }
 
-  private async handleFrame(frame: Buffer, socket: Socket, client: ClientInfo): Promise<void> {
+  private async handleFrame(
+    frame: Buffer,
+    socket: Socket,
+    client: ClientInfo,
+    arenas: ReadArena[],
+  ): Promise<void> {
     if (socket.destroyed) return;
     let apiKey = -1;
     let version = -1;
@@ -183,15 +191,24 @@ export class KafkaServer {
       if (!spec) throw new ProtocolError(`unknown API key ${apiKey}`);
       if (version < spec.min || version > spec.max) {
         if (apiKey === ApiKey.ApiVersions)
-          return this.send(socket, correlationId, this.apiVersions(ErrorCode.UNSUPPORTED_VERSION, 0), 0);
+          return void this.send(socket, correlationId, this.apiVersions(ErrorCode.UNSUPPORTED_VERSION, 0));
         throw new ProtocolError(
           `${spec.name} version ${version} is not supported (${spec.min} to ${spec.max})`,
         );
       }
       const req = readStruct<Req>(r, spec.request, version);
+      if (apiKey === ApiKey.Fetch) {
+        const arena = arenas.pop() ?? new ReadArena();
+        const res = await handleFetch(this.state, req, version, arena);
+        if (socket.destroyed) return;
+        const written = this.send(socket, correlationId, (w) => writeStruct(w, spec.response, res, version));
+        // Two arenas per connection at most: one being written out, one being filled.
+        void written.then((ok) => ok && arenas.length < 2 && arenas.push(arena));
+        return;
+      }
       const res = await this.dispatch(apiKey, version, req, client);
       if (res === null || socket.destroyed) return;
-      this.send(socket, correlationId, (w) => writeStruct(w, spec.response, res, version), version);
+      void this.send(socket, correlationId, (w) => writeStruct(w, spec.response, res, version));
     } catch (err) {
       if (err instanceof ProtocolError || err instanceof RangeError) {
         this.log.warn(
@@ -210,22 +227,26 @@ export class KafkaServer {
 
   /**
    * Writes one response frame. Record batches of 4 KiB and more (fetch responses) are written
-   * from the buffers the log was read into, not copied into the frame.
+   * from the buffers the log was read into, not copied into the frame. Resolves once the socket
+   * has written the frame out (true) or failed to (false): only then may those buffers be reused.
    */
-  private send(socket: Socket, correlationId: number, body: (w: Writer) => void, _version: number): void {
+  private send(socket: Socket, correlationId: number, body: (w: Writer) => void): Promise<boolean> {
     const w = new Writer(1024, 4096);
     w.int32(0);
     w.int32(correlationId);
     body(w);
     const parts = w.finishParts();
     parts[0].writeInt32BE(w.length - 4, 0);
-    if (parts.length === 1) {
-      socket.write(parts[0]);
-      return;
-    }
-    socket.cork();
-    for (const p of parts) socket.write(p);
-    socket.uncork();
+    return new Promise((resolve) => {
+      const done = (err?: Error | null) => resolve(!err);
+      if (parts.length === 1) {
+        socket.write(parts[0], done);
+        return;
+      }
+      socket.cork();
+      parts.forEach((p, i) => (i === parts.length - 1 ? socket.write(p, done) : socket.write(p)));
+      socket.uncork();
+    });
   }
 
   private apiVersions(errorCode: number, version: number): (w: Writer) => void {
@@ -255,8 +276,7 @@ export class KafkaServer {
         return handleMetadata(s, req, version);
       case ApiKey.Produce:
         return handleProduce(s, req);
-      case ApiKey.Fetch:
-        return handleFetch(s, req, version);
+      // Fetch is handled in handleFrame, which gives it a read arena.
       case ApiKey.ListOffsets:
         return handleListOffsets(s, req);
       case ApiKey.DeleteRecords:

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BATCH_HEADER_SIZE, readBatchHeader, type BatchHeader } from '../protocol/record-batch';
+import type { ReadArena } from './read-arena';
 import { ProducerState, type SequenceCheck } from './producer-state';
 import { Segment, type RecoveryReport } from './segment';
 import type { TopicConfig } from './topic-config';
@@ -109,13 +110,13 @@ export class PartitionLog {
   /**
    * Whole batches starting with the one that holds `offset`, from one segment, at most
    * `maxBytes` unless the first batch alone is larger (then it is returned whole, as Kafka does
-   * so that a consumer can always make progress).
+   * so that a consumer can always make progress). Read into `arena` when given.
    */
-  read(offset: bigint, maxBytes: number, atLeastOne = true): Buffer {
+  read(offset: bigint, maxBytes: number, atLeastOne = true, arena?: ReadArena): Buffer {
     for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
       const seg = this.segments[i];
       const idx = seg.findBatch(offset);
-      if (idx < seg.entries.length) return seg.read(idx, maxBytes, atLeastOne);
+      if (idx < seg.entries.length) return seg.read(idx, maxBytes, atLeastOne, arena);
     }
     return Buffer.alloc(0);
   }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '../protocol/record-batch';
 import { crc32c } from '@pgferry/core';
+import type { ReadArena } from './read-arena';
 
 const fdatasyncP = promisify(fdatasync);
 
@@ -202,8 +203,11 @@ export class Segment {
     return lo;
   }
 
-  /** Whole batches from entry `from`, at most `maxBytes` (but at least one when `atLeastOne`). */
-  read(from: number, maxBytes: number, atLeastOne: boolean): Buffer {
+  /**
+   * Whole batches from entry `from`, at most `maxBytes` (but at least one when `atLeastOne`),
+   * read into `arena` when given.
+   */
+  read(from: number, maxBytes: number, atLeastOne: boolean, arena?: ReadArena): Buffer {
     if (from >= this.entries.length) return Buffer.alloc(0);
     const start = this.entries[from].pos;
     let end = start;
@@ -212,11 +216,11 @@ export class Segment {
       if (e.pos + e.size - start > maxBytes && !(atLeastOne && i === from)) break;
       end = e.pos + e.size;
     }
-    return this.readRange(start, end - start);
+    return this.readRange(start, end - start, arena);
   }
 
-  readRange(pos: number, length: number): Buffer {
-    const buf = Buffer.allocUnsafe(length);
+  readRange(pos: number, length: number, arena?: ReadArena): Buffer {
+    const buf = arena ? arena.take(length) : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const n = readSync(this.logFd, buf, done, length - done, pos + done);
