@@ -5,6 +5,31 @@ import { avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
 export const SMALL_COPY = 48;
 
 /**
+ * Spare slab buffers. Each is external memory, and allocating one per batch (hundreds of MB per
+ * run) is what makes V8 run full collections: a capture worker's slabs go back here once their
+ * records are acknowledged and are written again for a later batch.
+ */
+export class SlabPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    readonly slabBytes = 1 << 20,
+    private readonly keep = 8,
+  ) {}
+
+  /** A buffer of at least `n` bytes: a spare one when `n` fits a slab, else a new one. */
+  take(n: number): Buffer {
+    if (n <= this.slabBytes) return this.free.pop() ?? Buffer.allocUnsafe(this.slabBytes);
+    return Buffer.allocUnsafe(n);
+  }
+
+  /** A buffer nothing uses any more; kept when it is of the pool's size and the pool has room. */
+  give(buf: Buffer): void {
+    if (buf.length === this.slabBytes && this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
+/**
  * Avro binary written straight from COPY text fields into large shared slabs, without an
  * intermediate JavaScript record, a Buffer per value or avsc's generic writer. The bytes are
  * exactly what avsc writes for the same schema and values (table-codec.spec.ts compares them):
@@ -19,20 +44,41 @@ export class AvroSlab {
   pos = 0;
   /** Where the value being written starts; `ensure` carries it over to a new slab. */
   mark = 0;
+  /** Every buffer this slab wrote into, for `release`. */
+  private readonly used: Buffer[] = [];
 
-  constructor(private readonly slabBytes = 1 << 20) {
-    this.buf = Buffer.allocUnsafe(slabBytes);
+  /** With a pool, buffers come from it and go back to it on `release`. */
+  constructor(
+    private readonly slabBytes = 1 << 20,
+    private readonly pool: SlabPool | null = null,
+  ) {
+    this.buf = this.allocate(slabBytes);
+  }
+
+  private allocate(n: number): Buffer {
+    const buf = this.pool ? this.pool.take(n) : Buffer.allocUnsafe(n);
+    if (this.pool) this.used.push(buf);
+    return buf;
   }
 
   /** Room for `n` more bytes; may move the unfinished value (from `mark`) to a new slab. */
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const partial = this.pos - this.mark;
-    const next = Buffer.allocUnsafe(Math.max(this.slabBytes, 2 * (partial + n)));
+    const next = this.allocate(Math.max(this.slabBytes, 2 * (partial + n)));
     this.buf.copy(next, 0, this.mark, this.pos);
     this.buf = next;
     this.mark = 0;
     this.pos = partial;
+  }
+
+  /**
+   * Gives the slab's buffers back to its pool: only once nothing uses a view of them any more
+   * (for the capture: once Kafka acknowledged the records). The slab is not used afterwards.
+   */
+  release(): void {
+    for (const b of this.used) this.pool?.give(b);
+    this.used.length = 0;
   }
 
   /** Starts a value at the current position. */

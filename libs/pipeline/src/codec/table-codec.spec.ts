@@ -1,7 +1,7 @@
 import { copyLine } from '../apply/copy-text';
 import type { ColumnInfo } from './pg-columns';
 import { AvroCopyDecoder, CopyTextSink } from './avro-copy-decoder';
-import { AvroSlab } from './avro-row-writer';
+import { AvroSlab, SlabPool } from './avro-row-writer';
 import { RecordDecoder } from './record-decoder';
 import { buildSchemas, TableEncoder } from './table-codec';
 
@@ -345,6 +345,24 @@ describe('TableEncoder.encodeReads', () => {
       cut([col('id', 'text', { notNull: true, keyPosition: 1 })], ['a', 'x'.repeat(100), '', 'b\\\\c']);
     },
   );
+
+  it('writes a released slab pool buffer again, and nothing else', () => {
+    const enc = encoder(COLUMNS);
+    const pool = new SlabPool(8192, 2);
+    const many = Array.from({ length: 200 }, (_, i) => lines[i % lines.length]);
+    const first = new AvroSlab(pool.slabBytes, pool);
+    const a = enc.encodeReads(many, 1, false, first);
+    const held = new Set(a.map((r) => r.value.buffer));
+    expect(held.size).toBeGreaterThan(1);
+    // Until released, a second slab writes into buffers of its own.
+    const b = enc.encodeReads(many, 1, false, new AvroSlab(pool.slabBytes, pool));
+    expect(b.some((r) => held.has(r.value.buffer))).toBe(false);
+    many.forEach((line, i) => expect(a[i].value.equals(enc.encodeRead(line, 1, false).value)).toBe(true));
+    first.release();
+    const c = enc.encodeReads(many, 1, false, new AvroSlab(pool.slabBytes, pool));
+    expect(c.some((r) => held.has(r.value.buffer))).toBe(true);
+    many.forEach((line, i) => expect(c[i].value.equals(enc.encodeRead(line, 1, false).value)).toBe(true));
+  });
 
   it('takes the reference path for a line that is not UTF-8', () => {
     const enc = encoder(COLUMNS);

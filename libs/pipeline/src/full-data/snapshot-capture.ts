@@ -4,7 +4,7 @@ import { connect, quoteQualified, type Endpoint, type SelectedTable } from '@pgf
 import { PgferryError } from '@pgferry/core';
 import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
-import { AvroSlab } from '../codec/avro-row-writer';
+import { AvroSlab, SlabPool } from '../codec/avro-row-writer';
 import type { CopyRows } from '../codec/copy-rows';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import type { ControlStore } from '../control/control-store';
@@ -59,10 +59,11 @@ function encodeByPartition(
   rows: CopyRows,
   tsMs: number,
   partitions: number,
+  slab: AvroSlab,
 ): PartitionRecords[] {
   const parts: Array<PartitionRecords | undefined> = new Array(partitions);
   const keyed = encoder.schemas.key !== null;
-  encoder.encodeRowsInto(rows, tsMs, false, new AvroSlab(), (buf, valueStart, valueEnd, keyEnd) => {
+  encoder.encodeRowsInto(rows, tsMs, false, slab, (buf, valueStart, valueEnd, keyEnd) => {
     const p = keyed
       ? keyPartition(buf, partitions, valueEnd, keyEnd)
       : (roundRobin = (roundRobin + 1) % partitions);
@@ -171,6 +172,8 @@ export async function runSnapshotCapture(
   const worker = async () => {
     const client = await connect(opts.source, 'source', { applicationName: 'pgferry snapshot' });
     const publisher = new KafkaPublisher(opts.kafka);
+    // A batch's slabs are written again for a later batch once Kafka acknowledged its records.
+    const slabs = new SlabPool();
     try {
       await publisher.connect();
       await client.query(PIPELINE_SESSION_SQL);
@@ -192,9 +195,11 @@ export async function runSnapshotCapture(
           opts.snapshotName,
           async (rows, bytes) => {
             const count = rows.length;
-            const parts = encodeByPartition(encoder, rows, Date.now(), partitions);
+            const slab = new AvroSlab(slabs.slabBytes, slabs);
+            const parts = encodeByPartition(encoder, rows, Date.now(), partitions, slab);
             await inFlight;
             inFlight = publisher.publishRecords(stream.topic, parts).then(() => {
+              slab.release();
               totalRows += count;
               totalBytes += bytes;
               opts.onProgress?.({ table: chunk.sourceTable, rows: count, bytes });

@@ -108,6 +108,12 @@ export class KafkaBatchProducer {
   private connected = false;
   /** Why the last attempt left batches unsent, for the error if retrying gives up. */
   private lastError = '';
+  /**
+   * The buffer of a request whose batches were all acknowledged: nothing reads it any more (a
+   * response means the request was written out, and no batch in it is sent again), so the next
+   * request is written into it instead of a new ~1 MB buffer of external memory.
+   */
+  private spareFrame: Buffer | null = null;
 
   constructor(kafka: Kafka, options: BatchProducerOptions = {}) {
     this.cluster = createCluster(kafka);
@@ -242,9 +248,23 @@ export class KafkaBatchProducer {
     await Promise.all(
       [...byLeader].map(async ([nodeId, list]) => {
         let results: PartitionResult[];
+        let frame: Buffer | null = null;
         try {
           const broker = await this.cluster.findBroker({ nodeId });
-          const request = produceFramed(produceVersion(broker), ACKS_ALL, this.produceTimeoutMs, topic, list);
+          const request = produceFramed(
+            produceVersion(broker),
+            ACKS_ALL,
+            this.produceTimeoutMs,
+            topic,
+            list,
+            (bytes) => {
+              const spare = this.spareFrame;
+              this.spareFrame = null;
+              // Some room to spare, so that the next request of about the same size fits.
+              frame = spare && spare.length >= bytes ? spare : Buffer.allocUnsafe(bytes + (bytes >> 3));
+              return frame.subarray(0, bytes);
+            },
+          );
           results = (await sendFramed(broker, request)).get(topic) ?? [];
         } catch (err) {
           if (!isRetriableKafkaJsError(err)) throw asFatal(topic, list, err);
@@ -271,6 +291,7 @@ export class KafkaBatchProducer {
             again.push(b);
           }
         }
+        if (frame && !list.some((b) => again.includes(b))) this.spareFrame = frame;
       }),
     );
     return again;

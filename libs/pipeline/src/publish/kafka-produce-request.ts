@@ -83,7 +83,7 @@ export function encodeProduceRequest(
  * The whole frame of a Produce request as it goes on the wire: int32 size, request header v1
  * (api_key INT16, api_version INT16, correlation_id INT32, client_id NULLABLE_STRING), then the
  * body of encodeProduceRequest, with each batch written in place (no buffer per batch, no copy
- * of the request into a larger one).
+ * of the request into a larger one), into a buffer of exactly its size from `allocate`.
  */
 export function encodeProduceFrame(
   version: number,
@@ -93,10 +93,11 @@ export function encodeProduceFrame(
   timeoutMs: number,
   topic: string,
   batches: readonly BatchSource[],
+  allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
 ): Buffer {
   const clientBytes = clientId === null ? 0 : Buffer.byteLength(clientId, 'utf8');
   const size = 2 + 2 + 4 + 2 + clientBytes + bodyBytes(topic, batches);
-  const buf = Buffer.allocUnsafe(4 + size);
+  const buf = allocate(4 + size);
   let pos = buf.writeInt32BE(size, 0);
   pos = buf.writeInt16BE(PRODUCE_API_KEY, pos);
   pos = buf.writeInt16BE(version, pos);
@@ -190,13 +191,14 @@ export function produceFramed(
   timeoutMs: number,
   topic: string,
   batches: readonly BatchSource[],
+  allocate?: (bytes: number) => Buffer,
 ): FramedRequest<Map<string, PartitionResult[]>> {
   return {
     apiKey: PRODUCE_API_KEY,
     apiVersion: version,
     apiName: 'Produce',
     frame: (correlationId, clientId) =>
-      encodeProduceFrame(version, correlationId, clientId, acks, timeoutMs, topic, batches),
+      encodeProduceFrame(version, correlationId, clientId, acks, timeoutMs, topic, batches, allocate),
     decode: (payload) => decodeProduceResponse(payload, version),
     fallback: () =>
       produceRequest(
