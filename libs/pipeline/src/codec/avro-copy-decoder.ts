@@ -12,6 +12,8 @@ COPY_ESCAPE[9] = 116; // t
 
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 
+const NO_BYTES = Buffer.alloc(0);
+
 /**
  * Bytes of COPY text lines, written into large buffers and handed to COPY FROM STDIN as they
  * are: no string per field or per line.
@@ -23,8 +25,9 @@ export class CopyTextSink {
   private lineStart = 0;
   rows = 0;
 
+  /** Buffers are allocated on the first write (a sink taken and dropped allocates nothing more). */
   constructor(private readonly chunkBytes = 1 << 20) {
-    this.buf = Buffer.allocUnsafe(chunkBytes);
+    this.buf = NO_BYTES;
   }
 
   private ensure(n: number): void {
@@ -175,7 +178,7 @@ export class CopyTextSink {
     const out = [...this.done];
     if (this.lineStart > 0) out.push(this.buf.subarray(0, this.lineStart));
     this.done.length = 0;
-    this.buf = Buffer.allocUnsafe(this.chunkBytes);
+    this.buf = NO_BYTES;
     this.pos = 0;
     this.lineStart = 0;
     this.rows = 0;
