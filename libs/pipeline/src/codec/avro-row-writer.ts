@@ -47,10 +47,15 @@ export class AvroSlab {
   /** Every buffer this slab wrote into, for `release`. */
   private readonly used: Buffer[] = [];
 
-  /** With a pool, buffers come from it and go back to it on `release`. */
+  /**
+   * With a pool, buffers come from it and go back to it on `release`. A `contiguous` slab keeps
+   * everything written in one buffer: a full one is replaced by a larger copy of it (positions
+   * stay valid), for writers that frame what they wrote afterwards.
+   */
   constructor(
     private readonly slabBytes = 1 << 20,
     private readonly pool: SlabPool | null = null,
+    private readonly contiguous = false,
   ) {
     this.buf = this.allocate(slabBytes);
   }
@@ -64,6 +69,12 @@ export class AvroSlab {
   /** Room for `n` more bytes; may move the unfinished value (from `mark`) to a new slab. */
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
+    if (this.contiguous) {
+      const grown = this.allocate(Math.max(2 * this.buf.length, this.pos + n));
+      this.buf.copy(grown, 0, 0, this.pos);
+      this.buf = grown;
+      return;
+    }
     const partial = this.pos - this.mark;
     const next = this.allocate(Math.max(this.slabBytes, 2 * (partial + n)));
     this.buf.copy(next, 0, this.mark, this.pos);

@@ -221,6 +221,15 @@ function utf8Run(lines: readonly Buffer[], from: number): number {
   return isUtf8(span) ? end : from;
 }
 
+/**
+ * Where encodeRowsFramed writes records: `begin` takes a row's key (null: no key) and returns the
+ * slab its value goes into, `end` finishes the record.
+ */
+export interface RecordSink {
+  begin(key: Buffer | null, start: number, end: number): AvroSlab;
+  end(): void;
+}
+
 /** One encoded row: Kafka key (null for a keyless table) and value, in the wire format. */
 export interface EncodedRow {
   key: Buffer | null;
@@ -242,6 +251,8 @@ export class TableEncoder {
   private readonly keyWriters: FieldWriter[];
   private readonly notNull: boolean[];
   private readonly bounds: Int32Array;
+  /** Where encodeRowsFramed writes each row's key before it picks the record's batch. */
+  private readonly keySlab = new AvroSlab(256, null, true);
   private tail: { tsMs: number; last: boolean; bytes: Buffer } | null = null;
 
   constructor(
@@ -373,8 +384,6 @@ export class TableEncoder {
     emit: (buf: Buffer, valueStart: number, valueEnd: number, keyEnd: number) => void,
   ): void {
     const tail = this.envelopeTail(tsMs, last);
-    const bounds = this.bounds;
-    const width = this.columns.length;
     const { bufs, starts, ends } = rows;
     for (let r = 0; r < rows.length; r++) {
       const line = bufs[r];
@@ -390,60 +399,105 @@ export class TableEncoder {
         emit(slab.buf, slab.mark, valueEnd, slab.pos);
         continue;
       }
-      // bounds[i] is where field i starts, bounds[i + 1] - 1 where it ends (at a tab). The tab
-      // search may run past the row's end into the rest of the buffer: a hit there is not a field.
-      let n = 0;
-      bounds[0] = lineStart;
-      if (width > 1)
-        for (
-          let tab = line.indexOf(9, lineStart);
-          tab >= 0 && tab < lineEnd;
-          tab = line.indexOf(9, tab + 1)
-        ) {
-          if (++n >= width) break;
-          bounds[n] = tab + 1;
-        }
-      else for (let i = lineStart; i < lineEnd && n === 0; i++) if (line[i] === 9) n = 1;
-      if (n !== width - 1)
-        throw new RangeError(`row has ${n + 1} fields or more, table has ${width} columns`);
-      bounds[width] = lineEnd + 1;
+      this.cut(line, lineStart, lineEnd);
       // Value and key are one unit for the slab (begin once): a move to a new slab carries both.
       slab.begin();
-      slab.ensure(7);
-      slab.buf[slab.pos] = 0;
-      slab.buf.writeInt32BE(this.ids.value, slab.pos + 1);
-      slab.buf[slab.pos + 5] = 0; // before: null
-      slab.buf[slab.pos + 6] = 2; // after: the record branch
-      slab.pos += 7;
-      for (let i = 0; i < width; i++) {
-        const start = bounds[i];
-        const end = bounds[i + 1] - 1;
-        if (end - start === 2 && line[start] === 92 && line[start + 1] === 78) {
-          if (this.notNull[i])
-            throw new RangeError(
-              `column ${JSON.stringify(this.columns[i].name)} is NOT NULL but the row has NULL`,
-            );
-          slab.byte(0);
-        } else this.valueWriters[i](slab, line, start, end);
-      }
-      slab.ensure(tail.length);
-      slab.pos += tail.copy(slab.buf, slab.pos);
+      this.writeValue(slab, line, tail);
       const valueLength = slab.pos - slab.mark;
-      if (this.keyType) {
-        slab.ensure(5);
-        slab.buf[slab.pos] = 0;
-        slab.buf.writeInt32BE(this.ids.key!, slab.pos + 1);
-        slab.pos += 5;
-        for (let k = 0; k < this.keyIdx.length; k++) {
-          const i = this.keyIdx[k];
-          const start = bounds[i];
-          const end = bounds[i + 1] - 1;
-          if (end - start === 2 && line[start] === 92 && line[start + 1] === 78)
-            throw new RangeError(`key column ${JSON.stringify(this.columns[i].name)} is NULL`);
-          this.keyWriters[k](slab, line, start, end);
-        }
-      }
+      if (this.keyType) this.writeKey(slab, line);
       emit(slab.buf, slab.mark, slab.mark + valueLength, slab.pos);
+    }
+  }
+
+  /**
+   * encodeRowsInto with each row's key first, into `keySlab`, then its value straight into the
+   * slab `sink.begin(key)` returns (the record batch of the key's partition: see
+   * PartitionedBatches), ended with `sink.end()`. The same key and value bytes as encodeRead.
+   */
+  encodeRowsFramed(rows: CopyRows, tsMs: number, last: boolean, sink: RecordSink): void {
+    const tail = this.envelopeTail(tsMs, last);
+    const keySlab = this.keySlab;
+    const { bufs, starts, ends } = rows;
+    for (let r = 0; r < rows.length; r++) {
+      const line = bufs[r];
+      const lineStart = starts[r];
+      const lineEnd = ends[r];
+      if (!rows.utf8 && !isUtf8(line.subarray(lineStart, lineEnd))) {
+        const row = this.encodeRead(line.subarray(lineStart, lineEnd), tsMs, last);
+        const out = sink.begin(row.key, 0, row.key?.length ?? 0);
+        out.ensure(row.value.length);
+        out.pos += row.value.copy(out.buf, out.pos);
+        sink.end();
+        continue;
+      }
+      this.cut(line, lineStart, lineEnd);
+      keySlab.pos = 0;
+      if (this.keyType) this.writeKey(keySlab, line);
+      const out = sink.begin(this.keyType ? keySlab.buf : null, 0, keySlab.pos);
+      this.writeValue(out, line, tail);
+      sink.end();
+    }
+  }
+
+  /**
+   * Finds the fields of a row (bounds[i] is where field i starts, bounds[i + 1] - 1 where it
+   * ends, at a tab). The tab search may run past the row's end into the rest of the buffer: a
+   * hit there is not a field.
+   */
+  private cut(line: Buffer, lineStart: number, lineEnd: number): void {
+    const bounds = this.bounds;
+    const width = this.columns.length;
+    let n = 0;
+    bounds[0] = lineStart;
+    if (width > 1)
+      for (let tab = line.indexOf(9, lineStart); tab >= 0 && tab < lineEnd; tab = line.indexOf(9, tab + 1)) {
+        if (++n >= width) break;
+        bounds[n] = tab + 1;
+      }
+    else for (let i = lineStart; i < lineEnd && n === 0; i++) if (line[i] === 9) n = 1;
+    if (n !== width - 1) throw new RangeError(`row has ${n + 1} fields or more, table has ${width} columns`);
+    bounds[width] = lineEnd + 1;
+  }
+
+  /** The value (wire format) of the row cut last, at out.pos. */
+  private writeValue(out: AvroSlab, line: Buffer, tail: Buffer): void {
+    const bounds = this.bounds;
+    const width = this.columns.length;
+    out.ensure(7);
+    out.buf[out.pos] = 0;
+    out.buf.writeInt32BE(this.ids.value, out.pos + 1);
+    out.buf[out.pos + 5] = 0; // before: null
+    out.buf[out.pos + 6] = 2; // after: the record branch
+    out.pos += 7;
+    for (let i = 0; i < width; i++) {
+      const start = bounds[i];
+      const end = bounds[i + 1] - 1;
+      if (end - start === 2 && line[start] === 92 && line[start + 1] === 78) {
+        if (this.notNull[i])
+          throw new RangeError(
+            `column ${JSON.stringify(this.columns[i].name)} is NOT NULL but the row has NULL`,
+          );
+        out.byte(0);
+      } else this.valueWriters[i](out, line, start, end);
+    }
+    out.ensure(tail.length);
+    out.pos += tail.copy(out.buf, out.pos);
+  }
+
+  /** The key (wire format) of the row cut last, at out.pos. */
+  private writeKey(out: AvroSlab, line: Buffer): void {
+    const bounds = this.bounds;
+    out.ensure(5);
+    out.buf[out.pos] = 0;
+    out.buf.writeInt32BE(this.ids.key!, out.pos + 1);
+    out.pos += 5;
+    for (let k = 0; k < this.keyIdx.length; k++) {
+      const i = this.keyIdx[k];
+      const start = bounds[i];
+      const end = bounds[i + 1] - 1;
+      if (end - start === 2 && line[start] === 92 && line[start + 1] === 78)
+        throw new RangeError(`key column ${JSON.stringify(this.columns[i].name)} is NULL`);
+      this.keyWriters[k](out, line, start, end);
     }
   }
 }

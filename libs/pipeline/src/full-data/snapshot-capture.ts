@@ -4,13 +4,12 @@ import { connect, quoteQualified, type Endpoint, type SelectedTable } from '@pgf
 import { PgferryError } from '@pgferry/core';
 import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
-import { AvroSlab, SlabPool } from '../codec/avro-row-writer';
+import { SlabPool } from '../codec/avro-row-writer';
 import type { CopyRows } from '../codec/copy-rows';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import type { ControlStore } from '../control/control-store';
-import { keyPartition } from '../publish/kafka-partitioner';
 import { KafkaPublisher } from '../publish/kafka-publisher';
-import { PartitionRecords } from '../publish/record-batch-writer';
+import { PartitionedBatches } from '../publish/framed-batches';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { planChunks, type ChunkPlan } from '../snapshot/chunk-plan';
 import { readChunk } from '../snapshot/pg-chunk-reader';
@@ -50,26 +49,22 @@ export interface SnapshotCaptureOptions {
 let roundRobin = 0;
 
 /**
- * COPY rows encoded and grouped by the partition the publisher would give them (keyPartition of
- * the key, as every Kafka client's default partitioner; keyless rows round robin), in their
- * order. Keys and values stay ranges of the encoder's slabs: no Buffer or object per row.
+ * COPY rows encoded straight into the record batches of the partitions the publisher would give
+ * them (keyPartition of the key, as every Kafka client's default partitioner; keyless rows round
+ * robin), in their order: each value is written once, where Kafka will store it.
  */
-function encodeByPartition(
+function encodeBatches(
   encoder: TableEncoder,
   rows: CopyRows,
   tsMs: number,
   partitions: number,
-  slab: AvroSlab,
-): PartitionRecords[] {
-  const parts: Array<PartitionRecords | undefined> = new Array(partitions);
-  const keyed = encoder.schemas.key !== null;
-  encoder.encodeRowsInto(rows, tsMs, false, slab, (buf, valueStart, valueEnd, keyEnd) => {
-    const p = keyed
-      ? keyPartition(buf, partitions, valueEnd, keyEnd)
-      : (roundRobin = (roundRobin + 1) % partitions);
-    (parts[p] ??= new PartitionRecords(p)).pushRanges(buf, keyed, valueEnd, keyEnd, valueStart, valueEnd);
-  });
-  return parts.filter((p): p is PartitionRecords => p !== undefined);
+  maxBatchBytes: number,
+  pool: SlabPool,
+): PartitionedBatches {
+  const batches = new PartitionedBatches(partitions, maxBatchBytes, roundRobin, pool);
+  encoder.encodeRowsFramed(rows, tsMs, false, batches);
+  roundRobin = batches.roundRobin;
+  return batches;
 }
 
 /** The key a table is carried by: primary key, else a unique NOT NULL key, else none. */
@@ -172,8 +167,8 @@ export async function runSnapshotCapture(
   const worker = async () => {
     const client = await connect(opts.source, 'source', { applicationName: 'pgferry snapshot' });
     const publisher = new KafkaPublisher(opts.kafka);
-    // A batch's slabs are written again for a later batch once Kafka acknowledged its records.
-    const slabs = new SlabPool();
+    // A batch's buffers are written again for a later batch once Kafka acknowledged its records.
+    const slabs = new SlabPool(512 * 1024);
     try {
       await publisher.connect();
       await client.query(PIPELINE_SESSION_SQL);
@@ -195,11 +190,17 @@ export async function runSnapshotCapture(
           opts.snapshotName,
           async (rows, bytes) => {
             const count = rows.length;
-            const slab = new AvroSlab(slabs.slabBytes, slabs);
-            const parts = encodeByPartition(encoder, rows, Date.now(), partitions, slab);
+            const batches = encodeBatches(
+              encoder,
+              rows,
+              Date.now(),
+              partitions,
+              publisher.maxBatchBytes,
+              slabs,
+            );
             await inFlight;
-            inFlight = publisher.publishRecords(stream.topic, parts).then(() => {
-              slab.release();
+            inFlight = publisher.publishBatches(stream.topic, batches.batches()).then(() => {
+              batches.release();
               totalRows += count;
               totalBytes += bytes;
               opts.onProgress?.({ table: chunk.sourceTable, rows: count, bytes });

@@ -1,5 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import { ConnectionError, ObjectError, PgferryError, RetryDeadlineError, retry } from '@pgferry/core';
+import type { FramedBatch } from './framed-batches';
 import {
   createCluster,
   kafkaErrorCode,
@@ -42,38 +43,70 @@ const ACKS_ALL = -1;
 const SEQUENCE_MODULUS = 2 ** 31;
 
 /**
- * Records [from, to) of one partition as one batch. Its bytes are written once, into the first
- * request that carries it (no buffer of its own); a retry sends those same bytes again.
+ * One batch of one partition. Its bytes are written once, into the first request that carries it
+ * (no buffer of its own); a retry sends those same bytes again.
  */
 class PendingBatch implements BatchSource {
   private written: Buffer | null = null;
 
   constructor(
-    private readonly records: PartitionRecords,
-    private readonly from: number,
-    private readonly to: number,
+    readonly partition: number,
+    readonly count: number,
     readonly bytes: number,
-    private readonly producer: BatchProducer,
-    private readonly timestampMs: number,
+    private readonly write: (dst: Buffer, pos: number) => void,
   ) {}
-
-  get partition(): number {
-    return this.records.partition;
-  }
-
-  get count(): number {
-    return this.to - this.from;
-  }
 
   writeInto(dst: Buffer, pos: number): void {
     if (this.written) {
       this.written.copy(dst, pos);
       return;
     }
-    const { records, from, to, bytes, producer, timestampMs } = this;
-    writeRecordBatchInto(records, from, to, bytes, producer, timestampMs, dst, pos);
-    this.written = dst.subarray(pos, pos + bytes);
+    this.write(dst, pos);
+    this.written = dst.subarray(pos, pos + this.bytes);
   }
+}
+
+/** The batches of one partition, in order: `take` gives the next one for these producer fields. */
+interface BatchCursor {
+  partition: number;
+  take(producer: BatchProducer, timestampMs: number): PendingBatch | null;
+}
+
+function recordsCursor(records: PartitionRecords, maxBytes: number): BatchCursor {
+  let next = 0;
+  return {
+    partition: records.partition,
+    take: (producer, timestampMs) => {
+      if (next >= records.length) return null;
+      const from = next;
+      const { to, bytes } = planBatch(records, from, maxBytes);
+      next = to;
+      return new PendingBatch(records.partition, to - from, bytes, (dst, pos) =>
+        writeRecordBatchInto(records, from, to, bytes, producer, timestampMs, dst, pos),
+      );
+    },
+  };
+}
+
+function framedCursors(batches: readonly FramedBatch[]): BatchCursor[] {
+  const byPartition = new Map<number, FramedBatch[]>();
+  for (const b of batches) {
+    if (b.count === 0) continue;
+    const list = byPartition.get(b.partition) ?? [];
+    list.push(b);
+    byPartition.set(b.partition, list);
+  }
+  return [...byPartition].map(([partition, list]) => ({
+    partition,
+    take: (producer, timestampMs) => {
+      const b = list.shift();
+      return b
+        ? new PendingBatch(partition, b.count, b.bytes, (dst, pos) =>
+            b.writeInto(dst, pos, producer, timestampMs),
+          )
+        : null;
+    },
+  }));
 }
 
 interface Producer {
@@ -97,7 +130,8 @@ interface Producer {
  */
 export class KafkaBatchProducer {
   private readonly cluster: KafkaJsCluster;
-  private readonly maxBatchBytes: number;
+  /** The largest batch this producer sends (see BatchProducerOptions.maxBatchBytes). */
+  readonly maxBatchBytes: number;
   private readonly retryDeadlineMs: number;
   private readonly produceTimeoutMs: number;
   private producer: Producer | null = null;
@@ -157,7 +191,22 @@ export class KafkaBatchProducer {
    * partition per request, the partitions of one leader in one request.
    */
   produce(topic: string, parts: readonly PartitionRecords[]): Promise<void> {
-    const run = this.tail.then(() => this.produceNow(topic, parts));
+    return this.enqueue(topic, () =>
+      parts.filter((p) => p.length > 0).map((p) => recordsCursor(p, this.maxBatchBytes)),
+    );
+  }
+
+  /**
+   * produce for batches framed as they were encoded (PartitionedBatches): each is sent as it is,
+   * in the order given per partition, with the same guarantees. A batch above the topic's
+   * max.message.bytes is refused by Kafka, so build them below it.
+   */
+  produceBatches(topic: string, batches: readonly FramedBatch[]): Promise<void> {
+    return this.enqueue(topic, () => framedCursors(batches));
+  }
+
+  private enqueue(topic: string, cursors: () => BatchCursor[]): Promise<void> {
+    const run = this.tail.then(() => this.produceNow(topic, cursors()));
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -169,30 +218,18 @@ export class KafkaBatchProducer {
     await this.cluster.disconnect();
   }
 
-  private async produceNow(topic: string, parts: readonly PartitionRecords[]): Promise<void> {
+  private async produceNow(topic: string, cursors: BatchCursor[]): Promise<void> {
     if (!this.connected) throw new PgferryError('the Kafka producer is not connected');
     await this.partitionCount(topic);
-    const cursors = parts.filter((p) => p.length > 0).map((records) => ({ records, next: 0 }));
     try {
       for (;;) {
         const producer = this.producer ?? (await this.initProducer());
         const now = Date.now();
         const round: PendingBatch[] = [];
         for (const c of cursors) {
-          if (c.next >= c.records.length) continue;
-          const { to, bytes } = planBatch(c.records, c.next, this.maxBatchBytes);
-          const baseSequence = this.sequences.get(`${topic}\0${c.records.partition}`) ?? 0;
-          round.push(
-            new PendingBatch(
-              c.records,
-              c.next,
-              to,
-              bytes,
-              { producerId: producer.id, producerEpoch: producer.epoch, baseSequence },
-              now,
-            ),
-          );
-          c.next = to;
+          const baseSequence = this.sequences.get(`${topic}\0${c.partition}`) ?? 0;
+          const batch = c.take({ producerId: producer.id, producerEpoch: producer.epoch, baseSequence }, now);
+          if (batch) round.push(batch);
         }
         if (round.length === 0) return;
         await this.sendRound(topic, round);

@@ -1,4 +1,5 @@
 import type { Kafka, Message } from 'kafkajs';
+import type { FramedBatch } from './framed-batches';
 import { KafkaBatchProducer, type BatchProducerOptions } from './kafka-batch-producer';
 import { keyPartition } from './kafka-partitioner';
 import { PartitionRecords } from './record-batch-writer';
@@ -54,6 +55,19 @@ export class KafkaPublisher {
    */
   publishRecords(topic: string, parts: readonly PartitionRecords[]): Promise<void> {
     return this.producer.produce(topic, parts);
+  }
+
+  /** The largest record batch this publisher sends: build FramedBatches below it. */
+  get maxBatchBytes(): number {
+    return this.producer.maxBatchBytes;
+  }
+
+  /**
+   * Like publishRecords, for batches framed as they were encoded (PartitionedBatches, same
+   * partition choice as publish).
+   */
+  publishBatches(topic: string, batches: readonly FramedBatch[]): Promise<void> {
+    return this.producer.produceBatches(topic, batches);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,89 @@
+import { splitAndValidate } from '@pgferry/kafka-broker';
+import { SlabPool } from '../codec/avro-row-writer';
+import { rowsOfLines } from '../codec/copy-rows';
+import type { ColumnInfo } from '../codec/pg-columns';
+import { buildSchemas, TableEncoder } from '../codec/table-codec';
+import { PartitionedBatches } from './framed-batches';
+import { keyPartition } from './kafka-partitioner';
+import { PartitionRecords, planBatch, writeRecordBatch } from './record-batch-writer';
+
+const col = (name: string, baseType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
+  name,
+  type: baseType,
+  baseType,
+  precision: null,
+  scale: null,
+  notNull: false,
+  keyPosition: 0,
+  ...extra,
+});
+
+function encoder(keyed: boolean): TableEncoder {
+  const columns = [col('id', 'int4', { notNull: true, keyPosition: keyed ? 1 : 0 }), col('t', 'text')];
+  const schemas = buildSchemas('p', 'public', 't', columns);
+  return new TableEncoder(
+    columns,
+    schemas,
+    { key: keyed ? 7 : null, value: 8 },
+    {
+      name: 'p',
+      db: 'd',
+      schema: 'public',
+      table: 't',
+    },
+  );
+}
+
+const producer = { producerId: 99n, producerEpoch: 1, baseSequence: 5 };
+
+describe('PartitionedBatches', () => {
+  // Text sizes around the record varint boundaries (values under 64 bytes, over 8 KiB).
+  const sizes = [0, 3, 30, 49, 60, 70, 200, 8100, 8200, 20000];
+  const lines = Array.from({ length: 120 }, (_, i) =>
+    Buffer.from(`${i}\t${i % 13 === 12 ? '\\N' : 'x'.repeat(sizes[i % sizes.length])}`),
+  );
+
+  it.each([
+    [true, 1_000_000],
+    [true, 30_000],
+    [false, 1_000_000],
+    [false, 30_000],
+  ])(
+    'writes the batches writeRecordBatch writes for the same records and partitions (keyed %s, max %d bytes)',
+    (keyed, maxBytes) => {
+      const enc = encoder(keyed);
+      const partitions = 3;
+      const sink = new PartitionedBatches(partitions, maxBytes, 1, new SlabPool(4096));
+      enc.encodeRowsFramed(rowsOfLines(lines), 5, false, sink);
+      // The reference: encodeReads, the publisher's partition choice, planBatch's cuts.
+      const parts = Array.from({ length: partitions }, (_, p) => new PartitionRecords(p));
+      let rr = 1;
+      for (const row of enc.encodeReads(lines, 5, false)) {
+        const p = row.key ? keyPartition(row.key, partitions) : (rr = (rr + 1) % partitions);
+        parts[p].push(row.key, row.value);
+      }
+      const expected = new Map<number, string[]>();
+      for (const records of parts)
+        for (let from = 0; from < records.length;) {
+          const { to, bytes } = planBatch(records, from, maxBytes);
+          const list = expected.get(records.partition) ?? [];
+          list.push(writeRecordBatch(records, from, to, bytes, producer, 5).toString('hex'));
+          expected.set(records.partition, list);
+          from = to;
+        }
+      const got = new Map<number, string[]>();
+      for (const b of sink.batches()) {
+        const out = Buffer.alloc(b.bytes + 10);
+        b.writeInto(out, 10, producer, 5);
+        expect(splitAndValidate(out.subarray(10))).toHaveLength(1);
+        const list = got.get(b.partition) ?? [];
+        list.push(out.subarray(10).toString('hex'));
+        got.set(b.partition, list);
+      }
+      expect(got).toEqual(expected);
+      // A small maximum cuts some partition's records into several batches.
+      expect([...got.values()].some((l) => l.length > 1)).toBe(maxBytes < 1_000_000);
+      sink.release();
+    },
+  );
+});
