@@ -130,8 +130,14 @@ function sampleTreePeaks(rootPid) {
         rssKb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
         const cpu = (Number(stat[11]) + Number(stat[12])) / 100;
-        const prev = byPid.get(pid) ?? { label: label(pid), kb: 0, cpu: 0 };
-        byPid.set(pid, { label: prev.label, kb: Math.max(prev.kb, hwm), cpu: Math.max(prev.cpu, cpu) });
+        const prev = byPid.get(pid) ?? { label: null, kb: 0, cpu: 0 };
+        // Read every time: a child just forked still shows the controller's command line, and one
+        // that exited shows none.
+        byPid.set(pid, {
+          label: label(pid) || prev.label,
+          kb: Math.max(prev.kb, hwm),
+          cpu: Math.max(prev.cpu, cpu),
+        });
       } catch {
         /* exited */
       }
