@@ -1,23 +1,7 @@
 import { crc32c } from '@pgferry/core';
 import { AvroSlab, type SlabPool } from '../codec/avro-row-writer';
 import { keyPartition } from './kafka-partitioner';
-import { BATCH_HEADER_BYTES, type BatchProducer } from './record-batch-writer';
-
-/** Bytes of the zig-zag varint of a value in [-1, 2^31). */
-function varintBytes(n: number): number {
-  const z = n < 0 ? 1 : n * 2;
-  return z < 0x80 ? 1 : z < 0x4000 ? 2 : z < 0x200000 ? 3 : z < 0x10000000 ? 4 : 5;
-}
-
-function writeVarint(buf: Buffer, pos: number, n: number): number {
-  let z = n < 0 ? 1 : n * 2;
-  while (z >= 0x80) {
-    buf[pos++] = (z & 0x7f) | 0x80;
-    z = Math.floor(z / 128);
-  }
-  buf[pos++] = z;
-  return pos;
-}
+import { BATCH_HEADER_BYTES, varintBytes, writeVarint, type BatchProducer } from './record-batch-writer';
 
 /** The varints written before their value is known get this many bytes; others are moved. */
 const RESERVED = 2;

@@ -88,12 +88,13 @@ export interface BatchProducer {
 }
 
 /** Bytes of the zig-zag varint of a value in [-1, 2^31). */
-function varintBytes(n: number): number {
+export function varintBytes(n: number): number {
   const z = n < 0 ? 1 : n * 2;
   return z < 0x80 ? 1 : z < 0x4000 ? 2 : z < 0x200000 ? 3 : z < 0x10000000 ? 4 : 5;
 }
 
-function writeVarint(buf: Buffer, pos: number, n: number): number {
+/** Writes the zig-zag varint of a value in [-1, 2^31) at pos; returns the position after it. */
+export function writeVarint(buf: Buffer, pos: number, n: number): number {
   let z = n < 0 ? 1 : n * 2;
   while (z >= 0x80) {
     buf[pos++] = (z & 0x7f) | 0x80;
