@@ -77,6 +77,7 @@ export async function buildDeferredKeys(
   jobs: number,
   onKey?: (table: string, ms?: number) => void,
 ): Promise<number> {
+  if (!deferred.length) return 0;
   let next = 0;
   let built = 0;
   let failed = false;
