@@ -1,7 +1,13 @@
 import { crc32c } from '@pgferry/core';
 import { AvroSlab, type SlabPool } from '../codec/avro-row-writer';
 import { keyPartition } from './kafka-partitioner';
-import { BATCH_HEADER_BYTES, varintBytes, writeVarint, type BatchProducer } from './record-batch-writer';
+import {
+  BATCH_HEADER_BYTES,
+  varintBytes,
+  writeBatchHeader,
+  writeVarint,
+  type BatchProducer,
+} from './record-batch-writer';
 
 /** The varints written before their value is known get this many bytes; others are moved. */
 const RESERVED = 2;
@@ -35,19 +41,7 @@ export class FramedBatch {
    */
   writeInto(dst: Buffer, at: number, producer: BatchProducer, timestampMs: number): void {
     const bytes = this.slab.pos;
-    dst.writeBigInt64BE(0n, at);
-    dst.writeInt32BE(bytes - 12, at + 8);
-    dst.writeInt32BE(-1, at + 12);
-    dst[at + 16] = 2;
-    dst.writeInt16BE(0, at + 21);
-    dst.writeInt32BE(this.count - 1, at + 23);
-    const ts = BigInt(timestampMs);
-    dst.writeBigInt64BE(ts, at + 27);
-    dst.writeBigInt64BE(ts, at + 35);
-    dst.writeBigInt64BE(producer.producerId, at + 43);
-    dst.writeInt16BE(producer.producerEpoch, at + 51);
-    dst.writeInt32BE(producer.baseSequence, at + 53);
-    dst.writeInt32BE(this.count, at + 57);
+    writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs);
     this.slab.buf.copy(dst, at + BATCH_HEADER_BYTES, BATCH_HEADER_BYTES, bytes);
     dst.writeUInt32BE(crc32c(dst, at + 21, at + bytes), at + 17);
   }

@@ -142,6 +142,34 @@ export function planBatch(
 }
 
 /**
+ * The batch header of a batch of `bytes` bytes holding `count` records, all at `timestampMs`,
+ * at buf[at, at + BATCH_HEADER_BYTES), but for its CRC (buf[at + 17, at + 21)), which covers the
+ * records and is written once they are.
+ */
+export function writeBatchHeader(
+  buf: Buffer,
+  at: number,
+  bytes: number,
+  count: number,
+  producer: BatchProducer,
+  timestampMs: number,
+): void {
+  buf.writeBigInt64BE(0n, at);
+  buf.writeInt32BE(bytes - 12, at + 8);
+  buf.writeInt32BE(-1, at + 12);
+  buf[at + 16] = 2;
+  buf.writeInt16BE(0, at + 21);
+  buf.writeInt32BE(count - 1, at + 23);
+  const ts = BigInt(timestampMs);
+  buf.writeBigInt64BE(ts, at + 27);
+  buf.writeBigInt64BE(ts, at + 35);
+  buf.writeBigInt64BE(producer.producerId, at + 43);
+  buf.writeInt16BE(producer.producerEpoch, at + 51);
+  buf.writeInt32BE(producer.baseSequence, at + 53);
+  buf.writeInt32BE(count, at + 57);
+}
+
+/**
  * Writes records [from, to) as one batch of `bytes` bytes (planBatch's figure), all with
  * `timestampMs`. Pure: the same arguments give the same bytes, so a retried batch is the batch
  * Kafka may already hold, and its sequence lets Kafka drop it as a duplicate.
@@ -170,19 +198,7 @@ export function writeRecordBatchInto(
   buf: Buffer,
   at: number,
 ): void {
-  buf.writeBigInt64BE(0n, at);
-  buf.writeInt32BE(bytes - 12, at + 8);
-  buf.writeInt32BE(-1, at + 12);
-  buf[at + 16] = 2;
-  buf.writeInt16BE(0, at + 21);
-  buf.writeInt32BE(to - from - 1, at + 23);
-  const ts = BigInt(timestampMs);
-  buf.writeBigInt64BE(ts, at + 27);
-  buf.writeBigInt64BE(ts, at + 35);
-  buf.writeBigInt64BE(producer.producerId, at + 43);
-  buf.writeInt16BE(producer.producerEpoch, at + 51);
-  buf.writeInt32BE(producer.baseSequence, at + 53);
-  buf.writeInt32BE(to - from, at + 57);
+  writeBatchHeader(buf, at, bytes, to - from, producer, timestampMs);
   let pos = at + BATCH_HEADER_BYTES;
   for (let i = from; i < to; i++) {
     const k = records.keyLength(i);
