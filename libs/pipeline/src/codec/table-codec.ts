@@ -383,35 +383,31 @@ export class TableEncoder {
     slab: AvroSlab,
     emit: (buf: Buffer, valueStart: number, valueEnd: number, keyEnd: number) => void,
   ): void {
-    const tail = this.envelopeTail(tsMs, last);
-    const { bufs, starts, ends } = rows;
-    for (let r = 0; r < rows.length; r++) {
-      const line = bufs[r];
-      const lineStart = starts[r];
-      const lineEnd = ends[r];
-      if (!rows.utf8 && !isUtf8(line.subarray(lineStart, lineEnd))) {
-        const row = this.encodeRead(line.subarray(lineStart, lineEnd), tsMs, last);
+    // encodeRowsFramed into one slab: the value where the row begins, its key copied after it.
+    // Value and key are one unit for the slab (begin once): a move to a new slab carries both.
+    let key: Buffer | null = null;
+    let keyStart = 0;
+    let keyEnd = 0;
+    this.encodeRowsFramed(rows, tsMs, last, {
+      begin: (k, start, end) => {
+        [key, keyStart, keyEnd] = [k, start, end];
         slab.begin();
-        slab.ensure(row.value.length + (row.key?.length ?? 0));
-        slab.pos += row.value.copy(slab.buf, slab.pos);
-        const valueEnd = slab.pos;
-        if (row.key) slab.pos += row.key.copy(slab.buf, slab.pos);
-        emit(slab.buf, slab.mark, valueEnd, slab.pos);
-        continue;
-      }
-      this.cut(line, lineStart, lineEnd);
-      // Value and key are one unit for the slab (begin once): a move to a new slab carries both.
-      slab.begin();
-      this.writeValue(slab, line, tail);
-      const valueLength = slab.pos - slab.mark;
-      if (this.keyType) this.writeKey(slab, line);
-      emit(slab.buf, slab.mark, slab.mark + valueLength, slab.pos);
-    }
+        return slab;
+      },
+      end: () => {
+        const valueLength = slab.pos - slab.mark;
+        if (key) {
+          slab.ensure(keyEnd - keyStart);
+          slab.pos += key.copy(slab.buf, slab.pos, keyStart, keyEnd);
+        }
+        emit(slab.buf, slab.mark, slab.mark + valueLength, slab.pos);
+      },
+    });
   }
 
   /**
-   * encodeRowsInto with each row's key first, into `keySlab`, then its value straight into the
-   * slab `sink.begin(key)` returns (the record batch of the key's partition: see
+   * Snapshot reads of `rows` (see encodeRowsInto), each row's key first, into `keySlab`, then its
+   * value straight into the slab `sink.begin(key)` returns (the record batch of the key's partition: see
    * PartitionedBatches), ended with `sink.end()`. The same key and value bytes as encodeRead.
    */
   encodeRowsFramed(rows: CopyRows, tsMs: number, last: boolean, sink: RecordSink): void {
