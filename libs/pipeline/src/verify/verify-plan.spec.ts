@@ -4,6 +4,8 @@ import {
   collationName,
   digestSql,
   HASH_PROBES,
+  integerKeyBounds,
+  keySpanSql,
   keyText,
   nextBoundSql,
   rangeCondition,
@@ -79,6 +81,25 @@ describe('verify plan', () => {
       params: ['1', 'x', '999'],
     });
     expect(() => nextBoundSql('t', ['a'], ['1', '2'], 1)).toThrow(RangeError);
+  });
+
+  it('splits a dense integer key every chunkRows values, and leaves sparse or unestimated keys to the walk', () => {
+    expect(keySpanSql('ONLY "s"."t"', 'Id')).toBe(
+      'SELECT min("Id")::text AS lo, max("Id")::text AS hi, (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass) AS estimate FROM ONLY "s"."t"',
+    );
+    // 1..5000 by 1000: the walk's boundaries (the first key of each later chunk).
+    expect(integerKeyBounds('1', '5000', 5000, 1000)).toEqual(['1001', '2001', '3001', '4001']);
+    expect(integerKeyBounds('1', '5001', 4990, 1000)).toEqual(['1001', '2001', '3001', '4001', '5001']);
+    expect(integerKeyBounds('-7', '-7', 1, 1000)).toEqual([]);
+    // Beyond 2^53, exactly.
+    expect(integerKeyBounds('9223372036854775000', '9223372036854775807', 808, 500)).toEqual([
+      '9223372036854775500',
+    ]);
+    // A stale estimate that is too high changes nothing: no range holds more than chunkRows keys.
+    expect(integerKeyBounds('1', '3000', 1e6, 1000)).toEqual(['1001', '2001']);
+    expect(integerKeyBounds('1', '10001', 5000, 1000)).toBeNull();
+    expect(integerKeyBounds('1', '5000', -1, 1000)).toBeNull();
+    expect(integerKeyBounds('1', '5000', 5000, 0)).toBeNull();
   });
 
   it('probes the hash at every tail length, with multi-byte characters', () => {

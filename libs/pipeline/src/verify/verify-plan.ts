@@ -84,6 +84,42 @@ export function nextBoundSql(
 }
 
 /**
+ * The smallest and largest key of a table keyed by one integer column (as text; NULL when the
+ * table is empty), and the row estimate of its statistics (reltuples: -1 when never analyzed).
+ * min and max are one index probe each, against a walk of the whole key. $1 is the table's
+ * regclass text.
+ */
+export function keySpanSql(relation: string, key: string): string {
+  const k = quoteIdent(key);
+  return `SELECT min(${k})::text AS lo, max(${k})::text AS hi, (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass) AS estimate FROM ${relation}`;
+}
+
+/**
+ * Boundaries every `chunkRows` key values from `lo`, for a table keyed by one integer column
+ * whose keys span lo..hi: ranges of chunkRows values hold at most chunkRows rows (keys are
+ * unique), and where the keys are dense, as a serial key's are, these are the boundaries the
+ * walk (nextBoundSql) would find, without reading the key. null when the keys are sparse (their
+ * span is more than twice the row estimate) or the estimate is unknown (negative): the walk
+ * then gives ranges of even row counts. The first and last ranges stay open (chunkRanges), so
+ * rows outside lo..hi on the destination are still counted. Pure.
+ */
+export function integerKeyBounds(
+  lo: string,
+  hi: string,
+  estimate: number,
+  chunkRows: number,
+): string[] | null {
+  if (!(estimate >= 0) || !Number.isSafeInteger(chunkRows) || chunkRows < 1) return null;
+  const from = BigInt(lo);
+  const span = BigInt(hi) - from + 1n;
+  if (span > 2n * BigInt(Math.ceil(Math.max(estimate, 1)))) return null;
+  const step = BigInt(chunkRows);
+  const bounds: string[] = [];
+  for (let b = from + step; b <= from + span - 1n; b += step) bounds.push(b.toString());
+  return bounds;
+}
+
+/**
  * The condition of a key range: (k1, k2) >= (from) AND (k1, k2) < (to). The values are untyped
  * text parameters: a row comparison resolves each one to its key column's type on that server,
  * which is the cast to the column type without naming the type (a type in a renamed schema is

@@ -330,4 +330,44 @@ describe('verify: counts and checksums per key range on both servers', () => {
     ]);
     expect(report.ok).toBe(false);
   });
+  it('splits a dense integer key by value, walks a sparse one, and still finds rows beyond either end', async () => {
+    const setup = `
+      CREATE SCHEMA nums;
+      CREATE TABLE nums.dense (id bigint PRIMARY KEY, v text);
+      INSERT INTO nums.dense SELECT g, 'v' || g FROM generate_series(1, 5000) g WHERE g % 10 <> 0;
+      CREATE TABLE nums.sparse (id int PRIMARY KEY, v text);
+      INSERT INTO nums.sparse SELECT 3 * g, 'v' || g FROM generate_series(1, 2000) g;
+      CREATE TABLE nums.fresh (id int PRIMARY KEY, v text);
+      INSERT INTO nums.fresh SELECT g, 'v' || g FROM generate_series(1, 2500) g WHERE g % 10 <> 0;
+      CREATE TABLE nums.empty (id int PRIMARY KEY);
+      ANALYZE nums.dense, nums.sparse, nums.empty;`;
+    await s.query(setup);
+    await d.query(setup);
+    await d.query(`UPDATE nums.dense SET v = 'changed' WHERE id = 2501`);
+    await d.query(`INSERT INTO nums.dense VALUES (0, 'below'), (10000, 'above')`);
+    await d.query(`UPDATE nums.sparse SET v = 'changed' WHERE id = 3003`);
+    await d.query(`UPDATE nums.fresh SET v = 'changed' WHERE id = 1001`);
+    const report = await verifyTables(s, d, await select([{ schema: 'nums' }]), {
+      chunkRows: 1000,
+      jobs: 2,
+      connect: { source: () => source.connect(), destination: () => destination.connect() },
+    });
+    const by = (name: string) => report.tables.find((t) => t.table === `"nums".${name}`)!;
+    // 4500 keys over 1..4999, analyzed: ranges every 1000 values, not every 1000 rows.
+    expect(by('"dense"').chunks).toBe(5);
+    expect(by('"dense"').mismatches).toEqual([
+      { from: null, to: "('1001')", sourceRows: 900, destinationRows: 901 },
+      { from: "('2001')", to: "('3001')", sourceRows: 900, destinationRows: 900 },
+      { from: "('4001')", to: null, sourceRows: 900, destinationRows: 901 },
+    ]);
+    // Keys 3..6000 for 2000 rows are sparse: walked, 1000 rows per range.
+    expect(by('"sparse"').mismatches).toEqual([
+      { from: "('3003')", to: null, sourceRows: 1000, destinationRows: 1000 },
+    ]);
+    // Never analyzed (no estimate): walked, 1000 rows per range.
+    expect(by('"fresh"').mismatches).toEqual([
+      { from: null, to: "('1112')", sourceRows: 1000, destinationRows: 1000 },
+    ]);
+    expect(by('"empty"')).toMatchObject({ chunks: 1, sourceRows: 0, destinationRows: 0, mismatches: [] });
+  });
 });
