@@ -153,6 +153,62 @@ export class AvroSlab {
     } else this.pos += src.copy(this.buf, this.pos, start, end);
   }
 
+  /**
+   * raw() of a COPY text field that holds no backslash, in one pass that copies as it checks
+   * (a scan for backslashes and then a copy read every byte twice). At the first backslash it
+   * writes nothing and returns false: the field has escapes to undo. Long fields are scanned
+   * natively, then copied.
+   */
+  plain(src: Buffer, start: number, end: number): boolean {
+    const n = end - start;
+    if (n > 256) {
+      if (src.subarray(start, end).indexOf(BACKSLASH) >= 0) return false;
+      this.raw(src, start, end);
+      return true;
+    }
+    this.ensure(n + 5);
+    const at = this.pos;
+    this.int(n);
+    const buf = this.buf;
+    let pos = this.pos;
+    for (let i = start; i < end; i++) {
+      const c = src[i];
+      if (c === BACKSLASH) {
+        this.pos = at;
+        return false;
+      }
+      buf[pos++] = c;
+    }
+    this.pos = pos;
+    return true;
+  }
+
+  /**
+   * Avro bytes of the hex digits src[start, end) (lower or upper case, even length), decoded
+   * by table without a string. Writes nothing and returns false when a character is not a hex
+   * digit or the length is odd.
+   */
+  hexDigits(src: Buffer, start: number, end: number): boolean {
+    if ((end - start) & 1) return false;
+    const n = (end - start) >>> 1;
+    this.ensure(n + 5);
+    const at = this.pos;
+    this.int(n);
+    const buf = this.buf;
+    let pos = this.pos;
+    for (let i = start; i < end; i += 2) {
+      const hi = HEX_VALUE[src[i]];
+      const lo = HEX_VALUE[src[i + 1]];
+      if ((hi | lo) > 15) {
+        this.pos = at;
+        return false;
+      }
+      buf[pos++] = (hi << 4) | lo;
+    }
+    this.pos = pos;
+    return true;
+  }
+
   string(s: string): void {
     const n = Buffer.byteLength(s, 'utf8');
     this.int(n);
@@ -200,6 +256,13 @@ export class AvroSlab {
 export type FieldWriter = (out: AvroSlab, line: Buffer, start: number, end: number) => void;
 
 const BACKSLASH = 92;
+
+/** Each byte's value as a hex digit (either case), or 255. */
+const HEX_VALUE = new Uint8Array(256).fill(255);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX_VALUE['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
 
 /**
  * Whether line[start, end) holds a backslash. The search stays inside the field: `line` may be
@@ -323,17 +386,16 @@ export function fieldWriter(
               line[start] === BACKSLASH &&
               line[start + 1] === BACKSLASH &&
               line[start + 2] === 120 &&
-              !hasBackslash(line, start + 3, end)
+              out.hexDigits(line, start + 3, end)
             )
-              out.hex(line.toString('latin1', start + 3, end));
-            else out.hex(text(line, start, end).slice(2));
+              return;
+            out.hex(text(line, start, end).slice(2));
           };
         break;
       case 'string':
         return (out, line, start, end) => {
           idx(out);
-          if (hasBackslash(line, start, end)) out.string(unescape(line, start, end));
-          else out.raw(line, start, end);
+          if (!out.plain(line, start, end)) out.string(unescape(line, start, end));
         };
     }
   }
