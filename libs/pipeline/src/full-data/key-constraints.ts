@@ -67,15 +67,24 @@ export async function prepareKeyConstraints(
 }
 
 /**
+ * Raises the session's maintenance_work_mem to $1 MB when the server's is lower (never lowers
+ * it): a key's sort then stays in memory.
+ */
+const RAISE_MAINTENANCE_MEMORY = `SELECT pg_catalog.set_config('maintenance_work_mem', $1::int || 'MB', false)
+   WHERE pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) < $1::bigint * 1048576`;
+
+/**
  * After the load, builds the deferred keys the applier did not build already, `jobs` at a time,
  * each on its own destination connection (the connections are ended); `onKey` hears of each as
  * it starts (no ms) and ends (ms it took). Returns how many it built.
+ * With `memoryMB`, each connection's maintenance_work_mem is raised to at least that.
  */
 export async function buildDeferredKeys(
   connectDestination: () => Promise<Client>,
   deferred: readonly DeferredKey[],
   jobs: number,
   onKey?: (table: string, ms?: number) => void,
+  memoryMB = 0,
 ): Promise<number> {
   if (!deferred.length) return 0;
   let next = 0;
@@ -84,6 +93,10 @@ export async function buildDeferredKeys(
   const job = async () => {
     const client = await connectDestination();
     try {
+      if (memoryMB > 0)
+        await client.query(RAISE_MAINTENANCE_MEMORY, [memoryMB]).catch((err) => {
+          throw classifyPgError(err, 'raising maintenance_work_mem for the key builds on the destination');
+        });
       for (let d = deferred[next++]; d && !failed; d = deferred[next++]) {
         try {
           if (await hasUniqueIndexOn(client, d.target, d.key)) continue;

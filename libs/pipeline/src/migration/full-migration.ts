@@ -245,6 +245,7 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         deferredKeys.keys,
         spec.options.snapshotWorkers,
         (table, ms) => emit({ kind: 'key', table, status: ms === undefined ? 'building' : 'built', ms }),
+        spec.options.keyBuildMemoryMB,
       );
       const keysBuilt = keys ? `, ${keys} keys built after the load` : '';
       if (spec.migrationTypes.incremental) return `${result.rowsCaptured} rows${keysBuilt}`;
