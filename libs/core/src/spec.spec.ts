@@ -30,7 +30,7 @@ describe('parseTaskSpec', () => {
       onError: 'strict',
       snapshotWorkers: 4,
       chunkRows: 500000,
-      keyBuildMemoryMB: 256,
+      indexBuildMemoryMB: 256,
       throttle: {},
       retry: { connectionMinutes: 720, otherMinutes: 10 },
       lagBoundSeconds: 5,

@@ -134,12 +134,13 @@ export const taskSpecSchema = z
         snapshotWorkers: z.number().int().min(1).max(64).default(4),
         chunkRows: z.number().int().min(1000).default(500_000),
         /**
-         * maintenance_work_mem, in MB, of the sessions that build the keys left for after the load
-         * (one per snapshot worker at once): the destination's own setting is raised to this, never
-         * lowered. 0 keeps the destination's setting. An in-memory sort builds a 2M-row key about
-         * a quarter faster than PostgreSQL's default of 64MB.
+         * maintenance_work_mem, in MB, of the sessions that build keys and indexes after the load
+         * (the keys left for after the load, one per snapshot worker at once; the post-data
+         * restore, one per job): the destination's own setting is raised to this, never lowered.
+         * 0 keeps the destination's setting. An in-memory sort builds a 2M-row key about a
+         * quarter faster than PostgreSQL's default of 64MB.
          */
-        keyBuildMemoryMB: z.number().int().min(0).max(1_048_576).default(256),
+        indexBuildMemoryMB: z.number().int().min(0).max(1_048_576).default(256),
         throttle: z
           .object({
             rowsPerSecond: z.number().int().positive().optional(),

@@ -28,6 +28,8 @@ export interface RestoreOptions {
   describeEntry?: (dumpId: number) => string | undefined;
   /** Leads error messages: "restoring post-data into destination ...". */
   context: string;
+  /** Session settings of every connection pg_restore opens (PGOPTIONS, "-c name=value"). */
+  pgOptions?: string;
 }
 
 /**
@@ -118,7 +120,7 @@ export class PgDumpDriver {
     if (!options.restoreOwnership) args.push('--no-owner', '--no-privileges');
     if (!options.tablespaces) args.push('--no-tablespaces');
     args.push(file);
-    const result = await this.run(this.tools.pgRestore, args, ep, role, false);
+    const result = await this.run(this.tools.pgRestore, args, ep, role, false, options.pgOptions);
     this.check(result, 'pg_restore', options.context, { ep, describeEntry: options.describeEntry });
   }
 
@@ -128,11 +130,13 @@ export class PgDumpDriver {
     ep: Endpoint,
     role: string,
     captureStdout: boolean,
+    pgOptions?: string,
   ): Promise<ToolRunResult> {
     const env = await libpqEnv(ep, {
       secretsDir: this.options.secretsDir,
       role,
       applicationName: this.options.applicationName,
+      pgOptions,
     });
     return this.runner(file, args, { env, signal: this.options.signal, captureStdout });
   }

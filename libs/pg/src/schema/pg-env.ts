@@ -13,6 +13,8 @@ export interface LibpqEnvOptions {
   /** Distinguishes the files of several endpoints in secretsDir ('source', 'destination'). */
   role: string;
   applicationName?: string;
+  /** Session settings for the tool's connections, as PGOPTIONS ("-c name=value ..."). */
+  pgOptions?: string;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function libpqEnv(ep: Endpoint, options: LibpqEnvOptions): Promise<
   env.PGAPPNAME = options.applicationName ?? 'pgferry schema';
   env.PGCONNECT_TIMEOUT = '15';
   env.PGCLIENTENCODING = 'UTF8';
+  if (options.pgOptions) env.PGOPTIONS = options.pgOptions;
   if (ep.password !== undefined && ep.password !== '') env.PGPASSWORD = ep.password;
   const ssl = ep.ssl;
   env.PGSSLMODE = ssl.mode;

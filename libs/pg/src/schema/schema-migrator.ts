@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Client } from 'pg';
 import { ObjectError, PgferryError } from '@pgferry/core';
 import { classifyPgError } from '../classify';
 import { connect } from '../connect';
@@ -148,6 +149,7 @@ export class PgSchemaMigrator {
         'exists on the destination (earlier run)',
       );
       if (restore.length > 0) {
+        const pgOptions = await maintenanceMemoryOption(client, this.options.maintenanceWorkMemMB, context);
         await this.withDriver(plan, (driver) =>
           driver.restore(dst, 'destination', plan.dumpFile, this.writeList('post-data.list', restore), {
             jobs: this.options.jobs ?? 4,
@@ -155,6 +157,7 @@ export class PgSchemaMigrator {
             tablespaces: this.options.tablespaces,
             describeEntry: describer(plan),
             context,
+            pgOptions,
           }),
         );
       }
@@ -251,4 +254,25 @@ async function refreshMaterializedViews(
     n++;
   }
   return n;
+}
+
+/**
+ * PGOPTIONS raising maintenance_work_mem to `mb` MB for the restore's connections, when the
+ * destination's own setting (for this user and database) is lower; undefined otherwise.
+ */
+async function maintenanceMemoryOption(
+  client: Client,
+  mb: number | undefined,
+  context: string,
+): Promise<string | undefined> {
+  if (!mb || mb <= 0) return undefined;
+  try {
+    const { rows } = await client.query(
+      `SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) < $1::bigint * 1048576 AS raise`,
+      [mb],
+    );
+    return rows[0].raise ? `-c maintenance_work_mem=${Math.trunc(mb)}MB` : undefined;
+  } catch (err) {
+    throw classifyPgError(err, context);
+  }
 }

@@ -183,4 +183,47 @@ describe('post-data failures, resumption, and the public schema', () => {
       await source.query('DROP TABLE shop.late', [], SOURCE_DB);
     }
   });
+  it('builds the post-data indexes with maintenance_work_mem raised to the option, never lowered', async () => {
+    // The index calls a function that fails unless the build runs with the expected setting.
+    await source.createDatabase('memory');
+    await source.query(
+      `CREATE FUNCTION public.check_memory(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+       BEGIN
+         IF current_setting('maintenance_work_mem') IS DISTINCT FROM current_setting('pgferry_test.expect', true) THEN
+           RAISE EXCEPTION 'the index was built with maintenance_work_mem %', current_setting('maintenance_work_mem');
+         END IF;
+         RETURN v;
+       END $$;
+       CREATE TABLE public.measured (id int);
+       INSERT INTO public.measured VALUES (1);
+       SET pgferry_test.expect = '64MB';
+       CREATE INDEX measured_check ON public.measured (public.check_memory(id));`,
+      [],
+      'memory',
+    );
+    const run = async (db: string, settings: string[], maintenanceWorkMemMB?: number) => {
+      await destination.createDatabase(db);
+      for (const setting of settings) await destination.query(`ALTER DATABASE "${db}" SET ${setting}`);
+      const workDir = mkdtempSync(join(tmpdir(), 'pgferry-schema-'));
+      workDirs.push(workDir);
+      const m = new PgSchemaMigrator({
+        source: endpoint(source, 'memory'),
+        destination: endpoint(destination, db),
+        workDir,
+        maintenanceWorkMemMB,
+      });
+      await m.dump();
+      await m.restorePreData();
+      await destination.query('INSERT INTO public.measured VALUES (1), (2)', [], db);
+      return m.restorePostData();
+    };
+    expect((await run('mem raised', [`pgferry_test.expect = '300MB'`], 300)).counts).toEqual({ INDEX: 1 });
+    expect(
+      (await run('mem kept', [`maintenance_work_mem = '1GB'`, `pgferry_test.expect = '1GB'`], 300)).counts,
+    ).toEqual({ INDEX: 1 });
+    // Without the option the server's setting stays, which the function refuses here.
+    await expect(run('mem default', [`pgferry_test.expect = '300MB'`])).rejects.toThrow(
+      'the index was built with maintenance_work_mem 64MB',
+    );
+  });
 });

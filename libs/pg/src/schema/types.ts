@@ -17,6 +17,11 @@ export interface SchemaMigratorOptions {
   /** Parallel jobs for the post-data restore (pg_restore --jobs). Default 4. */
   jobs?: number;
   /**
+   * maintenance_work_mem, in MB, of the post-data restore's connections, when the destination's
+   * own setting is lower (never lowered): index builds sort in memory. Default: the server's.
+   */
+  maintenanceWorkMemMB?: number;
+  /**
    * Restore owners and privileges (ALTER ... OWNER, GRANT). Default false: the destination user
    * owns everything it creates, which works when the source's roles do not exist there.
    */

@@ -148,6 +148,7 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
       destination: dst,
       objects: spec.objects,
       workDir: opts.workDir,
+      maintenanceWorkMemMB: spec.options.indexBuildMemoryMB,
     });
 
     const partitions = opts.partitions ?? 4;
@@ -245,7 +246,7 @@ export async function runFullMigration(opts: FullMigrationOptions): Promise<Full
         deferredKeys.keys,
         spec.options.snapshotWorkers,
         (table, ms) => emit({ kind: 'key', table, status: ms === undefined ? 'building' : 'built', ms }),
-        spec.options.keyBuildMemoryMB,
+        spec.options.indexBuildMemoryMB,
       );
       const keysBuilt = keys ? `, ${keys} keys built after the load` : '';
       if (spec.migrationTypes.incremental) return `${result.rowsCaptured} rows${keysBuilt}`;
