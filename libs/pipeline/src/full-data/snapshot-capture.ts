@@ -106,6 +106,9 @@ export async function prepareStreams(
   }
 }
 
+/** Tables whose schemas are registered at once (see runSnapshotCapture). */
+const REGISTRATIONS_AT_ONCE = 8;
+
 /**
  * The snapshot half of the full-data phase: every pending chunk is read with COPY under the
  * snapshot, encoded, and sent to its table's topic; a chunk is marked done in the control
@@ -140,23 +143,34 @@ export async function runSnapshotCapture(
     await setup.end().catch(() => undefined);
   }
   const byTable = new Map(streams.map((s) => [`${s.table.schema}\u0000${s.table.table}`, s]));
+  // Every table's key and value schemas are registered REGISTRATIONS_AT_ONCE tables at a time:
+  // one after another, each registration is a round trip to the registry before the first row.
   const encoders = new Map<string, TableEncoder>();
-  for (const s of streams) {
-    const schemas = buildSchemas(opts.topicPrefix, s.table.schema, s.table.table, s.columns);
-    const ids = {
-      key: schemas.key ? await opts.registry.register(`${s.topic}-key`, schemas.key) : null,
-      value: await opts.registry.register(`${s.topic}-value`, schemas.value),
-    };
-    encoders.set(
-      s.topic,
-      new TableEncoder(s.columns, schemas, ids, {
-        name: opts.topicPrefix,
-        db: opts.sourceDatabase,
-        schema: s.table.schema,
-        table: s.table.table,
-      }),
-    );
-  }
+  let nextStream = 0;
+  const registerNext = async () => {
+    for (let s = streams[nextStream++]; s; s = streams[nextStream++]) {
+      const schemas = buildSchemas(opts.topicPrefix, s.table.schema, s.table.table, s.columns);
+      const [key, value] = await Promise.all([
+        schemas.key ? opts.registry.register(`${s.topic}-key`, schemas.key) : null,
+        opts.registry.register(`${s.topic}-value`, schemas.value),
+      ]);
+      encoders.set(
+        s.topic,
+        new TableEncoder(
+          s.columns,
+          schemas,
+          { key, value },
+          {
+            name: opts.topicPrefix,
+            db: opts.sourceDatabase,
+            schema: s.table.schema,
+            table: s.table.table,
+          },
+        ),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(REGISTRATIONS_AT_ONCE, streams.length) }, registerNext));
   const pending = await opts.control.pendingChunks<ChunkPlan>();
   let totalRows = 0;
   let totalBytes = 0;
