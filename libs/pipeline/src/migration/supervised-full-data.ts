@@ -44,7 +44,11 @@ export interface SupervisedFullDataOptions {
   emit: (e: MigrationEvent) => void;
 }
 
-const POLL_MS = 200;
+/**
+ * How often the applied offsets are read once the capture is done: each read is one small query,
+ * and the wait is added to the phase's end (the keys and verify follow).
+ */
+const POLL_MS = 50;
 
 /**
  * The full-data phase with the capture and the applier in their own processes. The controller
