@@ -17,14 +17,22 @@ export async function setReplicaRole(client: Client): Promise<void> {
   }
 }
 
-/** COPY text `chunks` (whole lines) into `table` (already quoted) through its `columns`. */
+/** How COPY reads the chunks: text lines, or the binary format (header, tuples, trailer). */
+export type CopyFormat = 'text' | 'binary';
+
+/** COPY `chunks` (whole lines or tuples) into `table` (already quoted) through its `columns`. */
 export async function copyInto(
   client: Client,
   table: string,
   columns: readonly string[],
   chunks: ReadonlyArray<Buffer | string>,
+  format: CopyFormat = 'text',
 ): Promise<void> {
-  const copy = client.query(copyFrom(`COPY ${table} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`));
+  const copy = client.query(
+    copyFrom(
+      `COPY ${table} (${columns.map(quoteIdent).join(', ')}) FROM STDIN${format === 'binary' ? ' (FORMAT binary)' : ''}`,
+    ),
+  );
   await new Promise<void>((resolve, reject) => {
     copy.on('error', reject);
     copy.on('finish', resolve);
@@ -51,4 +59,17 @@ export async function hasUniqueIndexOn(
     [table, key, immediate],
   );
   return rows.length > 0;
+}
+
+/**
+ * The type OID of each column of `table` (already quoted) by name; empty when the table does not
+ * exist (its COPY then fails with the usual error).
+ */
+export async function columnTypeOids(client: Client, table: string): Promise<Map<string, number>> {
+  const { rows } = await client.query(
+    `SELECT a.attname AS name, a.atttypid::int8 AS oid FROM pg_attribute a
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+    [table],
+  );
+  return new Map(rows.map((r: { name: string; oid: string }) => [r.name, Number(r.oid)]));
 }

@@ -3,7 +3,7 @@ import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
 import { storeOffset } from '../control/control-store';
 import { copyChunks } from './copy-text';
-import { copyInto, hasUniqueIndexOn, setReplicaRole } from './pg-apply-session';
+import { copyInto, hasUniqueIndexOn, setReplicaRole, type CopyFormat } from './pg-apply-session';
 
 /** Where a topic's rows go: destination table, the columns the values are in, its key. */
 export interface TargetTable {
@@ -119,6 +119,22 @@ export class PgRowApplier {
     rows: number,
     mark: OffsetMark | null,
   ): Promise<void> {
+    await this.applyCopy(t, chunks, rows, mark, 'text');
+  }
+
+  /**
+   * Rows as COPY `format`: in text, as applyCopyText; in binary, `chunks` are the whole COPY
+   * binary stream (header, `rows` tuples of t.columns, trailer), whose field types must be the
+   * destination columns' own (binary receive functions do not convert). Same guarantees as
+   * applyRows, on the same ways (the staging table has the destination's column types).
+   */
+  async applyCopy(
+    t: TargetTable,
+    chunks: ReadonlyArray<Buffer | string>,
+    rows: number,
+    mark: OffsetMark | null,
+    format: CopyFormat,
+  ): Promise<void> {
     await this.prepare();
     const target = quoteQualified(t.schema, t.table);
     let keyed = false;
@@ -130,14 +146,14 @@ export class PgRowApplier {
         if (deferred) {
           keyed = await this.keyIfResent(deferred);
           if (!keyed) {
-            await copyInto(this.client, target, t.columns, chunks);
+            await copyInto(this.client, target, t.columns, chunks, format);
             done = true;
           }
         }
         if (!done && (await this.mayGoDirect(t))) {
           await this.client.query('SAVEPOINT pgferry_direct');
           try {
-            await copyInto(this.client, target, t.columns, chunks);
+            await copyInto(this.client, target, t.columns, chunks, format);
             await this.client.query('RELEASE SAVEPOINT pgferry_direct');
             done = true;
           } catch (err) {
@@ -146,7 +162,7 @@ export class PgRowApplier {
             this.direct.set(target, false);
           }
         }
-        if (!done) await this.stageAndUpsert(t, target, chunks);
+        if (!done) await this.stageAndUpsert(t, target, chunks, format);
       }
       if (mark) await storeOffset(this.client, mark.group, mark.topic, mark.partition, mark.nextOffset);
       await this.client.query('COMMIT');
@@ -191,6 +207,7 @@ export class PgRowApplier {
     t: TargetTable,
     target: string,
     chunks: ReadonlyArray<Buffer | string>,
+    format: CopyFormat,
   ): Promise<void> {
     const cols = t.columns.map(quoteIdent).join(', ');
     const stage = quoteIdent(this.stageName(t));
@@ -200,7 +217,7 @@ export class PgRowApplier {
       );
       this.staged.add(stage);
     }
-    await copyInto(this.client, stage, t.columns, chunks);
+    await copyInto(this.client, stage, t.columns, chunks, format);
     const nonKey = t.columns.filter((c) => !t.key.includes(c));
     const conflict = t.key.length
       ? `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${nonKey.length ? `UPDATE SET ${nonKey.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`

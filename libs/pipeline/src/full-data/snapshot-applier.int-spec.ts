@@ -14,6 +14,7 @@ import { KafkaPublisher } from '../publish/kafka-publisher';
 import { topicEnds } from '../topics';
 import { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
 import { hasUniqueIndexOn } from '../apply/pg-apply-session';
+import { AvroCopyDecoder } from '../codec/avro-copy-decoder';
 
 const col = (name: string, baseType: string, keyPosition = 0): ColumnInfo => ({
   name,
@@ -147,10 +148,14 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
 
   it('applies each row once, stores the offsets with them, resumes from them, and refuses a second applier', async () => {
     await produce(1, 3000);
+    // The destination has the source's column types: every batch goes as COPY binary.
+    const text = jest.spyOn(AvroCopyDecoder.prototype, 'decodeRange');
     const first = await startApplier();
     try {
       await caughtUp(first.applier);
+      expect(text).not.toHaveBeenCalled();
     } finally {
+      text.mockRestore();
       await first.stop();
     }
     expect((await pg.query(`SELECT count(*)::int AS n FROM public.accounts`))[0].n).toBe(3000);
@@ -214,5 +219,55 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
               count(*) FILTER (WHERE filler = E'again\\t' || aid)::int AS exact FROM public.later`,
     );
     expect(rows[0]).toEqual({ n: 3000, keys: 3000, exact: 3000 });
+  });
+
+  it('copies in binary into columns of the source types, and in text into a column of another type', async () => {
+    const binary = jest.spyOn(AvroCopyDecoder.prototype, 'decodeBinaryRange');
+    const text = jest.spyOn(AvroCopyDecoder.prototype, 'decodeRange');
+    try {
+      await pg.query(`CREATE TABLE public.wider (aid bigint PRIMARY KEY, bid bigint, filler text)`);
+      const wideTopic = 'pgferry.public.wider';
+      const admin = kafka.admin();
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic: wideTopic, numPartitions: 1 }], waitForLeaders: true });
+      await admin.disconnect();
+      const columns = [col('aid', 'int8', 1), col('bid', 'int4'), col('filler', 'text')];
+      const schemas = buildSchemas('pgferry', 'public', 'wider', columns);
+      const enc = new TableEncoder(
+        columns,
+        schemas,
+        {
+          key: await registry.register(`${wideTopic}-key`, schemas.key!),
+          value: await registry.register(`${wideTopic}-value`, schemas.value),
+        },
+        { name: 'pgferry', db: 'src', schema: 'public', table: 'wider' },
+      );
+      const publisher = new KafkaPublisher(kafka, { maxBatchBytes: 8192 });
+      await publisher.connect();
+      try {
+        const messages = [];
+        for (let i = 1; i <= 500; i++)
+          messages.push(enc.encodeRead(Buffer.from(`${i}\t${-i}\tw\\t${i}`), 1_700_000_000_000, false));
+        await publisher.publish(wideTopic, messages);
+      } finally {
+        await publisher.close();
+      }
+      const wideTarget = { topic: wideTopic, schema: 'public', table: 'wider', key: ['aid'] };
+      const applier = await startApplier({ group: 'pgferry-wider', targets: [wideTarget] });
+      try {
+        await caughtUp(applier.applier, [wideTopic]);
+      } finally {
+        await applier.stop();
+      }
+      const rows = await pg.query(
+        `SELECT count(*)::int AS n, count(*) FILTER (WHERE bid = -aid AND filler = E'w\t' || aid)::int AS exact FROM public.wider`,
+      );
+      expect(rows[0]).toEqual({ n: 500, exact: 500 });
+      expect(binary).not.toHaveBeenCalled();
+      expect(text).toHaveBeenCalledTimes(500);
+    } finally {
+      binary.mockRestore();
+      text.mockRestore();
+    }
   });
 });

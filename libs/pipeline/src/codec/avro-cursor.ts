@@ -1,0 +1,71 @@
+/** A read position in an Avro body. */
+export interface Cursor {
+  buf: Buffer;
+  pos: number;
+}
+
+/** An Avro long: a number when it is within 2^48 (7 varint bytes), else exactly, as a BigInt. */
+export function readLong(c: Cursor): number | bigint {
+  const buf = c.buf;
+  let n = 0;
+  let shift = 1;
+  for (let i = 0; ; i++) {
+    const b = buf[c.pos++];
+    n += (b & 0x7f) * shift;
+    if (!(b & 0x80)) break;
+    shift *= 128;
+    // Seven bytes hold 49 bits, exact in a double; a longer varint goes on in BigInt.
+    if (i === 6) return readLongBig(c, n, shift);
+  }
+  return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+}
+
+/**
+ * An Avro long as readLong reads it, but a number for every value whose zigzag form is below
+ * 2^53 (8 varint bytes, the eighth below 16): microsecond timestamps of this era stay numbers.
+ */
+export function readSafeLong(c: Cursor): number | bigint {
+  const buf = c.buf;
+  const at = c.pos;
+  let n = 0;
+  let shift = 1;
+  for (let i = 0; i < 8; i++) {
+    const b = buf[c.pos++];
+    if (i === 7) {
+      if (b & 0x80 || b >= 16) break;
+      n += b * shift;
+      return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+    }
+    n += (b & 0x7f) * shift;
+    if (!(b & 0x80)) return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+    shift *= 128;
+  }
+  c.pos = at;
+  return readLong(c);
+}
+
+/** The rest of a varint longer than 7 bytes (beyond 2^49), exactly, as a BigInt. */
+function readLongBig(c: Cursor, low: number, shift: number): bigint {
+  let n = BigInt(low);
+  let s = BigInt(shift);
+  let b: number;
+  do {
+    b = c.buf[c.pos++];
+    n += BigInt(b & 0x7f) * s;
+    s *= 128n;
+  } while (b & 0x80);
+  return n & 1n ? -((n + 1n) >> 1n) : n >> 1n;
+}
+
+export function readInt(c: Cursor): number {
+  const n = Number(readLong(c));
+  // A corrupt varint must not become a 20-digit "int" in the COPY text.
+  if (n < -2147483648 || n > 2147483647) throw new RangeError('bad Avro int');
+  return n;
+}
+
+export function readLength(c: Cursor): number {
+  const n = readInt(c);
+  if (n < 0 || c.pos + n > c.buf.length) throw new RangeError('bad Avro length');
+  return n;
+}
