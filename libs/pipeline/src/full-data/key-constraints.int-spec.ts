@@ -1,6 +1,7 @@
 import type { Client } from 'pg';
 import { startPostgres, type PgCluster } from '@pgferry/testing';
-import { buildDeferredKeys, type DeferredKey } from './key-constraints';
+import type { DeferredKey } from '../apply/pg-row-applier';
+import { buildDeferredKeys } from './key-constraints';
 
 describe('buildDeferredKeys: the keys left for after the load', () => {
   let pg: PgCluster;
