@@ -183,13 +183,18 @@ export class CopyBinarySink {
     const n = end - start;
     this.ensure(4 + n);
     this.i32(n);
-    if (n > 64) src.copy(this.buf, this.pos, start, end);
+    this.copyIn(src, start, end);
+  }
+
+  /** src[start, end) at pos (room ensured): a loop below 64 bytes, where Buffer#copy's call costs more. */
+  private copyIn(src: Buffer, start: number, end: number): void {
+    if (end - start > 64) src.copy(this.buf, this.pos, start, end);
     else {
       const b = this.buf;
       let p = this.pos;
       for (let i = start; i < end; i++) b[p++] = src[i];
     }
-    this.pos += n;
+    this.pos += end - start;
   }
 
   /** jsonb: version 1, then its text. */
@@ -198,8 +203,7 @@ export class CopyBinarySink {
     this.ensure(5 + n);
     this.i32(n + 1);
     this.buf[this.pos++] = 1;
-    src.copy(this.buf, this.pos, start, end);
-    this.pos += n;
+    this.copyIn(src, start, end);
   }
 
   /** uuid from its 36-character text form. */
