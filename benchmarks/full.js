@@ -188,6 +188,17 @@ async function withServerCpu(src, dst, fn) {
   return { result, sourceCpu: clusterCpu(src) - s0, destinationCpu: clusterCpu(dst) - d0 };
 }
 
+/**
+ * Before each timed copy, untimed: a checkpoint on both clusters and the OS's dirty pages
+ * written out, so that no copy pays for writing out the previous one's data (each copy leaves
+ * about 1 GB of table and WAL pages dirty, which the kernel and the checkpointer would otherwise
+ * write back during the next copy, always pgferry's in a round).
+ */
+async function settle(src, dst) {
+  await Promise.all([src.query('CHECKPOINT'), dst.query('CHECKPOINT')]);
+  spawnSync('sync');
+}
+
 async function pgferry(src, dst, workers, dir, db) {
   const spec = join(dir, 'spec.json');
   writeFileSync(
@@ -263,14 +274,17 @@ async function main() {
       for (const db of Object.values(dbs)) await dst.createDatabase(db);
       const roundDir = join(dir, `round-${round}`);
       mkdirSync(roundDir);
+      await settle(src, dst);
       const piped = await withServerCpu(src, dst, () => copyPipe(src, dst, workers, dbs.pipe));
       const pipe = piped.result;
       console.log(`direct COPY pipe (data only)       ${pipe.padStart(7)}s (${servers(piped)})`);
+      await settle(src, dst);
       const copied = await withServerCpu(src, dst, async () =>
         pgcopydb(src, dst, workers, join(roundDir, 'pgcopydb'), dbs.copydb, runAs),
       );
       const copydb = copied.result;
       console.log(`pgcopydb clone (schema+data+index) ${copydb.padStart(7)}s (${servers(copied)})`);
+      await settle(src, dst);
       const ferried = await withServerCpu(src, dst, () => pgferry(src, dst, workers, roundDir, dbs.ferry));
       const ferry = ferried.result;
       console.log(
