@@ -275,6 +275,37 @@ function hasBackslash(line: Buffer, start: number, end: number): boolean {
   return false;
 }
 
+/** 10^0 to 10^22: every one is a double exactly. */
+const POWERS_OF_TEN = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/**
+ * A float field's text as Number() reads it, without a string, when it is a plain decimal
+ * ([-]digits[.digits], no exponent) whose digits as an integer m stay below 2^53 with at most 22
+ * after the point: m and 10^k are then doubles exactly, and IEEE division rounds m / 10^k
+ * correctly, which is what parsing the decimal does (Clinger's fast path). null otherwise
+ * (exponents, NaN, Infinity, more digits): the caller parses the text.
+ */
+function decimalDouble(line: Buffer, start: number, end: number): number | null {
+  let i = start;
+  const neg = line[i] === 45;
+  if (neg) i++;
+  if (i >= end) return null;
+  let m = 0;
+  let point = -1;
+  for (; i < end; i++) {
+    const c = line[i];
+    if (c === 46 && point < 0) point = i;
+    else if (c >= 48 && c <= 57) {
+      m = m * 10 + (c - 48);
+      if (m >= 9007199254740992) return null;
+    } else return null;
+  }
+  const k = point < 0 ? 0 : end - point - 1;
+  if (k > 22 || (point >= 0 && (k === 0 || point === (neg ? start + 1 : start)))) return null;
+  const v = k ? m / POWERS_OF_TEN[k] : m;
+  return neg ? -v : v;
+}
+
 /** A COPY field's integer text (int2, int4, int8, oid) as a number, or null beyond 2^53. */
 function parseInteger(line: Buffer, start: number, end: number): number | null {
   let i = start;
@@ -371,7 +402,7 @@ export function fieldWriter(
         const single = t.type === 'float';
         return (out, line, start, end) => {
           idx(out);
-          const v = conv.toAvro(text(line, start, end)) as number;
+          const v = decimalDouble(line, start, end) ?? (conv.toAvro(text(line, start, end)) as number);
           if (single) out.float(v);
           else out.double(v);
         };
