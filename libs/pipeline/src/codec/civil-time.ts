@@ -9,7 +9,8 @@ export const DATE_NEG_INFINITY = -2147483648;
 export const TS_POS_INFINITY = 9223372036854775807n;
 export const TS_NEG_INFINITY = -9223372036854775808n;
 
-function daysFromCivil(y: number, m: number, d: number): number {
+/** Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days_from_civil). */
+export function daysFromCivil(y: number, m: number, d: number): number {
   y -= m <= 2 ? 1 : 0;
   const era = Math.floor(y / 400);
   const yoe = y - era * 400;

@@ -1,3 +1,5 @@
+import { daysFromCivil } from './civil-time';
+
 /**
  * PostgreSQL COPY binary format (docs: "COPY", Binary Format): a signature and header, then per
  * tuple an int16 field count and per field an int32 length (-1: NULL) and the bytes its type's
@@ -31,16 +33,6 @@ const NUMERIC_WEIGHT_MAX = 0x7fff;
 const HEX_VALUE = new Int8Array(256).fill(-1);
 for (let i = 0; i < 10; i++) HEX_VALUE[48 + i] = i;
 for (let i = 0; i < 6; i++) HEX_VALUE[97 + i] = HEX_VALUE[65 + i] = 10 + i;
-
-/** Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days_from_civil). */
-export function daysFromCivil(y: number, m: number, d: number): number {
-  y -= m <= 2 ? 1 : 0;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
 
 /** Reused scratch for numeric digits (decimal, then base 10000). */
 let DIGITS = new Uint8Array(64);
