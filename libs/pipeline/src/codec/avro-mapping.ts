@@ -175,9 +175,11 @@ export function converterFor(type: AvroSchema): Conv {
     const main = branches.find((b) => b.type !== 'string');
     if (main && branches.some((b) => b.type === 'string')) {
       const d = primitiveConv(main);
+      // A long's two extremes stand for -infinity and infinity (microsToTimestamp), so a real
+      // timestamp at one of them (294247-01-10 04:00:54.775807) travels as its text.
       const fits =
         main.type === 'long'
-          ? (v: unknown) => (v as bigint) >= -(2n ** 63n) && (v as bigint) < 2n ** 63n
+          ? (v: unknown) => (v as bigint) > -(2n ** 63n) && (v as bigint) < 2n ** 63n - 1n
           : () => true;
       return {
         toAvro: (t) => {

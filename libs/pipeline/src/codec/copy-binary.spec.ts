@@ -1,3 +1,5 @@
+import { converterFor } from './avro-mapping';
+import { microsToTimestamp } from './civil-time';
 import { CopyBinarySink } from './copy-binary';
 
 const ascii = (s: string) => Buffer.from(s, 'utf8');
@@ -121,5 +123,17 @@ describe('CopyBinarySink', () => {
     expect(text('dateText', '-infinity')).toBe('0000000480000000');
     expect(text('dateText', '2024-01-01')).toBeNull();
     expect(field((out) => out.date(0))).toBe('00000004ffffd533');
+  });
+  it('leaves the long extremes, which mean infinity, to the text path, and the capture sends a timestamp there as text', () => {
+    const max = 9223372036854775807n;
+    expect(field((out) => out.timestamp(max))).toBeNull();
+    expect(field((out) => out.timestamp(-max - 1n))).toBeNull();
+    expect(field((out) => out.timestamp(max - 1n))).toBe('00000008' + '7ffca2fec4c81ffe');
+    // The last microsecond a long holds: as a long it would read back as infinity.
+    const conv = converterFor([{ type: 'long', logicalType: 'local-timestamp-micros' }, { type: 'string' }]);
+    expect(microsToTimestamp(max)).toBe('infinity');
+    expect(conv.toAvro('294247-01-10 04:00:54.775807')).toBe('294247-01-10 04:00:54.775807');
+    expect(conv.toAvro('294247-01-10 04:00:54.775806')).toBe(max - 1n);
+    expect(conv.fromAvro(conv.toAvro('294247-01-10 04:00:54.775806'))).toBe('294247-01-10 04:00:54.775806');
   });
 });

@@ -141,7 +141,7 @@ export class CopyBinarySink {
     this.i32(v);
   }
 
-  /** int8 (or, with `unsigned32`, oid) from an Avro long. */
+  /** int8 from an Avro long (oid has its own writer). */
   int8(v: number | bigint): void {
     this.ensure(12);
     this.i32(8);
@@ -255,8 +255,10 @@ export class CopyBinarySink {
       this.i64(v);
       return true;
     }
+    // The long's extremes are what the text path prints as infinity and -infinity: not a
+    // timestamp to write here.
+    if (micros >= 9223372036854775807n || micros <= -9223372036854775808n) return false;
     const v = micros - BigInt(PG_EPOCH_MICROS);
-    // The extremes are PostgreSQL's infinities; anything near them is out of its range anyway.
     if (v >= 9223372036854775807n || v <= -9223372036854775808n) return false;
     this.ensure(12);
     this.i32(8);
@@ -431,7 +433,9 @@ export class CopyBinarySink {
    */
   textArray(src: Buffer, start: number, end: number, elementOid: number): boolean {
     if (end - start < 2 || src[start] !== 123 || src[end - 1] !== 125) return false;
-    this.ensure(20 + 5 * (end - start));
+    // Each element costs at most its text plus 4 bytes of length, and takes at least 2 bytes of
+    // the text (one character and a comma): at most 2.5 times the text, after the header.
+    this.ensure(24 + ((5 * (end - start)) >> 1) + 4);
     const b = this.buf;
     const at = this.pos;
     if (end - start === 2) {

@@ -1,11 +1,12 @@
 import type { Client } from 'pg';
 import type { Consumer, Kafka } from 'kafkajs';
 import { DataError, PgferryError, TransientError } from '@pgferry/core';
-import { quoteQualified } from '@pgferry/pg';
+import { classifyPgError, quoteQualified } from '@pgferry/pg';
 import { PgRowApplier, type DeferredKeys, type TargetTable } from '../apply/pg-row-applier';
 import { copyLine } from '../apply/copy-text';
 import { AvroCopyDecoder, CopyTextSink } from '../codec/avro-copy-decoder';
 import { CopyBinarySink } from '../codec/copy-binary';
+import type { BinaryWriter } from '../codec/avro-binary-fields';
 import { columnTypeOids, type CopyFormat } from '../apply/pg-apply-session';
 import { RecordDecoder } from '../codec/record-decoder';
 import type { RegistryClient } from '../codec/registry-client';
@@ -331,9 +332,10 @@ export class SnapshotApplier {
    * `work` as one COPY binary stream, or null when some record is not for the binary way: its
    * schema has a column without a binary writer or whose destination type differs from the
    * source's, it has a "before" image, a value the writers do not carry exactly (a BC timestamp,
-   * an array with dimensions, ...), or anything decodeText reports as an error (decodeText then
-   * reports it). The destination's column types are asked once per table, on the first lane
-   * that needs them.
+   * an array with dimensions, ...), or a record decodeText reports (an unexpected op, columns
+   * that change within the batch). An undecodable value throws here as in decodeText. The
+   * destination's column types are asked once per table, on the first lane that needs them (and
+   * again while the table is not there).
    */
   private async decodeBinary(lane: Lane, work: Work): Promise<DecodedBatch | null> {
     const target = this.byTopic.get(work.topic)!;
@@ -342,7 +344,7 @@ export class SnapshotApplier {
     const sink = new CopyBinarySink();
     let columns: string[] | null = null;
     let lastId = -1;
-    let writers = null;
+    let writers: BinaryWriter[] | null = null;
     for (let i = 0; i < bufs.length; i++) {
       const buf = bufs[i];
       if (!buf) continue;
@@ -355,11 +357,19 @@ export class SnapshotApplier {
         if (!types) {
           let p = this.columnTypes.get(work.topic);
           if (!p) {
-            p = columnTypeOids(lane.client, quoteQualified(target.schema, target.table));
+            const table = quoteQualified(target.schema, target.table);
+            p = columnTypeOids(lane.client, table).catch((err) => {
+              throw classifyPgError(err, `reading the column types of ${table} on the destination`);
+            });
             this.columnTypes.set(work.topic, p);
             p.catch(() => this.columnTypes.delete(work.topic));
           }
           types = await p;
+          // No such table (yet): this batch goes as text, and the next one asks again.
+          if (!types.size) {
+            this.columnTypes.delete(work.topic);
+            return null;
+          }
         }
         writers = this.copyDecoder.binaryWriters(id, work.topic, types);
         if (!writers) return null;
