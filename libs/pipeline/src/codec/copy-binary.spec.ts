@@ -1,5 +1,6 @@
 import { converterFor } from './avro-mapping';
 import { microsToTimestamp } from './civil-time';
+import { SlabPool } from './avro-row-writer';
 import { CopyBinarySink } from './copy-binary';
 
 const ascii = (s: string) => Buffer.from(s, 'utf8');
@@ -135,5 +136,33 @@ describe('CopyBinarySink', () => {
     expect(conv.toAvro('294247-01-10 04:00:54.775807')).toBe('294247-01-10 04:00:54.775807');
     expect(conv.toAvro('294247-01-10 04:00:54.775806')).toBe(max - 1n);
     expect(conv.fromAvro(conv.toAvro('294247-01-10 04:00:54.775806'))).toBe('294247-01-10 04:00:54.775806');
+  });
+  it('takes its chunk buffers from a pool and gives them back only on release', () => {
+    // Larger than Node's small-buffer pool, so each chunk buffer has its own memory.
+    const pool = new SlabPool(16384, 4);
+    const write = (sink: CopyBinarySink, n: number) => {
+      for (let i = 0; i < n; i++) {
+        sink.beginRow(1);
+        sink.int4(i);
+        sink.endRow();
+      }
+      // The rows' chunks, without the shared header and trailer.
+      return sink.take().slice(1, -1);
+    };
+    const first = new CopyBinarySink(16384, pool);
+    const sent = write(first, 20);
+    const buffers = new Set(sent.map((c) => c.buffer));
+    // Not released: a second sink gets other buffers.
+    const second = new CopyBinarySink(16384, pool);
+    expect(write(second, 20).some((c) => buffers.has(c.buffer))).toBe(false);
+    first.release();
+    const third = new CopyBinarySink(16384, pool);
+    const again = write(third, 20);
+    expect(again.some((c) => buffers.has(c.buffer))).toBe(true);
+    const all = Buffer.concat(again);
+    expect(all.length).toBe(20 * 10);
+    expect(all.readInt32BE(19 * 10 + 6)).toBe(19);
+    second.release();
+    third.release();
   });
 });

@@ -1,4 +1,5 @@
 import { daysFromCivil } from './civil-time';
+import type { SlabPool } from './avro-row-writer';
 
 /**
  * PostgreSQL COPY binary format (docs: "COPY", Binary Format): a signature and header, then per
@@ -49,15 +50,35 @@ export class CopyBinarySink {
   private pos = 0;
   private rowStart = 0;
   rows = 0;
+  /** The buffers taken from the pool, for `release`. */
+  private readonly used: Buffer[] = [];
 
-  constructor(private readonly chunkBytes = 1 << 20) {}
+  /**
+   * With a pool, chunk buffers come from it and go back with `release`: a batch's megabytes are
+   * then not new external memory each time (which makes V8 run full collections).
+   */
+  constructor(
+    private readonly chunkBytes = 1 << 20,
+    private readonly pool: SlabPool | null = null,
+  ) {}
+
+  /**
+   * Gives the chunk buffers back to the pool: only once nothing reads what `take` returned (the
+   * COPY that sent them has ended). The sink is not used afterwards.
+   */
+  release(): void {
+    for (const b of this.used) this.pool?.give(b);
+    this.used.length = 0;
+  }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     // The unfinished tuple moves along, so every chunk holds whole tuples.
     const partial = this.pos - this.rowStart;
     if (this.rowStart > 0) this.done.push(this.buf.subarray(0, this.rowStart));
-    const next = Buffer.allocUnsafe(Math.max(this.chunkBytes, 2 * (partial + n)));
+    const size = Math.max(this.chunkBytes, 2 * (partial + n));
+    const next = this.pool ? this.pool.take(size) : Buffer.allocUnsafe(size);
+    if (this.pool) this.used.push(next);
     this.buf.copy(next, 0, this.rowStart, this.pos);
     this.buf = next;
     this.pos = partial;

@@ -6,6 +6,7 @@ import { PgRowApplier, type DeferredKeys, type TargetTable } from '../apply/pg-r
 import { copyLine } from '../apply/copy-text';
 import { AvroCopyDecoder, CopyTextSink } from '../codec/avro-copy-decoder';
 import { CopyBinarySink } from '../codec/copy-binary';
+import { SlabPool } from '../codec/avro-row-writer';
 import type { BinaryWriter } from '../codec/avro-binary-fields';
 import { columnTypeOids, type CopyFormat } from '../apply/pg-apply-session';
 import { RecordDecoder } from '../codec/record-decoder';
@@ -86,6 +87,8 @@ interface DecodedBatch {
   columns: string[] | null;
   rows: number;
   chunks: Buffer[];
+  /** Gives the chunks' buffers back for later batches, once the COPY that sent them ended. */
+  release?: () => void;
 }
 
 /**
@@ -131,6 +134,8 @@ export class SnapshotApplier {
   private readonly tails = new Map<string, Promise<void>>();
   /** Destination column type OIDs by topic, asked once per table (see decodeBinary). */
   private readonly columnTypes = new Map<string, Promise<Map<string, number>>>();
+  /** Chunk buffers of the binary batches, reused once a batch's COPY ended (see CopyBinarySink). */
+  private readonly binaryBuffers = new SlabPool(1 << 20, 16);
 
   constructor(private readonly opts: ApplierOptions) {
     this.decoder = new RecordDecoder(opts.registry);
@@ -312,18 +317,22 @@ export class SnapshotApplier {
       columns: batch.columns ?? [],
       key: target.key,
     };
-    await lane.rows.applyCopy(
-      t,
-      batch.chunks,
-      batch.rows,
-      {
-        group: this.opts.group,
-        topic: work.topic,
-        partition: work.partition,
-        nextOffset: work.nextOffset,
-      },
-      batch.format,
-    );
+    try {
+      await lane.rows.applyCopy(
+        t,
+        batch.chunks,
+        batch.rows,
+        {
+          group: this.opts.group,
+          topic: work.topic,
+          partition: work.partition,
+          nextOffset: work.nextOffset,
+        },
+        batch.format,
+      );
+    } finally {
+      batch.release?.();
+    }
     this.applied.set(`${work.topic}:${work.partition}`, work.nextOffset);
     this.opts.onApplied?.(target, batch.rows);
   }
@@ -338,10 +347,34 @@ export class SnapshotApplier {
    * again while the table is not there).
    */
   private async decodeBinary(lane: Lane, work: Work): Promise<DecodedBatch | null> {
+    const sink = new CopyBinarySink(1 << 20, this.binaryBuffers);
+    let batch: DecodedBatch | null = null;
+    try {
+      const columns = await this.writeBinary(lane, work, sink);
+      if (columns !== undefined)
+        batch = {
+          format: 'binary',
+          columns,
+          rows: sink.rows,
+          chunks: sink.take(),
+          release: () => sink.release(),
+        };
+      return batch;
+    } finally {
+      // Not for the binary way (or failed): nothing was handed out, the buffers go back now.
+      if (!batch) sink.release();
+    }
+  }
+
+  /** decodeBinary's rows into `sink`: the batch's columns, or undefined when it is not for the binary way. */
+  private async writeBinary(
+    lane: Lane,
+    work: Work,
+    sink: CopyBinarySink,
+  ): Promise<string[] | null | undefined> {
     const target = this.byTopic.get(work.topic)!;
     const { bufs, starts, ends } = work;
     let types: Map<string, number> | null = null;
-    const sink = new CopyBinarySink();
     let columns: string[] | null = null;
     let lastId = -1;
     let writers: BinaryWriter[] | null = null;
@@ -350,7 +383,7 @@ export class SnapshotApplier {
       if (!buf) continue;
       const start = starts[i];
       const end = ends[i];
-      if (end - start < 7 || buf[start] !== 0) return null;
+      if (end - start < 7 || buf[start] !== 0) return undefined;
       const id = buf.readInt32BE(start + 1);
       if (id !== lastId) {
         if (!this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
@@ -368,20 +401,20 @@ export class SnapshotApplier {
           // No such table (yet): this batch goes as text, and the next one asks again.
           if (!types.size) {
             this.columnTypes.delete(work.topic);
-            return null;
+            return undefined;
           }
         }
         writers = this.copyDecoder.binaryWriters(id, work.topic, types);
-        if (!writers) return null;
+        if (!writers) return undefined;
         lastId = id;
       }
       const fast = this.copyDecoder.decodeBinaryRange(buf, start, end, sink, writers!);
-      if (!fast || (fast.op !== 'r' && fast.op !== 'c')) return null;
+      if (!fast || (fast.op !== 'r' && fast.op !== 'c')) return undefined;
       const cols = fast.plan.columns;
-      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000')) return null;
+      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000')) return undefined;
       columns = cols;
     }
-    return { format: 'binary', columns, rows: sink.rows, chunks: sink.take() };
+    return columns;
   }
 
   /**
