@@ -1,5 +1,5 @@
 import { daysFromCivil } from './civil-time';
-import type { SlabPool } from './avro-row-writer';
+import { CopyChunks } from './copy-chunks';
 
 /**
  * PostgreSQL COPY binary format (docs: "COPY", Binary Format): a signature and header, then per
@@ -12,7 +12,6 @@ const HEADER = Buffer.concat([
   Buffer.alloc(4), // header extension length
 ]);
 const TRAILER = Buffer.from([0xff, 0xff]);
-const NO_BYTES = Buffer.alloc(0);
 
 /** Days from 1970-01-01 to 2000-01-01, PostgreSQL's date and timestamp epoch. */
 export const PG_EPOCH_DAYS = 10957;
@@ -44,47 +43,7 @@ let GROUPS = new Uint16Array(32);
  * Methods that take a value another type's text form returns false, writing nothing, when the
  * value is not one they can send exactly; the caller then sends the batch as COPY text.
  */
-export class CopyBinarySink {
-  private readonly done: Buffer[] = [];
-  private buf: Buffer = NO_BYTES;
-  private pos = 0;
-  private rowStart = 0;
-  rows = 0;
-  /** The buffers taken from the pool, for `release`. */
-  private readonly used: Buffer[] = [];
-
-  /**
-   * With a pool, chunk buffers come from it and go back with `release`: a batch's megabytes are
-   * then not new external memory each time (which makes V8 run full collections).
-   */
-  constructor(
-    private readonly chunkBytes = 1 << 20,
-    private readonly pool: SlabPool | null = null,
-  ) {}
-
-  /**
-   * Gives the chunk buffers back to the pool: only once nothing reads what `take` returned (the
-   * COPY that sent them has ended). The sink is not used afterwards.
-   */
-  release(): void {
-    for (const b of this.used) this.pool?.give(b);
-    this.used.length = 0;
-  }
-
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    // The unfinished tuple moves along, so every chunk holds whole tuples.
-    const partial = this.pos - this.rowStart;
-    if (this.rowStart > 0) this.done.push(this.buf.subarray(0, this.rowStart));
-    const size = Math.max(this.chunkBytes, 2 * (partial + n));
-    const next = this.pool ? this.pool.take(size) : Buffer.allocUnsafe(size);
-    if (this.pool) this.used.push(next);
-    this.buf.copy(next, 0, this.rowStart, this.pos);
-    this.buf = next;
-    this.pos = partial;
-    this.rowStart = 0;
-  }
-
+export class CopyBinarySink extends CopyChunks {
   private i32(v: number): void {
     const b = this.buf;
     const p = this.pos;
@@ -128,13 +87,7 @@ export class CopyBinarySink {
   }
 
   endRow(): void {
-    this.rowStart = this.pos;
-    this.rows++;
-  }
-
-  /** Drops the unfinished tuple. */
-  rollback(): void {
-    this.pos = this.rowStart;
+    this.finishRow();
   }
 
   nul(): void {
@@ -526,15 +479,8 @@ export class CopyBinarySink {
 
   /** Every finished tuple, framed by the header and the trailer; the sink is empty afterwards. */
   take(): Buffer[] {
-    const out = this.rows ? [HEADER, ...this.done] : [];
-    if (this.rowStart > 0) out.push(this.buf.subarray(0, this.rowStart));
-    if (this.rows) out.push(TRAILER);
-    this.done.length = 0;
-    this.buf = NO_BYTES;
-    this.pos = 0;
-    this.rowStart = 0;
-    this.rows = 0;
-    return out;
+    if (!this.rows) return this.takeRows();
+    return [HEADER, ...this.takeRows(), TRAILER];
   }
 }
 

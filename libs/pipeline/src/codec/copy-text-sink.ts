@@ -1,3 +1,5 @@
+import { CopyChunks } from './copy-chunks';
+
 /** For each byte, the letter that follows the backslash in its COPY text escape, or 0. */
 const COPY_ESCAPE = new Uint8Array(256);
 COPY_ESCAPE[92] = 92;
@@ -7,36 +9,11 @@ COPY_ESCAPE[9] = 116; // t
 
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 
-const NO_BYTES = Buffer.alloc(0);
-
 /**
  * Bytes of COPY text lines, written into large buffers and handed to COPY FROM STDIN as they
  * are: no string per field or per line.
  */
-export class CopyTextSink {
-  private readonly done: Buffer[] = [];
-  private buf: Buffer;
-  private pos = 0;
-  private lineStart = 0;
-  rows = 0;
-
-  /** Buffers are allocated on the first write (a sink taken and dropped allocates nothing more). */
-  constructor(private readonly chunkBytes = 1 << 20) {
-    this.buf = NO_BYTES;
-  }
-
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    // The unfinished line moves along, so every chunk holds whole lines.
-    const partial = this.pos - this.lineStart;
-    if (this.lineStart > 0) this.done.push(this.buf.subarray(0, this.lineStart));
-    const next = Buffer.allocUnsafe(Math.max(this.chunkBytes, 2 * (partial + n)));
-    this.buf.copy(next, 0, this.lineStart, this.pos);
-    this.buf = next;
-    this.pos = partial;
-    this.lineStart = 0;
-  }
-
+export class CopyTextSink extends CopyChunks {
   byte(b: number): void {
     this.ensure(1);
     this.buf[this.pos++] = b;
@@ -153,30 +130,17 @@ export class CopyTextSink {
     const n = Buffer.byteLength(s, 'utf8');
     this.ensure(n);
     this.pos += this.buf.write(s, this.pos, n, 'utf8');
-    this.lineStart = this.pos;
-    this.rows++;
+    this.finishRow();
   }
 
   /** Ends the current line (with its newline); `rollback` drops the unfinished line instead. */
   endLine(): void {
     this.byte(10);
-    this.lineStart = this.pos;
-    this.rows++;
-  }
-
-  rollback(): void {
-    this.pos = this.lineStart;
+    this.finishRow();
   }
 
   /** Every finished line, in order; the sink is empty afterwards. */
   take(): Buffer[] {
-    const out = [...this.done];
-    if (this.lineStart > 0) out.push(this.buf.subarray(0, this.lineStart));
-    this.done.length = 0;
-    this.buf = NO_BYTES;
-    this.pos = 0;
-    this.lineStart = 0;
-    this.rows = 0;
-    return out;
+    return this.takeRows();
   }
 }
