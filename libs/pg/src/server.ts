@@ -100,3 +100,25 @@ export function logicalSourceIssues(info: ServerInfo, serverName: string): Readi
   }
   return issues;
 }
+
+/**
+ * The maintenance_work_mem to set ("256MB") so that index builds on this connection's server
+ * sort in `mb` MB, or undefined when its own setting (for this user and database) is not lower,
+ * or `mb` is 0: a setting is raised, never lowered.
+ */
+export async function maintenanceMemoryToRaise(
+  client: Client,
+  mb: number | undefined,
+  context: string,
+): Promise<string | undefined> {
+  if (!mb || mb <= 0) return undefined;
+  try {
+    const { rows } = await client.query(
+      `SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) < $1::bigint * 1048576 AS raise`,
+      [mb],
+    );
+    return rows[0].raise ? `${Math.trunc(mb)}MB` : undefined;
+  } catch (err) {
+    throw classifyPgError(err, context);
+  }
+}

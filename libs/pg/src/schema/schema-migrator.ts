@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from 'pg';
 import { ObjectError, PgferryError } from '@pgferry/core';
 import { classifyPgError } from '../classify';
 import { connect } from '../connect';
 import { describeEndpoint } from '../endpoint';
 import { quoteQualified } from '../ident';
+import { maintenanceMemoryToRaise } from '../server';
 import { PgDumpDriver } from './pg-dump-driver';
 import { findPgTools, pgToolSearchFromEnv, type PgTools } from './pg-tools';
 import { readExisting, readExistingPostData } from './schema-catalog';
@@ -149,7 +149,8 @@ export class PgSchemaMigrator {
         'exists on the destination (earlier run)',
       );
       if (restore.length > 0) {
-        const pgOptions = await maintenanceMemoryOption(client, this.options.maintenanceWorkMemMB, context);
+        const memory = await maintenanceMemoryToRaise(client, this.options.maintenanceWorkMemMB, context);
+        const pgOptions = memory && `-c maintenance_work_mem=${memory}`;
         await this.withDriver(plan, (driver) =>
           driver.restore(dst, 'destination', plan.dumpFile, this.writeList('post-data.list', restore), {
             jobs: this.options.jobs ?? 4,
@@ -254,25 +255,4 @@ async function refreshMaterializedViews(
     n++;
   }
   return n;
-}
-
-/**
- * PGOPTIONS raising maintenance_work_mem to `mb` MB for the restore's connections, when the
- * destination's own setting (for this user and database) is lower; undefined otherwise.
- */
-async function maintenanceMemoryOption(
-  client: Client,
-  mb: number | undefined,
-  context: string,
-): Promise<string | undefined> {
-  if (!mb || mb <= 0) return undefined;
-  try {
-    const { rows } = await client.query(
-      `SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) < $1::bigint * 1048576 AS raise`,
-      [mb],
-    );
-    return rows[0].raise ? `-c maintenance_work_mem=${Math.trunc(mb)}MB` : undefined;
-  } catch (err) {
-    throw classifyPgError(err, context);
-  }
 }

@@ -1,5 +1,12 @@
 import type { Client } from 'pg';
-import { classifyPgError, quoteIdent, quoteIdentList, quoteQualified, type SelectedTable } from '@pgferry/pg';
+import {
+  classifyPgError,
+  maintenanceMemoryToRaise,
+  quoteIdent,
+  quoteIdentList,
+  quoteQualified,
+  type SelectedTable,
+} from '@pgferry/pg';
 import { hasUniqueIndexOn } from '../apply/pg-apply-session';
 import type { DeferredKey } from '../apply/pg-row-applier';
 import { tableKey } from './snapshot-capture';
@@ -67,13 +74,6 @@ export async function prepareKeyConstraints(
 }
 
 /**
- * Raises the session's maintenance_work_mem to $1 MB when the server's is lower (never lowers
- * it): a key's sort then stays in memory.
- */
-const RAISE_MAINTENANCE_MEMORY = `SELECT pg_catalog.set_config('maintenance_work_mem', $1::int || 'MB', false)
-   WHERE pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) < $1::bigint * 1048576`;
-
-/**
  * After the load, builds the deferred keys the applier did not build already, `jobs` at a time,
  * each on its own destination connection (the connections are ended); `onKey` hears of each as
  * it starts (no ms) and ends (ms it took). Returns how many it built.
@@ -93,10 +93,14 @@ export async function buildDeferredKeys(
   const job = async () => {
     const client = await connectDestination();
     try {
-      if (memoryMB > 0)
-        await client.query(RAISE_MAINTENANCE_MEMORY, [memoryMB]).catch((err) => {
-          throw classifyPgError(err, 'raising maintenance_work_mem for the key builds on the destination');
-        });
+      const context = 'raising maintenance_work_mem for the key builds on the destination';
+      const memory = await maintenanceMemoryToRaise(client, memoryMB, context);
+      if (memory)
+        await client
+          .query(`SELECT pg_catalog.set_config('maintenance_work_mem', $1, false)`, [memory])
+          .catch((err) => {
+            throw classifyPgError(err, context);
+          });
       for (let d = deferred[next++]; d && !failed; d = deferred[next++]) {
         try {
           if (await hasUniqueIndexOn(client, d.target, d.key)) continue;
