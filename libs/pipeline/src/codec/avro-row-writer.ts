@@ -258,7 +258,7 @@ export type FieldWriter = (out: AvroSlab, line: Buffer, start: number, end: numb
 const BACKSLASH = 92;
 
 /** Each byte's value as a hex digit (either case), or 255. */
-const HEX_VALUE = new Uint8Array(256).fill(255);
+export const HEX_VALUE = new Uint8Array(256).fill(255);
 for (let i = 0; i < 16; i++) {
   HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
   HEX_VALUE['0123456789ABCDEF'.charCodeAt(i)] = i;

@@ -1,4 +1,5 @@
 import { daysFromCivil } from './civil-time';
+import { HEX_VALUE } from './avro-row-writer';
 import { CopyChunks } from './copy-chunks';
 
 /**
@@ -28,11 +29,6 @@ const NUMERIC_NINF = 0xf000;
 /** numeric's limits: dscale is 14 bits, weight an int16. */
 const NUMERIC_DSCALE_MAX = 0x3fff;
 const NUMERIC_WEIGHT_MAX = 0x7fff;
-
-/** The value of a hex digit's byte, or -1. */
-const HEX_VALUE = new Int8Array(256).fill(-1);
-for (let i = 0; i < 10; i++) HEX_VALUE[48 + i] = i;
-for (let i = 0; i < 6; i++) HEX_VALUE[97 + i] = HEX_VALUE[65 + i] = 10 + i;
 
 /** Reused scratch for numeric digits (decimal, then base 10000). */
 let DIGITS = new Uint8Array(64);
@@ -186,7 +182,7 @@ export class CopyBinarySink extends CopyChunks {
       }
       const h = HEX_VALUE[src[i]];
       const l = HEX_VALUE[src[i + 1]];
-      if (h < 0 || l < 0) return false;
+      if ((h | l) > 15) return false;
       b[w++] = (h << 4) | l;
       i += 2;
     }
