@@ -6,7 +6,8 @@
  *   blocks: size u32 LE (high bit: stored uncompressed) | data | [block checksum u32]
  *   end mark u32 0 | [content checksum u32]
  * FLG: version 01 (bits 7-6), block independence (5), block checksum (4), content size (3),
- * content checksum (2), dictionary id (0). BD bits 6-4: the largest block, 4 (64 KB) to 7 (4 MB).
+ * content checksum (2; after the end mark, so a reader may leave it), dictionary id (0).
+ * BD bits 6-4: the largest block, 4 (64 KB) to 7 (4 MB).
  * HC: the second byte of the xxHash32 of the descriptor (FLG up to HC).
  *
  * The blocks are compressed and decompressed by lz4-napi (prebuilt lz4_flex code) when its
@@ -42,7 +43,6 @@ const VERSION = 0x40;
 const BLOCK_INDEPENDENCE = 0x20;
 const BLOCK_CHECKSUM = 0x10;
 const CONTENT_SIZE = 0x08;
-const CONTENT_CHECKSUM = 0x04;
 const DICTIONARY_ID = 0x01;
 const UNCOMPRESSED = 0x80000000;
 /** BD codes 4..7 and their largest block. */
