@@ -75,8 +75,8 @@ describe('record batch v2', () => {
     expect([...b.subarray(61)]).toEqual([16, 0, 0, 0, 2, 0x6b, 2, 0x76, 0]);
   });
 
-  it('decodes what it builds, gzip included, with offsets and headers', () => {
-    for (const compression of ['none', 'gzip'] as const) {
+  it('decodes what it builds, gzip and lz4 included, with offsets and headers', () => {
+    for (const compression of ['none', 'gzip', 'lz4'] as const) {
       const recs = [
         {
           offset: 10n,
@@ -93,7 +93,7 @@ describe('record batch v2', () => {
         lastOffsetDelta: 2,
         recordCount: 2,
         maxTimestamp: 5007n,
-        compression: compression === 'gzip' ? 1 : 0,
+        compression: { none: 0, gzip: 1, lz4: 3 }[compression],
       });
       expect(decodeRecords(b)).toEqual(recs);
     }

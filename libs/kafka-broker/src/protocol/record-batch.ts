@@ -1,6 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Reader, Writer } from './buffer-io';
-import { crc32c } from '@pgferry/core';
+import { crc32c, lz4FrameCompress, lz4FrameDecompress, lz4IsNative } from '@pgferry/core';
 
 /**
  * Record batch (magic v2) layout, byte offsets from the start of the batch:
@@ -123,9 +123,17 @@ export interface KafkaRecord {
   headers: RecordHeader[];
 }
 
-/** True when this process can decompress the batch (none and gzip; others are stored opaque). */
+/** True when this process can decompress the batch (none, gzip and lz4; others are stored opaque). */
 export function canDecode(compression: number): boolean {
-  return compression === Compression.none || compression === Compression.gzip;
+  return (
+    compression === Compression.none || compression === Compression.gzip || compression === Compression.lz4
+  );
+}
+
+/** The codec buildBatch writes for a batch of `compression` (lz4 only where it compresses). */
+export function rebuildCodec(compression: number): 'none' | 'gzip' | 'lz4' {
+  if (compression === Compression.gzip) return 'gzip';
+  return compression === Compression.lz4 && lz4IsNative ? 'lz4' : 'none';
 }
 
 /** Decodes the records of the batch at `pos`. Throws for compression codecs it cannot read. */
@@ -133,6 +141,7 @@ export function decodeRecords(buf: Buffer, pos = 0): KafkaRecord[] {
   const h = readBatchHeader(buf, pos);
   let body = buf.subarray(pos + BATCH_HEADER_SIZE, pos + h.size);
   if (h.compression === Compression.gzip) body = gunzipSync(body);
+  else if (h.compression === Compression.lz4) body = lz4FrameDecompress(body);
   else if (h.compression !== Compression.none)
     throw new InvalidBatchError(`cannot decode compression codec ${h.compression}`, 'corrupt');
   const r = new Reader(body);
@@ -170,7 +179,7 @@ export interface BuildBatchOptions {
   producerId?: bigint;
   producerEpoch?: number;
   baseSequence?: number;
-  compression?: 'none' | 'gzip';
+  compression?: 'none' | 'gzip' | 'lz4';
 }
 
 /**
@@ -210,6 +219,9 @@ export function buildBatch(
   if (options.compression === 'gzip') {
     payload = gzipSync(payload);
     compression = Compression.gzip;
+  } else if (options.compression === 'lz4') {
+    payload = lz4FrameCompress(payload);
+    compression = Compression.lz4;
   }
   const lastDelta =
     options.lastOffsetDelta ??

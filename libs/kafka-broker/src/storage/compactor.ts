@@ -1,4 +1,10 @@
-import { buildBatch, canDecode, decodeRecords, readBatchHeader } from '../protocol/record-batch';
+import {
+  buildBatch,
+  canDecode,
+  decodeRecords,
+  readBatchHeader,
+  rebuildCodec,
+} from '../protocol/record-batch';
 import type { PartitionLog } from './partition-log';
 
 export interface CompactionResult {
@@ -69,7 +75,7 @@ export function compactPartition(log: PartitionLog, now = Date.now()): Compactio
             producerId: h.producerId,
             producerEpoch: h.producerEpoch,
             baseSequence: h.baseSequence,
-            compression: h.compression === 1 ? 'gzip' : 'none',
+            compression: rebuildCodec(h.compression),
           }),
         );
       }

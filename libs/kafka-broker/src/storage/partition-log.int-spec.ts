@@ -100,4 +100,43 @@ describe('partition log', () => {
     expect(compactPartition(log, Date.now()).recordsRemoved).toBe(0);
     log.close();
   });
+
+  it('compacts lz4 batches record by record and keeps the batches it rewrites lz4', () => {
+    const log = new PartitionLog(
+      dir,
+      config({ 'segment.bytes': '300', 'cleanup.policy': 'compact', 'delete.retention.ms': '0' }),
+    );
+    const old = BigInt(Date.now() - 60_000);
+    const rec = (key: string, value: string) => ({
+      key: Buffer.from(key),
+      value: Buffer.from(value),
+      timestamp: old,
+    });
+    // Each batch carries a key that is overwritten later and one that is not.
+    for (let round = 0; round < 6; round++) {
+      const b = buildBatch([rec('hot', `hot${round}`), rec(`cold${round}`, `c${round}`)], {
+        compression: 'lz4',
+      });
+      log.append(b, readBatchHeader(b));
+    }
+    for (let i = 0; i < 3; i++) append(log, 'tail', `t${i}`);
+    expect(compactPartition(log, Date.now()).recordsRemoved).toBeGreaterThan(0);
+    const after = readAll(log);
+    expect(after.filter((r) => r.key === 'hot').map((r) => r.value)).toEqual(['hot5']);
+    expect(after.filter((r) => r.key.startsWith('cold')).map((r) => r.value)).toEqual([
+      'c0',
+      'c1',
+      'c2',
+      'c3',
+      'c4',
+      'c5',
+    ]);
+    const rewritten = log
+      .closedSegments()
+      .flatMap((seg) => seg.entries.map((e) => readBatchHeader(seg.readRange(e.pos, e.size))))
+      .filter((h) => h.recordCount === 1 && h.lastOffsetDelta === 1);
+    expect(rewritten.length).toBeGreaterThan(0);
+    expect(rewritten.every((h) => h.compression === 3)).toBe(true);
+    log.close();
+  });
 });
