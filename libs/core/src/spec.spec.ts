@@ -31,6 +31,7 @@ describe('parseTaskSpec', () => {
       snapshotWorkers: 4,
       chunkRows: 500000,
       indexBuildMemoryMB: 256,
+      snapshotCompression: 'lz4',
       throttle: {},
       retry: { connectionMinutes: 720, otherMinutes: 10 },
       lagBoundSeconds: 5,

@@ -12,6 +12,7 @@ import { PIPELINE_SESSION_SQL } from '../session';
 import { Throttle, type ThrottleLimits } from '../throttle/throttle';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
 import { LanePool } from '../apply/lane-pool';
+import { registerKafkajsLz4 } from '../consume/kafkajs-lz4';
 
 export interface TopicApplierOptions {
   kafka: Kafka;
@@ -90,6 +91,7 @@ export class TopicApplier {
   deadLettered = 0;
 
   constructor(private readonly opts: TopicApplierOptions) {
+    registerKafkajsLz4();
     this.consumer = opts.kafka.consumer({
       groupId: opts.group,
       ...APPLIER_FETCH,

@@ -13,6 +13,7 @@ import { PIPELINE_SESSION_SQL } from '../session';
 import { Throttle } from '../throttle/throttle';
 import { PgChangeApplier } from './pg-change-applier';
 import { sendToDeadLetter, type TopicApplierOptions } from './topic-applier';
+import { registerKafkajsLz4 } from '../consume/kafkajs-lz4';
 
 export interface TransactionalApplierOptions extends Omit<TopicApplierOptions, 'concurrency'> {
   /** The transaction metadata topic (`<prefix>.transactions`, one partition). */
@@ -154,6 +155,7 @@ export class TransactionalApplier {
   deadLettered = 0;
 
   constructor(private readonly opts: TransactionalApplierOptions) {
+    registerKafkajsLz4();
     this.consumer = opts.kafka.consumer({ groupId: opts.group, ...APPLIER_FETCH, ...opts.consumer });
     this.decoder = new RecordDecoder(opts.registry);
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));

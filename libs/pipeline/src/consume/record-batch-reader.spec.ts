@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { crc32c, DataError } from '@pgferry/core';
+import { gzipSync } from 'node:zlib';
+import { crc32c, DataError, lz4FrameCompress } from '@pgferry/core';
 import { API_SPECS, ApiKey, readStruct, Reader, Writer, writeStruct } from '@pgferry/kafka-broker';
 import { PartitionRecords, planBatch, writeRecordBatch } from '../publish/record-batch-writer';
 import { decodeFetchResponse, encodeFetchRequest, FETCH_VERSION } from './kafka-fetch-request';
@@ -32,6 +33,13 @@ function withAttributes(b: Buffer, attributes: number): Buffer {
   b.writeInt16BE(attributes, 21);
   b.writeUInt32BE(crc32c(b, 21, b.length), 17);
   return b;
+}
+
+/** `b` with its records compressed by `compress` under codec `codec`, as a producer sends it. */
+function compressed(b: Buffer, codec: number, compress: (records: Buffer) => Buffer): Buffer {
+  const out = Buffer.concat([b.subarray(0, 61), compress(b.subarray(61))]);
+  out.writeInt32BE(out.length - 12, 8);
+  return withAttributes(out, codec);
 }
 
 /** A control batch (abort marker: key version 0, type 0) of `producerId` at `offset`. */
@@ -108,10 +116,37 @@ describe('scanBatches and forEachRecord', () => {
     );
   });
 
-  it('refuses compressed batches with the codec and the fix', () => {
-    const [b] = scanBatches(withAttributes(Buffer.from(first), 1), where);
+  it.each([
+    ['lz4', 3, (b: Buffer) => lz4FrameCompress(b)],
+    ['gzip', 1, (b: Buffer) => gzipSync(b)],
+  ])('reads %s batches: the same records as uncompressed', (_name, codec, compress) => {
+    const both = Buffer.concat([compressed(first, codec, compress), compressed(second, codec, compress)]);
+    expect(read(scanBatches(both, where))).toEqual(expected);
+    expect(read(scanBatches(both, where), 110n)).toEqual(expected.slice(10));
+  });
+
+  it.each([
+    ['snappy', 2],
+    ['zstd', 4],
+  ])('refuses %s batches, naming the codec and the fix', (name, codec) => {
+    const [b] = scanBatches(
+      compressed(first, codec, (x) => x),
+      where,
+    );
     expect(() => forEachRecord(b, 0n, where, () => undefined)).toThrow(
-      /partition 2: record batch at offset 100 is compressed \(gzip\).*compression.type none/,
+      new DataError(
+        `${where}: record batch at offset 100 is compressed with ${name}, which pgferry does not read (it reads lz4 and gzip): produce this topic with compression.type lz4, gzip or none`,
+      ),
+    );
+  });
+
+  it('names the batch whose lz4 frame is corrupt', () => {
+    const [b] = scanBatches(
+      compressed(first, 3, (x) => lz4FrameCompress(x).subarray(0, 40)),
+      where,
+    );
+    expect(() => forEachRecord(b, 0n, where, () => undefined)).toThrow(
+      /^Kafka topic t partition 2: record batch at offset 100 does not decompress \(lz4\): LZ4 block of \d+ bytes runs past the frame/,
     );
   });
 

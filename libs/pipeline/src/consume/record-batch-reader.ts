@@ -1,4 +1,5 @@
-import { crc32c, DataError } from '@pgferry/core';
+import { gunzipSync } from 'node:zlib';
+import { crc32c, DataError, lz4FrameDecompress } from '@pgferry/core';
 
 /**
  * Reads Kafka record batches (magic v2) as a Fetch response carries them, without a Message
@@ -18,6 +19,9 @@ const COMPRESSION_MASK = 0x07;
 const TRANSACTIONAL = 0x10;
 const CONTROL = 0x20;
 const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'];
+const CODEC_NONE = 0;
+const CODEC_GZIP = 1;
+const CODEC_LZ4 = 3;
 
 /** One complete batch of a partition's records, by position in the response's buffer. */
 export interface BatchView {
@@ -162,8 +166,9 @@ function skipVarint(c: Cursor): void {
 
 /**
  * Calls `onRecord` for each record of the batch at or after offset `from`, in order, with its
- * offset and value (a subarray of the response, not a copy; null for a tombstone). Refuses
- * compressed batches (the CRC-32C was verified by scanBatches); errors name `where` and the offset.
+ * offset and value (a subarray of the response, not a copy, or of the batch's decompressed
+ * records; null for a tombstone). Reads uncompressed, lz4 and gzip batches (the CRC-32C was
+ * verified by scanBatches); errors name `where` and the offset.
  * Offsets are numbers: exact below 2^53, far beyond any partition's offsets.
  */
 export function forEachRecord(
@@ -179,7 +184,7 @@ export function forEachRecord(
 
 /**
  * forEachRecord without a Buffer per record: the value is buf[start, end) of the response's
- * buffer, start -1 for a tombstone.
+ * buffer (of the decompressed records for a compressed batch), start -1 for a tombstone.
  */
 export function forEachRecordRange(
   batch: BatchView,
@@ -187,16 +192,15 @@ export function forEachRecordRange(
   where: string,
   onRecord: (offset: number, buf: Buffer, start: number, end: number) => void,
 ): void {
-  const { buf, start, end } = batch;
-  const codec = buf.readInt16BE(start + 21) & COMPRESSION_MASK;
-  if (codec !== 0)
-    throw new DataError(
-      `${where}: record batch at offset ${batch.baseOffset} is compressed (${CODECS[codec] ?? `codec ${codec}`}); the snapshot applier reads uncompressed batches only: produce this topic with compression.type none (pgferry's capture does)`,
-    );
+  const codec = batch.buf.readInt16BE(batch.start + 21) & COMPRESSION_MASK;
+  const { buf, start, end } =
+    codec === CODEC_NONE
+      ? { buf: batch.buf, start: batch.start + HEADER_BYTES, end: batch.end }
+      : decompressRecords(batch, codec, where);
   const base = Number(batch.baseOffset);
   const first = Number(from);
-  const count = buf.readInt32BE(start + 57);
-  const c: Cursor = { buf, pos: start + HEADER_BYTES };
+  const count = batch.buf.readInt32BE(batch.start + 57);
+  const c: Cursor = { buf, pos: start };
   for (let i = 0; i < count; i++) {
     let offset: number;
     let valueStart: number;
@@ -224,5 +228,30 @@ export function forEachRecordRange(
       );
     }
     if (offset >= first) onRecord(offset, buf, valueStart, valueEnd);
+  }
+}
+
+/** The records of a compressed batch, whole: Kafka compresses them as one stream. */
+function decompressRecords(
+  batch: BatchView,
+  codec: number,
+  where: string,
+): { buf: Buffer; start: number; end: number } {
+  const name = CODECS[codec] ?? `codec ${codec}`;
+  if (codec !== CODEC_LZ4 && codec !== CODEC_GZIP)
+    throw new DataError(
+      `${where}: record batch at offset ${batch.baseOffset} is compressed with ${name}, which pgferry does not read (it reads lz4 and gzip): produce this topic with compression.type lz4, gzip or none`,
+    );
+  try {
+    const records =
+      codec === CODEC_LZ4
+        ? lz4FrameDecompress(batch.buf, batch.start + HEADER_BYTES, batch.end)
+        : gunzipSync(batch.buf.subarray(batch.start + HEADER_BYTES, batch.end));
+    return { buf: records, start: 0, end: records.length };
+  } catch (err) {
+    throw new DataError(
+      `${where}: record batch at offset ${batch.baseOffset} does not decompress (${name}): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

@@ -16,6 +16,7 @@ import { KafkaPartitionFetcher, type PartitionData } from '../consume/kafka-part
 import { forEachRecordRange } from '../consume/record-batch-reader';
 import { PIPELINE_SESSION_SQL } from '../session';
 import { LanePool } from '../apply/lane-pool';
+import { registerKafkajsLz4 } from '../consume/kafkajs-lz4';
 
 export interface ApplierTarget {
   topic: string;
@@ -256,6 +257,7 @@ export class SnapshotApplier {
   }
 
   private async startConsumer(): Promise<void> {
+    registerKafkajsLz4();
     const consumer = this.opts.kafka.consumer({ groupId: this.opts.group, ...APPLIER_FETCH });
     this.consumer = consumer;
     await consumer.connect();

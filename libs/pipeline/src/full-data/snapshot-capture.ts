@@ -43,6 +43,8 @@ export interface SnapshotCaptureOptions {
   workers: number;
   /** Rows per Kafka send (default 5000). */
   batchRows?: number;
+  /** Compression of the record batches (default none; lz4 only where lz4IsNative). */
+  compression?: 'none' | 'lz4';
   onProgress?: (p: CaptureProgress) => void;
 }
 
@@ -180,7 +182,7 @@ export async function runSnapshotCapture(
   // each), and encodes the next batch while the previous one is being acknowledged.
   const worker = async () => {
     const client = await connect(opts.source, 'source', { applicationName: 'pgferry snapshot' });
-    const publisher = new KafkaPublisher(opts.kafka);
+    const publisher = new KafkaPublisher(opts.kafka, { framedCompression: opts.compression });
     // A batch's buffers are written again for a later batch once Kafka acknowledged its records.
     const slabs = new SlabPool(512 * 1024);
     try {

@@ -34,6 +34,7 @@ export async function runCaptureProcess(
       snapshotName: config.snapshotName,
       chunkRows: spec.options.chunkRows,
       workers: spec.options.snapshotWorkers,
+      compression: spec.options.snapshotCompression,
       onProgress: (p) => emit({ kind: 'captured', ...p }),
     });
     return { rows, bytes };

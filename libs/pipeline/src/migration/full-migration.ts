@@ -384,6 +384,7 @@ async function runInProcess(
       snapshotName: ctx.snapshotName,
       chunkRows: opts.spec.options.chunkRows,
       workers: opts.spec.options.snapshotWorkers,
+      compression: opts.spec.options.snapshotCompression,
       onProgress: (p) => ctx.emit({ kind: 'captured', ...p }),
     });
     await waitForApplier(

@@ -1,8 +1,9 @@
-import { crc32c } from '@pgferry/core';
+import { crc32c, lz4FrameCompress } from '@pgferry/core';
 import { AvroSlab, type SlabPool } from '../codec/avro-row-writer';
 import { keyPartition } from './kafka-partitioner';
 import {
   BATCH_HEADER_BYTES,
+  CODEC_LZ4,
   varintBytes,
   writeBatchHeader,
   writeVarint,
@@ -20,6 +21,8 @@ const RESERVED = 2;
 export class FramedBatch {
   readonly slab: AvroSlab;
   count = 0;
+  /** The records as one LZ4 frame, once `compress` made it. */
+  private frame: Buffer | null = null;
 
   constructor(
     readonly partition: number,
@@ -30,19 +33,38 @@ export class FramedBatch {
     this.slab.pos = BATCH_HEADER_BYTES;
   }
 
-  /** The whole batch's size, header included. */
+  /** The whole batch's size, header included, as encoded (uncompressed). */
   get bytes(): number {
     return this.slab.pos;
   }
 
+  /** The size writeInto writes: compressed once `compress` ran. */
+  get wireBytes(): number {
+    return this.frame ? BATCH_HEADER_BYTES + this.frame.length : this.slab.pos;
+  }
+
+  /**
+   * Sends the records LZ4-compressed (Kafka's compression.type lz4) from now on. Once, and
+   * deterministic, so a retried batch is the batch Kafka may already hold.
+   */
+  compress(): void {
+    this.frame ??= lz4FrameCompress(this.slab.buf, BATCH_HEADER_BYTES, this.slab.pos);
+  }
+
   /**
    * Writes the batch (header with these producer fields and timestamp, then the records) at
-   * dst[at]: the bytes writeRecordBatchInto writes for the same records.
+   * dst[at]: the bytes writeRecordBatchInto writes for the same records, or with the records
+   * as an LZ4 frame after `compress`.
    */
   writeInto(dst: Buffer, at: number, producer: BatchProducer, timestampMs: number): void {
-    const bytes = this.slab.pos;
-    writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs);
-    this.slab.buf.copy(dst, at + BATCH_HEADER_BYTES, BATCH_HEADER_BYTES, bytes);
+    const bytes = this.wireBytes;
+    if (this.frame) {
+      writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs, CODEC_LZ4);
+      this.frame.copy(dst, at + BATCH_HEADER_BYTES);
+    } else {
+      writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs);
+      this.slab.buf.copy(dst, at + BATCH_HEADER_BYTES, BATCH_HEADER_BYTES, bytes);
+    }
     dst.writeUInt32BE(crc32c(dst, at + 21, at + bytes), at + 17);
   }
 }

@@ -1,5 +1,12 @@
 import type { Kafka } from 'kafkajs';
-import { ConnectionError, ObjectError, PgferryError, RetryDeadlineError, retry } from '@pgferry/core';
+import {
+  ConnectionError,
+  lz4IsNative,
+  ObjectError,
+  PgferryError,
+  RetryDeadlineError,
+  retry,
+} from '@pgferry/core';
 import type { FramedBatch } from './framed-batches';
 import {
   createCluster,
@@ -33,6 +40,11 @@ export interface BatchProducerOptions {
   retryDeadlineMs?: number;
   /** How long the broker may wait for the replicas (acks=all) before answering with a timeout. */
   produceTimeoutMs?: number;
+  /**
+   * Compression of the framed batches (produceBatches; Kafka's compression.type): lz4 where
+   * lz4IsNative, else they go uncompressed. produce's batches go uncompressed.
+   */
+  framedCompression?: 'none' | 'lz4';
 }
 
 /** DUPLICATE_SEQUENCE_NUMBER: Kafka already holds the batch (an earlier attempt got through). */
@@ -88,7 +100,7 @@ function recordsCursor(records: PartitionRecords, maxBytes: number): BatchCursor
   };
 }
 
-function framedCursors(batches: readonly FramedBatch[]): BatchCursor[] {
+function framedCursors(batches: readonly FramedBatch[], compress: boolean): BatchCursor[] {
   const byPartition = new Map<number, FramedBatch[]>();
   for (const b of batches) {
     if (b.count === 0) continue;
@@ -100,8 +112,9 @@ function framedCursors(batches: readonly FramedBatch[]): BatchCursor[] {
     partition,
     take: (producer, timestampMs) => {
       const b = list.shift();
+      if (b && compress) b.compress();
       return b
-        ? new PendingBatch(partition, b.count, b.bytes, (dst, pos) =>
+        ? new PendingBatch(partition, b.count, b.wireBytes, (dst, pos) =>
             b.writeInto(dst, pos, producer, timestampMs),
           )
         : null;
@@ -134,6 +147,7 @@ export class KafkaBatchProducer {
   readonly maxBatchBytes: number;
   private readonly retryDeadlineMs: number;
   private readonly produceTimeoutMs: number;
+  private readonly compressFramed: boolean;
   private producer: Producer | null = null;
   /** Next sequence per "topic\0partition" for the current producer id. */
   private readonly sequences = new Map<string, number>();
@@ -154,6 +168,7 @@ export class KafkaBatchProducer {
     this.maxBatchBytes = options.maxBatchBytes ?? 1_000_000;
     this.retryDeadlineMs = options.retryDeadlineMs ?? 60_000;
     this.produceTimeoutMs = options.produceTimeoutMs ?? 30_000;
+    this.compressFramed = options.framedCompression === 'lz4' && lz4IsNative;
   }
 
   /** Connects to the cluster and takes a producer id. Idempotent. */
@@ -202,7 +217,7 @@ export class KafkaBatchProducer {
    * max.message.bytes is refused by Kafka, so build them below it.
    */
   produceBatches(topic: string, batches: readonly FramedBatch[]): Promise<void> {
-    return this.enqueue(topic, () => framedCursors(batches));
+    return this.enqueue(topic, () => framedCursors(batches, this.compressFramed));
   }
 
   private enqueue(topic: string, cursors: () => BatchCursor[]): Promise<void> {

@@ -15,6 +15,9 @@ import { crc32c } from '@pgferry/core';
  * every varint zig-zag encoded.
  */
 export const BATCH_HEADER_BYTES = 61;
+/** The compression codecs of the attributes' bits 0-2 that pgferry writes. */
+export const CODEC_NONE = 0;
+export const CODEC_LZ4 = 3;
 
 /**
  * The records bound for one partition, in the order Kafka must store them. A key or value is a
@@ -153,12 +156,13 @@ export function writeBatchHeader(
   count: number,
   producer: BatchProducer,
   timestampMs: number,
+  codec: number = CODEC_NONE,
 ): void {
   buf.writeBigInt64BE(0n, at);
   buf.writeInt32BE(bytes - 12, at + 8);
   buf.writeInt32BE(-1, at + 12);
   buf[at + 16] = 2;
-  buf.writeInt16BE(0, at + 21);
+  buf.writeInt16BE(codec, at + 21);
   buf.writeInt32BE(count - 1, at + 23);
   const ts = BigInt(timestampMs);
   buf.writeBigInt64BE(ts, at + 27);
