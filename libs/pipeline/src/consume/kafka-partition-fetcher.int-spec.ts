@@ -177,6 +177,38 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
     expect(got.get(1)).toEqual(values.map((v, i) => [String(i), v]));
   });
 
+  it('fetches a partition in fewer bytes by its expansion, so its records stay within the limits once decompressed', async () => {
+    const topic = 'fetch.expansion';
+    await createTopic(topic, 1);
+    const producer = kafka.producer();
+    await producer.connect();
+    for (let i = 0; i < 40; i++)
+      await producer.send({ topic, messages: [{ partition: 0, value: `${i} ${'v'.repeat(4000)}` }] });
+    await producer.disconnect();
+    const firstRound = async (expansion?: number) => {
+      const fetcher = new KafkaPartitionFetcher(kafka, [topic], {
+        maxWaitMs: 50,
+        maxBytesPerPartition: 64 * 1024,
+        maxBytes: 1024 * 1024,
+        expansion: expansion === undefined ? undefined : () => expansion,
+      });
+      await fetcher.connect(() => 0n);
+      try {
+        const [data] = await fetcher.fetch();
+        return data.batches.reduce((n, b) => n + (b.end - b.start), 0);
+      } finally {
+        await fetcher.close();
+      }
+    };
+    const whole = await firstRound();
+    const quarter = await firstRound(4);
+    // Each batch is about 4.1 KB: 64 KB holds 15 of them, 16 KB 3.
+    expect(whole).toBeGreaterThan(48 * 1024);
+    expect(whole).toBeLessThanOrEqual(64 * 1024);
+    expect(quarter).toBeGreaterThan(8 * 1024);
+    expect(quarter).toBeLessThanOrEqual(16 * 1024);
+  });
+
   it('fails with the fix when the stored offset is beyond the partition', async () => {
     const topic = 'fetch.range';
     await createTopic(topic, 1);

@@ -18,9 +18,16 @@ import { scanBatches, visibleBatches, type BatchView } from './record-batch-read
 export interface PartitionFetcherOptions {
   /** Longest a fetch waits for data when every partition is at its end. */
   maxWaitMs: number;
+  /** Of records as the caller reads them: divided by the partition's expansion, if given. */
   maxBytesPerPartition: number;
-  /** Per request (one request per leader per round). */
+  /** Per request (one request per leader per round), divided by the largest expansion asked. */
   maxBytes: number;
+  /**
+   * How many bytes of records (decompressed) a partition's fetched bytes are expected to hold,
+   * at least 1: a compressed topic is fetched in fewer bytes, so that what a round holds once
+   * decompressed stays within the limits above.
+   */
+  expansion?: (topic: string, partition: number) => number;
   /** Retriable failures (leader moved, connection lost) are retried until this passes. */
   retryDeadlineMs?: number;
 }
@@ -119,6 +126,7 @@ export class KafkaPartitionFetcher {
       [...parts.keys()].map((p) => [topic, p] as const),
     );
     const turn = this.round++ % Math.max(1, all.length);
+    let expansion = 1;
     for (const [topic, partition] of [...all.slice(turn), ...all.slice(0, turn)]) {
       const fetchOffset = this.offsets.get(topic)!.get(partition)!;
       const metadata = this.cluster.findTopicPartitionMetadata(topic);
@@ -134,7 +142,9 @@ export class KafkaPartitionFetcher {
       byLeader.set(String(leader), request);
       const list = request.get(topic) ?? [];
       request.set(topic, list);
-      list.push({ partition, fetchOffset, maxBytes: this.options.maxBytesPerPartition });
+      const grows = Math.max(1, this.options.expansion?.(topic, partition) ?? 1);
+      expansion = Math.max(expansion, grows);
+      list.push({ partition, fetchOffset, maxBytes: scaled(this.options.maxBytesPerPartition, grows) });
     }
     const out: PartitionData[] = [];
     let failed = byLeader.size === 0 || leaderless;
@@ -148,7 +158,7 @@ export class KafkaPartitionFetcher {
             throw new PgferryError(
               `Kafka broker ${nodeId} does not answer Fetch v${FETCH_VERSION} (it has v${v.minVersion}..v${v.maxVersion}); the snapshot applier needs Kafka 0.11 or later`,
             );
-          response = await sendRequest(broker, fetchRequest(this.limits(), request));
+          response = await sendRequest(broker, fetchRequest(this.limits(expansion), request));
         } catch (err) {
           if (!isRetriableKafkaJsError(err)) throw asFatal([...request.keys()], err);
           this.lastError = `broker ${nodeId}: ${(err as Error).message}`;
@@ -198,8 +208,12 @@ export class KafkaPartitionFetcher {
     return out;
   }
 
-  private limits() {
-    return { maxWaitMs: this.options.maxWaitMs, minBytes: 1, maxBytes: this.options.maxBytes };
+  private limits(expansion: number) {
+    return {
+      maxWaitMs: this.options.maxWaitMs,
+      minBytes: 1,
+      maxBytes: scaled(this.options.maxBytes, expansion),
+    };
   }
 
   private partitionError(topic: string, p: FetchedPartition, offset: bigint): void {
@@ -238,4 +252,11 @@ function isRetriableKafkaJsError(err: unknown): boolean {
 function asFatal(topics: string[], err: unknown): unknown {
   if (err instanceof PgferryError || !(err instanceof Error) || !err.name.startsWith('KafkaJS')) return err;
   return new PgferryError(`fetching Kafka topics ${topics.join(', ')}: ${err.message}`, { cause: err });
+}
+
+/** The smallest byte limit a fetch asks for (Kafka sends a partition's first batch whole anyway). */
+const MIN_FETCH_BYTES = 16 * 1024;
+
+function scaled(limit: number, expansion: number): number {
+  return Math.max(MIN_FETCH_BYTES, Math.floor(limit / expansion));
 }

@@ -36,6 +36,14 @@ export const APPLIER_FETCH = {
 } as const;
 
 /**
+ * The expansion (decompressed bytes per fetched byte) assumed for a partition before its first
+ * round: lz4 shrinks the snapshot's records about 5 times, and a column of repeated values far
+ * more, so a first round is small; later rounds use the partition's last measured expansion, so
+ * that a round's records stay near APPLIER_FETCH's limits once decompressed.
+ */
+const UNSEEN_EXPANSION = 16;
+
+/**
  * Batches a snapshot applier applies at once, each on its own destination connection: one batch
  * is decoded in Node while the other is copied by its destination backend, so the applier and
  * the destination each keep a core busy. More lanes hold more decoded batches in memory without
@@ -114,7 +122,9 @@ interface Work {
  * applied twice, whatever offset Kafka hands out. Up to `concurrency` batches are applied at
  * once, each on its own connection (a lane); one partition's batches never overlap and commit
  * in order, so its stored offset only moves forward and a crash loses nothing. Memory holds at
- * most two fetch responses plus one decoded batch per lane.
+ * most two fetch responses plus one decoded batch per lane; with its own Fetch requests, a
+ * compressed partition is fetched in fewer bytes by its last measured expansion, so that a round
+ * stays near APPLIER_FETCH's limits once decompressed.
  * Two ways to fetch: as one kafkajs consumer group (Kafka offsets are committed too, after the
  * destination commit, for monitoring only), or, with `exclusive`, by its own Fetch requests.
  */
@@ -133,6 +143,8 @@ export class SnapshotApplier {
   private loop: Promise<void> = Promise.resolve();
   /** The last batch started per "topic:partition": the next one waits for it. */
   private readonly tails = new Map<string, Promise<void>>();
+  /** Record bytes per fetched byte of each "topic:partition"'s last round (compression). */
+  private readonly expansion = new Map<string, number>();
   /** Destination column type OIDs by topic, asked once per table (see decodeBinary). */
   private readonly columnTypes = new Map<string, Promise<Map<string, number>>>();
   /** Chunk buffers of the binary batches, reused once a batch's COPY ended (see CopyBinarySink). */
@@ -185,6 +197,7 @@ export class SnapshotApplier {
       maxWaitMs: APPLIER_FETCH.maxWaitTimeInMs,
       maxBytesPerPartition: APPLIER_FETCH.maxBytesPerPartition,
       maxBytes: APPLIER_FETCH.maxBytes,
+      expansion: (topic, partition) => this.expansion.get(`${topic}:${partition}`) ?? UNSEEN_EXPANSION,
     });
     this.fetcher = fetcher;
     await fetcher.connect((topic, partition) => this.applied.get(`${topic}:${partition}`) ?? 0n);
@@ -223,13 +236,19 @@ export class SnapshotApplier {
     const starts: number[] = [];
     const ends: number[] = [];
     const first = data.from > from ? data.from : from;
-    for (const b of data.batches)
+    let fetched = 0;
+    let values = 0;
+    for (const b of data.batches) {
+      fetched += b.end - b.start;
       forEachRecordRange(b, first, where, (offset, buf, start, end) => {
         offsets.push(offset);
         bufs.push(start < 0 ? null : buf);
         starts.push(start);
         ends.push(end);
+        values += end - start;
       });
+    }
+    if (fetched > 0) this.expansion.set(`${data.topic}:${data.partition}`, Math.max(1, values / fetched));
     return {
       topic: data.topic,
       partition: data.partition,
