@@ -247,16 +247,18 @@ export class SnapshotApplier {
     const starts: number[] = [];
     const ends: number[] = [];
     const first = data.from > from ? data.from : from;
+    // The expansion is measured on the batches read whole (none of their records skipped).
     let fetched = 0;
     let values = 0;
     for (const b of data.batches) {
-      fetched += b.end - b.start;
+      const whole = b.baseOffset >= first;
+      if (whole) fetched += b.end - b.start;
       forEachRecordRange(b, first, where, (offset, buf, start, end) => {
         offsets.push(offset);
         bufs.push(start < 0 ? null : buf);
         starts.push(start);
         ends.push(end);
-        values += end - start;
+        if (whole && start >= 0) values += end - start;
       });
     }
     if (fetched > 0) this.expansion.set(`${data.topic}:${data.partition}`, Math.max(1, values / fetched));
