@@ -152,39 +152,24 @@ function decodeBlockNative(lz4: NativeLz4, src: Buffer, pos: number, size: numbe
  * has literals only.
  */
 export function decodeBlockJs(src: Buffer, pos: number, end: number, out: Buffer): Buffer {
+  const c = { pos };
   let o = 0;
   for (;;) {
-    if (pos >= end) throw new Lz4FrameError('corrupt LZ4 block: it ends inside a sequence');
-    const token = src[pos++];
-    let literals = token >> 4;
-    if (literals === 15) {
-      let b;
-      do {
-        if (pos >= end) throw new Lz4FrameError('corrupt LZ4 block: literal length runs past the block');
-        b = src[pos++];
-        literals += b;
-      } while (b === 255);
-    }
-    if (pos + literals > end || o + literals > out.length)
+    if (c.pos >= end) throw new Lz4FrameError('corrupt LZ4 block: it ends inside a sequence');
+    const token = src[c.pos++];
+    const literals = sequenceLength(src, c, end, token >> 4, 'literal');
+    if (c.pos + literals > end || o + literals > out.length)
       throw new Lz4FrameError('corrupt LZ4 block: literals run past the block or the output');
-    src.copy(out, o, pos, pos + literals);
-    pos += literals;
+    src.copy(out, o, c.pos, c.pos + literals);
+    c.pos += literals;
     o += literals;
-    if (pos === end) return out.subarray(0, o);
-    if (pos + 2 > end) throw new Lz4FrameError('corrupt LZ4 block: a match offset runs past the block');
-    const offset = src[pos] | (src[pos + 1] << 8);
-    pos += 2;
+    if (c.pos === end) return out.subarray(0, o);
+    if (c.pos + 2 > end) throw new Lz4FrameError('corrupt LZ4 block: a match offset runs past the block');
+    const offset = src[c.pos] | (src[c.pos + 1] << 8);
+    c.pos += 2;
     if (offset === 0 || offset > o)
       throw new Lz4FrameError(`corrupt LZ4 block: match offset ${offset} is outside the output`);
-    let length = (token & 15) + 4;
-    if ((token & 15) === 15) {
-      let b;
-      do {
-        if (pos >= end) throw new Lz4FrameError('corrupt LZ4 block: match length runs past the block');
-        b = src[pos++];
-        length += b;
-      } while (b === 255);
-    }
+    const length = sequenceLength(src, c, end, token & 15, 'match') + 4;
     if (o + length > out.length) throw new Lz4FrameError('corrupt LZ4 block: a match runs past the output');
     // Overlapping matches (offset < length) repeat the bytes just written: copy byte by byte.
     if (offset >= length) {
@@ -192,6 +177,19 @@ export function decodeBlockJs(src: Buffer, pos: number, end: number, out: Buffer
       o += length;
     } else for (let i = 0; i < length; i++, o++) out[o] = out[o - offset];
   }
+}
+
+/** A token's 4-bit length; at 15, continued by the bytes at c.pos up to the first below 255. */
+function sequenceLength(src: Buffer, c: { pos: number }, end: number, nibble: number, what: string): number {
+  let length = nibble;
+  if (nibble !== 15) return length;
+  let b;
+  do {
+    if (c.pos >= end) throw new Lz4FrameError(`corrupt LZ4 block: ${what} length runs past the block`);
+    b = src[c.pos++];
+    length += b;
+  } while (b === 255);
+  return length;
 }
 
 const P1 = 2654435761;
