@@ -4,17 +4,7 @@ import { AvroCopyDecoder, CopyTextSink } from './avro-copy-decoder';
 import { AvroSlab, SlabPool } from './avro-row-writer';
 import { RecordDecoder } from './record-decoder';
 import { buildSchemas, TableEncoder } from './table-codec';
-
-const col = (name: string, baseType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
-  name,
-  type: baseType,
-  baseType,
-  precision: null,
-  scale: null,
-  notNull: false,
-  keyPosition: 0,
-  ...extra,
-});
+import { column as col } from '../test/columns';
 
 const COLUMNS: ColumnInfo[] = [
   col('id', 'int4', { notNull: true, keyPosition: 1 }),

@@ -15,16 +15,10 @@ import { topicEnds } from '../topics';
 import { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
 import { hasUniqueIndexOn } from '../apply/pg-apply-session';
 import { AvroCopyDecoder } from '../codec/avro-copy-decoder';
+import { column } from '../test/columns';
 
-const col = (name: string, baseType: string, keyPosition = 0): ColumnInfo => ({
-  name,
-  type: baseType,
-  baseType,
-  precision: null,
-  scale: null,
-  notNull: keyPosition > 0,
-  keyPosition,
-});
+const col = (name: string, baseType: string, keyPosition = 0): ColumnInfo =>
+  column(name, baseType, { notNull: keyPosition > 0, keyPosition });
 
 describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   const topic = 'pgferry.public.accounts';

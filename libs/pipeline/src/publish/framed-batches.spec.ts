@@ -1,23 +1,12 @@
 import { splitAndValidate } from '@pgferry/kafka-broker';
 import { SlabPool } from '../codec/avro-row-writer';
 import { rowsOfLines } from '../codec/copy-rows';
-import type { ColumnInfo } from '../codec/pg-columns';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import { PartitionedBatches } from './framed-batches';
 import { forEachRecord, scanBatches } from '../consume/record-batch-reader';
 import { keyPartition } from './kafka-partitioner';
 import { PartitionRecords, planBatch, writeRecordBatch } from './record-batch-writer';
-
-const col = (name: string, baseType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
-  name,
-  type: baseType,
-  baseType,
-  precision: null,
-  scale: null,
-  notNull: false,
-  keyPosition: 0,
-  ...extra,
-});
+import { column as col } from '../test/columns';
 
 function encoder(keyed: boolean): TableEncoder {
   const columns = [col('id', 'int4', { notNull: true, keyPosition: keyed ? 1 : 0 }), col('t', 'text')];
