@@ -396,10 +396,7 @@ export class TableEncoder {
       },
       end: () => {
         const valueLength = slab.pos - slab.mark;
-        if (key) {
-          slab.ensure(keyEnd - keyStart);
-          slab.pos += key.copy(slab.buf, slab.pos, keyStart, keyEnd);
-        }
+        if (key) slab.append(key, keyStart, keyEnd);
         emit(slab.buf, slab.mark, slab.mark + valueLength, slab.pos);
       },
     });
@@ -476,8 +473,7 @@ export class TableEncoder {
         out.byte(0);
       } else this.valueWriters[i](out, line, start, end);
     }
-    out.ensure(tail.length);
-    out.pos += tail.copy(out.buf, out.pos);
+    out.append(tail, 0, tail.length);
   }
 
   /** The key (wire format) of the row cut last, at out.pos. */
