@@ -6,6 +6,7 @@ import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import {
   assertVerified,
   formatVerifyReport,
+  prestartFullDataChildren,
   runFullMigration,
   TaskStoppedError,
   verifyTables,
@@ -104,6 +105,13 @@ export async function runMigrate(
     return { code: 1 };
   }
   const workDir = opts.workDir ?? join('.pgferry', spec.name);
+  const children = opts.inProcess
+    ? undefined
+    : {
+        captureEntry: require.resolve('@pgferry/capture'),
+        applierEntry: require.resolve('@pgferry/applier'),
+        dir: workDir,
+      };
   let embedded: EmbeddedKafka | undefined;
   let brokers = spec.kafka.brokers;
   let registryUrl = spec.kafka.schemaRegistryUrl;
@@ -123,6 +131,8 @@ export async function runMigrate(
       ? undefined
       : await startTaskApi(resolveEndpoint(spec.destination, 'destination'), opts.apiPort);
   if (api) say(`api          ${api.url}/tasks/${spec.name}`);
+  // The capture and the applier load their modules while the schema phase runs.
+  const prestarted = children && spec.migrationTypes.full ? prestartFullDataChildren(children) : undefined;
   try {
     const kafka = new Kafka({
       clientId: `pgferry-${spec.name}`,
@@ -152,14 +162,11 @@ export async function runMigrate(
         else if (e.status === 'restarting') say(`${e.process.padEnd(12)} ${e.detail}`);
       },
       verify,
-      processes: opts.inProcess
-        ? undefined
-        : {
-            captureEntry: require.resolve('@pgferry/capture'),
-            applierEntry: require.resolve('@pgferry/applier'),
-            dir: workDir,
-            kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
-          },
+      processes: children && {
+        ...children,
+        kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
+        prestarted,
+      },
     })
       .catch((err) => {
         // A requested stop is not a failure: say how to go on, exit 130 like an interrupted command.
@@ -184,6 +191,7 @@ export async function runMigrate(
       );
     return { code: 0, result };
   } finally {
+    prestarted?.dispose();
     await api?.app.close();
     await embedded?.close();
   }

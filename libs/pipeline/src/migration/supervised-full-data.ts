@@ -7,7 +7,7 @@ import type { SelectedTable } from '@pgferry/pg';
 import { readOffsets } from '../control/control-store';
 import type { DeferredKeys } from '../apply/pg-row-applier';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
-import { ChildSupervisor } from '../supervise/child-supervisor';
+import { ChildSupervisor, PrestartedChildren } from '../supervise/child-supervisor';
 import { topicEnds } from '../topics';
 import type { MigrationEvent } from './full-migration';
 import { CONFIG_ENV, writeProcessConfig, type KafkaConnection, type ProcessConfig } from './process-config';
@@ -23,6 +23,25 @@ export interface ChildProcessesOptions {
   kafka: KafkaConnection;
   /** Restart backoff, for tests (defaults: 0.5 s doubling to 15 s). */
   initialRestartDelayMs?: number;
+  /** Children forked ahead (prestartFullDataChildren): the phase's first starts take them over. */
+  prestarted?: PrestartedChildren;
+}
+
+/** A child's configuration file (0600; it holds passwords, so it is removed once the child stops). */
+const configFile = (dir: string, name: 'capture' | 'applier') => join(dir, `${name}.json`);
+
+/**
+ * Forks the full-data phase's capture and applier ahead of it, to load their modules while the
+ * schema phase runs (see PrestartedChildren): about 0.5 s sooner to the first rows. Give the
+ * set to the phase as processes.prestarted, and dispose of it once the task ends.
+ */
+export function prestartFullDataChildren(
+  processes: Pick<ChildProcessesOptions, 'dir' | 'captureEntry' | 'applierEntry'>,
+): PrestartedChildren {
+  const { dir } = processes;
+  return new PrestartedChildren(dir)
+    .fork('applier', processes.applierEntry, { [CONFIG_ENV]: configFile(dir, 'applier') })
+    .fork('capture', processes.captureEntry, { [CONFIG_ENV]: configFile(dir, 'capture') });
 }
 
 export interface SupervisedFullDataOptions {
@@ -67,8 +86,8 @@ export async function runSupervisedFullData(opts: SupervisedFullDataOptions): Pr
     registryUrl: opts.registryUrl,
     topicPrefix: opts.topicPrefix,
   };
-  const captureConfig = join(processes.dir, 'capture.json');
-  const applierConfig = join(processes.dir, 'applier.json');
+  const captureConfig = configFile(processes.dir, 'capture');
+  const applierConfig = configFile(processes.dir, 'applier');
   const applier = superviseChild(spec, processes, opts.emit, {
     name: 'applier',
     entry: processes.applierEntry,
@@ -133,6 +152,7 @@ export function superviseChild(
     },
     onEvent: emit,
     onLifecycle: (e) => emit({ kind: 'process', ...e }),
+    prestarted: processes.prestarted,
   });
   return supervisor;
 }

@@ -8,7 +8,14 @@ import { describeError, isProgrammingError, PgferryError, redactString } from '@
 export type ChildMessage<E> =
   { type: 'event'; event: E } | { type: 'done' } | { type: 'failed'; message: string; retriable: boolean };
 
-export type ParentMessage = { type: 'stop' };
+/** `start`: a child forked ahead (AWAIT_START_ENV) may begin its work; `stop`: it should end. */
+export type ParentMessage = { type: 'start' } | { type: 'stop' };
+
+/**
+ * Set to 1 in the environment of a child forked ahead of its work (see PrestartedChildren): it
+ * loads its modules, then waits for `start` before it reads its configuration.
+ */
+export const AWAIT_START_ENV = 'PGFERRY_AWAIT_START';
 
 /** Exit codes of a child: 0 done or stopped on request, 1 retriable failure, 2 fatal failure. */
 export const EXIT_RETRIABLE = 1;
@@ -43,6 +50,20 @@ export function runChildProcess<E>(name: string, body: (ctx: ChildContext<E>) =>
         resolve();
       }
     });
+  // Forked ahead: the modules are loaded (the entry imported them before calling this); the
+  // work waits for `start`. Stopped before it: nothing was done, exit 0.
+  let begin = (): void => undefined;
+  const started =
+    supervised && process.env[AWAIT_START_ENV] === '1'
+      ? new Promise<void>((resolve) => {
+          const idle = () => process.exit(0);
+          stop.signal.addEventListener('abort', idle, { once: true });
+          begin = () => {
+            stop.signal.removeEventListener('abort', idle);
+            resolve();
+          };
+        })
+      : Promise.resolve();
   if (supervised) {
     process.on('disconnect', () => {
       process.stderr.write(`pgferry ${name}: the controller went away; exiting\n`);
@@ -50,22 +71,25 @@ export function runChildProcess<E>(name: string, body: (ctx: ChildContext<E>) =>
     });
     process.on('message', (m: ParentMessage) => {
       if (m?.type === 'stop') stop.abort();
+      else if (m?.type === 'start') begin();
     });
   }
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
-  body({ emit: (event) => void send({ type: 'event', event }), stop: stop.signal }).then(
-    async () => {
-      await send({ type: 'done' });
-      process.exit(0);
-    },
-    async (err) => {
-      const message = redactString(describeError(err));
-      const fatal = isFatal(err);
-      process.stderr.write(`pgferry ${name}: ${fatal ? 'fatal' : 'failed'}: ${message}\n`);
-      if (err instanceof Error && err.stack && !(err instanceof PgferryError))
-        process.stderr.write(`${redactString(err.stack)}\n`);
-      await send({ type: 'failed', message, retriable: !fatal });
-      process.exit(fatal ? EXIT_FATAL : EXIT_RETRIABLE);
-    },
-  );
+  started
+    .then(() => body({ emit: (event) => void send({ type: 'event', event }), stop: stop.signal }))
+    .then(
+      async () => {
+        await send({ type: 'done' });
+        process.exit(0);
+      },
+      async (err) => {
+        const message = redactString(describeError(err));
+        const fatal = isFatal(err);
+        process.stderr.write(`pgferry ${name}: ${fatal ? 'fatal' : 'failed'}: ${message}\n`);
+        if (err instanceof Error && err.stack && !(err instanceof PgferryError))
+          process.stderr.write(`${redactString(err.stack)}\n`);
+        await send({ type: 'failed', message, retriable: !fatal });
+        process.exit(fatal ? EXIT_FATAL : EXIT_RETRIABLE);
+      },
+    );
 }

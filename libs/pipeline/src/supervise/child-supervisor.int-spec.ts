@@ -1,11 +1,17 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processAlive, waitFor } from '@pgferry/testing';
-import { ChildProcessError, ChildSupervisor, type ChildLifecycleEvent } from './child-supervisor';
+import {
+  ChildProcessError,
+  ChildSupervisor,
+  PrestartedChildren,
+  type ChildLifecycleEvent,
+} from './child-supervisor';
 
 const DIST = join(__dirname, '..', '..', 'dist', 'supervise', 'child-supervisor.js');
+const PROTOCOL = join(__dirname, '..', '..', 'dist', 'supervise', 'child-protocol.js');
 
 describe('ChildSupervisor', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-supervise-'));
@@ -103,6 +109,79 @@ describe('ChildSupervisor', () => {
     await waitFor(() => !processAlive(childPid!), {
       reason: `child ${childPid} to exit after its controller was killed`,
       timeout: 10_000,
+    });
+  });
+
+  describe('children forked ahead', () => {
+    // A child as the capture is one: it loads (here: says so in <name>.loaded with its pid), then
+    // runChildProcess runs its work, which reads the configuration file named in its environment.
+    const job = script(
+      'job',
+      `const { writeFileSync, readFileSync } = require('node:fs');
+       writeFileSync(process.env.LOADED, String(process.pid));
+       require(${JSON.stringify(PROTOCOL)}).runChildProcess('job', async (ctx) => {
+         ctx.emit({ pid: process.pid, config: readFileSync(process.env.CONFIG, 'utf8') });
+       });`,
+    );
+    const envOf = (name: string) => ({
+      LOADED: join(dir, `${name}.loaded`),
+      CONFIG: join(dir, `${name}.json`),
+    });
+    const supervise = (name: string, seen: unknown[], prestarted: PrestartedChildren) =>
+      new ChildSupervisor<{ pid: number; config: string }>({
+        name,
+        entry: job,
+        dir,
+        env: envOf(name),
+        kind: 'job',
+        restart: { windowMs: 60_000 },
+        onEvent: (e) => seen.push(e),
+        prestarted,
+      });
+
+    it('a child forked ahead waits for its start, then the supervisor takes it over', async () => {
+      const ahead = new PrestartedChildren(dir).fork('early', job, envOf('early'));
+      const pid = await waitFor(
+        () => existsSync(envOf('early').LOADED) && readFileSync(envOf('early').LOADED, 'utf8'),
+        {
+          reason: 'the child forked ahead to load',
+        },
+      );
+      // Loaded and waiting: its configuration does not exist yet, and it has not failed for it.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(processAlive(Number(pid))).toBe(true);
+      writeFileSync(envOf('early').CONFIG, '{"task":"early"}');
+      const seen: unknown[] = [];
+      const sup = supervise('early', seen, ahead).start();
+      await expect(sup.finished).resolves.toBeUndefined();
+      expect(seen).toEqual([{ pid: Number(pid), config: '{"task":"early"}' }]);
+      expect(readFileSync(join(dir, 'early.log'), 'utf8')).toMatch(/--- pgferry early pid \d+ started ahead/);
+      ahead.dispose();
+    });
+
+    it('is not taken with another environment, and dispose ends a child never taken', async () => {
+      const ahead = new PrestartedChildren(dir)
+        .fork('other', job, { ...envOf('other'), EXTRA: '1' })
+        .fork('unused', job, envOf('unused'));
+      const [other, unused] = await Promise.all(
+        ['other', 'unused'].map((n) =>
+          waitFor(() => existsSync(envOf(n).LOADED) && Number(readFileSync(envOf(n).LOADED, 'utf8')), {
+            reason: `${n} to load`,
+          }),
+        ),
+      );
+      writeFileSync(envOf('other').CONFIG, '{"task":"other"}');
+      const seen: Array<{ pid: number }> = [];
+      const sup = supervise('other', seen, ahead).start();
+      await expect(sup.finished).resolves.toBeUndefined();
+      expect(seen).toHaveLength(1);
+      expect(seen[0].pid).not.toBe(other);
+      await waitFor(() => !processAlive(other as number), { reason: 'the mismatched child to be killed' });
+      expect(processAlive(unused as number)).toBe(true);
+      ahead.dispose();
+      await waitFor(() => !processAlive(unused as number), {
+        reason: 'dispose to end the child never taken',
+      });
     });
   });
 });

@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { PgferryError, redactString } from '@pgferry/core';
-import type { ChildMessage, ParentMessage } from './child-protocol';
+import { AWAIT_START_ENV, type ChildMessage, type ParentMessage } from './child-protocol';
 import { RestartTracker, type RestartPolicy } from './restart-policy';
 
 /** A supervised child process gave up (its restart window is spent) or failed fatally. */
@@ -52,6 +52,94 @@ export interface ChildSupervisorOptions<E> {
   stopTimeoutMs?: number;
   /** Lines of the child's output quoted when it crashes (default 12). */
   tailLines?: number;
+  /** Children forked ahead: the first start takes this one's over when it waits there alive. */
+  prestarted?: PrestartedChildren;
+}
+
+/** The child process a fork started, and where its output began in its log file. */
+interface Forked {
+  child: ChildProcess;
+  logOffset: number;
+}
+
+/**
+ * Forks `entry` with its output appended to <dir>/<name>.log (a header line first, with the
+ * pid) and an IPC channel. Node options for the children only, e.g. PGFERRY_CHILD_NODE_ARGS=
+ * '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them (the controller's own are not passed on).
+ */
+function forkLogged(
+  name: string,
+  entry: string,
+  logFile: string,
+  env: Record<string, string>,
+  note = '',
+): Forked {
+  const fd = openSync(logFile, 'a', 0o600);
+  try {
+    const logOffset = fstatSync(fd).size;
+    const child = fork(entry, [], {
+      stdio: ['ignore', fd, fd, 'ipc'],
+      env: { ...process.env, ...env },
+      execArgv: (process.env.PGFERRY_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      serialization: 'json',
+    });
+    writeSync(fd, `--- pgferry ${name} pid ${child.pid} started${note} ${new Date().toISOString()}\n`);
+    return { child, logOffset };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Children forked ahead of their work, while the controller still runs the schema phase: each
+ * loads its modules (0.5-0.7 s of CPU for the capture and the applier), then waits for `start`
+ * (see runChildProcess), so the data starts flowing that much sooner. A ChildSupervisor given
+ * this set takes its child over on its first start, when one of its name waits alive with the
+ * same entry and environment; otherwise it forks as usual. `dispose` ends those never taken
+ * (the phase was already done, or the task failed before it); they also exit when the
+ * controller does, like every child.
+ */
+export class PrestartedChildren {
+  private readonly waiting = new Map<string, Forked & { entry: string; env: string }>();
+  private readonly killOnExit = () => this.dispose();
+
+  constructor(private readonly dir: string) {}
+
+  /** Forks `name` (output in <dir>/<name>.log) to wait for its start. */
+  fork(name: string, entry: string, env: Record<string, string> = {}): this {
+    mkdirSync(this.dir, { recursive: true });
+    if (this.waiting.size === 0) process.on('exit', this.killOnExit);
+    const forked = forkLogged(
+      name,
+      entry,
+      join(this.dir, `${name}.log`),
+      { ...env, [AWAIT_START_ENV]: '1' },
+      ' ahead',
+    );
+    forked.child.on('error', () => undefined);
+    this.waiting.get(name)?.child.kill('SIGKILL');
+    this.waiting.set(name, { ...forked, entry, env: JSON.stringify(env) });
+    return this;
+  }
+
+  /** The waiting child of `name`, if it is alive and was forked with this entry and env; it leaves the set. */
+  take(name: string, entry: string, env: Record<string, string>): Forked | null {
+    const w = this.waiting.get(name);
+    if (!w) return null;
+    this.waiting.delete(name);
+    if (this.waiting.size === 0) process.off('exit', this.killOnExit);
+    const alive = w.child.exitCode === null && w.child.signalCode === null && w.child.connected;
+    if (alive && w.entry === entry && w.env === JSON.stringify(env)) return w;
+    w.child.kill('SIGKILL');
+    return null;
+  }
+
+  /** Ends every child not taken (SIGKILL: it holds no work, not even its configuration). */
+  dispose(): void {
+    for (const w of this.waiting.values()) w.child.kill('SIGKILL');
+    this.waiting.clear();
+    process.off('exit', this.killOnExit);
+  }
 }
 
 /**
@@ -71,11 +159,13 @@ export class ChildSupervisor<E> {
   private settle!: { resolve: () => void; reject: (e: Error) => void };
   private readonly tracker: RestartTracker;
   private readonly killOnExit = () => this.child?.kill('SIGKILL');
+  private prestarted: PrestartedChildren | undefined;
   /** Resolves when a job is done or the child was stopped; rejects with ChildProcessError. */
   readonly finished: Promise<void>;
 
   constructor(private readonly opts: ChildSupervisorOptions<E>) {
     this.tracker = new RestartTracker(opts.restart);
+    this.prestarted = opts.prestarted;
     this.finished = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     this.finished.catch(() => undefined);
   }
@@ -106,22 +196,13 @@ export class ChildSupervisor<E> {
 
   private spawn(): void {
     this.restartTimer = null;
-    const fd = openSync(this.logFile, 'a', 0o600);
-    let child: ChildProcess;
-    try {
-      this.logOffset = fstatSync(fd).size;
-      child = fork(this.opts.entry, [], {
-        stdio: ['ignore', fd, fd, 'ipc'],
-        env: { ...process.env, ...this.opts.env },
-        // Node options for the children only, e.g. PGFERRY_CHILD_NODE_ARGS='--cpu-prof
-        // --cpu-prof-dir=/tmp/prof' to profile them (the controller's own are not passed on).
-        execArgv: (process.env.PGFERRY_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean),
-        serialization: 'json',
-      });
-      writeSync(fd, `--- pgferry ${this.opts.name} pid ${child.pid} started ${new Date().toISOString()}\n`);
-    } finally {
-      closeSync(fd);
-    }
+    const env = this.opts.env ?? {};
+    // Only the first start takes a prestarted child: a restart forks afresh.
+    const ahead = this.prestarted?.take(this.opts.name, this.opts.entry, env);
+    this.prestarted = undefined;
+    const { child, logOffset } = ahead ?? forkLogged(this.opts.name, this.opts.entry, this.logFile, env);
+    if (ahead) child.send({ type: 'start' } satisfies ParentMessage, () => undefined);
+    this.logOffset = logOffset;
     this.child = child;
     this.startedAt = Date.now();
     let done = false;
