@@ -8,7 +8,6 @@ import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { runMigrate, specFromOptions } from './migrate-command';
 import { resolveEndpoint } from '@pgferry/pg';
-import { startTaskApi } from './api/tasks.module';
 
 const log = createLogger({ name: 'pgferry' });
 
@@ -113,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--port <n>', 'HTTP port', '8088')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .action(async (opts) => {
+      const { startTaskApi } = await import('./api/tasks.module');
       const api = await startTaskApi(
         resolveEndpoint({ url: opts.target }, 'destination'),
         Number(opts.port),
