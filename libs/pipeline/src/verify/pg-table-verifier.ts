@@ -200,6 +200,12 @@ interface ColumnRow {
   generated: boolean;
   padded: boolean;
   typed: TypedHash | null;
+  typmod: number;
+}
+
+/** The TypedHash both sides hash a column by, or null: the same on both, and for char the same n. */
+function sharedTypedHash(a: ColumnRow, b: ColumnRow): TypedHash | null {
+  return a.typed === b.typed && (a.typed !== 'bpchar' || a.typmod === b.typmod) ? a.typed : null;
 }
 
 interface Digest {
@@ -336,11 +342,11 @@ async function planTable(
         srcColumns: compared.map((c) => ({
           name: c.name,
           padded: c.padded,
-          typed: c.typed === onDestination.get(c.name)!.typed ? c.typed : null,
+          typed: sharedTypedHash(c, onDestination.get(c.name)!),
         })),
         dstColumns: compared.map((c) => {
           const d = onDestination.get(c.name)!;
-          return { name: c.name, padded: d.padded, typed: c.typed === d.typed ? d.typed : null };
+          return { name: c.name, padded: d.padded, typed: sharedTypedHash(c, d) };
         }),
         ranges: new RangeFeed(),
         digests: [],

@@ -68,6 +68,10 @@ describe('verify plan', () => {
     ).toBe(
       `SELECT count(*)::text AS n, coalesce(sum(pg_catalog.timestamp_hash_extended(coalesce(("At")::pg_catalog.timestamp, '2000-01-01'::pg_catalog.timestamp), pg_catalog.hashint8extended(coalesce(("id")::pg_catalog.int8, 0::pg_catalog.int8), 0::int8 # ("id" IS NULL)::int::int8) # ("At" IS NULL)::int::int8)), 0)::text AS s FROM "t" WHERE true`,
     );
+    // char(n) by its bytes without the padding, under collation "C".
+    expect(digestSql('"t"', [{ name: 'c', padded: true, typed: 'bpchar' }], 'true', 'hash')).toBe(
+      `SELECT count(*)::text AS n, coalesce(sum(pg_catalog.hashbpcharextended(coalesce(("c")::pg_catalog.bpchar, ''::pg_catalog.bpchar) COLLATE pg_catalog."C", 0::int8 # ("c" IS NULL)::int::int8)), 0)::text AS s FROM "t" WHERE true`,
+    );
     expect(() => digestSql('t', [], 'true')).toThrow(RangeError);
   });
 

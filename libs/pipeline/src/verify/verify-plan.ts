@@ -176,9 +176,12 @@ export const HASH_PROBE_SQL =
  * only when they are equal), so the comparison is the same, and printing is most of the cost of
  * hashing a row of them (1M pgbench rows: 0.40 against 0.24 cpu-s). 'int': smallint, integer and
  * bigint, all hashed as bigint, so an integer column that is a bigint on the other side compares
- * by value as its text did; 'timestamptz' is hashed as its UTC timestamp (TimeZone is pinned).
+ * by value as its text did; 'timestamptz' is hashed as its UTC timestamp (TimeZone is pinned);
+ * 'bpchar': char(n) by its bytes without the padding (hashbpcharextended under collation "C"),
+ * only when both sides have the same n, where two values print alike exactly when they are
+ * equal (2M char(84) fillers: 0.48 against 0.36 cpu-s per side).
  */
-export type TypedHash = 'int' | 'uuid' | 'timestamp' | 'timestamptz';
+export type TypedHash = 'int' | 'uuid' | 'timestamp' | 'timestamptz' | 'bpchar';
 
 /**
  * A column to hash: its name, whether its type prints blank-padded (char(n), bpcharout), and the
@@ -190,8 +193,11 @@ export interface DigestColumn {
   typed?: TypedHash | null;
 }
 
-/** Per TypedHash: the hash function, the value cast to its argument type, and the value NULL stands for. */
-const TYPED_HASH: Record<TypedHash, { fn: string; cast: string; zero: string }> = {
+/**
+ * Per TypedHash: the hash function, the value cast to its argument type, the value NULL stands
+ * for, and whether the value is hashed under collation "C" (by its bytes).
+ */
+const TYPED_HASH: Record<TypedHash, { fn: string; cast: string; zero: string; bytes?: boolean }> = {
   int: { fn: 'pg_catalog.hashint8extended', cast: 'pg_catalog.int8', zero: '0' },
   uuid: {
     fn: 'pg_catalog.uuid_hash_extended',
@@ -204,6 +210,7 @@ const TYPED_HASH: Record<TypedHash, { fn: string; cast: string; zero: string }> 
     cast: 'pg_catalog.timestamp',
     zero: `'2000-01-01'`,
   },
+  bpchar: { fn: 'pg_catalog.hashbpcharextended', cast: 'pg_catalog.bpchar', zero: `''`, bytes: true },
 };
 
 /**
@@ -223,8 +230,9 @@ export function rowHashSql(columns: readonly DigestColumn[]): string {
   for (const c of columns) {
     const col = quoteIdent(c.name);
     if (c.typed) {
-      const { fn, cast, zero } = TYPED_HASH[c.typed];
-      h = `${fn}(coalesce((${col})::${cast}, ${zero}::${cast}), ${h} # (${col} IS NULL)::int::int8)`;
+      const { fn, cast, zero, bytes } = TYPED_HASH[c.typed];
+      const value = `coalesce((${col})::${cast}, ${zero}::${cast})${bytes ? ' COLLATE pg_catalog."C"' : ''}`;
+      h = `${fn}(${value}, ${h} # (${col} IS NULL)::int::int8)`;
       continue;
     }
     const text = c.padded
@@ -311,18 +319,20 @@ export const KEY_COLLATION_SQL = `
 
 /**
  * Columns of a table in attnum order, with whether each is generated, whether its type prints
- * blank-padded (char(n), or a domain over it: a domain has its base type's output function), and
- * its TypedHash (null for any other type; a domain by its base type's output function again).
- * $1 is the table.
+ * blank-padded (char(n), or a domain over it: a domain has its base type's output function), its
+ * TypedHash (null for any other type; a domain by its base type's output function again; char
+ * only with a length of its own, bare bpchar keeps the spaces it was given) and its typmod
+ * (char(n): n + 4). $1 is the table.
  */
 export const COLUMNS_SQL = `
-  SELECT a.attname AS name, a.attgenerated <> '' AS generated,
+  SELECT a.attname AS name, a.attgenerated <> '' AS generated, a.atttypmod AS typmod,
          t.typoutput = 'pg_catalog.bpcharout'::pg_catalog.regproc AS padded,
          CASE WHEN t.typoutput IN ('pg_catalog.int2out'::pg_catalog.regproc, 'pg_catalog.int4out'::pg_catalog.regproc,
                                    'pg_catalog.int8out'::pg_catalog.regproc) THEN 'int'
               WHEN t.typoutput = 'pg_catalog.uuid_out'::pg_catalog.regproc THEN 'uuid'
               WHEN t.typoutput = 'pg_catalog.timestamp_out'::pg_catalog.regproc THEN 'timestamp'
-              WHEN t.typoutput = 'pg_catalog.timestamptz_out'::pg_catalog.regproc THEN 'timestamptz' END AS typed
+              WHEN t.typoutput = 'pg_catalog.timestamptz_out'::pg_catalog.regproc THEN 'timestamptz'
+              WHEN t.typoutput = 'pg_catalog.bpcharout'::pg_catalog.regproc AND a.atttypmod >= 0 THEN 'bpchar' END AS typed
     FROM pg_catalog.pg_attribute a
     JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
    WHERE a.attrelid = $1::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped

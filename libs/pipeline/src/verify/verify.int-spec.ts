@@ -177,11 +177,11 @@ describe('verify: counts and checksums per key range on both servers', () => {
     const ddl = `
       CREATE SCHEMA rowhash;
       CREATE TABLE rowhash.k (id int PRIMARY KEY, a text, b text, c bpchar, n numeric, f float8, t timestamptz, j jsonb,
-                              i int, u uuid, ts timestamp, w bigint);
+                              i int, u uuid, ts timestamp, w bigint, p char(3));
       INSERT INTO rowhash.k VALUES
-        (1, 'x', 'y', 'ab', 1.0, 0.1, '2024-01-01 00:00:00+00', '{"a": 1}', 0, '00000000-0000-0000-0000-000000000001', '2024-01-01', 5),
-        (2, 'p', 'q', 'cd', 2.50, '-0', '2024-06-01 12:00:00.000001+00', '[1, 2]', 7, NULL, 'infinity', 6),
-        (3, NULL, '', 'e', 3, NULL, NULL, NULL, NULL, '00000000-0000-0000-0000-000000000000', NULL, NULL);
+        (1, 'x', 'y', 'ab', 1.0, 0.1, '2024-01-01 00:00:00+00', '{"a": 1}', 0, '00000000-0000-0000-0000-000000000001', '2024-01-01', 5, 'ab'),
+        (2, 'p', 'q', 'cd', 2.50, '-0', '2024-06-01 12:00:00.000001+00', '[1, 2]', 7, NULL, 'infinity', 6, ''),
+        (3, NULL, '', 'e', 3, NULL, NULL, NULL, NULL, '00000000-0000-0000-0000-000000000000', NULL, NULL, NULL);
       CREATE TABLE rowhash.nokey (a int, b text);
       INSERT INTO rowhash.nokey SELECT g, 'v' || g FROM generate_series(1, 50) g;`;
     await s.query(ddl);
@@ -216,8 +216,8 @@ describe('verify: counts and checksums per key range on both servers', () => {
         `UPDATE rowhash.k SET t = t + interval '1 microsecond' WHERE id = 2`,
         `UPDATE rowhash.k SET t = t - interval '1 microsecond' WHERE id = 2`,
       ],
-      // Integers, uuids and timestamps are hashed by value: a changed one, or NULL against the
-      // value a NULL is hashed as, is still a difference; so is '06' against 6 across int/text.
+      // Integers, uuids, timestamps and char(n) are hashed by value: a changed one, or NULL against
+      // the value a NULL is hashed as, is still a difference; so is '06' against 6 across int/text.
       [`UPDATE rowhash.k SET i = NULL WHERE id = 1`, `UPDATE rowhash.k SET i = 0 WHERE id = 1`],
       [`UPDATE rowhash.k SET i = 0 WHERE id = 3`, `UPDATE rowhash.k SET i = NULL WHERE id = 3`],
       [`UPDATE rowhash.k SET i = 8 WHERE id = 2`, `UPDATE rowhash.k SET i = 7 WHERE id = 2`],
@@ -235,6 +235,9 @@ describe('verify: counts and checksums per key range on both servers', () => {
         `UPDATE rowhash.k SET ts = 'infinity' WHERE id = 2`,
       ],
       [`UPDATE rowhash.k SET ts = '2000-01-01' WHERE id = 3`, `UPDATE rowhash.k SET ts = NULL WHERE id = 3`],
+      [`UPDATE rowhash.k SET p = 'ac' WHERE id = 1`, `UPDATE rowhash.k SET p = 'ab' WHERE id = 1`],
+      [`UPDATE rowhash.k SET p = NULL WHERE id = 2`, `UPDATE rowhash.k SET p = '' WHERE id = 2`],
+      [`UPDATE rowhash.k SET p = '' WHERE id = 3`, `UPDATE rowhash.k SET p = NULL WHERE id = 3`],
       // NULL against '', values swapped between columns and between rows.
       [
         `UPDATE rowhash.k SET a = '', b = NULL WHERE id = 3`,
@@ -254,6 +257,22 @@ describe('verify: counts and checksums per key range on both servers', () => {
     ];
     for (const [change, undo] of changes)
       expect({ change, found: await differs(change, undo) }).toEqual({ change, found: different });
+    expect((await verifyTables(s, d, tables)).ok).toBe(true);
+  });
+
+  it('hashes char(n) by value only when both sides have the same n: char(3) against char(4) differs by its padding', async () => {
+    const ddl = (n: number) => `
+      CREATE SCHEMA padded;
+      CREATE TABLE padded.t (id int PRIMARY KEY, c char(${n}));
+      INSERT INTO padded.t VALUES (1, 'ab'), (2, NULL), (3, '');`;
+    await s.query(ddl(3));
+    await d.query(ddl(4));
+    const tables = await select([{ schema: 'padded' }]);
+    for (const checksum of ['auto', 'md5'] as const)
+      expect((await verifyTables(s, d, tables, { checksum })).tables[0].mismatches).toEqual([
+        { from: null, to: null, sourceRows: 3, destinationRows: 3 },
+      ]);
+    await d.query(`ALTER TABLE padded.t ALTER c TYPE char(3)`);
     expect((await verifyTables(s, d, tables)).ok).toBe(true);
   });
 
