@@ -1,8 +1,20 @@
 import type { ColumnInfo } from './pg-columns';
 import { avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
 
-/** Below this many bytes a loop copies faster than Buffer#copy (whose call costs ~100 ns). */
-export const SMALL_COPY = 48;
+/**
+ * Below this many bytes a loop copies (and checks) faster than a byteView and a native set or
+ * search (2M copies: 24 bytes 0.09-0.17 s by loop, 0.22 s by view; 48 bytes 0.31 against 0.24).
+ */
+export const SMALL_COPY = 40;
+
+/**
+ * A Uint8Array view of src[start, end): a third cheaper to make than Buffer#subarray's Buffer,
+ * and TypedArray#set and #indexOf on it copy and search natively (Buffer#copy of 84 bytes
+ * costs as much again in argument handling).
+ */
+export function byteView(src: Buffer, start: number, end: number): Uint8Array {
+  return new Uint8Array(src.buffer, src.byteOffset + start, end - start);
+}
 
 /**
  * Spare slab buffers. Each is external memory, and allocating one per batch (hundreds of MB per
@@ -155,7 +167,10 @@ export class AvroSlab {
       let pos = this.pos;
       for (let i = start; i < end; i++) buf[pos++] = src[i];
       this.pos = pos;
-    } else this.pos += src.copy(this.buf, this.pos, start, end);
+    } else {
+      this.buf.set(byteView(src, start, end), this.pos);
+      this.pos += n;
+    }
   }
 
   /**
@@ -167,9 +182,13 @@ export class AvroSlab {
   plain(src: Buffer, start: number, end: number): boolean {
     const n = end - start;
     if (n >= SMALL_COPY) {
-      // A view, memchr and memcpy: twice as fast as the loop for a char(84) filler.
-      if (src.subarray(start, end).indexOf(BACKSLASH) >= 0) return false;
-      this.raw(src, start, end);
+      // One view, searched and copied natively: twice as fast as the loop for a char(84) filler.
+      const view = byteView(src, start, end);
+      if (view.indexOf(BACKSLASH) >= 0) return false;
+      this.int(n);
+      this.ensure(n);
+      this.buf.set(view, this.pos);
+      this.pos += n;
       return true;
     }
     this.ensure(n + 5);
@@ -276,7 +295,7 @@ for (let i = 0; i < 16; i++) {
  */
 function hasBackslash(line: Buffer, start: number, end: number): boolean {
   // A loop below SMALL_COPY bytes: cheaper than a view and indexOf there, dearer above.
-  if (end - start >= SMALL_COPY) return line.subarray(start, end).indexOf(BACKSLASH) >= 0;
+  if (end - start >= SMALL_COPY) return byteView(line, start, end).indexOf(BACKSLASH) >= 0;
   for (let i = start; i < end; i++) if (line[i] === BACKSLASH) return true;
   return false;
 }

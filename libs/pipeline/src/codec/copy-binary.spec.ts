@@ -44,6 +44,16 @@ describe('CopyBinarySink', () => {
     expect(sink.take()).toEqual([]);
   });
 
+  it('writes bytes and jsonb of every length around the loop and native copy limit, from inside a larger buffer', () => {
+    for (const n of [0, 1, 39, 40, 41, 84, 300]) {
+      const value = Buffer.from('é'.repeat(n).slice(0, n), 'utf8').subarray(0, n);
+      const src = Buffer.concat([Buffer.from('head'), value, Buffer.from('tail')]);
+      const len = (k: number) => k.toString(16).padStart(8, '0');
+      expect(field((out) => out.bytes(src, 4, 4 + n))).toBe(len(n) + value.toString('hex'));
+      expect(field((out) => out.jsonb(src, 4, 4 + n))).toBe(len(n + 1) + '01' + value.toString('hex'));
+    }
+  });
+
   it('writes numeric in base 10000 around the decimal point, with the display scale', () => {
     // ndigits, weight, sign, dscale, digits
     expect(text('numericText', '-12345678901234.56')).toBe(

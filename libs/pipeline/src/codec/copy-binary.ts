@@ -1,5 +1,5 @@
 import { daysFromCivil } from './civil-time';
-import { HEX_VALUE } from './avro-row-writer';
+import { byteView, HEX_VALUE, SMALL_COPY } from './avro-row-writer';
 import { CopyChunks } from './copy-chunks';
 
 /**
@@ -148,9 +148,9 @@ export class CopyBinarySink extends CopyChunks {
     this.copyIn(src, start, end);
   }
 
-  /** src[start, end) at pos (room ensured): a loop below 64 bytes, where Buffer#copy's call costs more. */
+  /** src[start, end) at pos (room ensured): a loop below SMALL_COPY bytes, a native set above. */
   private copyIn(src: Buffer, start: number, end: number): void {
-    if (end - start > 64) src.copy(this.buf, this.pos, start, end);
+    if (end - start >= SMALL_COPY) this.buf.set(byteView(src, start, end), this.pos);
     else {
       const b = this.buf;
       let p = this.pos;

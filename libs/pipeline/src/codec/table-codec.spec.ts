@@ -457,7 +457,7 @@ describe('AvroSlab: strings and bytea straight from COPY text', () => {
   // COPY text of text fields: plain ones of every length around the one-pass and native limits,
   // and the same with an escape (which must be undone) at the start, in the middle and at the end.
   const texts: string[] = ['', 'é', '😀 ü'];
-  for (const n of [1, 47, 48, 255, 256, 257, 300, 5000]) {
+  for (const n of [1, 39, 40, 41, 47, 48, 255, 256, 257, 300, 5000]) {
     const plain = 'x'.repeat(n);
     texts.push(plain, `\\t${plain}`, `${plain.slice(0, n >> 1)}\\\\${plain.slice(n >> 1)}`, `${plain}\\n`);
   }
