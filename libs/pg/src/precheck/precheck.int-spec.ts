@@ -60,6 +60,7 @@ describe('runPrecheck', () => {
       'conflicts:schemas',
       'names',
       'encoding',
+      'compression',
       'large-objects',
       'sizes',
     ]);

@@ -3,6 +3,7 @@ import { PgferryError, describeError, type TaskSpec } from '@pgferry/core';
 import { connect } from '../connect';
 import { describeEndpoint, resolveEndpoint, type Endpoint } from '../endpoint';
 import { checkConflicts, checkNames } from './check-destination';
+import { checkSnapshotCompression } from './check-platform';
 import { checkDestinationPrivileges, checkSourcePrivileges } from './check-privileges';
 import {
   checkDestinationWritable,
@@ -85,6 +86,8 @@ export async function runPrecheck(spec: TaskSpec, options: PrecheckOptions = {})
     items.push(...checkConflicts(spec, tables, dst));
     items.push(...checkNames(tables, dst));
     items.push(checkEncoding(src, dst));
+    const compression = checkSnapshotCompression(spec);
+    if (compression) items.push(compression);
     items.push(...checkUnsupported(spec, src));
     items.push(checkSizes(src));
     return makeReport(items);
