@@ -146,7 +146,8 @@ export const taskSpecSchema = z
          * and moves them in about a fifth of the bytes (a bench run: 127 MB instead of 666 MB),
          * and every Kafka client reads it (kafkajs with an LZ4 codec plugin). none where a
          * consumer cannot. Change batches, small and sent as they come, are not compressed.
-         * Where lz4-napi has no binary for the platform, the snapshot goes uncompressed.
+         * Where lz4-napi has no binary for the platform, the snapshot goes uncompressed and the
+         * precheck raises the alert `compression` (acknowledge it, or choose none).
          */
         snapshotCompression: z.enum(['lz4', 'none']).default('lz4'),
         throttle: z
