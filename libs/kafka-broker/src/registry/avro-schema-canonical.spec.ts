@@ -5,6 +5,15 @@ const canonical = (schema: unknown) =>
   parseAvroSchema(typeof schema === 'string' ? schema : JSON.stringify(schema)).canonical;
 
 describe('parseAvroSchema canonical form', () => {
+  it('parses a text once: the same text again gives the same result, an invalid one throws every time', () => {
+    const text = '{"type":"record","name":"Once","fields":[{"name":"a","type":"long"}]}';
+    const first = parseAvroSchema(text);
+    expect(parseAvroSchema(text)).toBe(first);
+    expect(parseAvroSchema(` ${text}`)).not.toBe(first);
+    expect(parseAvroSchema(` ${text}`).canonical).toBe(first.canonical);
+    for (let i = 0; i < 2; i++) expect(() => parseAvroSchema('{"type":"nope"}')).toThrow(/nope/);
+  });
+
   it('writes a record with full names, fixed key order and no whitespace', () => {
     const text = `{
       "fields": [ { "type": "long", "name": "id", "doc": "key" } ],

@@ -36,6 +36,24 @@ function avscOptions() {
  * duplicate field, anonymous named type, ...). Pure and deterministic.
  */
 export function parseAvroSchema(text: string): ParsedAvroSchema {
+  const known = PARSED.get(text);
+  if (known) return known;
+  const parsed = parseUncached(text);
+  if (PARSED.size >= PARSED_MAX) PARSED.delete(PARSED.keys().next().value!);
+  PARSED.set(text, parsed);
+  return parsed;
+}
+
+/**
+ * Texts parsed lately (oldest first, at most PARSED_MAX): a pgferry task sends each of its
+ * schemas several times (registered by the controller, looked up by the capture and the
+ * applier, read back from _schemas), and each parse compiles two avsc types (3-10 ms for a
+ * table's envelope), on the way to the first rows. The result is never modified.
+ */
+const PARSED = new Map<string, ParsedAvroSchema>();
+const PARSED_MAX = 256;
+
+function parseUncached(text: string): ParsedAvroSchema {
   let json: unknown;
   try {
     json = JSON.parse(text);
