@@ -125,15 +125,27 @@ describe('pgferry migrate', () => {
 
     await source.query(`INSERT INTO public."Audit Log" VALUES (now(), 'a'), (now(), 'b')`, [], 'bad');
     const acked = captureOutput();
-    const ok = await runMigrate({
+    // With --api-port, the task API (loaded only then) answers while the task runs.
+    const migration = runMigrate({
       source: source.url('bad'),
       target: destination.url('bad'),
       name: 'acked',
       tables: 'public.Audit Log',
       ack: ['keys:"public"."Audit Log"'],
       workDir: join(dir, 'acked'),
+      apiPort: 0,
       out: acked.out,
     });
+    const apiUrl = await waitFor(
+      () => /^api\s+(http:\/\/127\.0\.0\.1:\d+\/tasks\/acked)$/m.exec(acked.text())?.[1],
+      {
+        reason: 'the migration to print its API address',
+      },
+    );
+    const answer = await fetch(apiUrl!);
+    expect([200, 404]).toContain(answer.status);
+    expect(JSON.stringify(await answer.json())).toContain('acked');
+    const ok = await migration;
     expect({ code: ok.code, out: ok.code ? acked.text() : '' }).toEqual({ code: 0, out: '' });
     expect(acked.text()).toContain('1 alert(s) acknowledged: keys:"public"."Audit Log"');
     expect(
