@@ -12,6 +12,7 @@ import {
   type TaskSpec,
 } from '@pgferry/core';
 import {
+  classifyPgError,
   connect,
   listTables,
   newTableRule,
@@ -81,10 +82,18 @@ const HEALTHY_RUN_MS = 60_000;
  */
 export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void> {
   // The destination may be restarting as the capture starts: read the task within the window.
+  // A connection lost between connecting and reading is retried like a refused one (a driver
+  // error is retried only once classified).
   const task = await retry(
     async () => {
       const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
-      return new ControlStore(control, opts.task).getTask().finally(() => control.end());
+      try {
+        return await new ControlStore(control, opts.task).getTask();
+      } catch (err) {
+        throw classifyPgError(err, `reading task ${opts.task} from the destination`);
+      } finally {
+        await control.end().catch(() => undefined);
+      }
     },
     { deadlineMs: opts.retryWindowMs, signal: opts.stop },
   );
