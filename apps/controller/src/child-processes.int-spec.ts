@@ -98,9 +98,22 @@ describe('pgferry migrate with capture and applier as child processes', () => {
       expect(statSync(join(workDir, 'capture.json')).mode & 0o777).toBe(0o600);
       process.kill(pid!, 'SIGKILL');
       await waitFor(() => !processAlive(pid!), { reason: `capture ${pid} to die` });
-      // A statement it sent just before dying still commits; its restart waits 0.5 s and then
-      // loads its modules, so for a moment the chunks are as the killed capture left them.
-      await new Promise((r) => setTimeout(r, 200));
+      // A statement it sent just before dying still completes: once its destination session has
+      // ended, and before its restart (0.5 s later, then loading its modules) connects again, the
+      // chunks are as the killed capture left them.
+      await waitFor(
+        async () =>
+          (
+            await d.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry capture'`,
+            )
+          ).rows[0].n,
+        {
+          reason: `the session of capture ${pid} on the destination to end`,
+          until: (n) => n === 0,
+          interval: 10,
+        },
+      );
       const { rows } = await d.query(`SELECT chunk_id, done FROM pgferry.chunks WHERE done OR attempt > 0`);
       return {
         pid: pid!,

@@ -113,18 +113,22 @@ describe('ChildSupervisor', () => {
   });
 
   describe('children forked ahead', () => {
-    // A child as the capture is one: it loads (here: says so in <name>.loaded with its pid), then
-    // runChildProcess runs its work, which reads the configuration file named in its environment.
+    // A child as the capture is one: its entry loads, then runChildProcess runs its work (here:
+    // it leaves <name>.ran first), which reads the configuration file named in its environment.
+    // <name>.loaded, with its pid, is written on the next timer turn: after a work that started
+    // at once (a microtask) has left <name>.ran.
     const job = script(
       'job',
       `const { writeFileSync, readFileSync } = require('node:fs');
-       writeFileSync(process.env.LOADED, String(process.pid));
        require(${JSON.stringify(PROTOCOL)}).runChildProcess('job', async (ctx) => {
+         writeFileSync(process.env.RAN, 'ran');
          ctx.emit({ pid: process.pid, config: readFileSync(process.env.CONFIG, 'utf8') });
-       });`,
+       });
+       setTimeout(() => writeFileSync(process.env.LOADED, String(process.pid)), 0);`,
     );
     const envOf = (name: string) => ({
       LOADED: join(dir, `${name}.loaded`),
+      RAN: join(dir, `${name}.ran`),
       CONFIG: join(dir, `${name}.json`),
     });
     const supervise = (name: string, seen: unknown[], prestarted: PrestartedChildren) =>
@@ -147,8 +151,8 @@ describe('ChildSupervisor', () => {
           reason: 'the child forked ahead to load',
         },
       );
-      // Loaded and waiting: its configuration does not exist yet, and it has not failed for it.
-      await new Promise((r) => setTimeout(r, 300));
+      // Loaded and waiting: its work has not begun (its configuration does not exist yet).
+      expect(existsSync(envOf('early').RAN)).toBe(false);
       expect(processAlive(Number(pid))).toBe(true);
       writeFileSync(envOf('early').CONFIG, '{"task":"early"}');
       const seen: unknown[] = [];
