@@ -144,3 +144,8 @@ export function takesNewTable(rule: NewTableRule, schema: string, table: string)
       : rule.schemas.includes(schema);
   return inScope && !rule.excluded.some((e) => e.schema === schema && e.table === table);
 }
+
+/** The key a table is carried by: primary key, else a unique NOT NULL key, else none. */
+export function tableKey(t: Pick<SelectedTable, 'primaryKey' | 'uniqueNotNullKey'>): string[] {
+  return t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey;
+}

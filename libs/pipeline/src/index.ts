@@ -34,3 +34,4 @@ export * from './cdc';
 export * from './incremental/stream-status';
 export * from './incremental/stream-capture';
 export * from './incremental/incremental-phase';
+export * from './publish/topic-ends';

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
 
 /**
  * Topic names: `<prefix>.<schema>.<table>`, like Debezium. Kafka allows only [a-zA-Z0-9._-]
@@ -29,22 +28,4 @@ export function heartbeatTopic(prefix: string): string {
 
 export function deadLetterTopic(prefix: string): string {
   return `${prefix}.dlq`;
-}
-
-/**
- * The end (high watermark) of every partition of `topics`, per "topic:partition": everything
- * acknowledged so far lies below it.
- */
-export async function topicEnds(kafka: Kafka, topics: readonly string[]): Promise<Map<string, bigint>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const ends = new Map<string, bigint>();
-    for (const topic of topics)
-      for (const p of await admin.fetchTopicOffsets(topic))
-        ends.set(`${topic}:${p.partition}`, BigInt(p.high));
-    return ends;
-  } finally {
-    await admin.disconnect();
-  }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
-import { storeOffset } from '../control/control-store';
+import { storeOffset, type OffsetMark } from '../control/control-store';
 import { copyChunks } from './copy-text';
 import { copyInto, hasUniqueIndexOn, setReplicaRole, type CopyFormat } from './pg-apply-session';
 
@@ -13,19 +13,6 @@ export interface TargetTable {
   columns: string[];
   /** Key columns (subset of columns); empty for a keyless table. */
   key: string[];
-}
-
-export interface OffsetMark {
-  group: string;
-  topic: string;
-  partition: number;
-  /** The offset after the last record of the batch. */
-  nextOffset: bigint;
-  /**
-   * The stream position (see streamPosition) of the last change applied in this partition,
-   * when the batch had any: a change sent again after a capture restart is recognised by it.
-   */
-  streamPos?: Buffer | null;
 }
 
 /**

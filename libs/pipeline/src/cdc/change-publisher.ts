@@ -15,6 +15,7 @@ import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-captur
 import { transactionId, type TransactionRecords } from './transaction-records';
 import type { HeartbeatRecords } from './heartbeat-records';
 import { isHeartbeatTable } from './pg-heartbeat';
+import type { StreamMark } from '../incremental/stream-status';
 
 /** One published table: its topic and the key the snapshot used. */
 export interface PublishedTable {
@@ -81,21 +82,6 @@ export interface ChangePublisherOptions {
    * transactions, and stops the stream with the statement instead of waiting forever.
    */
   wholeTransactions?: boolean;
-}
-
-/**
- * "Everything the source committed up to `lsn` is in Kafka below `ends`": once the applier's
- * offsets reach every entry of `ends`, the destination holds every change up to `lsn`. This is
- * how applied LSN and lag are measured across partitions that progress independently.
- */
-export interface StreamMark {
-  lsn: Lsn;
-  commitTime: Date;
-  /**
-   * Next offset per "topic:partition" (the start offsets and every partition written since). A
-   * live view, current when `onCommit` is called: copy it to keep it.
-   */
-  ends: ReadonlyMap<string, bigint>;
 }
 
 /**

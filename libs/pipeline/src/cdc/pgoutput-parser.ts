@@ -1,5 +1,6 @@
 import { UNCHANGED_TOAST, type ReplicaIdentity, type RowImage } from './change-event';
 import type { Lsn } from './lsn';
+import { pgTimestampToDate } from './replication-protocol';
 
 /**
  * Parser for the pgoutput logical replication messages (PostgreSQL "Logical Replication Message
@@ -56,13 +57,6 @@ export type PgoutputMessage =
   | { tag: 'streamStop' }
   | { tag: 'streamCommit'; xid: number; flags: number; lsn: Lsn; endLsn: Lsn; commitTime: Date }
   | { tag: 'streamAbort'; xid: number; subxid: number };
-
-/** Microseconds from 1970-01-01 to 2000-01-01, the PostgreSQL epoch of protocol timestamps. */
-const PG_EPOCH_US = 946_684_800_000_000n;
-
-export function pgTimestampToDate(us: bigint): Date {
-  return new Date(Number((us + PG_EPOCH_US) / 1000n));
-}
 
 export class PgoutputFormatError extends RangeError {
   constructor(message: string) {

@@ -1,4 +1,3 @@
-import { pgTimestampToDate } from './pgoutput-parser';
 import type { Lsn } from './lsn';
 
 /**
@@ -10,6 +9,13 @@ export type ServerFrame =
   | { tag: 'xlog'; dataStart: Lsn; walEnd: Lsn; sendTime: Date; data: Buffer }
   /** 'k' Primary keepalive: WAL end, send time, and whether the server wants a reply now. */
   | { tag: 'keepalive'; walEnd: Lsn; sendTime: Date; replyRequested: boolean };
+
+/** Microseconds from 1970-01-01 to 2000-01-01, the PostgreSQL epoch of protocol timestamps. */
+const PG_EPOCH_US = 946_684_800_000_000n;
+
+export function pgTimestampToDate(us: bigint): Date {
+  return new Date(Number((us + PG_EPOCH_US) / 1000n));
+}
 
 export function parseServerFrame(buf: Buffer): ServerFrame {
   const tag = buf[0];

@@ -5,7 +5,8 @@ import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
 import { storeOffset } from '../control/control-store';
 import { copyChunks } from '../apply/copy-text';
 import { copyInto, setReplicaRole } from '../apply/pg-apply-session';
-import type { OffsetMark, TargetTable } from '../apply/pg-row-applier';
+import type { TargetTable } from '../apply/pg-row-applier';
+import type { OffsetMark } from '../control/control-store';
 import type { DecodedChange } from '../codec/record-decoder';
 import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
 

@@ -1,6 +1,6 @@
 import { converterFor } from './avro-mapping';
 import { microsToTimestamp } from './civil-time';
-import { SlabPool } from './avro-row-writer';
+import { SlabPool } from './bytes';
 import { CopyBinarySink } from './copy-binary';
 
 const ascii = (s: string) => Buffer.from(s, 'utf8');

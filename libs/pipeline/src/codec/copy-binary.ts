@@ -1,5 +1,5 @@
 import { daysFromCivil } from './civil-time';
-import { byteView, HEX_VALUE, SMALL_COPY } from './avro-row-writer';
+import { byteView, HEX_VALUE, SMALL_COPY } from './bytes';
 import { CopyChunks } from './copy-chunks';
 
 /**

@@ -1,4 +1,4 @@
-import type { SlabPool } from './avro-row-writer';
+import type { SlabPool } from './bytes';
 
 const NO_BYTES = Buffer.alloc(0);
 

@@ -1,7 +1,8 @@
 import { copyLine } from '../apply/copy-text';
 import type { ColumnInfo } from './pg-columns';
 import { AvroCopyDecoder, CopyTextSink } from './avro-copy-decoder';
-import { AvroSlab, SlabPool } from './avro-row-writer';
+import { AvroSlab } from './avro-row-writer';
+import { SlabPool } from './bytes';
 import { RecordDecoder } from './record-decoder';
 import { buildSchemas, TableEncoder } from './table-codec';
 import { column as col } from '../test/columns';

@@ -1,4 +1,3 @@
-import type { KafkaJsProtocolRequest } from '../publish/kafkajs-internals';
 import type { AbortedTransaction } from './record-batch-reader';
 
 /**
@@ -96,27 +95,4 @@ export function decodeFetchResponse(payload: Buffer): Map<string, FetchedPartiti
     out.set(topic, parts);
   }
   return out;
-}
-
-/** The request object kafkajs' connection sends: our bytes, our decoder. */
-export function fetchRequest(
-  limits: FetchLimits,
-  topics: ReadonlyMap<string, FetchPartition[]>,
-): KafkaJsProtocolRequest<Map<string, FetchedPartition[]>> {
-  return {
-    request: {
-      apiKey: FETCH_API_KEY,
-      apiVersion: FETCH_VERSION,
-      apiName: 'Fetch',
-      expectResponse: () => true,
-      encode: async () => {
-        const buf = encodeFetchRequest(limits, topics);
-        return { buf, buffer: buf };
-      },
-    },
-    response: {
-      decode: async (payload) => decodeFetchResponse(payload),
-      parse: async (data) => data,
-    },
-  };
 }

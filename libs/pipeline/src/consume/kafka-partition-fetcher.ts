@@ -2,6 +2,7 @@ import type { Kafka } from 'kafkajs';
 import { ConnectionError, ObjectError, PgferryError, sleep } from '@pgferry/core';
 import {
   createCluster,
+  fetchRequest,
   kafkaErrorCode,
   sendRequest,
   type KafkaJsCluster,
@@ -9,7 +10,6 @@ import {
 import {
   FETCH_API_KEY,
   FETCH_VERSION,
-  fetchRequest,
   type FetchedPartition,
   type FetchPartition,
 } from './kafka-fetch-request';

@@ -359,3 +359,17 @@ export async function readStreamTables(client: Queryable, task: string): Promise
   );
   return rows;
 }
+
+/** Where a batch leaves a partition: stored with the batch, in the same destination transaction. */
+export interface OffsetMark {
+  group: string;
+  topic: string;
+  partition: number;
+  /** The offset after the last record of the batch. */
+  nextOffset: bigint;
+  /**
+   * The stream position (see streamPosition) of the last change applied in this partition,
+   * when the batch had any: a change sent again after a capture restart is recognised by it.
+   */
+  streamPos?: Buffer | null;
+}

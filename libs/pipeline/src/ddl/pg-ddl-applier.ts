@@ -1,8 +1,7 @@
 import type { Client } from 'pg';
 import { DataError, PgferryError, type TaskSpec } from '@pgferry/core';
 import { classifyPgError, quoteIdent } from '@pgferry/pg';
-import type { OffsetMark } from '../apply/pg-row-applier';
-import { storeOffset } from '../control/control-store';
+import { storeOffset, type OffsetMark } from '../control/control-store';
 import type { DdlEvent } from './pg-ddl-capture';
 
 /**

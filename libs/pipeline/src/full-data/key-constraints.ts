@@ -9,7 +9,7 @@ import {
 } from '@pgferry/pg';
 import { hasUniqueIndexOn } from '../apply/pg-apply-session';
 import type { DeferredKey } from '../apply/pg-row-applier';
-import { tableKey } from './snapshot-capture';
+import { tableKey } from '@pgferry/pg';
 
 /**
  * The statement that creates t's key (its primary key, else its unique NOT NULL key) on the

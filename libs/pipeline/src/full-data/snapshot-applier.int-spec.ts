@@ -11,7 +11,7 @@ import type { ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import { KafkaPublisher } from '../publish/kafka-publisher';
-import { topicEnds } from '../topics';
+import { topicEnds } from '../publish/topic-ends';
 import { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
 import { hasUniqueIndexOn } from '../apply/pg-apply-session';
 import { AvroCopyDecoder } from '../codec/avro-copy-decoder';

@@ -6,7 +6,7 @@ import { PgRowApplier, type DeferredKeys, type TargetTable } from '../apply/pg-r
 import { copyLine } from '../apply/copy-text';
 import { AvroCopyDecoder, CopyTextSink } from '../codec/avro-copy-decoder';
 import { CopyBinarySink } from '../codec/copy-binary';
-import { SlabPool } from '../codec/avro-row-writer';
+import { SlabPool } from '../codec/bytes';
 import type { BinaryWriter } from '../codec/avro-binary-fields';
 import { columnTypeOids, type CopyFormat } from '../apply/pg-apply-session';
 import { RecordDecoder } from '../codec/record-decoder';

@@ -1,10 +1,10 @@
 import type { Client } from 'pg';
 import type { Kafka } from 'kafkajs';
-import { connect, quoteQualified, type Endpoint, type SelectedTable } from '@pgferry/pg';
+import { connect, quoteQualified, tableKey, type Endpoint, type SelectedTable } from '@pgferry/pg';
 import { PgferryError } from '@pgferry/core';
 import { describeColumns, type ColumnInfo } from '../codec/pg-columns';
 import { RegistryClient } from '../codec/registry-client';
-import { SlabPool } from '../codec/avro-row-writer';
+import { SlabPool } from '../codec/bytes';
 import type { CopyRows } from '../codec/copy-rows';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import type { ControlStore } from '../control/control-store';
@@ -67,11 +67,6 @@ function encodeBatches(
   encoder.encodeRowsFramed(rows, tsMs, false, batches);
   roundRobin = batches.roundRobin;
   return batches;
-}
-
-/** The key a table is carried by: primary key, else a unique NOT NULL key, else none. */
-export function tableKey(t: SelectedTable): string[] {
-  return t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey;
 }
 
 /**

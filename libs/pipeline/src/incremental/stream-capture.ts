@@ -23,21 +23,22 @@ import {
   type SelectedTable,
 } from '@pgferry/pg';
 import { RegistryClient } from '../codec/registry-client';
-import { ChangePublisher, type PublishedTable, type StreamMark } from '../cdc/change-publisher';
+import { ChangePublisher, type PublishedTable } from '../cdc/change-publisher';
 import type { ChangeEvent, RelationInfo } from '../cdc/change-event';
 import { formatLsn, parseLsn, type Lsn } from '../cdc/lsn';
 import { heartbeatLagMs, startHeartbeat } from '../cdc/pg-heartbeat';
 import { publicationName } from '../cdc/pg-publication';
 import { PgStreamReader } from '../cdc/pg-stream-reader';
 import { addStreamTable, ControlStore, readStreamTables } from '../control/control-store';
-import { tableKey } from '../full-data/snapshot-capture';
+import { tableKey } from '@pgferry/pg';
 import { PIPELINE_SESSION_SQL } from '../session';
-import { heartbeatTopic, tableTopic, topicEnds, transactionsTopic } from '../topics';
+import { heartbeatTopic, tableTopic, transactionsTopic } from '../topics';
+import { topicEnds } from '../publish/topic-ends';
 import { TransactionRecords } from '../cdc/transaction-records';
 import { HeartbeatRecords } from '../cdc/heartbeat-records';
 import { applyDdlOnce } from '../ddl/pg-ddl-applier';
 import { DDL_SCHEMA, type DdlEvent } from '../ddl/pg-ddl-capture';
-import { applierGroup, writeCaptureReport } from './stream-status';
+import { applierGroup, writeCaptureReport, type StreamMark } from './stream-status';
 
 export interface StreamCaptureOptions {
   task: string;

@@ -1,9 +1,23 @@
 import type { Client, PoolClient } from 'pg';
 import { classifyPgError } from '@pgferry/pg';
 import { formatLsn, parseLsn, type Lsn } from '../cdc/lsn';
-import type { StreamMark } from '../cdc/change-publisher';
 
 type Queryable = Pick<Client | PoolClient, 'query'>;
+
+/**
+ * "Everything the source committed up to `lsn` is in Kafka below `ends`": once the applier's
+ * offsets reach every entry of `ends`, the destination holds every change up to `lsn`. This is
+ * how applied LSN and lag are measured across partitions that progress independently.
+ */
+export interface StreamMark {
+  lsn: Lsn;
+  commitTime: Date;
+  /**
+   * Next offset per "topic:partition" (the start offsets and every partition written since). A
+   * live view, current when `onCommit` is called: copy it to keep it.
+   */
+  ends: ReadonlyMap<string, bigint>;
+}
 
 /** The applier's consumer group of a task (its offsets in pgferry.offsets). */
 export function applierGroup(task: string): string {

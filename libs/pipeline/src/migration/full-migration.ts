@@ -20,12 +20,14 @@ import {
   readStreamTables,
   type PhaseName,
 } from '../control/control-store';
-import { prepareStreams, runSnapshotCapture, tableKey } from '../full-data/snapshot-capture';
+import { prepareStreams, runSnapshotCapture } from '../full-data/snapshot-capture';
+import { tableKey } from '@pgferry/pg';
 import { SnapshotApplier, type ApplierTarget } from '../full-data/snapshot-applier';
 import { buildDeferredKeys, prepareKeyConstraints } from '../full-data/key-constraints';
 import type { DeferredKeys } from '../apply/pg-row-applier';
 import { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from '../snapshot/pg-snapshot-slot';
-import { tableTopic, topicEnds } from '../topics';
+import { tableTopic } from '../topics';
+import { topicEnds } from '../publish/topic-ends';
 import { syncSequences, type SequenceSyncResult } from '../sequences/pg-sequence-sync';
 import { runSupervisedFullData, type ChildProcessesOptions } from './supervised-full-data';
 import { prepareStreamSource, runIncrementalPhase } from '../incremental/incremental-phase';

@@ -8,7 +8,7 @@ import { readOffsets } from '../control/control-store';
 import type { DeferredKeys } from '../apply/pg-row-applier';
 import type { ApplierTarget } from '../full-data/snapshot-applier';
 import { ChildSupervisor, PrestartedChildren } from '../supervise/child-supervisor';
-import { topicEnds } from '../topics';
+import { topicEnds } from '../publish/topic-ends';
 import type { MigrationEvent } from './full-migration';
 import { CONFIG_ENV, writeProcessConfig, type KafkaConnection, type ProcessConfig } from './process-config';
 

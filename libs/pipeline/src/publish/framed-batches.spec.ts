@@ -1,5 +1,5 @@
 import { splitAndValidate } from '@pgferry/kafka-broker';
-import { SlabPool } from '../codec/avro-row-writer';
+import { SlabPool } from '../codec/bytes';
 import { rowsOfLines } from '../codec/copy-rows';
 import { buildSchemas, TableEncoder } from '../codec/table-codec';
 import { PartitionedBatches } from './framed-batches';

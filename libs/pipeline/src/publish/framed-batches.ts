@@ -1,5 +1,6 @@
 import { crc32c, lz4FrameCompress } from '@pgferry/core';
-import { AvroSlab, type SlabPool } from '../codec/avro-row-writer';
+import { AvroSlab } from '../codec/avro-row-writer';
+import type { SlabPool } from '../codec/bytes';
 import { keyPartition } from './kafka-partitioner';
 import {
   BATCH_HEADER_BYTES,

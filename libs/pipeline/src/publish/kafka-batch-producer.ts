@@ -11,6 +11,7 @@ import type { FramedBatch } from './framed-batches';
 import {
   createCluster,
   kafkaErrorCode,
+  produceFramed,
   sendFramed,
   type KafkaJsBroker,
   type KafkaJsCluster,
@@ -19,7 +20,6 @@ import {
   PRODUCE_API_KEY,
   PRODUCE_MAX_VERSION,
   PRODUCE_MIN_VERSION,
-  produceFramed,
   type BatchSource,
   type PartitionResult,
 } from './kafka-produce-request';

@@ -1,4 +1,3 @@
-import type { FramedRequest, KafkaJsProtocolRequest } from './kafkajs-internals';
 
 /** Produce is API key 0. Versions 3 to 8 share one request layout (record batches v2). */
 export const PRODUCE_API_KEY = 0;
@@ -153,64 +152,4 @@ export function decodeProduceResponse(payload: Buffer, version: number): Map<str
     out.set(topic, results);
   }
   return out;
-}
-
-/** The request object kafkajs' connection sends: our bytes, our decoder; errors stay per partition. */
-export function produceRequest(
-  version: number,
-  acks: number,
-  timeoutMs: number,
-  topic: string,
-  batches: readonly PartitionBatch[],
-): KafkaJsProtocolRequest<Map<string, PartitionResult[]>> {
-  return {
-    request: {
-      apiKey: PRODUCE_API_KEY,
-      apiVersion: version,
-      apiName: 'Produce',
-      expectResponse: () => acks !== 0,
-      encode: async () => {
-        const buf = encodeProduceRequest(acks, timeoutMs, topic, batches);
-        return { buf, buffer: buf };
-      },
-    },
-    response: {
-      decode: async (payload) => decodeProduceResponse(payload, version),
-      parse: async (data) => data,
-    },
-  };
-}
-
-/**
- * The same request as produceRequest, for sendFramed: written straight into its frame, batches
- * in place; kafkajs' own encoding (produceRequest) only for a connection not yet authenticated.
- */
-export function produceFramed(
-  version: number,
-  acks: number,
-  timeoutMs: number,
-  topic: string,
-  batches: readonly BatchSource[],
-  allocate?: (bytes: number) => Buffer,
-): FramedRequest<Map<string, PartitionResult[]>> {
-  return {
-    apiKey: PRODUCE_API_KEY,
-    apiVersion: version,
-    apiName: 'Produce',
-    frame: (correlationId, clientId) =>
-      encodeProduceFrame(version, correlationId, clientId, acks, timeoutMs, topic, batches, allocate),
-    decode: (payload) => decodeProduceResponse(payload, version),
-    fallback: () =>
-      produceRequest(
-        version,
-        acks,
-        timeoutMs,
-        topic,
-        batches.map((b) => {
-          const batch = Buffer.allocUnsafe(b.bytes);
-          b.writeInto(batch, 0);
-          return { partition: b.partition, batch };
-        }),
-      ),
-  };
 }

@@ -1,4 +1,22 @@
 import type { Kafka, PartitionMetadata } from 'kafkajs';
+import {
+  decodeFetchResponse,
+  encodeFetchRequest,
+  FETCH_API_KEY,
+  FETCH_VERSION,
+  type FetchedPartition,
+  type FetchLimits,
+  type FetchPartition,
+} from '../consume/kafka-fetch-request';
+import {
+  decodeProduceResponse,
+  encodeProduceFrame,
+  encodeProduceRequest,
+  PRODUCE_API_KEY,
+  type BatchSource,
+  type PartitionBatch,
+  type PartitionResult,
+} from './kafka-produce-request';
 
 /**
  * The parts of kafkajs 2.2 below its public API that the raw produce path uses, in one place:
@@ -200,4 +218,87 @@ export function kafkaErrorCode(code: number): KafkaErrorCode {
       message: `unknown Kafka error code ${code}`,
     }
   );
+}
+
+/** The request object kafkajs' connection sends: our bytes, our decoder. */
+export function fetchRequest(
+  limits: FetchLimits,
+  topics: ReadonlyMap<string, FetchPartition[]>,
+): KafkaJsProtocolRequest<Map<string, FetchedPartition[]>> {
+  return {
+    request: {
+      apiKey: FETCH_API_KEY,
+      apiVersion: FETCH_VERSION,
+      apiName: 'Fetch',
+      expectResponse: () => true,
+      encode: async () => {
+        const buf = encodeFetchRequest(limits, topics);
+        return { buf, buffer: buf };
+      },
+    },
+    response: {
+      decode: async (payload) => decodeFetchResponse(payload),
+      parse: async (data) => data,
+    },
+  };
+}
+
+/** The request object kafkajs' connection sends: our bytes, our decoder; errors stay per partition. */
+export function produceRequest(
+  version: number,
+  acks: number,
+  timeoutMs: number,
+  topic: string,
+  batches: readonly PartitionBatch[],
+): KafkaJsProtocolRequest<Map<string, PartitionResult[]>> {
+  return {
+    request: {
+      apiKey: PRODUCE_API_KEY,
+      apiVersion: version,
+      apiName: 'Produce',
+      expectResponse: () => acks !== 0,
+      encode: async () => {
+        const buf = encodeProduceRequest(acks, timeoutMs, topic, batches);
+        return { buf, buffer: buf };
+      },
+    },
+    response: {
+      decode: async (payload) => decodeProduceResponse(payload, version),
+      parse: async (data) => data,
+    },
+  };
+}
+
+/**
+ * The same request as produceRequest, for sendFramed: written straight into its frame, batches
+ * in place; kafkajs' own encoding (produceRequest) only for a connection not yet authenticated.
+ */
+export function produceFramed(
+  version: number,
+  acks: number,
+  timeoutMs: number,
+  topic: string,
+  batches: readonly BatchSource[],
+  allocate?: (bytes: number) => Buffer,
+): FramedRequest<Map<string, PartitionResult[]>> {
+  return {
+    apiKey: PRODUCE_API_KEY,
+    apiVersion: version,
+    apiName: 'Produce',
+    frame: (correlationId, clientId) =>
+      encodeProduceFrame(version, correlationId, clientId, acks, timeoutMs, topic, batches, allocate),
+    decode: (payload) => decodeProduceResponse(payload, version),
+    fallback: () =>
+      produceRequest(
+        version,
+        acks,
+        timeoutMs,
+        topic,
+        batches.map((b) => {
+          const batch = Buffer.allocUnsafe(b.bytes);
+          b.writeInto(batch, 0);
+          return { partition: b.partition, batch };
+        }),
+      ),
+  };
 }
