@@ -1,6 +1,7 @@
 /** Two projects: unit specs (no I/O) and integration specs (real servers from libs/testing). */
 const moduleNameMapper = {
-  '^@pgferry/(core|pg|testing|avro|kafka-broker|pipeline)$': '<rootDir>/libs/$1/src',
+  '^@pgferry/(core|pg|schema|precheck|avro|kafka-protocol|kafka|registry|kafka-broker|control|capture|apply|verify|task|testing)$':
+    '<rootDir>/libs/$1/src',
 };
 const transform = {
   '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }],

@@ -4,7 +4,7 @@ import {
   type ApplierProcessConfig,
   type ChildContext,
   type MigrationEvent,
-} from '@pgferry/pipeline';
+} from '@pgferry/task';
 
 const CONFIG = Symbol('applier config');
 const CONTEXT = Symbol('child context');

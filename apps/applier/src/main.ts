@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { CONFIG_ENV, readProcessConfig, runChildProcess, type MigrationEvent } from '@pgferry/pipeline';
+import { CONFIG_ENV, readProcessConfig, runChildProcess, type MigrationEvent } from '@pgferry/task';
 import { ApplierModule, ApplierRunner } from './applier.module';
 
 runChildProcess<MigrationEvent>('applier', async (ctx) => {

@@ -15,7 +15,7 @@ import {
   runChildProcess,
   runStreamProcess,
   type MigrationEvent,
-} from '@pgferry/pipeline';
+} from '@pgferry/task';
 
 const file = process.env[CONFIG_ENV];
 if (processRole(file) === 'stream') {

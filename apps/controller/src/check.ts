@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { TaskSpec } from '@pgferry/core';
-import { blocking, formatPrecheckReport, runPrecheck, type PrecheckReport } from '@pgferry/pg';
+import { blocking, formatPrecheckReport, runPrecheck, type PrecheckReport } from '@pgferry/precheck';
 
 export interface PrecheckGate {
   /** True when nothing blocks: no failed item and every alert acknowledged. */

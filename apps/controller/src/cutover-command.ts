@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { PgferryError } from '@pgferry/core';
 import { connect, describeEndpoint } from '@pgferry/pg';
 import { taskEndpoint } from './release-command';
-import { requestCutover } from '@pgferry/pipeline';
+import { requestCutover } from '@pgferry/control';
 import { formatLag } from './progress';
 import { readTaskStatus } from './api/task-status';
 

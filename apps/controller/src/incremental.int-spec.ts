@@ -14,12 +14,8 @@ import {
 } from '@pgferry/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka } from '@pgferry/kafka-broker';
-import {
-  decodeHeartbeatRecord,
-  decodeTransactionRecord,
-  requestCutover,
-  type TransactionRecord,
-} from '@pgferry/pipeline';
+import { decodeHeartbeatRecord, decodeTransactionRecord, type TransactionRecord } from '@pgferry/avro';
+import { requestCutover } from '@pgferry/control';
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { runRelease } from './release-command';

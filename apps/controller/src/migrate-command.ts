@@ -3,15 +3,13 @@ import type { Writable } from 'node:stream';
 import { Kafka, logLevel } from 'kafkajs';
 import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
+import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verify';
 import {
-  assertVerified,
-  formatVerifyReport,
   prestartFullDataChildren,
   runFullMigration,
   TaskStoppedError,
-  verifyTables,
   type FullMigrationResult,
-} from '@pgferry/pipeline';
+} from '@pgferry/task';
 import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { connect, resolveEndpoint } from '@pgferry/pg';
@@ -107,8 +105,8 @@ export async function runMigrate(
   const children = opts.inProcess
     ? undefined
     : {
-        captureEntry: require.resolve('@pgferry/capture'),
-        applierEntry: require.resolve('@pgferry/applier'),
+        captureEntry: require.resolve('@pgferry/capture-app'),
+        applierEntry: require.resolve('@pgferry/applier-app'),
         dir: workDir,
       };
   let embedded: EmbeddedKafka | undefined;

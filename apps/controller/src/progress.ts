@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import type { MigrationEvent } from '@pgferry/pipeline';
+import type { MigrationEvent } from '@pgferry/task';
 
 interface TableProgress {
   estimated: number;

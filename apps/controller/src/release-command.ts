@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { loadTaskSpec, PgferryError } from '@pgferry/core';
 import { connect, describeEndpoint, resolveEndpoint, type Endpoint } from '@pgferry/pg';
-import { releaseSource } from '@pgferry/pipeline';
+import { releaseSource } from '@pgferry/task';
 
 export interface ReleaseOptions {
   spec?: string;

@@ -1,7 +1,27 @@
-export * from './errors';
-export * from './retry';
-export * from './redact';
-export * from './log';
-export * from './spec';
-export * from './crc32c';
-export * from './lz4-frame';
+export { byteView, HEX_VALUE, SlabPool, SMALL_COPY } from './bytes';
+export { crc32c } from './crc32c';
+export {
+  AuthenticationError,
+  ConnectionError,
+  DataError,
+  describeError,
+  isProgrammingError,
+  isRetriable,
+  ObjectError,
+  PermissionError,
+  PgferryError,
+  SpecError,
+  TransientError,
+} from './errors';
+export { createLogger, type Logger } from './log';
+export { lz4FrameCompress, lz4FrameDecompress, lz4IsNative } from './lz4-frame';
+export { redactString } from './redact';
+export { retry, RetryDeadlineError, sleep } from './retry';
+export {
+  type EndpointSpec,
+  loadTaskSpec,
+  parseTaskSpec,
+  type SslSpec,
+  type TaskSpec,
+  type TaskSpecInput,
+} from './spec';

@@ -1,10 +1,1 @@
-export * from './server/kafka-server';
-export * from './server/broker-state';
-export * from './protocol/record-batch';
-export { crc32c } from '@pgferry/core';
-export { ApiKey, ErrorCode, API_SPECS } from './protocol/messages';
-export * from './embedded/start-embedded-kafka';
-export * from './embedded/broker-schema-log';
-export * from './registry';
-export { Reader, Writer } from './protocol/buffer-io';
-export { readStruct, writeStruct } from './protocol/schema-codec';
+export { type EmbeddedKafka, startEmbeddedKafka } from './embedded/start-embedded-kafka';

@@ -1,9 +1,30 @@
-export * from './ident';
-export * from './endpoint';
-export * from './classify';
-export * from './connect';
-export * from './server';
-export * from './catalog';
-export * from './selection';
-export * from './schema';
-export * from './precheck';
+export { listTables } from './catalog';
+export { classifyPgError } from './classify';
+export { connect } from './connect';
+export { dateToDays, daysToDate, microsToTimestamp, timestampToMicros } from './copy/civil-time';
+export { CopyBinarySink } from './copy/copy-binary';
+export { type CopyRows, rowsOfLines } from './copy/copy-rows';
+export { CopyTextSink } from './copy/copy-text-sink';
+export { copyChunks, copyLine } from './copy/copy-text';
+export { describeEndpoint, type Endpoint, resolveEndpoint } from './endpoint';
+export { quoteIdent, quoteIdentList, quoteLiteral, quoteQualified } from './ident';
+export { formatLsn, type Lsn, parseLsn } from './lsn';
+export { type ColumnInfo, describeColumns, describeStreamColumns } from './pg-columns';
+export {
+  newTableRule,
+  type NewTableRule,
+  resolveSelection,
+  type SelectedTable,
+  type Selection,
+  tableKey,
+  takesNewTable,
+} from './selection';
+export { logicalSourceIssues, maintenanceMemoryToRaise, readServerInfo, type ServerInfo } from './server';
+export { PIPELINE_SESSION_SQL } from './session';
+export { CopyOutQuery } from './wire/pg-copy-out';
+export {
+  parseServerFrame,
+  pgTimestampToDate,
+  type ServerFrame,
+  standbyStatusUpdate,
+} from './wire/replication-protocol';

@@ -1,7 +1,7 @@
-export * from './wait-for';
-export * from './free-port';
-export * from './pg-binaries';
-export * from './postgres';
-export * from './generators';
-export * from './pgbench';
-export * from './process-output';
+export { freePort } from './free-port';
+export { createAllTypes, loadPgbenchLike, tableDigest } from './generators';
+export { findPgBinDir } from './pg-binaries';
+export { runPgbench } from './pgbench';
+export { type PgCluster, startPostgres } from './postgres';
+export { captureOutput, processAlive, readPidFile } from './process-output';
+export { waitFor } from './wait-for';

@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { AppliedRate, ControlStore, readStreamLag, type StreamLag } from '@pgferry/pipeline';
+import { AppliedRate, ControlStore, readStreamLag, type StreamLag } from '@pgferry/control';
 
 export interface TaskStatus {
   task: string;

@@ -15,7 +15,7 @@ import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { Client } from 'pg';
 import { connect, type Endpoint } from '@pgferry/pg';
-import { requestCutover } from '@pgferry/pipeline';
+import { requestCutover } from '@pgferry/control';
 import { listTasks, readTaskStatus, type TaskStatus } from './task-status';
 
 const DESTINATION = Symbol('destination');

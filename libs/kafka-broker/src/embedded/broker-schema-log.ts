@@ -1,5 +1,5 @@
-import { buildBatch, decodeRecords, readBatchHeader } from '../protocol/record-batch';
-import type { SchemaLog, SchemaLogRecord } from '../registry/schema-log';
+import { buildBatch, decodeRecords, readBatchHeader } from '@pgferry/kafka-protocol';
+import type { SchemaLog, SchemaLogRecord } from '@pgferry/registry';
 import type { BrokerState } from '../server/broker-state';
 import type { PartitionLog } from '../storage/partition-log';
 

@@ -1,5 +1,5 @@
 import type { Logger } from '@pgferry/core';
-import { startSchemaRegistry, type SchemaRegistryServer } from '../registry';
+import { startSchemaRegistry, type SchemaRegistryServer } from '@pgferry/registry';
 import type { BrokerOptions } from '../server/broker-state';
 import { KafkaServer } from '../server/kafka-server';
 import { BrokerSchemaLog } from './broker-schema-log';

@@ -1,4 +1,4 @@
-import { ErrorCode } from '../protocol/messages';
+import { ErrorCode } from '@pgferry/kafka-protocol';
 import { TOPIC_CONFIG_DEFS, DEFAULT_TOPIC_CONFIG } from '../storage/topic-config';
 import { validateTopicName, type TopicResult } from '../storage/topic-store';
 import type { BrokerState } from './broker-state';

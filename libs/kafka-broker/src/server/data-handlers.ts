@@ -1,5 +1,4 @@
-import { ErrorCode } from '../protocol/messages';
-import { InvalidBatchError, splitAndValidate } from '../protocol/record-batch';
+import { ErrorCode, InvalidBatchError, splitAndValidate } from '@pgferry/kafka-protocol';
 import type { PartitionLog } from '../storage/partition-log';
 import type { ReadArena } from '../storage/read-arena';
 import type { BrokerState } from './broker-state';

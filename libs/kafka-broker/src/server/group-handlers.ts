@@ -1,4 +1,4 @@
-import { ErrorCode } from '../protocol/messages';
+import { ErrorCode } from '@pgferry/kafka-protocol';
 import type { BrokerState } from './broker-state';
 
 /* FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,

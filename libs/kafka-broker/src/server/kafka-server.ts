@@ -1,7 +1,14 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { Reader, Writer, ProtocolError } from '../protocol/buffer-io';
-import { API_SPECS, ApiKey, ErrorCode } from '../protocol/messages';
-import { readStruct, writeStruct } from '../protocol/schema-codec';
+import {
+  Reader,
+  Writer,
+  ProtocolError,
+  API_SPECS,
+  ApiKey,
+  ErrorCode,
+  readStruct,
+  writeStruct,
+} from '@pgferry/kafka-protocol';
 import {
   handleCreatePartitions,
   handleCreateTopics,

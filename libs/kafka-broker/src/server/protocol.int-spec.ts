@@ -1,11 +1,16 @@
-import { Reader, Writer } from '../protocol/buffer-io';
-import { ApiKey, ErrorCode } from '../protocol/messages';
+import {
+  Reader,
+  Writer,
+  ApiKey,
+  ErrorCode,
+  API_SPECS,
+  buildBatch,
+  decodeRecords,
+  writeStruct,
+} from '@pgferry/kafka-protocol';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { waitFor } from '@pgferry/testing';
-import { API_SPECS } from '../protocol/messages';
-import { buildBatch, decodeRecords } from '../protocol/record-batch';
-import { writeStruct } from '../protocol/schema-codec';
 import { RawClient } from '../test/raw-client';
 import { startTestBroker } from '../test/broker-fixture';
 

@@ -1,10 +1,4 @@
-import {
-  buildBatch,
-  canDecode,
-  decodeRecords,
-  readBatchHeader,
-  rebuildCodec,
-} from '../protocol/record-batch';
+import { buildBatch, canDecode, decodeRecords, readBatchHeader, rebuildCodec } from '@pgferry/kafka-protocol';
 import type { PartitionLog } from './partition-log';
 
 export interface CompactionResult {

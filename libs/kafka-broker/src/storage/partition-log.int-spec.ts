@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildBatch, decodeRecords, readBatchHeader } from '../protocol/record-batch';
+import { buildBatch, decodeRecords, readBatchHeader } from '@pgferry/kafka-protocol';
 import { compactPartition } from './compactor';
 import { PartitionLog } from './partition-log';
 import { DEFAULT_TOPIC_CONFIG, parseTopicConfig, type TopicConfig } from './topic-config';

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BATCH_HEADER_SIZE, readBatchHeader, type BatchHeader } from '../protocol/record-batch';
+import { BATCH_HEADER_SIZE, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
 import type { ReadArena } from './read-arena';
 import { ProducerState, type SequenceCheck } from './producer-state';
 import { Segment, type RecoveryReport } from './segment';

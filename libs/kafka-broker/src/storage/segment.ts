@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BATCH_HEADER_SIZE, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '../protocol/record-batch';
+import { BATCH_HEADER_SIZE, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
 import { crc32c } from '@pgferry/core';
 import type { ReadArena } from './read-arena';
 

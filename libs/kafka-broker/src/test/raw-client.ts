@@ -1,7 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { Reader, Writer } from '../protocol/buffer-io';
-import { API_SPECS } from '../protocol/messages';
-import { readStruct, writeStruct } from '../protocol/schema-codec';
+import { Reader, Writer, API_SPECS, readStruct, writeStruct } from '@pgferry/kafka-protocol';
 
 /**
  * A minimal Kafka client over a raw socket, for byte-level tests: sends exact frames and reads

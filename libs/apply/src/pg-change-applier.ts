@@ -1,0 +1,378 @@
+import { createHash } from 'node:crypto';
+import type { Client } from 'pg';
+import { DataError } from '@pgferry/core';
+import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
+import { storeOffset } from '@pgferry/control';
+import { copyInto, setReplicaRole } from './pg-apply-session';
+import type { TargetTable } from './pg-row-applier';
+import type { OffsetMark } from '@pgferry/control';
+import type { DecodedChange } from '@pgferry/avro';
+import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
+
+export interface ChangeApplyCounts {
+  upserted: number;
+  deleted: number;
+  truncated: number;
+  /** Older than a truncate already applied (from another partition): their effect is gone. */
+  skipped: number;
+}
+
+/**
+ * Applies change records (c, u, d, t; r too) of one destination table, in source order, and the
+ * consumed offset, in one transaction: either all of it takes effect or none, so a restart that
+ * replays from the stored offset applies every change exactly once.
+ *
+ * Keyed tables are applied in bulk and idempotently: the batch is reduced to the last action per
+ * key (planKeyedChanges), deletes go through one DELETE ... USING a staged key list, upserts through
+ * one COPY into a staging table and one INSERT ... ON CONFLICT (key) DO UPDATE that leaves out the
+ * TOAST columns the source did not send. Keyless tables (replica identity full) are applied one
+ * change at a time, matching a single row on every column's text.
+ *
+ * Requires: the destination session may set session_replication_role (destination triggers and
+ * foreign keys do not fire twice), and keyed targets have a unique index on the key.
+ */
+export class PgChangeApplier {
+  private prepared = false;
+  private stages = new Set<string>();
+  /** Staging tables emptied by the last commit (ON COMMIT DELETE ROWS) and not written since. */
+  private empty = new Set<string>();
+  /** After a rollback to a savepoint a staging table may hold rows written before it. */
+  private mayHoldRows = false;
+
+  constructor(private readonly client: Client) {}
+
+  /**
+   * Applies `changes` and stores `mark`, atomically. With a mark, TRUNCATE is applied once per
+   * table however many partitions carry a copy of it: the truncate's LSN is kept in
+   * pgferry.truncates (locked for the transaction), a copy at or below it is skipped, and so is
+   * every change older than it, whichever partition it arrives on (its effect was erased on the
+   * source too). Snapshot rows count as older than any truncate.
+   */
+  async apply(
+    t: TargetTable,
+    changes: readonly DecodedChange[],
+    mark: OffsetMark | null,
+  ): Promise<ChangeApplyCounts> {
+    await this.prepare();
+    try {
+      await this.client.query('BEGIN');
+      const counts = await this.applyInTransaction(t, changes, mark?.group ?? null);
+      if (mark)
+        await storeOffset(
+          this.client,
+          mark.group,
+          mark.topic,
+          mark.partition,
+          mark.nextOffset,
+          mark.streamPos,
+        );
+      await this.client.query('COMMIT');
+      this.transactionCommitted();
+      return counts;
+    } catch (err) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      this.forgetStages();
+      throw classifyPgError(
+        err,
+        `applying ${changes.length} changes to ${quoteQualified(t.schema, t.table)}`,
+      );
+    }
+  }
+
+  /**
+   * Applies `changes` inside the caller's open transaction (BEGIN issued, COMMIT or ROLLBACK
+   * left to the caller, which calls `forgetStages` after a rollback). With a consumer `group`,
+   * truncates are applied once per table as in `apply`. Errors are classified and name the table.
+   */
+  async applyInTransaction(
+    t: TargetTable,
+    changes: readonly DecodedChange[],
+    group: string | null,
+  ): Promise<ChangeApplyCounts> {
+    await this.prepare();
+    const target = quoteQualified(t.schema, t.table);
+    const counts: ChangeApplyCounts = { upserted: 0, deleted: 0, truncated: 0, skipped: 0 };
+    try {
+      const guard =
+        group !== null
+          ? await this.truncateGuard(
+              group,
+              t,
+              changes.some((c) => c.op === 't'),
+            )
+          : null;
+      let truncatedAt = guard?.lsn ?? 0n;
+      const live = guard
+        ? changes.filter((c) => {
+            const lsn = c.source.lsn ?? 0n;
+            const keep = c.op === 't' ? lsn > truncatedAt : lsn >= truncatedAt;
+            if (!keep) counts.skipped++;
+            return keep;
+          })
+        : changes;
+      if (t.key.length) {
+        for (const step of planKeyedChanges(t, live)) {
+          if (step.kind === 'truncate') {
+            await this.truncate(target);
+            counts.truncated++;
+            if (step.lsn !== null && step.lsn > truncatedAt) truncatedAt = step.lsn;
+          } else {
+            const r = await this.applyActions(t, step.actions);
+            counts.upserted += r.upserted;
+            counts.deleted += r.deleted;
+          }
+        }
+      } else {
+        // Consecutive inserts (and snapshot rows) of a keyless table go in one COPY.
+        let inserts: Array<Array<string | null>> = [];
+        const flush = async () => {
+          if (!inserts.length) return;
+          await copyInto(this.client, target, t.columns, copyChunks(inserts));
+          counts.upserted += inserts.length;
+          inserts = [];
+        };
+        for (const ch of live) {
+          if (ch.op === 'c' || ch.op === 'r') {
+            const idx = columnIndex(t, ch);
+            inserts.push(idx.map((i) => ch.after![i]));
+            continue;
+          }
+          await flush();
+          await this.applyKeyless(t, ch, counts);
+          if (ch.op === 't' && ch.source.lsn !== null && ch.source.lsn > truncatedAt)
+            truncatedAt = ch.source.lsn;
+        }
+        await flush();
+      }
+      if (guard && truncatedAt > guard.lsn)
+        await this.client.query(
+          `UPDATE pgferry.truncates SET lsn = $4 WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3`,
+          [guard.group, t.schema, t.table, truncatedAt.toString()],
+        );
+      return counts;
+    } catch (err) {
+      if (err instanceof DataError) throw err;
+      throw classifyPgError(err, `applying ${changes.length} changes to ${target}`);
+    }
+  }
+
+  /**
+   * After a ROLLBACK (or, `toSavepoint`, a ROLLBACK TO SAVEPOINT) of the caller's transaction:
+   * staging tables created since are gone, so they are created anew when next used; after a
+   * savepoint those that stay may still hold rows written before it, so they are emptied too.
+   */
+  forgetStages(toSavepoint = false): void {
+    this.stages.clear();
+    this.empty.clear();
+    this.mayHoldRows = toSavepoint;
+  }
+
+  /** The caller of applyInTransaction committed: the staging tables are empty again. */
+  transactionCommitted(): void {
+    for (const name of this.stages) this.empty.add(name);
+    this.mayHoldRows = false;
+  }
+
+  /**
+   * The table's last applied truncate, locked: shared by batches without a truncate, exclusive
+   * for one with a truncate, so a truncate and older changes from another partition never
+   * commit in the wrong order.
+   */
+  private async truncateGuard(
+    group: string,
+    t: TargetTable,
+    exclusive: boolean,
+  ): Promise<{ group: string; lsn: bigint }> {
+    const params = [group, t.schema, t.table];
+    const read = () =>
+      this.client.query<{ lsn: string }>(
+        `SELECT lsn::text AS lsn FROM pgferry.truncates WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3 FOR ${exclusive ? 'UPDATE' : 'SHARE'}`,
+        params,
+      );
+    // One round trip once the table has its row (every batch after its first).
+    let { rows } = await read();
+    if (!rows.length) {
+      await this.client.query(
+        `INSERT INTO pgferry.truncates (consumer_group, schema_name, table_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+        params,
+      );
+      ({ rows } = await read());
+    }
+    return { group, lsn: BigInt(rows[0].lsn) };
+  }
+
+  private async prepare(): Promise<void> {
+    if (this.prepared) return;
+    await setReplicaRole(this.client);
+    this.prepared = true;
+  }
+
+  /**
+   * TRUNCATE is refused on a table other tables reference by foreign key unless they are
+   * truncated in the same statement, which per-table apply cannot promise; DELETE does the same
+   * with replica role (foreign-key triggers do not fire), so it is the fallback.
+   */
+  private async truncate(target: string): Promise<void> {
+    await this.client.query('SAVEPOINT pgferry_truncate');
+    try {
+      await this.client.query(`TRUNCATE ${target}`);
+      await this.client.query('RELEASE SAVEPOINT pgferry_truncate');
+    } catch (err) {
+      if ((err as { code?: string }).code !== '0A000') throw err;
+      await this.client.query('ROLLBACK TO SAVEPOINT pgferry_truncate');
+      await this.client.query(`DELETE FROM ${target}`);
+    }
+  }
+
+  /** A session-local staging table with `columns` of the target's types and no constraints. */
+  private async stage(t: TargetTable, role: string, columns: readonly string[]): Promise<string> {
+    const name = quoteIdent(
+      `pgferry_${role}_${createHash('sha1')
+        .update(`${t.schema}\u0000${t.table}\u0000${columns.join('\u0000')}`)
+        .digest('hex')
+        .slice(0, 16)}`,
+    );
+    if (!this.stages.has(name)) {
+      await this.client.query(
+        `CREATE TEMP TABLE IF NOT EXISTS ${name} ON COMMIT DELETE ROWS AS SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteQualified(t.schema, t.table)} WITH NO DATA`,
+      );
+      this.stages.add(name);
+      if (this.mayHoldRows) await this.client.query(`TRUNCATE ${name}`);
+    } else if (!this.empty.delete(name)) {
+      // Written earlier in this transaction.
+      await this.client.query(`TRUNCATE ${name}`);
+    }
+    return name;
+  }
+
+  private async applyActions(
+    t: TargetTable,
+    actions: Map<string, KeyAction>,
+  ): Promise<{ upserted: number; deleted: number }> {
+    const target = quoteQualified(t.schema, t.table);
+    const deletes: Array<Array<string | null>> = [];
+    // Upserts grouped by which TOAST columns they leave out (almost always one or two groups).
+    const upserts = new Map<string, { unchanged: string[]; rows: Array<Array<string | null>> }>();
+    const moves: Array<Extract<KeyAction, { kind: 'move' }>> = [];
+    for (const a of actions.values()) {
+      if (a.kind === 'delete') deletes.push(a.key);
+      else if (a.kind === 'move') moves.push(a);
+      else {
+        const unchanged = t.columns.filter((c) => a.unchanged.has(c));
+        const g = upserts.get(unchanged.join('\u0000')) ?? { unchanged, rows: [] };
+        g.rows.push(a.values);
+        upserts.set(unchanged.join('\u0000'), g);
+      }
+    }
+    let movedRows = 0;
+    // Moves first: a delete of the old key in the same batch came after the move.
+    // A moved row keeps the TOAST values the source did not send: UPDATE it under its old key.
+    for (const m of moves) {
+      const params: Array<string | null> = [];
+      const sets = t.columns
+        .filter((c) => !m.unchanged.has(c))
+        .map((c) => `${quoteIdent(c)} = $${params.push(m.values[t.columns.indexOf(c)])}`);
+      const where = t.key.map((k) => `${quoteIdent(k)} = $${params.push(m.from[t.columns.indexOf(k)])}`);
+      const moved = await this.client.query(
+        `UPDATE ${target} SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`,
+        params,
+      );
+      if (moved.rowCount) {
+        movedRows++;
+        continue;
+      }
+      // The old row is not here (another partition deleted it first, or never had it): the
+      // unsent TOAST values exist nowhere else, and writing NULL would lose them silently.
+      throw new DataError(
+        `cannot move the row of ${target} from key (${m.from.join(', ')}) to (${m.values.filter((_, i) => t.key.includes(t.columns[i])).join(', ')}): the source did not send the unchanged TOAST column(s) ${[...m.unchanged].join(', ')} and the row under the old key is not on the destination; give the table REPLICA IDENTITY FULL on the source, or use one partition for its topic`,
+      );
+    }
+    let deleted = 0;
+    if (deletes.length) {
+      const stage = await this.stage(t, 'delkeys', t.key);
+      await copyInto(this.client, stage, t.key, copyChunks(deletes));
+      const match = t.key.map((k) => `d.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
+      deleted = (await this.client.query(`DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`))
+        .rowCount!;
+    }
+    let upserted = movedRows;
+    for (const { unchanged, rows } of upserts.values()) {
+      const cols = t.columns.filter((c) => !unchanged.includes(c));
+      const pos = cols.map((c) => t.columns.indexOf(c));
+      const stage = await this.stage(t, 'upsert', cols);
+      await copyInto(
+        this.client,
+        stage,
+        cols,
+        copyChunks(unchanged.length ? rows.map((r) => pos.map((p) => r[p])) : rows),
+      );
+      const list = cols.map(quoteIdent).join(', ');
+      const set = cols.filter((c) => !t.key.includes(c));
+      const conflict = `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${set.length ? `UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`;
+      upserted += (
+        await this.client.query(
+          `INSERT INTO ${target} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM ${stage} ${conflict}`,
+        )
+      ).rowCount!;
+    }
+    return { upserted, deleted };
+  }
+
+  /**
+   * A table without a key (replica identity full): every change matches exactly one row by all
+   * of its columns (compared as text, so types without an equality operator such as json work;
+   * the session settings make text forms identical on both sides). A change that matches no row
+   * is a divergence and stops the task with the row.
+   */
+  private async applyKeyless(t: TargetTable, ch: DecodedChange, counts: ChangeApplyCounts): Promise<void> {
+    const target = quoteQualified(t.schema, t.table);
+    if (ch.op === 't') {
+      await this.truncate(target);
+      counts.truncated++;
+      return;
+    }
+    const idx = columnIndex(t, ch);
+    const pick = (row: ReadonlyArray<string | null>) => idx.map((i) => row[i]);
+    if (ch.op === 'c' || ch.op === 'r') {
+      const values = pick(ch.after!);
+      // Untyped parameters take the type of the column they are assigned to.
+      await this.client.query(
+        `INSERT INTO ${target} (${t.columns.map(quoteIdent).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${t.columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+        values,
+      );
+      counts.upserted++;
+      return;
+    }
+    if (!ch.before)
+      throw new DataError(
+        `a ${ch.op === 'u' ? 'update' : 'delete'} record for ${target} (no key) has no before image; run ALTER TABLE ${quoteQualified(ch.source.schema, ch.source.table)} REPLICA IDENTITY FULL on the source`,
+      );
+    const before = pick(ch.before);
+    const where = t.columns
+      .map((c, i) => `${quoteIdent(c)}::text IS NOT DISTINCT FROM $${i + 1}::text`)
+      .join(' AND ');
+    const row = `(SELECT ctid FROM ${target} WHERE ${where} LIMIT 1)`;
+    let n: number;
+    if (ch.op === 'd') {
+      n = (await this.client.query(`DELETE FROM ${target} WHERE ctid = ${row}`, before)).rowCount!;
+      counts.deleted += n;
+    } else {
+      const after = pick(ch.after!);
+      const unchanged = new Set(ch.unchangedToast);
+      const params: Array<string | null> = [...before];
+      const sets: string[] = [];
+      t.columns.forEach((c, i) => {
+        if (unchanged.has(c)) return;
+        params.push(after[i]);
+        sets.push(`${quoteIdent(c)} = $${params.length}`);
+      });
+      n = (await this.client.query(`UPDATE ${target} SET ${sets.join(', ')} WHERE ctid = ${row}`, params))
+        .rowCount!;
+      counts.upserted += n;
+    }
+    if (n === 0)
+      throw new DataError(
+        `${ch.op === 'd' ? 'delete' : 'update'} of a row of ${target} (no key) found no matching row on the destination: the tables have diverged (row ${JSON.stringify(before)})`,
+      );
+  }
+}

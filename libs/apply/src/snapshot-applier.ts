@@ -1,0 +1,520 @@
+import type { Client } from 'pg';
+import type { Consumer, Kafka } from 'kafkajs';
+import { DataError, PgferryError, TransientError, SlabPool } from '@pgferry/core';
+import {
+  classifyPgError,
+  quoteQualified,
+  copyLine,
+  CopyTextSink,
+  CopyBinarySink,
+  PIPELINE_SESSION_SQL,
+} from '@pgferry/pg';
+import { PgRowApplier, type DeferredKeys, type TargetTable } from './pg-row-applier';
+import { AvroCopyDecoder, RecordDecoder } from '@pgferry/avro';
+import type { BinaryWriter, RegistryClient } from '@pgferry/avro';
+import { columnTypeOids, type CopyFormat } from './pg-apply-session';
+import { readOffsets } from '@pgferry/control';
+import { KafkaPartitionFetcher, type PartitionData, registerKafkajsLz4 } from '@pgferry/kafka';
+import { forEachRecordRange } from '@pgferry/kafka-protocol';
+import { LanePool } from './lane-pool';
+
+export interface ApplierTarget {
+  topic: string;
+  schema: string;
+  table: string;
+  key: string[];
+}
+
+/**
+ * How the appliers fetch: up to 4 MB per partition and 16 MB per request, waiting at most 200 ms
+ * for data, so batches are large under load and an idle topic answers quickly.
+ */
+export const APPLIER_FETCH = {
+  maxWaitTimeInMs: 200,
+  maxBytesPerPartition: 4 * 1024 * 1024,
+  maxBytes: 16 * 1024 * 1024,
+} as const;
+
+/**
+ * The snapshot applier's own Fetch requests count records decompressed (see UNSEEN_EXPANSION):
+ * up to 12 MB per partition and 48 MB per round, three times APPLIER_FETCH's limits; with lz4 a
+ * round is about a fifth of that on the wire. On the bench the applier peaked at 268-275 MB with
+ * these (259-269 MB with APPLIER_FETCH's limits before compression), and runs took 20.8-24.9 s
+ * against 24.4-26.6 s with 4 MB and 16 MB of records: fewer, larger transactions.
+ */
+const SNAPSHOT_FETCH_RECORDS = {
+  maxBytesPerPartition: 12 * 1024 * 1024,
+  maxBytes: 48 * 1024 * 1024,
+} as const;
+
+/**
+ * The expansion (decompressed bytes per fetched byte) assumed for a partition before its first
+ * round: lz4 shrinks the snapshot's records about 5 times, and a column of repeated values far
+ * more, so a first round is small; later rounds use the partition's last measured expansion, so
+ * that a round's records stay near SNAPSHOT_FETCH_RECORDS once decompressed.
+ */
+const UNSEEN_EXPANSION = 16;
+
+/**
+ * Batches a snapshot applier applies at once, each on its own destination connection: one batch
+ * is decoded in Node while the other is copied by its destination backend, so the applier and
+ * the destination each keep a core busy. More lanes hold more decoded batches in memory without
+ * more overlap; on the 2-core bench machine (`npm run bench -- full`, shared by both clusters,
+ * capture, broker and applier) 3 lanes measured no better than 2, within the bench's noise.
+ */
+export const SNAPSHOT_APPLIER_LANES = 2;
+
+/** Advisory lock class of the exclusive snapshot applier (its object is hashtext(group)). */
+const EXCLUSIVE_LOCK_CLASS = 0x70676672;
+
+export interface ApplierOptions {
+  kafka: Kafka;
+  registry: RegistryClient;
+  /**
+   * A destination connection for this applier alone (it holds transactions open); the first
+   * lane. The applier does not end it.
+   */
+  destination: Client;
+  /**
+   * Opens further destination connections for the other lanes (the applier ends them on stop).
+   * Without it the applier has one lane, `destination`.
+   */
+  connect?: () => Promise<Client>;
+  /** Partitions applied at the same time, each in its own transaction (default SNAPSHOT_APPLIER_LANES when `connect` is given). */
+  concurrency?: number;
+  group: string;
+  targets: ApplierTarget[];
+  /**
+   * The caller runs no other applier of `group` at the same time (the supervised full-data
+   * phase runs one applier process). The applier then fetches with its own Fetch requests from
+   * the offsets the destination holds, without a consumer group (no Kafka committed offsets
+   * either), and holds a session advisory lock on the destination for the group so that a
+   * second one fails at start instead of applying the same partitions.
+   */
+  exclusive?: boolean;
+  /** Tables loaded before their key exists (prepareKeyConstraints); see PgRowApplier. */
+  deferredKeys?: DeferredKeys;
+  onApplied?: (target: ApplierTarget, rows: number) => void;
+}
+
+interface Lane {
+  client: Client;
+  rows: PgRowApplier;
+}
+
+/** One batch decoded for COPY: `rows` rows of `columns` (null: no row) in `chunks`. */
+interface DecodedBatch {
+  format: CopyFormat;
+  columns: string[] | null;
+  rows: number;
+  chunks: Buffer[];
+  /** Gives the chunks' buffers back for later batches, once the COPY that sent them ended. */
+  release?: () => void;
+}
+
+/**
+ * One batch of a partition to apply: its records' offsets and values, and the offset after it.
+ * Record i's value is bufs[i][starts[i], ends[i]) (bufs[i] null for a tombstone): ranges of the
+ * fetch response, without a Buffer per record.
+ */
+interface Work {
+  topic: string;
+  partition: number;
+  offsets: Array<number | string>;
+  bufs: Array<Buffer | null>;
+  starts: number[];
+  ends: number[];
+  nextOffset: bigint;
+}
+
+/**
+ * Applies the table topics' snapshot rows, each fetched batch of a partition in one destination
+ * transaction together with its offset (pgferry.offsets). On start (and after every rebalance)
+ * it skips what the destination already holds: records below the stored offset are never
+ * applied twice, whatever offset Kafka hands out. Up to `concurrency` batches are applied at
+ * once, each on its own connection (a lane); one partition's batches never overlap and commit
+ * in order, so its stored offset only moves forward and a crash loses nothing. Memory holds at
+ * most two fetch responses plus one decoded batch per lane; with its own Fetch requests, a
+ * compressed partition is fetched in fewer bytes by its last measured expansion, so that a round
+ * stays near SNAPSHOT_FETCH_RECORDS once decompressed.
+ * Two ways to fetch: as one kafkajs consumer group (Kafka offsets are committed too, after the
+ * destination commit, for monitoring only), or, with `exclusive`, by its own Fetch requests.
+ */
+export class SnapshotApplier {
+  private consumer: Consumer | null = null;
+  private fetcher: KafkaPartitionFetcher | null = null;
+  private applied = new Map<string, bigint>();
+  private failure: Error | null = null;
+  private readonly decoder: RecordDecoder;
+  private readonly copyDecoder: AvroCopyDecoder;
+  private readonly byTopic: Map<string, ApplierTarget>;
+  private readonly concurrency: number;
+  private readonly lanes: Lane[] = [];
+  private readonly pool = new LanePool<Lane>();
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+  /** The last batch started per "topic:partition": the next one waits for it. */
+  private readonly tails = new Map<string, Promise<void>>();
+  /** Record bytes per fetched byte of each "topic:partition"'s last round (compression). */
+  private readonly expansion = new Map<string, number>();
+  /** Destination column type OIDs by topic, asked once per table (see decodeBinary). */
+  private readonly columnTypes = new Map<string, Promise<Map<string, number>>>();
+  /** Chunk buffers of the binary batches, reused once a batch's COPY ended (see CopyBinarySink). */
+  private readonly binaryBuffers = new SlabPool(1 << 20, 16);
+
+  constructor(private readonly opts: ApplierOptions) {
+    this.decoder = new RecordDecoder(opts.registry);
+    this.copyDecoder = new AvroCopyDecoder(opts.registry);
+    this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
+    this.concurrency = opts.connect ? Math.max(1, opts.concurrency ?? SNAPSHOT_APPLIER_LANES) : 1;
+  }
+
+  get error(): Error | null {
+    return this.failure;
+  }
+
+  /** Next offsets the destination holds, per "topic:partition". */
+  get positions(): ReadonlyMap<string, bigint> {
+    return this.applied;
+  }
+
+  async start(): Promise<void> {
+    for (let i = 0; i < this.concurrency; i++) {
+      const client = i === 0 ? this.opts.destination : await this.opts.connect!();
+      const lane = { client, rows: new PgRowApplier(client, this.opts.deferredKeys) };
+      this.lanes.push(lane);
+      await client.query(PIPELINE_SESSION_SQL);
+      this.pool.add(lane);
+    }
+    if (this.opts.exclusive) await this.lock();
+    this.applied = await readOffsets(this.opts.destination, this.opts.group, [...this.byTopic.keys()]);
+    this.running = true;
+    if (this.opts.exclusive) await this.startFetcher();
+    else await this.startConsumer();
+  }
+
+  private async lock(): Promise<void> {
+    const { rows } = await this.opts.destination.query(
+      'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+      [EXCLUSIVE_LOCK_CLASS, this.opts.group],
+    );
+    if (!rows[0].locked)
+      throw new TransientError(
+        `another snapshot applier of consumer group ${this.opts.group} is connected to the destination (it holds advisory lock ${EXCLUSIVE_LOCK_CLASS}/hashtext(group)); stop it, or wait until its connection ends`,
+      );
+  }
+
+  private async startFetcher(): Promise<void> {
+    const fetcher = new KafkaPartitionFetcher(this.opts.kafka, [...this.byTopic.keys()], {
+      maxWaitMs: APPLIER_FETCH.maxWaitTimeInMs,
+      ...SNAPSHOT_FETCH_RECORDS,
+      expansion: (topic, partition) => this.expansion.get(`${topic}:${partition}`) ?? UNSEEN_EXPANSION,
+    });
+    this.fetcher = fetcher;
+    await fetcher.connect((topic, partition) => this.applied.get(`${topic}:${partition}`) ?? 0n);
+    this.loop = this.fetchLoop(fetcher).catch((err) => this.fail(err));
+  }
+
+  /** Fetches round after round, one round ahead of the batches being applied. */
+  private async fetchLoop(fetcher: KafkaPartitionFetcher): Promise<void> {
+    let next = fetcher.fetch();
+    while (this.running && !this.failure) {
+      const round = await next;
+      if (!this.running || this.failure) break;
+      next = fetcher.fetch();
+      // Settled later by the await above; this only keeps a failure from being unhandled meanwhile.
+      next.catch(() => undefined);
+      for (const data of round) {
+        const lane = await this.pool.take();
+        if (this.failure || !this.running) {
+          this.pool.give(lane);
+          break;
+        }
+        this.dispatch(lane, this.workOf(data));
+      }
+    }
+    // A round fetched ahead is dropped (its records are fetched again from the stored offsets),
+    // but finished before stop() closes the fetcher's connections.
+    await next.catch(() => undefined);
+    await Promise.all(this.tails.values());
+  }
+
+  private workOf(data: PartitionData): Work {
+    const where = `Kafka topic ${data.topic} partition ${data.partition}`;
+    const from = this.applied.get(`${data.topic}:${data.partition}`) ?? 0n;
+    const offsets: number[] = [];
+    const bufs: Array<Buffer | null> = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const first = data.from > from ? data.from : from;
+    // The expansion is measured on the batches read whole (none of their records skipped).
+    let fetched = 0;
+    let values = 0;
+    for (const b of data.batches) {
+      const whole = b.baseOffset >= first;
+      if (whole) fetched += b.end - b.start;
+      forEachRecordRange(b, first, where, (offset, buf, start, end) => {
+        offsets.push(offset);
+        bufs.push(start < 0 ? null : buf);
+        starts.push(start);
+        ends.push(end);
+        if (whole && start >= 0) values += end - start;
+      });
+    }
+    if (fetched > 0) this.expansion.set(`${data.topic}:${data.partition}`, Math.max(1, values / fetched));
+    return {
+      topic: data.topic,
+      partition: data.partition,
+      offsets,
+      bufs,
+      starts,
+      ends,
+      nextOffset: data.nextOffset,
+    };
+  }
+
+  /** Applies `work` on `lane` after the partition's previous batch; releases the lane. */
+  private dispatch(lane: Lane, work: Work): void {
+    const key = `${work.topic}:${work.partition}`;
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const task = prev
+      .then(() => {
+        if (this.failure) return;
+        if (work.nextOffset <= (this.applied.get(key) ?? 0n)) return;
+        return this.apply(lane, work);
+      })
+      .catch((err) => this.fail(err))
+      .finally(() => this.pool.give(lane));
+    this.tails.set(key, task);
+  }
+
+  private async startConsumer(): Promise<void> {
+    registerKafkajsLz4();
+    const consumer = this.opts.kafka.consumer({ groupId: this.opts.group, ...APPLIER_FETCH });
+    this.consumer = consumer;
+    await consumer.connect();
+    for (const topic of this.byTopic.keys()) await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.concurrency,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (!isRunning() || isStale() || this.failure) return;
+        const key = `${batch.topic}:${batch.partition}`;
+        const from = this.applied.get(key) ?? 0n;
+        const fresh = batch.messages.filter((m) => BigInt(m.offset) >= from);
+        if (fresh.length === 0) {
+          if (batch.messages.length) resolveOffset(batch.messages[batch.messages.length - 1].offset);
+          return;
+        }
+        const lastOffset = fresh[fresh.length - 1].offset;
+        const work: Work = {
+          topic: batch.topic,
+          partition: batch.partition,
+          offsets: fresh.map((m) => m.offset),
+          bufs: fresh.map((m) => m.value),
+          starts: fresh.map(() => 0),
+          ends: fresh.map((m) => m.value?.length ?? 0),
+          nextOffset: BigInt(lastOffset) + 1n,
+        };
+        const lane = await this.pool.take();
+        try {
+          await this.apply(lane, work);
+        } catch (err) {
+          this.fail(err);
+          throw err;
+        } finally {
+          this.pool.give(lane);
+        }
+        resolveOffset(lastOffset);
+        // Kafka's committed offsets follow the destination's, for monitoring tools only.
+        await consumer.commitOffsets([
+          { topic: batch.topic, partition: batch.partition, offset: work.nextOffset.toString() },
+        ]);
+        await heartbeat();
+      },
+    });
+  }
+
+  /**
+   * Decodes `work` to COPY and applies it with its offset in one transaction on `lane`: in COPY
+   * binary when decodeBinary takes the batch (the destination parses it for much less CPU than
+   * text), else in COPY text.
+   */
+  private async apply(lane: Lane, work: Work): Promise<void> {
+    const target = this.byTopic.get(work.topic)!;
+    let batch = await this.decodeBinary(lane, work);
+    batch ??= await this.decodeText(work);
+    const t: TargetTable = {
+      schema: target.schema,
+      table: target.table,
+      columns: batch.columns ?? [],
+      key: target.key,
+    };
+    try {
+      await lane.rows.applyCopy(
+        t,
+        batch.chunks,
+        batch.rows,
+        {
+          group: this.opts.group,
+          topic: work.topic,
+          partition: work.partition,
+          nextOffset: work.nextOffset,
+        },
+        batch.format,
+      );
+    } finally {
+      batch.release?.();
+    }
+    this.applied.set(`${work.topic}:${work.partition}`, work.nextOffset);
+    this.opts.onApplied?.(target, batch.rows);
+  }
+
+  /**
+   * `work` as one COPY binary stream, or null when some record is not for the binary way: its
+   * schema has a column without a binary writer or whose destination type differs from the
+   * source's, it has a "before" image, a value the writers do not carry exactly (a BC timestamp,
+   * an array with dimensions, ...), or a record decodeText reports (an unexpected op, columns
+   * that change within the batch). An undecodable value throws here as in decodeText. The
+   * destination's column types are asked once per table, on the first lane that needs them (and
+   * again while the table is not there).
+   */
+  private async decodeBinary(lane: Lane, work: Work): Promise<DecodedBatch | null> {
+    const sink = new CopyBinarySink(1 << 20, this.binaryBuffers);
+    let batch: DecodedBatch | null = null;
+    try {
+      const columns = await this.writeBinary(lane, work, sink);
+      if (columns !== undefined)
+        batch = {
+          format: 'binary',
+          columns,
+          rows: sink.rows,
+          chunks: sink.take(),
+          release: () => sink.release(),
+        };
+      return batch;
+    } finally {
+      // Not for the binary way (or failed): nothing was handed out, the buffers go back now.
+      if (!batch) sink.release();
+    }
+  }
+
+  /** decodeBinary's rows into `sink`: the batch's columns, or undefined when it is not for the binary way. */
+  private async writeBinary(
+    lane: Lane,
+    work: Work,
+    sink: CopyBinarySink,
+  ): Promise<string[] | null | undefined> {
+    const target = this.byTopic.get(work.topic)!;
+    const { bufs, starts, ends } = work;
+    let types: Map<string, number> | null = null;
+    let columns: string[] | null = null;
+    let lastId = -1;
+    let writers: BinaryWriter[] | null = null;
+    for (let i = 0; i < bufs.length; i++) {
+      const buf = bufs[i];
+      if (!buf) continue;
+      const start = starts[i];
+      const end = ends[i];
+      if (end - start < 7 || buf[start] !== 0) return undefined;
+      const id = buf.readInt32BE(start + 1);
+      if (id !== lastId) {
+        if (!this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+        if (!types) {
+          let p = this.columnTypes.get(work.topic);
+          if (!p) {
+            const table = quoteQualified(target.schema, target.table);
+            p = columnTypeOids(lane.client, table).catch((err) => {
+              throw classifyPgError(err, `reading the column types of ${table} on the destination`);
+            });
+            this.columnTypes.set(work.topic, p);
+            p.catch(() => this.columnTypes.delete(work.topic));
+          }
+          types = await p;
+          // No such table (yet): this batch goes as text, and the next one asks again.
+          if (!types.size) {
+            this.columnTypes.delete(work.topic);
+            return undefined;
+          }
+        }
+        writers = this.copyDecoder.binaryWriters(id, work.topic, types);
+        if (!writers) return undefined;
+        lastId = id;
+      }
+      const fast = this.copyDecoder.decodeBinaryRange(buf, start, end, sink, writers!);
+      if (!fast || (fast.op !== 'r' && fast.op !== 'c')) return undefined;
+      const cols = fast.plan.columns;
+      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000')) return undefined;
+      columns = cols;
+    }
+    return columns;
+  }
+
+  /**
+   * `work` as COPY text lines. Rows go straight from Avro to COPY text; a record the fast path
+   * does not take (one with a "before" image) goes through RecordDecoder, in its place in the
+   * batch.
+   */
+  private async decodeText(work: Work): Promise<DecodedBatch> {
+    const target = this.byTopic.get(work.topic)!;
+    const sink = new CopyTextSink();
+    let columns: string[] | null = null;
+    const { offsets, bufs, starts, ends } = work;
+    for (let i = 0; i < bufs.length; i++) {
+      const buf = bufs[i];
+      if (!buf) continue;
+      const start = starts[i];
+      const end = ends[i];
+      const id = end - start >= 5 ? buf.readInt32BE(start + 1) : -1;
+      if (buf[start] === 0 && id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+      let op: string;
+      let cols: string[];
+      const fast = this.copyDecoder.decodeRange(buf, start, end, sink);
+      if (fast) {
+        op = fast.op;
+        cols = fast.plan.columns;
+      } else {
+        const change = await this.decoder.decode(buf.subarray(start, end));
+        op = change.op;
+        cols = change.columns;
+        if (!change.after)
+          throw new DataError(
+            `a "${op}" record without a row at ${work.topic}/${work.partition}@${offsets[i]}`,
+          );
+        sink.line(copyLine(change.after));
+      }
+      if (op !== 'r' && op !== 'c')
+        throw new DataError(
+          `unexpected op "${op}" in the full-data phase at ${work.topic}/${work.partition}@${offsets[i]}`,
+        );
+      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000'))
+        throw new DataError(
+          `the columns of ${quoteQualified(target.schema, target.table)} changed within one batch`,
+        );
+      columns = cols;
+    }
+    return { format: 'text', columns, rows: sink.rows, chunks: sink.take() };
+  }
+
+  private fail(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new PgferryError(String(err));
+  }
+
+  /**
+   * Stops fetching, lets the batches under way commit (or fail), leaves the group, and ends the
+   * connections it opened (not `destination`; the advisory lock goes with its session).
+   */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.loop;
+    await Promise.all(this.tails.values());
+    await this.fetcher?.close().catch(() => undefined);
+    if (this.opts.exclusive)
+      await this.opts.destination
+        .query('SELECT pg_advisory_unlock($1, hashtext($2))', [EXCLUSIVE_LOCK_CLASS, this.opts.group])
+        .catch(() => undefined);
+    await Promise.all(this.lanes.slice(1).map((l) => l.client.end().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,495 @@
+import { isUtf8 } from 'node:buffer';
+import avro from 'avsc';
+import type { ColumnInfo } from '@pgferry/pg';
+import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
+import { AvroSlab, fieldWriter, type FieldWriter } from './avro-row-writer';
+import { rowsOfLines, type CopyRows } from '@pgferry/pg';
+
+/**
+ * The Avro schemas of one table's topic (Debezium's envelope and names) and the conversion of
+ * COPY text rows into Kafka key and value bytes in the Confluent wire format
+ * (magic 0, 4-byte schema id, Avro body).
+ */
+export function avroName(name: string): string {
+  let out = name.replace(/[^A-Za-z0-9_]/g, '_');
+  if (!/^[A-Za-z_]/.test(out)) out = `_${out}`;
+  return out;
+}
+
+/** Valid, unique Avro field names for columns, in order; originals stay in "pg.name". */
+export function fieldNames(columns: ColumnInfo[]): string[] {
+  const used = new Set<string>();
+  return columns.map((c) => {
+    const base = avroName(c.name);
+    let name = base;
+    for (let i = 2; used.has(name); i++) name = `${base}_${i}`;
+    used.add(name);
+    return name;
+  });
+}
+
+export interface SourceInfo {
+  /** The topic prefix (Debezium's logical server name). */
+  name: string;
+  db: string;
+  schema: string;
+  table: string;
+}
+
+export interface TableSchemas {
+  key: Record<string, unknown> | null;
+  value: Record<string, unknown>;
+}
+
+const SOURCE_SCHEMA = {
+  type: 'record',
+  name: 'Source',
+  namespace: 'io.debezium.connector.postgresql',
+  fields: [
+    { name: 'version', type: 'string' },
+    { name: 'connector', type: 'string' },
+    { name: 'name', type: 'string' },
+    { name: 'ts_ms', type: 'long' },
+    { name: 'snapshot', type: ['string', 'null'], default: 'false' },
+    { name: 'db', type: 'string' },
+    { name: 'sequence', type: ['null', 'string'], default: null },
+    { name: 'schema', type: 'string' },
+    { name: 'table', type: 'string' },
+    { name: 'txId', type: ['null', 'long'], default: null },
+    { name: 'lsn', type: ['null', 'long'], default: null },
+    { name: 'xmin', type: ['null', 'long'], default: null },
+  ],
+};
+
+export function buildSchemas(
+  prefix: string,
+  schema: string,
+  table: string,
+  columns: ColumnInfo[],
+): TableSchemas {
+  const namespace = [prefix, schema, table].map((p) => p.split('.').map(avroName).join('_')).join('.');
+  const names = fieldNames(columns);
+  const field = (c: ColumnInfo, i: number, forKey: boolean) => {
+    const t = avroTypeFor(c);
+    const nullable = !c.notNull && !forKey;
+    const type = nullable ? ['null', ...(Array.isArray(t) ? t : [t])] : t;
+    return { name: names[i], type, ...(nullable ? { default: null } : {}), 'pg.name': c.name };
+  };
+  const keyCols = columns
+    .map((c, i) => ({ c, i }))
+    .filter((x) => x.c.keyPosition > 0)
+    .sort((a, b) => a.c.keyPosition - b.c.keyPosition);
+  const key = keyCols.length
+    ? { type: 'record', name: 'Key', namespace, fields: keyCols.map((x) => field(x.c, x.i, true)) }
+    : null;
+  const valueRecord = {
+    type: 'record',
+    name: 'Value',
+    namespace,
+    fields: columns.map((c, i) => field(c, i, false)),
+  };
+  const value = {
+    type: 'record',
+    name: 'Envelope',
+    namespace,
+    fields: [
+      { name: 'before', type: ['null', valueRecord], default: null },
+      { name: 'after', type: ['null', `${namespace}.Value`], default: null },
+      { name: 'source', type: SOURCE_SCHEMA },
+      { name: 'op', type: 'string' },
+      { name: 'ts_ms', type: ['null', 'long'], default: null },
+      {
+        name: 'transaction',
+        type: [
+          'null',
+          {
+            type: 'record',
+            name: 'block',
+            namespace: 'event',
+            fields: [
+              { name: 'id', type: 'string' },
+              { name: 'total_order', type: 'long' },
+              { name: 'data_collection_order', type: 'long' },
+            ],
+          },
+        ],
+        default: null,
+      },
+      { name: 'pgferry_unchanged_toast', type: { type: 'array', items: 'string' }, default: [] },
+    ],
+  };
+  return { key, value };
+}
+
+/** COPY text field -> the value PostgreSQL printed. */
+export function unescapeCopy(field: Buffer, start: number, end: number): string | null {
+  if (end - start === 2 && field[start] === 92 && field[start + 1] === 78) return null;
+  let hasEscape = false;
+  for (let i = start; i < end; i++)
+    if (field[i] === 92) {
+      hasEscape = true;
+      break;
+    }
+  if (!hasEscape) return field.toString('utf8', start, end);
+  const out: number[] = [];
+  for (let i = start; i < end; i++) {
+    const b = field[i];
+    if (b !== 92 || i + 1 >= end) {
+      out.push(b);
+      continue;
+    }
+    const n = field[++i];
+    switch (n) {
+      case 110: out.push(10); break; // prettier-ignore
+      case 116: out.push(9); break; // prettier-ignore
+      case 114: out.push(13); break; // prettier-ignore
+      case 98: out.push(8); break; // prettier-ignore
+      case 102: out.push(12); break; // prettier-ignore
+      case 118: out.push(11); break; // prettier-ignore
+      default:
+        if (n >= 48 && n <= 55) {
+          let v = n - 48;
+          for (let k = 0; k < 2 && i + 1 < end && field[i + 1] >= 48 && field[i + 1] <= 55; k++)
+            v = v * 8 + (field[++i] - 48);
+          out.push(v & 0xff);
+        } else if (n === 120 && i + 1 < end && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1]))) {
+          let v = 0;
+          for (let k = 0; k < 2 && i + 1 < end && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1])); k++)
+            v = v * 16 + parseInt(String.fromCharCode(field[++i]), 16);
+          out.push(v);
+        } else out.push(n);
+    }
+  }
+  return Buffer.from(out).toString('utf8');
+}
+
+/** Splits one COPY text line (no trailing newline) into field texts. */
+export function splitCopyLine(line: Buffer): Array<string | null> {
+  const out: Array<string | null> = [];
+  let start = 0;
+  for (let i = 0; i <= line.length; i++) {
+    if (i === line.length || line[i] === 9) {
+      out.push(unescapeCopy(line, start, i));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+/** Positions of the key columns, in key order. */
+export function keyIndexes(columns: ColumnInfo[]): number[] {
+  return columns
+    .map((c, i) => ({ c, i }))
+    .filter((x) => x.c.keyPosition > 0)
+    .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
+    .map((x) => x.i);
+}
+
+/** Confluent wire format: magic byte 0, the 4-byte schema id, the Avro body. */
+export function wire(id: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = 0;
+  out.writeInt32BE(id, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+/**
+ * Lines cut from one COPY buffer lie one newline apart in memory; a run of such lines is valid
+ * UTF-8 exactly when the bytes spanning it are (a newline is never part of a multi-byte
+ * sequence), so one isUtf8 call checks the run. Returns the end of the run that starts at
+ * `from` when it is valid UTF-8, else `from` (each line is then checked on its own).
+ */
+function utf8Run(lines: readonly Buffer[], from: number): number {
+  const first = lines[from];
+  const ab = first.buffer;
+  const second = lines[from + 1];
+  if (!second || second.buffer !== ab || second.byteOffset !== first.byteOffset + first.length + 1)
+    return from;
+  const bytes = new Uint8Array(ab);
+  let end = from + 1;
+  let last = first;
+  while (end < lines.length) {
+    const next = lines[end];
+    const gap = last.byteOffset + last.length;
+    if (next.buffer !== ab || next.byteOffset !== gap + 1 || bytes[gap] !== 10) break;
+    last = next;
+    end++;
+  }
+  if (end - from < 2) return from;
+  const span = new Uint8Array(ab, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
+  return isUtf8(span) ? end : from;
+}
+
+/**
+ * Where encodeRowsFramed writes records: `begin` takes a row's key (null: no key) and returns the
+ * slab its value goes into, `end` finishes the record.
+ */
+export interface RecordSink {
+  begin(key: Buffer | null, start: number, end: number): AvroSlab;
+  end(): void;
+}
+
+/** One encoded row: Kafka key (null for a keyless table) and value, in the wire format. */
+export interface EncodedRow {
+  key: Buffer | null;
+  value: Buffer;
+}
+
+function copyText(line: Buffer, start: number, end: number): string {
+  return unescapeCopy(line, start, end) as string;
+}
+
+/** Encodes rows of one table. Build it once per table and topic, after registering the schemas. */
+export class TableEncoder {
+  private readonly keyType: avro.Type | null;
+  private readonly valueType: avro.Type;
+  private readonly convs: ReturnType<typeof converterFor>[];
+  private readonly names: string[];
+  private readonly keyIdx: number[];
+  private readonly valueWriters: FieldWriter[];
+  private readonly keyWriters: FieldWriter[];
+  private readonly notNull: boolean[];
+  private readonly bounds: Int32Array;
+  /** Where encodeRowsFramed writes each row's key before it picks the record's batch. */
+  private readonly keySlab = new AvroSlab(256, null, true);
+  private tail: { tsMs: number; last: boolean; bytes: Buffer } | null = null;
+
+  constructor(
+    readonly columns: ColumnInfo[],
+    readonly schemas: TableSchemas,
+    private readonly ids: { key: number | null; value: number },
+    private readonly source: SourceInfo,
+  ) {
+    this.keyType = schemas.key ? avro.Type.forSchema(schemas.key as avro.Schema, avscOptions()) : null;
+    this.valueType = avro.Type.forSchema(schemas.value as avro.Schema, avscOptions());
+    this.convs = columns.map((c) => converterFor(avroTypeFor(c) as AvroSchema));
+    this.names = fieldNames(columns);
+    this.keyIdx = keyIndexes(columns);
+    this.valueWriters = columns.map((c) => fieldWriter(c, !c.notNull, copyText));
+    this.keyWriters = this.keyIdx.map((i) => fieldWriter(columns[i], false, copyText));
+    this.notNull = columns.map((c) => c.notNull);
+    this.bounds = new Int32Array(columns.length + 1);
+  }
+
+  private record(texts: Array<string | null>): Record<string, unknown> {
+    if (texts.length !== this.columns.length)
+      throw new RangeError(`row has ${texts.length} fields, table has ${this.columns.length} columns`);
+    const rec: Record<string, unknown> = {};
+    for (let i = 0; i < texts.length; i++) {
+      const t = texts[i];
+      rec[this.names[i]] = t === null ? null : this.convs[i].toAvro(t);
+    }
+    return rec;
+  }
+
+  /** A snapshot read (op "r") of one COPY line. */
+  encodeRead(line: Buffer, tsMs: number, last: boolean): { key: Buffer | null; value: Buffer } {
+    const after = this.record(splitCopyLine(line));
+    const key = this.keyType
+      ? wire(
+          this.ids.key!,
+          this.keyType.toBuffer(
+            Object.fromEntries(this.keyIdx.map((i) => [this.names[i], after[this.names[i]]])),
+          ),
+        )
+      : null;
+    return { key, value: wire(this.ids.value, this.valueType.toBuffer(this.envelope(after, tsMs, last))) };
+  }
+
+  private envelope(after: Record<string, unknown> | null, tsMs: number, last: boolean) {
+    return {
+      before: null,
+      after,
+      source: {
+        version: 'pgferry-0.1',
+        connector: 'postgresql',
+        name: this.source.name,
+        ts_ms: BigInt(tsMs),
+        snapshot: last ? 'last' : 'true',
+        db: this.source.db,
+        sequence: null,
+        schema: this.source.schema,
+        table: this.source.table,
+        txId: null,
+        lsn: null,
+        xmin: null,
+      },
+      op: 'r',
+      ts_ms: BigInt(tsMs),
+      transaction: null,
+      pgferry_unchanged_toast: [],
+    };
+  }
+
+  /**
+   * The envelope's bytes after the "after" record (source, op, ts_ms, transaction, unchanged
+   * TOAST list), the same for every row of a batch: cut from avsc's encoding of an envelope
+   * with after = null, whose first two bytes are the "before" and "after" null branches.
+   */
+  private envelopeTail(tsMs: number, last: boolean): Buffer {
+    if (this.tail?.tsMs !== tsMs || this.tail.last !== last)
+      this.tail = { tsMs, last, bytes: this.valueType.toBuffer(this.envelope(null, tsMs, last)).subarray(2) };
+    return this.tail.bytes;
+  }
+
+  /**
+   * Snapshot reads (op "r") of COPY lines, byte for byte what encodeRead gives, written into
+   * shared slabs: the keys and values are views that stay valid after the call. A line that is
+   * not valid UTF-8 (a SQL_ASCII source) takes encodeRead's path, which decodes it as UTF-8.
+   */
+  encodeReads(lines: readonly Buffer[], tsMs: number, last: boolean, slab = new AvroSlab()): EncodedRow[] {
+    const out: EncodedRow[] = [];
+    this.encodeReadsInto(lines, tsMs, last, slab, (buf, valueStart, valueEnd, keyEnd) =>
+      out.push({
+        key: this.keyType ? buf.subarray(valueEnd, keyEnd) : null,
+        value: buf.subarray(valueStart, valueEnd),
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * encodeReads without a view or an object per row: each row's value and key are written one
+   * after the other into the slab, and `emit` gets the slab's buffer with the value at
+   * [valueStart, valueEnd) and the key at [valueEnd, keyEnd) (empty for a keyless table). The
+   * slab's buffers are never written again once handed out, so the ranges stay valid.
+   */
+  encodeReadsInto(
+    lines: readonly Buffer[],
+    tsMs: number,
+    last: boolean,
+    slab: AvroSlab,
+    emit: (buf: Buffer, valueStart: number, valueEnd: number, keyEnd: number) => void,
+  ): void {
+    const rows = rowsOfLines(lines);
+    let valid = true;
+    for (let r = 0; r < lines.length && valid;) {
+      const end = utf8Run(lines, r);
+      if (end > r) r = end;
+      else valid = isUtf8(lines[r++]);
+    }
+    this.encodeRowsInto(valid ? { ...rows, utf8: true } : rows, tsMs, last, slab, emit);
+  }
+
+  /**
+   * encodeReadsInto of rows given as byte ranges (see CopyRows): no Buffer per row either. A
+   * row is checked for UTF-8 here only when `rows.utf8` is false.
+   */
+  encodeRowsInto(
+    rows: CopyRows,
+    tsMs: number,
+    last: boolean,
+    slab: AvroSlab,
+    emit: (buf: Buffer, valueStart: number, valueEnd: number, keyEnd: number) => void,
+  ): void {
+    // encodeRowsFramed into one slab: the value where the row begins, its key copied after it.
+    // Value and key are one unit for the slab (begin once): a move to a new slab carries both.
+    let key: Buffer | null = null;
+    let keyStart = 0;
+    let keyEnd = 0;
+    this.encodeRowsFramed(rows, tsMs, last, {
+      begin: (k, start, end) => {
+        [key, keyStart, keyEnd] = [k, start, end];
+        slab.begin();
+        return slab;
+      },
+      end: () => {
+        const valueLength = slab.pos - slab.mark;
+        if (key) slab.append(key, keyStart, keyEnd);
+        emit(slab.buf, slab.mark, slab.mark + valueLength, slab.pos);
+      },
+    });
+  }
+
+  /**
+   * Snapshot reads of `rows` (see encodeRowsInto), each row's key first, into `keySlab`, then its
+   * value straight into the slab `sink.begin(key)` returns (the record batch of the key's partition: see
+   * PartitionedBatches), ended with `sink.end()`. The same key and value bytes as encodeRead.
+   */
+  encodeRowsFramed(rows: CopyRows, tsMs: number, last: boolean, sink: RecordSink): void {
+    const tail = this.envelopeTail(tsMs, last);
+    const keySlab = this.keySlab;
+    const { bufs, starts, ends } = rows;
+    for (let r = 0; r < rows.length; r++) {
+      const line = bufs[r];
+      const lineStart = starts[r];
+      const lineEnd = ends[r];
+      if (!rows.utf8 && !isUtf8(line.subarray(lineStart, lineEnd))) {
+        const row = this.encodeRead(line.subarray(lineStart, lineEnd), tsMs, last);
+        const out = sink.begin(row.key, 0, row.key?.length ?? 0);
+        out.ensure(row.value.length);
+        out.pos += row.value.copy(out.buf, out.pos);
+        sink.end();
+        continue;
+      }
+      this.cut(line, lineStart, lineEnd);
+      keySlab.pos = 0;
+      if (this.keyType) this.writeKey(keySlab, line);
+      const out = sink.begin(this.keyType ? keySlab.buf : null, 0, keySlab.pos);
+      this.writeValue(out, line, tail);
+      sink.end();
+    }
+  }
+
+  /**
+   * Finds the fields of a row (bounds[i] is where field i starts, bounds[i + 1] - 1 where it
+   * ends, at a tab). The tab search may run past the row's end into the rest of the buffer: a
+   * hit there is not a field.
+   */
+  private cut(line: Buffer, lineStart: number, lineEnd: number): void {
+    const bounds = this.bounds;
+    const width = this.columns.length;
+    let n = 0;
+    bounds[0] = lineStart;
+    if (width > 1)
+      for (let tab = line.indexOf(9, lineStart); tab >= 0 && tab < lineEnd; tab = line.indexOf(9, tab + 1)) {
+        if (++n >= width) break;
+        bounds[n] = tab + 1;
+      }
+    else for (let i = lineStart; i < lineEnd && n === 0; i++) if (line[i] === 9) n = 1;
+    if (n !== width - 1) throw new RangeError(`row has ${n + 1} fields or more, table has ${width} columns`);
+    bounds[width] = lineEnd + 1;
+  }
+
+  /** The value (wire format) of the row cut last, at out.pos. */
+  private writeValue(out: AvroSlab, line: Buffer, tail: Buffer): void {
+    const bounds = this.bounds;
+    const width = this.columns.length;
+    out.ensure(7);
+    out.buf[out.pos] = 0;
+    out.buf.writeInt32BE(this.ids.value, out.pos + 1);
+    out.buf[out.pos + 5] = 0; // before: null
+    out.buf[out.pos + 6] = 2; // after: the record branch
+    out.pos += 7;
+    for (let i = 0; i < width; i++) {
+      const start = bounds[i];
+      const end = bounds[i + 1] - 1;
+      if (end - start === 2 && line[start] === 92 && line[start + 1] === 78) {
+        if (this.notNull[i])
+          throw new RangeError(
+            `column ${JSON.stringify(this.columns[i].name)} is NOT NULL but the row has NULL`,
+          );
+        out.byte(0);
+      } else this.valueWriters[i](out, line, start, end);
+    }
+    out.append(tail, 0, tail.length);
+  }
+
+  /** The key (wire format) of the row cut last, at out.pos. */
+  private writeKey(out: AvroSlab, line: Buffer): void {
+    const bounds = this.bounds;
+    out.ensure(5);
+    out.buf[out.pos] = 0;
+    out.buf.writeInt32BE(this.ids.key!, out.pos + 1);
+    out.pos += 5;
+    for (let k = 0; k < this.keyIdx.length; k++) {
+      const i = this.keyIdx[k];
+      const start = bounds[i];
+      const end = bounds[i + 1] - 1;
+      if (end - start === 2 && line[start] === 92 && line[start + 1] === 78)
+        throw new RangeError(`key column ${JSON.stringify(this.columns[i].name)} is NULL`);
+      this.keyWriters[k](out, line, start, end);
+    }
+  }
+}

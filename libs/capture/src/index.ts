@@ -1,0 +1,10 @@
+export { applyDdl } from './ddl/pg-ddl-applier';
+export { installDdlCapture, readDdlEvents, removeDdlCapture } from './ddl/pg-ddl-capture';
+export { readChunk } from './snapshot/pg-chunk-reader';
+export { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from './snapshot/pg-snapshot-slot';
+export { prepareStreams, runSnapshotCapture } from './snapshot/snapshot-capture';
+export { ChangePublisher } from './stream/change-publisher';
+export { ensureHeartbeatTable, heartbeatTable } from './stream/pg-heartbeat';
+export { dropPublication, ensurePublication, publicationName } from './stream/pg-publication';
+export { PgStreamReader } from './stream/pg-stream-reader';
+export { runStreamCapture } from './stream/stream-capture';

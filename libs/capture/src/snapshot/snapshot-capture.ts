@@ -1,0 +1,240 @@
+import type { Client } from 'pg';
+import type { Kafka } from 'kafkajs';
+import {
+  connect,
+  quoteQualified,
+  tableKey,
+  type Endpoint,
+  type SelectedTable,
+  describeColumns,
+  type ColumnInfo,
+  PIPELINE_SESSION_SQL,
+} from '@pgferry/pg';
+import { PgferryError, SlabPool } from '@pgferry/core';
+import { RegistryClient, buildSchemas, TableEncoder, tableTopic } from '@pgferry/avro';
+import type { CopyRows } from '@pgferry/pg';
+import type { ControlStore } from '@pgferry/control';
+import { KafkaPublisher, PartitionedBatches } from '@pgferry/kafka';
+import { planChunks, type ChunkPlan } from './chunk-plan';
+import { readChunk } from './pg-chunk-reader';
+
+export interface TableStream {
+  table: SelectedTable;
+  topic: string;
+  columns: ColumnInfo[];
+  key: string[];
+}
+
+export interface CaptureProgress {
+  table: string;
+  rows: number;
+  bytes: number;
+}
+
+export interface SnapshotCaptureOptions {
+  source: Endpoint;
+  sourceDatabase: string;
+  kafka: Kafka;
+  registry: RegistryClient;
+  topicPrefix: string;
+  partitions: number;
+  tables: SelectedTable[];
+  control: ControlStore;
+  /** Exported snapshot to import; null reads each chunk under a fresh snapshot (resumed task). */
+  snapshotName: string | null;
+  chunkRows: number;
+  workers: number;
+  /** Rows per Kafka send (default 5000). */
+  batchRows?: number;
+  /** Compression of the record batches (default none; lz4 only where lz4IsNative). */
+  compression?: 'none' | 'lz4';
+  onProgress?: (p: CaptureProgress) => void;
+}
+
+let roundRobin = 0;
+
+/**
+ * COPY rows encoded straight into the record batches of the partitions the publisher would give
+ * them (keyPartition of the key, as every Kafka client's default partitioner; keyless rows round
+ * robin), in their order: each value is written once, where Kafka will store it.
+ */
+function encodeBatches(
+  encoder: TableEncoder,
+  rows: CopyRows,
+  tsMs: number,
+  partitions: number,
+  maxBatchBytes: number,
+  pool: SlabPool,
+): PartitionedBatches {
+  const batches = new PartitionedBatches(partitions, maxBatchBytes, roundRobin, pool);
+  encoder.encodeRowsFramed(rows, tsMs, false, batches);
+  roundRobin = batches.roundRobin;
+  return batches;
+}
+
+/**
+ * Creates each table's topic and registers its schemas (idempotent), so consumers can attach
+ * before the first record. Returns what the capture and the applier need per table.
+ */
+export async function prepareStreams(
+  client: Client,
+  kafka: Kafka,
+  registry: RegistryClient,
+  prefix: string,
+  partitions: number,
+  tables: SelectedTable[],
+): Promise<TableStream[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const streams: TableStream[] = [];
+    for (const t of tables) {
+      const key = tableKey(t);
+      const columns = await describeColumns(client, t.schema, t.table, key);
+      streams.push({ table: t, topic: tableTopic(prefix, t.schema, t.table), columns, key });
+    }
+    const existing = new Set(await admin.listTopics());
+    const missing = streams.filter((s) => !existing.has(s.topic));
+    if (missing.length)
+      await admin.createTopics({
+        topics: missing.map((s) => ({ topic: s.topic, numPartitions: partitions })),
+        waitForLeaders: true,
+      });
+    return streams;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Tables whose schemas are registered at once (see runSnapshotCapture). */
+const REGISTRATIONS_AT_ONCE = 8;
+
+/**
+ * The snapshot half of the full-data phase: every pending chunk is read with COPY under the
+ * snapshot, encoded, and sent to its table's topic; a chunk is marked done in the control
+ * schema only after Kafka acknowledged all its records, so a restarted capture re-sends only
+ * unfinished chunks (the applier's upsert absorbs the records a killed attempt already sent).
+ * Chunks run on `workers` connections in parallel.
+ */
+export async function runSnapshotCapture(
+  opts: SnapshotCaptureOptions,
+): Promise<{ rows: number; bytes: number; streams: TableStream[] }> {
+  const setup = await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+  let streams: TableStream[];
+  try {
+    await setup.query(PIPELINE_SESSION_SQL);
+    streams = await prepareStreams(
+      setup,
+      opts.kafka,
+      opts.registry,
+      opts.topicPrefix,
+      opts.partitions,
+      opts.tables,
+    );
+    if (!(await opts.control.hasPlan())) {
+      await setup.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      if (opts.snapshotName)
+        await setup.query(`SET TRANSACTION SNAPSHOT '${opts.snapshotName.replace(/'/g, "''")}'`);
+      const planned = await planChunks(setup, opts.tables, opts.chunkRows);
+      await setup.query('COMMIT');
+      await opts.control.storePlan(planned);
+    }
+  } finally {
+    await setup.end().catch(() => undefined);
+  }
+  const byTable = new Map(streams.map((s) => [`${s.table.schema}\u0000${s.table.table}`, s]));
+  // Every table's key and value schemas are registered REGISTRATIONS_AT_ONCE tables at a time:
+  // one after another, each registration is a round trip to the registry before the first row.
+  const encoders = new Map<string, TableEncoder>();
+  let nextStream = 0;
+  const registerNext = async () => {
+    for (let s = streams[nextStream++]; s; s = streams[nextStream++]) {
+      const schemas = buildSchemas(opts.topicPrefix, s.table.schema, s.table.table, s.columns);
+      const [key, value] = await Promise.all([
+        schemas.key ? opts.registry.register(`${s.topic}-key`, schemas.key) : null,
+        opts.registry.register(`${s.topic}-value`, schemas.value),
+      ]);
+      encoders.set(
+        s.topic,
+        new TableEncoder(
+          s.columns,
+          schemas,
+          { key, value },
+          {
+            name: opts.topicPrefix,
+            db: opts.sourceDatabase,
+            schema: s.table.schema,
+            table: s.table.table,
+          },
+        ),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(REGISTRATIONS_AT_ONCE, streams.length) }, registerNext));
+  const pending = await opts.control.pendingChunks<ChunkPlan>();
+  let totalRows = 0;
+  let totalBytes = 0;
+  let next = 0;
+  let failed = false;
+  // Each worker has its own connection and its own idempotent producer (one request in flight
+  // each), and encodes the next batch while the previous one is being acknowledged.
+  const worker = async () => {
+    const client = await connect(opts.source, 'source', { applicationName: 'pgferry snapshot' });
+    const publisher = new KafkaPublisher(opts.kafka, { framedCompression: opts.compression });
+    // A batch's buffers are written again for a later batch once Kafka acknowledged its records.
+    const slabs = new SlabPool(512 * 1024);
+    try {
+      await publisher.connect();
+      await client.query(PIPELINE_SESSION_SQL);
+      for (let i = next++; i < pending.length && !failed; i = next++) {
+        const chunk = pending[i];
+        const stream = byTable.get(`${chunk.plan.schema}\u0000${chunk.plan.table}`);
+        if (!stream)
+          throw new PgferryError(
+            `chunk ${chunk.id} belongs to ${quoteQualified(chunk.plan.schema, chunk.plan.table)}, which is no longer selected; start a new task for a new selection`,
+          );
+        const encoder = encoders.get(stream.topic)!;
+        const partitions = await publisher.partitionCount(stream.topic);
+        await opts.control.beginChunk(chunk.id);
+        let inFlight: Promise<void> = Promise.resolve();
+        const result = await readChunk(
+          client,
+          chunk.plan,
+          stream.columns.map((c) => c.name),
+          opts.snapshotName,
+          async (rows, bytes) => {
+            const count = rows.length;
+            const batches = encodeBatches(
+              encoder,
+              rows,
+              Date.now(),
+              partitions,
+              publisher.maxBatchBytes,
+              slabs,
+            );
+            await inFlight;
+            inFlight = publisher.publishBatches(stream.topic, batches.batches()).then(() => {
+              batches.release();
+              totalRows += count;
+              totalBytes += bytes;
+              opts.onProgress?.({ table: chunk.sourceTable, rows: count, bytes });
+            });
+            // A failed send must surface here, not only at the end of the chunk.
+            inFlight.catch(() => undefined);
+          },
+          opts.batchRows ?? 5000,
+        );
+        await inFlight;
+        await opts.control.finishChunk(chunk.id, result.rows, result.bytes);
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      await publisher.close().catch(() => undefined);
+      await client.end().catch(() => undefined);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, pending.length)) }, worker));
+  return { rows: totalRows, bytes: totalBytes, streams };
+}

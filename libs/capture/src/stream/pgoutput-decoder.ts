@@ -1,0 +1,242 @@
+import type { ChangeEvent, RelationInfo, TableEventCount } from '../change-event';
+import { formatLsn, type Lsn } from '@pgferry/pg';
+import { parsePgoutput, PgoutputFormatError, streamedXid, type PgoutputMessage } from './pgoutput-parser';
+import { SpoolArea, TransactionSpool, type SpoolOptions } from './stream-spool';
+
+export type Emit = (event: ChangeEvent) => Promise<void> | void;
+
+interface OpenTransaction {
+  xid: number;
+  counts: Map<number, TableEventCount>;
+}
+
+/**
+ * Turns pgoutput messages, in the order the server sent them, into ChangeEvents.
+ *
+ * - Ordinary transactions (BEGIN ... COMMIT) pass straight through: the server sends only
+ *   committed ones, in commit order.
+ * - Streamed transactions (protocol 2: Stream Start / Stop blocks, then Stream Commit or Stream
+ *   Abort) are held in a bounded spool (see stream-spool.ts) and replayed at Stream Commit as
+ *   begin ... commit, exactly where their commit sits in the stream. Stream Abort of the whole
+ *   transaction discards it; of a subtransaction, cuts out what that subtransaction wrote.
+ *   Relation and type messages inside a streamed block belong to the transaction (as in
+ *   PostgreSQL's own subscriber): they take effect when it is replayed, never if it aborts.
+ *
+ * Not thread-safe and not re-entrant: call `decode` for one message at a time, awaiting each.
+ */
+export class PgoutputDecoder {
+  private readonly relations = new Map<number, RelationInfo>();
+  /** Latest description seen inside any streamed block: used only if a replay lacks one. */
+  private readonly streamedRelations = new Map<number, RelationInfo>();
+  private readonly area: SpoolArea;
+  private readonly spools = new Map<number, TransactionSpool>();
+  private current: OpenTransaction | null = null;
+  private streamXid: number | null = null;
+
+  constructor(
+    spool: SpoolOptions,
+    private readonly typeNames: Map<number, string> = new Map(),
+  ) {
+    this.area = new SpoolArea(spool);
+  }
+
+  /** True between BEGIN and COMMIT of an ordinary transaction, or inside a streamed block. */
+  get inTransaction(): boolean {
+    return this.current !== null || this.streamXid !== null;
+  }
+
+  /** Bytes of streamed transactions held in memory now (the rest is on disk). */
+  get spooledBytesInMemory(): number {
+    return this.area.used;
+  }
+
+  /** Streamed transactions begun and not yet committed or aborted. */
+  get openStreamedTransactions(): number {
+    return this.spools.size;
+  }
+
+  /** `data` must be the caller's own copy: streamed messages are kept until their commit. */
+  async decode(lsn: Lsn, data: Buffer, emit: Emit): Promise<void> {
+    if (this.streamXid !== null) {
+      const subxid = streamedXid(data);
+      if (subxid !== undefined) {
+        if (data[0] === 0x52 /* 'R' */) {
+          const m = parsePgoutput(data, true);
+          if (m.tag === 'relation') this.streamedRelations.set(m.oid, this.relationInfo(m));
+        }
+        await this.spoolOf(this.streamXid).append(subxid, lsn, data);
+        return;
+      }
+    }
+    await this.handle(parsePgoutput(data, false), lsn, emit);
+  }
+
+  private spoolOf(xid: number): TransactionSpool {
+    let s = this.spools.get(xid);
+    if (!s) {
+      s = new TransactionSpool(xid, this.area);
+      this.spools.set(xid, s);
+    }
+    return s;
+  }
+
+  private relationInfo(m: Extract<PgoutputMessage, { tag: 'relation' }>): RelationInfo {
+    return {
+      oid: m.oid,
+      schema: m.schema,
+      table: m.table,
+      replicaIdentity: m.replicaIdentity,
+      columns: m.columns.map((c) => ({
+        name: c.name,
+        typeOid: c.typeOid,
+        typeMod: c.typeMod,
+        typeName: this.typeNames.get(c.typeOid) ?? null,
+        key: (c.flags & 1) !== 0,
+      })),
+    };
+  }
+
+  private relation(oid: number, replaying: boolean): RelationInfo {
+    const r = this.relations.get(oid) ?? (replaying ? this.streamedRelations.get(oid) : undefined);
+    if (!r) throw new PgoutputFormatError(`change for relation ${oid} before its Relation message`);
+    return r;
+  }
+
+  private count(t: OpenTransaction, r: RelationInfo): void {
+    const c = t.counts.get(r.oid);
+    if (c) c.events++;
+    else t.counts.set(r.oid, { schema: r.schema, table: r.table, events: 1 });
+  }
+
+  private inside(what: string): OpenTransaction {
+    if (!this.current) throw new PgoutputFormatError(`${what} outside a transaction`);
+    return this.current;
+  }
+
+  private async handle(m: PgoutputMessage, lsn: Lsn, emit: Emit, replaying = false): Promise<void> {
+    switch (m.tag) {
+      case 'begin':
+        if (this.current)
+          throw new PgoutputFormatError(`BEGIN of ${m.xid} inside transaction ${this.current.xid}`);
+        this.current = { xid: m.xid, counts: new Map() };
+        return emit({ kind: 'begin', xid: m.xid, finalLsn: m.finalLsn, commitTime: m.commitTime });
+      case 'commit': {
+        const t = this.inside('COMMIT');
+        this.current = null;
+        return emit({
+          kind: 'commit',
+          xid: t.xid,
+          lsn: m.lsn,
+          endLsn: m.endLsn,
+          commitTime: m.commitTime,
+          counts: [...t.counts.values()],
+        });
+      }
+      case 'relation': {
+        const relation = this.relationInfo(m);
+        this.relations.set(m.oid, relation);
+        return emit({ kind: 'relation', relation });
+      }
+      case 'type':
+        if (!this.typeNames.has(m.oid)) this.typeNames.set(m.oid, `${m.schema}.${m.name}`);
+        return;
+      case 'insert': {
+        const t = this.inside('INSERT');
+        const relation = this.relation(m.relationOid, replaying);
+        this.count(t, relation);
+        return emit({ kind: 'insert', relation, new: m.new, lsn, xid: t.xid });
+      }
+      case 'update': {
+        const t = this.inside('UPDATE');
+        const relation = this.relation(m.relationOid, replaying);
+        this.count(t, relation);
+        return emit(
+          m.old
+            ? { kind: 'update', relation, old: m.old, oldKind: m.oldKind, new: m.new, lsn, xid: t.xid }
+            : { kind: 'update', relation, new: m.new, lsn, xid: t.xid },
+        );
+      }
+      case 'delete': {
+        const t = this.inside('DELETE');
+        const relation = this.relation(m.relationOid, replaying);
+        this.count(t, relation);
+        return emit({ kind: 'delete', relation, old: m.old, oldKind: m.oldKind, lsn, xid: t.xid });
+      }
+      case 'truncate': {
+        const t = this.inside('TRUNCATE');
+        const relations = m.relationOids.map((oid) => this.relation(oid, replaying));
+        for (const r of relations) this.count(t, r);
+        return emit({
+          kind: 'truncate',
+          relations,
+          cascade: m.cascade,
+          restartIdentity: m.restartIdentity,
+          lsn,
+          xid: t.xid,
+        });
+      }
+      case 'origin':
+      case 'message':
+        // Origins only appear for changes replicated into the source; messages are not requested.
+        return;
+      case 'streamStart':
+        if (this.streamXid !== null || this.current)
+          throw new PgoutputFormatError(`Stream Start of ${m.xid} inside another transaction`);
+        this.streamXid = m.xid;
+        this.spoolOf(m.xid);
+        return;
+      case 'streamStop':
+        if (this.streamXid === null) throw new PgoutputFormatError('Stream Stop without Stream Start');
+        this.streamXid = null;
+        return;
+      case 'streamAbort': {
+        const spool = this.spools.get(m.xid);
+        if (!spool) return;
+        if (m.subxid === m.xid) {
+          this.spools.delete(m.xid);
+          await spool.discard();
+        } else await spool.abortSubtransaction(m.subxid);
+        return;
+      }
+      case 'streamCommit':
+        return this.replay(m, emit);
+    }
+  }
+
+  private async replay(m: Extract<PgoutputMessage, { tag: 'streamCommit' }>, emit: Emit): Promise<void> {
+    if (this.current || this.streamXid !== null)
+      throw new PgoutputFormatError(`Stream Commit of ${m.xid} inside another transaction`);
+    const spool = this.spools.get(m.xid);
+    this.spools.delete(m.xid);
+    try {
+      await this.handle({ tag: 'begin', xid: m.xid, finalLsn: m.lsn, commitTime: m.commitTime }, m.lsn, emit);
+      if (spool)
+        for await (const s of spool.replay()) {
+          const msg = parsePgoutput(s.data, true);
+          if (msg.tag === 'relation' || msg.tag === 'type') await this.handle(msg, s.lsn, emit);
+          else await this.handle(msg, s.lsn, emit, true);
+        }
+      await this.handle(
+        { tag: 'commit', flags: m.flags, lsn: m.lsn, endLsn: m.endLsn, commitTime: m.commitTime },
+        m.endLsn,
+        emit,
+      );
+    } catch (err) {
+      if (err instanceof PgoutputFormatError)
+        err.message += ` (replaying streamed transaction ${m.xid} committed at ${formatLsn(m.lsn)})`;
+      throw err;
+    } finally {
+      await spool?.discard();
+    }
+  }
+
+  /** Drops every held transaction and its spill files. Idempotent. */
+  async close(): Promise<void> {
+    const spools = [...this.spools.values()];
+    this.spools.clear();
+    this.current = null;
+    this.streamXid = null;
+    for (const s of spools) await s.discard();
+    await this.area.close();
+  }
+}

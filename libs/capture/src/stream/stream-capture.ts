@@ -1,0 +1,431 @@
+import type { Client } from 'pg';
+import type { Kafka, Producer } from 'kafkajs';
+import {
+  describeError,
+  isProgrammingError,
+  isRetriable,
+  PgferryError,
+  retry,
+  RetryDeadlineError,
+  sleep,
+  type Logger,
+  type TaskSpec,
+} from '@pgferry/core';
+import {
+  classifyPgError,
+  connect,
+  listTables,
+  newTableRule,
+  quoteQualified,
+  takesNewTable,
+  type Endpoint,
+  type NewTableRule,
+  type SelectedTable,
+  formatLsn,
+  parseLsn,
+  type Lsn,
+  tableKey,
+  PIPELINE_SESSION_SQL,
+} from '@pgferry/pg';
+import {
+  RegistryClient,
+  heartbeatTopic,
+  tableTopic,
+  transactionsTopic,
+  TransactionRecords,
+  HeartbeatRecords,
+} from '@pgferry/avro';
+import { ChangePublisher, type PublishedTable } from './change-publisher';
+import type { ChangeEvent, RelationInfo } from '../change-event';
+import { heartbeatLagMs, startHeartbeat } from './pg-heartbeat';
+import { publicationName } from './pg-publication';
+import { PgStreamReader } from './pg-stream-reader';
+import {
+  addStreamTable,
+  ControlStore,
+  readStreamTables,
+  applierGroup,
+  writeCaptureReport,
+  type StreamMark,
+} from '@pgferry/control';
+import { topicEnds } from '@pgferry/kafka';
+import { applyDdlOnce } from '../ddl/pg-ddl-applier';
+import { DDL_SCHEMA, type DdlEvent } from '../ddl/pg-ddl-capture';
+
+export interface StreamCaptureOptions {
+  task: string;
+  source: Endpoint;
+  destination: Endpoint;
+  tables: SelectedTable[];
+  /** The task's selection: a captured statement on a renamed schema or table is refused. */
+  objects: TaskSpec['objects'];
+  kafka: Kafka;
+  registryUrl: string;
+  prefix: string;
+  partitions: number;
+  /** Ends the stream: the last confirmed position is reported and the slot released. */
+  stop: AbortSignal;
+  /** How long a run of retriable failures (lost source, lost broker) is retried (ms). */
+  retryWindowMs: number;
+  heartbeatIntervalMs?: number;
+  /** How often the position and a stream mark are written to the destination (ms). */
+  reportIntervalMs?: number;
+  spoolDir?: string;
+  /** options.consistency transactional: see ChangePublisherOptions.wholeTransactions. */
+  wholeTransactions?: boolean;
+  logger?: Logger;
+  onProgress?: (p: { capturedLsn: string; published: number; captureLagMs: number | null }) => void;
+  /** Each schema change once applied on the destination, with a warning when the user must act. */
+  onSchemaChange?: (e: { tag: string; statement: string; warning: string | null }) => void;
+  /** A table the task did not start with (created, or renamed, on the source) whose rows the stream now carries. */
+  onNewTable?: (e: { table: string; topic: string }) => void;
+}
+
+/** An attempt that streamed this long before failing starts a new retry window. */
+const HEALTHY_RUN_MS = 60_000;
+
+/**
+ * The streaming part of the capture (DESIGN phase 5): reads the task's slot from its confirmed
+ * position, publishes every change of the selected tables (ChangePublisher: confirmed to the
+ * slot only after Kafka acknowledged it), beats the heartbeat table, and reports its position
+ * and stream marks to the destination about once a second, so the controller can tell the lag
+ * and when the destination holds everything up to a source position. Runs until `stop`;
+ * retriable failures (a source or broker restart) are retried from the last confirmed position
+ * within `retryWindowMs`, anything else ends it with the error.
+ */
+export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void> {
+  // The destination may be restarting as the capture starts: read the task within the window.
+  // A connection lost between connecting and reading is retried like a refused one (a driver
+  // error is retried only once classified).
+  const task = await retry(
+    async () => {
+      const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+      try {
+        return await new ControlStore(control, opts.task).getTask();
+      } catch (err) {
+        throw classifyPgError(err, `reading task ${opts.task} from the destination`);
+      } finally {
+        await control.end().catch(() => undefined);
+      }
+    },
+    { deadlineMs: opts.retryWindowMs, signal: opts.stop },
+  );
+  if (!task?.slotName || !task.consistentLsn)
+    throw new PgferryError(
+      `task ${opts.task} has no replication slot recorded on the destination; the full-data phase creates it: run migrate from the start`,
+    );
+  let startLsn = parseLsn(task.consistentLsn);
+  const producer = opts.kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  const heartbeat = startHeartbeat(opts.source, opts.task, {
+    intervalMs: opts.heartbeatIntervalMs ?? 1000,
+    logger: opts.logger,
+  });
+  let streakStart: number | null = null;
+  let delay = 500;
+  try {
+    for (;;) {
+      const began = Date.now();
+      try {
+        startLsn = await streamOnce(opts, producer, startLsn, (lsn) => (startLsn = lsn));
+        return;
+      } catch (err) {
+        if (opts.stop.aborted) return;
+        if (isProgrammingError(err) || !isRetriable(err)) throw err;
+        if (Date.now() - began > HEALTHY_RUN_MS) {
+          streakStart = null;
+          delay = 500;
+        }
+        streakStart ??= began;
+        if (Date.now() - streakStart > opts.retryWindowMs)
+          throw new RetryDeadlineError(1, Date.now() - streakStart, err);
+        opts.logger?.warn(
+          { err: describeError(err), from: formatLsn(startLsn), retryInMs: delay },
+          'stream failed; resuming from the last confirmed position',
+        );
+        await sleep(delay, opts.stop);
+        delay = Math.min(delay * 2, 15_000);
+        if (opts.stop.aborted) return;
+      }
+    }
+  } finally {
+    await heartbeat.stop();
+    await producer.disconnect().catch(() => undefined);
+  }
+}
+
+/** One connection's worth of streaming; returns the confirmed position when stopped. */
+async function streamOnce(
+  opts: StreamCaptureOptions,
+  producer: Producer,
+  startLsn: Lsn,
+  onConfirmed: (lsn: Lsn) => void,
+): Promise<Lsn> {
+  const source = await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+  // The position queries get their own connection: the publisher's describes use `source`.
+  let position: Client | null = null;
+  let report: Client | null = null;
+  let reporter: NodeJS.Timeout | null = null;
+  const reader = new PgStreamReader({
+    endpoint: opts.source,
+    slot: `pgferry_${opts.task}`,
+    publication: publicationName(opts.task),
+    startLsn,
+    spoolDir: opts.spoolDir,
+    logger: opts.logger,
+  });
+  let reporting: Promise<void> = Promise.resolve();
+  try {
+    await source.query(PIPELINE_SESSION_SQL);
+    const tables: PublishedTable[] = opts.tables.map((t) => ({
+      schema: t.schema,
+      table: t.table,
+      topic: tableTopic(opts.prefix, t.schema, t.table),
+      key: tableKey(t),
+    }));
+    // Tables the stream gained after the task started, as an earlier run recorded them.
+    const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+    const gained = await readStreamTables(control, opts.task).finally(() => control.end());
+    const topics = new Set(tables.map((t) => t.topic));
+    for (const t of gained) if (!topics.has(t.topic)) tables.push(t);
+    const rule = newTableRule(opts.objects);
+    const startOffsets = await topicEnds(
+      opts.kafka,
+      tables.map((t) => t.topic),
+    );
+    const registry = new RegistryClient(opts.registryUrl);
+    const transactions = {
+      topic: transactionsTopic(opts.prefix),
+      records: new TransactionRecords(registry, transactionsTopic(opts.prefix)),
+    };
+    await transactions.records.ready();
+    const heartbeatRecords = {
+      task: opts.task,
+      topic: heartbeatTopic(opts.prefix),
+      records: new HeartbeatRecords(registry, heartbeatTopic(opts.prefix), opts.prefix),
+    };
+    await heartbeatRecords.records.ready();
+    let mark: StreamMark | null = null;
+    let marked: Lsn | null = null;
+    let captureLagMs: number | null = null;
+    const publisher = new ChangePublisher({
+      producer,
+      registry,
+      source,
+      transactions,
+      heartbeat: heartbeatRecords,
+      prefix: opts.prefix,
+      sourceDb: opts.source.database,
+      partitions: opts.partitions,
+      tables,
+      startOffsets,
+      confirm: (lsn) => {
+        reader.confirm(lsn);
+        onConfirmed(lsn);
+      },
+      onCommit: (m) => (mark = m),
+      ddl: { task: opts.task, apply: (event, ends) => applySchemaChange(opts, source, rule, event, ends) },
+      addTable: (relation) => addNewTable(opts, source, relation),
+      wholeTransactions: opts.wholeTransactions,
+    });
+    const tick = async () => {
+      try {
+        report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+        position ??= await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+        const { rows } = await position.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+        const current = mark as StreamMark | null;
+        const fresh = current && current.lsn !== marked ? current : null;
+        await writeCaptureReport(
+          report,
+          opts.task,
+          {
+            sourceLsn: parseLsn(rows[0].lsn),
+            capturedLsn: reader.confirmedLsn,
+            captureLagMs,
+            published: publisher.published,
+          },
+          fresh,
+        );
+        if (fresh) marked = fresh.lsn;
+        opts.onProgress?.({
+          capturedLsn: formatLsn(reader.confirmedLsn),
+          published: publisher.published,
+          captureLagMs,
+        });
+      } catch (err) {
+        // Only the lag display suffers; the stream itself goes on and reports any real loss.
+        opts.logger?.warn({ err: describeError(err) }, 'could not record the stream position');
+        await report?.end().catch(() => undefined);
+        await position?.end().catch(() => undefined);
+        report = position = null;
+      }
+    };
+    reporter = setInterval(() => {
+      reporting = reporting.then(tick);
+    }, opts.reportIntervalMs ?? 1000);
+    const processor = {
+      process: (e: ChangeEvent) => {
+        const lag = heartbeatLagMs(e, opts.task);
+        if (lag !== null) captureLagMs = lag;
+        return publisher.process(e);
+      },
+    };
+    const stopping = () => void reader.stop();
+    opts.stop.addEventListener('abort', stopping, { once: true });
+    try {
+      if (!opts.stop.aborted) await reader.run(processor);
+    } finally {
+      opts.stop.removeEventListener('abort', stopping);
+    }
+    clearInterval(reporter);
+    reporter = null;
+    await reporting;
+    await tick();
+    return reader.confirmedLsn;
+  } finally {
+    if (reporter) clearInterval(reporter);
+    await reader.stop().catch(() => undefined);
+    await reporting.catch(() => undefined);
+    await (report as Client | null)?.end().catch(() => undefined);
+    await (position as Client | null)?.end().catch(() => undefined);
+    await source.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Waits until the destination applied every record before a captured statement (its offsets
+ * reach `ends`), then runs the statement there once (pgferry.ddl_applied). The stream waits
+ * meanwhile, so no record in the new shape reaches the applier before the destination has it.
+ */
+async function applySchemaChange(
+  opts: StreamCaptureOptions,
+  source: Client,
+  rule: NewTableRule,
+  event: DdlEvent,
+  ends: ReadonlyMap<string, bigint>,
+): Promise<void> {
+  const client = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture ddl' });
+  try {
+    const group = applierGroup(opts.task);
+    for (let waited = 0; ; waited += 100) {
+      if (opts.stop.aborted)
+        throw new PgferryError('stopped while waiting to apply a schema change', { retriable: true });
+      const { rows } = await client.query<{ k: string; n: string }>(
+        `SELECT topic || ':' || partition AS k, next_offset::text AS n FROM pgferry.offsets WHERE consumer_group = $1`,
+        [group],
+      );
+      const applied = new Map(rows.map((r) => [r.k, BigInt(r.n)]));
+      if ([...ends].every(([k, end]) => (applied.get(k) ?? 0n) >= end)) break;
+      if (waited > 0 && waited % 30_000 === 0)
+        opts.logger?.warn(
+          { statement: event.command, waitedMs: waited },
+          'waiting for the applier before a schema change',
+        );
+      await sleep(100, opts.stop);
+    }
+    const ran = await applyDdlOnce(client, opts.task, event, opts.objects);
+    opts.logger?.info(
+      { tag: event.tag, statement: event.command, ran },
+      'schema change applied on the destination',
+    );
+    const warning = await newTablesWarning(source, opts.task, rule, event);
+    if (warning) opts.logger?.warn({ statement: event.command }, warning);
+    opts.onSchemaChange?.({ tag: event.tag, statement: event.command, warning });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A table whose changes the stream carries but the task did not start with: created on the
+ * source in a schema the task takes whole and added to the publication by the DDL capture's
+ * trigger in the same transaction (see installDdlCapture), so the stream holds every row it ever
+ * had, after the statement that created it; or a streamed table renamed on the source (the
+ * statement was carried to the destination), whose changes now come under its new name. Either
+ * way it is in the task's publication now. Its topic is created, and it is recorded in
+ * pgferry.stream_tables, which the appliers follow. Tables outside the publication (the
+ * heartbeat table, a table the task no longer selects) are passed over.
+ */
+async function addNewTable(
+  opts: StreamCaptureOptions,
+  source: Client,
+  relation: RelationInfo,
+): Promise<PublishedTable | null> {
+  if (relation.schema === DDL_SCHEMA) return null;
+  const published = await source.query(
+    `SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+      WHERE p.pubname = $1 AND pr.prrelid = to_regclass($2)`,
+    [publicationName(opts.task), quoteQualified(relation.schema, relation.table)],
+  );
+  if (!published.rowCount) return null;
+  const info = (await listTables(source, 'describing a table new to the stream')).find(
+    (t) => t.schema === relation.schema && t.table === relation.table,
+  );
+  // Dropped again since: its changes up to the drop have nowhere to go on the destination either.
+  if (!info) return null;
+  const table: PublishedTable = {
+    schema: info.schema,
+    table: info.table,
+    topic: tableTopic(opts.prefix, info.schema, info.table),
+    key: info.primaryKey.length ? info.primaryKey : info.uniqueNotNullKey,
+  };
+  const admin = opts.kafka.admin();
+  await admin.connect();
+  try {
+    if (!(await admin.listTopics()).includes(table.topic))
+      await admin.createTopics({
+        topics: [{ topic: table.topic, numPartitions: opts.partitions }],
+        waitForLeaders: true,
+      });
+  } finally {
+    await admin.disconnect();
+  }
+  const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+  try {
+    await addStreamTable(control, opts.task, table);
+  } finally {
+    await control.end().catch(() => undefined);
+  }
+  const name = quoteQualified(table.schema, table.table);
+  opts.logger?.info({ table: name, topic: table.topic }, 'streaming a table new to the task');
+  opts.onNewTable?.({ table: name, topic: table.topic });
+  return table;
+}
+
+/**
+ * Tables the statement created that the stream does not carry (other than partitions of a
+ * streamed table, whose rows come through their root): the statement ran on the destination,
+ * but their rows will not follow. Says which, why, and what to do, instead of leaving an empty
+ * table to be found after cutover. Read on the source, where the trigger added the tables the
+ * stream carries to the publication.
+ */
+async function newTablesWarning(
+  source: Client,
+  task: string,
+  rule: NewTableRule,
+  event: DdlEvent,
+): Promise<string | null> {
+  if (!/^(CREATE TABLE|CREATE TABLE AS|SELECT INTO)$/.test(event.tag) || !event.objects.length) return null;
+  const { rows } = await source.query<{ schema: string; table: string; unlogged: boolean }>(
+    `SELECT n.nspname AS schema, c.relname AS table, c.relpersistence = 'u' AS unlogged
+       FROM unnest($1::text[]) AS o(name)
+       JOIN pg_class c ON c.oid = to_regclass(o.name) JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+        AND NOT EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+                         WHERE p.pubname = $2 AND pr.prrelid = c.oid)`,
+    [event.objects, publicationName(task)],
+  );
+  if (!rows.length) return null;
+  const why = rows.map((r) => {
+    const name = quoteQualified(r.schema, r.table);
+    if (!takesNewTable(rule, r.schema, r.table))
+      return `${name} is not in the task's selection (the task takes its schema only with a list of tables, a rename or an exclude)`;
+    if (r.unlogged) return `${name} is unlogged, and logical decoding does not carry unlogged tables`;
+    return `${name} had no primary key when it was created, and streaming it would make UPDATE and DELETE on it fail on the source`;
+  });
+  return `${rows.map((r) => quoteQualified(r.schema, r.table)).join(', ')} was created on the source after task ${task} started: the statement ran on the destination, but the table's rows are not streamed (${why.join('; ')}). Move it with a task of its own before cutover: a spec that selects it, with options.conflictMode: ignore (the table exists on the destination now) and migrationTypes.incremental to keep it in step`;
+}

@@ -1,0 +1,194 @@
+import { crc32c, lz4FrameCompress } from '@pgferry/core';
+import { AvroSlab } from '@pgferry/avro';
+import type { SlabPool } from '@pgferry/core';
+import { keyPartition } from './kafka-partitioner';
+import {
+  BATCH_HEADER_BYTES,
+  CODEC_LZ4,
+  varintBytes,
+  writeBatchHeader,
+  writeVarint,
+  type BatchProducer,
+} from '@pgferry/kafka-protocol';
+
+/** The varints written before their value is known get this many bytes; others are moved. */
+const RESERVED = 2;
+
+/**
+ * One record batch of one partition whose records are written in their final form as they are
+ * encoded (see PartitionedBatches): records in slab.buf[BATCH_HEADER_BYTES, slab.pos), the header
+ * written when the batch is sent.
+ */
+export class FramedBatch {
+  readonly slab: AvroSlab;
+  count = 0;
+  /** The records as one LZ4 frame, once `compress` made it. */
+  private frame: Buffer | null = null;
+
+  constructor(
+    readonly partition: number,
+    initialBytes: number,
+    pool: SlabPool | null = null,
+  ) {
+    this.slab = new AvroSlab(initialBytes, pool, true);
+    this.slab.pos = BATCH_HEADER_BYTES;
+  }
+
+  /** The whole batch's size, header included, as encoded (uncompressed). */
+  get bytes(): number {
+    return this.slab.pos;
+  }
+
+  /** The size writeInto writes: compressed once `compress` ran. */
+  get wireBytes(): number {
+    return this.frame ? BATCH_HEADER_BYTES + this.frame.length : this.slab.pos;
+  }
+
+  /**
+   * Sends the records LZ4-compressed (Kafka's compression.type lz4) from now on. Once, and
+   * deterministic, so a retried batch is the batch Kafka may already hold.
+   */
+  compress(): void {
+    this.frame ??= lz4FrameCompress(this.slab.buf, BATCH_HEADER_BYTES, this.slab.pos);
+  }
+
+  /**
+   * Writes the batch (header with these producer fields and timestamp, then the records) at
+   * dst[at]: the bytes writeRecordBatchInto writes for the same records, or with the records
+   * as an LZ4 frame after `compress`.
+   */
+  writeInto(dst: Buffer, at: number, producer: BatchProducer, timestampMs: number): void {
+    const bytes = this.wireBytes;
+    if (this.frame) {
+      writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs, CODEC_LZ4);
+      this.frame.copy(dst, at + BATCH_HEADER_BYTES);
+    } else {
+      writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs);
+      this.slab.buf.copy(dst, at + BATCH_HEADER_BYTES, BATCH_HEADER_BYTES, bytes);
+    }
+    dst.writeUInt32BE(crc32c(dst, at + 21, at + bytes), at + 17);
+  }
+}
+
+/**
+ * Records written straight into the record batches of their partitions, in Kafka's record format
+ * (length, attributes, timestamp delta 0, offset delta, key, value, no headers), so that sending
+ * them copies each batch once, whole, instead of each record's key and value from where they were
+ * encoded. The partition is the one keyPartition gives the key (round robin for a null key), as
+ * KafkaPublisher chooses it. A partition's batch that grows past `maxBatchBytes` is closed and
+ * the partition goes on in a new one (a record alone may be larger: Kafka then names it).
+ *
+ * Use: `begin` with the key, write the value into the returned slab, `end`; `batches()` at the
+ * end. Keys and values must not be written between `end` and the next `begin`.
+ */
+export class PartitionedBatches {
+  private readonly current: Array<FramedBatch | undefined>;
+  private readonly closed: FramedBatch[] = [];
+  private open: FramedBatch | null = null;
+  private recordStart = 0;
+  private valueLengthAt = 0;
+  private valueStart = 0;
+
+  /** With a pool, batch buffers come from it (give them back with `release` once sent). */
+  constructor(
+    readonly partitions: number,
+    private readonly maxBatchBytes: number,
+    public roundRobin = 0,
+    private readonly pool: SlabPool | null = null,
+    private readonly initialBytes = pool?.slabBytes ?? 256 * 1024,
+  ) {
+    this.current = new Array(partitions);
+  }
+
+  /** Gives every batch's buffers back to the pool: only once nothing reads them (Kafka acknowledged them). */
+  release(): void {
+    for (const b of this.closed) b.slab.release();
+    for (const b of this.current) b?.slab.release();
+  }
+
+  /** Starts a record with key key[start, end) (null: a null key); its value goes into the returned slab. */
+  begin(key: Buffer | null, start: number, end: number): AvroSlab {
+    const p = key
+      ? keyPartition(key, this.partitions, start, end)
+      : (this.roundRobin = (this.roundRobin + 1) % this.partitions);
+    const batch = (this.current[p] ??= new FramedBatch(p, this.initialBytes, this.pool));
+    this.open = batch;
+    this.writePrefix(batch, key, start, end);
+    return batch.slab;
+  }
+
+  /** Ends the record begun last: its value is what was written into the slab since `begin`. */
+  end(): void {
+    const batch = this.open!;
+    this.open = null;
+    const s = batch.slab;
+    s.byte(0); // no headers
+    const valueLength = s.pos - 1 - this.valueStart;
+    this.fixVarint(s, this.valueLengthAt, valueLength);
+    this.fixVarint(s, this.recordStart, s.pos - this.recordStart - RESERVED);
+    batch.count++;
+    if (s.pos <= this.maxBatchBytes || batch.count === 1) return;
+    // Too large with this record: the batch closes without it, and it opens the next one.
+    const record = Buffer.from(s.buf.subarray(this.recordStart, s.pos));
+    s.pos = this.recordStart;
+    batch.count--;
+    this.closed.push(batch);
+    const next = new FramedBatch(batch.partition, this.initialBytes, this.pool);
+    this.current[batch.partition] = next;
+    this.moveRecord(record, next);
+  }
+
+  /** Every batch, closed ones first; per partition in the order written. */
+  batches(): FramedBatch[] {
+    return [...this.closed, ...this.current.filter((b): b is FramedBatch => b !== undefined && b.count > 0)];
+  }
+
+  /** Length (reserved), attributes, timestamp delta, offset delta, key, value length (reserved). */
+  private writePrefix(batch: FramedBatch, key: Buffer | null, start: number, end: number): void {
+    const s = batch.slab;
+    const keyLength = key ? end - start : -1;
+    s.ensure(RESERVED + 2 + 5 + 5 + Math.max(keyLength, 0) + RESERVED);
+    this.recordStart = s.pos;
+    let pos = s.pos + RESERVED;
+    const buf = s.buf;
+    buf[pos++] = 0;
+    buf[pos++] = 0;
+    pos = writeVarint(buf, pos, batch.count);
+    pos = writeVarint(buf, pos, keyLength);
+    if (key) for (let i = start; i < end; i++) buf[pos++] = key[i];
+    this.valueLengthAt = pos;
+    this.valueStart = pos + RESERVED;
+    s.pos = this.valueStart;
+  }
+
+  /** Writes `n` as a varint at `at` (RESERVED bytes were left), moving what follows if it needs more or fewer. */
+  private fixVarint(s: AvroSlab, at: number, n: number): void {
+    const size = varintBytes(n);
+    if (size !== RESERVED) {
+      s.ensure(size);
+      s.buf.copyWithin(at + size, at + RESERVED, s.pos);
+      s.pos += size - RESERVED;
+      if (at < this.valueStart) this.valueStart += size - RESERVED;
+    }
+    writeVarint(s.buf, at, n);
+  }
+
+  /** Writes a finished record (with its offset delta in another batch) into `batch` as its first. */
+  private moveRecord(record: Buffer, batch: FramedBatch): void {
+    // Skip the length varint, attributes, timestamp delta and offset delta to reach the key.
+    let pos = 0;
+    while (record[pos++] & 0x80);
+    pos += 2;
+    while (record[pos++] & 0x80);
+    const rest = record.subarray(pos);
+    const s = batch.slab;
+    const body = 3 + rest.length;
+    s.ensure(5 + body);
+    s.pos = writeVarint(s.buf, s.pos, body);
+    s.buf[s.pos++] = 0;
+    s.buf[s.pos++] = 0;
+    s.buf[s.pos++] = 0; // offset delta 0
+    s.pos += rest.copy(s.buf, s.pos);
+    batch.count = 1;
+  }
+}

@@ -1,1 +1,0 @@
-export * from './pg-source-release';

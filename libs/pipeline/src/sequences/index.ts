@@ -1,6 +1,0 @@
-export {
-  readSequenceStates,
-  syncSequences,
-  type SequenceState,
-  type SequenceSyncResult,
-} from './pg-sequence-sync';

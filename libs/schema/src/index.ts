@@ -1,0 +1,2 @@
+export { PgSchemaMigrator } from './schema-migrator';
+export { type SchemaStepResult } from './types';

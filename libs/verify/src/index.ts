@@ -1,0 +1,2 @@
+export { verifyTables } from './pg-table-verifier';
+export { assertVerified, formatVerifyReport } from './verify-report';
