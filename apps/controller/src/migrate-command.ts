@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { Kafka, logLevel } from 'kafkajs';
 import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verify';
@@ -13,6 +12,7 @@ import {
 import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { connect, resolveEndpoint } from '@pgferry/pg';
+import type { KafkaClientConfig } from '@pgferry/kafka';
 
 export interface MigrateOptions {
   spec?: string;
@@ -128,13 +128,12 @@ export async function runMigrate(
   // The capture and the applier load their modules while the schema phase runs.
   const prestarted = children && spec.migrationTypes.full ? prestartFullDataChildren(children) : undefined;
   try {
-    const kafka = new Kafka({
+    const kafka: KafkaClientConfig = {
       clientId: `pgferry-${spec.name}`,
       brokers,
-      logLevel: logLevel.NOTHING,
-      ssl: spec.kafka.ssl || undefined,
-      sasl: spec.kafka.sasl as never,
-    });
+      tls: spec.kafka.ssl || null,
+      sasl: spec.kafka.sasl ?? null,
+    };
     const progress = new ProgressReporter(opts.out);
     // Ctrl-C or SIGTERM while streaming: stop the stream and the applier cleanly; run again to resume.
     const stop = new AbortController();

@@ -1,17 +1,9 @@
 import type { Client } from 'pg';
 import { describeError, PgferryError, type Logger } from '@pgferry/core';
-import type { ApplierTarget } from './snapshot-applier';
+import type { Applier, ApplierTarget } from './applier';
 import { readStreamTables } from '@pgferry/control';
 
-/** What FollowingApplier needs of the applier it runs (TopicApplier, TransactionalApplier). */
-export interface RestartableApplier {
-  readonly error: Error | null;
-  readonly positions: ReadonlyMap<string, bigint>;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export interface FollowingApplierOptions<A extends RestartableApplier> {
+export interface FollowingApplierOptions<A extends Applier> {
   task: string;
   /** The topics of the tables the task started with. */
   targets: ApplierTarget[];
@@ -27,12 +19,12 @@ export interface FollowingApplierOptions<A extends RestartableApplier> {
 /**
  * Runs a change applier over the tables the task started with and those the stream gained
  * since (pgferry.stream_tables: tables created on the source in a schema the task takes whole,
- * and streamed tables renamed there, recorded by the capture before their first record is sent). A Kafka consumer's topics are
- * fixed once it runs, so when the list grows the applier in use is stopped and a new one started
+ * and streamed tables renamed there, recorded by the capture before their first record is
+ * sent). A consumer's topics are fixed once it runs (its group subscription), so when the list grows the applier in use is stopped and a new one started
  * over every topic. Both keep their offsets in the destination with the rows, so the new one
  * resumes exactly where the old one committed: nothing is lost or applied twice.
  */
-export class FollowingApplier<A extends RestartableApplier> {
+export class FollowingApplier<A extends Applier> implements Applier {
   private applier: A | null = null;
   private targets: ApplierTarget[];
   private control: Client | null = null;

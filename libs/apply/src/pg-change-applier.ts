@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { DataError } from '@pgferry/core';
 import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
-import { storeOffset } from '@pgferry/control';
+import { storeOffsets, type OffsetMark } from '@pgferry/control';
 import { copyInto, setReplicaRole } from './pg-apply-session';
 import type { TargetTable } from './pg-row-applier';
-import type { OffsetMark } from '@pgferry/control';
 import type { DecodedChange } from '@pgferry/avro';
 import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
 
@@ -57,15 +56,7 @@ export class PgChangeApplier {
     try {
       await this.client.query('BEGIN');
       const counts = await this.applyInTransaction(t, changes, mark?.group ?? null);
-      if (mark)
-        await storeOffset(
-          this.client,
-          mark.group,
-          mark.topic,
-          mark.partition,
-          mark.nextOffset,
-          mark.streamPos,
-        );
+      if (mark) await storeOffsets(this.client, mark.group, [mark]);
       await this.client.query('COMMIT');
       this.transactionCommitted();
       return counts;

@@ -9,7 +9,7 @@ import { startPostgres, waitFor, type PgCluster } from '@pgferry/testing';
 import { ControlStore, ensureControlSchema, readOffsets } from '@pgferry/control';
 import type { ColumnInfo } from '@pgferry/pg';
 import { RegistryClient, buildSchemas, TableEncoder, AvroCopyDecoder, column } from '@pgferry/avro';
-import { KafkaPublisher, topicEnds } from '@pgferry/kafka';
+import { KafkaProducer, withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 import { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
 import { hasUniqueIndexOn } from './pg-apply-session';
 
@@ -17,6 +17,7 @@ const col = (name: string, baseType: string, keyPosition = 0): ColumnInfo =>
   column(name, baseType, { notNull: keyPosition > 0, keyPosition });
 
 describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
+  const config = (): KafkaClientConfig => ({ brokers: broker.brokers, clientId: 'snapshot-applier-test' });
   const topic = 'pgferry.public.accounts';
   const group = 'pgferry-snap';
   const target = { topic, schema: 'public', table: 'accounts', key: ['aid'] };
@@ -81,7 +82,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   });
 
   async function produce(from: number, to: number, into = topic, filler = 'row'): Promise<void> {
-    const publisher = new KafkaPublisher(kafka, { maxBatchBytes: 8192 });
+    const publisher = new KafkaProducer(config(), { maxBatchBytes: 8192 });
     await publisher.connect();
     const enc = into === topic ? encoder : laterEncoder;
     try {
@@ -102,12 +103,11 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   ): Promise<{ applier: SnapshotApplier; stop: () => Promise<void> }> {
     const destination = await pg.connect();
     const applier = new SnapshotApplier({
-      kafka,
+      kafka: config(),
       registry,
       destination,
       connect: () => pg.connect(),
       concurrency: 3,
-      exclusive: true,
       group,
       targets: [target],
       ...extra,
@@ -126,7 +126,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   }
 
   async function caughtUp(applier: SnapshotApplier, topics = [topic]): Promise<void> {
-    const ends = await topicEnds(kafka, topics);
+    const ends = await withKafkaAdmin(config(), (a) => a.topicEnds(topics));
     await waitFor(
       () => {
         if (applier.error) throw applier.error;
@@ -149,7 +149,9 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
       await first.stop();
     }
     expect((await pg.query(`SELECT count(*)::int AS n FROM public.accounts`))[0].n).toBe(3000);
-    expect(await readOffsets(db, group, [topic])).toEqual(await topicEnds(kafka, [topic]));
+    expect(await readOffsets(db, group, [topic])).toEqual(
+      await withKafkaAdmin(config(), (a) => a.topicEnds([topic])),
+    );
 
     // A change made after the rows were applied stays: a resumed applier does not apply them again.
     await pg.query(`UPDATE public.accounts SET filler = 'kept' WHERE aid IN (1, 2, 3)`);
@@ -170,7 +172,9 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
               count(*) FILTER (WHERE filler = E'row\\t' || aid)::int AS exact FROM public.accounts`,
     );
     expect(rows[0]).toEqual({ n: 5000, kept: 3, exact: 4997 });
-    expect(await readOffsets(db, group, [topic])).toEqual(await topicEnds(kafka, [topic]));
+    expect(await readOffsets(db, group, [topic])).toEqual(
+      await withKafkaAdmin(config(), (a) => a.topicEnds([topic])),
+    );
   });
 
   it('loads a table whose key is deferred without it, and builds the key before a chunk sent again', async () => {
@@ -232,7 +236,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
         },
         { name: 'pgferry', db: 'src', schema: 'public', table: 'wider' },
       );
-      const publisher = new KafkaPublisher(kafka, { maxBatchBytes: 8192 });
+      const publisher = new KafkaProducer(config(), { maxBatchBytes: 8192 });
       await publisher.connect();
       try {
         const messages = [];

@@ -1,6 +1,5 @@
 import type { Client } from 'pg';
-import type { Consumer, Kafka } from 'kafkajs';
-import { DataError, PgferryError, TransientError, SlabPool } from '@pgferry/core';
+import { DataError, TransientError, SlabPool } from '@pgferry/core';
 import {
   classifyPgError,
   quoteQualified,
@@ -10,30 +9,15 @@ import {
   PIPELINE_SESSION_SQL,
 } from '@pgferry/pg';
 import { PgRowApplier, type DeferredKeys, type TargetTable } from './pg-row-applier';
-import { AvroCopyDecoder, RecordDecoder } from '@pgferry/avro';
+import { AvroCopyDecoder, RecordDecoder, wireSchemaId } from '@pgferry/avro';
 import type { BinaryWriter, RegistryClient } from '@pgferry/avro';
 import { columnTypeOids, type CopyFormat } from './pg-apply-session';
 import { readOffsets } from '@pgferry/control';
-import { KafkaPartitionFetcher, type PartitionData, registerKafkajsLz4 } from '@pgferry/kafka';
 import { forEachRecordRange } from '@pgferry/kafka-protocol';
 import { LanePool } from './lane-pool';
-
-export interface ApplierTarget {
-  topic: string;
-  schema: string;
-  table: string;
-  key: string[];
-}
-
-/**
- * How the appliers fetch: up to 4 MB per partition and 16 MB per request, waiting at most 200 ms
- * for data, so batches are large under load and an idle topic answers quickly.
- */
-export const APPLIER_FETCH = {
-  maxWaitTimeInMs: 200,
-  maxBytesPerPartition: 4 * 1024 * 1024,
-  maxBytes: 16 * 1024 * 1024,
-} as const;
+import type { PartitionData, TopicPartition } from '@pgferry/kafka';
+import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type ApplierTarget } from './applier';
+import { ConsumerLoop } from './consumer-loop';
 
 /**
  * The snapshot applier's own Fetch requests count records decompressed (see UNSEEN_EXPANSION):
@@ -67,12 +51,12 @@ export const SNAPSHOT_APPLIER_LANES = 2;
 /** Advisory lock class of the exclusive snapshot applier (its object is hashtext(group)). */
 const EXCLUSIVE_LOCK_CLASS = 0x70676672;
 
-export interface ApplierOptions {
-  kafka: Kafka;
+export interface ApplierOptions extends ApplierKafka {
   registry: RegistryClient;
   /**
-   * A destination connection for this applier alone (it holds transactions open); the first
-   * lane. The applier does not end it.
+   * A destination connection for this applier alone (it holds transactions open, and the
+   * advisory lock that keeps a second snapshot applier of the group out); the first lane. The
+   * applier does not end it.
    */
   destination: Client;
   /**
@@ -82,16 +66,7 @@ export interface ApplierOptions {
   connect?: () => Promise<Client>;
   /** Partitions applied at the same time, each in its own transaction (default SNAPSHOT_APPLIER_LANES when `connect` is given). */
   concurrency?: number;
-  group: string;
   targets: ApplierTarget[];
-  /**
-   * The caller runs no other applier of `group` at the same time (the supervised full-data
-   * phase runs one applier process). The applier then fetches with its own Fetch requests from
-   * the offsets the destination holds, without a consumer group (no Kafka committed offsets
-   * either), and holds a session advisory lock on the destination for the group so that a
-   * second one fails at start instead of applying the same partitions.
-   */
-  exclusive?: boolean;
   /** Tables loaded before their key exists (prepareKeyConstraints); see PgRowApplier. */
   deferredKeys?: DeferredKeys;
   onApplied?: (target: ApplierTarget, rows: number) => void;
@@ -137,22 +112,20 @@ interface Work {
  * most two fetch responses plus one decoded batch per lane; with its own Fetch requests, a
  * compressed partition is fetched in fewer bytes by its last measured expansion, so that a round
  * stays near SNAPSHOT_FETCH_RECORDS once decompressed.
- * Two ways to fetch: as one kafkajs consumer group (Kafka offsets are committed too, after the
- * destination commit, for monitoring only), or, with `exclusive`, by its own Fetch requests.
+ * It is the only reader of the group's partitions (the supervised full-data phase runs one
+ * applier process; a session advisory lock on the destination refuses a second one), and
+ * fetches every partition of its topics through the consumer loop (exclusive membership).
  */
-export class SnapshotApplier {
-  private consumer: Consumer | null = null;
-  private fetcher: KafkaPartitionFetcher | null = null;
+export class SnapshotApplier implements Applier {
+  private consumer: ConsumerLoop | null = null;
   private applied = new Map<string, bigint>();
-  private failure: Error | null = null;
+  private readonly latch = new FailureLatch();
   private readonly decoder: RecordDecoder;
   private readonly copyDecoder: AvroCopyDecoder;
   private readonly byTopic: Map<string, ApplierTarget>;
   private readonly concurrency: number;
   private readonly lanes: Lane[] = [];
   private readonly pool = new LanePool<Lane>();
-  private running = false;
-  private loop: Promise<void> = Promise.resolve();
   /** The last batch started per "topic:partition": the next one waits for it. */
   private readonly tails = new Map<string, Promise<void>>();
   /** Record bytes per fetched byte of each "topic:partition"'s last round (compression). */
@@ -170,7 +143,7 @@ export class SnapshotApplier {
   }
 
   get error(): Error | null {
-    return this.failure;
+    return this.latch.error ?? this.consumer?.error ?? null;
   }
 
   /** Next offsets the destination holds, per "topic:partition". */
@@ -186,11 +159,33 @@ export class SnapshotApplier {
       await client.query(PIPELINE_SESSION_SQL);
       this.pool.add(lane);
     }
-    if (this.opts.exclusive) await this.lock();
-    this.applied = await readOffsets(this.opts.destination, this.opts.group, [...this.byTopic.keys()]);
-    this.running = true;
-    if (this.opts.exclusive) await this.startFetcher();
-    else await this.startConsumer();
+    await this.lock();
+    this.consumer = new ConsumerLoop(
+      {
+        kafka: this.opts.kafka,
+        group: this.opts.group,
+        topics: [...this.byTopic.keys()],
+        membership: 'exclusive',
+        fetch: {
+          maxWaitMs: APPLIER_FETCH.maxWaitMs,
+          ...SNAPSHOT_FETCH_RECORDS,
+          expansion: (topic, partition) => this.expansion.get(`${topic}:${partition}`) ?? UNSEEN_EXPANSION,
+        },
+      },
+      {
+        offsets: (partitions) => this.readOffsets(partitions),
+        take: (round) => this.take(round),
+        drain: () => this.drain(),
+      },
+    );
+    await this.consumer.start();
+  }
+
+  private async readOffsets(partitions: readonly TopicPartition[]): Promise<Map<string, bigint>> {
+    this.applied = await readOffsets(this.opts.destination, this.opts.group, [
+      ...new Set(partitions.map((p) => p.topic)),
+    ]);
+    return this.applied;
   }
 
   private async lock(): Promise<void> {
@@ -204,38 +199,19 @@ export class SnapshotApplier {
       );
   }
 
-  private async startFetcher(): Promise<void> {
-    const fetcher = new KafkaPartitionFetcher(this.opts.kafka, [...this.byTopic.keys()], {
-      maxWaitMs: APPLIER_FETCH.maxWaitTimeInMs,
-      ...SNAPSHOT_FETCH_RECORDS,
-      expansion: (topic, partition) => this.expansion.get(`${topic}:${partition}`) ?? UNSEEN_EXPANSION,
-    });
-    this.fetcher = fetcher;
-    await fetcher.connect((topic, partition) => this.applied.get(`${topic}:${partition}`) ?? 0n);
-    this.loop = this.fetchLoop(fetcher).catch((err) => this.fail(err));
+  /** Each partition's batches on the next free lane, after that partition's previous batch. */
+  private async take(round: PartitionData[]): Promise<void> {
+    for (const data of round) {
+      const lane = await this.pool.take();
+      if (this.error) {
+        this.pool.give(lane);
+        return;
+      }
+      this.dispatch(lane, this.workOf(data));
+    }
   }
 
-  /** Fetches round after round, one round ahead of the batches being applied. */
-  private async fetchLoop(fetcher: KafkaPartitionFetcher): Promise<void> {
-    let next = fetcher.fetch();
-    while (this.running && !this.failure) {
-      const round = await next;
-      if (!this.running || this.failure) break;
-      next = fetcher.fetch();
-      // Settled later by the await above; this only keeps a failure from being unhandled meanwhile.
-      next.catch(() => undefined);
-      for (const data of round) {
-        const lane = await this.pool.take();
-        if (this.failure || !this.running) {
-          this.pool.give(lane);
-          break;
-        }
-        this.dispatch(lane, this.workOf(data));
-      }
-    }
-    // A round fetched ahead is dropped (its records are fetched again from the stored offsets),
-    // but finished before stop() closes the fetcher's connections.
-    await next.catch(() => undefined);
+  private async drain(): Promise<void> {
     await Promise.all(this.tails.values());
   }
 
@@ -279,61 +255,13 @@ export class SnapshotApplier {
     const prev = this.tails.get(key) ?? Promise.resolve();
     const task = prev
       .then(() => {
-        if (this.failure) return;
+        if (this.error) return;
         if (work.nextOffset <= (this.applied.get(key) ?? 0n)) return;
         return this.apply(lane, work);
       })
-      .catch((err) => this.fail(err))
+      .catch((err) => this.latch.fail(err))
       .finally(() => this.pool.give(lane));
     this.tails.set(key, task);
-  }
-
-  private async startConsumer(): Promise<void> {
-    registerKafkajsLz4();
-    const consumer = this.opts.kafka.consumer({ groupId: this.opts.group, ...APPLIER_FETCH });
-    this.consumer = consumer;
-    await consumer.connect();
-    for (const topic of this.byTopic.keys()) await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.concurrency,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (!isRunning() || isStale() || this.failure) return;
-        const key = `${batch.topic}:${batch.partition}`;
-        const from = this.applied.get(key) ?? 0n;
-        const fresh = batch.messages.filter((m) => BigInt(m.offset) >= from);
-        if (fresh.length === 0) {
-          if (batch.messages.length) resolveOffset(batch.messages[batch.messages.length - 1].offset);
-          return;
-        }
-        const lastOffset = fresh[fresh.length - 1].offset;
-        const work: Work = {
-          topic: batch.topic,
-          partition: batch.partition,
-          offsets: fresh.map((m) => m.offset),
-          bufs: fresh.map((m) => m.value),
-          starts: fresh.map(() => 0),
-          ends: fresh.map((m) => m.value?.length ?? 0),
-          nextOffset: BigInt(lastOffset) + 1n,
-        };
-        const lane = await this.pool.take();
-        try {
-          await this.apply(lane, work);
-        } catch (err) {
-          this.fail(err);
-          throw err;
-        } finally {
-          this.pool.give(lane);
-        }
-        resolveOffset(lastOffset);
-        // Kafka's committed offsets follow the destination's, for monitoring tools only.
-        await consumer.commitOffsets([
-          { topic: batch.topic, partition: batch.partition, offset: work.nextOffset.toString() },
-        ]);
-        await heartbeat();
-      },
-    });
   }
 
   /**
@@ -417,8 +345,8 @@ export class SnapshotApplier {
       if (!buf) continue;
       const start = starts[i];
       const end = ends[i];
-      if (end - start < 7 || buf[start] !== 0) return undefined;
-      const id = buf.readInt32BE(start + 1);
+      const id = end - start < 7 ? -1 : wireSchemaId(buf, start, end);
+      if (id < 0) return undefined;
       if (id !== lastId) {
         if (!this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
         if (!types) {
@@ -466,8 +394,8 @@ export class SnapshotApplier {
       if (!buf) continue;
       const start = starts[i];
       const end = ends[i];
-      const id = end - start >= 5 ? buf.readInt32BE(start + 1) : -1;
-      if (buf[start] === 0 && id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+      const id = wireSchemaId(buf, start, end);
+      if (id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
       let op: string;
       let cols: string[];
       const fast = this.copyDecoder.decodeRange(buf, start, end, sink);
@@ -497,24 +425,16 @@ export class SnapshotApplier {
     return { format: 'text', columns, rows: sink.rows, chunks: sink.take() };
   }
 
-  private fail(err: unknown): void {
-    this.failure ??= err instanceof Error ? err : new PgferryError(String(err));
-  }
-
   /**
-   * Stops fetching, lets the batches under way commit (or fail), leaves the group, and ends the
-   * connections it opened (not `destination`; the advisory lock goes with its session).
+   * Stops fetching, lets the batches under way commit (or fail), and ends the connections it
+   * opened (not `destination`; the advisory lock goes with its session, and is released here).
    */
   async stop(): Promise<void> {
-    this.running = false;
-    await this.consumer?.disconnect().catch(() => undefined);
-    await this.loop;
-    await Promise.all(this.tails.values());
-    await this.fetcher?.close().catch(() => undefined);
-    if (this.opts.exclusive)
-      await this.opts.destination
-        .query('SELECT pg_advisory_unlock($1, hashtext($2))', [EXCLUSIVE_LOCK_CLASS, this.opts.group])
-        .catch(() => undefined);
+    await this.consumer?.stop();
+    await this.drain();
+    await this.opts.destination
+      .query('SELECT pg_advisory_unlock($1, hashtext($2))', [EXCLUSIVE_LOCK_CLASS, this.opts.group])
+      .catch(() => undefined);
     await Promise.all(this.lanes.slice(1).map((l) => l.client.end().catch(() => undefined)));
   }
 }

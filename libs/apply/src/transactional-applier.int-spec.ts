@@ -137,13 +137,12 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
 
   function applier(group: string, extra: Partial<TransactionalApplierOptions> = {}) {
     return new TransactionalApplier({
-      kafka,
+      kafka: { brokers: broker.brokers, clientId: 'transactional-applier-test' },
       registry: new RegistryClient(broker.registryUrl!),
       connect: () => pg.connect(),
       group,
       targets,
       transactionsTopic: txTopic,
-      consumer: { sessionTimeout: 6000, heartbeatInterval: 500 },
       ...extra,
     });
   }

@@ -1,9 +1,12 @@
 import type { Client } from 'pg';
-import type { Consumer, KafkaMessage, Producer } from 'kafkajs';
 import { DataError, PgferryError } from '@pgferry/core';
 import { classifyPgError, quoteQualified, formatLsn, PIPELINE_SESSION_SQL } from '@pgferry/pg';
 import type { TargetTable } from './pg-row-applier';
-import { APPLIER_FETCH, type ApplierTarget } from './snapshot-applier';
+import { APPLIER_FETCH, type Applier, type ApplierTarget } from './applier';
+import { ConsumerLoop } from './consumer-loop';
+import { DeadLetters } from './dead-letter';
+import type { PartitionData } from '@pgferry/kafka';
+import { forEachRecordView, recordHeader } from '@pgferry/kafka-protocol';
 import {
   RecordDecoder,
   type DecodedChange,
@@ -13,20 +16,29 @@ import {
 import { readOffsets, readStreamPositions, storeOffsets } from '@pgferry/control';
 import { Throttle } from './throttle';
 import { PgChangeApplier } from './pg-change-applier';
-import { sendToDeadLetter, type TopicApplierOptions } from './topic-applier';
-import { registerKafkajsLz4 } from '@pgferry/kafka';
+import type { PerKeyApplierOptions } from './per-key-applier';
 
-export interface TransactionalApplierOptions extends Omit<TopicApplierOptions, 'concurrency'> {
+export interface TransactionalApplierOptions extends Omit<
+  PerKeyApplierOptions,
+  'concurrency' | 'membership'
+> {
   /** The transaction metadata topic (`<prefix>.transactions`, one partition). */
   transactionsTopic: string;
   /** Records held per partition before its fetching pauses (bytes; default 8 MB). */
   maxQueuedBytes?: number;
 }
 
+/** A fetched record as the applier keeps it (key and value are views of the fetch response). */
+interface Message {
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
 /** A fetched record waiting to be applied, with its stream position split out. */
 interface Queued {
   offset: bigint;
-  message: KafkaMessage;
+  message: Message;
   /** The header pgferry.pos, whole (it is stored with the offsets). */
   pos: Buffer;
   lsn: bigint;
@@ -84,7 +96,7 @@ interface Pending {
   target: ApplierTarget;
   shape: string;
   changes: DecodedChange[];
-  messages: Array<{ partition: number; message: KafkaMessage }>;
+  messages: Array<{ partition: number; message: Message }>;
   bytes: number;
 }
 
@@ -131,9 +143,9 @@ const head = (q: PartitionQueue): Queued | undefined => q.items[q.start];
  * time inside savepoints, and a change that cannot be applied goes to the dead-letter topic
  * before the transaction commits (after a crash right then it can be parked a second time).
  */
-export class TransactionalApplier {
-  private readonly consumer: Consumer;
-  private producer: Producer | null = null;
+export class TransactionalApplier implements Applier {
+  private consumer: ConsumerLoop | null = null;
+  private deadLetters: DeadLetters | null = null;
   private readonly decoder: RecordDecoder;
   private readonly byTopic: Map<string, ApplierTarget>;
   private readonly throttle: Throttle;
@@ -153,11 +165,8 @@ export class TransactionalApplier {
   private loop: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
   private readonly applied = new Map<string, bigint>();
-  deadLettered = 0;
 
   constructor(private readonly opts: TransactionalApplierOptions) {
-    registerKafkajsLz4();
-    this.consumer = opts.kafka.consumer({ groupId: opts.group, ...APPLIER_FETCH, ...opts.consumer });
     this.decoder = new RecordDecoder(opts.registry);
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
     this.throttle = new Throttle(opts.throttle ?? {});
@@ -166,7 +175,12 @@ export class TransactionalApplier {
   }
 
   get error(): Error | null {
-    return this.failure;
+    return this.failure ?? this.consumer?.error ?? null;
+  }
+
+  /** Records parked in the dead-letter topic since start. */
+  get deadLettered(): number {
+    return this.deadLetters?.count ?? 0;
   }
 
   /** Next offsets the destination holds, per "topic:partition" of the table topics. */
@@ -196,30 +210,27 @@ export class TransactionalApplier {
     }
     this.storedOffsets = stored;
     if (this.opts.onError === 'dead-letter') {
-      this.producer = this.opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      await this.producer.connect();
+      this.deadLetters = new DeadLetters(this.opts.kafka, this.opts.deadLetterTopic!);
+      await this.deadLetters.connect();
     }
-    await this.consumer.connect();
-    for (const topic of topics) await this.consumer.subscribe({ topic, fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
-        if (!isRunning() || isStale() || this.failure) return;
-        try {
-          this.enqueue(batch.topic, batch.partition, batch.messages);
-        } catch (err) {
-          this.fail(err);
-          return;
-        }
-        if (batch.messages.length) resolveOffset(batch.messages[batch.messages.length - 1].offset);
-        const q = this.queue(batch.topic, batch.partition);
-        if (!q.paused && q.bytes > (this.opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES)) {
-          q.paused = true;
-          this.consumer.pause([{ topic: q.topic, partitions: [q.partition] }]);
-        }
+    // Every partition of every topic is this applier's: whole transactions span them all.
+    this.consumer = new ConsumerLoop(
+      {
+        kafka: this.opts.kafka,
+        group: this.opts.group,
+        topics,
+        membership: 'exclusive',
+        fetch: APPLIER_FETCH,
       },
-    });
+      {
+        offsets: async () => this.storedOffsets,
+        take: async (round) => {
+          for (const data of round) this.enqueueData(data);
+        },
+        drain: async () => undefined,
+      },
+    );
+    await this.consumer.start();
     this.loop = this.run().catch((err) => {
       // A lost connection is retriable (the applier is restarted); a refused change names its table.
       if (!this.stopping) this.fail(classifyPgError(err, 'applying source transactions'));
@@ -253,19 +264,51 @@ export class TransactionalApplier {
     return q;
   }
 
+  /** Queues a round's records of one partition (a failure stops the applier). */
+  private enqueueData(data: PartitionData): void {
+    if (this.failure) return;
+    const where = `Kafka topic ${data.topic} partition ${data.partition}`;
+    const records: Array<{ message: Message; header: Buffer | null }> = [];
+    try {
+      for (const b of data.batches)
+        forEachRecordView(b, data.from, where, (r) =>
+          records.push({
+            message: {
+              offset: BigInt(r.offset),
+              key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
+              value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
+            },
+            header: recordHeader(r, STREAM_POSITION_HEADER),
+          }),
+        );
+      this.enqueue(data.topic, data.partition, records);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    const q = this.queue(data.topic, data.partition);
+    if (!q.paused && q.bytes > (this.opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES)) {
+      q.paused = true;
+      this.consumer!.pause(q.topic, q.partition);
+    }
+  }
+
   /** Queues fetched records past what was queued or applied before; a record lost in between is an error. */
-  private enqueue(topic: string, partition: number, messages: KafkaMessage[]): void {
+  private enqueue(
+    topic: string,
+    partition: number,
+    records: Array<{ message: Message; header: Buffer | null }>,
+  ): void {
     const q = this.queue(topic, partition);
     const wasEmpty = !head(q);
-    for (const m of messages) {
-      const offset = BigInt(m.offset);
+    for (const { message: m, header } of records) {
+      const offset = m.offset;
       if (offset < q.fetchedNext) continue;
       if (offset > q.fetchedNext)
         throw new DataError(
           `${topic}/${partition}: the next record to apply is at offset ${q.fetchedNext} but Kafka returned ${offset}; records in between were deleted (retention) before they were applied: start the task again from the full load`,
         );
-      const header = m.headers?.[STREAM_POSITION_HEADER];
-      if (!Buffer.isBuffer(header) || header.length !== 12)
+      if (!header || header.length !== 12)
         throw new DataError(
           `${topic}/${partition}@${offset} has no ${STREAM_POSITION_HEADER} header: options.consistency transactional applies only records written by pgferry's stream capture`,
         );
@@ -304,7 +347,7 @@ export class TransactionalApplier {
     if (next) this.heads.set(posKey(next.lsn, next.seq), q);
     if (q.paused && q.bytes < (this.opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES) / 2) {
       q.paused = false;
-      this.consumer.resume([{ topic: q.topic, partitions: [q.partition] }]);
+      this.consumer!.resume(q.topic, q.partition);
     }
     return item;
   }
@@ -466,16 +509,13 @@ export class TransactionalApplier {
     await storeOffsets(this.client!, this.opts.group, marks);
   }
 
-  /** After a commit: offsets are the destination's now; Kafka's follow, for monitoring tools. */
+  /** After a commit: offsets are the destination's now. */
   private async committed(): Promise<void> {
-    const commits: Array<{ topic: string; partition: number; offset: string }> = [];
     for (const q of this.queues.values()) {
       if (!q.dirty) continue;
       q.dirty = false;
       if (this.byTopic.has(q.topic)) this.applied.set(`${q.topic}:${q.partition}`, q.takenNext);
-      commits.push({ topic: q.topic, partition: q.partition, offset: q.takenNext.toString() });
     }
-    if (commits.length) await this.consumer.commitOffsets(commits).catch(() => undefined);
   }
 
   /**
@@ -607,13 +647,12 @@ export class TransactionalApplier {
         await client.query('ROLLBACK TO SAVEPOINT pgferry_one');
         changes.forgetStages(true);
         const { partition, message } = run.messages[i];
-        await sendToDeadLetter(this.producer!, this.opts.deadLetterTopic!, message, err.message, {
+        await this.deadLetters!.park(message, err.message, {
           topic: target.topic,
           partition,
           table: quoteQualified(target.schema, target.table),
         });
-        this.deadLettered++;
-        this.opts.onDeadLetter?.(target, message.offset, err.message);
+        this.opts.onDeadLetter?.(target, message.offset.toString(), err.message);
       }
     }
   }
@@ -622,8 +661,8 @@ export class TransactionalApplier {
     this.stopping = true;
     this.signal();
     await this.loop;
-    await this.consumer.disconnect().catch(() => undefined);
-    await this.producer?.disconnect().catch(() => undefined);
+    await this.consumer?.stop();
+    await this.deadLetters?.close();
     await this.client?.end().catch(() => undefined);
   }
 }

@@ -6,6 +6,7 @@ import { readInt, readLength, readLong, type Cursor } from './avro-cursor';
 import { binaryFieldWriter, type BinaryWriter } from './avro-binary-fields';
 import type { CopyBinarySink } from '@pgferry/pg';
 import { CopyTextSink } from '@pgferry/pg';
+import { requireWireSchemaId } from './confluent-wire';
 
 export { CopyTextSink };
 
@@ -245,11 +246,7 @@ export class AvroCopyDecoder {
 
   /** The loaded plan of the wire-format value buf[start, end). */
   private planOf(buf: Buffer, start: number, end: number): CopyPlan {
-    if (end - start < 7 || buf[start] !== 0)
-      throw new DataError(
-        `not a Confluent wire-format Avro value (magic byte ${buf[start]}, length ${end - start})`,
-      );
-    const id = buf.readInt32BE(start + 1);
+    const id = requireWireSchemaId(buf, start, end);
     const plan = this.plans.get(id);
     if (!plan) throw new RangeError(`schema ${id} is not loaded`);
     return plan;

@@ -1,7 +1,8 @@
 import avro from 'avsc';
 import type { ColumnInfo } from '@pgferry/pg';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
-import { fieldNames, keyIndexes, wire, type SourceInfo, type TableSchemas } from './table-codec';
+import { fieldNames, keyIndexes, type SourceInfo, type TableSchemas } from './table-codec';
+import { wire } from './confluent-wire';
 
 /**
  * Debezium's marker for a value the source did not send (a TOASTed column an UPDATE left

@@ -1,6 +1,7 @@
 import avro from 'avsc';
 import type { RegistryClient } from './registry-client';
 import { RegisteredSchemas } from './transaction-records';
+import { requireWireSchemaId, WIRE_HEADER_BYTES } from './confluent-wire';
 
 /**
  * The heartbeat topic `<prefix>.heartbeat` (Debezium's heartbeat format): one record for every
@@ -53,6 +54,6 @@ export class HeartbeatRecords {
 
 /** A record of the heartbeat topic, decoded (for consumers and tests). */
 export function decodeHeartbeatRecord(value: Buffer): { ts_ms: number } {
-  if (value.length < 5 || value[0] !== 0) throw new Error('not a Confluent wire-format Avro value');
-  return valueType.fromBuffer(value.subarray(5)) as { ts_ms: number };
+  requireWireSchemaId(value);
+  return valueType.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as { ts_ms: number };
 }

@@ -16,3 +16,11 @@ export {
   type TransactionRecord,
   TransactionRecords,
 } from './transaction-records';
+export {
+  requireWireSchemaId,
+  wire,
+  WIRE_HEADER_BYTES,
+  WIRE_MAGIC,
+  wireSchemaId,
+  writeWireHeader,
+} from './confluent-wire';

@@ -2,6 +2,7 @@ import avro from 'avsc';
 import { DataError } from '@pgferry/core';
 import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
 import type { RegistryClient } from './registry-client';
+import { requireWireSchemaId, WIRE_HEADER_BYTES } from './confluent-wire';
 
 export interface DecodedChange {
   op: 'r' | 'c' | 'u' | 'd' | 't';
@@ -55,12 +56,8 @@ export class RecordDecoder {
   }
 
   async decode(value: Buffer): Promise<DecodedChange> {
-    if (value.length < 5 || value[0] !== 0)
-      throw new DataError(
-        `not a Confluent wire-format Avro value (magic byte ${value[0]}, length ${value.length})`,
-      );
-    const plan = await this.plan(value.readInt32BE(1));
-    const env = plan.type.fromBuffer(value.subarray(5)) as {
+    const plan = await this.plan(requireWireSchemaId(value));
+    const env = plan.type.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as {
       before: Record<string, unknown> | null;
       after: Record<string, unknown> | null;
       op: DecodedChange['op'];

@@ -4,6 +4,7 @@ import type { ColumnInfo } from '@pgferry/pg';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
 import { AvroSlab, fieldWriter, type FieldWriter } from './avro-row-writer';
 import { rowsOfLines, type CopyRows } from '@pgferry/pg';
+import { wire, WIRE_HEADER_BYTES, writeWireHeader } from './confluent-wire';
 
 /**
  * The Avro schemas of one table's topic (Debezium's envelope and names) and the conversion of
@@ -183,15 +184,6 @@ export function keyIndexes(columns: ColumnInfo[]): number[] {
     .filter((x) => x.c.keyPosition > 0)
     .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
     .map((x) => x.i);
-}
-
-/** Confluent wire format: magic byte 0, the 4-byte schema id, the Avro body. */
-export function wire(id: number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0;
-  out.writeInt32BE(id, 1);
-  body.copy(out, 5);
-  return out;
 }
 
 /**
@@ -456,12 +448,10 @@ export class TableEncoder {
   private writeValue(out: AvroSlab, line: Buffer, tail: Buffer): void {
     const bounds = this.bounds;
     const width = this.columns.length;
-    out.ensure(7);
-    out.buf[out.pos] = 0;
-    out.buf.writeInt32BE(this.ids.value, out.pos + 1);
-    out.buf[out.pos + 5] = 0; // before: null
-    out.buf[out.pos + 6] = 2; // after: the record branch
-    out.pos += 7;
+    out.ensure(WIRE_HEADER_BYTES + 2);
+    out.pos = writeWireHeader(out.buf, out.pos, this.ids.value);
+    out.buf[out.pos++] = 0; // before: null
+    out.buf[out.pos++] = 2; // after: the record branch
     for (let i = 0; i < width; i++) {
       const start = bounds[i];
       const end = bounds[i + 1] - 1;
@@ -479,10 +469,8 @@ export class TableEncoder {
   /** The key (wire format) of the row cut last, at out.pos. */
   private writeKey(out: AvroSlab, line: Buffer): void {
     const bounds = this.bounds;
-    out.ensure(5);
-    out.buf[out.pos] = 0;
-    out.buf.writeInt32BE(this.ids.key!, out.pos + 1);
-    out.pos += 5;
+    out.ensure(WIRE_HEADER_BYTES);
+    out.pos = writeWireHeader(out.buf, out.pos, this.ids.key!);
     for (let k = 0; k < this.keyIdx.length; k++) {
       const i = this.keyIdx[k];
       const start = bounds[i];

@@ -1,7 +1,7 @@
 import avro from 'avsc';
 import type { RegistryClient } from './registry-client';
-import { wire } from './table-codec';
 import type { Lsn } from '@pgferry/pg';
+import { requireWireSchemaId, wire, WIRE_HEADER_BYTES } from './confluent-wire';
 
 /**
  * The transaction metadata topic `<prefix>.transactions` (Debezium's format): a BEGIN record
@@ -142,6 +142,6 @@ export interface TransactionRecord {
 }
 
 export function decodeTransactionRecord(value: Buffer): TransactionRecord {
-  if (value.length < 5 || value[0] !== 0) throw new Error('not a Confluent wire-format Avro value');
-  return valueType.fromBuffer(value.subarray(5)) as TransactionRecord;
+  requireWireSchemaId(value);
+  return valueType.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as TransactionRecord;
 }

@@ -3,6 +3,8 @@ export {
   ControlStore,
   ensureControlSchema,
   type OffsetMark,
+  OffsetFenceError,
+  type OffsetUpdate,
   type PhaseName,
   readOffsets,
   readStreamPositions,

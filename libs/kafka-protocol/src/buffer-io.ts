@@ -1,6 +1,7 @@
 /**
- * Big-endian readers and writers for the Kafka wire primitives (non-flexible encodings) and the
- * zig-zag varints used inside record batches. A read past the end throws ProtocolError, which the
+ * Big-endian readers and writers for the Kafka wire primitives (non-flexible encodings; the
+ * zig-zag varints inside record batches are in varint.ts). A read past the end throws
+ * ProtocolError, which the
  * server turns into a closed connection, as Kafka does for a request it cannot parse.
  */
 export class ProtocolError extends Error {
@@ -92,46 +93,6 @@ export class Reader {
     this.need(16);
     const b = this.buf.subarray(this.pos, this.pos + 16);
     this.pos += 16;
-    return b;
-  }
-  /** Unsigned LEB128 varint. */
-  uvarint(): number {
-    let value = 0;
-    let shift = 0;
-    for (;;) {
-      this.need(1);
-      const byte = this.buf[this.pos++];
-      value += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return value;
-      shift += 7;
-      if (shift > 28) throw new ProtocolError('varint too long');
-    }
-  }
-  /** Zig-zag varint (record fields). */
-  varint(): number {
-    const u = this.uvarint();
-    return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
-  }
-  varlong(): bigint {
-    let value = 0n;
-    let shift = 0n;
-    for (;;) {
-      this.need(1);
-      const byte = this.buf[this.pos++];
-      value |= BigInt(byte & 0x7f) << shift;
-      if ((byte & 0x80) === 0) break;
-      shift += 7n;
-      if (shift > 63n) throw new ProtocolError('varlong too long');
-    }
-    return (value >> 1n) ^ -(value & 1n);
-  }
-  /** Varint-length bytes inside records; -1 is null. */
-  varbytes(): Buffer | null {
-    const len = this.varint();
-    if (len < 0) return null;
-    this.need(len);
-    const b = this.buf.subarray(this.pos, this.pos + len);
-    this.pos += len;
     return b;
   }
 }
@@ -230,44 +191,25 @@ export class Writer {
     this.pos += b.length;
     return this;
   }
-  nbytes(v: Buffer | null | undefined): this {
+  /**
+   * Int32-length bytes; -1 is null. A list of buffers is written as one field, their bytes in
+   * order (a record batch whose header and records live in different buffers).
+   */
+  nbytes(v: Buffer | readonly Buffer[] | null | undefined): this {
     if (v === null || v === undefined) return this.int32(-1);
-    this.int32(v.length);
-    return this.raw(v);
+    if (Buffer.isBuffer(v)) {
+      this.int32(v.length);
+      return this.raw(v);
+    }
+    this.int32(v.reduce((n, b) => n + b.length, 0));
+    for (const b of v) this.raw(b);
+    return this;
   }
   bytes(v: Buffer | null | undefined): this {
     return this.nbytes(v ?? Buffer.alloc(0));
   }
   uuid(v: Buffer | null | undefined): this {
     return this.raw(v && v.length === 16 ? v : Buffer.alloc(16));
-  }
-  uvarint(v: number): this {
-    this.ensure(5);
-    while (v >= 0x80) {
-      this.buf[this.pos++] = (v & 0x7f) | 0x80;
-      v = Math.floor(v / 128);
-    }
-    this.buf[this.pos++] = v;
-    return this;
-  }
-  varint(v: number): this {
-    return this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
-  }
-  varlong(v: bigint): this {
-    let u = (v << 1n) ^ (v >> 63n);
-    if (u < 0n) u += 1n << 64n;
-    this.ensure(10);
-    while (u >= 0x80n) {
-      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
-    }
-    this.buf[this.pos++] = Number(u);
-    return this;
-  }
-  varbytes(v: Buffer | null): this {
-    if (v === null) return this.varint(-1);
-    this.varint(v.length);
-    return this.raw(v);
   }
   /** The written bytes as one buffer (a copy only when something was spliced). */
   finish(): Buffer {

@@ -1,7 +1,10 @@
 import { Reader, Writer } from './buffer-io';
 import { crc32c } from '@pgferry/core';
 import { API_SPECS, ApiKey } from './messages';
-import { buildBatch, decodeRecords, readBatchHeader, splitAndValidate } from './record-batch';
+import { readBatchHeader, splitAndValidate } from './record-batch';
+import { decodeRecords } from './record-batch-reader';
+import { buildBatch } from './record-batch-writer';
+import { readVarint, readVarlong, varintBytes, varlongBytes, writeVarint, writeVarlong } from './varint';
 import { readStruct, writeStruct } from './schema-codec';
 
 describe('crc32c', () => {
@@ -23,15 +26,30 @@ describe('varints', () => {
     [64, [0x80, 0x01]],
     [300, [0xd8, 0x04]],
   ])('zig-zag %d', (value, bytes) => {
-    const w = new Writer().varint(value);
-    expect([...w.finish()]).toEqual(bytes);
-    expect(new Reader(Buffer.from(bytes)).varint()).toBe(value);
+    const buf = Buffer.alloc(5);
+    expect([...buf.subarray(0, writeVarint(buf, 0, value))]).toEqual(bytes);
+    expect(varintBytes(value)).toBe(bytes.length);
+    expect(readVarint({ buf: Buffer.from(bytes), pos: 0 })).toBe(value);
+    expect([...buf.subarray(0, writeVarlong(buf, 0, BigInt(value)))]).toEqual(bytes);
   });
 
-  it('round-trips varlongs at the int64 extremes', () => {
-    for (const v of [0n, -1n, 9223372036854775807n, -9223372036854775808n, 1700000000000n]) {
-      expect(new Reader(new Writer().varlong(v).finish()).varlong()).toBe(v);
+  it('round-trips varints at the int32 extremes and varlongs at the int64 extremes', () => {
+    for (const v of [2 ** 31 - 1, -(2 ** 31), 2 ** 28, -(2 ** 28) - 1]) {
+      const buf = Buffer.alloc(5);
+      const end = writeVarint(buf, 0, v);
+      expect(end).toBe(varintBytes(v));
+      expect(readVarint({ buf, pos: 0 })).toBe(v);
     }
+    for (const v of [0n, -1n, 9223372036854775807n, -9223372036854775808n, 1700000000000n]) {
+      const buf = Buffer.alloc(10);
+      const end = writeVarlong(buf, 0, v);
+      expect(end).toBe(varlongBytes(v));
+      expect(readVarlong({ buf, pos: 0 })).toBe(v);
+    }
+    // Kafka's ByteUtils: int64 max is ten bytes, all but the last with the continuation bit.
+    const max = Buffer.alloc(10);
+    writeVarlong(max, 0, 9223372036854775807n);
+    expect([...max]).toEqual([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
   });
 });
 

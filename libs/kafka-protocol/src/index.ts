@@ -1,54 +1,67 @@
+export type * from './api-types';
 export { ProtocolError, Reader, Writer } from './buffer-io';
+export { kafkaErrorCode, type KafkaErrorCode } from './error-codes';
 export {
-  decodeFetchResponse,
-  encodeFetchRequest,
-  FETCH_API_KEY,
-  FETCH_VERSION,
-  type FetchedPartition,
-  type FetchLimits,
-  type FetchPartition,
-} from './fetch';
-export { API_SPECS, ApiKey, ErrorCode } from './messages';
-export {
-  type BatchSource,
-  decodeProduceResponse,
-  encodeProduceFrame,
-  encodeProduceRequest,
-  type PartitionBatch,
-  type PartitionResult,
-  PRODUCE_API_KEY,
-  PRODUCE_MAX_VERSION,
-  PRODUCE_MIN_VERSION,
-} from './produce';
-export {
-  type BatchView,
-  forEachRecord,
-  forEachRecordRange,
-  scanBatches,
-  visibleBatches,
-} from './record-batch-reader';
+  apiName,
+  decodeResponseBody,
+  encodeRequestFrame,
+  encodeResponseFrame,
+  responseCorrelationId,
+  SPLICE_BYTES,
+} from './frames';
+export { API_SPECS, ApiKey, ErrorCode, type ApiSpec } from './messages';
 export {
   BATCH_HEADER_BYTES,
-  type BatchProducer,
-  CODEC_LZ4,
-  PartitionRecords,
-  planBatch,
-  varintBytes,
-  writeBatchHeader,
-  writeRecordBatch,
-  writeRecordBatchInto,
-  writeVarint,
-} from './record-batch-writer';
-export {
-  BATCH_HEADER_SIZE,
-  type BatchHeader,
-  buildBatch,
+  batchRecords,
   canDecode,
-  decodeRecords,
+  checkBatch,
+  codecName,
+  Compression,
   InvalidBatchError,
   LOG_OVERHEAD,
+  NO_PRODUCER,
   readBatchHeader,
   rebuildCodec,
+  sealBatch,
   splitAndValidate,
+  writeBatchHeader,
+  type BatchHeader,
+  type BatchHeaderFields,
+  type BatchProducer,
 } from './record-batch';
+export {
+  decodeRecords,
+  forEachRecord,
+  forEachRecordRange,
+  forEachRecordView,
+  recordHeader,
+  recordHeaders,
+  scanBatches,
+  visibleBatches,
+  type AbortedTransaction,
+  type BatchView,
+  type KafkaRecord,
+  type RecordView,
+} from './record-batch-reader';
+export {
+  buildBatch,
+  compressBatch,
+  encodeHeaders,
+  PartitionRecords,
+  planBatch,
+  writeRecordBatch,
+  writeRecordBatchInto,
+  type BuildBatchOptions,
+  type BuildRecord,
+  type RecordHeader,
+} from './record-batch-writer';
 export { readStruct, writeStruct } from './schema-codec';
+export {
+  readVarint,
+  readVarlong,
+  varintBytes,
+  varlongBytes,
+  writeVarint,
+  writeVarlong,
+  type Cursor,
+} from './varint';

@@ -21,12 +21,14 @@ export const ApiKey = {
   SyncGroup: 14,
   DescribeGroups: 15,
   ListGroups: 16,
+  SaslHandshake: 17,
   ApiVersions: 18,
   CreateTopics: 19,
   DeleteTopics: 20,
   DeleteRecords: 21,
   InitProducerId: 22,
   DescribeConfigs: 32,
+  SaslAuthenticate: 36,
   CreatePartitions: 37,
 } as const;
 
@@ -563,6 +565,28 @@ const specs: ApiSpec[] = [
     response: [
       f('throttleTimeMs', 'int32'),
       f('results', arr([f('name', 'string'), f('errorCode', 'int16'), f('errorMessage', 'nstring')])),
+    ],
+  },
+  {
+    key: ApiKey.SaslHandshake,
+    name: 'SaslHandshake',
+    // v1: the SASL tokens then travel in SaslAuthenticate requests (v0 sent them unframed).
+    min: 1,
+    max: 1,
+    request: [f('mechanism', 'string')],
+    response: [f('errorCode', 'int16'), f('mechanisms', arr('string'))],
+  },
+  {
+    key: ApiKey.SaslAuthenticate,
+    name: 'SaslAuthenticate',
+    min: 0,
+    max: 1,
+    request: [f('authBytes', 'bytes')],
+    response: [
+      f('errorCode', 'int16'),
+      f('errorMessage', 'nstring'),
+      f('authBytes', 'bytes'),
+      f('sessionLifetimeMs', 'int64', 1),
     ],
   },
 ];

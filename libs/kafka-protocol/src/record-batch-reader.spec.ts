@@ -1,11 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { crc32c, DataError, lz4FrameCompress } from '@pgferry/core';
-import { API_SPECS, ApiKey } from './messages';
-import { readStruct, writeStruct } from './schema-codec';
-import { Reader, Writer } from './buffer-io';
 import { PartitionRecords, planBatch, writeRecordBatch } from './record-batch-writer';
-import { decodeFetchResponse, encodeFetchRequest, FETCH_VERSION } from './fetch';
 import {
   forEachRecord,
   forEachRecordRange,
@@ -195,86 +191,5 @@ describe('visibleBatches', () => {
     const visible = visibleBatches(all, [{ producerId: 1n, firstOffset: 0n }]);
     expect(visible.map((b) => b.baseOffset)).toEqual([2n, 6n, 8n]);
     expect(visibleBatches(all, []).map((b) => b.baseOffset)).toEqual([0n, 2n, 6n, 8n]);
-  });
-});
-
-describe('fetch request and response', () => {
-  const spec = API_SPECS.get(ApiKey.Fetch)!;
-
-  it('v4 request decodes with the broker codec', () => {
-    const bytes = encodeFetchRequest(
-      { maxWaitMs: 200, minBytes: 1, maxBytes: 16 << 20 },
-      new Map([
-        [
-          'pgferry.public.tëst',
-          [
-            { partition: 3, fetchOffset: 12n, maxBytes: 4 << 20 },
-            { partition: 0, fetchOffset: 2n ** 40n, maxBytes: 1 },
-          ],
-        ],
-        ['b', [{ partition: 1, fetchOffset: 0n, maxBytes: 5 }]],
-      ]),
-    );
-    const r = new Reader(bytes);
-    const req = readStruct<Record<string, unknown>>(r, spec.request, FETCH_VERSION);
-    expect(r.remaining()).toBe(0);
-    expect(req).toMatchObject({
-      replicaId: -1,
-      maxWaitMs: 200,
-      minBytes: 1,
-      maxBytes: 16 << 20,
-      isolationLevel: 1,
-      topics: [
-        {
-          topic: 'pgferry.public.tëst',
-          partitions: [
-            { partition: 3, fetchOffset: 12n, partitionMaxBytes: 4 << 20 },
-            { partition: 0, fetchOffset: 2n ** 40n, partitionMaxBytes: 1 },
-          ],
-        },
-        { topic: 'b', partitions: [{ partition: 1, fetchOffset: 0n, partitionMaxBytes: 5 }] },
-      ],
-    });
-  });
-
-  it('v4 response from the broker codec decodes per partition, records in place', () => {
-    const records = batch(5n, [randomBytes(10), null]);
-    const w = new Writer();
-    const partition = (partitionIndex: number, errorCode: number, r: Buffer | null, aborted: unknown[]) => ({
-      partitionIndex,
-      errorCode,
-      highWatermark: 7n,
-      lastStableOffset: 7n,
-      logStartOffset: 0n,
-      abortedTransactions: aborted,
-      preferredReadReplica: -1,
-      records: r,
-    });
-    writeStruct(
-      w,
-      spec.response,
-      {
-        throttleTimeMs: 0,
-        errorCode: 0,
-        sessionId: 0,
-        responses: [
-          {
-            topic: 't',
-            partitions: [
-              partition(0, 0, records, [{ producerId: 9n, firstOffset: 3n }]),
-              partition(1, 6, null, []),
-            ],
-          },
-        ],
-      },
-      FETCH_VERSION,
-    );
-    const out = decodeFetchResponse(w.finish()).get('t')!;
-    expect(out.map((p) => [p.partition, p.errorCode, p.highWatermark, p.abortedTransactions])).toEqual([
-      [0, 0, 7n, [{ producerId: 9n, firstOffset: 3n }]],
-      [1, 6, 7n, []],
-    ]);
-    expect(out[0].records.equals(records)).toBe(true);
-    expect(out[1].records.length).toBe(0);
   });
 });

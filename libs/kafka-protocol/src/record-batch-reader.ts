@@ -1,27 +1,20 @@
-import { gunzipSync } from 'node:zlib';
-import { crc32c, DataError, lz4FrameDecompress } from '@pgferry/core';
+import { DataError } from '@pgferry/core';
+import {
+  BATCH_HEADER_BYTES,
+  batchRecords,
+  checkBatch,
+  InvalidBatchError,
+  LOG_OVERHEAD,
+  readBatchHeader,
+} from './record-batch';
+import type { RecordHeader } from './record-batch-writer';
+import { readVarint, readVarlong, type Cursor } from './varint';
 
 /**
- * Reads Kafka record batches (magic v2) as a Fetch response carries them, without a Message
- * object or a copy per record: values are subarrays of the response's buffer. The layout is
- * record-batch-writer.ts's (Kafka's DefaultRecordBatch):
- *   0 baseOffset int64 | 8 batchLength int32 (bytes after it) | 12 partitionLeaderEpoch int32
- *   16 magic int8 | 17 crc uint32, CRC-32C of 21..end | 21 attributes int16 | 23 lastOffsetDelta int32
- *   27 firstTimestamp int64 | 35 maxTimestamp int64 | 43 producerId int64 | 51 producerEpoch int16
- *   53 baseSequence int32 | 57 recordCount int32 | 61 records
- * attributes: bits 0-2 compression codec, bit 3 timestamp type, bit 4 transactional, bit 5 control.
+ * Reads Kafka record batches (layout in record-batch.ts) as a Fetch response or a log segment
+ * carries them, without a Message object or a copy per record: keys, values and headers are
+ * ranges of the response's buffer (of the decompressed records for a compressed batch).
  */
-
-/** Bytes before a batch's records; batchLength counts from byte 12. */
-const HEADER_BYTES = 61;
-const LENGTH_END = 12;
-const COMPRESSION_MASK = 0x07;
-const TRANSACTIONAL = 0x10;
-const CONTROL = 0x20;
-const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'];
-const CODEC_NONE = 0;
-const CODEC_GZIP = 1;
-const CODEC_LZ4 = 3;
 
 /** One complete batch of a partition's records, by position in the response's buffer. */
 export interface BatchView {
@@ -45,45 +38,43 @@ export interface AbortedTransaction {
 /**
  * The complete batches in `records` (a Fetch response's records of one partition). A truncated
  * batch at the end (Kafka cuts at the byte limits) is left out: the next fetch starts at it.
- * `where` names the topic and partition in errors. Verifies each batch's CRC-32C here, before
- * its header (the control bit, the last offset) is trusted: a corrupt control bit must not drop
- * a data batch and move the offset past it.
+ * `where` names the topic and partition in errors. Checks each batch (checkBatch: magic, length,
+ * CRC-32C) before its header is trusted: a corrupt control bit must not drop a data batch and
+ * move the offset past it.
  */
 export function scanBatches(records: Buffer, where: string): BatchView[] {
   const out: BatchView[] = [];
   let pos = 0;
-  while (records.length - pos >= HEADER_BYTES) {
-    const size = records.readInt32BE(pos + 8);
-    const end = pos + LENGTH_END + size;
-    if (size < HEADER_BYTES - LENGTH_END)
-      throw new DataError(
-        `${where}: a record batch at byte ${pos} claims ${size} bytes, less than its header`,
-      );
-    const magic = records[pos + 16];
-    if (magic !== 2)
-      throw new DataError(
-        `${where}: record batch at offset ${records.readBigInt64BE(pos)} has message format v${magic}; the snapshot applier reads v2 only (Kafka 0.11 or later, log.message.format.version 0.11+)`,
-      );
-    if (end > records.length) break;
-    const stored = records.readUInt32BE(pos + 17);
-    const actual = crc32c(records, pos + 21, end);
-    if (stored !== actual)
-      throw new DataError(
-        `${where}: record batch at offset ${records.readBigInt64BE(pos)} fails its CRC-32C check (stored ${stored}, computed ${actual}); the data is corrupt in Kafka or on the way`,
-      );
-    const attributes = records.readInt16BE(pos + 21);
-    const baseOffset = records.readBigInt64BE(pos);
+  while (records.length - pos >= BATCH_HEADER_BYTES) {
+    const size = records.readInt32BE(pos + 8) + LOG_OVERHEAD;
+    const at = () => `${where}: record batch at offset ${records.readBigInt64BE(pos)}`;
+    if (size >= BATCH_HEADER_BYTES && pos + size > records.length && records[pos + 16] === 2) break;
+    try {
+      checkBatch(records, pos);
+    } catch (err) {
+      if (!(err instanceof InvalidBatchError)) throw err;
+      if (err.code === 'unsupported-magic')
+        throw new DataError(
+          `${at()} has message format v${records[pos + 16]}; pgferry reads v2 only (Kafka 0.11 or later, log.message.format.version 0.11+)`,
+        );
+      if (err.message.startsWith('record batch CRC mismatch'))
+        throw new DataError(
+          `${at()} fails its CRC-32C check (${err.message.slice(err.message.indexOf('(') + 1, -1)}); the data is corrupt in Kafka or on the way`,
+        );
+      throw new DataError(`${at()}: ${err.message}`);
+    }
+    const h = readBatchHeader(records, pos);
     out.push({
       buf: records,
       start: pos,
-      end,
-      baseOffset,
-      nextOffset: baseOffset + BigInt(records.readInt32BE(pos + 23)) + 1n,
-      producerId: records.readBigInt64BE(pos + 43),
-      transactional: (attributes & TRANSACTIONAL) !== 0,
-      control: (attributes & CONTROL) !== 0,
+      end: pos + size,
+      baseOffset: h.baseOffset,
+      nextOffset: h.baseOffset + BigInt(h.lastOffsetDelta) + 1n,
+      producerId: h.producerId,
+      transactional: h.isTransactional,
+      control: h.isControl,
     });
-    pos = end;
+    pos += size;
   }
   return out;
 }
@@ -113,78 +104,125 @@ export function visibleBatches(batches: BatchView[], aborted: readonly AbortedTr
 
 /** The control record type of a control batch: its first record's key is version int16, type int16. */
 function controlType(b: BatchView): number {
-  const c = { buf: b.buf, pos: b.start + HEADER_BYTES };
-  readVarint(c);
-  c.pos++;
-  skipVarint(c);
-  readVarint(c);
-  const keyLength = readVarint(c);
-  return keyLength >= 4 ? b.buf.readInt16BE(c.pos + 2) : -1;
-}
-
-interface Cursor {
-  buf: Buffer;
-  pos: number;
-}
-
-/** A zig-zag varint of at most 5 bytes (int32); one and two bytes (most fields of a record) inline. */
-function readVarint(c: Cursor): number {
-  const buf = c.buf;
-  const pos = c.pos;
-  const b0 = buf[pos];
-  if (b0 < 0x80) {
-    c.pos = pos + 1;
-    return (b0 >>> 1) ^ -(b0 & 1);
-  }
-  const b1 = buf[pos + 1];
-  if (b1 < 0x80) {
-    const z = (b0 & 0x7f) | (b1 << 7);
-    c.pos = pos + 2;
-    return (z >>> 1) ^ -(z & 1);
-  }
-  return readLongVarint(c);
-}
-
-function readLongVarint(c: Cursor): number {
-  const buf = c.buf;
-  let z = 0;
-  let shift = 0;
-  for (;;) {
-    const b = buf[c.pos++];
-    z += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) break;
-    shift += 7;
-    if (shift > 28) throw new RangeError('varint longer than 5 bytes');
-  }
-  return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-}
-
-function skipVarint(c: Cursor): void {
-  for (let i = 0; i < 10; i++) if (c.buf[c.pos++] < 0x80) return;
-  throw new RangeError('varlong longer than 10 bytes');
+  let type = -1;
+  forEachRecordView(b, 0n, 'control batch', (r) => {
+    if (type === -1 && r.keyEnd - r.keyStart >= 4) type = r.buf.readInt16BE(r.keyStart + 2);
+  });
+  return type;
 }
 
 /**
- * Calls `onRecord` for each record of the batch at or after offset `from`, in order, with its
- * offset and value (a subarray of the response, not a copy, or of the batch's decompressed
- * records; null for a tombstone). Reads uncompressed, lz4 and gzip batches (the CRC-32C was
- * verified by scanBatches); errors name `where` and the offset.
- * Offsets are numbers: exact below 2^53, far beyond any partition's offsets.
+ * One record as forEachRecordView hands it out: a view reused for every record of the call, so
+ * copy what must outlive the callback. Key and value are buf[start, end), start -1 for null.
  */
-export function forEachRecord(
-  batch: BatchView,
+export interface RecordView {
+  buf: Buffer;
+  offset: number;
+  timestampDelta: bigint;
+  keyStart: number;
+  keyEnd: number;
+  valueStart: number;
+  valueEnd: number;
+  /** Where the header count varint starts (headers are parsed only when asked, see recordHeaders). */
+  headersAt: number;
+}
+
+/** The headers of a record view, as objects (values are views of the batch). */
+export function recordHeaders(r: RecordView): RecordHeader[] {
+  const c: Cursor = { buf: r.buf, pos: r.headersAt };
+  const n = readVarint(c);
+  const out: RecordHeader[] = [];
+  for (let i = 0; i < n; i++) {
+    const kl = readVarint(c);
+    const key = r.buf.toString('utf8', c.pos, c.pos + kl);
+    c.pos += kl;
+    const vl = readVarint(c);
+    out.push({ key, value: vl < 0 ? null : r.buf.subarray(c.pos, c.pos + vl) });
+    c.pos += Math.max(vl, 0);
+  }
+  return out;
+}
+
+/** The value of a record's first header named `key` (a view), or null when it has none. */
+export function recordHeader(r: RecordView, key: string): Buffer | null {
+  const c: Cursor = { buf: r.buf, pos: r.headersAt };
+  const n = readVarint(c);
+  for (let i = 0; i < n; i++) {
+    const kl = readVarint(c);
+    const match = kl === Buffer.byteLength(key) && r.buf.toString('utf8', c.pos, c.pos + kl) === key;
+    c.pos += kl;
+    const vl = readVarint(c);
+    if (match) return vl < 0 ? null : r.buf.subarray(c.pos, c.pos + vl);
+    c.pos += Math.max(vl, 0);
+  }
+  return null;
+}
+
+/**
+ * Calls `onRecord` for each record of the batch at or after offset `from`, in order. Reads
+ * uncompressed, lz4 and gzip batches (the CRC-32C was verified by scanBatches or checkBatch);
+ * errors name `where` and the batch's offset. Offsets are numbers: exact below 2^53, far beyond
+ * any partition's offsets.
+ */
+export function forEachRecordView(
+  batch: Pick<BatchView, 'buf' | 'start' | 'end' | 'baseOffset'>,
   from: bigint,
   where: string,
-  onRecord: (offset: number, value: Buffer | null) => void,
+  onRecord: (record: RecordView) => void,
 ): void {
-  forEachRecordRange(batch, from, where, (offset, buf, start, end) =>
-    onRecord(offset, start < 0 ? null : buf.subarray(start, end)),
-  );
+  let records: { buf: Buffer; start: number; end: number };
+  try {
+    records = batchRecords(batch.buf, batch.start, batch.end);
+  } catch (err) {
+    if (!(err instanceof InvalidBatchError)) throw err;
+    throw new DataError(`${where}: record batch at offset ${batch.baseOffset} ${err.message}`);
+  }
+  const { buf, end } = records;
+  const base = Number(batch.baseOffset);
+  const first = Number(from);
+  const count = batch.buf.readInt32BE(batch.start + 57);
+  const c: Cursor = { buf, pos: records.start };
+  const view: RecordView = {
+    buf,
+    offset: 0,
+    timestampDelta: 0n,
+    keyStart: -1,
+    keyEnd: -1,
+    valueStart: -1,
+    valueEnd: -1,
+    headersAt: 0,
+  };
+  for (let i = 0; i < count; i++) {
+    try {
+      const length = readVarint(c);
+      const next = c.pos + length;
+      if (length < 0 || next > end) throw new RangeError(`record ${i} runs past the batch`);
+      c.pos++;
+      view.timestampDelta = buf[c.pos] === 0 ? (c.pos++, 0n) : readVarlong(c);
+      view.offset = base + readVarint(c);
+      const keyLength = readVarint(c);
+      view.keyStart = keyLength < 0 ? -1 : c.pos;
+      view.keyEnd = keyLength < 0 ? -1 : c.pos + keyLength;
+      if (keyLength > 0) c.pos += keyLength;
+      const valueLength = readVarint(c);
+      if (c.pos + Math.max(valueLength, 0) > next) throw new RangeError(`record ${i} runs past its length`);
+      view.valueStart = valueLength < 0 ? -1 : c.pos;
+      view.valueEnd = valueLength < 0 ? -1 : c.pos + valueLength;
+      view.headersAt = c.pos + Math.max(valueLength, 0);
+      c.pos = next;
+    } catch (err) {
+      throw new DataError(
+        `${where}: malformed record batch at offset ${batch.baseOffset}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    if (view.offset >= first) onRecord(view);
+  }
 }
 
 /**
- * forEachRecord without a Buffer per record: the value is buf[start, end) of the response's
- * buffer (of the decompressed records for a compressed batch), start -1 for a tombstone.
+ * forEachRecordView for the value alone: buf[start, end) of the response's buffer (of the
+ * decompressed records for a compressed batch), start -1 for a tombstone.
  */
 export function forEachRecordRange(
   batch: BatchView,
@@ -192,66 +230,49 @@ export function forEachRecordRange(
   where: string,
   onRecord: (offset: number, buf: Buffer, start: number, end: number) => void,
 ): void {
-  const codec = batch.buf.readInt16BE(batch.start + 21) & COMPRESSION_MASK;
-  const { buf, start, end } =
-    codec === CODEC_NONE
-      ? { buf: batch.buf, start: batch.start + HEADER_BYTES, end: batch.end }
-      : decompressRecords(batch, codec, where);
-  const base = Number(batch.baseOffset);
-  const first = Number(from);
-  const count = batch.buf.readInt32BE(batch.start + 57);
-  const c: Cursor = { buf, pos: start };
-  for (let i = 0; i < count; i++) {
-    let offset: number;
-    let valueStart: number;
-    let valueEnd: number;
-    try {
-      const length = readVarint(c);
-      const next = c.pos + length;
-      if (length < 0 || next > end) throw new RangeError(`record ${i} runs past the batch`);
-      c.pos++;
-      skipVarint(c);
-      offset = base + readVarint(c);
-      const keyLength = readVarint(c);
-      if (keyLength > 0) c.pos += keyLength;
-      const valueLength = readVarint(c);
-      if (c.pos + Math.max(valueLength, 0) > next) throw new RangeError(`record ${i} runs past its length`);
-      valueStart = valueLength < 0 ? -1 : c.pos;
-      valueEnd = valueLength < 0 ? -1 : c.pos + valueLength;
-      c.pos = next;
-    } catch (err) {
-      throw new DataError(
-        `${where}: malformed record batch at offset ${batch.baseOffset}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    if (offset >= first) onRecord(offset, buf, valueStart, valueEnd);
-  }
+  forEachRecordView(batch, from, where, (r) => onRecord(r.offset, r.buf, r.valueStart, r.valueEnd));
 }
 
-/** The records of a compressed batch, whole: Kafka compresses them as one stream. */
-function decompressRecords(
+/** forEachRecordRange with the value as a Buffer view (null for a tombstone). */
+export function forEachRecord(
   batch: BatchView,
-  codec: number,
+  from: bigint,
   where: string,
-): { buf: Buffer; start: number; end: number } {
-  const name = CODECS[codec] ?? `codec ${codec}`;
-  if (codec !== CODEC_LZ4 && codec !== CODEC_GZIP)
-    throw new DataError(
-      `${where}: record batch at offset ${batch.baseOffset} is compressed with ${name}, which pgferry does not read (it reads lz4 and gzip): produce this topic with compression.type lz4, gzip or none`,
-    );
+  onRecord: (offset: number, value: Buffer | null) => void,
+): void {
+  forEachRecordView(batch, from, where, (r) =>
+    onRecord(r.offset, r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd)),
+  );
+}
+
+/** A record as an object, with its headers: for the broker's own reads and tests. */
+export interface KafkaRecord {
+  offset: bigint;
+  timestamp: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: RecordHeader[];
+}
+
+/**
+ * The records of the batch at `pos` of `buf`, as objects (keys, values and headers are views).
+ * Throws InvalidBatchError for a codec it cannot read. Does not check the CRC.
+ */
+export function decodeRecords(buf: Buffer, pos = 0): KafkaRecord[] {
+  const h = readBatchHeader(buf, pos);
+  const out: KafkaRecord[] = [];
   try {
-    const records =
-      codec === CODEC_LZ4
-        ? lz4FrameDecompress(batch.buf, batch.start + HEADER_BYTES, batch.end)
-        : gunzipSync(batch.buf.subarray(batch.start + HEADER_BYTES, batch.end));
-    return { buf: records, start: 0, end: records.length };
-  } catch (err) {
-    throw new DataError(
-      `${where}: record batch at offset ${batch.baseOffset} does not decompress (${name}): ${(err as Error).message}`,
-      { cause: err },
+    forEachRecordView({ buf, start: pos, end: pos + h.size, baseOffset: h.baseOffset }, 0n, 'batch', (r) =>
+      out.push({
+        offset: BigInt(r.offset),
+        timestamp: h.firstTimestamp + r.timestampDelta,
+        key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
+        value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
+        headers: r.buf[r.headersAt] === 0 ? [] : recordHeaders(r),
+      }),
     );
+  } catch (err) {
+    throw new InvalidBatchError((err as Error).message, 'corrupt');
   }
+  return out;
 }

@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { API_SPECS, ApiKey } from './messages';
-import { decodeRecords, readBatchHeader, splitAndValidate } from './record-batch';
-import { readStruct, writeStruct } from './schema-codec';
-import { Reader, Writer } from './buffer-io';
-import { decodeProduceResponse, encodeProduceFrame, encodeProduceRequest } from './produce';
+import { BATCH_HEADER_BYTES, readBatchHeader, splitAndValidate } from './record-batch';
+import { decodeRecords } from './record-batch-reader';
 import {
-  BATCH_HEADER_BYTES,
+  buildBatch,
+  compressBatch,
+  encodeHeaders,
   PartitionRecords,
   planBatch,
   writeRecordBatch,
-  writeRecordBatchInto,
 } from './record-batch-writer';
 
 const hex = (bs: Array<Buffer | null>) => bs.map((b) => b?.toString('hex') ?? null);
@@ -99,107 +97,62 @@ describe('writeRecordBatch', () => {
   });
 });
 
-describe('produce request and response', () => {
-  const spec = API_SPECS.get(ApiKey.Produce)!;
-
-  it.each([3, 5, 7, 8])('v%d request decodes with the broker codec', (version) => {
-    const p = records(10, () => 20);
-    const plan = planBatch(p, 0, 1_000_000);
-    const batch = writeRecordBatch(p, 0, plan.to, plan.bytes, producer, 5);
-    const bytes = encodeProduceRequest(-1, 30_000, 'pgferry.public.tëst', [
-      { partition: 2, batch },
-      { partition: 0, batch },
-    ]);
-    const r = new Reader(bytes);
-    const req = readStruct<Record<string, unknown>>(r, spec.request, version);
-    expect(r.remaining()).toBe(0);
-    expect(req).toEqual({
-      transactionalId: null,
-      acks: -1,
-      timeoutMs: 30_000,
-      topicData: [
-        {
-          name: 'pgferry.public.tëst',
-          partitionData: [
-            { index: 2, records: batch },
-            { index: 0, records: batch },
-          ],
-        },
+describe('headers, timestamps and compression', () => {
+  it('writes each record with its headers, as the broker reads them back', () => {
+    const p = new PartitionRecords(0);
+    const pos = Buffer.from('000000010000000200000003', 'hex');
+    p.push(Buffer.from('k1'), Buffer.from('v1'), encodeHeaders([{ key: 'pgferry.pos', value: pos }]));
+    p.push(Buffer.from('k2'), null);
+    p.push(
+      null,
+      Buffer.from('v3'),
+      encodeHeaders([
+        { key: 'a', value: null },
+        { key: 'bé', value: Buffer.from('x') },
+      ]),
+    );
+    const { to, bytes } = planBatch(p, 0, 1_000_000);
+    const batch = writeRecordBatch(p, 0, to, bytes, producer, 9);
+    expect(splitAndValidate(batch)).toHaveLength(1);
+    expect(decodeRecords(batch).map((r) => r.headers)).toEqual([
+      [{ key: 'pgferry.pos', value: pos }],
+      [],
+      [
+        { key: 'a', value: null },
+        { key: 'bé', value: Buffer.from('x') },
       ],
-    });
+    ]);
   });
 
-  it.each([null, 'pgferry-capture', 'cliënt'])(
-    'a whole frame (client id %s) is the size, the request header and the request, batches written in place',
-    (clientId) => {
-      const p = records(30, (i) => i * 3);
-      const a = planBatch(p, 0, 400);
-      const b = planBatch(p, a.to, 1_000_000);
-      const sources = [
-        { partition: 2, from: 0, ...a },
-        { partition: 0, from: a.to, ...b },
-      ].map(({ partition, from, to, bytes }) => ({
-        partition,
-        bytes,
-        writeInto: (dst: Buffer, pos: number) =>
-          writeRecordBatchInto(p, from, to, bytes, producer, 5, dst, pos),
-      }));
-      const frame = encodeProduceFrame(7, 123456, clientId, -1, 30_000, 'pgferry.public.tëst', sources);
-      const r = new Reader(frame);
-      expect(r.int32()).toBe(frame.length - 4);
-      expect([r.int16(), r.int16(), r.int32(), r.nstring()]).toEqual([ApiKey.Produce, 7, 123456, clientId]);
-      const body = frame.subarray(r.pos);
-      const expected = encodeProduceRequest(-1, 30_000, 'pgferry.public.tëst', [
-        { partition: 2, batch: writeRecordBatch(p, 0, a.to, a.bytes, producer, 5) },
-        { partition: 0, batch: writeRecordBatch(p, a.to, b.to, b.bytes, producer, 5) },
-      ]);
-      expect(body.equals(expected)).toBe(true);
-    },
-  );
-
-  it.each([3, 4, 5, 7, 8])('v%d response from the broker codec decodes per partition', (version) => {
-    const w = new Writer();
-    writeStruct(
-      w,
-      spec.response,
-      {
-        responses: [
-          {
-            name: 't',
-            partitionResponses: [
-              {
-                index: 0,
-                errorCode: 0,
-                baseOffset: 12n,
-                logAppendTimeMs: -1n,
-                logStartOffset: 0n,
-                recordErrors: [],
-              },
-              {
-                index: 1,
-                errorCode: 6,
-                baseOffset: -1n,
-                logAppendTimeMs: -1n,
-                logStartOffset: 0n,
-                recordErrors: [{ batchIndex: 3, batchIndexErrorMessage: 'bad' }],
-                errorMessage: 'not the leader',
-              },
-            ],
-          },
-        ],
-        throttleTimeMs: 0,
-      },
-      version,
+  it('keeps offsets with gaps and per-record timestamps (buildBatch, as compaction writes)', () => {
+    const b = buildBatch(
+      [
+        { offset: 103n, timestamp: 1000n, value: Buffer.from('a') },
+        { offset: 107n, timestamp: 999n, value: Buffer.from('b') },
+        { offset: 108n, timestamp: 2000n, value: null },
+      ],
+      { baseOffset: 100n, lastOffsetDelta: 9 },
     );
-    const out = decodeProduceResponse(w.finish(), version);
-    expect(out.get('t')).toEqual([
-      { partition: 0, errorCode: 0, baseOffset: 12n, errorMessage: null },
-      {
-        partition: 1,
-        errorCode: 6,
-        baseOffset: -1n,
-        errorMessage: version >= 8 ? 'not the leader; record 3: bad' : null,
-      },
+    expect(readBatchHeader(b)).toMatchObject({
+      baseOffset: 100n,
+      lastOffsetDelta: 9,
+      firstTimestamp: 1000n,
+      maxTimestamp: 2000n,
+    });
+    expect(decodeRecords(b).map((r) => [r.offset, r.timestamp])).toEqual([
+      [103n, 1000n],
+      [107n, 999n],
+      [108n, 2000n],
     ]);
+  });
+
+  it.each(['gzip', 'lz4'] as const)('compresses a batch (%s) to the same records, CRC valid', (codec) => {
+    const p = records(300, (i) => i % 50);
+    const { to, bytes } = planBatch(p, 0, 10_000_000);
+    const plain = writeRecordBatch(p, 0, to, bytes, producer, 7);
+    const packed = compressBatch(plain, codec);
+    const [h] = splitAndValidate(packed);
+    expect(h).toMatchObject({ compression: codec === 'gzip' ? 1 : 3, recordCount: 300, baseSequence: 17 });
+    expect(hex(decodeRecords(packed).map((r) => r.value))).toEqual(hex(p.values));
   });
 });

@@ -67,11 +67,11 @@ describe('PartitionedBatches', () => {
         }
       const got = new Map<number, string[]>();
       for (const b of sink.batches()) {
-        const out = Buffer.alloc(b.bytes + 10);
-        b.writeInto(out, 10, producer, 5);
-        expect(splitAndValidate(out.subarray(10))).toHaveLength(1);
+        const out = b.encode(producer, 5);
+        expect(out.buffer).toBe(b.slab.buf.buffer); // the slab itself, not a copy
+        expect(splitAndValidate(out)).toHaveLength(1);
         const list = got.get(b.partition) ?? [];
-        list.push(out.subarray(10).toString('hex'));
+        list.push(out.toString('hex'));
         got.set(b.partition, list);
       }
       expect(got).toEqual(expected);
@@ -86,13 +86,12 @@ describe('PartitionedBatches', () => {
     const sink = new PartitionedBatches(3, 1_000_000, 1, new SlabPool(4096));
     enc.encodeRowsFramed(rowsOfLines(lines), 5, false, sink);
     for (const b of sink.batches()) {
-      const plain = Buffer.alloc(b.bytes);
-      b.writeInto(plain, 0, producer, 5);
+      const plain = Buffer.from(b.encode(producer, 5));
       b.compress();
       expect(b.wireBytes).toBeLessThan(b.bytes / 3);
-      const packed = Buffer.alloc(b.wireBytes + 10);
-      b.writeInto(packed, 10, producer, 5);
-      const [h] = splitAndValidate(packed.subarray(10));
+      const packed = b.encode(producer, 5);
+      expect(packed.length).toBe(b.wireBytes);
+      const [h] = splitAndValidate(packed);
       expect(h.compression).toBe(3);
       const values = (batch: Buffer) => {
         const out: Array<[number, string | null]> = [];
@@ -100,7 +99,7 @@ describe('PartitionedBatches', () => {
           forEachRecord(v, 0n, 't', (o, value) => out.push([o, value?.toString('hex') ?? null]));
         return out;
       };
-      expect(values(packed.subarray(10))).toEqual(values(plain));
+      expect(values(packed)).toEqual(values(plain));
       expect(values(plain)).toHaveLength(b.count);
     }
     sink.release();

@@ -1,10 +1,11 @@
-import { crc32c, lz4FrameCompress } from '@pgferry/core';
+import { lz4FrameCompress } from '@pgferry/core';
 import { AvroSlab } from '@pgferry/avro';
 import type { SlabPool } from '@pgferry/core';
 import { keyPartition } from './kafka-partitioner';
 import {
   BATCH_HEADER_BYTES,
-  CODEC_LZ4,
+  Compression,
+  sealBatch,
   varintBytes,
   writeBatchHeader,
   writeVarint,
@@ -39,7 +40,7 @@ export class FramedBatch {
     return this.slab.pos;
   }
 
-  /** The size writeInto writes: compressed once `compress` ran. */
+  /** The size of the batch on the wire: compressed once `compress` ran. */
   get wireBytes(): number {
     return this.frame ? BATCH_HEADER_BYTES + this.frame.length : this.slab.pos;
   }
@@ -53,20 +54,30 @@ export class FramedBatch {
   }
 
   /**
-   * Writes the batch (header with these producer fields and timestamp, then the records) at
-   * dst[at]: the bytes writeRecordBatchInto writes for the same records, or with the records
-   * as an LZ4 frame after `compress`.
+   * The whole batch, its header written with these producer fields and timestamp: a view of
+   * the slab itself (header in place before the records, nothing copied), or, after `compress`,
+   * a buffer of the header and the LZ4 frame. Call once per batch and send the same bytes on
+   * every retry.
    */
-  writeInto(dst: Buffer, at: number, producer: BatchProducer, timestampMs: number): void {
-    const bytes = this.wireBytes;
+  encode(producer: BatchProducer, timestampMs: number): Buffer {
+    const ts = BigInt(timestampMs);
     if (this.frame) {
-      writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs, CODEC_LZ4);
-      this.frame.copy(dst, at + BATCH_HEADER_BYTES);
-    } else {
-      writeBatchHeader(dst, at, bytes, this.count, producer, timestampMs);
-      this.slab.buf.copy(dst, at + BATCH_HEADER_BYTES, BATCH_HEADER_BYTES, bytes);
+      const header = Buffer.allocUnsafe(BATCH_HEADER_BYTES + this.frame.length);
+      writeBatchHeader(header, 0, {
+        bytes: header.length,
+        count: this.count,
+        producer,
+        firstTimestamp: ts,
+        codec: Compression.lz4,
+      });
+      this.frame.copy(header, BATCH_HEADER_BYTES);
+      sealBatch(header, 0, header.length);
+      return header;
     }
-    dst.writeUInt32BE(crc32c(dst, at + 21, at + bytes), at + 17);
+    const buf = this.slab.buf;
+    writeBatchHeader(buf, 0, { bytes: this.slab.pos, count: this.count, producer, firstTimestamp: ts });
+    sealBatch(buf, 0, this.slab.pos);
+    return buf.subarray(0, this.slab.pos);
   }
 }
 

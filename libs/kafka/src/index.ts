@@ -1,6 +1,29 @@
-export { PartitionedBatches } from './framed-batches';
-export { KafkaPartitionFetcher, type PartitionData } from './kafka-partition-fetcher';
-export { keyPartition } from './kafka-partitioner';
-export { KafkaPublisher } from './kafka-publisher';
-export { registerKafkajsLz4 } from './kafkajs-lz4';
-export { topicEnds } from './topic-ends';
+export { BrokerConnection, type BrokerConnectionOptions } from './broker-connection';
+export {
+  ConsumerGroupMember,
+  decodeAssignment,
+  decodeSubscription,
+  encodeAssignment,
+  encodeSubscription,
+  type ConsumerGroupOptions,
+  type TopicPartition,
+} from './consumer-group';
+export { FramedBatch, PartitionedBatches } from './framed-batches';
+export { KafkaAdmin, withKafkaAdmin, type TopicSpec } from './kafka-admin';
+export { KafkaCluster, type Lane, type PartitionInfo } from './kafka-cluster';
+export {
+  checkKafkaConfig,
+  parseBroker,
+  type KafkaClientConfig,
+  type KafkaSaslOptions,
+  type KafkaTlsOptions,
+} from './kafka-config';
+export { classifyKafkaError, KafkaError, kafkaError, missingTopic } from './kafka-errors';
+export {
+  KafkaPartitionFetcher,
+  type PartitionData,
+  type PartitionFetcherOptions,
+} from './kafka-partition-fetcher';
+export { keyPartition, murmur2 } from './kafka-partitioner';
+export { KafkaProducer, type ProducerOptions, type ProducerRecord } from './kafka-producer';
+export { saslExchange, type SaslExchange } from './sasl';

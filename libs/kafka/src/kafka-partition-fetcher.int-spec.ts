@@ -7,7 +7,8 @@ import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { ObjectError } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { waitFor } from '@pgferry/testing';
-import { KafkaPublisher } from './kafka-publisher';
+import { KafkaProducer } from './kafka-producer';
+import type { KafkaClientConfig } from './kafka-config';
 import { KafkaPartitionFetcher } from './kafka-partition-fetcher';
 import { forEachRecord } from '@pgferry/kafka-protocol';
 
@@ -15,14 +16,21 @@ const execFileP = promisify(execFile);
 
 type Read = Map<number, Array<[string, string | null]>>;
 
+/** pgferry's client configuration for the brokers a kafkajs client was made for. */
+const brokersOf = new WeakMap<Kafka, string[]>();
+const ours = (kafka: Kafka): KafkaClientConfig => ({
+  brokers: brokersOf.get(kafka)!,
+  clientId: 'fetcher-test',
+});
+
 /** Every record from `start` to the high watermark, by partition: [offset, value as text]. */
 async function fetchAll(kafka: Kafka, topic: string, start: (p: number) => bigint): Promise<Read> {
-  const fetcher = new KafkaPartitionFetcher(kafka, [topic], {
+  const fetcher = new KafkaPartitionFetcher(ours(kafka), {
     maxWaitMs: 50,
     maxBytesPerPartition: 2048,
     maxBytes: 8192,
   });
-  await fetcher.connect((_t, p) => start(p));
+  await fetcher.connect([topic], (_t, p) => start(p));
   const admin = kafka.admin();
   await admin.connect();
   const high = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
@@ -83,6 +91,7 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
   beforeAll(async () => {
     broker = await startEmbeddedKafka({ dataDir, port: 0, registryPort: null });
     kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
+    brokersOf.set(kafka, broker.brokers);
   });
   afterAll(async () => {
     await broker?.close();
@@ -125,13 +134,13 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
       })),
     });
     await producer.disconnect();
-    const publisher = new KafkaPublisher(kafka, { maxBatchBytes: 1000 });
+    const publisher = new KafkaProducer(ours(kafka), { maxBatchBytes: 1000 });
     await publisher.connect();
     await publisher.publish(
       topic,
       Array.from({ length: 400 }, (_, i) => ({
-        key: `p${i}`,
-        value: i % 17 ? `raw ${i} ${'z'.repeat(i)}` : null,
+        key: Buffer.from(`p${i}`),
+        value: i % 17 ? Buffer.from(`raw ${i} ${'z'.repeat(i)}`) : null,
       })),
     );
     await publisher.close();
@@ -148,11 +157,11 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
   it('starts at the offsets given, inside a batch, and returns nothing before them', async () => {
     const topic = 'fetch.start';
     await createTopic(topic, 2);
-    const publisher = new KafkaPublisher(kafka);
+    const publisher = new KafkaProducer(ours(kafka));
     await publisher.connect();
     await publisher.publish(
       topic,
-      Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })),
+      Array.from({ length: 200 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })),
     );
     await publisher.close();
     const all = await fetchAll(kafka, topic, () => 0n);
@@ -186,13 +195,13 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
       await producer.send({ topic, messages: [{ partition: 0, value: `${i} ${'v'.repeat(4000)}` }] });
     await producer.disconnect();
     const firstRound = async (expansion?: number) => {
-      const fetcher = new KafkaPartitionFetcher(kafka, [topic], {
+      const fetcher = new KafkaPartitionFetcher(ours(kafka), {
         maxWaitMs: 50,
         maxBytesPerPartition: 64 * 1024,
         maxBytes: 1024 * 1024,
         expansion: expansion === undefined ? undefined : () => expansion,
       });
-      await fetcher.connect(() => 0n);
+      await fetcher.connect([topic], () => 0n);
       try {
         const [data] = await fetcher.fetch();
         return data.batches.reduce((n, b) => n + (b.end - b.start), 0);
@@ -212,17 +221,17 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
   it('fails with the fix when the stored offset is beyond the partition', async () => {
     const topic = 'fetch.range';
     await createTopic(topic, 1);
-    const fetcher = new KafkaPartitionFetcher(kafka, [topic], {
+    const fetcher = new KafkaPartitionFetcher(ours(kafka), {
       maxWaitMs: 10,
       maxBytesPerPartition: 1024,
       maxBytes: 1024,
     });
-    await fetcher.connect(() => 50n);
+    await fetcher.connect([topic], () => 50n);
     try {
       const failure = fetcher.fetch();
       await expect(failure).rejects.toThrow(ObjectError);
       await expect(failure).rejects.toThrow(
-        /^Kafka topic fetch.range partition 0: offset 50 \(where .*\) is out of range \(high watermark 0\).*start the task again on an empty destination$/,
+        /^Kafka topic fetch.range partition 0: offset 50 \(where .*\) is out of range \(high watermark 0, log start 0\).*start the task again on an empty destination$/,
       );
     } finally {
       await fetcher.close();

@@ -1,21 +1,15 @@
-import type { Kafka } from 'kafkajs';
 import { ConnectionError, ObjectError, PgferryError, sleep } from '@pgferry/core';
 import {
-  createCluster,
-  fetchRequest,
-  kafkaErrorCode,
-  sendRequest,
-  type KafkaJsCluster,
-} from './kafkajs-transport';
-import {
-  FETCH_API_KEY,
-  FETCH_VERSION,
-  type FetchedPartition,
-  type FetchPartition,
+  ApiKey,
   scanBatches,
   visibleBatches,
   type BatchView,
+  type FetchPartitionResponse,
+  type FetchRequest,
 } from '@pgferry/kafka-protocol';
+import { KafkaCluster } from './kafka-cluster';
+import type { KafkaClientConfig } from './kafka-config';
+import { classifyKafkaError, kafkaError } from './kafka-errors';
 
 export interface PartitionFetcherOptions {
   /** Longest a fetch waits for data when every partition is at its end. */
@@ -51,143 +45,210 @@ export interface PartitionData {
 const OFFSET_OUT_OF_RANGE = 1;
 
 /**
- * Fetches the partitions of a fixed set of topics from explicit offsets, with Fetch requests
- * of its own on kafkajs' cluster and broker connections (TLS, SASL, metadata and leader lookup
- * are kafkajs'), and no consumer group: the caller owns the offsets (they live in the
- * destination) and must be the only reader of these partitions that acts on them.
+ * Fetches partitions from explicit offsets, one Fetch request per leader per round (on the
+ * connection's fetch lane, read_committed), and no consumer group: the caller owns the offsets
+ * (they live in the destination) and decides which partitions are its own (all of the topics,
+ * or what a consumer group assigned: `assign`).
  * Each `fetch` is one round, one request per leader; the offsets move past what it returns, so
  * the next round can be requested while the caller still works on this one. Not safe for
  * concurrent `fetch` calls.
  */
 export class KafkaPartitionFetcher {
   private closed = false;
-  private readonly cluster: KafkaJsCluster;
+  private readonly cluster: KafkaCluster;
+  /** The next offset per partition this fetcher reads, per topic. */
   private readonly offsets = new Map<string, Map<number, bigint>>();
+  private readonly paused = new Set<string>();
   private readonly retryDeadlineMs: number;
   private failingSince: number | null = null;
   private round = 0;
   private lastError = '';
 
   constructor(
-    kafka: Kafka,
-    private readonly topics: readonly string[],
+    config: KafkaClientConfig,
     private readonly options: PartitionFetcherOptions,
   ) {
-    this.cluster = createCluster(kafka);
+    this.cluster = new KafkaCluster(config);
     this.retryDeadlineMs = options.retryDeadlineMs ?? 60_000;
   }
 
+  /** The cluster's id, once connected (for the run identity checks). */
+  get clusterId(): string | null {
+    return this.cluster.clusterId;
+  }
+
   /**
-   * Connects and reads the topics' partitions; each starts at `start(topic, partition)` (the
-   * next offset the caller has not applied yet).
+   * Connects and reads every partition of `topics`, each from `start(topic, partition)` (the
+   * next offset the caller has not applied yet). ObjectError when a topic does not exist.
    */
-  async connect(start: (topic: string, partition: number) => bigint): Promise<void> {
+  async connect(
+    topics: readonly string[],
+    start: (topic: string, partition: number) => bigint,
+  ): Promise<void> {
+    const described = await this.describe(topics);
+    for (const [topic, parts] of described)
+      this.offsets.set(topic, new Map(parts.map((p) => [p.partition, start(topic, p.partition)])));
+  }
+
+  /** The partitions of `topics` (for an assignor), connecting if needed. */
+  async describe(topics: readonly string[]): Promise<Map<string, Array<{ partition: number }>>> {
     try {
       await this.cluster.connect();
-      await this.cluster.addMultipleTargetTopics([...this.topics]);
+      return await this.cluster.describeTopics(topics);
     } catch (err) {
-      if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION')
-        throw new ObjectError(
-          `a Kafka topic of ${this.topics.join(', ')} does not exist: create the task's topics (pgferry migrate does) before the applier starts`,
-          { cause: err },
-        );
-      throw new ConnectionError(
-        `connecting to Kafka to fetch ${this.topics.join(', ')}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
+      throw classifyKafkaError(err, `connecting to Kafka to fetch ${topics.join(', ')}`);
     }
-    for (const topic of this.topics) {
-      const parts = this.cluster.findTopicPartitionMetadata(topic);
-      if (parts.length === 0)
-        throw new ObjectError(`Kafka topic ${topic} does not exist or has no partitions`);
-      this.offsets.set(topic, new Map(parts.map((p) => [p.partitionId, start(topic, p.partitionId)])));
+  }
+
+  /**
+   * Reads exactly these partitions from now on, each from its offset (a consumer group's new
+   * assignment): partitions not listed are dropped. A round in flight still returns what it
+   * fetched; callers drop what is no longer theirs.
+   */
+  assign(partitions: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>): void {
+    this.offsets.clear();
+    this.paused.clear();
+    for (const p of partitions) {
+      const m = this.offsets.get(p.topic) ?? new Map<number, bigint>();
+      this.offsets.set(p.topic, m);
+      m.set(p.partition, p.offset);
     }
+  }
+
+  /** The partitions read, as "topic:partition". */
+  get assigned(): string[] {
+    return [...this.offsets].flatMap(([t, parts]) => [...parts.keys()].map((p) => `${t}:${p}`));
+  }
+
+  /** Stops fetching a partition until `resume` (the caller holds enough of it). */
+  pause(topic: string, partition: number): void {
+    this.paused.add(`${topic}:${partition}`);
+  }
+
+  resume(topic: string, partition: number): void {
+    this.paused.delete(`${topic}:${partition}`);
+  }
+
+  /** Reads a partition from `offset` on, from the next round (after a rewind, or new to this fetcher). */
+  seek(topic: string, partition: number, offset: bigint): void {
+    const m = this.offsets.get(topic) ?? new Map<number, bigint>();
+    this.offsets.set(topic, m);
+    m.set(partition, offset);
   }
 
   async close(): Promise<void> {
     // A round still in flight must not reconnect after this (see refresh).
     this.closed = true;
-    await this.cluster.disconnect();
+    await this.cluster.close();
   }
 
   /**
    * One round: every partition's next records, up to the byte limits, waiting at most maxWaitMs
    * when none has any. Partitions whose leader failed retriably are left for the next round
    * (after a metadata refresh); a fatal error, or retriable ones beyond retryDeadlineMs, rejects
-   * with an error that names the topic and partition.
+   * with an error that names the topic and partition. Paused partitions are not fetched; with
+   * none to fetch, a round waits maxWaitMs and returns nothing.
    */
   async fetch(): Promise<PartitionData[]> {
     if (this.closed) return [];
     let leaderless = false;
-    const byLeader = new Map<string, Map<string, FetchPartition[]>>();
+    const byLeader = new Map<number, Map<string, FetchRequest['topics'][number]['partitions']>>();
     // Kafka fills a response in request order until max_bytes: the partitions take turns at
     // the head, so that none waits behind busier ones.
-    const all = [...this.offsets].flatMap(([topic, parts]) =>
-      [...parts.keys()].map((p) => [topic, p] as const),
-    );
-    const turn = this.round++ % Math.max(1, all.length);
+    const all = [...this.offsets]
+      .flatMap(([topic, parts]) => [...parts.keys()].map((p) => [topic, p] as const))
+      .filter(([t, p]) => !this.paused.has(`${t}:${p}`));
+    if (all.length === 0) {
+      await sleep(this.options.maxWaitMs);
+      return [];
+    }
+    const turn = this.round++ % all.length;
     let expansion = 1;
     for (const [topic, partition] of [...all.slice(turn), ...all.slice(0, turn)]) {
       const fetchOffset = this.offsets.get(topic)!.get(partition)!;
-      const metadata = this.cluster.findTopicPartitionMetadata(topic);
-      const leader = metadata.find((p) => p.partitionId === partition)?.leader;
-      if (leader === undefined || leader === null || leader < 0) {
+      const leader = this.cluster.leader(topic, partition);
+      if (leader < 0) {
         // Counts as a failed round: the metadata is reloaded and the retry deadline runs, so a
         // partition without a leader is never skipped silently.
         this.lastError = `no leader for Kafka topic ${topic} partition ${partition}`;
         leaderless = true;
         continue;
       }
-      const request = byLeader.get(String(leader)) ?? new Map<string, FetchPartition[]>();
-      byLeader.set(String(leader), request);
+      const request = byLeader.get(leader) ?? new Map();
+      byLeader.set(leader, request);
       const list = request.get(topic) ?? [];
       request.set(topic, list);
       const grows = Math.max(1, this.options.expansion?.(topic, partition) ?? 1);
       expansion = Math.max(expansion, grows);
-      list.push({ partition, fetchOffset, maxBytes: scaled(this.options.maxBytesPerPartition, grows) });
+      list.push({
+        partition,
+        currentLeaderEpoch: -1,
+        fetchOffset,
+        logStartOffset: -1n,
+        partitionMaxBytes: scaled(this.options.maxBytesPerPartition, grows),
+      });
     }
     const out: PartitionData[] = [];
     let failed = byLeader.size === 0 || leaderless;
     await Promise.all(
-      [...byLeader].map(async ([nodeId, request]) => {
-        let response: Map<string, FetchedPartition[]>;
+      [...byLeader].map(async ([leader, request]) => {
+        let responses: Array<{ topic: string; partitions: FetchPartitionResponse[] }>;
         try {
-          const broker = await this.cluster.findBroker({ nodeId });
-          const v = broker.versions?.[FETCH_API_KEY];
-          if (v && (v.maxVersion < FETCH_VERSION || v.minVersion > FETCH_VERSION))
-            throw new PgferryError(
-              `Kafka broker ${nodeId} does not answer Fetch v${FETCH_VERSION} (it has v${v.minVersion}..v${v.maxVersion}); the snapshot applier needs Kafka 0.11 or later`,
-            );
-          response = await sendRequest(broker, fetchRequest(this.limits(expansion), request));
+          const conn = await this.cluster.connection(leader, 'fetch');
+          const res = await conn.request(
+            ApiKey.Fetch,
+            {
+              replicaId: -1,
+              maxWaitMs: this.options.maxWaitMs,
+              minBytes: 1,
+              maxBytes: scaled(this.options.maxBytes, expansion),
+              isolationLevel: READ_COMMITTED,
+              sessionId: 0,
+              sessionEpoch: -1,
+              topics: [...request].map(([topic, partitions]) => ({ topic, partitions })),
+              forgottenTopicsData: [],
+              rackId: '',
+            },
+            {
+              version: conn.requireVersion(ApiKey.Fetch, FETCH_MIN_VERSION),
+              extraTimeoutMs: this.options.maxWaitMs,
+            },
+          );
+          if (res.errorCode !== 0) throw kafkaError(res.errorCode, `fetching from Kafka broker ${leader}`);
+          responses = res.responses;
         } catch (err) {
-          if (!isRetriableKafkaJsError(err)) throw asFatal([...request.keys()], err);
-          this.lastError = `broker ${nodeId}: ${(err as Error).message}`;
+          const e = classifyKafkaError(
+            err,
+            `fetching ${[...request.keys()].join(', ')} from Kafka broker ${leader}`,
+          );
+          if (!(e instanceof PgferryError) || !e.retriable) throw e;
+          this.lastError = e.message;
           failed = true;
           return;
         }
-        for (const [topic, parts] of response) {
-          for (const p of parts) {
-            const wanted = request.get(topic)?.find((x) => x.partition === p.partition);
+        for (const { topic, partitions } of responses) {
+          for (const p of partitions) {
+            const wanted = request.get(topic)?.find((x) => x.partition === p.partitionIndex);
             if (!wanted) continue;
             if (p.errorCode !== 0) {
               failed = true;
               this.partitionError(topic, p, wanted.fetchOffset);
               continue;
             }
-            const where = `Kafka topic ${topic} partition ${p.partition}`;
-            const all = scanBatches(p.records, where);
+            // The partition was reassigned, paused or sought while this round was in flight.
+            if (this.offsets.get(topic)?.get(p.partitionIndex) !== wanted.fetchOffset) continue;
+            const where = `Kafka topic ${topic} partition ${p.partitionIndex}`;
+            const batches = scanBatches(p.records ?? EMPTY, where);
             // Nothing whole this round: the partition was past the request's byte budget; it
             // comes first in a later round, when Kafka sends its first batch whole (KIP-74).
-            if (all.length === 0) continue;
-            const nextOffset = all[all.length - 1].nextOffset;
-            this.offsets.get(topic)!.set(p.partition, nextOffset);
+            if (batches.length === 0) continue;
+            const nextOffset = batches[batches.length - 1].nextOffset;
+            this.offsets.get(topic)!.set(p.partitionIndex, nextOffset);
             out.push({
               topic,
-              partition: p.partition,
+              partition: p.partitionIndex,
               from: wanted.fetchOffset,
-              batches: visibleBatches(all, p.abortedTransactions),
+              batches: visibleBatches(batches, p.abortedTransactions ?? []),
               nextOffset,
               highWatermark: p.highWatermark,
             });
@@ -203,58 +264,41 @@ export class KafkaPartitionFetcher {
     this.failingSince ??= now;
     if (now - this.failingSince > this.retryDeadlineMs)
       throw new ConnectionError(
-        `fetching ${this.topics.join(', ')} failed for ${Math.round((now - this.failingSince) / 1000)} s: ${this.lastError}`,
+        `fetching ${[...this.offsets.keys()].join(', ')} failed for ${Math.round((now - this.failingSince) / 1000)} s: ${this.lastError}`,
       );
     await this.refresh();
     if (out.length === 0) await sleep(Math.min(1000, 50 + (now - this.failingSince) / 4));
     return out;
   }
 
-  private limits(expansion: number) {
-    return {
-      maxWaitMs: this.options.maxWaitMs,
-      minBytes: 1,
-      maxBytes: scaled(this.options.maxBytes, expansion),
-    };
-  }
-
-  private partitionError(topic: string, p: FetchedPartition, offset: bigint): void {
-    const e = kafkaErrorCode(p.errorCode);
-    const where = `Kafka topic ${topic} partition ${p.partition}`;
+  private partitionError(topic: string, p: FetchPartitionResponse, offset: bigint): void {
+    const where = `Kafka topic ${topic} partition ${p.partitionIndex}`;
     if (p.errorCode === OFFSET_OUT_OF_RANGE)
       throw new ObjectError(
-        `${where}: offset ${offset} (where the destination's pgferry.offsets resume, or 0 when nothing was applied yet) is out of range (high watermark ${p.highWatermark}); the topic's records were deleted (retention) or the topic recreated before they were applied: start the task again on an empty destination`,
-        { code: e.type },
+        `${where}: offset ${offset} (where the destination's pgferry.offsets resume, or 0 when nothing was applied yet) is out of range (high watermark ${p.highWatermark}${p.logStartOffset >= 0n ? `, log start ${p.logStartOffset}` : ''}); the topic's records were deleted (retention) or the topic recreated before they were applied: start the task again on an empty destination`,
+        { code: 'OFFSET_OUT_OF_RANGE' },
       );
-    if (!e.retriable) throw new PgferryError(`fetching ${where}: ${e.type}: ${e.message}`, { code: e.type });
-    this.lastError = `${where}: ${e.type}`;
+    const e = kafkaError(p.errorCode, `fetching ${where}`);
+    if (!e.retriable) throw e;
+    this.lastError = e.message;
   }
 
-  /** After a retriable failure: reconnect if every broker is gone, then reload the metadata. */
+  /** After a retriable failure: reload the metadata (connections reopen on demand). */
   private async refresh(): Promise<void> {
     if (this.closed) return;
     try {
-      if (!this.cluster.isConnected()) await this.cluster.connect();
-      await this.cluster.refreshMetadata();
+      await this.cluster.refreshMetadata([...this.offsets.keys()]);
     } catch (err) {
       this.lastError = (err as Error).message;
     }
   }
 }
 
-/** kafkajs' connection and protocol errors carry `retriable`; anything else is not retried. */
-function isRetriableKafkaJsError(err: unknown): boolean {
-  return (
-    err instanceof Error &&
-    err.name.startsWith('KafkaJS') &&
-    (err as { retriable?: boolean }).retriable === true
-  );
-}
-
-function asFatal(topics: string[], err: unknown): unknown {
-  if (err instanceof PgferryError || !(err instanceof Error) || !err.name.startsWith('KafkaJS')) return err;
-  return new PgferryError(`fetching Kafka topics ${topics.join(', ')}: ${err.message}`, { cause: err });
-}
+const EMPTY = Buffer.alloc(0);
+/** read_committed: records of aborted transactions are listed so that they can be skipped. */
+const READ_COMMITTED = 1;
+/** Fetch v4 is the first with record batches v2, isolation levels and aborted transactions. */
+const FETCH_MIN_VERSION = 4;
 
 /** The smallest byte limit a fetch asks for (Kafka sends a partition's first batch whole anyway). */
 const MIN_FETCH_BYTES = 16 * 1024;

@@ -1,32 +1,35 @@
 import { randomBytes } from 'node:crypto';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
-import { keyPartition, KeyPartitioner } from './kafka-partitioner';
+import { keyPartition, murmur2 } from './kafka-partitioner';
 
-describe('KeyPartitioner', () => {
-  const meta = (n: number): PartitionMetadata[] =>
-    Array.from({ length: n }, (_, i) => ({
+describe('keyPartition', () => {
+  it("hashes as the Java client's Utils.murmur2 (its UtilsTest vectors)", () => {
+    const cases: Array<[string, number]> = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      ['abc', 479470107],
+    ];
+    for (const [text, hash] of cases) expect(murmur2(Buffer.from(text))).toBe(hash);
+  });
+
+  it.each([1, 3, 4, 12])('puts every key where kafkajs DefaultPartitioner does (%s partitions)', (n) => {
+    const theirs = Partitioners.DefaultPartitioner();
+    const partitionMetadata: PartitionMetadata[] = Array.from({ length: n }, (_, i) => ({
       partitionId: i,
       leader: 1,
       partitionErrorCode: 0,
       replicas: [1],
       isr: [1],
     }));
-
-  it.each([1, 3, 4, 12])('puts every key where kafkajs DefaultPartitioner does (%s partitions)', (n) => {
-    const ours = KeyPartitioner();
-    const theirs = Partitioners.DefaultPartitioner();
-    const partitionMetadata = meta(n);
     for (let i = 0; i < 3000; i++) {
       const key = randomBytes(i % 37);
-      const message = { key, value: null };
-      expect(ours({ topic: 't', partitionMetadata, message })).toBe(
-        theirs({ topic: 't', partitionMetadata, message }),
+      expect(keyPartition(key, n)).toBe(
+        theirs({ topic: 't', partitionMetadata, message: { key, value: null } }),
       );
     }
-    const message = { key: 'a string key', value: null };
-    expect(ours({ topic: 't', partitionMetadata, message })).toBe(
-      theirs({ topic: 't', partitionMetadata, message }),
-    );
   });
 
   it('gives a key inside a larger buffer the partition of the key alone', () => {
@@ -36,15 +39,5 @@ describe('KeyPartitioner', () => {
         expect(keyPartition(buf, 12, start, start + len)).toBe(
           keyPartition(Buffer.from(buf.subarray(start, start + len)), 12),
         );
-  });
-
-  it('keeps a message partition given and spreads keyless messages', () => {
-    const p = KeyPartitioner();
-    const partitionMetadata = meta(4);
-    expect(p({ topic: 't', partitionMetadata, message: { key: 'x', value: null, partition: 2 } })).toBe(2);
-    const seen = new Set(
-      Array.from({ length: 8 }, () => p({ topic: 't', partitionMetadata, message: { value: null } })),
-    );
-    expect(seen.size).toBe(4);
   });
 });

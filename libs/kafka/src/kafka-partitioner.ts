@@ -1,5 +1,3 @@
-import { Partitioners, type ICustomPartitioner, type PartitionerArgs } from 'kafkajs';
-
 /**
  * Kafka's murmur2 (the Java client's Utils.murmur2, 32-bit int arithmetic), as kafkajs'
  * DefaultPartitioner computes it with 64-bit Long objects: the same value, without the objects.
@@ -32,26 +30,10 @@ export function murmur2(data: Buffer, start = 0, end = data.length): number {
 }
 
 /**
- * The partition kafkajs' DefaultPartitioner (and the Java client) gives a keyed record; the key
- * is key[start, end).
+ * The partition the Java client's default partitioner (and kafkajs', and librdkafka's
+ * murmur2_random) gives a keyed record, so change records follow their snapshot row and other
+ * producers of the same keys agree; the key is key[start, end).
  */
 export function keyPartition(key: Buffer, partitions: number, start = 0, end = key.length): number {
   return (murmur2(key, start, end) & 0x7fffffff) % partitions;
 }
-
-/**
- * kafkajs' DefaultPartitioner with a faster hash: a message's own partition if it has one,
- * else murmur2 of its key, else round robin (delegated). Records of a key land where every
- * Kafka client's default partitioner puts them, so change records follow their snapshot row.
- */
-export const KeyPartitioner: ICustomPartitioner = () => {
-  const fallback = Partitioners.DefaultPartitioner();
-  return (args: PartitionerArgs) => {
-    const { message, partitionMetadata } = args;
-    if (message.partition !== null && message.partition !== undefined) return message.partition;
-    const key = message.key;
-    if (key !== null && key !== undefined)
-      return keyPartition(Buffer.isBuffer(key) ? key : Buffer.from(String(key)), partitionMetadata.length);
-    return fallback(args);
-  };
-};

@@ -1,11 +1,11 @@
 import type { Client } from 'pg';
-import { Kafka, type ConsumerConfig } from 'kafkajs';
+import type { KafkaClientConfig } from '@pgferry/kafka';
 import { connect, resolveEndpoint } from '@pgferry/pg';
 import { RegistryClient, deadLetterTopic, transactionsTopic } from '@pgferry/avro';
 import {
   SnapshotApplier,
   type ApplierTarget,
-  TopicApplier,
+  PerKeyApplier,
   TransactionalApplier,
   FollowingApplier,
 } from '@pgferry/apply';
@@ -13,19 +13,12 @@ import type { MigrationEvent } from './full-migration';
 import { kafkaConfig, type ApplierProcessConfig } from './process-config';
 
 /**
- * Session timeout of the applier's consumer. A killed applier's partitions go to its successor
- * once the broker notices the dead member, after this long (kafkajs' default is 30 s). Each
+ * Session timeout of the change appliers in their consumer group. A killed applier's partitions
+ * go to the other appliers once the broker notices the dead member, after this long. Each
  * fetched batch is applied well within it; a member that overran it would only be rebalanced,
- * and its successor resumes from the offsets stored with the rows.
+ * and the offset fence in the destination keeps the two from applying a batch twice.
  */
 const APPLIER_SESSION_TIMEOUT_MS = 10_000;
-
-/** A kafkajs client whose consumers default to the applier's session timeout and heartbeat. */
-class ApplierKafka extends Kafka {
-  override consumer(config: ConsumerConfig) {
-    return super.consumer({ sessionTimeout: APPLIER_SESSION_TIMEOUT_MS, heartbeatInterval: 1000, ...config });
-  }
-}
 
 /**
  * The body of `apps/applier`: consumes the table topics and applies them until `stop` aborts,
@@ -41,7 +34,7 @@ export async function runApplierProcess(
   const { spec } = config;
   const dst = resolveEndpoint(spec.destination, 'destination');
   const destination = await connect(dst, 'destination', { applicationName: 'pgferry applier' });
-  const kafka = new ApplierKafka(kafkaConfig(config.kafka, `pgferry-${spec.name}-applier`));
+  const kafka = kafkaConfig(config.kafka, `pgferry-${spec.name}-applier`);
   const registry = new RegistryClient(config.registryUrl);
   const applier =
     config.mode === 'changes'
@@ -53,9 +46,6 @@ export async function runApplierProcess(
           registry,
           destination,
           connect: () => connect(dst, 'destination', { applicationName: 'pgferry applier' }),
-          // The controller runs one snapshot applier per task (supervised-full-data.ts) and
-          // restarts it only after it exited; the advisory lock refuses a second one anyway.
-          exclusive: true,
           group: config.group,
           targets: config.targets,
           deferredKeys: config.deferredKeys,
@@ -92,10 +82,10 @@ export async function runApplierProcess(
  */
 export function changeApplier(
   config: Pick<ApplierProcessConfig, 'spec' | 'group' | 'targets' | 'topicPrefix'>,
-  kafka: Kafka,
+  kafka: KafkaClientConfig,
   registry: RegistryClient,
   connectDestination: () => Promise<Client>,
-): FollowingApplier<TopicApplier | TransactionalApplier> {
+): FollowingApplier<PerKeyApplier | TransactionalApplier> {
   return new FollowingApplier({
     task: config.spec.name,
     targets: config.targets,
@@ -107,10 +97,10 @@ export function changeApplier(
 function applierOver(
   config: Pick<ApplierProcessConfig, 'spec' | 'group' | 'topicPrefix'>,
   targets: ApplierTarget[],
-  kafka: Kafka,
+  kafka: KafkaClientConfig,
   registry: RegistryClient,
   connectDestination: () => Promise<Client>,
-): TopicApplier | TransactionalApplier {
+): PerKeyApplier | TransactionalApplier {
   const { options } = config.spec;
   const common = {
     kafka,
@@ -124,5 +114,5 @@ function applierOver(
   };
   return options.consistency === 'transactional'
     ? new TransactionalApplier({ ...common, transactionsTopic: transactionsTopic(config.topicPrefix) })
-    : new TopicApplier(common);
+    : new PerKeyApplier({ ...common, membership: 'group', sessionTimeoutMs: APPLIER_SESSION_TIMEOUT_MS });
 }

@@ -3,7 +3,7 @@ import { RegistryClient } from '@pgferry/avro';
 import { ControlStore } from '@pgferry/control';
 import { runSnapshotCapture, runStreamCapture } from '@pgferry/capture';
 import type { MigrationEvent } from './full-migration';
-import { kafkaClient, type CaptureProcessConfig, type StreamProcessConfig } from './process-config';
+import { kafkaConfig, type CaptureProcessConfig, type StreamProcessConfig } from './process-config';
 
 /**
  * The body of `apps/capture`: reads every pending chunk under the configured snapshot and sends
@@ -24,7 +24,7 @@ export async function runCaptureProcess(
     const { rows, bytes } = await runSnapshotCapture({
       source: src,
       sourceDatabase: src.database,
-      kafka: kafkaClient(config.kafka, `pgferry-${spec.name}-capture`),
+      kafka: kafkaConfig(config.kafka, `pgferry-${spec.name}-capture`),
       registry: new RegistryClient(config.registryUrl),
       topicPrefix: config.topicPrefix,
       partitions: config.partitions,
@@ -60,7 +60,7 @@ export async function runStreamProcess(
     destination: resolveEndpoint(spec.destination, 'destination'),
     tables: config.tables,
     objects: spec.objects,
-    kafka: kafkaClient(config.kafka, `pgferry-${spec.name}-capture`),
+    kafka: kafkaConfig(config.kafka, `pgferry-${spec.name}-capture`),
     registryUrl: config.registryUrl,
     prefix: config.topicPrefix,
     partitions: config.partitions,

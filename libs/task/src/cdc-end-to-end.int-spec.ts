@@ -7,7 +7,8 @@ import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { startPostgres, tableDigest, waitFor, type PgCluster } from '@pgferry/testing';
 import { RegistryClient } from '@pgferry/avro';
 import { ensureControlSchema } from '@pgferry/control';
-import { TopicApplier } from '@pgferry/apply';
+import { PerKeyApplier } from '@pgferry/apply';
+import { KafkaProducer } from '@pgferry/kafka';
 import { ChangePublisher, ensurePublication, PgStreamReader } from '@pgferry/capture';
 
 const DDL = `
@@ -86,7 +87,8 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
     await admin.connect();
     await admin.createTopics({ topics: tables.map((t) => ({ topic: t.topic, numPartitions: partitions })) });
     await admin.disconnect();
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const config = { brokers: broker.brokers, clientId: 'cdc-end-to-end-test' };
+    const producer = new KafkaProducer(config);
     await producer.connect();
     const registry = new RegistryClient(broker.registryUrl!);
     let confirmed = 0n;
@@ -114,13 +116,14 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
     const d = await destination.connect();
     await ensureControlSchema(d);
     await d.end();
-    const applier = new TopicApplier({
-      kafka,
+    const applier = new PerKeyApplier({
+      kafka: config,
       registry,
       connect: () => destination.connect(),
       group: 'e2e-applier',
       targets: tables.map((t) => ({ topic: t.topic, schema: t.schema, table: t.table, key: t.key })),
-      consumer: { sessionTimeout: 6000, heartbeatInterval: 500 },
+      membership: 'group',
+      sessionTimeoutMs: 6000,
     });
     try {
       await waitFor(
@@ -153,7 +156,7 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
       await applier.stop();
       await reader.stop();
       await streaming.catch(() => undefined);
-      await producer.disconnect();
+      await producer.close();
     }
     const s = await source.connect();
     const t = await destination.connect();

@@ -1,5 +1,4 @@
 import type { Client } from 'pg';
-import type { Kafka } from 'kafkajs';
 import { ObjectError, type TaskSpec } from '@pgferry/core';
 import {
   connect,
@@ -36,7 +35,7 @@ import {
   prepareKeyConstraints,
 } from '@pgferry/apply';
 import type { DeferredKeys } from '@pgferry/apply';
-import { topicEnds } from '@pgferry/kafka';
+import { withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 import { syncSequences, type SequenceSyncResult } from './pg-sequence-sync';
 import { runSupervisedFullData, type ChildProcessesOptions } from './supervised-full-data';
 import { prepareStreamSource, runIncrementalPhase } from './incremental-phase';
@@ -66,7 +65,7 @@ export type MigrationEvent =
 
 export interface FullMigrationOptions {
   spec: TaskSpec;
-  kafka: Kafka;
+  kafka: KafkaClientConfig;
   registryUrl: string;
   /** Where schema dumps and work files live (kept between runs so a restart resumes). */
   workDir: string;
@@ -372,9 +371,7 @@ async function runInProcess(
     kafka: opts.kafka,
     registry: ctx.registry,
     destination: applierConn,
-    // The only applier of the task in this run, as the supervised one: own Fetch requests, lanes.
     connect: () => connect(ctx.dst, 'destination', { applicationName: 'pgferry applier' }),
-    exclusive: true,
     group: ctx.group,
     targets: ctx.targets,
     deferredKeys: ctx.deferredKeys,
@@ -427,8 +424,12 @@ async function existingTargets(client: Client, tables: SelectedTable[]): Promise
 }
 
 /** Resolves once the destination holds every record that is in the topics now. */
-async function waitForApplier(kafka: Kafka, applier: SnapshotApplier, topics: string[]): Promise<void> {
-  const ends = await topicEnds(kafka, topics);
+async function waitForApplier(
+  kafka: KafkaClientConfig,
+  applier: SnapshotApplier,
+  topics: string[],
+): Promise<void> {
+  const ends = await withKafkaAdmin(kafka, (admin) => admin.topicEnds(topics));
   for (;;) {
     if (applier.error) throw applier.error;
     const behind = [...ends].filter(([k, high]) => high > 0n && (applier.positions.get(k) ?? 0n) < high);

@@ -1,7 +1,6 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
-import type { Kafka } from 'kafkajs';
 import {
   describeError,
   isRetriable,
@@ -32,6 +31,7 @@ import { changeApplier } from './applier-process';
 import type { MigrationEvent } from './full-migration';
 import { superviseChild, type ChildProcessesOptions } from './supervised-full-data';
 import { AppliedRate, cutoverRequested, readStreamLag } from '@pgferry/control';
+import { withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 
 /** The user stopped the task (SIGINT/SIGTERM) before cutover; running migrate again resumes it. */
 export class TaskStoppedError extends PgferryError {
@@ -45,7 +45,7 @@ export class TaskStoppedError extends PgferryError {
 
 export interface IncrementalPhaseOptions {
   spec: TaskSpec;
-  kafka: Kafka;
+  kafka: KafkaClientConfig;
   registryUrl: string;
   prefix: string;
   partitions: number;
@@ -186,14 +186,8 @@ export async function prepareStreamSource(
   await ensurePublication(source, spec.name, tables);
 }
 
-async function ensureTopic(kafka: Kafka, topic: string): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
-  } finally {
-    await admin.disconnect();
-  }
+async function ensureTopic(kafka: KafkaClientConfig, topic: string): Promise<void> {
+  await withKafkaAdmin(kafka, (admin) => admin.ensureTopics([{ name: topic, partitions: 1 }]));
 }
 
 async function startInProcess(opts: IncrementalPhaseOptions): Promise<Running> {

@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
 import { parseTaskSpec, PgferryError, SpecError, type TaskSpec } from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import type { ApplierTarget, DeferredKeys } from '@pgferry/apply';
+import type { KafkaClientConfig } from '@pgferry/kafka';
 
 /** How a child reaches Kafka: the brokers and, for a secured cluster, TLS and SASL. */
 export interface KafkaConnection {
@@ -96,18 +96,8 @@ export function processRole(file: string | undefined): ProcessConfig['role'] | u
   }
 }
 
-/** The kafkajs configuration of one child process. */
-export function kafkaConfig(conn: KafkaConnection, clientId: string): KafkaConfig {
+/** The Kafka client configuration of one process (its client id names the process to Kafka). */
+export function kafkaConfig(conn: KafkaConnection, clientId: string): KafkaClientConfig {
   if (!conn.brokers.length) throw new PgferryError('no Kafka brokers given');
-  return {
-    clientId,
-    brokers: conn.brokers,
-    logLevel: logLevel.NOTHING,
-    ssl: conn.ssl || undefined,
-    sasl: conn.sasl as never,
-  };
-}
-
-export function kafkaClient(conn: KafkaConnection, clientId: string): Kafka {
-  return new Kafka(kafkaConfig(conn, clientId));
+  return { clientId, brokers: conn.brokers, tls: conn.ssl || null, sasl: conn.sasl ?? null };
 }

@@ -1,13 +1,12 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
-import type { Kafka } from 'kafkajs';
 import type { TaskSpec } from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import { readOffsets } from '@pgferry/control';
 import type { DeferredKeys, ApplierTarget } from '@pgferry/apply';
 import { ChildSupervisor, PrestartedChildren } from './supervise/child-supervisor';
-import { topicEnds } from '@pgferry/kafka';
+import { withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 import type { MigrationEvent } from './full-migration';
 import { CONFIG_ENV, writeProcessConfig, type KafkaConnection, type ProcessConfig } from './process-config';
 
@@ -47,7 +46,7 @@ export interface SupervisedFullDataOptions {
   spec: TaskSpec;
   processes: ChildProcessesOptions;
   /** The controller's client: reads the topics' high watermarks. */
-  kafka: Kafka;
+  kafka: KafkaClientConfig;
   registryUrl: string;
   topicPrefix: string;
   partitions: number;
@@ -162,7 +161,7 @@ async function waitForAppliedOffsets(
   failure: () => Error | null,
 ): Promise<void> {
   const topics = opts.targets.map((t) => t.topic);
-  const ends = await topicEnds(opts.kafka, topics);
+  const ends = await withKafkaAdmin(opts.kafka, (admin) => admin.topicEnds(topics));
   for (;;) {
     const err = failure();
     if (err) throw err;

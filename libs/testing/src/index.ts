@@ -5,3 +5,4 @@ export { runPgbench } from './pgbench';
 export { type PgCluster, startPostgres } from './postgres';
 export { captureOutput, processAlive, readPidFile } from './process-output';
 export { waitFor } from './wait-for';
+export { registerKafkajsLz4 } from './kafkajs-lz4';

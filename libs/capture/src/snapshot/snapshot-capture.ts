@@ -1,5 +1,4 @@
 import type { Client } from 'pg';
-import type { Kafka } from 'kafkajs';
 import {
   connect,
   quoteQualified,
@@ -14,7 +13,7 @@ import { PgferryError, SlabPool } from '@pgferry/core';
 import { RegistryClient, buildSchemas, TableEncoder, tableTopic } from '@pgferry/avro';
 import type { CopyRows } from '@pgferry/pg';
 import type { ControlStore } from '@pgferry/control';
-import { KafkaPublisher, PartitionedBatches } from '@pgferry/kafka';
+import { KafkaProducer, PartitionedBatches, withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 import { planChunks, type ChunkPlan } from './chunk-plan';
 import { readChunk } from './pg-chunk-reader';
 
@@ -34,7 +33,7 @@ export interface CaptureProgress {
 export interface SnapshotCaptureOptions {
   source: Endpoint;
   sourceDatabase: string;
-  kafka: Kafka;
+  kafka: KafkaClientConfig;
   registry: RegistryClient;
   topicPrefix: string;
   partitions: number;
@@ -78,32 +77,22 @@ function encodeBatches(
  */
 export async function prepareStreams(
   client: Client,
-  kafka: Kafka,
+  kafka: KafkaClientConfig,
   registry: RegistryClient,
   prefix: string,
   partitions: number,
   tables: SelectedTable[],
 ): Promise<TableStream[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const streams: TableStream[] = [];
-    for (const t of tables) {
-      const key = tableKey(t);
-      const columns = await describeColumns(client, t.schema, t.table, key);
-      streams.push({ table: t, topic: tableTopic(prefix, t.schema, t.table), columns, key });
-    }
-    const existing = new Set(await admin.listTopics());
-    const missing = streams.filter((s) => !existing.has(s.topic));
-    if (missing.length)
-      await admin.createTopics({
-        topics: missing.map((s) => ({ topic: s.topic, numPartitions: partitions })),
-        waitForLeaders: true,
-      });
-    return streams;
-  } finally {
-    await admin.disconnect();
+  const streams: TableStream[] = [];
+  for (const t of tables) {
+    const key = tableKey(t);
+    const columns = await describeColumns(client, t.schema, t.table, key);
+    streams.push({ table: t, topic: tableTopic(prefix, t.schema, t.table), columns, key });
   }
+  await withKafkaAdmin(kafka, (admin) =>
+    admin.ensureTopics(streams.map((s) => ({ name: s.topic, partitions }))),
+  );
+  return streams;
 }
 
 /** Tables whose schemas are registered at once (see runSnapshotCapture). */
@@ -180,7 +169,7 @@ export async function runSnapshotCapture(
   // each), and encodes the next batch while the previous one is being acknowledged.
   const worker = async () => {
     const client = await connect(opts.source, 'source', { applicationName: 'pgferry snapshot' });
-    const publisher = new KafkaPublisher(opts.kafka, { framedCompression: opts.compression });
+    const publisher = new KafkaProducer(opts.kafka, { framedCompression: opts.compression });
     // A batch's buffers are written again for a later batch once Kafka acknowledged its records.
     const slabs = new SlabPool(512 * 1024);
     try {

@@ -1,5 +1,4 @@
 import type { Client } from 'pg';
-import type { Message, Producer } from 'kafkajs';
 import { DataError } from '@pgferry/core';
 import { quoteQualified, describeStreamColumns, type ColumnInfo } from '@pgferry/pg';
 import {
@@ -12,7 +11,7 @@ import {
   type TransactionRecords,
 } from '@pgferry/avro';
 import type { RegistryClient, HeartbeatRecords } from '@pgferry/avro';
-import { keyPartition } from '@pgferry/kafka';
+import { keyPartition, type KafkaProducer, type ProducerRecord } from '@pgferry/kafka';
 import { splitUnchanged, type ChangeEvent, type RelationInfo } from '../change-event';
 import type { ChangeProcessor } from '../interface';
 import type { Lsn } from '@pgferry/pg';
@@ -29,7 +28,7 @@ export interface PublishedTable {
 }
 
 export interface ChangePublisherOptions {
-  producer: Producer;
+  producer: KafkaProducer;
   registry: RegistryClient;
   /** A source connection: describes a table again after a schema change. */
   source: Client;
@@ -126,7 +125,7 @@ export class ChangePublisher implements ChangeProcessor {
   private readonly declined = new Set<string>();
   private readonly codecs = new Map<string, Promise<TableCodec>>();
   private readonly ready = new Map<string, { relation: RelationInfo; codec: TableCodec }>();
-  private buffer: Array<{ topic: string; message: Message }> = [];
+  private buffer: Array<{ topic: string; message: ProducerRecord }> = [];
   private bufferedBytes = 0;
   private tx: {
     xid: number;
@@ -385,36 +384,25 @@ export class ChangePublisher implements ChangeProcessor {
 
   private push(topic: string, key: Buffer | null, value: Buffer | null, partition: number): void {
     const headers = this.tx
-      ? { [STREAM_POSITION_HEADER]: streamPosition(this.tx.finalLsn, ++this.tx.seq) }
+      ? [{ key: STREAM_POSITION_HEADER, value: streamPosition(this.tx.finalLsn, ++this.tx.seq) }]
       : undefined;
     this.buffer.push({ topic, message: { key, value, partition, headers } });
     this.bufferedBytes += (key?.length ?? 0) + (value?.length ?? 0);
   }
 
   /** Sends one request's records and resolves when Kafka acknowledged all of them. */
-  private async produce(batch: Array<{ topic: string; message: Message }>): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
+  private async produce(batch: Array<{ topic: string; message: ProducerRecord }>): Promise<void> {
+    const byTopic = new Map<string, ProducerRecord[]>();
     for (const { topic, message } of batch) {
       const list = byTopic.get(topic);
       if (list) list.push(message);
       else byTopic.set(topic, [message]);
     }
-    const sent = await this.opts.producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-    });
-    // One batch per partition per request: its base offset plus its size is the partition's end.
-    const counts = new Map<string, number>();
-    for (const { topic, message } of batch) {
-      const k = `${topic}:${message.partition}`;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
-    }
-    for (const r of sent) {
-      if (!this.tableTopics.has(r.topicName)) continue;
-      const k = `${r.topicName}:${r.partition}`;
-      const n = counts.get(k);
-      if (n === undefined || r.baseOffset === undefined) continue;
-      const end = BigInt(r.baseOffset) + BigInt(n);
+    const ends = await this.opts.producer.publishAll(
+      [...byTopic].map(([topic, records]) => ({ topic, records })),
+    );
+    for (const [k, end] of ends) {
+      if (!this.tableTopics.has(k.slice(0, k.lastIndexOf(':')))) continue;
       if (end > (this.ends.get(k) ?? 0n)) this.ends.set(k, end);
     }
     this.published += batch.length;

@@ -1,5 +1,4 @@
 import type { Client } from 'pg';
-import type { Kafka, Producer } from 'kafkajs';
 import {
   describeError,
   isProgrammingError,
@@ -48,7 +47,7 @@ import {
   writeCaptureReport,
   type StreamMark,
 } from '@pgferry/control';
-import { topicEnds } from '@pgferry/kafka';
+import { KafkaProducer, withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 import { applyDdlOnce } from '../ddl/pg-ddl-applier';
 import { DDL_SCHEMA, type DdlEvent } from '../ddl/pg-ddl-capture';
 
@@ -59,7 +58,7 @@ export interface StreamCaptureOptions {
   tables: SelectedTable[];
   /** The task's selection: a captured statement on a renamed schema or table is refused. */
   objects: TaskSpec['objects'];
-  kafka: Kafka;
+  kafka: KafkaClientConfig;
   registryUrl: string;
   prefix: string;
   partitions: number;
@@ -115,11 +114,7 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
       `task ${opts.task} has no replication slot recorded on the destination; the full-data phase creates it: run migrate from the start`,
     );
   let startLsn = parseLsn(task.consistentLsn);
-  const producer = opts.kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-  });
+  const producer = new KafkaProducer(opts.kafka);
   await producer.connect();
   const heartbeat = startHeartbeat(opts.source, opts.task, {
     intervalMs: opts.heartbeatIntervalMs ?? 1000,
@@ -154,14 +149,14 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
     }
   } finally {
     await heartbeat.stop();
-    await producer.disconnect().catch(() => undefined);
+    await producer.close().catch(() => undefined);
   }
 }
 
 /** One connection's worth of streaming; returns the confirmed position when stopped. */
 async function streamOnce(
   opts: StreamCaptureOptions,
-  producer: Producer,
+  producer: KafkaProducer,
   startLsn: Lsn,
   onConfirmed: (lsn: Lsn) => void,
 ): Promise<Lsn> {
@@ -193,9 +188,8 @@ async function streamOnce(
     const topics = new Set(tables.map((t) => t.topic));
     for (const t of gained) if (!topics.has(t.topic)) tables.push(t);
     const rule = newTableRule(opts.objects);
-    const startOffsets = await topicEnds(
-      opts.kafka,
-      tables.map((t) => t.topic),
+    const startOffsets = await withKafkaAdmin(opts.kafka, (admin) =>
+      admin.topicEnds(tables.map((t) => t.topic)),
     );
     const registry = new RegistryClient(opts.registryUrl);
     const transactions = {
@@ -373,17 +367,9 @@ async function addNewTable(
     topic: tableTopic(opts.prefix, info.schema, info.table),
     key: info.primaryKey.length ? info.primaryKey : info.uniqueNotNullKey,
   };
-  const admin = opts.kafka.admin();
-  await admin.connect();
-  try {
-    if (!(await admin.listTopics()).includes(table.topic))
-      await admin.createTopics({
-        topics: [{ topic: table.topic, numPartitions: opts.partitions }],
-        waitForLeaders: true,
-      });
-  } finally {
-    await admin.disconnect();
-  }
+  await withKafkaAdmin(opts.kafka, (admin) =>
+    admin.ensureTopics([{ name: table.topic, partitions: opts.partitions }]),
+  );
   const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
   try {
     await addStreamTable(control, opts.task, table);

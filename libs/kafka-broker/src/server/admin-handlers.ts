@@ -72,7 +72,7 @@ export function handleMetadata(state: BrokerState, req: Req, version: number): R
   });
   return {
     throttleTimeMs: 0,
-    brokers: [{ nodeId: state.nodeId, host: state.host, port: state.port, rack: null }],
+    brokers: [{ nodeId: state.nodeId, host: state.host, port: state.advertisedPort, rack: null }],
     clusterId: state.clusterId,
     controllerId: state.nodeId,
     topics,

@@ -12,6 +12,8 @@ export interface BrokerOptions {
   host?: string;
   /** Host name put in Metadata responses; defaults to `host`. */
   advertisedHost?: string;
+  /** Port put in Metadata and FindCoordinator responses (a proxy or NAT in front); defaults to the listening port. */
+  advertisedPort?: number;
   /** 'batch': fsync before acknowledging each produce request; a number: fsync every N ms. */
   flush?: 'batch' | number;
   autoCreateTopics?: boolean;
@@ -31,7 +33,15 @@ export class BrokerState {
   readonly nodeId = 0;
   host: string;
   port = 0;
-  readonly options: Required<Omit<BrokerOptions, 'advertisedHost'>> & { advertisedHost?: string };
+
+  /** The port clients are told to connect to. */
+  get advertisedPort(): number {
+    return this.options.advertisedPort ?? this.port;
+  }
+  readonly options: Required<Omit<BrokerOptions, 'advertisedHost' | 'advertisedPort'>> & {
+    advertisedHost?: string;
+    advertisedPort?: number;
+  };
   private nextProducerId: bigint;
   private producerIdLimit: bigint;
   private readonly metaPath: string;

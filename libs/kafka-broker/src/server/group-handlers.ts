@@ -28,7 +28,7 @@ export function handleFindCoordinator(state: BrokerState, req: Req): Req {
     errorMessage: null,
     nodeId: state.nodeId,
     host: state.host,
-    port: state.port,
+    port: state.advertisedPort,
   };
 }
 

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import {
+  encodeResponseFrame,
   Reader,
   Writer,
   ProtocolError,
@@ -34,6 +35,14 @@ import {
 } from './group-handlers';
 
 type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The APIs of the shared codec this broker does not answer (it has no SASL yet). */
+const NOT_SERVED: ReadonlySet<number> = new Set([ApiKey.SaslHandshake, ApiKey.SaslAuthenticate]);
+
+/** What ApiVersions advertises: every API this broker answers, with the versions it reads. */
+const BROKER_API_VERSIONS = [...API_SPECS.values()]
+  .filter((s) => !NOT_SERVED.has(s.key))
+  .map((s) => ({ apiKey: s.key, minVersion: s.min, maxVersion: s.max }));
 
 /** Request frames from this size on are assembled in a reusable buffer (see onConnection). */
 const POOLED_FRAME_BYTES = 64 * 1024;
@@ -194,7 +203,7 @@ export class KafkaServer {
       version = r.int16();
       correlationId = r.int32();
       client.clientId = r.nstring() ?? '';
-      const spec = API_SPECS.get(apiKey);
+      const spec = NOT_SERVED.has(apiKey) ? undefined : API_SPECS.get(apiKey);
       if (!spec) throw new ProtocolError(`unknown API key ${apiKey}`);
       if (version < spec.min || version > spec.max) {
         if (apiKey === ApiKey.ApiVersions)
@@ -238,12 +247,7 @@ export class KafkaServer {
    * has written the frame out (true) or failed to (false): only then may those buffers be reused.
    */
   private send(socket: Socket, correlationId: number, body: (w: Writer) => void): Promise<boolean> {
-    const w = new Writer(1024, 4096);
-    w.int32(0);
-    w.int32(correlationId);
-    body(w);
-    const parts = w.finishParts();
-    parts[0].writeInt32BE(w.length - 4, 0);
+    const parts = encodeResponseFrame(correlationId, body);
     return new Promise((resolve) => {
       const done = (err?: Error | null) => resolve(!err);
       if (parts.length === 1) {
@@ -260,7 +264,7 @@ export class KafkaServer {
     const spec = API_SPECS.get(ApiKey.ApiVersions)!;
     const res = {
       errorCode,
-      apiKeys: [...API_SPECS.values()].map((s) => ({ apiKey: s.key, minVersion: s.min, maxVersion: s.max })),
+      apiKeys: BROKER_API_VERSIONS,
       throttleTimeMs: 0,
     };
     return (w) => writeStruct(w, spec.response, res, version);
@@ -270,15 +274,7 @@ export class KafkaServer {
     const s = this.state;
     switch (apiKey) {
       case ApiKey.ApiVersions:
-        return {
-          errorCode: 0,
-          apiKeys: [...API_SPECS.values()].map((x) => ({
-            apiKey: x.key,
-            minVersion: x.min,
-            maxVersion: x.max,
-          })),
-          throttleTimeMs: 0,
-        };
+        return { errorCode: 0, apiKeys: BROKER_API_VERSIONS, throttleTimeMs: 0 };
       case ApiKey.Metadata:
         return handleMetadata(s, req, version);
       case ApiKey.Produce:

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BATCH_HEADER_SIZE, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
+import { BATCH_HEADER_BYTES, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
 import type { ReadArena } from './read-arena';
 import { ProducerState, type SequenceCheck } from './producer-state';
 import { Segment, type RecoveryReport } from './segment';
@@ -59,12 +59,12 @@ export class PartitionLog {
     }
     if (this.segments.length === 0) this.segments.push(Segment.create(this.dir, this.logStartOffset));
     // Producer state after the snapshot comes from the batch headers themselves.
-    const header = Buffer.alloc(BATCH_HEADER_SIZE);
+    const header = Buffer.alloc(BATCH_HEADER_BYTES);
     for (const seg of this.segments) {
       if (seg.nextOffset <= snapshotFrom) continue;
       for (const e of seg.entries) {
         if (e.base < snapshotFrom) continue;
-        header.set(seg.readRange(e.pos, BATCH_HEADER_SIZE));
+        header.set(seg.readRange(e.pos, BATCH_HEADER_BYTES));
         const h = readBatchHeader(header);
         if (h.producerId >= 0n)
           this.producers.record(

@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BATCH_HEADER_SIZE, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
+import { BATCH_HEADER_BYTES, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
 import { crc32c } from '@pgferry/core';
 import type { ReadArena } from './read-arena';
 
@@ -104,7 +104,7 @@ export class Segment {
         size: idx.readInt32BE(i + 12),
         maxTs: idx.readBigInt64BE(i + 16),
       };
-      if (e.pos !== pos || e.pos + e.size > logSize || e.size < BATCH_HEADER_SIZE || e.last < e.base) break;
+      if (e.pos !== pos || e.pos + e.size > logSize || e.size < BATCH_HEADER_BYTES || e.last < e.base) break;
       seg.entries.push(e);
       pos += e.size;
     }
@@ -117,13 +117,13 @@ export class Segment {
       }
     }
     const trusted = seg.entries.length;
-    const header = Buffer.alloc(BATCH_HEADER_SIZE);
-    while (pos + BATCH_HEADER_SIZE <= logSize) {
-      readSync(seg.logFd, header, 0, BATCH_HEADER_SIZE, pos);
+    const header = Buffer.alloc(BATCH_HEADER_BYTES);
+    while (pos + BATCH_HEADER_BYTES <= logSize) {
+      readSync(seg.logFd, header, 0, BATCH_HEADER_BYTES, pos);
       const h = readBatchHeader(header);
       if (
         h.magic !== 2 ||
-        h.size < BATCH_HEADER_SIZE ||
+        h.size < BATCH_HEADER_BYTES ||
         pos + h.size > logSize ||
         h.baseOffset < seg.nextOffset
       )

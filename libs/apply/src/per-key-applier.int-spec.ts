@@ -7,9 +7,9 @@ import { startPostgres, waitFor, type PgCluster } from '@pgferry/testing';
 import { ChangeEncoder, RegistryClient, buildSchemas } from '@pgferry/avro';
 import { describeColumns } from '@pgferry/pg';
 import { ensureControlSchema } from '@pgferry/control';
-import { TopicApplier } from './topic-applier';
+import { PerKeyApplier } from './per-key-applier';
 
-describe('TopicApplier: change records from Kafka into the destination, exactly once', () => {
+describe('PerKeyApplier: change records from Kafka into the destination, exactly once', () => {
   let pg: PgCluster;
   let broker: EmbeddedKafka;
   let kafka: Kafka;
@@ -68,15 +68,16 @@ describe('TopicApplier: change records from Kafka into the destination, exactly 
   const send = (...records: Array<{ key: Buffer | null; value: Buffer | null; partition?: number }>) =>
     producer.send({ topic, acks: -1, messages: records });
 
-  function applier(group: string, extra: Partial<ConstructorParameters<typeof TopicApplier>[0]> = {}) {
-    return new TopicApplier({
-      kafka,
+  function applier(group: string, extra: Partial<ConstructorParameters<typeof PerKeyApplier>[0]> = {}) {
+    return new PerKeyApplier({
+      kafka: { brokers: broker.brokers, clientId: 'per-key-applier-test' },
       registry: new RegistryClient(broker.registryUrl!),
       connect: () => pg.connect(),
       group,
       targets: [target],
       concurrency: 2,
-      consumer: { sessionTimeout: 6000, heartbeatInterval: 500 },
+      membership: 'group',
+      sessionTimeoutMs: 6000,
       ...extra,
     });
   }
@@ -89,7 +90,7 @@ describe('TopicApplier: change records from Kafka into the destination, exactly 
     return new Map(offsets.map((o) => [`${topic}:${o.partition}`, BigInt(o.high)]));
   }
 
-  async function caughtUp(a: TopicApplier) {
+  async function caughtUp(a: PerKeyApplier) {
     const ends = await end();
     await waitFor(
       () => {

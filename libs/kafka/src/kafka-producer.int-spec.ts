@@ -8,17 +8,16 @@ import {
   Kafka,
   logLevel,
   Partitioners,
-  type ISocketFactory,
   type KafkaMessage,
   type Message,
   type PartitionMetadata,
 } from 'kafkajs';
 import { ObjectError, PgferryError } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { waitFor } from '@pgferry/testing';
-import { registerKafkajsLz4 } from './kafkajs-lz4';
+import { registerKafkajsLz4, waitFor } from '@pgferry/testing';
 import { PartitionedBatches } from './framed-batches';
-import { KafkaPublisher } from './kafka-publisher';
+import { KafkaProducer, type ProducerRecord } from './kafka-producer';
+import type { KafkaClientConfig } from './kafka-config';
 
 const execFileP = promisify(execFile);
 
@@ -72,7 +71,10 @@ class CuttingProxy {
   cuts = 0;
   private armed = false;
 
-  constructor(private readonly upstreamPort: number) {
+  /** The broker's port: set once it listens (it advertises the proxy's). */
+  upstreamPort = 0;
+
+  constructor() {
     this.server = createServer((client) => this.pipe(client));
   }
 
@@ -137,7 +139,7 @@ class CuttingProxy {
   }
 }
 
-describe('KafkaPublisher (raw record batches through kafkajs connections)', () => {
+describe('KafkaProducer (record batches of its own, over its own connections)', () => {
   let broker: EmbeddedKafka;
   let kafka: Kafka;
   const dataDir = mkdtempSync(join(tmpdir(), 'pgferry-publisher-'));
@@ -146,6 +148,9 @@ describe('KafkaPublisher (raw record batches through kafkajs connections)', () =
     broker = await startEmbeddedKafka({ dataDir, port: 0, registryPort: null });
     kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
   });
+  const config = (): KafkaClientConfig => ({ brokers: broker.brokers, clientId: 'producer-test' });
+  const records = (messages: Message[]): ProducerRecord[] =>
+    messages.map((m) => ({ key: m.key as Buffer | null, value: m.value as Buffer | null }));
   afterAll(async () => {
     await broker?.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -173,11 +178,11 @@ describe('KafkaPublisher (raw record batches through kafkajs connections)', () =
     await createTopic(topic, 3);
     const messages = messagesFor(5000);
     // Small batches: many requests per publish call, several rounds per partition.
-    const publisher = new KafkaPublisher(kafka, { maxBatchBytes: 16_384 });
+    const publisher = new KafkaProducer(config(), { maxBatchBytes: 16_384 });
     await publisher.connect();
     try {
-      await publisher.publish(topic, messages.slice(0, 2000));
-      await publisher.publish(topic, messages.slice(2000));
+      await publisher.publish(topic, records(messages.slice(0, 2000)));
+      await publisher.publish(topic, records(messages.slice(2000)));
     } finally {
       await publisher.close();
     }
@@ -204,9 +209,9 @@ describe('KafkaPublisher (raw record batches through kafkajs connections)', () =
     const topic = 'publisher.kcat';
     await createTopic(topic, 2);
     const messages = messagesFor(600).map((m, i) => ({ ...m, value: Buffer.from(`v${i}`) }));
-    const publisher = new KafkaPublisher(kafka, { maxBatchBytes: 4096 });
+    const publisher = new KafkaProducer(config(), { maxBatchBytes: 4096 });
     await publisher.connect();
-    await publisher.publish(topic, messages);
+    await publisher.publish(topic, records(messages));
     await publisher.close();
     const { stdout } = await execFileP(
       'kcat',
@@ -243,7 +248,7 @@ describe('KafkaPublisher (raw record batches through kafkajs connections)', () =
     };
     const sent: number[] = [];
     for (const { compression, batches } of [framed('lz4'), framed('none')]) {
-      const publisher = new KafkaPublisher(kafka, { framedCompression: compression });
+      const publisher = new KafkaProducer(config(), { framedCompression: compression });
       await publisher.connect();
       await publisher.publishBatches(topic, batches);
       await publisher.close();
@@ -271,31 +276,35 @@ describe('KafkaPublisher (raw record batches through kafkajs connections)', () =
 
   it('sends a batch again when the response is lost, and Kafka stores it once', async () => {
     const topic = 'publisher.retry';
-    await createTopic(topic, 2);
-    const proxy = new CuttingProxy(broker.broker.port);
+    // A broker of its own that tells clients to connect to the proxy in front of it.
+    const proxy = new CuttingProxy();
     const proxyPort = await proxy.listen();
-    // Every broker connection, whatever address the metadata gives, goes through the proxy.
-    const socketFactory: ISocketFactory = ({ onConnect }) =>
-      netConnect({ host: '127.0.0.1', port: proxyPort }, onConnect);
-    const viaProxy = new Kafka({
-      brokers: [`127.0.0.1:${proxyPort}`],
-      socketFactory,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 0 },
+    const proxiedDir = mkdtempSync(join(tmpdir(), 'pgferry-producer-proxied-'));
+    const proxied = await startEmbeddedKafka({
+      dataDir: proxiedDir,
+      port: 0,
+      registryPort: null,
+      advertisedPort: proxyPort,
     });
-    const publisher = new KafkaPublisher(viaProxy);
+    proxy.upstreamPort = proxied.broker.port;
+    const direct = new Kafka({ brokers: proxied.brokers, logLevel: logLevel.NOTHING });
+    const admin = direct.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    await admin.disconnect();
+    const publisher = new KafkaProducer({ brokers: [`127.0.0.1:${proxyPort}`], clientId: 'producer-test' });
     try {
       await publisher.connect();
       const messages = messagesFor(300);
-      await publisher.publish(topic, messages.slice(0, 100));
+      await publisher.publish(topic, records(messages.slice(0, 100)));
       const before = proxy.produceRequests;
       proxy.armCut();
-      await publisher.publish(topic, messages.slice(100, 200));
+      await publisher.publish(topic, records(messages.slice(100, 200)));
       expect(proxy.cuts).toBe(1);
       // The cut request and its retry (the records of both partitions travel in one request).
       expect(proxy.produceRequests - before).toBe(2);
-      await publisher.publish(topic, messages.slice(200));
-      const read = await consumeAll(kafka, topic, 300);
+      await publisher.publish(topic, records(messages.slice(200)));
+      const read = await consumeAll(direct, topic, 300);
       const stored = [...read.values()].flat().map((m) => m.value?.toString() ?? null);
       expect(stored.sort()).toEqual(
         messages.map((m) => (m.value as Buffer | null)?.toString() ?? null).sort(),
@@ -303,13 +312,15 @@ describe('KafkaPublisher (raw record batches through kafkajs connections)', () =
     } finally {
       await publisher.close();
       await proxy.close();
+      await proxied.close();
+      rmSync(proxiedDir, { recursive: true, force: true });
     }
   });
 
   it('fails naming the topic and partition when Kafka refuses a batch for good', async () => {
     const topic = 'publisher.small';
     await createTopic(topic, 1, [{ name: 'max.message.bytes', value: '2000' }]);
-    const publisher = new KafkaPublisher(kafka);
+    const publisher = new KafkaProducer(config());
     await publisher.connect();
     try {
       const err = await publisher
@@ -322,9 +333,9 @@ describe('KafkaPublisher (raw record batches through kafkajs connections)', () =
       await publisher.publish(topic, [{ key: Buffer.from('k'), value: Buffer.from('fits') }]);
       const read = await consumeAll(kafka, topic, 1);
       expect(read.get(0)?.map((m) => m.value?.toString())).toEqual(['fits']);
-      await expect(publisher.publish('publisher.missing', [{ key: 'k', value: 'v' }])).rejects.toThrow(
-        ObjectError,
-      );
+      await expect(
+        publisher.publish('publisher.missing', [{ key: Buffer.from('k'), value: Buffer.from('v') }]),
+      ).rejects.toThrow(ObjectError);
     } finally {
       await publisher.close();
     }

@@ -1,0 +1,68 @@
+import { PgferryError } from '@pgferry/core';
+import type { KafkaClientConfig } from '@pgferry/kafka';
+
+/**
+ * The contract every applier keeps (snapshot, per-key, transactional):
+ *   - `start` connects, reads the offsets the destination holds and begins consuming; it
+ *     resolves once consuming has begun, not when anything is applied;
+ *   - each record takes effect exactly once: a batch's rows and its next offset are committed in
+ *     one destination transaction, and records below the stored offset are skipped, whatever
+ *     Kafka hands out after a restart or a rebalance;
+ *   - a failure stops consuming and is kept in `error` (the caller stops the applier and, for a
+ *     retriable one, starts a new one, which resumes from the destination's offsets);
+ *   - `positions` are the next offsets the destination holds, per "topic:partition", for the
+ *     partitions this applier applied;
+ *   - `stop` lets the transactions under way commit or fail, leaves the group, closes what it
+ *     opened. Idempotent.
+ */
+export interface Applier {
+  readonly error: Error | null;
+  readonly positions: ReadonlyMap<string, bigint>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Where one topic's rows go. */
+export interface ApplierTarget {
+  topic: string;
+  schema: string;
+  table: string;
+  key: string[];
+}
+
+/** What every applier is given to reach Kafka and the consumer group it applies for. */
+export interface ApplierKafka {
+  kafka: KafkaClientConfig;
+  /** The consumer group: names the offsets in pgferry.offsets (and Kafka's, for monitoring). */
+  group: string;
+}
+
+/**
+ * How the change appliers fetch: up to 4 MB per partition and 16 MB per request (of records as
+ * read, decompressed), waiting at most 200 ms for data, so batches are large under load and an
+ * idle topic answers quickly.
+ */
+export const APPLIER_FETCH = {
+  maxWaitMs: 200,
+  maxBytesPerPartition: 4 * 1024 * 1024,
+  maxBytes: 16 * 1024 * 1024,
+} as const;
+
+/** The failure latch of an applier: the first error is kept, later ones are dropped. */
+export class FailureLatch {
+  private failure: Error | null = null;
+
+  get error(): Error | null {
+    return this.failure;
+  }
+
+  fail(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new PgferryError(String(err));
+  }
+}
+
+/** "topic:partition" -> [topic, partition]. */
+export function splitKey(key: string): { topic: string; partition: number } {
+  const at = key.lastIndexOf(':');
+  return { topic: key.slice(0, at), partition: Number(key.slice(at + 1)) };
+}

@@ -1,0 +1,393 @@
+import type { Client } from 'pg';
+import { DataError, PgferryError } from '@pgferry/core';
+import { classifyPgError, quoteQualified, PIPELINE_SESSION_SQL } from '@pgferry/pg';
+import {
+  notAfter,
+  RecordDecoder,
+  STREAM_POSITION_HEADER,
+  type DecodedChange,
+  type RegistryClient,
+} from '@pgferry/avro';
+import { readOffsets, readStreamPositions, storeOffsets, type OffsetMark } from '@pgferry/control';
+import type { PartitionData, TopicPartition } from '@pgferry/kafka';
+import { forEachRecordView, recordHeader } from '@pgferry/kafka-protocol';
+import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type ApplierTarget } from './applier';
+import { ConsumerLoop } from './consumer-loop';
+import { DeadLetters } from './dead-letter';
+import { LanePool } from './lane-pool';
+import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
+import type { TargetTable } from './pg-row-applier';
+import { Throttle, type ThrottleLimits } from './throttle';
+
+export interface PerKeyApplierOptions extends ApplierKafka {
+  registry: RegistryClient;
+  /** Opens a destination connection; the applier keeps one per lane. */
+  connect: () => Promise<Client>;
+  targets: ApplierTarget[];
+  /** Destination transactions applied at the same time, each on its own connection (default 2). */
+  concurrency?: number;
+  throttle?: ThrottleLimits;
+  /**
+   * strict (default): a record that cannot be applied stops the applier. dead-letter: it goes
+   * to `deadLetterTopic` with the reason in its headers, is counted, and the applier goes on.
+   */
+  onError?: 'strict' | 'dead-letter';
+  deadLetterTopic?: string;
+  /**
+   * exclusive (default): this applier reads every partition. group: it shares them with the
+   * other appliers of Kafka consumer group `group` (scaled out), fenced by offset in the destination.
+   */
+  membership?: 'exclusive' | 'group';
+  /** Consumer group session timeout (membership group). */
+  sessionTimeoutMs?: number;
+  onApplied?: (target: ApplierTarget, counts: ChangeApplyCounts) => void;
+  onDeadLetter?: (target: ApplierTarget, offset: string, reason: string) => void;
+}
+
+interface Lane {
+  client: Client;
+  changes: PgChangeApplier;
+}
+
+/** One record of a partition: where it is, what it holds. */
+interface Decoded {
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  /** Null for a tombstone, or a change already applied (sent again after a capture restart). */
+  change: DecodedChange | null;
+  /** The change's stream position (pgferry.pos header), when it has one and is new. */
+  pos: Buffer | null;
+}
+
+/** One partition's records of a round. */
+interface Part {
+  target: ApplierTarget;
+  topic: string;
+  partition: number;
+  decoded: Decoded[];
+}
+
+/** Changes per destination transaction (larger rounds are split). */
+const MAX_GATHERED = 20_000;
+
+/**
+ * Applies every record kind (snapshot rows, changes, truncates) of the table topics through
+ * PgChangeApplier: reduced per key and applied in bulk; tombstones only advance the offset. The
+ * partitions of one fetched round share destination transactions (up to 20,000 changes each),
+ * each table's changes from every partition applied together and every partition's next offset
+ * stored in one statement, so a stream of small source transactions over many partitions costs
+ * a few round trips per round, not per partition. Up to `concurrency` transactions run at once;
+ * a partition's records keep their order (its next batch waits for the previous one), so each
+ * row's changes do. Records below the stored offset, and changes sent again by a restarted
+ * capture (same stream position), are skipped, so every record takes effect exactly once.
+ */
+export class PerKeyApplier implements Applier {
+  private readonly latch = new FailureLatch();
+  private readonly decoder: RecordDecoder;
+  private readonly byTopic: Map<string, ApplierTarget>;
+  private readonly throttle: Throttle;
+  private readonly pool = new LanePool<Lane>();
+  private readonly lanes: Lane[] = [];
+  private applied = new Map<string, bigint>();
+  private streamPos = new Map<string, Buffer>();
+  /** The last transaction started per "topic:partition": the next one waits for it. */
+  private readonly tails = new Map<string, Promise<void>>();
+  private consumer: ConsumerLoop | null = null;
+  private deadLetters: DeadLetters | null = null;
+
+  constructor(private readonly opts: PerKeyApplierOptions) {
+    this.decoder = new RecordDecoder(opts.registry);
+    this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
+    this.throttle = new Throttle(opts.throttle ?? {});
+    if (opts.onError === 'dead-letter' && !opts.deadLetterTopic)
+      throw new PgferryError('onError dead-letter needs a deadLetterTopic');
+  }
+
+  get error(): Error | null {
+    return this.latch.error ?? this.consumer?.error ?? null;
+  }
+
+  get positions(): ReadonlyMap<string, bigint> {
+    return this.applied;
+  }
+
+  /** Records parked in the dead-letter topic since start. */
+  get deadLettered(): number {
+    return this.deadLetters?.count ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const concurrency = Math.max(1, this.opts.concurrency ?? 2);
+    for (let i = 0; i < concurrency; i++) {
+      const client = await this.opts.connect();
+      await client.query(PIPELINE_SESSION_SQL);
+      const lane = { client, changes: new PgChangeApplier(client) };
+      this.lanes.push(lane);
+      this.pool.add(lane);
+    }
+    if (this.opts.onError === 'dead-letter') {
+      this.deadLetters = new DeadLetters(this.opts.kafka, this.opts.deadLetterTopic!);
+      await this.deadLetters.connect();
+    }
+    this.consumer = new ConsumerLoop(
+      {
+        kafka: this.opts.kafka,
+        group: this.opts.group,
+        topics: [...this.byTopic.keys()],
+        membership: this.opts.membership ?? 'exclusive',
+        sessionTimeoutMs: this.opts.sessionTimeoutMs,
+        fetch: APPLIER_FETCH,
+      },
+      {
+        offsets: (partitions) => this.readOffsets(partitions),
+        take: (round) => this.take(round),
+        drain: () => this.drain(),
+      },
+    );
+    await this.consumer.start();
+  }
+
+  private async readOffsets(partitions: readonly TopicPartition[]): Promise<Map<string, bigint>> {
+    const topics = [...new Set(partitions.map((p) => p.topic))];
+    const client = this.lanes[0].client;
+    this.applied = await readOffsets(client, this.opts.group, topics);
+    this.streamPos = await readStreamPositions(client, this.opts.group, topics);
+    return this.applied;
+  }
+
+  /** Decodes a round and hands it to the lanes, each partition after its previous batch. */
+  private async take(round: PartitionData[]): Promise<void> {
+    const parts: Part[] = [];
+    for (const data of round) {
+      const part = await this.decode(data);
+      if (part.decoded.length) parts.push(part);
+    }
+    for (let i = 0; i < parts.length;) {
+      const group: Part[] = [];
+      let changes = 0;
+      while (i < parts.length && (group.length === 0 || changes + parts[i].decoded.length <= MAX_GATHERED)) {
+        changes += parts[i].decoded.length;
+        group.push(parts[i++]);
+      }
+      const lane = await this.pool.take();
+      if (this.error) {
+        this.pool.give(lane);
+        return;
+      }
+      this.dispatch(lane, group);
+    }
+  }
+
+  private async decode(data: PartitionData): Promise<Part> {
+    const key = `${data.topic}:${data.partition}`;
+    const target = this.byTopic.get(data.topic)!;
+    const from = this.applied.get(key) ?? 0n;
+    const first = data.from > from ? data.from : from;
+    const where = `Kafka topic ${data.topic} partition ${data.partition}`;
+    const records: Array<{ offset: bigint; key: Buffer | null; value: Buffer | null; pos: Buffer | null }> =
+      [];
+    for (const b of data.batches)
+      forEachRecordView(b, first, where, (r) => {
+        const header = recordHeader(r, STREAM_POSITION_HEADER);
+        records.push({
+          offset: BigInt(r.offset),
+          key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
+          value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
+          pos: header && header.length === 12 ? header : null,
+        });
+      });
+    const decoded: Decoded[] = [];
+    let last = this.streamPos.get(key);
+    for (const r of records) {
+      if (r.pos && notAfter(r.pos, last)) {
+        // Sent again by a restarted capture: applied already, only the offset moves.
+        decoded.push({ ...r, change: null, pos: null });
+        continue;
+      }
+      if (r.pos) last = r.pos;
+      decoded.push({ ...r, change: r.value ? await this.decoder.decode(r.value) : null });
+    }
+    return { target, topic: data.topic, partition: data.partition, decoded };
+  }
+
+  /** Applies `parts` on `lane` once each partition's previous transaction is done; releases the lane. */
+  private dispatch(lane: Lane, parts: Part[]): void {
+    const keys = parts.map((p) => `${p.topic}:${p.partition}`);
+    const before = Promise.all(keys.map((k) => this.tails.get(k)));
+    const task = before
+      .then(async () => {
+        if (this.error) return;
+        const fresh = parts.filter(
+          (p) =>
+            p.decoded[p.decoded.length - 1].offset + 1n >
+            (this.applied.get(`${p.topic}:${p.partition}`) ?? 0n),
+        );
+        if (!fresh.length) return;
+        try {
+          await this.applyGathered(lane, fresh);
+        } catch (err) {
+          if (this.opts.onError !== 'dead-letter' || !(err instanceof DataError)) throw err;
+          // A poison record: each partition's batch on its own, the record found and parked.
+          for (const p of fresh) for (const run of runs(p.decoded)) await this.applyRun(lane, p, run);
+        }
+        for (const p of fresh) this.committed(p.topic, p.partition, p.decoded);
+      })
+      .catch((err) => this.latch.fail(err))
+      .finally(() => this.pool.give(lane));
+    for (const k of keys) this.tails.set(k, task);
+  }
+
+  private committed(topic: string, partition: number, decoded: Decoded[]): void {
+    const key = `${topic}:${partition}`;
+    const next = decoded[decoded.length - 1].offset + 1n;
+    this.applied.set(key, next);
+    const pos = lastPosition(decoded);
+    if (pos) this.streamPos.set(key, pos);
+    this.consumer?.committed(key, next);
+  }
+
+  private async drain(): Promise<void> {
+    await Promise.all(this.tails.values());
+  }
+
+  /** The parts in one destination transaction, with their offsets (fenced). */
+  private async applyGathered(lane: Lane, parts: Part[]): Promise<void> {
+    const byTopic = new Map<string, Part[]>();
+    for (const p of parts) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+    let changes = 0;
+    let bytes = 0;
+    for (const p of parts)
+      for (const d of p.decoded) {
+        if (d.change) changes++;
+        bytes += d.value?.length ?? 0;
+      }
+    await this.throttle.take(changes, bytes);
+    const client = lane.client;
+    try {
+      await client.query('BEGIN');
+      // Tables in one order in every transaction, so two lanes never wait on each other's
+      // truncate guards in a cycle.
+      for (const topic of [...byTopic.keys()].sort()) {
+        const group = byTopic.get(topic)!;
+        const target = group[0].target;
+        const all = group.flatMap((p) => runs(p.decoded));
+        const shapes = new Set(all.map((run) => shapeOf(run)).filter((s) => s !== null));
+        const truncates = all.some((run) => run.some((d) => d.change?.op === 't'));
+        // One statement set per table when that keeps each key's order: a key's changes are in
+        // one partition. A truncate or a schema change splits it back into the partitions' runs,
+        // applied one after the other (the truncate guard then orders them).
+        const together = !truncates && shapes.size <= 1 ? [all.flat()] : all;
+        for (const run of together) {
+          const list = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
+          if (!list.length) continue;
+          const counts = await lane.changes.applyInTransaction(
+            this.table(target, list),
+            list,
+            this.opts.group,
+          );
+          this.opts.onApplied?.(target, counts);
+        }
+      }
+      await storeOffsets(
+        client,
+        this.opts.group,
+        parts.map((p) => this.mark(p.topic, p.partition, p.decoded)),
+      );
+      await client.query('COMMIT');
+      lane.changes.transactionCommitted();
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      lane.changes.forgetStages();
+      // A lost connection is retriable (the applier is restarted); a refused change names its table.
+      throw classifyPgError(err, `applying ${changes} changes of ${byTopic.size} tables`);
+    }
+  }
+
+  private mark(topic: string, partition: number, run: Decoded[]): OffsetMark {
+    return {
+      group: this.opts.group,
+      topic,
+      partition,
+      nextOffset: run[run.length - 1].offset + 1n,
+      streamPos: lastPosition(run),
+      expected: this.applied.get(`${topic}:${partition}`) ?? 0n,
+    };
+  }
+
+  private table(target: ApplierTarget, changes: readonly DecodedChange[]): TargetTable {
+    const columns = changes.find((c) => c.after ?? c.before)?.columns ?? [];
+    return { schema: target.schema, table: target.table, columns, key: target.key };
+  }
+
+  /** One run in its own transaction; with dead-letter, its poison record found and parked. */
+  private async applyRun(lane: Lane, part: Part, run: Decoded[]): Promise<void> {
+    const mark = this.mark(part.topic, part.partition, run);
+    const changes = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
+    await this.throttle.take(
+      changes.length,
+      run.reduce((n, d) => n + (d.value?.length ?? 0), 0),
+    );
+    try {
+      if (changes.length === 0) await storeOffsets(lane.client, mark.group, [mark]);
+      else {
+        // Not inside onApplied?.(...): an optional call does not evaluate its arguments.
+        const counts = await lane.changes.apply(this.table(part.target, changes), changes, mark);
+        this.opts.onApplied?.(part.target, counts);
+      }
+      this.committed(part.topic, part.partition, run);
+    } catch (err) {
+      if (this.opts.onError !== 'dead-letter' || !(err instanceof DataError)) throw err;
+      if (run.length > 1) {
+        // Find the poison record: apply the run one record at a time.
+        for (const one of run) await this.applyRun(lane, part, [one]);
+        return;
+      }
+      const d = run[0];
+      await this.deadLetters!.park(d, err.message, {
+        topic: part.topic,
+        partition: part.partition,
+        table: quoteQualified(part.target.schema, part.target.table),
+      });
+      await storeOffsets(lane.client, mark.group, [mark]);
+      this.committed(part.topic, part.partition, run);
+      this.opts.onDeadLetter?.(part.target, d.offset.toString(), err.message);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    await this.drain();
+    await this.deadLetters?.close();
+    await Promise.all(this.lanes.map((l) => l.client.end().catch(() => undefined)));
+  }
+}
+
+/** The stream position of the last positioned change of a run, or null when it has none. */
+function lastPosition(run: Decoded[]): Buffer | null {
+  for (let i = run.length - 1; i >= 0; i--) if (run[i].pos) return run[i].pos;
+  return null;
+}
+
+/** The columns of a run's rows ("\u0000"-joined), or null when it has no row image. */
+function shapeOf(run: Decoded[]): string | null {
+  const d = run.find((x) => x.change && (x.change.after ?? x.change.before));
+  return d ? d.change!.columns.join('\u0000') : null;
+}
+
+/**
+ * Splits a partition's records into runs applied as one transaction each: a new run starts where
+ * the records' columns change (a schema change on the source); tombstones and truncates join the
+ * run they are in.
+ */
+function runs(decoded: Decoded[]): Decoded[][] {
+  const out: Decoded[][] = [];
+  let shape: string | null = null;
+  for (const d of decoded) {
+    const image = d.change && (d.change.after ?? d.change.before) ? d.change.columns.join('\u0000') : null;
+    if (out.length === 0 || (image !== null && shape !== null && image !== shape)) out.push([]);
+    out[out.length - 1].push(d);
+    if (image !== null) shape = image;
+  }
+  return out;
+}

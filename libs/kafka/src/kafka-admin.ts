@@ -1,0 +1,185 @@
+import { retry, RetryDeadlineError } from '@pgferry/core';
+import { ApiKey } from '@pgferry/kafka-protocol';
+import { classifyKafkaError, kafkaError } from './kafka-errors';
+import { KafkaCluster } from './kafka-cluster';
+import type { KafkaClientConfig } from './kafka-config';
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  /** Default: the broker's default.replication.factor (-1, Kafka 2.4+), else 1. */
+  replicationFactor?: number;
+  /** Topic configs, e.g. { 'cleanup.policy': 'compact' }. */
+  configs?: Record<string, string>;
+}
+
+const TOPIC_ALREADY_EXISTS = 36;
+/** ListOffsets timestamps: the log's end (next offset) and its start. */
+const LATEST = -1n;
+const EARLIEST = -2n;
+/** How long offsets are asked again after retriable failures. */
+const RETRY_MS = 30_000;
+
+/**
+ * The admin calls pgferry makes: topics (create, list, delete), partition ends and starts.
+ * Errors are classified PgferryErrors naming the topic.
+ */
+export class KafkaAdmin {
+  constructor(private readonly cluster: KafkaCluster) {}
+
+  /** Every topic of the cluster (internal ones included). */
+  async listTopics(): Promise<string[]> {
+    try {
+      const conn = await this.cluster.anyConnection();
+      const res = await conn.request(ApiKey.Metadata, { topics: null, allowAutoTopicCreation: false });
+      return res.topics.map((t) => t.name);
+    } catch (err) {
+      throw classifyKafkaError(err, 'listing the Kafka topics');
+    }
+  }
+
+  /**
+   * Creates the topics that do not exist yet and waits until every partition has a leader.
+   * Idempotent: existing topics are left as they are (their partition count included).
+   */
+  async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+    if (!topics.length) return;
+    const existing = new Set(await this.listTopics());
+    const missing = topics.filter((t) => !existing.has(t.name));
+    if (missing.length) {
+      try {
+        const conn = await this.cluster.anyConnection();
+        const version = conn.requireVersion(ApiKey.CreateTopics);
+        const res = await conn.request(
+          ApiKey.CreateTopics,
+          {
+            topics: missing.map((t) => ({
+              name: t.name,
+              numPartitions: t.partitions,
+              replicationFactor: t.replicationFactor ?? (version >= 4 ? -1 : 1),
+              assignments: [],
+              configs: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+            })),
+            timeoutMs: 30_000,
+            validateOnly: false,
+          },
+          { version },
+        );
+        for (const r of res.topics)
+          if (r.errorCode !== 0 && r.errorCode !== TOPIC_ALREADY_EXISTS)
+            throw kafkaError(r.errorCode, `creating Kafka topic ${r.name}`, r.errorMessage);
+      } catch (err) {
+        throw classifyKafkaError(err, `creating Kafka topics ${missing.map((t) => t.name).join(', ')}`);
+      }
+    }
+    await this.cluster.describeTopics(
+      topics.map((t) => t.name),
+      30_000,
+    );
+  }
+
+  /** Deletes topics (tests, and `--reset-topics`); missing ones are not an error. */
+  async deleteTopics(names: readonly string[]): Promise<void> {
+    if (!names.length) return;
+    try {
+      const conn = await this.cluster.anyConnection();
+      const res = await conn.request(ApiKey.DeleteTopics, { topicNames: [...names], timeoutMs: 30_000 });
+      for (const r of res.responses)
+        if (r.errorCode !== 0 && r.errorCode !== 3)
+          throw kafkaError(r.errorCode, `deleting Kafka topic ${r.name}`);
+    } catch (err) {
+      throw classifyKafkaError(err, `deleting Kafka topics ${names.join(', ')}`);
+    }
+  }
+
+  /**
+   * The end (the next offset, i.e. the high watermark) of every partition of `topics`, per
+   * "topic:partition": everything acknowledged so far lies below it.
+   */
+  topicEnds(topics: readonly string[]): Promise<Map<string, bigint>> {
+    return this.offsets(topics, LATEST);
+  }
+
+  /** The first offset each partition of `topics` still holds (retention moves it). */
+  topicStarts(topics: readonly string[]): Promise<Map<string, bigint>> {
+    return this.offsets(topics, EARLIEST);
+  }
+
+  private async offsets(topics: readonly string[], timestamp: bigint): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    if (!topics.length) return out;
+    const what = `reading the ${timestamp === LATEST ? 'end' : 'start'} offsets of Kafka topics ${topics.join(', ')}`;
+    // Leaders move (NOT_LEADER_OR_FOLLOWER) and brokers restart: read the metadata again and retry.
+    return retry(
+      async () => {
+        try {
+          return await this.offsetsOnce(topics, timestamp, out);
+        } catch (err) {
+          await this.cluster.refreshMetadata().catch(() => undefined);
+          throw classifyKafkaError(err, what);
+        }
+      },
+      { deadlineMs: RETRY_MS, initialDelayMs: 100, maxDelayMs: 2000 },
+    ).catch((err) => {
+      throw err instanceof RetryDeadlineError ? err.cause : err;
+    });
+  }
+
+  private async offsetsOnce(
+    topics: readonly string[],
+    timestamp: bigint,
+    out: Map<string, bigint>,
+  ): Promise<Map<string, bigint>> {
+    {
+      const described = await this.cluster.describeTopics(topics);
+      const byLeader = new Map<number, Map<string, number[]>>();
+      for (const [topic, parts] of described)
+        for (const p of parts) {
+          const m = byLeader.get(p.leader) ?? new Map<string, number[]>();
+          byLeader.set(p.leader, m);
+          m.set(topic, [...(m.get(topic) ?? []), p.partition]);
+        }
+      await Promise.all(
+        [...byLeader].map(async ([leader, parts]) => {
+          const conn = await this.cluster.connection(leader);
+          const res = await conn.request(ApiKey.ListOffsets, {
+            replicaId: -1,
+            isolationLevel: 0,
+            topics: [...parts].map(([name, ps]) => ({
+              name,
+              partitions: ps.map((partitionIndex) => ({ partitionIndex, currentLeaderEpoch: -1, timestamp })),
+            })),
+          });
+          for (const t of res.topics)
+            for (const p of t.partitions) {
+              if (p.errorCode !== 0)
+                throw kafkaError(
+                  p.errorCode,
+                  `reading the offsets of Kafka topic ${t.name} partition ${p.partitionIndex}`,
+                );
+              out.set(`${t.name}:${p.partitionIndex}`, p.offset);
+            }
+        }),
+      );
+      return out;
+    }
+  }
+}
+
+/** Runs `fn` with an admin on a cluster connection of its own, closed afterwards. */
+export async function withKafkaAdmin<T>(
+  config: KafkaClientConfig,
+  fn: (admin: KafkaAdmin) => Promise<T>,
+): Promise<T> {
+  const cluster = new KafkaCluster(config);
+  try {
+    try {
+      await cluster.connect();
+    } catch (err) {
+      throw classifyKafkaError(err, `connecting to Kafka ${config.brokers.join(',')}`);
+    }
+    return await fn(new KafkaAdmin(cluster));
+  } finally {
+    await cluster.close();
+  }
+}
