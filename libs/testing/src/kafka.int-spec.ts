@@ -74,9 +74,7 @@ describe('startKafka (Apache Kafka, single-node KRaft)', () => {
   });
 
   afterAll(async () => {
-    const dir = kafka?.dataDir;
     await kafka?.remove();
-    if (dir) expect(existsSync(dir)).toBe(false);
   });
 
   it('comes up on 127.0.0.1 with the cluster id it was formatted with; kcat lists the broker', async () => {
@@ -184,5 +182,15 @@ describe('startKafka (Apache Kafka, single-node KRaft)', () => {
     expect(existsSync(dir!)).toBe(false);
     // The broker that holds the port is untouched.
     expect(kafka.running).toBe(true);
+  });
+
+  it('remove() stops the broker and deletes the data directory it made', async () => {
+    const { dataDir, pid } = kafka;
+    await kafka.remove();
+    expect(processAlive(pid)).toBe(false);
+    expect(existsSync(dataDir)).toBe(false);
+    await expect(kafka.start()).rejects.toThrow(
+      `Kafka broker ${kafka.bootstrap} was removed; start a new one with startKafka()`,
+    );
   });
 });
