@@ -1,24 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './free-port';
 import {
   brokerJvmFlags,
-  CDS_QUIET,
   FORMAT_JVM_FLAGS,
   kafkaPaths,
   newClusterId,
@@ -28,8 +13,22 @@ import {
   type KafkaConfigValue,
   type KafkaDirState,
 } from './kafka-config';
+import {
+  cdsFlags,
+  installExitHook,
+  keepArchive,
+  logFlags,
+  spawnJvm,
+  tempDirs,
+  within,
+  type Jvm,
+  type KafkaExit,
+} from './kafka-jvm';
 import { waitForKafkaReady } from './kafka-probe';
 import { kafkaRuntime, type KafkaRuntime } from './kafka-runtime';
+import { errorLines, tailLines, tailSection } from './log-tail';
+
+export type { KafkaExit } from './kafka-jvm';
 
 export interface StartKafkaOptions {
   /** Data directory; missing or empty is formatted, one from an earlier run is reused. Default: a fresh temp dir. */
@@ -50,11 +49,8 @@ export interface StartKafkaOptions {
   stopTimeoutMs?: number;
   /** Start the JVM from a class-data-sharing archive, made on the first clean stop. Default true. */
   classDataSharing?: boolean;
-}
-
-export interface KafkaExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
+  /** Extra broker JVM flags, after the defaults (so they win), e.g. ['-XX:+UseSerialGC']. */
+  jvmFlags?: string[];
 }
 
 export interface KafkaBroker {
@@ -84,28 +80,6 @@ export interface KafkaBroker {
   exited(): Promise<KafkaExit>;
   /** The last `lines` lines of the log file. */
   logTail(lines?: number): string;
-}
-
-interface Jvm {
-  child: ChildProcess;
-  exit: Promise<KafkaExit>;
-  done: KafkaExit | null;
-}
-
-/** Every JVM and temp dir this process started; the exit hook ends and removes them. */
-const live = new Map<number, () => void>();
-const tempDirs = new Set<string>();
-let hooked = false;
-
-function installExitHook(): void {
-  if (hooked) return;
-  hooked = true;
-  // Synchronous by nature: SIGKILL is all an exiting process can still do. Where the process dies
-  // without running this (a signal, SIGKILL), setpriv's parent-death signal kills the JVM instead.
-  process.on('exit', () => {
-    for (const kill of live.values()) kill();
-    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  });
 }
 
 /**
@@ -189,7 +163,7 @@ async function formatNew(
   writeFileSync(paths.properties, serverProperties(dataDir, port, controllerPort, options.config));
   const args = [
     ...FORMAT_JVM_FLAGS,
-    ...cdsFlags(rt, options, 'use'),
+    ...cdsFlags(rt, options.classDataSharing !== false, 'use'),
     ...logFlags(rt, logFile),
     '-cp',
     rt.classpath,
@@ -258,9 +232,10 @@ class Broker implements KafkaBroker {
       paths.properties,
       serverProperties(this.dataDir, this.port, this.controllerPort, this.options.config),
     );
-    const archive = cdsFlags(this.rt, this.options, 'make');
+    const archive = cdsFlags(this.rt, this.options.classDataSharing !== false, 'make');
     const args = [
       ...brokerJvmFlags(this.options.heapMb ?? 512),
+      ...(this.options.jvmFlags ?? []),
       ...archive,
       ...logFlags(this.rt, this.logFile),
       '-cp',
@@ -336,130 +311,4 @@ class Broker implements KafkaBroker {
 
 function logFileOf(dataDir: string, options: StartKafkaOptions): string {
   return options.logFile ? resolve(options.logFile) : kafkaPaths(dataDir).defaultLog;
-}
-
-function logFlags(rt: KafkaRuntime, logFile: string): string[] {
-  return [`-Dlog4j2.configurationFile=${rt.log4jConfig}`, `-Dkafka.logs.file=${logFile}`];
-}
-
-/**
- * Class-data sharing: with an archive for this classpath and JVM, use it; without one, a broker
- * start ('make') asks the JVM to write one at exit, which keepArchive() moves into place after a
- * clean exit of a broker that was ready. The formatter ('use') only uses an existing one.
- */
-function cdsFlags(rt: KafkaRuntime, options: StartKafkaOptions, mode: 'use' | 'make'): string[] {
-  if (options.classDataSharing === false) return [];
-  const archive = archivePath(rt);
-  if (existsSync(archive)) return [`-XX:SharedArchiveFile=${archive}`, ...CDS_QUIET];
-  if (mode === 'use') return [];
-  const tmp = `${archive}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  return [`-XX:ArchiveClassesAtExit=${tmp}`, ...CDS_QUIET];
-}
-
-function archivePath(rt: KafkaRuntime): string {
-  return join(rt.cacheDir, `kafka-cds-${rt.jvmKey}.jsa`);
-}
-
-function keepArchive(tmp: string, keep: boolean, rt: KafkaRuntime): void {
-  try {
-    if (keep && statSync(tmp).size > 0 && !existsSync(archivePath(rt))) renameSync(tmp, archivePath(rt));
-  } catch {
-    // No archive written (the JVM was killed): the next clean stop makes one.
-  }
-  rmSync(tmp, { force: true });
-}
-
-/**
- * Spawns the JVM with its output appended to the log file. On Linux it goes through setpriv
- * --pdeathsig KILL (util-linux), so the kernel kills it if this process dies without exit hooks.
- * The caller unref()s a broker once it is ready, so one left running never keeps Node alive.
- */
-function spawnJvm(rt: KafkaRuntime, args: string[], cwd: string, logFile: string): Jvm {
-  const fd = openSync(logFile, 'a');
-  const setpriv = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : null;
-  const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', rt.java, ...args]] : [rt.java, args];
-  let child: ChildProcess;
-  try {
-    child = spawn(cmd, argv, { cwd, stdio: ['ignore', fd, fd] });
-  } finally {
-    closeSync(fd);
-  }
-  const jvm: Jvm = { child, done: null, exit: Promise.resolve({ code: null, signal: null }) };
-  jvm.exit = new Promise<KafkaExit>((resolveExit) => {
-    const finish = (e: KafkaExit) => {
-      if (jvm.done) return;
-      jvm.done = e;
-      if (child.pid !== undefined) live.delete(child.pid);
-      resolveExit(e);
-    };
-    child.once('exit', (code, signal) => finish({ code, signal }));
-    child.once('error', (err) => {
-      writeFileSync(logFile, `\nspawn ${cmd} failed: ${err.message}\n`, { flag: 'a' });
-      finish({ code: null, signal: null });
-    });
-  });
-  if (child.pid !== undefined) {
-    const pid = child.pid;
-    live.set(pid, () => {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    });
-  }
-  return jvm;
-}
-
-async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)));
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** The last lines of a file, reading at most its last 256 KB. */
-function tailLines(file: string, lines: number): string {
-  if (!existsSync(file)) return '';
-  const size = statSync(file).size;
-  const len = Math.min(size, 256 * 1024);
-  const buf = Buffer.alloc(len);
-  const fd = openSync(file, 'r');
-  try {
-    readSync(fd, buf, 0, len, size - len);
-  } finally {
-    closeSync(fd);
-  }
-  const all = buf.toString('utf8').replace(/\n$/, '').split('\n');
-  return all.slice(-lines).join('\n');
-}
-
-/** The ERROR and FATAL entries (with their first stack line) logged since `offset`, as a section. */
-function errorLines(file: string, offset: number): string {
-  if (!existsSync(file)) return '';
-  const size = statSync(file).size;
-  const len = Math.min(size - offset, 4 * 1024 * 1024);
-  if (len <= 0) return '';
-  const buf = Buffer.alloc(len);
-  const fd = openSync(file, 'r');
-  try {
-    readSync(fd, buf, 0, len, offset);
-  } finally {
-    closeSync(fd);
-  }
-  const lines = buf.toString('utf8').split('\n');
-  const picked: string[] = [];
-  for (let i = 0; i < lines.length && picked.length < 20; i++) {
-    if (!/^\[[^\]]+\] (ERROR|FATAL) /.test(lines[i])) continue;
-    picked.push(lines[i]);
-    if (lines[i + 1] && !lines[i + 1].startsWith('[')) picked.push(lines[i + 1]);
-  }
-  return picked.length ? `--- errors logged by this start ---\n${picked.join('\n')}\n` : '';
-}
-
-function tailSection(file: string, lines: number): string {
-  return `--- last ${lines} lines of ${file} ---\n${tailLines(file, lines)}`;
 }
