@@ -132,10 +132,11 @@ export function serverProperties(
 
 /**
  * The broker JVM's flags: Kafka's own G1 settings, with the C1 compiler only. On this fixture's
- * workloads C2 costs more CPU compiling than it saves: in `npm run bench -- kafka-startup`,
- * C1-only (with the class-data-sharing archive) was ready in 0.4x the time and 0.55x the CPU of
- * tiered compilation, and used 0.6x the broker CPU to take 600k 1 KiB records and 0.45x to serve
- * them back. `jvmFlags: ['-XX:TieredStopAtLevel=4']` brings tiered compilation back.
+ * workloads C2 costs more CPU compiling than it saves. In two runs of `npm run bench --
+ * kafka-startup` (with the class-data-sharing archive in both), C1-only needed 0.5x the CPU of
+ * tiered compilation until ready, and its broker 0.6-0.9x the CPU to take 300k-600k 1 KiB
+ * records and 0.4-0.5x to serve them back. `jvmFlags: ['-XX:TieredStopAtLevel=4']` brings
+ * tiered compilation back.
  */
 export function brokerJvmFlags(heapMb: number): string[] {
   return [
