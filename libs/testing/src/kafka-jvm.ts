@@ -18,6 +18,60 @@ export interface Jvm {
   done: KafkaExit | null;
 }
 
+/**
+ * Cleans up after a Node process that dies or exits without stopping its broker, where exit hooks
+ * cannot help: under jest, `process` is a sandbox copy whose 'exit' listeners never run, and no
+ * hook runs on SIGKILL. A small shell, in its own process group, holds the read end of a pipe from
+ * this process; when the pipe closes without `release()`, it kills the JVM it was last told of
+ * (waiting up to 10 s for it to go) and deletes the temp data dir.
+ */
+export interface Reaper {
+  /** The JVM now running (null: none). */
+  watch(pid: number | null): void;
+  /** The broker was removed: the shell exits and does nothing. Idempotent. */
+  release(): void;
+}
+
+const REAPER_SH = `
+dir=$1; p=-
+while read -r cmd arg; do
+  case $cmd in
+    pid) p=$arg ;;
+    done) exit 0 ;;
+  esac
+done
+if [ "$p" != "-" ]; then
+  kill -KILL "$p" 2>/dev/null
+  i=0
+  while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+fi
+if [ -n "$dir" ]; then rm -rf "$dir"; fi
+`;
+
+/** Starts the reaper of one broker; `tempDir` is deleted by it, '' for a data dir the caller owns. */
+export function startReaper(tempDir: string): Reaper {
+  const child = spawn('/bin/sh', ['-c', REAPER_SH, 'pgferry-kafka-reaper', tempDir], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: true,
+  });
+  child.on('error', () => undefined);
+  child.stdin!.on('error', () => undefined);
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  let released = false;
+  const send = (line: string) => {
+    if (!released && child.stdin!.writable) child.stdin!.write(`${line}\n`);
+  };
+  return {
+    watch: (pid) => send(`pid ${pid ?? '-'}`),
+    release: () => {
+      send('done');
+      released = true;
+      child.stdin!.end();
+    },
+  };
+}
+
 /** Every JVM and temp dir this process started; the exit hook ends and removes them. */
 const live = new Map<number, () => void>();
 export const tempDirs = new Set<string>();
@@ -71,7 +125,13 @@ export function keepArchive(tmp: string, keep: boolean, rt: KafkaRuntime): void 
  * --pdeathsig KILL (util-linux), so the kernel kills it if this process dies without exit hooks.
  * The caller unref()s a broker once it is ready, so one left running never keeps Node alive.
  */
-export function spawnJvm(rt: KafkaRuntime, args: string[], cwd: string, logFile: string): Jvm {
+export function spawnJvm(
+  rt: KafkaRuntime,
+  args: string[],
+  cwd: string,
+  logFile: string,
+  reaper: Reaper,
+): Jvm {
   const fd = openSync(logFile, 'a');
   const setpriv = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : null;
   const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', rt.java, ...args]] : [rt.java, args];
@@ -87,6 +147,7 @@ export function spawnJvm(rt: KafkaRuntime, args: string[], cwd: string, logFile:
       if (jvm.done) return;
       jvm.done = e;
       if (child.pid !== undefined) live.delete(child.pid);
+      reaper.watch(null);
       resolveExit(e);
     };
     child.once('exit', (code, signal) => finish({ code, signal }));
@@ -97,6 +158,7 @@ export function spawnJvm(rt: KafkaRuntime, args: string[], cwd: string, logFile:
   });
   if (child.pid !== undefined) {
     const pid = child.pid;
+    reaper.watch(pid);
     live.set(pid, () => {
       try {
         process.kill(pid, 'SIGKILL');

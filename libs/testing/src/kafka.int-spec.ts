@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { startKafka, type KafkaBroker } from './kafka';
@@ -192,5 +193,30 @@ describe('startKafka (Apache Kafka, single-node KRaft)', () => {
     await expect(kafka.start()).rejects.toThrow(
       `Kafka broker ${kafka.bootstrap} was removed; start a new one with startKafka()`,
     );
+  });
+});
+
+describe('startKafka in a Node process that is killed', () => {
+  it('leaves neither the JVM nor the temp data dir behind after SIGKILL of Node', async () => {
+    const dist = join(__dirname, '..', 'dist');
+    const script = `require(${JSON.stringify(dist)}).startKafka().then((k) => {
+      console.log(JSON.stringify({ pid: k.pid, dataDir: k.dataDir }));
+      setInterval(() => undefined, 1 << 30);
+    });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const { pid, dataDir } = await waitFor(() => (out.includes('\n') ? JSON.parse(out) : null), {
+      reason: 'the child process to report its broker',
+      timeout: 90_000,
+      interval: 100,
+    });
+    expect(processAlive(pid)).toBe(true);
+    expect(existsSync(dataDir)).toBe(true);
+    child.kill('SIGKILL');
+    await waitFor(() => !processAlive(pid) && !existsSync(dataDir), {
+      reason: `the JVM ${pid} to die and ${dataDir} to be deleted after Node was killed`,
+      timeout: 20_000,
+    });
   });
 });

@@ -19,10 +19,12 @@ import {
   keepArchive,
   logFlags,
   spawnJvm,
+  startReaper,
   tempDirs,
   within,
   type Jvm,
   type KafkaExit,
+  type Reaper,
 } from './kafka-jvm';
 import { waitForKafkaReady } from './kafka-probe';
 import { kafkaRuntime, type KafkaRuntime } from './kafka-runtime';
@@ -85,7 +87,8 @@ export interface KafkaBroker {
 /**
  * Starts a single-node Apache Kafka (KRaft broker+controller) on 127.0.0.1 and resolves once it is
  * ready for clients (see `waitForKafkaReady`). The JVM is tied to this Node process: it is killed
- * when this process exits, however it exits. On failure the error carries the tail of the log.
+ * when this process exits, however it exits (exit hook, parent-death signal, reaper), and so is a
+ * temp data dir deleted. On failure the error carries the log's ERROR lines and tail.
  */
 export async function startKafka(options: StartKafkaOptions = {}): Promise<KafkaBroker> {
   const rt = kafkaRuntime();
@@ -93,13 +96,14 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
   const ownDir = options.dataDir === undefined;
   const dataDir = ownDir ? mkdtempSync(join(tmpdir(), 'pgferry-kafka-')) : resolve(options.dataDir!);
   if (ownDir) tempDirs.add(dataDir);
+  const reaper = startReaper(ownDir ? dataDir : '');
   try {
     const prior = readDirState(dataDir);
     const pickPorts = prior === null && options.port === undefined && options.controllerPort === undefined;
     for (let attempt = 1; ; attempt++) {
       const t0 = Date.now();
-      const state = prior ?? (await formatNew(rt, dataDir, options));
-      const broker = new Broker(rt, dataDir, ownDir, state, options);
+      const state = prior ?? (await formatNew(rt, dataDir, options, reaper));
+      const broker = new Broker(rt, dataDir, ownDir, state, options, reaper);
       try {
         await broker.start(t0);
         return broker;
@@ -111,6 +115,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
       }
     }
   } catch (err) {
+    reaper.release();
     if (ownDir) {
       rmSync(dataDir, { recursive: true, force: true });
       tempDirs.delete(dataDir);
@@ -148,6 +153,7 @@ async function formatNew(
   rt: KafkaRuntime,
   dataDir: string,
   options: StartKafkaOptions,
+  reaper: Reaper,
 ): Promise<KafkaDirState> {
   let port = options.port ?? (await freePort());
   let controllerPort = options.controllerPort ?? (await freePort());
@@ -175,7 +181,7 @@ async function formatNew(
     paths.properties,
     '--standalone',
   ];
-  const jvm = spawnJvm(rt, args, dataDir, logFile);
+  const jvm = spawnJvm(rt, args, dataDir, logFile, reaper);
   const exit = await jvm.exit;
   if (exit.code !== 0) {
     throw new Error(
@@ -203,6 +209,7 @@ class Broker implements KafkaBroker {
     private readonly ownDir: boolean,
     state: KafkaDirState,
     private readonly options: StartKafkaOptions,
+    private readonly reaper: Reaper,
   ) {
     this.port = options.port ?? state.port;
     this.controllerPort = options.controllerPort ?? state.controllerPort;
@@ -244,7 +251,7 @@ class Broker implements KafkaBroker {
       paths.properties,
     ];
     const logStart = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
-    const jvm = spawnJvm(this.rt, args, this.dataDir, this.logFile);
+    const jvm = spawnJvm(this.rt, args, this.dataDir, this.logFile, this.reaper);
     this.jvm = jvm;
     let ready = false;
     const dump = archive.find((a) => a.startsWith('-XX:ArchiveClassesAtExit='))?.split('=')[1];
@@ -294,6 +301,7 @@ class Broker implements KafkaBroker {
   async remove(): Promise<void> {
     await this.stop();
     this.removed = true;
+    this.reaper.release();
     if (this.ownDir) {
       rmSync(this.dataDir, { recursive: true, force: true });
       tempDirs.delete(this.dataDir);
