@@ -6,3 +6,12 @@ export { type PgCluster, startPostgres } from './postgres';
 export { captureOutput, processAlive, readPidFile } from './process-output';
 export { waitFor } from './wait-for';
 export { registerKafkajsLz4 } from './kafkajs-lz4';
+export {
+  kafkaFromEnv,
+  startKafka,
+  usingKafka,
+  type KafkaBroker,
+  type KafkaExit,
+  type StartKafkaOptions,
+} from './kafka';
+export { kafkaRuntime, type KafkaRuntime } from './kafka-runtime';
