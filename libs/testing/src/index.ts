@@ -5,3 +5,4 @@ export * from './postgres';
 export * from './generators';
 export * from './pgbench';
 export * from './process-output';
+export * from './python-venv';
