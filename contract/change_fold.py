@@ -88,6 +88,9 @@ class TableFold:
         self.logical_failures: list[str] = []
         # Per partition: the key of a `d` whose tombstone must come next.
         self.tombstone_due: dict[int, bytes] = {}
+        # transaction.id -> the change numbers (total_order) seen in this table: one per source
+        # change, shared by a key change's `u` and `d` and by a truncate's copies.
+        self.tx_changes: dict[str, set[int]] = {}
 
     def _row(self, fields: list[Field], datum: dict, where: str) -> dict[str, str | None]:
         return {f.pg: render(f.type, datum[f.avro], f"{where} column {f.pg}") for f in fields}
@@ -133,6 +136,9 @@ class TableFold:
         if op not in OPS:
             raise ContractError(f"{rec.where}: op {op!r} is none of {'/'.join(OPS)}")
         self.stats[op] += 1
+        if env.get("transaction") is not None:
+            tx = env["transaction"]
+            self.tx_changes.setdefault(tx["id"], set()).add(tx["total_order"])
         source = env["source"]
         self.schema, self.table = source["schema"], source["table"]
         where = f"{rec.where} ({op} of {self.schema}.{self.table})"
@@ -266,42 +272,3 @@ def stream_order(records: Iterable[RawRecord]) -> list[RawRecord]:
         changes.append((pos, rec))
     changes.sort(key=lambda c: c[0])
     return snapshot + [rec for _, rec in changes]
-
-
-def rebuild(
-    topics: Iterable[str],
-    records: Iterable[RawRecord],
-    registry: Registry,
-    with_rows: bool = True,
-    logical: bool = False,
-) -> dict[str, Any]:
-    """Every topic's table, folded. Topics without records (no schema or table to name) are
-    listed as `empty_topics`."""
-    by_topic: dict[str, list[RawRecord]] = {t: [] for t in topics}
-    for rec in records:
-        by_topic[rec.topic].append(rec)
-    tables, empty = [], []
-    for topic in sorted(by_topic):
-        if not by_topic[topic]:
-            empty.append(topic)
-            continue
-        ordered = stream_order(by_topic[topic])
-        fold = TableFold(topic, registry, logical)
-        for rec in ordered:
-            fold.apply(rec)
-        fold.stats["resent_skipped"] = len(by_topic[topic]) - len(ordered)
-        tables.append(fold.result(with_rows))
-    return {
-        "tables": sorted(tables, key=lambda t: (t["schema"] or "", t["table"] or "", t["topic"])),
-        "empty_topics": empty,
-    }
-
-
-def table_topics(names: Iterable[str], prefix: str) -> list[str]:
-    """The table topics `<prefix>.<schema>.<table>` among `names` (Kafka turns '.' in names into _)."""
-    skip = {f"{prefix}.{s}" for s in ("transactions", "heartbeat", "dlq")}
-    return sorted(
-        n
-        for n in names
-        if n.startswith(prefix + ".") and n not in skip and n[len(prefix) + 1 :].count(".") == 1
-    )

@@ -24,7 +24,8 @@ import shutil
 import subprocess
 import sys
 
-from change_fold import RawRecord, rebuild, table_topics
+from change_fold import RawRecord
+from task_topics import rebuild, task_topics
 from wire_decode import ContractError, Registry
 
 
@@ -67,7 +68,7 @@ def parse_messages(output: bytes) -> list[RawRecord]:
 
 def read_topics(kcat_bin: str, brokers: str, prefix: str, timeout: float):
     metadata = json.loads(kcat(kcat_bin, brokers, ["-L", "-J"], timeout))
-    topics = table_topics([t["topic"] for t in metadata["topics"]], prefix)
+    topics = task_topics([t["topic"] for t in metadata["topics"]], prefix)
     records: list[RawRecord] = []
     for topic in topics:
         out = kcat(kcat_bin, brokers, ["-C", "-t", topic, "-o", "beginning", "-e", "-J"], timeout)
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         topics, records = read_topics(kcat_bin, args.brokers, args.prefix, args.timeout)
-        out = rebuild(topics, records, Registry(args.registry), with_rows=not args.digest_only)
+        registry = Registry(args.registry)
+        out = rebuild(args.prefix, topics, records, registry, with_rows=not args.digest_only)
     except (ContractError, subprocess.TimeoutExpired) as err:
         print(f"kcat_rebuild: {err}", file=sys.stderr)
         return 1

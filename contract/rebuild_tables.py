@@ -4,11 +4,12 @@ and fastavro, knowing nothing of pgferry but docs/records.md.
 
     python contract/rebuild_tables.py --brokers HOST:PORT --registry URL --prefix pgferry.TASK
 
-Reads every partition of every `<prefix>.<schema>.<table>` topic from its start to the end
-offset it has when the run begins (partitions assigned explicitly; no consumer group state is
-used or committed), and prints JSON: {"tables": [{schema, table, topic, keyed, count, digest,
-records, rows}], "empty_topics": [...]} (see change_fold.py). Exit 1 with the reason on stderr
-when a record breaks the contract.
+Reads every partition of every `<prefix>.<schema>.<table>` topic and of `<prefix>.transactions`
+and `<prefix>.heartbeat` from its start to the end offset it has when the run begins (partitions
+assigned explicitly; no consumer group state is used or committed), and prints JSON:
+{"tables": [{schema, table, topic, keyed, count, digest, records, rows}], "empty_topics": [...],
+"transactions": {...}, "heartbeat": {...}} (see task_topics.py). Exit 1 with the reason on
+stderr when a record breaks the contract.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from change_fold import RawRecord, rebuild, table_topics
+from change_fold import RawRecord
+from task_topics import rebuild, task_topics
 from wire_decode import ContractError, Registry
 
 
@@ -38,7 +40,7 @@ def read_topics(brokers: str, prefix: str, timeout: float) -> tuple[list[str], l
     )
     try:
         metadata = consumer.list_topics(timeout=timeout)
-        topics = table_topics(metadata.topics, prefix)
+        topics = task_topics(metadata.topics, prefix)
         assignment, ends = [], {}
         for topic in topics:
             for p in sorted(metadata.topics[topic].partitions):
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         topics, records = read_topics(args.brokers, args.prefix, args.timeout)
         out = rebuild(
+            args.prefix,
             topics,
             records,
             Registry(args.registry),

@@ -51,6 +51,8 @@ interface RebuiltTable {
 interface Rebuilt {
   tables: RebuiltTable[];
   empty_topics: string[];
+  transactions: { begin: number; end: number; open: string[]; count_mismatches: string[] };
+  heartbeat: { beats: number };
 }
 
 /** The text forms docs/records.md fixes; the consumers render every value into them. */
@@ -302,6 +304,10 @@ describe('consumers nobody on the team wrote rebuild the source tables from the 
     expect(stats.events).toEqual(expect.objectContaining({ u: 20, d: 1, t: events }));
     expect(stats.queue.t).toBe(await partitionCount(kafka.brokers, `${prefix}.public.queue`));
     expect(byLibrdkafka.tables.find((t) => t.table === 'events')!.keyed).toBe(false);
+    // BEGIN and END around every source transaction, END counting its changes per table.
+    const txs = byLibrdkafka.transactions;
+    expect(txs).toEqual({ begin: txs.end, end: txs.end, open: [], count_mismatches: [] });
+    expect(txs.end).toBeGreaterThanOrEqual(15);
     await s.end();
     await d.end();
   }, 240_000);

@@ -17,7 +17,7 @@ export async function pythonVenv(requirements: string, dir: string): Promise<str
   const python = join(dir, 'bin', 'python');
   const stamp = join(dir, '.requirements-sha256');
   const want = createHash('sha256').update(readFileSync(requirements)).digest('hex');
-  if (existsSync(python) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return python;
+  if (existsSync(python) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === want) return python;
   rmSync(dir, { recursive: true, force: true });
   try {
     await execFileP('python3', ['-m', 'venv', dir]);
