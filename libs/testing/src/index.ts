@@ -15,3 +15,4 @@ export {
   type StartKafkaOptions,
 } from './kafka';
 export { kafkaRuntime, type KafkaRuntime } from './kafka-runtime';
+export { pythonVenv } from './python-venv';
