@@ -5,3 +5,5 @@ export * from './postgres';
 export * from './generators';
 export * from './pgbench';
 export * from './process-output';
+export * from './kafka';
+export { kafkaRuntime, type KafkaRuntime } from './kafka-runtime';
