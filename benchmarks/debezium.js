@@ -169,7 +169,8 @@ async function measure(p, ctx) {
     // Lag: the age of the oldest probe change committed on the source and not yet through.
     const lagOf = (seen) => (seen + 1 < stamps.length ? now() - stamps[seen + 1] : 0);
     let stop = false;
-    const lag = { kafka: 0, dest: 0, kafkaEnd: 0, destEnd: 0 };
+    const lag = { kafka: 0, dest: 0, kafkaEnd: 0, destEnd: 0, kafkaAt: 0, destAt: 0 };
+    let loadStart = now();
     const prober = (async () => {
       while (!stop) {
         await bump();
@@ -179,15 +180,15 @@ async function measure(p, ctx) {
     const sampler = (async () => {
       while (!stop) {
         lag.kafkaEnd = lagOf(probe.max());
-        lag.kafka = Math.max(lag.kafka, lag.kafkaEnd);
+        if (lag.kafkaEnd > lag.kafka) [lag.kafka, lag.kafkaAt] = [lag.kafkaEnd, now() - loadStart];
         if (d) {
           lag.destEnd = lagOf(await destN());
-          lag.dest = Math.max(lag.dest, lag.destEnd);
+          if (lag.destEnd > lag.dest) [lag.dest, lag.destAt] = [lag.destEnd, now() - loadStart];
         }
         await sleep(200);
       }
     })();
-    const loadStart = now();
+    loadStart = now();
     const load = await runPgbench(
       { host: ctx.src.host, port: ctx.src.port, user: ctx.src.user, password: ctx.src.password },
       { database: 'bench', clients: opts.clients, seconds: opts.seconds },
@@ -203,12 +204,12 @@ async function measure(p, ctx) {
     let kafkaDone = null;
     let destDone = null;
     await poll('every change in Kafka and on the destination', 900, health, async () => {
-      if (
-        kafkaDone === null &&
-        probe.max() >= last &&
-        (await sum(counter, PGBENCH.map(p.topic))) - base >= changes
-      )
+      const inKafka = (await sum(counter, PGBENCH.map(p.topic))) - base;
+      if (kafkaDone === null && probe.max() >= last && inKafka >= changes) {
         kafkaDone = now();
+        // More records than changes: some were sent twice (at-least-once delivery).
+        r.kafkaRecordsForChanges = inKafka;
+      }
       if (d && destDone === null && same(want, (await d.query(STATE)).rows[0])) destDone = now();
       return kafkaDone !== null && (!d || destDone !== null);
     });
@@ -220,14 +221,16 @@ async function measure(p, ctx) {
       kafkaChangesPerSDuringLoad: atEnd / (loadEnd - loadStart),
       kafkaChangesPerS: changes / (kafkaDone - loadStart),
       kafkaMaxLagS: lag.kafka,
+      kafkaMaxLagAtS: lag.kafkaAt,
       kafkaLagAtEndS: lag.kafkaEnd,
       kafkaCatchUpS: kafkaDone - loadEnd,
-      cpuSecondsDuringLoad: treeCpuSeconds(p.pids()) - cpu0,
+      cpuSecondsLoadAndCatchUp: treeCpuSeconds(p.pids()) - cpu0,
     });
     r.toastUpdatesInKafka = await toastInKafka(p, ctx);
     if (d) {
       Object.assign(r, {
         destMaxLagS: lag.dest,
+        destMaxLagAtS: lag.destAt,
         destLagAtEndS: lag.destEnd,
         destEqualAfterS: destDone - loadEnd,
       });
@@ -254,8 +257,8 @@ async function startRealKafka(opts) {
     throw new Error(
       'needs startKafka() from @pgferry/testing (real Apache Kafka), or --kafka HOST:PORT of a running broker',
     );
-  const k = await testing.startKafka();
-  return { bootstrap: k.bootstrap, stop: () => k.stop() };
+  const k = await testing.startKafka({ heapMb: 1024 });
+  return { bootstrap: k.bootstrap, stop: () => k.remove() };
 }
 
 async function main() {

@@ -11,13 +11,17 @@ const ROWS = [
   ['source changes/s', (r) => r.sourceChangesPerS, 0],
   ['changes/s into Kafka (load start to last in Kafka)', (r) => r.kafkaChangesPerS, 0],
   ['changes/s into Kafka during the load', (r) => r.kafkaChangesPerSDuringLoad, 0],
+  ['changes of the load (4 per TPC-B transaction)', (r) => r.changes, 0],
+  ['  records in Kafka for them', (r) => r.kafkaRecordsForChanges, 0],
   ['Kafka lag max, s', (r) => r.kafkaMaxLagS, 2],
+  ['  reached at, s into the load', (r) => r.kafkaMaxLagAtS, 0],
   ['Kafka lag at load end, s', (r) => r.kafkaLagAtEndS, 2],
   ['Kafka catch-up after the load, s', (r) => r.kafkaCatchUpS, 2],
   ['destination lag max, s', (r) => r.destMaxLagS, 2],
+  ['  reached at, s into the load', (r) => r.destMaxLagAtS, 0],
   ['destination lag at load end, s', (r) => r.destLagAtEndS, 2],
   ['destination equal to source, s after the load', (r) => r.destEqualAfterS, 2],
-  ['pipeline CPU s during the load', (r) => r.cpuSecondsDuringLoad, 1],
+  ['pipeline CPU s, load and catch-up', (r) => r.cpuSecondsLoadAndCatchUp, 1],
   ['pipeline CPU s, whole run', (r) => r.cpuSecondsTotal, 1],
   ['TOAST updates in Kafka', (r) => r.toastUpdatesInKafka?.updates, 0],
   ['  of them with the placeholder', (r) => r.toastUpdatesInKafka?.placeholder, 0],
@@ -51,14 +55,16 @@ function printReport({ results }) {
   const ferry = results.find((r) => r.pipeline.startsWith('pgferry'));
   const dbzSink = results.find((r) => r.pipeline.includes('JDBC sink'));
   const dbzSource = results.find((r) => r.pipeline === 'Debezium source');
+  const short = (r) => (r === ferry ? 'pgferry' : r === dbzSink ? 'Dbz+sink' : 'Dbz source');
   const heads = [
-    ...results.map((r) => r.pipeline),
-    ...(ferry && dbzSink ? ['pgferry / Debezium+sink'] : []),
-    ...(ferry && dbzSource ? ['pgferry / Debezium source'] : []),
+    ...results.map(short),
+    ...(ferry && dbzSink ? ['pgferry/Dbz+sink'] : []),
+    ...(ferry && dbzSource ? ['pgferry/Dbz source'] : []),
   ];
   const width = 50;
   const col = Math.max(...heads.map((h) => h.length)) + 2;
-  console.log(`\n${''.padEnd(width)}${heads.map((h) => h.padStart(col)).join('')}`);
+  console.log(`\n${results.map((r) => `${short(r)}: ${r.pipeline}`).join('; ')}`);
+  console.log(`${''.padEnd(width)}${heads.map((h) => h.padStart(col)).join('')}`);
   for (const [label, get, digits] of ROWS) {
     const cells = results.map((r) => show(get(r), digits));
     if (cells.every((c) => c === '-')) continue;

@@ -79,6 +79,10 @@ function postgresSource({ name, cluster, database, prefix, tables, slot }) {
     'snapshot.mode': 'initial',
     'topic.prefix': prefix,
     'table.include.list': tables.join(','),
+    // Connect creates the topics (brokers need not auto-create them): one partition each, as
+    // Debezium's table topics usually are, so every change of a table stays in commit order.
+    'topic.creation.default.replication.factor': 1,
+    'topic.creation.default.partitions': 1,
   };
 }
 
@@ -125,6 +129,8 @@ rootLogger.level = WARN
 rootLogger.appenderRef.file.ref = FILE
 logger.debezium.name = io.debezium.connector.postgresql
 logger.debezium.level = INFO
+logger.metrics.name = io.debezium.metrics
+logger.metrics.level = ERROR
 `;
 
 /**

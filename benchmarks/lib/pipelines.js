@@ -120,6 +120,10 @@ function pgferryPipeline({ run, dir, bootstrap, registry, src, database, destina
   const spec = join(dir, 'spec.json');
   let child = null;
   let out = '';
+  let err = '';
+  // What pgferry said last: its error lines, then the end of its progress output.
+  const said = () =>
+    `${err.trim().slice(-3000)}\n(last output)\n${out.trim().split('\n').slice(-8).join('\n')}`;
   const decoder = new SchemaRegistry({ host: registry.url });
   return {
     label: 'pgferry migrate (capture + applier)',
@@ -139,12 +143,13 @@ function pgferryPipeline({ run, dir, bootstrap, registry, src, database, destina
         }),
         { mode: 0o600 },
       );
-      child = spawnMigrate(spec, join(dir, 'work'));
+      child = spawnMigrate(spec, join(dir, 'work'), { stderr: 'pipe' });
       child.stdout.on('data', (b) => (out = (out + b).slice(-20000)));
+      child.stderr.on('data', (b) => (err = (err + b).slice(-20000)));
     },
     async health() {
       if (child.exitCode !== null)
-        throw new Error(`pgferry migrate exited with ${child.exitCode}:\n${out.slice(-3000)}`);
+        throw new Error(`pgferry migrate exited with ${child.exitCode}:\n${said()}`);
     },
     /** Resolves once the incremental phase runs: pgferry streams after its full load. */
     async streaming() {
@@ -164,7 +169,7 @@ function pgferryPipeline({ run, dir, bootstrap, registry, src, database, destina
     },
     /** A record value as { op, after } (Avro in the Confluent wire format, schema from the registry). */
     decode: (buf) => decoder.decode(buf),
-    logTail: () => out.slice(-3000),
+    logTail: said,
     async stop() {
       if (child && child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
