@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { Kafka, logLevel } from 'kafkajs';
 import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verify';
 import {
+  kafkaClient,
   prestartFullDataChildren,
   runFullMigration,
   TaskStoppedError,
@@ -128,13 +128,8 @@ export async function runMigrate(
   // The capture and the applier load their modules while the schema phase runs.
   const prestarted = children && spec.migrationTypes.full ? prestartFullDataChildren(children) : undefined;
   try {
-    const kafka = new Kafka({
-      clientId: `pgferry-${spec.name}`,
-      brokers,
-      logLevel: logLevel.NOTHING,
-      ssl: spec.kafka.ssl || undefined,
-      sasl: spec.kafka.sasl as never,
-    });
+    const connection = { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl };
+    const kafka = kafkaClient(connection, `pgferry-${spec.name}`);
     const progress = new ProgressReporter(opts.out);
     // Ctrl-C or SIGTERM while streaming: stop the stream and the applier cleanly; run again to resume.
     const stop = new AbortController();
@@ -156,11 +151,7 @@ export async function runMigrate(
         else if (e.status === 'restarting') say(`${e.process.padEnd(12)} ${e.detail}`);
       },
       verify,
-      processes: children && {
-        ...children,
-        kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
-        prestarted,
-      },
+      processes: children && { ...children, kafka: connection, prestarted },
     })
       .catch((err) => {
         // A requested stop is not a failure: say how to go on, exit 130 like an interrupted command.

@@ -4,6 +4,7 @@ export {
   ensureControlSchema,
   type OffsetMark,
   type PhaseName,
+  type PhaseStatus,
   readOffsets,
   readStreamPositions,
   readStreamTables,
@@ -20,3 +21,4 @@ export {
   type StreamMark,
   writeCaptureReport,
 } from './stream-status';
+export { taskRegistered } from './task-lookup';
