@@ -5,10 +5,10 @@ import type { Writable } from 'node:stream';
 import {
   createAllTypes,
   loadPgbenchLike,
-  startPostgres,
+  startLocalCluster,
   tableDigest,
-  type PgCluster,
-} from '@pgferry/testing';
+  type LocalCluster,
+} from '@pgferry/pg';
 import { runMigrate } from './migrate-command';
 
 export interface DemoOptions {
@@ -25,15 +25,18 @@ export interface DemoOptions {
  */
 export async function runDemo(options: DemoOptions): Promise<number> {
   const say = (line: string) => options.out.write(`${line}\n`);
-  const clusters: PgCluster[] = [];
+  const clusters: LocalCluster[] = [];
   const workDir = mkdtempSync(join(tmpdir(), 'pgferry-demo-'));
   try {
     say('starting source and destination PostgreSQL clusters...');
-    const [source, destination] = await Promise.all([
-      startPostgres({ logical: true }),
-      startPostgres({ logical: true }),
+    const started = await Promise.allSettled([
+      startLocalCluster({ logical: true }),
+      startLocalCluster({ logical: true }),
     ]);
-    clusters.push(source, destination);
+    for (const s of started) if (s.status === 'fulfilled') clusters.push(s.value);
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    const [source, destination] = clusters;
     say(`  source      127.0.0.1:${source.port}`);
     say(`  destination 127.0.0.1:${destination.port}`);
     await source.createDatabase('shop');

@@ -4,6 +4,7 @@ import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgfer
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verify';
 import {
+  kafkaClient,
   prestartFullDataChildren,
   runFullMigration,
   TaskStoppedError,
@@ -12,7 +13,6 @@ import {
 import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { connect, resolveEndpoint } from '@pgferry/pg';
-import type { KafkaClientConfig } from '@pgferry/kafka';
 
 export interface MigrateOptions {
   spec?: string;
@@ -128,12 +128,8 @@ export async function runMigrate(
   // The capture and the applier load their modules while the schema phase runs.
   const prestarted = children && spec.migrationTypes.full ? prestartFullDataChildren(children) : undefined;
   try {
-    const kafka: KafkaClientConfig = {
-      clientId: `pgferry-${spec.name}`,
-      brokers,
-      tls: spec.kafka.ssl || null,
-      sasl: spec.kafka.sasl ?? null,
-    };
+    const connection = { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl };
+    const kafka = kafkaClient(connection, `pgferry-${spec.name}`);
     const progress = new ProgressReporter(opts.out);
     // Ctrl-C or SIGTERM while streaming: stop the stream and the applier cleanly; run again to resume.
     const stop = new AbortController();
@@ -155,11 +151,7 @@ export async function runMigrate(
         else if (e.status === 'restarting') say(`${e.process.padEnd(12)} ${e.detail}`);
       },
       verify,
-      processes: children && {
-        ...children,
-        kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
-        prestarted,
-      },
+      processes: children && { ...children, kafka: connection, prestarted },
     })
       .catch((err) => {
         // A requested stop is not a failure: say how to go on, exit 130 like an interrupted command.

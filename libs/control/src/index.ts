@@ -6,6 +6,7 @@ export {
   OffsetFenceError,
   type OffsetUpdate,
   type PhaseName,
+  type PhaseStatus,
   readOffsets,
   readStreamPositions,
   readStreamTables,
@@ -22,3 +23,4 @@ export {
   type StreamMark,
   writeCaptureReport,
 } from './stream-status';
+export { taskRegistered } from './task-lookup';

@@ -8,6 +8,16 @@ export { CopyTextSink } from './copy/copy-text-sink';
 export { copyChunks, copyLine } from './copy/copy-text';
 export { describeEndpoint, type Endpoint, resolveEndpoint } from './endpoint';
 export { quoteIdent, quoteIdentList, quoteLiteral, quoteQualified } from './ident';
+export { freePort } from './local/free-port';
+export {
+  clusterHandle,
+  type ClusterHandle,
+  type LocalCluster,
+  type LocalClusterOptions,
+  startLocalCluster,
+} from './local/local-cluster';
+export { findPgBinDir, type RunAs, serverUser } from './local/pg-binaries';
+export { type AllTypesFixture, createAllTypes, loadPgbenchLike, tableDigest } from './local/sample-data';
 export { formatLsn, type Lsn, parseLsn } from './lsn';
 export { type ColumnInfo, describeColumns, describeStreamColumns } from './pg-columns';
 export {

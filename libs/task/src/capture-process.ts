@@ -2,8 +2,10 @@ import { connect, resolveEndpoint } from '@pgferry/pg';
 import { RegistryClient } from '@pgferry/avro';
 import { ControlStore } from '@pgferry/control';
 import { runSnapshotCapture, runStreamCapture } from '@pgferry/capture';
-import type { MigrationEvent } from './full-migration';
-import { kafkaConfig, type CaptureProcessConfig, type StreamProcessConfig } from './process-config';
+import { kafkaClient } from './kafka-client';
+import type { Emit } from './migration-event';
+import type { CaptureProcessConfig, StreamProcessConfig } from './process-config';
+import { snapshotCaptureOptions, streamCaptureOptions } from './process-options';
 
 /**
  * The body of `apps/capture`: reads every pending chunk under the configured snapshot and sends
@@ -14,28 +16,20 @@ import { kafkaConfig, type CaptureProcessConfig, type StreamProcessConfig } from
  */
 export async function runCaptureProcess(
   config: CaptureProcessConfig,
-  emit: (e: MigrationEvent) => void,
+  emit: Emit,
 ): Promise<{ rows: number; bytes: number }> {
   const { spec } = config;
-  const src = resolveEndpoint(spec.source, 'source');
   const dst = resolveEndpoint(spec.destination, 'destination');
   const control = await connect(dst, 'destination', { applicationName: 'pgferry capture' });
   try {
-    const { rows, bytes } = await runSnapshotCapture({
-      source: src,
-      sourceDatabase: src.database,
-      kafka: kafkaConfig(config.kafka, `pgferry-${spec.name}-capture`),
-      registry: new RegistryClient(config.registryUrl),
-      topicPrefix: config.topicPrefix,
-      partitions: config.partitions,
-      tables: config.tables,
-      control: new ControlStore(control, spec.name),
-      snapshotName: config.snapshotName,
-      chunkRows: spec.options.chunkRows,
-      workers: spec.options.snapshotWorkers,
-      compression: spec.options.snapshotCompression,
-      onProgress: (p) => emit({ kind: 'captured', ...p }),
-    });
+    const { rows, bytes } = await runSnapshotCapture(
+      snapshotCaptureOptions(config, {
+        kafka: kafkaClient(config.kafka, `pgferry-${spec.name}-capture`),
+        registry: new RegistryClient(config.registryUrl),
+        control: new ControlStore(control, spec.name),
+        emit,
+      }),
+    );
     return { rows, bytes };
   } finally {
     await control.end().catch(() => undefined);
@@ -50,25 +44,9 @@ export async function runCaptureProcess(
  */
 export async function runStreamProcess(
   config: StreamProcessConfig,
-  emit: (e: MigrationEvent) => void,
+  emit: Emit,
   stop: AbortSignal,
 ): Promise<void> {
-  const { spec } = config;
-  await runStreamCapture({
-    task: spec.name,
-    source: resolveEndpoint(spec.source, 'source'),
-    destination: resolveEndpoint(spec.destination, 'destination'),
-    tables: config.tables,
-    objects: spec.objects,
-    kafka: kafkaConfig(config.kafka, `pgferry-${spec.name}-capture`),
-    registryUrl: config.registryUrl,
-    prefix: config.topicPrefix,
-    partitions: config.partitions,
-    stop,
-    retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
-    wholeTransactions: spec.options.consistency === 'transactional',
-    onProgress: (p) => emit({ kind: 'stream', ...p }),
-    onSchemaChange: (e) => emit({ kind: 'schema-change', ...e }),
-    onNewTable: (e) => emit({ kind: 'new-table', ...e }),
-  });
+  const kafka = kafkaClient(config.kafka, `pgferry-${config.spec.name}-capture`);
+  await runStreamCapture(streamCaptureOptions(config, { kafka, emit, stop }));
 }

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { parseTaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { createAllTypes, startPostgres, tableDigest, type PgCluster } from '@pgferry/testing';
-import { runFullMigration, type MigrationEvent } from './full-migration';
+import { runFullMigration } from './full-migration';
+import type { MigrationEvent } from './migration-event';
 
 const SOURCE_DDL = `
   CREATE SCHEMA "Sales Dept";

@@ -1,8 +1,10 @@
 export { runApplierProcess } from './applier-process';
 export { runCaptureProcess, runStreamProcess } from './capture-process';
-export { type FullMigrationResult, type MigrationEvent, runFullMigration } from './full-migration';
-export { TaskStoppedError } from './incremental-phase';
+export { type FullMigrationResult, runFullMigration } from './full-migration';
+export { type KafkaClient, kafkaClient, type KafkaConnection } from './kafka-client';
+export { type MigrationEvent } from './migration-event';
+export { TaskStoppedError } from './phases/incremental';
+export { prestartFullDataChildren } from './phases/full-data-children';
 export { releaseSource } from './pg-source-release';
 export { type ApplierProcessConfig, CONFIG_ENV, processRole, readProcessConfig } from './process-config';
 export { type ChildContext, EXIT_RETRIABLE, runChildProcess } from './supervise/child-protocol';
-export { prestartFullDataChildren } from './supervised-full-data';

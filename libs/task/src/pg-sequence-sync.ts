@@ -136,3 +136,8 @@ export async function syncSequences(
     throw classifyPgError(err, 'setting the destination sequences');
   }
 }
+
+/** "3 sequences set (not on the destination: a, b)": a sync's outcome as a phase reports it. */
+export function describeSequences(seq: SequenceSyncResult): string {
+  return `${seq.synced.length} sequences set${seq.missing.length ? ` (not on the destination: ${seq.missing.join(', ')})` : ''}`;
+}

@@ -1,27 +1,27 @@
 import { readFileSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseTaskSpec, PgferryError, SpecError, type TaskSpec } from '@pgferry/core';
+import { parseTaskSpec, SpecError, type TaskSpec } from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import type { ApplierTarget, DeferredKeys } from '@pgferry/apply';
-import type { KafkaClientConfig } from '@pgferry/kafka';
+import type { KafkaConnection } from './kafka-client';
 
-/** How a child reaches Kafka: the brokers and, for a secured cluster, TLS and SASL. */
-export interface KafkaConnection {
-  brokers: string[];
-  ssl?: boolean;
-  sasl?: TaskSpec['kafka']['sasl'];
-}
+export type { KafkaConnection } from './kafka-client';
 
-interface CommonConfig {
+/**
+ * What the controller decides once for each process of a phase. The same object configures the
+ * process whether it runs as a child (written to its file with a KafkaConnection: ProcessConfig)
+ * or inside the controller (given the controller's Kafka client); process-options.ts turns it
+ * into the stage's options for both.
+ */
+interface CommonSettings {
   /** The whole task spec: the endpoints, with their passwords, come from here. */
   spec: TaskSpec;
-  kafka: KafkaConnection;
   registryUrl: string;
   topicPrefix: string;
 }
 
-/** What `apps/capture` needs for the snapshot part of the full-data phase. */
-export interface CaptureProcessConfig extends CommonConfig {
+/** The snapshot part of the full-data phase (apps/capture). */
+export interface CaptureSettings extends CommonSettings {
   role: 'capture';
   partitions: number;
   tables: SelectedTable[];
@@ -29,28 +29,34 @@ export interface CaptureProcessConfig extends CommonConfig {
   snapshotName: string | null;
 }
 
-/** What `apps/capture` needs for the incremental phase: stream the slot into the table topics. */
-export interface StreamProcessConfig extends CommonConfig {
+/** The incremental phase's capture: stream the slot into the table topics (apps/capture). */
+export interface StreamSettings extends CommonSettings {
   role: 'stream';
   partitions: number;
   tables: SelectedTable[];
 }
 
-/** What `apps/applier` needs: the consumer group and where each topic's rows go. */
-export interface ApplierProcessConfig extends CommonConfig {
+/** The applier (apps/applier): the consumer group and where each topic's rows go. */
+export interface ApplierSettings extends CommonSettings {
   role: 'applier';
   group: string;
   targets: ApplierTarget[];
   /**
    * snapshot (default): the full-data phase's bulk COPY path, snapshot rows only. changes: the
-   * incremental phase, every record kind applied by key (TopicApplier).
+   * incremental phase, every record kind applied by key (PerKeyApplier).
    */
   mode?: 'snapshot' | 'changes';
   /** snapshot mode: the tables loaded before their key exists (see PgRowApplier). */
   deferredKeys?: DeferredKeys;
 }
 
-export type ProcessConfig = CaptureProcessConfig | StreamProcessConfig | ApplierProcessConfig;
+export type ProcessSettings = CaptureSettings | StreamSettings | ApplierSettings;
+
+/** A child's configuration file: its settings and how it reaches Kafka. */
+export type ProcessConfig = ProcessSettings & { kafka: KafkaConnection };
+export type CaptureProcessConfig = CaptureSettings & { kafka: KafkaConnection };
+export type StreamProcessConfig = StreamSettings & { kafka: KafkaConnection };
+export type ApplierProcessConfig = ApplierSettings & { kafka: KafkaConnection };
 
 /** The environment variable that names a child's configuration file. */
 export const CONFIG_ENV = 'PGFERRY_CONFIG';
@@ -94,10 +100,4 @@ export function processRole(file: string | undefined): ProcessConfig['role'] | u
   } catch {
     return undefined; // readProcessConfig reports what is wrong with the file
   }
-}
-
-/** The Kafka client configuration of one process (its client id names the process to Kafka). */
-export function kafkaConfig(conn: KafkaConnection, clientId: string): KafkaClientConfig {
-  if (!conn.brokers.length) throw new PgferryError('no Kafka brokers given');
-  return { clientId, brokers: conn.brokers, tls: conn.ssl || null, sasl: conn.sasl ?? null };
 }

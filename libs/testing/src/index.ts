@@ -1,6 +1,11 @@
-export { freePort } from './free-port';
-export { createAllTypes, loadPgbenchLike, tableDigest } from './generators';
-export { findPgBinDir } from './pg-binaries';
+export {
+  createAllTypes,
+  findPgBinDir,
+  freePort,
+  loadPgbenchLike,
+  serverUser,
+  tableDigest,
+} from '@pgferry/pg';
 export { runPgbench } from './pgbench';
 export { type PgCluster, startPostgres } from './postgres';
 export { captureOutput, processAlive, readPidFile } from './process-output';

@@ -1,4 +1,4 @@
-import { loadPgbenchLike } from './generators';
+import { loadPgbenchLike } from '@pgferry/pg';
 import { runPgbench } from './pgbench';
 import { startPostgres, type PgCluster } from './postgres';
 

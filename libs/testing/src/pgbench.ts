@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { findPgBinDir } from './pg-binaries';
+import { findPgBinDir } from '@pgferry/pg';
 
 export interface PgbenchTarget {
   host: string;

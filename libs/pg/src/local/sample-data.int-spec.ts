@@ -1,7 +1,7 @@
-import { startPostgres, type PgCluster } from './postgres';
-import { createAllTypes, loadPgbenchLike, tableDigest, TYPE_CASES, USER_TYPE_CASES } from './generators';
+import { startPostgres, type PgCluster } from '@pgferry/testing';
+import { createAllTypes, loadPgbenchLike, tableDigest, TYPE_CASES, USER_TYPE_CASES } from './sample-data';
 
-describe('data generators', () => {
+describe('sample data', () => {
   let pg: PgCluster;
   beforeAll(async () => {
     pg = await startPostgres();

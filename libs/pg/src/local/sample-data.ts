@@ -1,10 +1,11 @@
 import type { Client } from 'pg';
-import { quoteIdent, quoteQualified } from '@pgferry/pg';
+import { quoteIdent, quoteQualified } from '../ident';
 
 /**
- * Test data. `allTypesFixture` is the one DDL fixture covering every built-in type family
- * pgferry must carry exactly; a migration test compares each column's text form on both sides.
- * `loadPgbenchLike` builds a pgbench-shaped dataset server-side (generate_series), fast at any size.
+ * Sample data, for the demo (`pgferry demo`) and the tests. `allTypesFixture` is the one DDL
+ * fixture covering every built-in type family pgferry must carry exactly; a migration test
+ * compares each column's text form on both sides. `loadPgbenchLike` builds a pgbench-shaped
+ * dataset server-side (generate_series), fast at any size.
  */
 export interface TypeCase {
   column: string;

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { PgferryError } from '@pgferry/core';
 
 /**
- * Where the PostgreSQL server binaries are: $PGFERRY_PG_BIN, else the newest
+ * Where the PostgreSQL server binaries (initdb, pg_ctl, postgres) are: $PGFERRY_PG_BIN, else the newest
  * /usr/lib/postgresql/<major>/bin (Debian, Ubuntu), else `pg_config --bindir`. Null when none.
  */
 export function findPgBinDir(): string | null {
@@ -28,6 +29,7 @@ export function findPgBinDir(): string | null {
   return null;
 }
 
+/** The OS user the server and its tools run as: uid/gid to switch to (root only), and their environment. */
 export interface RunAs {
   uid?: number;
   gid?: number;
@@ -50,7 +52,7 @@ export function serverUser(): RunAs {
     uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
     gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
   } catch {
-    throw new Error(
+    throw new PgferryError(
       'running as root, and there is no "postgres" OS user to start PostgreSQL as; install the PostgreSQL server package or run as a normal user',
     );
   }

@@ -1,0 +1,174 @@
+import type { Client } from 'pg';
+import { ObjectError, type TaskSpec } from '@pgferry/core';
+import {
+  connect,
+  resolveEndpoint,
+  resolveSelection,
+  tableKey,
+  type Endpoint,
+  type SelectedTable,
+} from '@pgferry/pg';
+import { PgSchemaMigrator } from '@pgferry/schema';
+import { tableTopic } from '@pgferry/avro';
+import { applierGroup, ControlStore, ensureControlSchema, taskRegistered } from '@pgferry/control';
+import type { ExportedSnapshot } from '@pgferry/capture';
+import type { ApplierTarget } from '@pgferry/apply';
+import type { FullMigrationOptions, FullMigrationResult } from './full-migration';
+import type { Emit } from './migration-event';
+import type { PhaseRunContext } from './phases/phase';
+
+const CONTROLLER = { applicationName: 'pgferry controller' };
+
+/**
+ * One run of a task, as its phases see it: the spec, the selected tables and where their rows
+ * go, the controller's connections to both servers, the control records, and the result the
+ * phases fill in. `source`, `control` and `store` change when a phase reconnects (reconnect):
+ * read them from here each time, never keep them.
+ */
+export class MigrationContext implements PhaseRunContext {
+  readonly spec: TaskSpec;
+  readonly emit: Emit;
+  readonly src: Endpoint;
+  readonly dst: Endpoint;
+  readonly prefix: string;
+  readonly partitions: number;
+  readonly slotName: string;
+  readonly group: string;
+  readonly targets: ApplierTarget[];
+  readonly result: FullMigrationResult;
+  store: ControlStore;
+  /** The snapshot the full-data phase of this run exported, alive until releaseSnapshot. */
+  exported: ExportedSnapshot | null = null;
+
+  private constructor(
+    readonly options: FullMigrationOptions,
+    public source: Client,
+    public control: Client,
+    readonly tables: SelectedTable[],
+  ) {
+    const { spec } = options;
+    this.spec = spec;
+    this.emit = options.onEvent ?? (() => undefined);
+    this.src = resolveEndpoint(spec.source, 'source');
+    this.dst = resolveEndpoint(spec.destination, 'destination');
+    this.prefix = options.topicPrefix ?? spec.kafka.topicPrefix ?? `pgferry.${spec.name}`;
+    this.partitions = options.partitions ?? 4;
+    this.slotName = `pgferry_${spec.name}`;
+    this.group = applierGroup(spec.name);
+    this.targets = tables.map((t) => ({
+      topic: tableTopic(this.prefix, t.schema, t.table),
+      schema: t.targetSchema,
+      table: t.targetTable,
+      key: tableKey(t),
+    }));
+    this.store = new ControlStore(control, spec.name);
+    this.result = { tables, rowsCaptured: 0, schema: {} };
+  }
+
+  /**
+   * Connects to both servers and checks everything that can refuse the task before its first
+   * write: the selection exists on the source, and (a new task with schema migration and
+   * conflictMode report-error) no selected table is on the destination already. Then creates
+   * the control schema if needed and registers the task (idempotent: a resumed task's spec is
+   * replaced by this one). Closes what it opened when it throws.
+   */
+  static async open(options: FullMigrationOptions): Promise<MigrationContext> {
+    const { spec } = options;
+    const control = await connect(
+      resolveEndpoint(spec.destination, 'destination'),
+      'destination',
+      CONTROLLER,
+    );
+    let source: Client | undefined;
+    try {
+      source = await connect(resolveEndpoint(spec.source, 'source'), 'source', CONTROLLER);
+      const selection = await resolveSelection(source, spec.objects);
+      if (selection.problems.length)
+        throw new ObjectError(
+          `task spec selects objects the source does not have:\n  - ${selection.problems.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`,
+        );
+      const resumed = await taskRegistered(control, spec.name);
+      if (!resumed && spec.migrationTypes.schema && spec.options.conflictMode === 'report-error') {
+        const inTheWay = await existingTargets(control, selection.tables);
+        if (inTheWay.length) {
+          throw new ObjectError(
+            `destination already has ${inTheWay.join(', ')}: drop ${inTheWay.length > 1 ? 'them' : 'it'}, map the table elsewhere with objects.include[].renameTo/renameTables, or set options.conflictMode: ignore to upsert into the existing table${inTheWay.length > 1 ? 's' : ''}`,
+          );
+        }
+      }
+      await ensureControlSchema(control);
+      const ctx = new MigrationContext(options, source, control, selection.tables);
+      await ctx.store.registerTask(spec);
+      return ctx;
+    } catch (err) {
+      await Promise.all([source?.end(), control.end()].map((p) => p?.catch(() => undefined)));
+      throw err;
+    }
+  }
+
+  get records(): ControlStore {
+    return this.store;
+  }
+
+  /** The schema phases' pg_dump/pg_restore, working in options.workDir (kept between runs). */
+  schemaMigrator(): PgSchemaMigrator {
+    return new PgSchemaMigrator({
+      source: this.src,
+      destination: this.dst,
+      objects: this.spec.objects,
+      workDir: this.options.workDir,
+      maintenanceWorkMemMB: this.spec.options.indexBuildMemoryMB,
+    });
+  }
+
+  /** A further controller connection to the destination (the caller ends it). */
+  connectDestination(): Promise<Client> {
+    return connect(this.dst, 'destination', CONTROLLER);
+  }
+
+  /**
+   * Opens both controller connections again after one was lost (a server restart) and makes
+   * them the context's, ending the old ones; the phases after the caller use the new ones.
+   * Throws, keeping the old ones, when either cannot be opened.
+   */
+  async reconnect(): Promise<{ source: Client; control: Client }> {
+    const opened = await Promise.allSettled([
+      connect(this.dst, 'destination', CONTROLLER),
+      connect(this.src, 'source', CONTROLLER),
+    ]);
+    const [c, s] = opened.map((o) => (o.status === 'fulfilled' ? o.value : null));
+    if (!c || !s) {
+      await Promise.all([c?.end(), s?.end()].map((p) => p?.catch(() => undefined)));
+      throw opened.find((o) => o.status === 'rejected')!.reason;
+    }
+    await Promise.all([this.control.end().catch(() => undefined), this.source.end().catch(() => undefined)]);
+    [this.control, this.source, this.store] = [c, s, new ControlStore(c, this.spec.name)];
+    return { control: c, source: s };
+  }
+
+  /** Ends the exported snapshot's connection (idempotent): the snapshot is gone after it. */
+  async releaseSnapshot(): Promise<void> {
+    const snap = this.exported;
+    this.exported = null;
+    await snap?.connection.end().catch(() => undefined);
+  }
+
+  /** Ends every connection of the run. Idempotent; never throws. */
+  async close(): Promise<void> {
+    await this.releaseSnapshot();
+    await this.source.end().catch(() => undefined);
+    await this.control.end().catch(() => undefined);
+  }
+}
+
+/** The selected tables' destination names that the destination has already (quoted). */
+async function existingTargets(client: Client, tables: SelectedTable[]): Promise<string[]> {
+  const { rows } = await client.query(
+    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
+       FROM unnest($1::text[], $2::text[]) AS t(s, r)
+       JOIN pg_namespace n ON n.nspname = t.s JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r AND c.relkind IN ('r', 'p')
+      ORDER BY 1`,
+    [tables.map((t) => t.targetSchema), tables.map((t) => t.targetTable)],
+  );
+  return rows.map((r) => r.name as string);
+}

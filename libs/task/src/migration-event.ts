@@ -1,0 +1,27 @@
+import type { PhaseName, StreamLag } from '@pgferry/control';
+
+/** What a task reports while it runs: from the controller, and from its children over IPC. */
+export type MigrationEvent =
+  | { kind: 'phase'; phase: PhaseName; status: 'running' | 'done' | 'skipped'; detail?: string }
+  | { kind: 'plan'; tables: Array<{ name: string; estimatedRows: number; bytes: number }> }
+  | { kind: 'captured'; table: string; rows: number; bytes: number }
+  | { kind: 'applied'; table: string; rows: number }
+  /** The capture's stream position, about once a second (incremental phase). */
+  | { kind: 'stream'; capturedLsn: string; published: number; captureLagMs: number | null }
+  /** A schema change captured on the source and applied on the destination; `warning` when the user must act. */
+  | { kind: 'schema-change'; tag: string; statement: string; warning: string | null }
+  /** A table the task did not start with (created or renamed on the source), streamed from then on. */
+  | { kind: 'new-table'; table: string; topic: string }
+  /** A destination table's key, left for after the load, being built and built (full-data). */
+  | { kind: 'key'; table: string; status: 'building' | 'built'; ms?: number }
+  /** Positions and lag of the incremental phase, about once a second. */
+  | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
+  | {
+      kind: 'process';
+      process: string;
+      status: 'started' | 'restarting' | 'stopped' | 'done';
+      pid?: number;
+      detail: string;
+    };
+
+export type Emit = (e: MigrationEvent) => void;

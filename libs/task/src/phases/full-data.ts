@@ -1,0 +1,100 @@
+import { RegistryClient } from '@pgferry/avro';
+import { createSlotWithSnapshot, dropSlot, prepareStreams } from '@pgferry/capture';
+import { buildDeferredKeys, prepareKeyConstraints, type DeferredKeys } from '@pgferry/apply';
+import type { MigrationContext } from '../migration-context';
+import type { ApplierSettings, CaptureSettings } from '../process-config';
+import { describeSequences, syncSequences } from '../pg-sequence-sync';
+import { prepareStreamSource } from '../stream-source';
+import { runFullDataChildren } from './full-data-children';
+import { runFullDataInProcess } from './full-data-in-process';
+import type { Phase } from './phase';
+
+/**
+ * Full data: the replication slot created with an exported snapshot (the first run only), every
+ * selected table read under that snapshot and sent through Kafka by the capture, applied by the
+ * applier, then the keys left for after the load built. As children (options.processes) or in
+ * this process, from the same settings. A full-only task then drops the slot and sets the
+ * destination's sequences; an incremental one keeps the slot, whose stream starts where the
+ * snapshot ends.
+ * Before: the destination tables exist (schema-pre, or the user's). Records: the slot and
+ * snapshot in pgferry.tasks, chunk plan and progress in pgferry.chunks, the applied offsets in
+ * pgferry.offsets. Resumable: a run after a failure keeps the slot, sends only the chunks not
+ * done yet (read under fresh snapshots: the exported one died with the run), and the applier
+ * goes on from its stored offsets.
+ */
+export const fullDataPhase: Phase<MigrationContext> = {
+  name: 'full-data',
+  selection: (ctx) => (ctx.spec.migrationTypes.full ? 'selected' : 'not-selected'),
+  async run(ctx) {
+    const { spec, result } = ctx;
+    const task = await ctx.store.getTask();
+    let snapshotName: string | null = null;
+    if (!task?.slotName) {
+      // Before the slot: pgoutput looks the publication up as of each change's position,
+      // so one created after the slot would not exist for the first changes.
+      if (spec.migrationTypes.incremental) await prepareStreamSource(ctx.source, spec, ctx.tables);
+      ctx.exported = await createSlotWithSnapshot(ctx.src, ctx.slotName);
+      await ctx.store.setSlot(ctx.exported.slotName, ctx.exported.consistentLsn, ctx.exported.snapshotName);
+      snapshotName = ctx.exported.snapshotName;
+    }
+    const registry = new RegistryClient(ctx.options.registryUrl);
+    const deferredKeys: DeferredKeys = {
+      task: spec.name,
+      keys: await prepareKeyConstraints(ctx.source, ctx.control, ctx.tables),
+    };
+    // Topics exist before the applier subscribes, so it consumes while the capture reads.
+    await prepareStreams(ctx.source, ctx.options.kafka, registry, ctx.prefix, ctx.partitions, ctx.tables);
+    const common = { spec, registryUrl: ctx.options.registryUrl, topicPrefix: ctx.prefix };
+    const capture: CaptureSettings = {
+      ...common,
+      role: 'capture',
+      partitions: ctx.partitions,
+      tables: ctx.tables,
+      snapshotName,
+    };
+    const applier: ApplierSettings = {
+      ...common,
+      role: 'applier',
+      group: ctx.group,
+      targets: ctx.targets,
+      deferredKeys,
+    };
+    const { processes } = ctx.options;
+    if (processes) {
+      await runFullDataChildren({
+        spec,
+        processes,
+        capture,
+        applier,
+        kafka: ctx.options.kafka,
+        control: ctx.control,
+        emit: ctx.emit,
+      });
+      result.rowsCaptured = (await ctx.store.chunkProgress()).reduce((n, t) => n + t.rows, 0);
+    } else {
+      result.rowsCaptured = await runFullDataInProcess({
+        capture,
+        applier,
+        kafka: ctx.options.kafka,
+        registry,
+        store: ctx.store,
+        emit: ctx.emit,
+      });
+    }
+    const keys = await buildDeferredKeys(
+      () => ctx.connectDestination(),
+      deferredKeys.keys,
+      spec.options.snapshotWorkers,
+      (table, ms) => ctx.emit({ kind: 'key', table, status: ms === undefined ? 'building' : 'built', ms }),
+      spec.options.indexBuildMemoryMB,
+    );
+    const keysBuilt = keys ? `, ${keys} keys built after the load` : '';
+    if (spec.migrationTypes.incremental) return `${result.rowsCaptured} rows${keysBuilt}`;
+    await dropSlot(ctx.source, ctx.slotName);
+    // pg_dump --schema-only leaves sequences at their start; a full-only task carries their
+    // values now (an incremental task does it at cutover, after the last write).
+    const seq = await syncSequences(ctx.source, ctx.control, spec.objects, ctx.tables);
+    result.sequences = seq;
+    return `${result.rowsCaptured} rows${keysBuilt}, ${describeSequences(seq)}`;
+  },
+};

@@ -1,0 +1,171 @@
+import type { Client } from 'pg';
+import {
+  describeError,
+  isRetriable,
+  PgferryError,
+  RetryDeadlineError,
+  sleep,
+  type TaskSpec,
+} from '@pgferry/core';
+import { classifyPgError, formatLsn, parseLsn } from '@pgferry/pg';
+import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avro';
+import { AppliedRate, cutoverRequested, readStreamLag } from '@pgferry/control';
+import { ensureTopic, type KafkaClient } from '../kafka-client';
+import type { MigrationContext } from '../migration-context';
+import type { Emit } from '../migration-event';
+import type { ApplierSettings, StreamSettings } from '../process-config';
+import { prepareStreamSource } from '../stream-source';
+import type { ChildProcessesOptions } from '../supervise/task-child';
+import { startStreamChildren, startStreamInProcess } from './incremental-processes';
+import type { Phase } from './phase';
+
+/** The user stopped the task (SIGINT/SIGTERM) before cutover; running migrate again resumes it. */
+export class TaskStoppedError extends PgferryError {
+  constructor(task: string) {
+    super(
+      `task ${task} stopped before cutover; its slot keeps the changes since: run migrate again to resume streaming, then pgferry cutover`,
+      { retriable: false, code: 'TASK_STOPPED' },
+    );
+  }
+}
+
+/**
+ * Incremental (incremental tasks): the slot streamed into the table topics and applied until a
+ * cutover is requested, then until the destination holds every change the source had committed
+ * when the request was seen. Before: the slot exists (full-data created it, and the
+ * publication before it) and the destination holds the snapshot. Records: the stream's position
+ * and marks in pgferry.stream_status and pgferry.stream_marks, the applied offsets in
+ * pgferry.offsets, the tables the stream gains in pgferry.stream_tables. Resumable: the slot
+ * keeps its confirmed position and the applier its offsets, so a run after a stop or a failure
+ * continues where this one ended.
+ */
+export const incrementalPhase: Phase<MigrationContext> = {
+  name: 'incremental',
+  selection: (ctx) => (ctx.spec.migrationTypes.incremental ? 'selected' : 'not-applicable'),
+  async run(ctx) {
+    // The exported snapshot is no longer needed: the stream starts where it ended.
+    await ctx.releaseSnapshot();
+    const common = { spec: ctx.spec, registryUrl: ctx.options.registryUrl, topicPrefix: ctx.prefix };
+    ctx.result.incremental = await runIncrementalPhase({
+      spec: ctx.spec,
+      kafka: ctx.options.kafka,
+      stream: { ...common, role: 'stream', partitions: ctx.partitions, tables: ctx.tables },
+      applier: { ...common, role: 'applier', mode: 'changes', group: ctx.group, targets: ctx.targets },
+      source: ctx.source,
+      control: ctx.control,
+      // A server restart while streaming: the controller's connections are opened again, and
+      // the phases after this one use the new ones.
+      reconnect: () => ctx.reconnect(),
+      processes: ctx.options.processes,
+      emit: ctx.emit,
+      signal: ctx.options.signal,
+    });
+    return ctx.result.incremental;
+  },
+};
+
+export interface IncrementalPhaseOptions {
+  spec: TaskSpec;
+  /** The controller's client: creates the single-partition topics, runs an in-process stream. */
+  kafka: KafkaClient;
+  /** The capture's and the applier's settings, as children or in this process. */
+  stream: StreamSettings;
+  applier: ApplierSettings;
+  /** The controller's source connection (publication, positions). */
+  source: Client;
+  /** The controller's destination connection (control schema). */
+  control: Client;
+  /**
+   * Opens the controller's connections again after one was lost (a server restart), and
+   * returns them; the phase retries this within options.retry.connectionMinutes.
+   */
+  reconnect?: () => Promise<{ source: Client; control: Client }>;
+  processes?: ChildProcessesOptions;
+  emit: Emit;
+  /** Aborting stops the stream and the applier; the phase then fails with TaskStoppedError. */
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+/**
+ * Streams and applies until a cutover is requested (pgferry cutover, or requestCutover) and the
+ * destination caught up with it; reports the lag about once a second. Returns the outcome.
+ */
+export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promise<string> {
+  const { spec } = opts;
+  const task = spec.name;
+  const prefix = opts.stream.topicPrefix;
+  // In step with the selection (idempotent); they exist since the full-data phase created them
+  // before the slot, as pgoutput reads the publication as of each change's position.
+  await prepareStreamSource(opts.source, spec, opts.stream.tables);
+  // Transaction metadata and heartbeats in one partition each, so they are in commit order.
+  await ensureTopic(opts.kafka, transactionsTopic(prefix));
+  await ensureTopic(opts.kafka, heartbeatTopic(prefix));
+  if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, deadLetterTopic(prefix));
+  const running = opts.processes
+    ? startStreamChildren(opts.stream, opts.applier, opts.processes, opts.emit)
+    : await startStreamInProcess(opts.stream, opts.applier, opts.kafka, opts.emit);
+  const pollMs = opts.pollMs ?? 1000;
+  let target: bigint | null = null;
+  const rate = new AppliedRate();
+  let { source, control } = opts;
+  /** Since when the controller's connections are failing (null while they work). */
+  let lostSince: number | null = null;
+  try {
+    for (;;) {
+      const err = running.failure();
+      if (err) throw err;
+      if (opts.signal?.aborted) throw new TaskStoppedError(task);
+      let polled: string | null;
+      try {
+        polled = await poll();
+        lostSince = null;
+      } catch (err) {
+        const failure = classifyPgError(err, 'following the change stream');
+        if (!opts.reconnect || !isRetriable(failure)) throw failure;
+        lostSince ??= Date.now();
+        const waited = Date.now() - lostSince;
+        if (waited > spec.options.retry.connectionMinutes * 60_000)
+          throw new RetryDeadlineError(1, waited, failure);
+        opts.emit({
+          kind: 'phase',
+          phase: 'incremental',
+          status: 'running',
+          detail: `lost a connection (${describeError(failure)}); reconnecting, for up to retry.connectionMinutes (${spec.options.retry.connectionMinutes})`,
+        });
+        await sleep(Math.min(5000, 500 + waited / 4), opts.signal);
+        ({ source, control } = await opts.reconnect().catch(() => ({ source, control })));
+        continue;
+      }
+      if (polled !== null) return polled;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  } finally {
+    await running.stop();
+  }
+
+  /** One look at the stream: reports the lag, notices a cutover request; the outcome once caught up. */
+  async function poll(): Promise<string | null> {
+    const lag = await readStreamLag(control, task, spec.options.lagBoundSeconds);
+    opts.emit({
+      kind: 'lag',
+      lag,
+      recordsPerSecond: rate.update(lag.appliedRecords),
+      cutoverLsn: target === null ? null : formatLsn(target),
+    });
+    if (target === null && (await cutoverRequested(control, task))) {
+      const { rows } = await source.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+      target = parseLsn(rows[0].lsn);
+      opts.emit({
+        kind: 'phase',
+        phase: 'incremental',
+        status: 'running',
+        detail: `cutover requested: catching up to source position ${formatLsn(target)}`,
+      });
+    }
+    // The lag read above is at most a poll old; the next poll sees a mark that passed since.
+    if (target !== null && lag.appliedLsn !== null && parseLsn(lag.appliedLsn) >= target)
+      return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(target)})`;
+    return null;
+  }
+}

@@ -1,0 +1,149 @@
+import type { Client } from 'pg';
+import { connect, resolveEndpoint } from '@pgferry/pg';
+import { deadLetterTopic, transactionsTopic, type RegistryClient } from '@pgferry/avro';
+import type { ControlStore } from '@pgferry/control';
+import type { runSnapshotCapture, runStreamCapture } from '@pgferry/capture';
+import {
+  FollowingApplier,
+  PerKeyApplier,
+  TransactionalApplier,
+  type ApplierTarget,
+  type SnapshotApplier,
+} from '@pgferry/apply';
+import { APPLIER_SESSION_TIMEOUT_MS, type KafkaClient } from './kafka-client';
+import type { Emit } from './migration-event';
+import type { ApplierSettings, CaptureSettings, StreamSettings } from './process-config';
+
+/**
+ * The options of each process's stage, built from its settings (process-config.ts) and the
+ * clients of whoever runs it: the child entry (capture-process.ts, applier-process.ts) with its
+ * own, the controller's in-process run with its own. Both run a process through these builders
+ * only, so a child and an in-process run behave the same.
+ */
+export interface ProcessClients {
+  kafka: KafkaClient;
+  registry: RegistryClient;
+  emit: Emit;
+}
+
+export type SnapshotCaptureOptions = Parameters<typeof runSnapshotCapture>[0];
+export type StreamCaptureOptions = Parameters<typeof runStreamCapture>[0];
+export type SnapshotApplierOptions = ConstructorParameters<typeof SnapshotApplier>[0];
+
+/** Opens a connection of the applier to the destination (one per lane). */
+export function applierConnector(settings: Pick<ApplierSettings, 'spec'>): () => Promise<Client> {
+  const dst = resolveEndpoint(settings.spec.destination, 'destination');
+  return () => connect(dst, 'destination', { applicationName: 'pgferry applier' });
+}
+
+/** The snapshot capture: every pending chunk under the snapshot, checkpointed in `control`. */
+export function snapshotCaptureOptions(
+  settings: CaptureSettings,
+  clients: ProcessClients & { control: ControlStore },
+): SnapshotCaptureOptions {
+  const { spec } = settings;
+  const src = resolveEndpoint(spec.source, 'source');
+  return {
+    source: src,
+    sourceDatabase: src.database,
+    kafka: clients.kafka,
+    registry: clients.registry,
+    topicPrefix: settings.topicPrefix,
+    partitions: settings.partitions,
+    tables: settings.tables,
+    control: clients.control,
+    snapshotName: settings.snapshotName,
+    chunkRows: spec.options.chunkRows,
+    workers: spec.options.snapshotWorkers,
+    compression: spec.options.snapshotCompression,
+    onProgress: (p) => clients.emit({ kind: 'captured', ...p }),
+  };
+}
+
+/** The incremental phase's capture: the task's slot into the table topics until `stop`. */
+export function streamCaptureOptions(
+  settings: StreamSettings,
+  clients: Omit<ProcessClients, 'registry'> & { stop: AbortSignal },
+): StreamCaptureOptions {
+  const { spec } = settings;
+  return {
+    task: spec.name,
+    source: resolveEndpoint(spec.source, 'source'),
+    destination: resolveEndpoint(spec.destination, 'destination'),
+    tables: settings.tables,
+    objects: spec.objects,
+    kafka: clients.kafka,
+    registryUrl: settings.registryUrl,
+    prefix: settings.topicPrefix,
+    partitions: settings.partitions,
+    stop: clients.stop,
+    retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
+    wholeTransactions: spec.options.consistency === 'transactional',
+    onProgress: (p) => clients.emit({ kind: 'stream', ...p }),
+    onSchemaChange: (e) => clients.emit({ kind: 'schema-change', ...e }),
+    onNewTable: (e) => clients.emit({ kind: 'new-table', ...e }),
+  };
+}
+
+/**
+ * The full-data phase's applier. `destination` is its first lane; it opens the others. One per
+ * task at a time (the controller starts the next only after the last stopped); its advisory
+ * lock makes the destination refuse a second one anyway.
+ */
+export function snapshotApplierOptions(
+  settings: ApplierSettings,
+  clients: ProcessClients & { destination: Client },
+): SnapshotApplierOptions {
+  return {
+    kafka: clients.kafka,
+    registry: clients.registry,
+    destination: clients.destination,
+    connect: applierConnector(settings),
+    group: settings.group,
+    targets: settings.targets,
+    deferredKeys: settings.deferredKeys,
+    onApplied: (t, rows) => clients.emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
+  };
+}
+
+/**
+ * The incremental phase's applier, per the task's options.consistency: per-key applies every
+ * record kind by key on parallel lanes (PerKeyApplier); transactional applies whole source
+ * transactions in commit order (TransactionalApplier). Both with the task's throttle and error
+ * policy (poison records to `<prefix>.dlq` with dead-letter), over the tables the task started
+ * with and those the stream gains while it runs (FollowingApplier).
+ */
+export function changeApplier(
+  settings: Pick<ApplierSettings, 'spec' | 'group' | 'targets' | 'topicPrefix'>,
+  clients: Omit<ProcessClients, 'emit'>,
+): FollowingApplier<PerKeyApplier | TransactionalApplier> {
+  const connectDestination = applierConnector(settings);
+  return new FollowingApplier({
+    task: settings.spec.name,
+    targets: settings.targets,
+    connect: connectDestination,
+    create: (targets) => applierOver(settings, targets, clients, connectDestination),
+  });
+}
+
+function applierOver(
+  settings: Pick<ApplierSettings, 'spec' | 'group' | 'topicPrefix'>,
+  targets: ApplierTarget[],
+  clients: Omit<ProcessClients, 'emit'>,
+  connectDestination: () => Promise<Client>,
+): PerKeyApplier | TransactionalApplier {
+  const { options } = settings.spec;
+  const common = {
+    kafka: clients.kafka,
+    registry: clients.registry,
+    connect: connectDestination,
+    group: settings.group,
+    targets,
+    throttle: options.throttle,
+    onError: options.onError,
+    deadLetterTopic: options.onError === 'dead-letter' ? deadLetterTopic(settings.topicPrefix) : undefined,
+  };
+  return options.consistency === 'transactional'
+    ? new TransactionalApplier({ ...common, transactionsTopic: transactionsTopic(settings.topicPrefix) })
+    : new PerKeyApplier({ ...common, membership: 'group', sessionTimeoutMs: APPLIER_SESSION_TIMEOUT_MS });
+}
