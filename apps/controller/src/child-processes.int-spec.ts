@@ -11,6 +11,7 @@ import {
   tableDigest,
   waitFor,
   type PgCluster,
+  brokerForTasks,
 } from '@pgferry/testing';
 import { runMigrate } from './migrate-command';
 
@@ -31,10 +32,14 @@ describe('pgferry migrate with capture and applier as child processes', () => {
   let source: PgCluster;
   let destination: PgCluster;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-children-'));
+  // Real Kafka in the integration-kafka project: every migrate of this file goes there.
+  let tasks: Awaited<ReturnType<typeof brokerForTasks>>;
   beforeAll(async () => {
+    tasks = await brokerForTasks();
     [source, destination] = await Promise.all([startPostgres({ logical: true }), startPostgres()]);
   });
   afterAll(async () => {
+    await tasks?.stop();
     await Promise.all([source?.stop(), destination?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });

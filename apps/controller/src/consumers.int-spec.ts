@@ -12,26 +12,13 @@ import {
   startPostgres,
   waitFor,
   type PgCluster,
+  startTestBroker,
+  type TestBroker,
 } from '@pgferry/testing';
-import { startEmbeddedKafka } from '@pgferry/kafka-broker';
 import { quoteIdent, quoteQualified } from '@pgferry/pg';
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { readTaskStatus } from './api/task-status';
-
-/**
- * The Kafka cluster and schema registry the task writes to, given to it in the spec
- * (kafka.brokers, kafka.schemaRegistryUrl). The one place that chooses the broker: the
- * embedded one today; a real Apache Kafka fixture with a registry slots in here.
- */
-async function startKafkaForTest(dataDir: string): Promise<{
-  brokers: string[];
-  registryUrl: string;
-  close(): Promise<void>;
-}> {
-  const kafka = await startEmbeddedKafka({ dataDir, port: 0, registryPort: 0 });
-  return { brokers: kafka.brokers, registryUrl: kafka.registryUrl!, close: () => kafka.close() };
-}
 
 const execFileP = promisify(execFile);
 const ROOT = join(__dirname, '..', '..', '..');
@@ -132,14 +119,15 @@ async function partitionCount(brokers: string[], topic: string): Promise<number>
 describe('consumers nobody on the team wrote rebuild the source tables from the topics', () => {
   let source: PgCluster;
   let destination: PgCluster;
-  let kafka: Awaited<ReturnType<typeof startKafkaForTest>>;
+  // The embedded broker in the integration project, real Kafka with pgferry's registry in integration-kafka.
+  let kafka: TestBroker;
   let python: string;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-consumers-'));
   beforeAll(async () => {
     [source, destination, kafka, python] = await Promise.all([
       startPostgres({ logical: true }),
       startPostgres(),
-      startKafkaForTest(join(dir, 'kafka')),
+      startTestBroker(),
       pythonVenv(join(ROOT, 'contract', 'requirements.txt'), VENV),
     ]);
   }, 300_000);

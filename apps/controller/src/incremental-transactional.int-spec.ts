@@ -8,6 +8,7 @@ import {
   startPostgres,
   waitFor,
   type PgCluster,
+  brokerForTasks,
 } from '@pgferry/testing';
 import { requestCutover } from '@pgferry/control';
 import { runMigrate } from './migrate-command';
@@ -20,10 +21,14 @@ describe('pgferry migrate --incremental, consistency transactional', () => {
   let source: PgCluster;
   let destination: PgCluster;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-incremental-tx-'));
+  // Real Kafka in the integration-kafka project: every migrate of this file goes there.
+  let tasks: Awaited<ReturnType<typeof brokerForTasks>>;
   beforeAll(async () => {
+    tasks = await brokerForTasks();
     [source, destination] = await Promise.all([startPostgres({ logical: true }), startPostgres()]);
   });
   afterAll(async () => {
+    await tasks?.stop();
     await Promise.all([source?.stop(), destination?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -10,6 +10,7 @@ import {
   tableDigest,
   waitFor,
   type PgCluster,
+  brokerForTasks,
 } from '@pgferry/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka } from '@pgferry/kafka-broker';
@@ -34,10 +35,14 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
   let source: PgCluster;
   let destination: PgCluster;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-incremental-'));
+  // Real Kafka in the integration-kafka project: every migrate of this file goes there.
+  let tasks: Awaited<ReturnType<typeof brokerForTasks>>;
   beforeAll(async () => {
+    tasks = await brokerForTasks();
     [source, destination] = await Promise.all([startPostgres({ logical: true }), startPostgres()]);
   });
   afterAll(async () => {
+    await tasks?.stop();
     await Promise.all([source?.stop(), destination?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -316,9 +321,11 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     expect(await digests(d, table)).toEqual(await digests(s, table));
     expect(await tableDigest(d, 'Später', 'x', ['id'])).toEqual(await tableDigest(s, 'Später', 'x', ['id']));
     expect((await tableDigest(d, 'Später', 'x', ['id'])).count).toBe(30);
-    // The transaction topic, read back from the broker's files: BEGIN and END around each source
-    // transaction, END with its per-table counts.
-    const broker = await startEmbeddedKafka({ dataDir: join(dir, name, 'kafka'), port: 0, registryPort: 0 });
+    // The transaction topic, read back from the broker (on the embedded one, from its files):
+    // BEGIN and END around each source transaction, END with its per-table counts.
+    const broker =
+      tasks.broker ??
+      (await startEmbeddedKafka({ dataDir: join(dir, name, 'kafka'), port: 0, registryPort: 0 }));
     try {
       const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
       const consumer = kafka.consumer({ groupId: 'reader' });
@@ -361,7 +368,7 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
         }),
       );
     } finally {
-      await broker.close();
+      if (!tasks.broker) await broker.close();
     }
     // Cutover carried the sequence past the source's last value.
     expect((await d.query(`SELECT last_value::int AS v FROM "Counter Ü_seq_seq"`)).rows[0].v).toBe(101);

@@ -7,6 +7,7 @@ import { runCutover } from './cutover-command';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { runMigrate, specFromOptions } from './migrate-command';
+import { runRegistryCommand } from './registry-command';
 import { resolveEndpoint } from '@pgferry/pg';
 
 const log = createLogger({ name: 'pgferry' });
@@ -54,6 +55,18 @@ async function main(argv: string[]): Promise<number> {
     .option('--tables <list>', 'schema.table[,schema.table|schema.*] to migrate (default: every table)')
     .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
     .option('--work-dir <dir>', 'where the embedded broker and schema dumps live (default .pgferry/<name>)')
+    .addOption(
+      new Option(
+        '--kafka <brokers>',
+        'Kafka bootstrap servers host:port[,...]: real Kafka instead of the embedded broker',
+      ).env('KAFKA_BROKERS'),
+    )
+    .addOption(
+      new Option(
+        '--schema-registry <url>',
+        'schema registry of that Kafka (pgferry registry serves one)',
+      ).env('SCHEMA_REGISTRY_URL'),
+    )
     .option('--api-port <n>', 'also serve GET /tasks/:id (JSON progress) on this port while migrating')
     .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
     .option('--no-verify', 'skip comparing every table on both servers after the load')
@@ -137,6 +150,19 @@ async function main(argv: string[]): Promise<number> {
     .option('--partitions <n>', 'partitions of auto-created topics', '1')
     .action(async (opts) => {
       exitCode = await runBrokerCommand(opts);
+    });
+
+  program
+    .command('registry')
+    .description(
+      "run pgferry's Confluent-compatible schema registry over a real Kafka (schemas in its _schemas topic)",
+    )
+    .requiredOption('--kafka <brokers>', 'Kafka bootstrap servers host:port[,...]')
+    .option('--port <n>', 'HTTP port (0 picks a free one)', '8081')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--topic <name>', 'the topic the schemas are kept in', '_schemas')
+    .action(async (opts) => {
+      exitCode = await runRegistryCommand(opts);
     });
 
   await program.parseAsync(argv);

@@ -16,6 +16,10 @@ import { connect, resolveEndpoint } from '@pgferry/pg';
 
 export interface MigrateOptions {
   spec?: string;
+  /** Kafka bootstrap servers (host:port, comma-separated): real Kafka instead of the embedded broker. */
+  kafka?: string;
+  /** The schema registry of that Kafka (with `kafka`). */
+  schemaRegistry?: string;
   source?: string;
   target?: string;
   tables?: string;
@@ -57,16 +61,26 @@ export function tablesOption(list: string): TaskSpec['objects'] {
 }
 
 export function specFromOptions(opts: MigrateOptions): TaskSpec {
-  if (opts.spec) return loadTaskSpec(opts.spec);
-  if (!opts.source || !opts.target)
+  const spec = opts.spec ? loadTaskSpec(opts.spec) : null;
+  if (!spec && (!opts.source || !opts.target))
     throw new PgferryError('give --spec FILE, or both --source URL and --target URL');
-  return parseTaskSpec({
+  const input = spec ?? {
     name: opts.name ?? 'migrate',
     source: { url: opts.source },
     destination: { url: opts.target },
     ...(opts.incremental ? { migrationTypes: { incremental: true } } : {}),
     ...(opts.tables ? { objects: tablesOption(opts.tables) } : {}),
-  });
+  };
+  if (!opts.kafka && !opts.schemaRegistry) return spec ?? parseTaskSpec(input);
+  // --kafka and --schema-registry (or KAFKA_BROKERS, SCHEMA_REGISTRY_URL) win over the spec's.
+  const kafka = { ...(spec?.kafka ?? {}) } as Record<string, unknown>;
+  if (opts.kafka)
+    kafka.brokers = opts.kafka
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean);
+  if (opts.schemaRegistry) kafka.schemaRegistryUrl = opts.schemaRegistry;
+  return parseTaskSpec({ ...input, kafka });
 }
 
 /**

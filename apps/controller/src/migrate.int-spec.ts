@@ -9,6 +9,7 @@ import {
   tableDigest,
   waitFor,
   type PgCluster,
+  brokerForTasks,
 } from '@pgferry/testing';
 import { runMigrate } from './migrate-command';
 import { startTaskApi } from './api/tasks.module';
@@ -33,10 +34,14 @@ describe('pgferry migrate', () => {
   let source: PgCluster;
   let destination: PgCluster;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-migrate-'));
+  // Real Kafka in the integration-kafka project: every migrate of this file goes there.
+  let tasks: Awaited<ReturnType<typeof brokerForTasks>>;
   beforeAll(async () => {
+    tasks = await brokerForTasks();
     [source, destination] = await Promise.all([startPostgres({ logical: true }), startPostgres()]);
   });
   afterAll(async () => {
+    await tasks?.stop();
     await Promise.all([source?.stop(), destination?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });

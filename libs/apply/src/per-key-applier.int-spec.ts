@@ -2,8 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { startPostgres, waitFor, type PgCluster } from '@pgferry/testing';
+import { startPostgres, waitFor, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
 import { ChangeEncoder, RegistryClient, buildSchemas } from '@pgferry/avro';
 import { describeColumns } from '@pgferry/pg';
 import { ensureControlSchema } from '@pgferry/control';
@@ -11,7 +10,7 @@ import { PerKeyApplier } from './per-key-applier';
 
 describe('PerKeyApplier: change records from Kafka into the destination, exactly once', () => {
   let pg: PgCluster;
-  let broker: EmbeddedKafka;
+  let broker: TestBroker;
   let kafka: Kafka;
   let producer: Producer;
   let encoder: ChangeEncoder;
@@ -24,7 +23,7 @@ describe('PerKeyApplier: change records from Kafka into the destination, exactly
   beforeAll(async () => {
     [pg, broker] = await Promise.all([
       startPostgres(),
-      startEmbeddedKafka({ dataDir: dir, port: 0, registryPort: 0 }),
+      startTestBroker(),
     ]);
     await pg.query(
       `CREATE SCHEMA shop; CREATE TABLE shop."Items" (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0), doc text)`,

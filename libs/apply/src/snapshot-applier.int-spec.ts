@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import type { Client } from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
 import { TransientError } from '@pgferry/core';
-import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { startPostgres, waitFor, type PgCluster } from '@pgferry/testing';
+import { startPostgres, waitFor, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
 import { ControlStore, ensureControlSchema, readOffsets } from '@pgferry/control';
 import type { ColumnInfo } from '@pgferry/pg';
 import { RegistryClient, buildSchemas, TableEncoder, AvroCopyDecoder, column } from '@pgferry/avro';
@@ -25,7 +24,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pgferry-snapshot-applier-'));
   let pg: PgCluster;
   let db: Client;
-  let broker: EmbeddedKafka;
+  let broker: TestBroker;
   let kafka: Kafka;
   let registry: RegistryClient;
   let encoder: TableEncoder;
@@ -34,7 +33,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   beforeAll(async () => {
     [pg, broker] = await Promise.all([
       startPostgres(),
-      startEmbeddedKafka({ dataDir, port: 0, registryPort: 0 }),
+      startTestBroker(),
     ]);
     await pg.query(`CREATE TABLE public.accounts (aid bigint PRIMARY KEY, bid int, filler text);
       CREATE TABLE public.later (aid bigint NOT NULL, bid int, filler text)`);

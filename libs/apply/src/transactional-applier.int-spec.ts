@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { startPostgres, waitFor, type PgCluster } from '@pgferry/testing';
+import { startPostgres, waitFor, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
 import {
   ChangeEncoder,
   RegistryClient,
@@ -28,7 +27,7 @@ interface TxRecord {
 
 describe('TransactionalApplier: whole source transactions in commit order', () => {
   let pg: PgCluster;
-  let broker: EmbeddedKafka;
+  let broker: TestBroker;
   let kafka: Kafka;
   let producer: Producer;
   let items: ChangeEncoder;
@@ -56,7 +55,7 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
   beforeAll(async () => {
     [pg, broker] = await Promise.all([
       startPostgres(),
-      startEmbeddedKafka({ dataDir: dir, port: 0, registryPort: 0 }),
+      startTestBroker(),
     ]);
     await pg.query(`CREATE SCHEMA shop;
       CREATE TABLE shop."Items" (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0));

@@ -92,6 +92,14 @@ CREATE TABLE IF NOT EXISTS pgferry.stream_status (
   capture_lag_ms bigint,
   published bigint NOT NULL DEFAULT 0,
   updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS pgferry.leases (
+  task text NOT NULL REFERENCES pgferry.tasks ON DELETE CASCADE,
+  role text NOT NULL,
+  holder text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  taken_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (task, role)
 );`;
 
 type Queryable = Pick<Client | PoolClient, 'query'>;

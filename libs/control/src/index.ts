@@ -24,3 +24,4 @@ export {
   writeCaptureReport,
 } from './stream-status';
 export { taskRegistered } from './task-lookup';
+export { dropLease, takeLease, withLease, type LeaseHolder, type LeaseOptions } from './leases';

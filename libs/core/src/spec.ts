@@ -165,11 +165,36 @@ export const taskSpecSchema = z
           .strict()
           .default({}),
         lagBoundSeconds: z.number().positive().default(5),
+        /**
+         * Where the incremental phase runs. capture: controller (a supervised child of migrate)
+         * or external (`pgferry capture --spec` on other machines or containers; one streams at
+         * a time, the others wait on a lease in the control schema and take over when it
+         * lapses). appliers: how many change-applier processes migrate supervises, one Kafka
+         * consumer group sharing the partitions (per-key consistency; transactional takes 1);
+         * 0 when they run elsewhere (`pgferry applier --spec`). The full load always runs under
+         * migrate.
+         */
+        stream: z
+          .object({
+            capture: z.enum(['controller', 'external']).default('controller'),
+            appliers: z.number().int().min(0).max(64).default(1),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => {
+    if (spec.options.consistency === 'transactional' && spec.options.stream.appliers > 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['options', 'stream', 'appliers'],
+        message:
+          'options.consistency transactional applies whole transactions across every partition in one applier: set options.stream.appliers to 1 (or 0 with one pgferry applier elsewhere)',
+      });
+  });
 
 export type TaskSpec = z.infer<typeof taskSpecSchema>;
 export type TaskSpecInput = z.input<typeof taskSpecSchema>;

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { ObjectError } from '@pgferry/core';
-import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { waitFor } from '@pgferry/testing';
+import { waitFor, startTestBroker, type TestBroker } from '@pgferry/testing';
 import { KafkaProducer } from './kafka-producer';
 import type { KafkaClientConfig } from './kafka-config';
 import { KafkaPartitionFetcher } from './kafka-partition-fetcher';
@@ -84,12 +83,12 @@ function sorted(read: Read): Array<[number, Array<[string, string | null]>]> {
 }
 
 describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)', () => {
-  let broker: EmbeddedKafka;
+  let broker: TestBroker;
   let kafka: Kafka;
   const dataDir = mkdtempSync(join(tmpdir(), 'pgferry-fetcher-'));
 
   beforeAll(async () => {
-    broker = await startEmbeddedKafka({ dataDir, port: 0, registryPort: null });
+    broker = await startTestBroker();
     kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
     brokersOf.set(kafka, broker.brokers);
   });
@@ -231,7 +230,7 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
       const failure = fetcher.fetch();
       await expect(failure).rejects.toThrow(ObjectError);
       await expect(failure).rejects.toThrow(
-        /^Kafka topic fetch.range partition 0: offset 50 \(where .*\) is out of range \(high watermark 0, log start 0\).*start the task again on an empty destination$/,
+        /^Kafka topic fetch.range partition 0: offset 50 \(where .*\) is out of range \(the partition holds 0 to 0\).*start the task again on an empty destination$/,
       );
     } finally {
       await fetcher.close();

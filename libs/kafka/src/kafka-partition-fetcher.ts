@@ -7,6 +7,7 @@ import {
   type FetchPartitionResponse,
   type FetchRequest,
 } from '@pgferry/kafka-protocol';
+import { KafkaAdmin } from './kafka-admin';
 import { KafkaCluster } from './kafka-cluster';
 import type { KafkaClientConfig } from './kafka-config';
 import { classifyKafkaError, kafkaError } from './kafka-errors';
@@ -232,7 +233,7 @@ export class KafkaPartitionFetcher {
             if (!wanted) continue;
             if (p.errorCode !== 0) {
               failed = true;
-              this.partitionError(topic, p, wanted.fetchOffset);
+              await this.partitionError(topic, p, wanted.fetchOffset);
               continue;
             }
             // The partition was reassigned, paused or sought while this round was in flight.
@@ -271,13 +272,24 @@ export class KafkaPartitionFetcher {
     return out;
   }
 
-  private partitionError(topic: string, p: FetchPartitionResponse, offset: bigint): void {
+  private async partitionError(topic: string, p: FetchPartitionResponse, offset: bigint): Promise<void> {
     const where = `Kafka topic ${topic} partition ${p.partitionIndex}`;
-    if (p.errorCode === OFFSET_OUT_OF_RANGE)
+    if (p.errorCode === OFFSET_OUT_OF_RANGE) {
+      // Kafka 4 answers an out-of-range fetch without the partition's bounds: ask for them.
+      const key = `${topic}:${p.partitionIndex}`;
+      const admin = new KafkaAdmin(this.cluster);
+      const [start, end] = await Promise.all([admin.topicStarts([topic]), admin.topicEnds([topic])]).then(
+        ([s, e]) => [s.get(key), e.get(key)],
+        () => [
+          p.logStartOffset >= 0n ? p.logStartOffset : undefined,
+          p.highWatermark >= 0n ? p.highWatermark : undefined,
+        ],
+      );
       throw new ObjectError(
-        `${where}: offset ${offset} (where the destination's pgferry.offsets resume, or 0 when nothing was applied yet) is out of range (high watermark ${p.highWatermark}${p.logStartOffset >= 0n ? `, log start ${p.logStartOffset}` : ''}); the topic's records were deleted (retention) or the topic recreated before they were applied: start the task again on an empty destination`,
+        `${where}: offset ${offset} (where the destination's pgferry.offsets resume, or 0 when nothing was applied yet) is out of range (the partition holds ${start ?? '?'} to ${end ?? '?'}); the topic's records were deleted (retention) or the topic recreated before they were applied: start the task again on an empty destination`,
         { code: 'OFFSET_OUT_OF_RANGE' },
       );
+    }
     const e = kafkaError(p.errorCode, `fetching ${where}`);
     if (!e.retriable) throw e;
     this.lastError = e.message;

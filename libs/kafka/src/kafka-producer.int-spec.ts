@@ -13,8 +13,8 @@ import {
   type PartitionMetadata,
 } from 'kafkajs';
 import { ObjectError, PgferryError } from '@pgferry/core';
-import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { registerKafkajsLz4, waitFor } from '@pgferry/testing';
+import { startEmbeddedKafka } from '@pgferry/kafka-broker';
+import { registerKafkajsLz4, waitFor, startTestBroker, type TestBroker } from '@pgferry/testing';
 import { PartitionedBatches } from './framed-batches';
 import { KafkaProducer, type ProducerRecord } from './kafka-producer';
 import type { KafkaClientConfig } from './kafka-config';
@@ -140,12 +140,12 @@ class CuttingProxy {
 }
 
 describe('KafkaProducer (record batches of its own, over its own connections)', () => {
-  let broker: EmbeddedKafka;
+  let broker: TestBroker;
   let kafka: Kafka;
   const dataDir = mkdtempSync(join(tmpdir(), 'pgferry-publisher-'));
 
   beforeAll(async () => {
-    broker = await startEmbeddedKafka({ dataDir, port: 0, registryPort: null });
+    broker = await startTestBroker();
     kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
   });
   const config = (): KafkaClientConfig => ({ brokers: broker.brokers, clientId: 'producer-test' });

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { connect, type Endpoint, PIPELINE_SESSION_SQL, parseLsn } from '@pgferry/pg';
-import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { startPostgres, tableDigest, waitFor, type PgCluster } from '@pgferry/testing';
+import { startPostgres, tableDigest, waitFor, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
 import { RegistryClient } from '@pgferry/avro';
 import { ensureControlSchema } from '@pgferry/control';
 import { PerKeyApplier } from '@pgferry/apply';
@@ -20,13 +19,13 @@ const DDL = `
 describe('incremental path: slot -> change records on Kafka -> applier -> destination', () => {
   let source: PgCluster;
   let destination: PgCluster;
-  let broker: EmbeddedKafka;
+  let broker: TestBroker;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-cdc-e2e-'));
   beforeAll(async () => {
     [source, destination, broker] = await Promise.all([
       startPostgres({ logical: true }),
       startPostgres(),
-      startEmbeddedKafka({ dataDir: dir, port: 0, registryPort: 0 }),
+      startTestBroker(),
     ]);
     await Promise.all([source.query(DDL), destination.query(DDL)]);
   });

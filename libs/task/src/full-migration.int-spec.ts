@@ -2,8 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTaskSpec } from '@pgferry/core';
-import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { createAllTypes, startPostgres, tableDigest, type PgCluster } from '@pgferry/testing';
+import { createAllTypes, startPostgres, tableDigest, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
 import { runFullMigration } from './full-migration';
 import type { MigrationEvent } from './migration-event';
 
@@ -33,13 +32,13 @@ const SOURCE_DDL = `
 describe('full migration: schema, snapshot through Kafka, post-data', () => {
   let source: PgCluster;
   let destination: PgCluster;
-  let kafka: EmbeddedKafka;
+  let kafka: TestBroker;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-full-'));
   beforeAll(async () => {
     [source, destination, kafka] = await Promise.all([
       startPostgres({ logical: true }),
       startPostgres(),
-      startEmbeddedKafka({ dataDir: join(dir, 'kafka'), port: 0, registryPort: 0 }),
+      startTestBroker(),
     ]);
     await source.createDatabase('shop');
     await destination.createDatabase('shop');

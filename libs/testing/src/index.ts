@@ -21,3 +21,11 @@ export {
 } from './kafka';
 export { kafkaRuntime, type KafkaRuntime } from './kafka-runtime';
 export { pythonVenv } from './python-venv';
+export {
+  brokerForTasks,
+  startTestBroker,
+  taskKafka,
+  testBrokerKind,
+  type TestBroker,
+  type TestBrokerKind,
+} from './test-broker';
