@@ -137,6 +137,7 @@ describe('pgferry migrate with capture and applier as child processes', () => {
     const { code } = await migration;
     expect({ code, out: code ? out.text() : '' }).toEqual({ code: 0, out: '' });
     expect(out.text()).toContain(`capture      pid ${killed.pid} was killed by SIGKILL; restart 1`);
+    expect(out.text().includes('embedded broker')).toBe(tasks.broker === null);
     expect(await digests(d)).toEqual(before);
     // Chunks finished before the kill were read once; only the unfinished ones were sent again.
     const attempts = (await d.query(`SELECT chunk_id, attempt, done FROM pgferry.chunks ORDER BY chunk_id`))

@@ -102,6 +102,7 @@ describe('pgferry migrate --incremental, consistency transactional', () => {
     reading = false;
     await reader;
     expect({ code: done.code, out: done.code ? out.text() : '' }).toEqual({ code: 0, out: '' });
+    expect(out.text().includes('embedded broker')).toBe(tasks.broker === null);
     expect(seen.broken).toEqual([]);
     // The reader watched the stream move, not one state.
     expect(seen.totals.size).toBeGreaterThan(5);

@@ -8,6 +8,7 @@ import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { runMigrate, specFromOptions } from './migrate-command';
 import { runRegistryCommand } from './registry-command';
+import { runStreamCommand } from './stream-command';
 import { resolveEndpoint } from '@pgferry/pg';
 
 const log = createLogger({ name: 'pgferry' });
@@ -151,6 +152,25 @@ async function main(argv: string[]): Promise<number> {
     .action(async (opts) => {
       exitCode = await runBrokerCommand(opts);
     });
+
+  for (const role of ['capture', 'applier'] as const)
+    program
+      .command(role)
+      .description(
+        role === 'capture'
+          ? "stream a task's slot into Kafka on this machine (options.stream.capture: external); one streams at a time, others stand by"
+          : "apply a task's changes from Kafka on this machine (options.stream.appliers: 0); several share the partitions as one consumer group",
+      )
+      .requiredOption('--spec <file>', 'task spec (YAML or JSON)')
+      .addOption(
+        new Option('--kafka <brokers>', 'Kafka bootstrap servers host:port[,...]').env('KAFKA_BROKERS'),
+      )
+      .addOption(
+        new Option('--schema-registry <url>', 'schema registry of that Kafka').env('SCHEMA_REGISTRY_URL'),
+      )
+      .action(async (opts) => {
+        exitCode = await runStreamCommand(role, { ...opts, out: process.stdout });
+      });
 
   program
     .command('registry')

@@ -71,15 +71,17 @@ export function specFromOptions(opts: MigrateOptions): TaskSpec {
     ...(opts.incremental ? { migrationTypes: { incremental: true } } : {}),
     ...(opts.tables ? { objects: tablesOption(opts.tables) } : {}),
   };
-  if (!opts.kafka && !opts.schemaRegistry) return spec ?? parseTaskSpec(input);
-  // --kafka and --schema-registry (or KAFKA_BROKERS, SCHEMA_REGISTRY_URL) win over the spec's.
+  // --kafka and --schema-registry, else KAFKA_BROKERS and SCHEMA_REGISTRY_URL, win over the spec's.
+  const brokers = opts.kafka ?? process.env.KAFKA_BROKERS;
+  const registry = opts.schemaRegistry ?? process.env.SCHEMA_REGISTRY_URL;
+  if (!brokers && !registry) return spec ?? parseTaskSpec(input);
   const kafka = { ...(spec?.kafka ?? {}) } as Record<string, unknown>;
-  if (opts.kafka)
-    kafka.brokers = opts.kafka
+  if (brokers)
+    kafka.brokers = brokers
       .split(',')
       .map((b) => b.trim())
       .filter(Boolean);
-  if (opts.schemaRegistry) kafka.schemaRegistryUrl = opts.schemaRegistry;
+  if (registry) kafka.schemaRegistryUrl = registry;
   return parseTaskSpec({ ...input, kafka });
 }
 

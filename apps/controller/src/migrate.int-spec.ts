@@ -202,14 +202,17 @@ describe('pgferry migrate', () => {
     })();
     try {
       await waitFor(() => commits, { reason: 'the writer to be running', until: (n) => n > 20 });
+      const busy = captureOutput();
       const { code } = await runMigrate({
         source: source.url('busy'),
         target: destination.url('busy'),
         name: 'busy',
         workDir: join(dir, 'busy'),
-        out: captureOutput().out,
+        out: busy.out,
       });
       expect(code).toBe(0);
+      // On real Kafka (integration-kafka) the task went there, not to an embedded broker.
+      expect(busy.text().includes('embedded broker')).toBe(tasks.broker === null);
     } finally {
       stop = true;
       await loop;

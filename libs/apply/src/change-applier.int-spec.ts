@@ -23,7 +23,9 @@ describe('PgChangeApplier', () => {
     await pg.query(`CREATE SCHEMA "Shop Ü";
       CREATE TABLE "Shop Ü"."Orders" (id int PRIMARY KEY, "Note" text, doc text, n int NOT NULL);
       CREATE TABLE "Shop Ü".lines (order_id int REFERENCES "Shop Ü"."Orders", line int, PRIMARY KEY (order_id, line));
-      CREATE TABLE "Shop Ü".log (at timestamptz, payload json, tags text[])`);
+      CREATE TABLE "Shop Ü".log (at timestamptz, payload json, tags text[]);
+      CREATE TABLE "Shop Ü".docs (id int PRIMARY KEY, body text NOT NULL, n int NOT NULL);
+      ALTER TABLE "Shop Ü".docs ALTER COLUMN body SET STORAGE EXTERNAL`);
     db = await pg.connect();
     await ensureControlSchema(db);
     applier = new PgChangeApplier(db);
@@ -50,6 +52,8 @@ describe('PgChangeApplier', () => {
       ch(cols, 'c', ['3', 'three', 'd3', '3']),
       ch(cols, 'u', ['1', 'edited', null, '10'], null, ['doc']),
       ch(cols, 'u', ['20', 'moved', 'small', '2'], ['2', null, null, '2']),
+      // The capture sends the old key's delete of a key change as a record of its own.
+      ch(cols, 'd', null, ['2', null, null, '2']),
       ch(cols, 'd', null, ['3', null, null, null]),
     ];
     const mark = { group: 'g', topic: 'pre.src.x', partition: 0, nextOffset: 6n };
@@ -94,6 +98,27 @@ describe('PgChangeApplier', () => {
       'cannot move the row of "Shop Ü"."Orders" from key (62) to (63): the source did not send the unchanged TOAST column(s) doc and the row under the old key is not on the destination',
     );
     await db.query(`DELETE FROM "Shop Ü"."Orders" WHERE id = 61`);
+  });
+
+  it('updates a row whose NOT NULL TOAST column the source did not send, and refuses a row it cannot find', async () => {
+    const docs: TargetTable = { schema: 'Shop Ü', table: 'docs', columns: ['id', 'body', 'n'], key: ['id'] };
+    const dcols = ['id', 'body', 'n'];
+    await applier.apply(docs, [ch(dcols, 'c', ['1', big, '1']), ch(dcols, 'c', ['2', big, '2'])], null);
+    // UPDATE docs SET n = n + 1: body is not sent; an INSERT ... ON CONFLICT would fail NOT NULL.
+    await applier.apply(
+      docs,
+      [ch(dcols, 'u', ['1', null, '2'], null, ['body']), ch(dcols, 'u', ['2', null, '3'], null, ['body'])],
+      null,
+    );
+    expect(await rows(`SELECT id, length(body) AS body, n FROM "Shop Ü".docs ORDER BY id`)).toEqual([
+      { id: 1, body: 5000, n: 2 },
+      { id: 2, body: 5000, n: 3 },
+    ]);
+    await expect(
+      applier.apply(docs, [ch(dcols, 'u', ['9', null, '1'], null, ['body'])], null),
+    ).rejects.toThrow(
+      'cannot update 1 row(s) of "Shop Ü"."docs" (keys (9)): the source did not send the unchanged TOAST column(s) body and the rows are not on the destination',
+    );
   });
 
   it('rolls back the whole batch and the offset when one change fails, naming the table', async () => {

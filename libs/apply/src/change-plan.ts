@@ -42,10 +42,14 @@ const keyText = (key: ReadonlyArray<string | null>) => JSON.stringify(key);
 
 /**
  * Reduces changes of a keyed table (in source order) to one action per key. Per-key ordering
- * is the guarantee: the last change of each key wins; an UPDATE that changes the key deletes the
- * old key and writes the new one; a later change of a key whose earlier upsert is in the same run
- * inherits the TOAST values that change left out, so nothing unchanged is written as NULL.
- * Snapshot reads ('r') behave like inserts.
+ * is the guarantee: the last change of each key wins. An UPDATE that changes the key writes the
+ * new key only: the old key's delete is its own record, on the old key's partition (the capture
+ * publishes it there), so a batch of the new key's partition never deletes a row the old key's
+ * partition wrote since. A later change of a key whose earlier upsert is in the same run
+ * inherits the TOAST values that change left out, so nothing unchanged is written as NULL; an
+ * action that needs the destination's row (a move, an upsert leaving columns out) on a key with
+ * a delete pending in the run starts a new run after that delete. Snapshot reads ('r') behave
+ * like inserts.
  */
 export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange[]): PlanStep[] {
   const steps: PlanStep[] = [];
@@ -71,27 +75,40 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
     const values = pick(ch.after);
     const key = keyPos.map((p) => values[p]);
     const k = keyText(key);
+    /** Sets k's action; one that needs the destination's row waits for a delete of k pending in this run. */
+    const set = (action: KeyAction) => {
+      const needsRow = action.kind === 'move' || (action.kind === 'upsert' && action.unchanged.size > 0);
+      if (needsRow && actions.get(k)?.kind === 'delete') {
+        steps.push({ kind: 'run', actions });
+        actions = new Map();
+      }
+      actions.set(k, action);
+    };
     if (ch.op === 'u' && ch.before) {
       const before = pick(ch.before);
       const oldKey = keyPos.map((p) => before[p]);
       const o = keyText(oldKey);
       if (o !== k) {
         const previous = actions.get(o);
-        actions.set(o, { kind: 'delete', key: oldKey });
-        // The row moved: what the old key's pending upsert held travels with it.
-        if (previous?.kind === 'upsert') actions.set(k, inherit(t, values, ch.unchangedToast, previous));
-        else if (ch.unchangedToast.length) {
+        // The row moved: what the old key's pending upsert held travels with it. What neither
+        // sent is in the old key's row on the destination: then it is a move of that row.
+        const inherited =
+          previous?.kind === 'upsert' ? inherit(t, values, ch.unchangedToast, previous) : null;
+        if (inherited?.kind === 'upsert' && inherited.unchanged.size === 0) set(inherited);
+        else if (inherited?.kind === 'upsert') {
           actions.delete(o);
-          actions.set(k, { kind: 'move', from: oldKey, values, unchanged: new Set(ch.unchangedToast) });
-        } else actions.set(k, { kind: 'upsert', values, unchanged: new Set(ch.unchangedToast) });
+          set({ kind: 'move', from: oldKey, values: inherited.values, unchanged: inherited.unchanged });
+        } else if (ch.unchangedToast.length) {
+          // The unsent values are in the old key's row on the destination: the move updates it.
+          actions.delete(o);
+          set({ kind: 'move', from: oldKey, values, unchanged: new Set(ch.unchangedToast) });
+        } else set({ kind: 'upsert', values, unchanged: new Set() });
         continue;
       }
     }
     const previous = actions.get(k);
-    // Delete-then-upsert keeps the delete's effect only through the upsert overwriting the row;
-    // unchanged TOAST after a delete cannot happen (the row was re-inserted whole first).
-    actions.set(
-      k,
+    // Delete-then-upsert keeps the delete's effect only through the upsert overwriting the row.
+    set(
       previous?.kind === 'upsert'
         ? inherit(t, values, ch.unchangedToast, previous)
         : previous?.kind === 'move'
@@ -106,6 +123,15 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
   }
   if (actions.size) steps.push({ kind: 'run', actions });
   return steps;
+}
+
+/** Whether an UPDATE changes the row's key (its old key's delete is a record of its own). */
+export function movesKey(key: readonly string[], ch: DecodedChange): boolean {
+  if (ch.op !== 'u' || !ch.before || !ch.after) return false;
+  return key.some((k) => {
+    const i = ch.columns.indexOf(k);
+    return i >= 0 && ch.before![i] !== ch.after![i];
+  });
 }
 
 /** A later change of a moved row: what it left out comes from the move (still unsent ones stay so). */

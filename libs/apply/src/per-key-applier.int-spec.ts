@@ -21,10 +21,7 @@ describe('PerKeyApplier: change records from Kafka into the destination, exactly
   const meta = () => ({ lsn: (lsn += 10n), txId: 1, tsMs: Date.now() });
 
   beforeAll(async () => {
-    [pg, broker] = await Promise.all([
-      startPostgres(),
-      startTestBroker(),
-    ]);
+    [pg, broker] = await Promise.all([startPostgres(), startTestBroker()]);
     await pg.query(
       `CREATE SCHEMA shop; CREATE TABLE shop."Items" (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0), doc text)`,
     );

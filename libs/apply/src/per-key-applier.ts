@@ -15,6 +15,7 @@ import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type Appl
 import { ConsumerLoop } from './consumer-loop';
 import { DeadLetters } from './dead-letter';
 import { LanePool } from './lane-pool';
+import { movesKey } from './change-plan';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
 import type { TargetTable } from './pg-row-applier';
 import { Throttle, type ThrottleLimits } from './throttle';
@@ -274,10 +275,12 @@ export class PerKeyApplier implements Applier {
         const all = group.flatMap((p) => runs(p.decoded));
         const shapes = new Set(all.map((run) => shapeOf(run)).filter((s) => s !== null));
         const truncates = all.some((run) => run.some((d) => d.change?.op === 't'));
+        const moves = all.some((run) => run.some((d) => d.change !== null && movesKey(target.key, d.change)));
         // One statement set per table when that keeps each key's order: a key's changes are in
-        // one partition. A truncate or a schema change splits it back into the partitions' runs,
-        // applied one after the other (the truncate guard then orders them).
-        const together = !truncates && shapes.size <= 1 ? [all.flat()] : all;
+        // one partition. A truncate, a schema change or a key change (its two halves are on two
+        // partitions) splits it back into the partitions' runs, applied one after the other (the
+        // truncate guard then orders them).
+        const together = !truncates && !moves && shapes.size <= 1 ? [all.flat()] : all;
         for (const run of together) {
           const list = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
           if (!list.length) continue;

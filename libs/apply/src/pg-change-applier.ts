@@ -299,6 +299,30 @@ export class PgChangeApplier {
       );
       const list = cols.map(quoteIdent).join(', ');
       const set = cols.filter((c) => !t.key.includes(c));
+      if (unchanged.length) {
+        // Rows whose TOASTed column(s) the source did not send: their values are only in the
+        // destination's row, so these are UPDATEs of it (an INSERT ... ON CONFLICT would check
+        // the proposed row, NULL there, against NOT NULL before finding the conflict).
+        const match = t.key.map((k) => `d.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
+        const updated = set.length
+          ? (
+              await this.client.query(
+                `UPDATE ${target} AS d SET ${set.map((c) => `${quoteIdent(c)} = s.${quoteIdent(c)}`).join(', ')} FROM ${stage} AS s WHERE ${match}`,
+              )
+            ).rowCount!
+          : rows.length;
+        if (updated !== rows.length) {
+          const { rows: missing } = await this.client.query(
+            `SELECT ${t.key.map((k) => `s.${quoteIdent(k)}::text`).join(', ')} FROM ${stage} AS s
+              WHERE NOT EXISTS (SELECT 1 FROM ${target} AS d WHERE ${match}) LIMIT 5`,
+          );
+          throw new DataError(
+            `cannot update ${rows.length - updated} row(s) of ${target} (keys ${missing.map((r) => `(${Object.values(r).join(', ')})`).join(', ')}${rows.length - updated > 5 ? ', ...' : ''}): the source did not send the unchanged TOAST column(s) ${unchanged.join(', ')} and the rows are not on the destination, so their values exist nowhere; the tables have diverged (give the table REPLICA IDENTITY FULL on the source to carry every value)`,
+          );
+        }
+        upserted += updated;
+        continue;
+      }
       const conflict = `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${set.length ? `UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`;
       upserted += (
         await this.client.query(

@@ -31,10 +31,7 @@ describe('SnapshotApplier, exclusive: its own fetches, several lanes', () => {
   let laterEncoder: TableEncoder;
 
   beforeAll(async () => {
-    [pg, broker] = await Promise.all([
-      startPostgres(),
-      startTestBroker(),
-    ]);
+    [pg, broker] = await Promise.all([startPostgres(), startTestBroker()]);
     await pg.query(`CREATE TABLE public.accounts (aid bigint PRIMARY KEY, bid int, filler text);
       CREATE TABLE public.later (aid bigint NOT NULL, bid int, filler text)`);
     db = await pg.connect();

@@ -53,10 +53,7 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
   }
 
   beforeAll(async () => {
-    [pg, broker] = await Promise.all([
-      startPostgres(),
-      startTestBroker(),
-    ]);
+    [pg, broker] = await Promise.all([startPostgres(), startTestBroker()]);
     await pg.query(`CREATE SCHEMA shop;
       CREATE TABLE shop."Items" (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0));
       CREATE TABLE shop.log (what text)`);

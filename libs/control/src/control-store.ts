@@ -93,6 +93,11 @@ CREATE TABLE IF NOT EXISTS pgferry.stream_status (
   published bigint NOT NULL DEFAULT 0,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS pgferry.stream_settings (
+  task text PRIMARY KEY REFERENCES pgferry.tasks ON DELETE CASCADE,
+  settings jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS pgferry.leases (
   task text NOT NULL REFERENCES pgferry.tasks ON DELETE CASCADE,
   role text NOT NULL,

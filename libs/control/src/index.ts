@@ -25,3 +25,4 @@ export {
 } from './stream-status';
 export { taskRegistered } from './task-lookup';
 export { dropLease, takeLease, withLease, type LeaseHolder, type LeaseOptions } from './leases';
+export { readStreamSettings, writeStreamSettings, type RecordedStreamSettings } from './stream-settings';

@@ -187,6 +187,14 @@ export const taskSpecSchema = z
   })
   .strict()
   .superRefine((spec, ctx) => {
+    const external = spec.options.stream.capture === 'external' || spec.options.stream.appliers === 0;
+    if (external && !spec.kafka.brokers)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['options', 'stream'],
+        message:
+          'a capture or appliers outside pgferry migrate need a Kafka they all reach: set kafka.brokers and kafka.schemaRegistryUrl (real Kafka, or pgferry broker), or keep options.stream at its default',
+      });
     if (spec.options.consistency === 'transactional' && spec.options.stream.appliers > 1)
       ctx.addIssue({
         code: 'custom',

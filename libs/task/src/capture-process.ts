@@ -1,11 +1,12 @@
 import { connect, resolveEndpoint } from '@pgferry/pg';
 import { RegistryClient } from '@pgferry/avro';
 import { ControlStore } from '@pgferry/control';
-import { runSnapshotCapture, runStreamCapture } from '@pgferry/capture';
+import { runSnapshotCapture } from '@pgferry/capture';
 import { kafkaClient } from './kafka-client';
 import type { Emit } from './migration-event';
 import type { CaptureProcessConfig, StreamProcessConfig } from './process-config';
-import { snapshotCaptureOptions, streamCaptureOptions } from './process-options';
+import { snapshotCaptureOptions } from './process-options';
+import { leasedStreamCapture } from './stream-lease';
 
 /**
  * The body of `apps/capture`: reads every pending chunk under the configured snapshot and sends
@@ -38,7 +39,7 @@ export async function runCaptureProcess(
 
 /**
  * The body of `apps/capture` in the incremental phase: streams the task's slot into the table
- * topics until `stop`. Safe to kill at any point: the slot is confirmed only as far as Kafka
+ * topics until `stop`, under the task's capture lease (one capture streams at a time). Safe to kill at any point: the slot is confirmed only as far as Kafka
  * acknowledged, so the next capture sends again at most the unconfirmed transactions, which
  * the applier's apply-by-key absorbs.
  */
@@ -48,5 +49,5 @@ export async function runStreamProcess(
   stop: AbortSignal,
 ): Promise<void> {
   const kafka = kafkaClient(config.kafka, `pgferry-${config.spec.name}-capture`);
-  await runStreamCapture(streamCaptureOptions(config, { kafka, emit, stop }));
+  await leasedStreamCapture(config, { kafka, emit, stop });
 }

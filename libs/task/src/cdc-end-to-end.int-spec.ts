@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { connect, type Endpoint, PIPELINE_SESSION_SQL, parseLsn } from '@pgferry/pg';
-import { startPostgres, tableDigest, waitFor, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
+import {
+  startPostgres,
+  tableDigest,
+  waitFor,
+  type PgCluster,
+  startTestBroker,
+  type TestBroker,
+} from '@pgferry/testing';
 import { RegistryClient } from '@pgferry/avro';
 import { ensureControlSchema } from '@pgferry/control';
 import { PerKeyApplier } from '@pgferry/apply';

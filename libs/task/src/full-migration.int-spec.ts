@@ -2,7 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTaskSpec } from '@pgferry/core';
-import { createAllTypes, startPostgres, tableDigest, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
+import {
+  createAllTypes,
+  startPostgres,
+  tableDigest,
+  type PgCluster,
+  startTestBroker,
+  type TestBroker,
+} from '@pgferry/testing';
 import { runFullMigration } from './full-migration';
 import type { MigrationEvent } from './migration-event';
 

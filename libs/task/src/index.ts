@@ -8,3 +8,10 @@ export { prestartFullDataChildren } from './phases/full-data-children';
 export { releaseSource } from './pg-source-release';
 export { type ApplierProcessConfig, CONFIG_ENV, processRole, readProcessConfig } from './process-config';
 export { type ChildContext, EXIT_RETRIABLE, runChildProcess } from './supervise/child-protocol';
+export {
+  runExternalApplier,
+  runExternalCapture,
+  type ExternalOutcome,
+  type ExternalProcessOptions,
+} from './external-process';
+export { CAPTURE_LEASE, leaseHolder } from './stream-lease';

@@ -1,11 +1,13 @@
 import { rmSync } from 'node:fs';
 import { isRetriable, PgferryError, RetryDeadlineError, sleep } from '@pgferry/core';
 import { RegistryClient } from '@pgferry/avro';
-import { runStreamCapture } from '@pgferry/capture';
 import type { KafkaClient } from '../kafka-client';
 import type { Emit } from '../migration-event';
 import type { ApplierSettings, StreamSettings } from '../process-config';
-import { changeApplier, streamCaptureOptions } from '../process-options';
+import { changeApplier } from '../process-options';
+import { leasedStreamCapture } from '../stream-lease';
+import type { MigrationEvent } from '../migration-event';
+import type { ChildSupervisor } from '../supervise/child-supervisor';
 import { childConfigFile, superviseChild, type ChildProcessesOptions } from '../supervise/task-child';
 
 /** What a running stream and applier look like to the phase loop, in-process or as children. */
@@ -33,13 +35,15 @@ export async function startStreamInProcess(
   let failure: Error | null = null;
   const newApplier = () =>
     changeApplier(applierSettings, { kafka, registry: new RegistryClient(applierSettings.registryUrl) });
-  let applier = newApplier();
-  await applier.start();
+  // options.stream: the capture and the appliers may run elsewhere (pgferry capture, pgferry applier).
+  const ownCapture = spec.options.stream.capture === 'controller';
+  let applier = spec.options.stream.appliers > 0 ? newApplier() : null;
+  await applier?.start();
   let replacing: Promise<void> | null = null;
   const replace = async (lost: Error) => {
     const since = Date.now();
     let last = lost;
-    await applier.stop();
+    await applier?.stop();
     while (!abort.signal.aborted) {
       if (Date.now() - since > spec.options.retry.connectionMinutes * 60_000) {
         failure ??= new RetryDeadlineError(1, Date.now() - since, last);
@@ -61,17 +65,19 @@ export async function startStreamInProcess(
       }
     }
   };
-  const streaming = runStreamCapture(streamCaptureOptions(stream, { kafka, emit, stop: abort.signal })).then(
-    () => {
-      if (!abort.signal.aborted) failure ??= new PgferryError('the change stream ended on its own');
-    },
-    (err) => {
-      failure ??= err instanceof Error ? err : new PgferryError(String(err));
-    },
-  );
+  const streaming = ownCapture
+    ? leasedStreamCapture(stream, { kafka, emit, stop: abort.signal }).then(
+        () => {
+          if (!abort.signal.aborted) failure ??= new PgferryError('the change stream ended on its own');
+        },
+        (err) => {
+          failure ??= err instanceof Error ? err : new PgferryError(String(err));
+        },
+      )
+    : Promise.resolve();
   return {
     failure: () => {
-      const lost = applier.error;
+      const lost = applier?.error ?? null;
       if (failure || !lost || !isRetriable(lost)) return failure ?? lost;
       replacing ??= replace(lost).finally(() => (replacing = null));
       return null;
@@ -80,12 +86,16 @@ export async function startStreamInProcess(
       abort.abort();
       await streaming;
       await replacing;
-      await applier.stop();
+      await applier?.stop();
     },
   };
 }
 
-/** The stream capture and the change applier as supervised children of the controller. */
+/**
+ * The stream capture and the change appliers as supervised children of the controller, as many
+ * as options.stream says: the capture unless it runs elsewhere, `appliers` change appliers (one
+ * consumer group; each named applier, applier-2, ... for its pid and log files).
+ */
 export function startStreamChildren(
   stream: StreamSettings,
   applierSettings: ApplierSettings,
@@ -93,30 +103,41 @@ export function startStreamChildren(
   emit: Emit,
 ): RunningStream {
   const { spec } = stream;
-  const streamConfig = childConfigFile(processes.dir, 'stream');
-  const applierConfig = childConfigFile(processes.dir, 'applier');
-  const applier = superviseChild(spec, processes, emit, {
-    name: 'applier',
-    entry: processes.applierEntry,
-    kind: 'service',
-    file: applierConfig,
-    settings: applierSettings,
-  });
-  const capture = superviseChild(spec, processes, emit, {
-    name: 'capture',
-    entry: processes.captureEntry,
-    kind: 'service',
-    file: streamConfig,
-    settings: stream,
-  });
-  applier.start();
-  capture.start();
+  const children: ChildSupervisor<MigrationEvent>[] = [];
+  const files: string[] = [];
+  for (let i = 1; i <= spec.options.stream.appliers; i++) {
+    const name = i === 1 ? 'applier' : `applier-${i}`;
+    const file = childConfigFile(processes.dir, name);
+    files.push(file);
+    children.push(
+      superviseChild(spec, processes, emit, {
+        name,
+        entry: processes.applierEntry,
+        kind: 'service',
+        file,
+        settings: applierSettings,
+      }),
+    );
+  }
+  if (spec.options.stream.capture === 'controller') {
+    const file = childConfigFile(processes.dir, 'stream');
+    files.push(file);
+    children.push(
+      superviseChild(spec, processes, emit, {
+        name: 'capture',
+        entry: processes.captureEntry,
+        kind: 'service',
+        file,
+        settings: stream,
+      }),
+    );
+  }
+  for (const c of children) c.start();
   return {
-    failure: () => capture.failure ?? applier.failure,
+    failure: () => children.map((c) => c.failure).find((f) => f) ?? null,
     async stop() {
-      await Promise.all([capture.stop(), applier.stop()]);
-      rmSync(streamConfig, { force: true });
-      rmSync(applierConfig, { force: true });
+      await Promise.all(children.map((c) => c.stop()));
+      for (const f of files) rmSync(f, { force: true });
     },
   };
 }

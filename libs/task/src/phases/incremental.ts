@@ -9,7 +9,7 @@ import {
 } from '@pgferry/core';
 import { classifyPgError, formatLsn, parseLsn } from '@pgferry/pg';
 import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avro';
-import { AppliedRate, cutoverRequested, readStreamLag } from '@pgferry/control';
+import { AppliedRate, cutoverRequested, readStreamLag, writeStreamSettings } from '@pgferry/control';
 import { ensureTopic, type KafkaClient } from '../kafka-client';
 import type { MigrationContext } from '../migration-context';
 import type { Emit } from '../migration-event';
@@ -102,6 +102,14 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   await ensureTopic(opts.kafka, transactionsTopic(prefix));
   await ensureTopic(opts.kafka, heartbeatTopic(prefix));
   if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, deadLetterTopic(prefix));
+  // Captures and appliers that run elsewhere (options.stream) read what to stream and apply here.
+  await writeStreamSettings(opts.control, task, {
+    topicPrefix: prefix,
+    partitions: opts.stream.partitions,
+    tables: opts.stream.tables,
+    group: opts.applier.group,
+    targets: opts.applier.targets,
+  });
   const running = opts.processes
     ? startStreamChildren(opts.stream, opts.applier, opts.processes, opts.emit)
     : await startStreamInProcess(opts.stream, opts.applier, opts.kafka, opts.emit);

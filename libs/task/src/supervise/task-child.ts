@@ -21,8 +21,8 @@ export interface ChildProcessesOptions {
 }
 
 /** A child's configuration file (0600; it holds passwords, so it is removed once the child stops). */
-export function childConfigFile(dir: string, role: ProcessSettings['role']): string {
-  return join(dir, `${role}.json`);
+export function childConfigFile(dir: string, name: ProcessSettings['role'] | string): string {
+  return join(dir, `${name}.json`);
 }
 
 /**
