@@ -35,6 +35,7 @@ describe('parseTaskSpec', () => {
       throttle: {},
       retry: { connectionMinutes: 720, otherMinutes: 10 },
       lagBoundSeconds: 5,
+      stream: { capture: 'controller', appliers: 1 },
     });
     expect(spec.objects).toEqual({});
     expect(spec.kafka).toEqual({ ssl: false });
@@ -115,6 +116,23 @@ describe('parseTaskSpec', () => {
     ],
   ])('rejects a bad spec with an exact message (%#)', (input, message) => {
     expect(problems(input)).toEqual([message]);
+  });
+
+  it('refuses a stream outside migrate without a Kafka they all reach, and several transactional appliers', () => {
+    expect(() => parseTaskSpec({ ...minimal, options: { stream: { capture: 'external' } } })).toThrow(
+      'task spec: options.stream: a capture or appliers outside pgferry migrate need a Kafka they all reach: set kafka.brokers and kafka.schemaRegistryUrl (real Kafka, or pgferry broker), or keep options.stream at its default',
+    );
+    const kafka = { brokers: ['k:9092'], schemaRegistryUrl: 'http://r:8081' };
+    expect(
+      parseTaskSpec({ ...minimal, kafka, options: { stream: { capture: 'external', appliers: 0 } } }).options
+        .stream,
+    ).toEqual({
+      capture: 'external',
+      appliers: 0,
+    });
+    expect(() =>
+      parseTaskSpec({ ...minimal, options: { consistency: 'transactional', stream: { appliers: 3 } } }),
+    ).toThrow(/options\.stream\.appliers: options\.consistency transactional applies whole transactions/);
   });
 
   it('lists every problem at once', () => {
