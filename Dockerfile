@@ -2,13 +2,15 @@
 # command picks the role, e.g. `migrate --spec /etc/pgferry/task.yaml`. See docs/deploy.md.
 
 # Build stage: every workspace compiled, then the dev dependencies (TypeScript, Jest, ...) pruned.
+# --ignore-scripts: no dependency needs its install script at run time (the native ones, lz4-napi
+# and @node-rs/crc32, ship prebuilt binaries as packages); it spares node-gyp attempts.
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.base.json tsconfig.build.json ./
 COPY scripts/bin-mode.js scripts/
 COPY libs libs
 COPY apps apps
-RUN npm ci --no-audit --no-fund \
+RUN npm ci --ignore-scripts --no-audit --no-fund \
   && npm run build \
   && npm prune --omit=dev --no-audit --no-fund \
   && rm -rf libs/*/src apps/*/src libs/*/dist/.tsbuildinfo apps/*/dist/.tsbuildinfo

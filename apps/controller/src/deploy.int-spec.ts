@@ -56,6 +56,7 @@ function mounts(name: string): { source?: string; target: string }[] {
   });
 }
 const option = (args: string[], flag: string) => args[args.indexOf(flag) + 1];
+const KAFKA_VARIABLES = ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL'];
 /** The pgferry services: those running the image the compose file builds. */
 const pgferry = Object.keys(services).filter((n) => services[n].build !== undefined);
 const byCommand = (cmd: string) => pgferry.filter((n) => argv(n)[0] === cmd);
@@ -121,12 +122,11 @@ describe('docker-compose.yml', () => {
       });
   });
 
-  it('points the controller, capture and appliers at the compose Kafka and registry, through variables the CLI reads', () => {
+  it('points the controller, capture and appliers at the compose Kafka and registry', () => {
     const kafka = env('kafka').KAFKA_ADVERTISED_LISTENERS.match(/INTERNAL:\/\/([^,]+)/)?.[1];
     const [registry] = byCommand('registry');
     const registryUrl = `http://${registry}:${option(argv(registry), '--port')}`;
     expect(option(argv(registry), '--kafka')).toBe(kafka);
-    const commands = cliCommands(MAIN);
     for (const name of [...byCommand('migrate'), ...byCommand('capture'), ...byCommand('applier')]) {
       const e = env(name);
       expect({ name, brokers: e.KAFKA_BROKERS, registry: e.SCHEMA_REGISTRY_URL }).toEqual({
@@ -134,12 +134,6 @@ describe('docker-compose.yml', () => {
         brokers: kafka,
         registry: registryUrl,
       });
-      const command = argv(name)[0];
-      if (commands.has(command))
-        expect({ name, env: [...cliUsage(MAIN, command).env].sort() }).toEqual({
-          name,
-          env: ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL'],
-        });
     }
   });
 
@@ -162,18 +156,26 @@ describe('docker-compose.yml', () => {
     ]);
   });
 
-  // Each pgferry service's command line judged by the built CLI's own --help (commandLineProblems).
+  // Each pgferry service's command line judged by the built CLI's own --help (commandLineProblems),
+  // and every Kafka or registry variable it is given read by that command (`(env: NAME)`).
   // The standalone `capture` and `applier` commands come with the lead's incremental-phase branch:
   // while the CLI built here has not got them, those services are reported as skipped, not
-  // passed; every other command line, and these two once the CLI lists them, are checked.
+  // passed; every other service, and these two once the CLI lists them, are checked.
   const built = existsSync(MAIN) ? cliCommands(MAIN) : new Set<string>();
   const STANDALONE = new Set(['capture', 'applier']);
-  for (const name of pgferry) {
-    const pending = STANDALONE.has(argv(name)[0]) && !built.has(argv(name)[0]);
-    (pending ? it.skip : it)(`${name}: its command line fits pgferry ${argv(name)[0]} --help`, () => {
-      expect(commandLineProblems(MAIN, name, argv(name))).toEqual([]);
+  const pending = pgferry.filter((n) => STANDALONE.has(argv(n)[0]) && !built.has(argv(n)[0]));
+  const checked = pgferry.filter((n) => !pending.includes(n));
+  it.each(checked)('%s: its command line and variables fit the CLI', (name) => {
+    const reads = cliUsage(MAIN, argv(name)[0]).env;
+    const unread = Object.keys(env(name)).filter((k) => KAFKA_VARIABLES.includes(k) && !reads.has(k));
+    expect({ problems: commandLineProblems(MAIN, name, argv(name)), unread }).toEqual({
+      problems: [],
+      unread: [],
     });
-  }
+  });
+  if (pending.length)
+    // eslint-disable-next-line jest/no-disabled-tests -- shown as skipped until the CLI has the command
+    it.skip.each(pending)('%s: its command line and variables fit the CLI', () => undefined);
 
   it('mounts deploy/task.yaml: a valid spec with the external stream, naming the compose servers and passwords', () => {
     const withSpec = [...byCommand('migrate'), ...byCommand('capture'), ...byCommand('applier')];
