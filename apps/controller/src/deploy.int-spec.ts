@@ -6,7 +6,6 @@ import { parse as parseYaml } from 'yaml';
 import { loadTaskSpec } from '@pgferry/core';
 import { startPostgres, type PgCluster } from '@pgferry/testing';
 import {
-  cliCommands,
   cliUsage,
   commandLineProblems,
   dockerfileProblems,
@@ -158,14 +157,7 @@ describe('docker-compose.yml', () => {
 
   // Each pgferry service's command line judged by the built CLI's own --help (commandLineProblems),
   // and every Kafka or registry variable it is given read by that command (`(env: NAME)`).
-  // The standalone `capture` and `applier` commands come with the lead's incremental-phase branch:
-  // while the CLI built here has not got them, those services are reported as skipped, not
-  // passed; every other service, and these two once the CLI lists them, are checked.
-  const built = existsSync(MAIN) ? cliCommands(MAIN) : new Set<string>();
-  const STANDALONE = new Set(['capture', 'applier']);
-  const pending = pgferry.filter((n) => STANDALONE.has(argv(n)[0]) && !built.has(argv(n)[0]));
-  const checked = pgferry.filter((n) => !pending.includes(n));
-  it.each(checked)('%s: its command line and variables fit the CLI', (name) => {
+  it.each(pgferry)('%s: its command line and variables fit the CLI', (name) => {
     const reads = cliUsage(MAIN, argv(name)[0]).env;
     const unread = Object.keys(env(name)).filter((k) => KAFKA_VARIABLES.includes(k) && !reads.has(k));
     expect({ problems: commandLineProblems(MAIN, name, argv(name)), unread }).toEqual({
@@ -173,9 +165,6 @@ describe('docker-compose.yml', () => {
       unread: [],
     });
   });
-  if (pending.length)
-    // eslint-disable-next-line jest/no-disabled-tests -- shown as skipped until the CLI has the command
-    it.skip.each(pending)('%s: its command line and variables fit the CLI', () => undefined);
 
   it('mounts deploy/task.yaml: a valid spec with the external stream, naming the compose servers and passwords', () => {
     const withSpec = [...byCommand('migrate'), ...byCommand('capture'), ...byCommand('applier')];

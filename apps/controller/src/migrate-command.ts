@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { loadTaskSpec, parseTaskSpec, PgferryError, type TaskSpec } from '@pgferry/core';
+import { parseTaskSpec, readTaskSpecFile, PgferryError, type TaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verify';
 import {
@@ -61,7 +61,7 @@ export function tablesOption(list: string): TaskSpec['objects'] {
 }
 
 export function specFromOptions(opts: MigrateOptions): TaskSpec {
-  const spec = opts.spec ? loadTaskSpec(opts.spec) : null;
+  const spec = opts.spec ? (readTaskSpecFile(opts.spec) as Record<string, unknown> | null) : null;
   if (!spec && (!opts.source || !opts.target))
     throw new PgferryError('give --spec FILE, or both --source URL and --target URL');
   const input = spec ?? {
@@ -74,8 +74,8 @@ export function specFromOptions(opts: MigrateOptions): TaskSpec {
   // --kafka and --schema-registry, else KAFKA_BROKERS and SCHEMA_REGISTRY_URL, win over the spec's.
   const brokers = opts.kafka ?? process.env.KAFKA_BROKERS;
   const registry = opts.schemaRegistry ?? process.env.SCHEMA_REGISTRY_URL;
-  if (!brokers && !registry) return spec ?? parseTaskSpec(input);
-  const kafka = { ...(spec?.kafka ?? {}) } as Record<string, unknown>;
+  if (!brokers && !registry) return parseTaskSpec(input);
+  const kafka = { ...((spec?.kafka as object | undefined) ?? {}) } as Record<string, unknown>;
   if (brokers)
     kafka.brokers = brokers
       .split(',')
@@ -127,6 +127,10 @@ export async function runMigrate(
       };
   let embedded: EmbeddedKafka | undefined;
   let brokers = spec.kafka.brokers;
+  if (!brokers && (spec.options.stream.capture === 'external' || spec.options.stream.appliers === 0))
+    throw new PgferryError(
+      'options.stream runs the capture or the appliers outside pgferry migrate: they need a Kafka they all reach; give --kafka and --schema-registry (or KAFKA_BROKERS and SCHEMA_REGISTRY_URL, or kafka.brokers in the spec), or keep options.stream at its default',
+    );
   let registryUrl = spec.kafka.schemaRegistryUrl;
   if (!brokers) {
     embedded = await startEmbeddedKafka({ dataDir: join(workDir, 'kafka'), port: 0, registryPort: 0 });

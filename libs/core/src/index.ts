@@ -20,6 +20,7 @@ export { retry, RetryDeadlineError, sleep } from './retry';
 export {
   type EndpointSpec,
   loadTaskSpec,
+  readTaskSpecFile,
   parseTaskSpec,
   type SslSpec,
   type TaskSpec,

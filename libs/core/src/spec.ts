@@ -187,14 +187,6 @@ export const taskSpecSchema = z
   })
   .strict()
   .superRefine((spec, ctx) => {
-    const external = spec.options.stream.capture === 'external' || spec.options.stream.appliers === 0;
-    if (external && !spec.kafka.brokers)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['options', 'stream'],
-        message:
-          'a capture or appliers outside pgferry migrate need a Kafka they all reach: set kafka.brokers and kafka.schemaRegistryUrl (real Kafka, or pgferry broker), or keep options.stream at its default',
-      });
     if (spec.options.consistency === 'transactional' && spec.options.stream.appliers > 1)
       ctx.addIssue({
         code: 'custom',
@@ -242,6 +234,14 @@ export function parseTaskSpec(input: unknown): TaskSpec {
 
 /** Reads a YAML or JSON spec file (JSON is YAML). Errors name the file. */
 export function loadTaskSpec(file: string): TaskSpec {
+  return parseTaskSpec(readTaskSpecFile(file));
+}
+
+/**
+ * A spec file's content, not validated yet: for a caller that completes it first (the CLI's
+ * --kafka and KAFKA_BROKERS) and then validates it with parseTaskSpec. Errors name the file.
+ */
+export function readTaskSpecFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -254,5 +254,5 @@ export function loadTaskSpec(file: string): TaskSpec {
   } catch (err) {
     throw new SpecError([`${file} is not valid YAML or JSON: ${(err as Error).message}`], { cause: err });
   }
-  return parseTaskSpec(doc);
+  return doc;
 }
