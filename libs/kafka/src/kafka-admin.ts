@@ -75,6 +75,7 @@ export class KafkaAdmin {
     await this.cluster.describeTopics(
       topics.map((t) => t.name),
       30_000,
+      missing.length > 0,
     );
   }
 

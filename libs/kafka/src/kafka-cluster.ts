@@ -1,4 +1,4 @@
-import { ConnectionError, retry, RetryDeadlineError } from '@pgferry/core';
+import { ConnectionError, retry, RetryDeadlineError, TransientError } from '@pgferry/core';
 import { ApiKey, type MetadataResponse } from '@pgferry/kafka-protocol';
 import { BrokerConnection } from './broker-connection';
 import {
@@ -193,15 +193,22 @@ export class KafkaCluster {
   /**
    * The partitions of each of `topics`, reading the metadata of those not known yet, and waiting
    * (up to `waitMs`) for a topic just created to have leaders. ObjectError for a topic that does
-   * not exist.
+   * not exist; with `created`, a topic missing from the metadata is waited for too (a broker
+   * answers CreateTopics before every broker's metadata has the topic).
    */
-  async describeTopics(topics: readonly string[], waitMs = 10_000): Promise<Map<string, PartitionInfo[]>> {
+  async describeTopics(
+    topics: readonly string[],
+    waitMs = 10_000,
+    created = false,
+  ): Promise<Map<string, PartitionInfo[]>> {
     const missing = topics.filter((t) => !this.topics.has(t));
     if (missing.length) {
       await retry(
         async () => {
           await this.refreshMetadata(missing);
           const gone = missing.find((t) => !this.topics.has(t));
+          if (gone && created)
+            throw new TransientError(`Kafka topic ${gone} was created but is not in the metadata yet`);
           if (gone) throw missingTopic(gone);
           const leaderless = missing.find((t) => this.topics.get(t)!.some((p) => p.leader < 0));
           if (leaderless)
