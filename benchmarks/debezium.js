@@ -282,7 +282,7 @@ async function main() {
   let registry = null;
   const results = [];
   try {
-    registry = await startRegistry(join(dir, 'registry'), kafka.bootstrap);
+    registry = await startRegistry(kafka.bootstrap);
     await src.createDatabase('bench');
     const s = await src.connect('bench');
     await loadPgbenchLike(s, { scale: opts.scale });

@@ -12,18 +12,17 @@ const { jdbcSink, postgresSource, startConnect } = require('./debezium');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A Confluent-compatible schema registry for pgferry's schemas while the data goes to real Kafka:
- * today the embedded broker's registry (the embedded broker holds only the schemas).
+ * The Confluent-compatible schema registry both pipelines use: pgferry's, over the bench's Kafka
+ * (`pgferry registry --kafka`), its schemas in the `_schemas` topic there.
  */
-async function startRegistry(dir, _bootstrap) {
+async function startRegistry(bootstrap) {
   const port = await freePort();
-  mkdirSync(dir, { recursive: true });
-  const args = ['broker', '--data-dir', dir, '--port', '0', '--registry-port', String(port)];
+  const args = ['registry', '--kafka', bootstrap, '--port', String(port)];
   const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   child.stderr.on('data', (b) => (out += b));
-  for (let i = 0; !out.includes('schema registry'); i++) {
+  for (let i = 0; !out.includes('schema registry http'); i++) {
     if (child.exitCode !== null || i > 300) throw new Error(`the schema registry did not start:\n${out}`);
     await sleep(100);
   }
