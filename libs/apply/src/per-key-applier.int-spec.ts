@@ -6,6 +6,9 @@ import { startPostgres, waitFor, type PgCluster, startTestBroker, type TestBroke
 import { ChangeEncoder, RegistryClient, buildSchemas } from '@pgferry/avro';
 import { describeColumns } from '@pgferry/pg';
 import { ensureControlSchema } from '@pgferry/control';
+import { DataError } from '@pgferry/core';
+import { KafkaPartitionFetcher } from '@pgferry/kafka';
+import { forEachRecordView, recordHeaders } from '@pgferry/kafka-protocol';
 import { PerKeyApplier } from './per-key-applier';
 
 describe('PerKeyApplier: change records from Kafka into the destination, exactly once', () => {
@@ -167,4 +170,148 @@ describe('PerKeyApplier: change records from Kafka into the destination, exactly
     await dlq.disconnect();
     expect(p.high).toBe('1');
   });
+
+  it('stops at a record whose Avro value does not decode, naming topic, partition and offset, or parks it in the dead-letter topic and goes on', async () => {
+    const poisonTopic = 'pre.shop.poison';
+    const dlq = 'pre.poison.dlq';
+    await pg.query(`CREATE TABLE shop."Poison" (id int PRIMARY KEY, name text NOT NULL)`);
+    const client = await pg.connect();
+    const columns = await describeColumns(client, 'shop', 'Poison', ['id']);
+    await client.end();
+    const registry = new RegistryClient(broker.registryUrl!);
+    const schemas = buildSchemas('pre', 'shop', 'Poison', columns);
+    const ids = {
+      key: await registry.register(`${poisonTopic}-key`, schemas.key!),
+      value: await registry.register(`${poisonTopic}-value`, schemas.value),
+    };
+    const poison = new ChangeEncoder(columns, schemas, ids, {
+      name: 'pre',
+      db: 'postgres',
+      schema: 'shop',
+      table: 'Poison',
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [
+        { topic: poisonTopic, numPartitions: 1 },
+        { topic: dlq, numPartitions: 1 },
+      ],
+    });
+    await admin.disconnect();
+    const good = (id: number) => poison.encode('c', null, [String(id), `row ${id}`], [], meta());
+    const sendPoison = (...records: Array<{ key: Buffer | null; value: Buffer | null }>) =>
+      producer.send({ topic: poisonTopic, acks: -1, messages: records });
+    // The right Confluent header (magic byte, the value schema's id) over a body cut short, and
+    // over bytes that are no Avro envelope at all.
+    const whole = good(3).value;
+    const truncated = { key: good(3).key, value: whole.subarray(0, whole.length - 10) };
+    const garbage = {
+      key: good(6).key,
+      value: Buffer.concat([whole.subarray(0, 5), Buffer.from('not avro')]),
+    };
+    const target = { topic: poisonTopic, schema: 'shop', table: 'Poison', key: ['id'] };
+    const applied = async () =>
+      (await pg.query<{ id: number }>(`SELECT id FROM shop."Poison" ORDER BY id`)).map((r) => r.id);
+    const committed = async () => {
+      const got = await pg.query<{ n: string }>(
+        `SELECT next_offset::text AS n FROM pgferry.offsets WHERE consumer_group = 'gp' AND topic = $1`,
+        [poisonTopic],
+      );
+      return got.length ? BigInt(got[0].n) : null;
+    };
+    const reached = (a: PerKeyApplier, next: bigint) =>
+      waitFor(
+        () => {
+          if (a.error) throw a.error;
+          return (a.positions.get(`${poisonTopic}:0`) ?? 0n) >= next;
+        },
+        { reason: `the applier to apply ${poisonTopic} up to offset ${next}`, timeout: 30_000 },
+      );
+    const undecodable = (offset: number, reason: string) =>
+      `Kafka topic ${poisonTopic} partition 0 offset ${offset}: Avro value of schema ${ids.value} does not decode (${reason}): the record is corrupt, or was not written with that schema`;
+
+    // Strict: the rows before it are applied, the applier stops at it, nothing after it goes in.
+    await sendPoison(good(1), good(2));
+    const strict = applier('gp', { targets: [target] });
+    await strict.start();
+    try {
+      await reached(strict, 2n);
+      await sendPoison(truncated, good(4), good(5));
+      await waitFor(() => strict.error, {
+        reason: 'the strict applier to fail on the undecodable record',
+        until: (e) => e !== null,
+        timeout: 30_000,
+      });
+    } finally {
+      await strict.stop();
+    }
+    expect(strict.error).toBeInstanceOf(DataError);
+    expect(strict.error!.message).toBe(
+      `${undecodable(2, 'truncated buffer')}; the applier stops here (onError strict); with onError dead-letter it parks such a record in the dead-letter topic and goes on`,
+    );
+    expect(await applied()).toEqual([1, 2]);
+    expect(await committed()).toBe(2n);
+
+    // Dead-letter: the same group resumes at the bad record, parks it and the one between good
+    // records further on, and applies the rest; its offset moves past both.
+    await sendPoison(garbage, good(6));
+    const parked: string[] = [];
+    const lenient = applier('gp', {
+      targets: [target],
+      onError: 'dead-letter',
+      deadLetterTopic: dlq,
+      onDeadLetter: (_t, offset, reason) => parked.push(`${offset}: ${reason}`),
+    });
+    await lenient.start();
+    await reached(lenient, 7n).finally(() => lenient.stop());
+    expect(await applied()).toEqual([1, 2, 4, 5, 6]);
+    expect(await committed()).toBe(7n);
+    expect(lenient.deadLettered).toBe(2);
+    const reasons = [undecodable(2, 'truncated buffer'), undecodable(5, 'invalid union index: 55')];
+    expect(parked).toEqual([`2: ${reasons[0]}`, `5: ${reasons[1]}`]);
+    const inDlq = await readTopic(broker, dlq, 2);
+    expect(inDlq.map((r) => r.value)).toEqual([truncated.value, garbage.value]);
+    expect(inDlq.map((r) => r.headers)).toEqual(
+      [2, 5].map((offset, i) => ({
+        'pgferry.reason': reasons[i],
+        'pgferry.topic': poisonTopic,
+        'pgferry.partition': '0',
+        'pgferry.offset': String(offset),
+        'pgferry.table': '"shop"."Poison"',
+      })),
+    );
+  });
 });
+
+/** The first `n` records of partition 0 of `topic`, read without a consumer group. */
+async function readTopic(broker: TestBroker, topic: string, n: number) {
+  const fetcher = new KafkaPartitionFetcher(broker.client('dlq-reader'), {
+    maxWaitMs: 200,
+    maxBytesPerPartition: 1 << 20,
+    maxBytes: 1 << 20,
+  });
+  const out: Array<{ value: Buffer | null; headers: Record<string, string> }> = [];
+  try {
+    await fetcher.connect([topic], () => 0n);
+    await waitFor(
+      async () => {
+        for (const data of await fetcher.fetch())
+          for (const b of data.batches)
+            forEachRecordView(b, data.from, topic, (r) =>
+              out.push({
+                value: r.valueStart < 0 ? null : Buffer.from(r.buf.subarray(r.valueStart, r.valueEnd)),
+                headers: Object.fromEntries(
+                  recordHeaders(r).map((h) => [h.key, h.value?.toString('utf8') ?? '']),
+                ),
+              }),
+            );
+        return out.length >= n;
+      },
+      { reason: `${n} records on ${topic}`, timeout: 30_000 },
+    );
+  } finally {
+    await fetcher.close();
+  }
+  return out;
+}

@@ -1,16 +1,10 @@
 import type { Client } from 'pg';
 import { DataError, PgferryError } from '@pgferry/core';
 import { classifyPgError, quoteQualified, PIPELINE_SESSION_SQL } from '@pgferry/pg';
-import {
-  notAfter,
-  RecordDecoder,
-  STREAM_POSITION_HEADER,
-  type DecodedChange,
-  type RegistryClient,
-} from '@pgferry/avro';
+import { notAfter, RecordDecoder, type DecodedChange, type RegistryClient } from '@pgferry/avro';
 import { readOffsets, readStreamPositions, storeOffsets, type OffsetMark } from '@pgferry/control';
 import type { PartitionData, TopicPartition } from '@pgferry/kafka';
-import { forEachRecordView, recordHeader } from '@pgferry/kafka-protocol';
+import { forEachRecordView } from '@pgferry/kafka-protocol';
 import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type ApplierTarget } from './applier';
 import { ConsumerLoop } from './consumer-loop';
 import { DeadLetters } from './dead-letter';
@@ -19,6 +13,7 @@ import { movesKey } from './change-plan';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
 import type { TargetTable } from './pg-row-applier';
 import { Throttle, type ThrottleLimits } from './throttle';
+import { positionHeader, undecodableRecord } from './undecodable-records';
 
 export interface PerKeyApplierOptions extends ApplierKafka {
   registry: RegistryClient;
@@ -59,6 +54,8 @@ interface Decoded {
   change: DecodedChange | null;
   /** The change's stream position (pgferry.pos header), when it has one and is new. */
   pos: Buffer | null;
+  /** With onError dead-letter: why the value does not decode (change is null); applying it throws this. */
+  failure?: DataError;
 }
 
 /** One partition's records of a round. */
@@ -190,7 +187,7 @@ export class PerKeyApplier implements Applier {
       [];
     for (const b of data.batches)
       forEachRecordView(b, first, where, (r) => {
-        const header = recordHeader(r, STREAM_POSITION_HEADER);
+        const header = positionHeader(r, where);
         records.push({
           offset: BigInt(r.offset),
           key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
@@ -207,7 +204,15 @@ export class PerKeyApplier implements Applier {
         continue;
       }
       if (r.pos) last = r.pos;
-      decoded.push({ ...r, change: r.value ? await this.decoder.decode(r.value) : null });
+      try {
+        decoded.push({ ...r, change: r.value ? await this.decoder.decode(r.value) : null });
+      } catch (err) {
+        if (!(err instanceof DataError)) throw err;
+        const failure = undecodableRecord(where, r.offset, err, this.opts.onError);
+        if (this.opts.onError !== 'dead-letter') throw failure;
+        // Parked in its place, after the records before it (applyRun).
+        decoded.push({ ...r, change: null, failure });
+      }
     }
     return { target, topic: data.topic, partition: data.partition, decoded };
   }
@@ -260,6 +265,8 @@ export class PerKeyApplier implements Applier {
     let bytes = 0;
     for (const p of parts)
       for (const d of p.decoded) {
+        // A record that does not decode: dispatch applies the runs one by one and parks it.
+        if (d.failure) throw d.failure;
         if (d.change) changes++;
         bytes += d.value?.length ?? 0;
       }
@@ -332,6 +339,8 @@ export class PerKeyApplier implements Applier {
       run.reduce((n, d) => n + (d.value?.length ?? 0), 0),
     );
     try {
+      const undecodable = run.find((d) => d.failure);
+      if (undecodable) throw undecodable.failure;
       if (changes.length === 0) await storeOffsets(lane.client, mark.group, [mark]);
       else {
         // Not inside onApplied?.(...): an optional call does not evaluate its arguments.

@@ -1,3 +1,4 @@
+import { DataError } from '@pgferry/core';
 import { converterFor, type AvroSchema } from './avro-mapping';
 import { readInt, readLength, readSafeLong, type Cursor } from './avro-cursor';
 import type { CopyBinarySink } from '@pgferry/pg';
@@ -228,13 +229,13 @@ export function binaryFieldWriter(type: AvroSchema, destOid: number | undefined)
       const i = c.buf[c.pos++];
       if (i === 0) return nullWriter(c, out);
       if (i === 2) return w(c, out);
-      throw new RangeError(`Avro union branch byte ${i} out of range`);
+      throw new DataError(`Avro union branch byte ${i} is not in the schema (0 or 2)`);
     };
   }
   return (c, out) => {
     const i = readInt(c);
     const w = writers[i];
-    if (!w) throw new RangeError(`Avro union branch ${i} out of range`);
+    if (!w) throw new DataError(`Avro union branch ${i} is not in the schema (${writers.length} branches)`);
     return w(c, out);
   };
 }

@@ -95,7 +95,7 @@ function fieldReader(type: AvroSchema): FieldReader {
   return (c, out) => {
     const i = readInt(c);
     const r = branches[i];
-    if (!r) throw new RangeError(`Avro union branch ${i} out of range`);
+    if (!r) throw new DataError(`Avro union branch ${i} is not in the schema (${branches.length} branches)`);
     r(c, out);
   };
 }
@@ -173,18 +173,21 @@ export class AvroCopyDecoder {
     if (buf[start + 5] !== 0 || buf[start + 6] !== 2 || !plan.fields || !plan.tailType) return null;
     const c: Cursor = { buf, pos: start + 7 };
     const fields = plan.fields;
+    let op: string;
     try {
       for (let i = 0; i < fields.length; i++) {
         if (i) out.byte(9);
         fields[i](c, out);
       }
-      if (c.pos > end) throw new RangeError('truncated Avro value');
+      if (c.pos > end) throw new DataError('truncated Avro value');
+      // Before the line is ended: a value whose tail does not decode leaves nothing behind.
+      op = tailOp(plan, buf, c.pos, end);
     } catch (err) {
       out.rollback();
       throw undecodable(plan, err);
     }
     out.endLine();
-    return { op: tailOp(plan, buf, c.pos, end), plan };
+    return { op, plan };
   }
 
   /**
@@ -195,6 +198,7 @@ export class AvroCopyDecoder {
    */
   binaryWriters(id: number, destination: string, types: ReadonlyMap<string, number>): BinaryWriter[] | null {
     const plan = this.plans.get(id);
+    // The caller's contract (load first): only a pgferry bug breaks it.
     if (!plan) throw new RangeError(`schema ${id} is not loaded`);
     let writers = plan.binary.get(destination);
     if (writers === undefined) {
@@ -228,6 +232,7 @@ export class AvroCopyDecoder {
     const plan = this.planOf(buf, start, end);
     if (buf[start + 5] !== 0 || buf[start + 6] !== 2 || !plan.tailType) return null;
     const c: Cursor = { buf, pos: start + 7 };
+    let op: string;
     try {
       out.beginRow(writers.length);
       for (let i = 0; i < writers.length; i++)
@@ -235,28 +240,32 @@ export class AvroCopyDecoder {
           out.rollback();
           return null;
         }
-      if (c.pos > end) throw new RangeError('truncated Avro value');
+      if (c.pos > end) throw new DataError('truncated Avro value');
+      op = tailOp(plan, buf, c.pos, end);
     } catch (err) {
       out.rollback();
       throw undecodable(plan, err);
     }
     out.endRow();
-    return { op: tailOp(plan, buf, c.pos, end), plan };
+    return { op, plan };
   }
 
   /** The loaded plan of the wire-format value buf[start, end). */
   private planOf(buf: Buffer, start: number, end: number): CopyPlan {
     const id = requireWireSchemaId(buf, start, end);
     const plan = this.plans.get(id);
+    // The caller's contract (load first): only a pgferry bug breaks it.
     if (!plan) throw new RangeError(`schema ${id} is not loaded`);
     return plan;
   }
 }
 
+/** A value the readers refused (a DataError) or broke on: bytes that are not its schema's. */
 function undecodable(plan: CopyPlan, err: unknown): DataError {
-  return new DataError(`undecodable Avro value with schema ${plan.id}: ${(err as Error).message}`, {
-    cause: err,
-  });
+  return new DataError(
+    `Avro value of schema ${plan.id} does not decode (${(err as Error).message}): the record is corrupt, or was not written with that schema`,
+    { cause: err },
+  );
 }
 
 /** The op of the record whose fields after "after" are buf[pos, end). */

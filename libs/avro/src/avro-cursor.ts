@@ -1,4 +1,10 @@
-/** A read position in an Avro body. */
+import { DataError } from '@pgferry/core';
+
+/**
+ * A read position in an Avro body. The readers do not check the end (a read past it gives 0s):
+ * their callers check the position once per value. Bad bytes are DataErrors without a
+ * location; the decoder of a record names its schema, the applier its topic and offset.
+ */
 export interface Cursor {
   buf: Buffer;
   pos: number;
@@ -60,12 +66,13 @@ function readLongBig(c: Cursor, low: number, shift: number): bigint {
 export function readInt(c: Cursor): number {
   const n = Number(readLong(c));
   // A corrupt varint must not become a 20-digit "int" in the COPY text.
-  if (n < -2147483648 || n > 2147483647) throw new RangeError('bad Avro int');
+  if (n < -2147483648 || n > 2147483647) throw new DataError(`Avro int ${n} is out of the int range`);
   return n;
 }
 
 export function readLength(c: Cursor): number {
   const n = readInt(c);
-  if (n < 0 || c.pos + n > c.buf.length) throw new RangeError('bad Avro length');
+  if (n < 0 || c.pos + n > c.buf.length)
+    throw new DataError(`Avro length ${n} at byte ${c.pos} runs past the value`);
   return n;
 }

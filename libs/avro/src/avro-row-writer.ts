@@ -417,6 +417,8 @@ export function fieldWriter(
   const stringBranch = branches.findIndex((b) => b.type === 'string');
   const main = branches.findIndex((b) => b.type !== 'string');
   const mainType = branches[main]?.type;
+  // The two RangeErrors below: converterFor and the schema come from one mapping, so only a
+  // mapping bug makes them disagree.
   const general: FieldWriter = (out, line, start, end) => {
     const v = conv.toAvro(text(line, start, end));
     if (typeof v === 'string') {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import avro from 'avsc';
+import { DataError } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { startPostgres, type PgCluster } from '@pgferry/testing';
 import { avscOptions } from './avro-mapping';
@@ -102,8 +103,9 @@ describe('change encoder: pgoutput text values -> Debezium envelope -> applier t
     const t = encoder.encodeTruncate(meta);
     expect(t.key).toBeNull();
     expect(await decoder.decode(t.value)).toMatchObject({ op: 't', before: null, after: null });
+    expect(() => encoder.encode('c', null, ['1'], [], meta)).toThrow(DataError);
     expect(() => encoder.encode('c', null, ['1'], [], meta)).toThrow(
-      'change of public.Order Lines has 1 values, the table has 6 columns',
+      `c change of "public"."Order Lines": the change has 1 values, the table has 6 columns: the replication message does not match the table's Relation message`,
     );
   });
 });

@@ -1,5 +1,6 @@
 import avro from 'avsc';
-import type { ColumnInfo } from '@pgferry/pg';
+import { DataError } from '@pgferry/core';
+import { quoteQualified, type ColumnInfo } from '@pgferry/pg';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
 import { fieldNames, keyIndexes, type SourceInfo, type TableSchemas } from './table-codec';
 import { wire } from './confluent-wire';
@@ -97,8 +98,8 @@ export class ChangeEncoder {
 
   private record(texts: ReadonlyArray<string | null>, missing: ReadonlySet<string>): Record<string, unknown> {
     if (texts.length !== this.columns.length)
-      throw new RangeError(
-        `change of ${this.source.schema}.${this.source.table} has ${texts.length} values, the table has ${this.columns.length} columns`,
+      throw new DataError(
+        `the change has ${texts.length} values, the table has ${this.columns.length} columns: the replication message does not match the table's Relation message`,
       );
     const rec: Record<string, unknown> = {};
     for (let i = 0; i < texts.length; i++) {
@@ -163,10 +164,20 @@ export class ChangeEncoder {
     unchanged: readonly string[],
     meta: ChangeMeta,
   ): { key: Buffer | null; value: Buffer } {
-    const missing = new Set(unchanged);
-    const afterRec = after ? this.record(after, missing) : null;
-    const beforeRec = before ? this.record(before, new Set()) : null;
+    let afterRec: Record<string, unknown> | null;
+    let beforeRec: Record<string, unknown> | null;
+    try {
+      afterRec = after ? this.record(after, new Set(unchanged)) : null;
+      beforeRec = before ? this.record(before, new Set()) : null;
+    } catch (err) {
+      if (!(err instanceof DataError)) throw err;
+      throw new DataError(
+        `${op} change of ${quoteQualified(this.source.schema, this.source.table)}: ${err.message}`,
+        { cause: err },
+      );
+    }
     const keyFrom = op === 'd' ? beforeRec : afterRec;
+    // The publisher passes the image the op has (pgoutput always sends it): a pgferry bug if not.
     if (!keyFrom)
       throw new RangeError(
         `a ${op} change of ${this.source.schema}.${this.source.table} needs its ${op === 'd' ? 'before' : 'after'} image`,

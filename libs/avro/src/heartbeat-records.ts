@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import { DataError } from '@pgferry/core';
 import type { RegistryClient } from './registry-client';
 import { RegisteredSchemas } from './transaction-records';
 import { requireWireSchemaId, WIRE_HEADER_BYTES } from './confluent-wire';
@@ -54,6 +55,13 @@ export class HeartbeatRecords {
 
 /** A record of the heartbeat topic, decoded (for consumers and tests). */
 export function decodeHeartbeatRecord(value: Buffer): { ts_ms: number } {
-  requireWireSchemaId(value);
-  return valueType.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as { ts_ms: number };
+  const id = requireWireSchemaId(value);
+  try {
+    return valueType.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as { ts_ms: number };
+  } catch (err) {
+    throw new DataError(
+      `heartbeat record (schema ${id}) does not decode (${(err as Error).message}): the record is corrupt, or was not written by pgferry's capture`,
+      { cause: err },
+    );
+  }
 }

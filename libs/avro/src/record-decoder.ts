@@ -15,6 +15,14 @@ export interface DecodedChange {
   source: { schema: string; table: string; lsn: bigint | null; snapshot: string | null };
 }
 
+interface Envelope {
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+  op: DecodedChange['op'];
+  source: { schema: string; table: string; lsn: bigint | null; snapshot: string | null };
+  pgferry_unchanged_toast?: string[];
+}
+
 interface WriterPlan {
   type: avro.Type;
   columns: string[];
@@ -55,15 +63,23 @@ export class RecordDecoder {
     return p;
   }
 
+  /**
+   * The change in `value`. Bytes that are not a value of its writer schema are a DataError
+   * naming the schema id; the caller, who knows it, adds the topic, partition and offset.
+   */
   async decode(value: Buffer): Promise<DecodedChange> {
-    const plan = await this.plan(requireWireSchemaId(value));
-    const env = plan.type.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as {
-      before: Record<string, unknown> | null;
-      after: Record<string, unknown> | null;
-      op: DecodedChange['op'];
-      source: { schema: string; table: string; lsn: bigint | null; snapshot: string | null };
-      pgferry_unchanged_toast?: string[];
-    };
+    const id = requireWireSchemaId(value);
+    const plan = await this.plan(id);
+    let env: Envelope;
+    try {
+      env = plan.type.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as Envelope;
+    } catch (err) {
+      // avsc throws plain Errors (truncated buffer, trailing data, invalid union index) for bad bytes.
+      throw new DataError(
+        `Avro value of schema ${id} does not decode (${(err as Error).message}): the record is corrupt, or was not written with that schema`,
+        { cause: err },
+      );
+    }
     const texts = (rec: Record<string, unknown> | null) =>
       rec === null
         ? null

@@ -2,7 +2,7 @@ import { copyLine } from '@pgferry/pg';
 import type { ColumnInfo } from '@pgferry/pg';
 import { AvroCopyDecoder, CopyTextSink } from './avro-copy-decoder';
 import { AvroSlab } from './avro-row-writer';
-import { SlabPool } from '@pgferry/core';
+import { DataError, SlabPool } from '@pgferry/core';
 import { RecordDecoder } from './record-decoder';
 import { buildSchemas, TableEncoder } from './table-codec';
 import { column as col } from './test/columns';
@@ -362,12 +362,37 @@ describe('TableEncoder.encodeReads', () => {
     expect(enc.encodeReads([bad], 1, false)[0].value.equals(enc.encodeRead(bad, 1, false).value)).toBe(true);
   });
 
-  it('refuses a NULL in a NOT NULL column and a row of the wrong width', () => {
+  it('refuses a NULL in a key or NOT NULL column, a row of the wrong width and a date not in ISO form, naming the table', () => {
     const enc = encoder(COLUMNS);
-    const nullKey = Buffer.from(['\\N', ...ROWS[0].slice(1)].join('\t'));
-    expect(() => enc.encodeReads([nullKey], 1, false)).toThrow(RangeError);
-    expect(() => enc.encodeReads([Buffer.from(ROWS[0].slice(1).join('\t'))], 1, false)).toThrow(RangeError);
-    expect(() => enc.encodeReads([Buffer.from([...ROWS[0], 'x'].join('\t'))], 1, false)).toThrow(RangeError);
+    const row = (at: number, v: string) => Buffer.from(ROWS[0].map((f, i) => (i === at ? v : f)).join('\t'));
+    const misfit = (n: string) =>
+      `the COPY row has ${n} fields, the table has 21 columns: the COPY data is not that of the columns pgferry asked for (damaged on the way, or read with another column list)`;
+    const cases: Array<[Buffer, string, string?]> = [
+      [
+        row(0, '\\N'),
+        `key column "id" is NULL (did the table's key change on the source since pgferry read it?): run the full-data phase again`,
+      ],
+      [
+        row(18, '\\N'),
+        'column "c_date_nn" is NULL but was NOT NULL when pgferry read the table (was its NOT NULL dropped on the source since?): run the full-data phase again',
+      ],
+      [Buffer.from(ROWS[0].slice(1).join('\t')), misfit('20')],
+      // The fast path stops cutting at the column count; the reference path counts every field.
+      [Buffer.from([...ROWS[0], 'x'].join('\t')), misfit('22 or more'), misfit('22')],
+      [
+        row(10, '02/29/2024'),
+        'not an ISO date: "02/29/2024" (pgferry reads the form PostgreSQL prints with DateStyle ISO, which its sessions set)',
+      ],
+    ];
+    for (const [line, fast, reference = fast] of cases) {
+      // The fast path (UTF-8 rows) and the reference path (encodeRead) refuse alike.
+      const encodeFast = () => enc.encodeReads([line], 1, false);
+      const encodeReference = () => enc.encodeRead(line, 1, false);
+      expect(encodeFast).toThrow(DataError);
+      expect(encodeFast).toThrow(`snapshot row of "public"."T": ${fast}`);
+      expect(encodeReference).toThrow(DataError);
+      expect(encodeReference).toThrow(`snapshot row of "public"."T": ${reference}`);
+    }
   });
 });
 
@@ -405,6 +430,31 @@ describe('AvroCopyDecoder', () => {
       expect(decoder.decodeRange(all, at, at + values[i].length, ranged)?.op).toBe('r');
     }
     expect(Buffer.concat(ranged.take()).equals(Buffer.concat(alone.take()))).toBe(true);
+  });
+
+  it('refuses a value cut short or with a bad union branch, naming its schema, in both decoders', async () => {
+    const enc = encoder(COLUMNS);
+    const registry = { schema: async () => enc.schemas.value };
+    const fast = new AvroCopyDecoder(registry);
+    const reference = new RecordDecoder(registry as never);
+    await fast.load(8);
+    const value = enc.encodeRead(lines[0], 1, false).value;
+    const cut = value.subarray(0, value.length - 40); // in the tail after "after"
+    const early = value.subarray(0, 12); // in the fields of "after"
+    const branch = Buffer.from(value);
+    branch[6] = 8; // "after": union branch 4 of a [null, record]
+    const bad = (detail: string) =>
+      `Avro value of schema 8 does not decode (${detail}): the record is corrupt, or was not written with that schema`;
+    const sink = new CopyTextSink();
+    expect(() => fast.decodeInto(cut, sink)).toThrow(DataError);
+    expect(() => fast.decodeInto(cut, sink)).toThrow(bad('truncated buffer'));
+    expect(() => fast.decodeInto(early, sink)).toThrow(
+      /^Avro value of schema 8 does not decode \((truncated Avro value|Avro length \d+ at byte \d+ runs past the value)\)/,
+    );
+    expect(sink.rows).toBe(0);
+    await expect(reference.decode(cut)).rejects.toThrow(DataError);
+    await expect(reference.decode(cut)).rejects.toThrow(bad('truncated buffer'));
+    await expect(reference.decode(branch)).rejects.toThrow(bad('invalid union index: 4'));
   });
 
   it('leaves a record with a before image to RecordDecoder', async () => {

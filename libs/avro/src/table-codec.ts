@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
-import type { ColumnInfo } from '@pgferry/pg';
+import { DataError } from '@pgferry/core';
+import { quoteQualified, type ColumnInfo } from '@pgferry/pg';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
 import { AvroSlab, fieldWriter, type FieldWriter } from './avro-row-writer';
 import { rowsOfLines, type CopyRows } from '@pgferry/pg';
@@ -265,11 +266,11 @@ export class TableEncoder {
   }
 
   private record(texts: Array<string | null>): Record<string, unknown> {
-    if (texts.length !== this.columns.length)
-      throw new RangeError(`row has ${texts.length} fields, table has ${this.columns.length} columns`);
+    if (texts.length !== this.columns.length) throw this.misfit(String(texts.length));
     const rec: Record<string, unknown> = {};
     for (let i = 0; i < texts.length; i++) {
       const t = texts[i];
+      if (t === null && this.notNull[i]) throw this.nullIn(i);
       rec[this.names[i]] = t === null ? null : this.convs[i].toAvro(t);
     }
     return rec;
@@ -277,6 +278,14 @@ export class TableEncoder {
 
   /** A snapshot read (op "r") of one COPY line. */
   encodeRead(line: Buffer, tsMs: number, last: boolean): { key: Buffer | null; value: Buffer } {
+    try {
+      return this.read(line, tsMs, last);
+    } catch (err) {
+      throw this.refused(err);
+    }
+  }
+
+  private read(line: Buffer, tsMs: number, last: boolean): { key: Buffer | null; value: Buffer } {
     const after = this.record(splitCopyLine(line));
     const key = this.keyType
       ? wire(
@@ -400,6 +409,14 @@ export class TableEncoder {
    * PartitionedBatches), ended with `sink.end()`. The same key and value bytes as encodeRead.
    */
   encodeRowsFramed(rows: CopyRows, tsMs: number, last: boolean, sink: RecordSink): void {
+    try {
+      this.writeRows(rows, tsMs, last, sink);
+    } catch (err) {
+      throw this.refused(err);
+    }
+  }
+
+  private writeRows(rows: CopyRows, tsMs: number, last: boolean, sink: RecordSink): void {
     const tail = this.envelopeTail(tsMs, last);
     const keySlab = this.keySlab;
     const { bufs, starts, ends } = rows;
@@ -408,7 +425,7 @@ export class TableEncoder {
       const lineStart = starts[r];
       const lineEnd = ends[r];
       if (!rows.utf8 && !isUtf8(line.subarray(lineStart, lineEnd))) {
-        const row = this.encodeRead(line.subarray(lineStart, lineEnd), tsMs, last);
+        const row = this.read(line.subarray(lineStart, lineEnd), tsMs, last);
         const out = sink.begin(row.key, 0, row.key?.length ?? 0);
         out.ensure(row.value.length);
         out.pos += row.value.copy(out.buf, out.pos);
@@ -440,7 +457,7 @@ export class TableEncoder {
         bounds[n] = tab + 1;
       }
     else for (let i = lineStart; i < lineEnd && n === 0; i++) if (line[i] === 9) n = 1;
-    if (n !== width - 1) throw new RangeError(`row has ${n + 1} fields or more, table has ${width} columns`);
+    if (n !== width - 1) throw this.misfit(n + 1 < width ? String(n + 1) : `${n + 1} or more`);
     bounds[width] = lineEnd + 1;
   }
 
@@ -456,10 +473,7 @@ export class TableEncoder {
       const start = bounds[i];
       const end = bounds[i + 1] - 1;
       if (end - start === 2 && line[start] === 92 && line[start + 1] === 78) {
-        if (this.notNull[i])
-          throw new RangeError(
-            `column ${JSON.stringify(this.columns[i].name)} is NOT NULL but the row has NULL`,
-          );
+        if (this.notNull[i]) throw this.nullIn(i);
         out.byte(0);
       } else this.valueWriters[i](out, line, start, end);
     }
@@ -475,9 +489,34 @@ export class TableEncoder {
       const i = this.keyIdx[k];
       const start = bounds[i];
       const end = bounds[i + 1] - 1;
-      if (end - start === 2 && line[start] === 92 && line[start + 1] === 78)
-        throw new RangeError(`key column ${JSON.stringify(this.columns[i].name)} is NULL`);
+      if (end - start === 2 && line[start] === 92 && line[start + 1] === 78) throw this.nullIn(i);
       this.keyWriters[k](out, line, start, end);
     }
+  }
+
+  /** A NULL in column i, which was NOT NULL (or in the key) when pgferry read the table. */
+  private nullIn(i: number): DataError {
+    const name = JSON.stringify(this.columns[i].name);
+    return new DataError(
+      this.keyIdx.includes(i)
+        ? `key column ${name} is NULL (did the table's key change on the source since pgferry read it?): run the full-data phase again`
+        : `column ${name} is NULL but was NOT NULL when pgferry read the table (was its NOT NULL dropped on the source since?): run the full-data phase again`,
+    );
+  }
+
+  /** A COPY row of `fields` fields, which the table's columns do not match. */
+  private misfit(fields: string): DataError {
+    return new DataError(
+      `the COPY row has ${fields} fields, the table has ${this.columns.length} columns: the COPY data is not that of the columns pgferry asked for (damaged on the way, or read with another column list)`,
+    );
+  }
+
+  /** A DataError of a row, naming the table; anything else (a pgferry bug) as it is. */
+  private refused(err: unknown): unknown {
+    if (!(err instanceof DataError)) return err;
+    return new DataError(
+      `snapshot row of ${quoteQualified(this.source.schema, this.source.table)}: ${err.message}`,
+      { cause: err },
+    );
   }
 }

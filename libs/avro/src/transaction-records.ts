@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import { DataError } from '@pgferry/core';
 import type { RegistryClient } from './registry-client';
 import type { Lsn } from '@pgferry/pg';
 import { requireWireSchemaId, wire, WIRE_HEADER_BYTES } from './confluent-wire';
@@ -141,7 +142,15 @@ export interface TransactionRecord {
   ts_ms: number;
 }
 
+/** Bytes that are not a transaction record are a DataError; the caller names topic and offset. */
 export function decodeTransactionRecord(value: Buffer): TransactionRecord {
-  requireWireSchemaId(value);
-  return valueType.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as TransactionRecord;
+  const id = requireWireSchemaId(value);
+  try {
+    return valueType.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as TransactionRecord;
+  } catch (err) {
+    throw new DataError(
+      `transaction record (schema ${id}) does not decode (${(err as Error).message}): the record is corrupt, or was not written by pgferry's capture`,
+      { cause: err },
+    );
+  }
 }

@@ -64,7 +64,11 @@ export class ObjectError extends PgferryError {
   }
 }
 
-/** A value or statement the server rejected (syntax, data exception, constraint). */
+/**
+ * Bad data: a value or statement the server rejected (syntax, data exception, constraint), or
+ * bytes from outside that do not parse (an Avro value, a Kafka record, a replication message).
+ * Appliers with onError dead-letter park the record that raised it; a RangeError is never that.
+ */
 export class DataError extends PgferryError {
   constructor(message: string, options: PgferryErrorOptions = {}) {
     super(message, { retriable: false, ...options });
@@ -78,7 +82,10 @@ export class TransientError extends PgferryError {
   }
 }
 
-/** True for errors that indicate a bug in pgferry rather than a condition of the world. */
+/**
+ * True for errors that indicate a bug in pgferry rather than a condition of the world: pgferry
+ * throws RangeError only for its own broken invariants, never for bad input (DataError, SpecError).
+ */
 export function isProgrammingError(err: unknown): boolean {
   return (
     err instanceof TypeError ||

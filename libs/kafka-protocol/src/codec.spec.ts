@@ -1,5 +1,5 @@
-import { Reader, Writer } from './buffer-io';
-import { crc32c } from '@pgferry/core';
+import { ProtocolError, Reader, Writer } from './buffer-io';
+import { crc32c, DataError } from '@pgferry/core';
 import { API_SPECS, ApiKey } from './messages';
 import { readBatchHeader, splitAndValidate } from './record-batch';
 import { decodeRecords } from './record-batch-reader';
@@ -50,6 +50,16 @@ describe('varints', () => {
     const max = Buffer.alloc(10);
     writeVarlong(max, 0, 9223372036854775807n);
     expect([...max]).toEqual([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+  });
+
+  it.each([
+    ['varint runs past the end', () => readVarint({ buf: Buffer.from([0x80, 0x80]), pos: 0 })],
+    ['varint longer than 5 bytes', () => readVarint({ buf: Buffer.alloc(6, 0x80), pos: 0 })],
+    ['varlong runs past the end', () => readVarlong({ buf: Buffer.from([0x80]), pos: 0 })],
+    ['varlong longer than 10 bytes', () => readVarlong({ buf: Buffer.alloc(11, 0x80), pos: 0 })],
+  ])('refuses a malformed one as bad data: %s', (message, read) => {
+    expect(read).toThrow(DataError);
+    expect(read).toThrow(message);
   });
 });
 
@@ -163,5 +173,14 @@ describe('message codec', () => {
     expect(() =>
       readStruct(new Reader(Buffer.from([0, 5, 0x61])), API_SPECS.get(ApiKey.FindCoordinator)!.request, 0),
     ).toThrow(/truncated/);
+  });
+
+  it('refuses an array longer than the bytes left, as a message that does not parse', () => {
+    // A Metadata v0 request is one array of topic names.
+    const w = new Writer();
+    w.int32(1_000_000).string('t');
+    const read = () => readStruct(new Reader(w.finish()), API_SPECS.get(ApiKey.Metadata)!.request, 0);
+    expect(read).toThrow(ProtocolError);
+    expect(read).toThrow("array length 1000000 exceeds the message's 3 bytes left");
   });
 });

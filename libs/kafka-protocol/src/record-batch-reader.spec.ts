@@ -5,9 +5,12 @@ import { PartitionRecords, planBatch, writeRecordBatch } from './record-batch-wr
 import {
   forEachRecord,
   forEachRecordRange,
+  recordHeader,
+  recordHeaders,
   scanBatches,
   visibleBatches,
   type BatchView,
+  type RecordView,
 } from './record-batch-reader';
 
 const where = 'Kafka topic t partition 2';
@@ -158,14 +161,47 @@ describe('scanBatches and forEachRecord', () => {
 
   it('refuses a record that runs past its batch', () => {
     const bad = Buffer.from(first);
-    bad[61] = 0x7e; // the first record's length: 63 bytes, past the batch's end
+    bad[61] = 0x7e; // the first record's length: 63 bytes, into the records after it
     withAttributes(bad, 0);
     const [b] = scanBatches(bad, where);
-    expect(() => forEachRecord(b, 0n, where, () => undefined)).toThrow(
-      /malformed record batch at offset 100/,
+    const err = catching(() => forEachRecord(b, 0n, where, () => undefined));
+    expect(err).toBeInstanceOf(DataError);
+    // Which record breaks depends on the random bytes read where record 1 should start.
+    expect(err.message).toMatch(
+      /^Kafka topic t partition 2: malformed record batch at offset 100: (record \d+ runs past|varint|varlong).*; the producer that wrote it is broken$/,
     );
   });
+
+  it('refuses headers whose varints run past the record, naming its offset', () => {
+    // One header (count 1), its key length varint cut after a continuation byte.
+    const view: RecordView = {
+      buf: Buffer.from([0x02, 0x80]),
+      offset: 42,
+      timestampDelta: 0n,
+      keyStart: -1,
+      keyEnd: -1,
+      valueStart: -1,
+      valueEnd: -1,
+      headersAt: 0,
+    };
+    for (const read of [() => recordHeader(view, 'pgferry.pos'), () => recordHeaders(view)]) {
+      const err = catching(read);
+      expect(err).toBeInstanceOf(DataError);
+      expect(err.message).toBe(
+        'record at offset 42 has malformed headers (varint runs past the end); it was written by a broken producer',
+      );
+    }
+  });
 });
+
+function catching(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a throw');
+}
 
 describe('visibleBatches', () => {
   const data = (offset: bigint, producerId: bigint, n = 2) =>

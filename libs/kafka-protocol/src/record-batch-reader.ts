@@ -127,35 +127,56 @@ export interface RecordView {
   headersAt: number;
 }
 
-/** The headers of a record view, as objects (values are views of the batch). */
+/**
+ * The headers of a record view, as objects (values are views of the batch). Malformed headers
+ * are a DataError naming the record's offset; the caller adds the topic and partition.
+ */
 export function recordHeaders(r: RecordView): RecordHeader[] {
   const c: Cursor = { buf: r.buf, pos: r.headersAt };
-  const n = readVarint(c);
   const out: RecordHeader[] = [];
-  for (let i = 0; i < n; i++) {
-    const kl = readVarint(c);
-    const key = r.buf.toString('utf8', c.pos, c.pos + kl);
-    c.pos += kl;
-    const vl = readVarint(c);
-    out.push({ key, value: vl < 0 ? null : r.buf.subarray(c.pos, c.pos + vl) });
-    c.pos += Math.max(vl, 0);
+  try {
+    const n = readVarint(c);
+    for (let i = 0; i < n; i++) {
+      const kl = readVarint(c);
+      const key = r.buf.toString('utf8', c.pos, c.pos + kl);
+      c.pos += kl;
+      const vl = readVarint(c);
+      out.push({ key, value: vl < 0 ? null : r.buf.subarray(c.pos, c.pos + vl) });
+      c.pos += Math.max(vl, 0);
+    }
+  } catch (err) {
+    throw malformedHeaders(r, err);
   }
   return out;
 }
 
-/** The value of a record's first header named `key` (a view), or null when it has none. */
+/**
+ * The value of a record's first header named `key` (a view), or null when it has none.
+ * Malformed headers are a DataError naming the record's offset, as in recordHeaders.
+ */
 export function recordHeader(r: RecordView, key: string): Buffer | null {
   const c: Cursor = { buf: r.buf, pos: r.headersAt };
-  const n = readVarint(c);
-  for (let i = 0; i < n; i++) {
-    const kl = readVarint(c);
-    const match = kl === Buffer.byteLength(key) && r.buf.toString('utf8', c.pos, c.pos + kl) === key;
-    c.pos += kl;
-    const vl = readVarint(c);
-    if (match) return vl < 0 ? null : r.buf.subarray(c.pos, c.pos + vl);
-    c.pos += Math.max(vl, 0);
+  try {
+    const n = readVarint(c);
+    for (let i = 0; i < n; i++) {
+      const kl = readVarint(c);
+      const match = kl === Buffer.byteLength(key) && r.buf.toString('utf8', c.pos, c.pos + kl) === key;
+      c.pos += kl;
+      const vl = readVarint(c);
+      if (match) return vl < 0 ? null : r.buf.subarray(c.pos, c.pos + vl);
+      c.pos += Math.max(vl, 0);
+    }
+  } catch (err) {
+    throw malformedHeaders(r, err);
   }
   return null;
+}
+
+function malformedHeaders(r: RecordView, err: unknown): DataError {
+  return new DataError(
+    `record at offset ${r.offset} has malformed headers (${(err as Error).message}); it was written by a broken producer`,
+    { cause: err },
+  );
 }
 
 /**
@@ -196,7 +217,7 @@ export function forEachRecordView(
     try {
       const length = readVarint(c);
       const next = c.pos + length;
-      if (length < 0 || next > end) throw new RangeError(`record ${i} runs past the batch`);
+      if (length < 0 || next > end) throw new DataError(`record ${i} runs past the batch`);
       c.pos++;
       view.timestampDelta = buf[c.pos] === 0 ? (c.pos++, 0n) : readVarlong(c);
       view.offset = base + readVarint(c);
@@ -205,14 +226,14 @@ export function forEachRecordView(
       view.keyEnd = keyLength < 0 ? -1 : c.pos + keyLength;
       if (keyLength > 0) c.pos += keyLength;
       const valueLength = readVarint(c);
-      if (c.pos + Math.max(valueLength, 0) > next) throw new RangeError(`record ${i} runs past its length`);
+      if (c.pos + Math.max(valueLength, 0) > next) throw new DataError(`record ${i} runs past its length`);
       view.valueStart = valueLength < 0 ? -1 : c.pos;
       view.valueEnd = valueLength < 0 ? -1 : c.pos + valueLength;
       view.headersAt = c.pos + Math.max(valueLength, 0);
       c.pos = next;
     } catch (err) {
       throw new DataError(
-        `${where}: malformed record batch at offset ${batch.baseOffset}: ${(err as Error).message}`,
+        `${where}: malformed record batch at offset ${batch.baseOffset}: ${(err as Error).message}; the producer that wrote it is broken`,
         { cause: err },
       );
     }

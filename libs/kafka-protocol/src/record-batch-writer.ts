@@ -272,6 +272,7 @@ export function writeRecordBatchInto(
     if (h) pos += h.copy(buf, pos);
     else buf[pos++] = 0;
   }
+  // planBatch sized the batch from the same records: only a pgferry bug makes them differ.
   if (pos !== at + bytes) throw new RangeError(`record batch is ${pos - at} bytes, planned ${bytes}`);
   sealBatch(buf, at, bytes);
 }

@@ -1,4 +1,4 @@
-import { Reader, Writer } from './buffer-io';
+import { ProtocolError, Reader, Writer } from './buffer-io';
 
 /**
  * A small declarative codec for non-flexible Kafka message versions. A message is a list of
@@ -54,7 +54,9 @@ function readType(r: Reader, type: FieldType, version: number): unknown {
       if (!type.nullable) return [];
       return null;
     }
-    if (n > r.remaining()) throw new RangeError(`array length ${n} exceeds the request`);
+    // Every element takes at least one byte: a longer array is a message that does not parse.
+    if (n > r.remaining())
+      throw new ProtocolError(`array length ${n} exceeds the message's ${r.remaining()} bytes left`);
     const out = new Array(n);
     for (let i = 0; i < n; i++) out[i] = readType(r, type.array, version);
     return out;

@@ -1,7 +1,10 @@
+import { DataError } from '@pgferry/core';
+
 /**
  * The zig-zag varints of Kafka's record format (Java's ByteUtils.writeVarint / writeVarlong):
  * record lengths, deltas, key, value and header lengths. A varint holds an int32 and takes 1 to 5
  * bytes; a varlong an int64 and 1 to 10 bytes. Every reader and writer of records uses these.
+ * A malformed varint is a DataError without a location: the reader of the record names it.
  */
 
 /** A read position in a buffer, moved by the readers. */
@@ -29,7 +32,7 @@ export function writeVarint(buf: Buffer, pos: number, n: number): number {
 
 /**
  * Reads a zig-zag varint of at most 5 bytes (an int32); one and two bytes, most fields of a
- * record, inline. A longer one is a RangeError (the record is malformed).
+ * record, inline. A longer one is a DataError (the record is malformed).
  */
 export function readVarint(c: Cursor): number {
   const buf = c.buf;
@@ -49,11 +52,11 @@ export function readVarint(c: Cursor): number {
   let shift = 0;
   for (;;) {
     const b = buf[c.pos++];
-    if (b === undefined) throw new RangeError('varint runs past the end');
+    if (b === undefined) throw new DataError('varint runs past the end');
     z += (b & 0x7f) * 2 ** shift;
     if (b < 0x80) break;
     shift += 7;
-    if (shift > 28) throw new RangeError('varint longer than 5 bytes');
+    if (shift > 28) throw new DataError('varint longer than 5 bytes');
   }
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
 }
@@ -62,10 +65,10 @@ export function readVarint(c: Cursor): number {
 export function skipVarint(c: Cursor): void {
   for (let i = 0; i < 10; i++) {
     const b = c.buf[c.pos++];
-    if (b === undefined) throw new RangeError('varint runs past the end');
+    if (b === undefined) throw new DataError('varint runs past the end');
     if (b < 0x80) return;
   }
-  throw new RangeError('varlong longer than 10 bytes');
+  throw new DataError('varlong longer than 10 bytes');
 }
 
 /** Reads a zig-zag varlong (an int64). */
@@ -74,11 +77,11 @@ export function readVarlong(c: Cursor): bigint {
   let shift = 0n;
   for (;;) {
     const b = c.buf[c.pos++];
-    if (b === undefined) throw new RangeError('varlong runs past the end');
+    if (b === undefined) throw new DataError('varlong runs past the end');
     value |= BigInt(b & 0x7f) << shift;
     if (b < 0x80) break;
     shift += 7n;
-    if (shift > 63n) throw new RangeError('varlong longer than 10 bytes');
+    if (shift > 63n) throw new DataError('varlong longer than 10 bytes');
   }
   return (value >> 1n) ^ -(value & 1n);
 }

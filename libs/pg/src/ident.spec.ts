@@ -1,3 +1,4 @@
+import { SpecError } from '@pgferry/core';
 import { quoteIdent, quoteLiteral, quoteQualified } from './ident';
 
 describe('quoteIdent', () => {
@@ -14,9 +15,16 @@ describe('quoteIdent', () => {
     expect(quoteIdent(name)).toBe(quoted);
   });
 
-  it('rejects empty names and NUL', () => {
-    expect(() => quoteIdent('')).toThrow(RangeError);
-    expect(() => quoteIdent('a\0b')).toThrow('an identifier cannot contain a NUL character');
+  it('refuses empty names and NUL as a spec error naming the fix, and a non-string as a bug', () => {
+    expect(() => quoteIdent('')).toThrow(SpecError);
+    expect(() => quoteIdent('')).toThrow(
+      'task spec: an identifier cannot be empty: give the schema, table or role a name in the task spec',
+    );
+    expect(() => quoteIdent('a\0b')).toThrow(SpecError);
+    expect(() => quoteIdent('a\0b')).toThrow(
+      'task spec: an identifier cannot contain a NUL character ("a\\u0000b"): correct the name in the task spec',
+    );
+    expect(() => quoteIdent(undefined as unknown as string)).toThrow(TypeError);
   });
 
   it('qualifies', () => {
@@ -27,5 +35,12 @@ describe('quoteIdent', () => {
 describe('quoteLiteral', () => {
   it('doubles single quotes and leaves backslashes alone (standard_conforming_strings)', () => {
     expect(quoteLiteral("it's \\n")).toBe("'it''s \\n'");
+  });
+
+  it('refuses NUL as a spec error without quoting the value', () => {
+    expect(() => quoteLiteral('secret\0')).toThrow(SpecError);
+    expect(() => quoteLiteral('secret\0')).toThrow(
+      'task spec: a string literal cannot contain a NUL character: correct the name or setting in the task spec',
+    );
   });
 });

@@ -1,3 +1,5 @@
+import { SpecError } from '@pgferry/core';
+
 /**
  * Identifier and literal quoting. Every name pgferry puts in SQL text goes through quoteIdent, so
  * names with quotes, spaces, capitals, dots and Unicode work. Values go as bind parameters; the
@@ -5,10 +7,17 @@
  * commands) and assumes standard_conforming_strings = on, which pgferry sets on every session.
  */
 export function quoteIdent(name: string): string {
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new RangeError(`an identifier must be a non-empty string, got ${JSON.stringify(name)}`);
-  }
-  if (name.includes('\0')) throw new RangeError('an identifier cannot contain a NUL character');
+  // Names reach here as strings (the spec's validator types them): another type is a pgferry bug.
+  if (typeof name !== 'string') throw new TypeError(`an identifier must be a string, got ${typeof name}`);
+  // PostgreSQL's catalog holds neither, so a bad name is one a user gave.
+  if (name.length === 0)
+    throw new SpecError([
+      'an identifier cannot be empty: give the schema, table or role a name in the task spec',
+    ]);
+  if (name.includes('\0'))
+    throw new SpecError([
+      `an identifier cannot contain a NUL character (${JSON.stringify(name)}): correct the name in the task spec`,
+    ]);
   return `"${name.replace(/"/g, '""')}"`;
 }
 
@@ -18,7 +27,12 @@ export function quoteQualified(schema: string, name: string): string {
 }
 
 export function quoteLiteral(value: string): string {
-  if (value.includes('\0')) throw new RangeError('a string literal cannot contain a NUL character');
+  // PostgreSQL text cannot hold NUL and the server never sends one: the value is a user's. Not
+  // quoted in the message: a literal may be a setting a user would not want in a log.
+  if (value.includes('\0'))
+    throw new SpecError([
+      'a string literal cannot contain a NUL character: correct the name or setting in the task spec',
+    ]);
   return `'${value.replace(/'/g, "''")}'`;
 }
 

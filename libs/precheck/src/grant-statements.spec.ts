@@ -1,3 +1,4 @@
+import { SpecError } from '@pgferry/core';
 import {
   alterTableReplicaIdentity,
   dropReplicationSlot,
@@ -58,9 +59,13 @@ describe('fix statements', () => {
     expect(() => grantSetParameter('x TO public; --', 'u')).toThrow(RangeError);
   });
 
-  it('refuses names PostgreSQL cannot hold and empty privilege lists', () => {
-    expect(() => grantOnTable(['SELECT'], 's', 'a\0b', 'u')).toThrow(RangeError);
-    expect(() => grantRole('', 'u')).toThrow(RangeError);
+  it('refuses names PostgreSQL cannot hold (a spec error) and empty privilege lists (a bug)', () => {
+    expect(() => grantOnTable(['SELECT'], 's', 'a\0b', 'u')).toThrow(SpecError);
+    expect(() => grantOnTable(['SELECT'], 's', 'a\0b', 'u')).toThrow(
+      'task spec: an identifier cannot contain a NUL character ("a\\u0000b"): correct the name in the task spec',
+    );
+    expect(() => grantRole('', 'u')).toThrow(SpecError);
+    expect(() => grantOnTable([], 's', 't', 'u')).toThrow(RangeError);
     expect(() => grantOnTable([], 's', 't', 'u')).toThrow('a GRANT needs at least one privilege');
   });
 });

@@ -25,6 +25,7 @@ const ORDER: Record<string, number> = {
 
 /** Distinct privileges in a fixed order, so the same gap always yields the same statement. */
 function privilegeList(privileges: readonly string[]): string {
+  // The checks offer a GRANT only for a privilege they found missing: an empty list is a pgferry bug.
   if (privileges.length === 0) throw new RangeError('a GRANT needs at least one privilege');
   return [...new Set(privileges)].sort((a, b) => ORDER[a] - ORDER[b]).join(', ');
 }
@@ -66,6 +67,7 @@ export function grantRole(owner: string, member: string): string {
 
 /** PostgreSQL 15 and later: lets a non-superuser SET a superuser-only parameter. */
 export function grantSetParameter(parameter: string, role: string): string {
+  // Parameter names are pgferry's constants, never data: another one is a pgferry bug.
   if (!/^[a-z_][a-z0-9_.]*$/.test(parameter)) throw new RangeError(`not a parameter name: ${parameter}`);
   return `GRANT SET ON PARAMETER ${parameter} TO ${quoteIdent(role)};`;
 }

@@ -1,3 +1,4 @@
+import { SpecError } from '@pgferry/core';
 import { exactNamePattern, exactRelationPattern } from './pg-pattern';
 
 /**
@@ -88,9 +89,15 @@ describe('exactNamePattern', () => {
     expect(others.filter((other) => rx.test(other))).toEqual([]);
   });
 
-  it('rejects what cannot be a name', () => {
-    expect(() => exactNamePattern('')).toThrow(RangeError);
-    expect(() => exactNamePattern('a\0b')).toThrow('a name cannot contain a NUL character');
+  it('refuses what cannot be a name as a spec error naming the fix', () => {
+    expect(() => exactNamePattern('')).toThrow(SpecError);
+    expect(() => exactNamePattern('')).toThrow(
+      'task spec: a schema, table or extension name cannot be empty: give it a name in the task spec',
+    );
+    expect(() => exactNamePattern('a\0b')).toThrow(SpecError);
+    expect(() => exactNamePattern('a\0b')).toThrow(
+      'task spec: a name cannot contain a NUL character ("a\\u0000b"): correct the name in the task spec',
+    );
   });
 });
 

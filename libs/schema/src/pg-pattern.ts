@@ -1,3 +1,5 @@
+import { SpecError } from '@pgferry/core';
+
 /**
  * Exact-match patterns for pg_dump's -n/-N/-t/-T/-e options. Those options take psql patterns
  * (fe_utils processSQLNamePattern): outside double quotes, upper case folds to lower case, `*` and
@@ -8,10 +10,17 @@
  * spaces, capitals, dots, wildcards and Unicode included.
  */
 export function exactNamePattern(name: string): string {
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new RangeError(`a name pattern needs a non-empty name, got ${JSON.stringify(name)}`);
-  }
-  if (name.includes('\0')) throw new RangeError('a name cannot contain a NUL character');
+  // Names reach here as strings (the spec's validator types them): another type is a pgferry bug.
+  if (typeof name !== 'string') throw new TypeError(`a name pattern needs a string, got ${typeof name}`);
+  // PostgreSQL's catalog holds neither, so a bad name is one a user gave.
+  if (name.length === 0)
+    throw new SpecError([
+      'a schema, table or extension name cannot be empty: give it a name in the task spec',
+    ]);
+  if (name.includes('\0'))
+    throw new SpecError([
+      `a name cannot contain a NUL character (${JSON.stringify(name)}): correct the name in the task spec`,
+    ]);
   return `"${name.replace(/"/g, '""')}"`;
 }
 

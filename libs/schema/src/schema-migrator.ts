@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ObjectError, PgferryError } from '@pgferry/core';
+import { ObjectError, PgferryError, SpecError } from '@pgferry/core';
 import {
   classifyPgError,
   connect,
@@ -38,7 +38,7 @@ export class PgSchemaMigrator {
 
   constructor(options: SchemaMigratorOptions) {
     if (options.jobs !== undefined && (!Number.isInteger(options.jobs) || options.jobs < 1)) {
-      throw new RangeError(`jobs must be a positive integer, got ${options.jobs}`);
+      throw new SpecError([`schema option jobs must be a positive integer, got ${options.jobs}`]);
     }
     this.options = options;
   }

@@ -1,4 +1,5 @@
 import type { Client } from 'pg';
+import { SpecError } from '@pgferry/core';
 import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified, type SelectedTable } from '@pgferry/pg';
 import {
   chunkRanges,
@@ -85,7 +86,7 @@ export async function verifyTables(
 ): Promise<VerifyReport> {
   const chunkRows = options.chunkRows ?? 100_000;
   if (!Number.isInteger(chunkRows) || chunkRows < 1)
-    throw new RangeError(`chunkRows must be a positive integer, got ${chunkRows}`);
+    throw new SpecError([`verify option chunkRows must be a positive integer, got ${chunkRows}`]);
   const jobs = options.connect ? Math.max(1, Math.floor(options.jobs ?? 1)) : 1;
   const settings = jobs > 1 ? [...VERIFY_SESSION_SETTINGS, ...SERIAL_QUERY] : VERIFY_SESSION_SETTINGS;
   const pinned = await Promise.allSettled([

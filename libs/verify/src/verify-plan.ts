@@ -71,6 +71,7 @@ export function nextBoundSql(
   after: readonly string[] | null,
   skip: number,
 ): { sql: string; params: string[] } {
+  // Bounds are the key texts this module's own queries returned: only a pgferry bug breaks this.
   if (after && after.length !== key.length) throw new RangeError(`a key bound needs ${key.length} values`);
   const cols = key.map((k) => `k.${quoteIdent(k)}`).join(', ');
   const asText = key.map((k) => `k.${quoteIdent(k)}::text`).join(', ');
@@ -131,6 +132,7 @@ export function rangeCondition(
   to: readonly string[] | null,
   firstParam = 1,
 ): { sql: string; params: string[] } {
+  // Bounds are the key texts nextBoundSql's queries returned: only a pgferry bug breaks this.
   if ((from && from.length !== key.length) || (to && to.length !== key.length))
     throw new RangeError(`a key range needs ${key.length} values per bound`);
   const params: string[] = [];
@@ -256,6 +258,7 @@ export function digestSql(
   where: string,
   checksum: ChecksumKind = 'md5',
 ): string {
+  // The verifier reports a table with no column to compare before it gets here: a bug if not.
   if (!columns.length) throw new RangeError('a checksum needs at least one column');
   const cols = columns.map((c) => (typeof c === 'string' ? { name: c } : c));
   const term =

@@ -1,3 +1,4 @@
+import { DataError } from '@pgferry/core';
 import type { ChangeEvent } from '../change-event';
 import { PgoutputDecoder } from './pgoutput-decoder';
 
@@ -135,10 +136,13 @@ describe('pgoutput decoder', () => {
     ]);
   });
 
-  it('rejects a change outside a transaction and a relation it never described', async () => {
-    await expect(decodeAll([insert(1, 'x')])).rejects.toThrow(/INSERT outside a transaction/);
+  it('rejects a change outside a transaction and a relation it never described, as bad data at its LSN', async () => {
+    await expect(decodeAll([insert(1, 'x')])).rejects.toThrow(DataError);
+    await expect(decodeAll([insert(1, 'x')])).rejects.toThrow(
+      'pgoutput: INSERT outside a transaction (the message at 0/1)',
+    );
     await expect(decodeAll([begin(1), insert(9, 'x')])).rejects.toThrow(
-      /relation 9 before its Relation message/,
+      'pgoutput: change for relation 9 before its Relation message (the message at 0/2)',
     );
   });
 });

@@ -55,8 +55,22 @@ export class PgoutputDecoder {
     return this.spools.size;
   }
 
-  /** `data` must be the caller's own copy: streamed messages are kept until their commit. */
+  /**
+   * `data` must be the caller's own copy: streamed messages are kept until their commit. A
+   * message that breaks the format is a PgoutputFormatError naming its LSN.
+   */
   async decode(lsn: Lsn, data: Buffer, emit: Emit): Promise<void> {
+    try {
+      await this.decodeAt(lsn, data, emit);
+    } catch (err) {
+      // A replayed message's error names its transaction instead (streamCommit below).
+      if (err instanceof PgoutputFormatError && !err.message.includes(' (replaying streamed transaction '))
+        err.message += ` (the message at ${formatLsn(lsn)})`;
+      throw err;
+    }
+  }
+
+  private async decodeAt(lsn: Lsn, data: Buffer, emit: Emit): Promise<void> {
     if (this.streamXid !== null) {
       const subxid = streamedXid(data);
       if (subxid !== undefined) {

@@ -1,3 +1,4 @@
+import { DataError } from '@pgferry/core';
 import { UNCHANGED_TOAST } from '../change-event';
 import { formatLsn, parseLsn, parseServerFrame, standbyStatusUpdate } from '@pgferry/pg';
 import { parsePgoutput, PgoutputFormatError, streamedXid } from './pgoutput-parser';
@@ -64,8 +65,11 @@ describe('LSN text', () => {
     expect(parseLsn(text)).toBe(value);
     expect(formatLsn(value)).toBe(text);
   });
-  it('rejects other text', () => {
-    expect(() => parseLsn('16B374D848')).toThrow(RangeError);
+  it('refuses other text as bad data, saying what an LSN looks like', () => {
+    expect(() => parseLsn('16B374D848')).toThrow(DataError);
+    expect(() => parseLsn('16B374D848')).toThrow(
+      'not an LSN: "16B374D848" (expected two hex numbers split by "/" as PostgreSQL prints them, e.g. 0/16B3748)',
+    );
   });
 });
 
@@ -254,6 +258,7 @@ describe('pgoutput parser', () => {
       /binary/,
     );
     expect(() => parsePgoutput(new Bytes().u8('Z').buf)).toThrow(PgoutputFormatError);
+    expect(() => parsePgoutput(new Bytes().u8('Z').buf)).toThrow(DataError);
   });
 });
 
@@ -274,7 +279,16 @@ describe('replication frames', () => {
       sendTime: TS,
       replyRequested: true,
     });
-    expect(() => parseServerFrame(Buffer.from('x'))).toThrow(RangeError);
+    for (const [bad, what] of [
+      [Buffer.from('x'), "unknown frame type 0x78 (the server sends 'w' and 'k')"],
+      [w.subarray(0, 24), 'XLogData frame of 24 bytes, needs at least 25'],
+      [k.subarray(0, 17), 'keepalive frame of 17 bytes, needs 18'],
+    ] as const) {
+      expect(() => parseServerFrame(bad)).toThrow(DataError);
+      expect(() => parseServerFrame(bad)).toThrow(
+        `replication stream: ${what}; the server, or a proxy between it and pgferry, sent a broken frame`,
+      );
+    }
   });
 
   it('standby status update carries written, flushed, applied and the time', () => {

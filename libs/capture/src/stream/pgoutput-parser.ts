@@ -1,3 +1,4 @@
+import { DataError } from '@pgferry/core';
 import { UNCHANGED_TOAST, type ReplicaIdentity, type RowImage } from '../change-event';
 import type { Lsn } from '@pgferry/pg';
 import { pgTimestampToDate } from '@pgferry/pg';
@@ -58,7 +59,11 @@ export type PgoutputMessage =
   | { tag: 'streamCommit'; xid: number; flags: number; lsn: Lsn; endLsn: Lsn; commitTime: Date }
   | { tag: 'streamAbort'; xid: number; subxid: number };
 
-export class PgoutputFormatError extends RangeError {
+/**
+ * A pgoutput message that breaks the format, or one out of its place in the stream: bad data
+ * from the server (never retried; the capture stops). The decoder adds the message's LSN.
+ */
+export class PgoutputFormatError extends DataError {
   constructor(message: string) {
     super(`pgoutput: ${message}`);
     this.name = 'PgoutputFormatError';

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { DataError } from '@pgferry/core';
 import {
   encodeResponseFrame,
   Reader,
@@ -226,7 +227,8 @@ export class KafkaServer {
       if (res === null || socket.destroyed) return;
       void this.send(socket, correlationId, (w) => writeStruct(w, spec.response, res, version));
     } catch (err) {
-      if (err instanceof ProtocolError || err instanceof RangeError) {
+      // A request that does not parse, or bad data in it; anything else (a RangeError too) is a broker bug.
+      if (err instanceof ProtocolError || err instanceof DataError) {
         this.log.warn(
           { remote: client.clientHost, apiKey, version, reason: err.message },
           'closing connection: malformed request',

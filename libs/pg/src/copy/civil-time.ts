@@ -1,3 +1,5 @@
+import { DataError } from '@pgferry/core';
+
 /**
  * Exact conversions between PostgreSQL's ISO text for date and timestamp (DateStyle ISO) and
  * day / microsecond counts since 1970-01-01, over PostgreSQL's whole range (4713 BC to
@@ -47,13 +49,20 @@ function displayYear(y: number): { year: string; bc: string } {
     : { year: String(y).padStart(4, '0'), bc: '' };
 }
 
+/** A value that is not the ISO form: its reader (the encoder of a table) names the column. */
+function notIso(type: 'date' | 'timestamp', text: string): DataError {
+  return new DataError(
+    `not an ISO ${type}: ${JSON.stringify(text)} (pgferry reads the form PostgreSQL prints with DateStyle ISO, which its sessions set)`,
+  );
+}
+
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
 export function dateToDays(text: string): number {
   if (text === 'infinity') return DATE_POS_INFINITY;
   if (text === '-infinity') return DATE_NEG_INFINITY;
   const m = DATE_RE.exec(text);
-  if (!m) throw new RangeError(`not an ISO date: ${JSON.stringify(text)}`);
+  if (!m) throw notIso('date', text);
   return daysFromCivil(astronomicalYear(m[1], Boolean(m[4])), Number(m[2]), Number(m[3]));
 }
 
@@ -69,7 +78,7 @@ export function timestampToMicros(text: string): bigint {
   if (text === 'infinity') return TS_POS_INFINITY;
   if (text === '-infinity') return TS_NEG_INFINITY;
   const m = TS_RE.exec(text);
-  if (!m) throw new RangeError(`not an ISO timestamp: ${JSON.stringify(text)}`);
+  if (!m) throw notIso('timestamp', text);
   const days = daysFromCivil(astronomicalYear(m[1], Boolean(m[8])), Number(m[2]), Number(m[3]));
   const secs = Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
   const micros = m[7] ? Number(m[7].padEnd(6, '0')) : 0;

@@ -1,3 +1,4 @@
+import { DataError } from '@pgferry/core';
 import type { Lsn } from '../lsn';
 
 /**
@@ -20,7 +21,7 @@ export function pgTimestampToDate(us: bigint): Date {
 export function parseServerFrame(buf: Buffer): ServerFrame {
   const tag = buf[0];
   if (tag === 0x77 /* 'w' */) {
-    if (buf.length < 25) throw new RangeError(`XLogData frame of ${buf.length} bytes, needs at least 25`);
+    if (buf.length < 25) throw brokenFrame(`XLogData frame of ${buf.length} bytes, needs at least 25`);
     return {
       tag: 'xlog',
       dataStart: buf.readBigUInt64BE(1),
@@ -30,7 +31,7 @@ export function parseServerFrame(buf: Buffer): ServerFrame {
     };
   }
   if (tag === 0x6b /* 'k' */) {
-    if (buf.length < 18) throw new RangeError(`keepalive frame of ${buf.length} bytes, needs 18`);
+    if (buf.length < 18) throw brokenFrame(`keepalive frame of ${buf.length} bytes, needs 18`);
     return {
       tag: 'keepalive',
       walEnd: buf.readBigUInt64BE(1),
@@ -38,7 +39,13 @@ export function parseServerFrame(buf: Buffer): ServerFrame {
       replyRequested: buf[17] === 1,
     };
   }
-  throw new RangeError(`unknown replication frame type 0x${(tag ?? 0).toString(16)}`);
+  throw brokenFrame(`unknown frame type 0x${(tag ?? 0).toString(16)} (the server sends 'w' and 'k')`);
+}
+
+function brokenFrame(what: string): DataError {
+  return new DataError(
+    `replication stream: ${what}; the server, or a proxy between it and pgferry, sent a broken frame`,
+  );
 }
 
 /** Milliseconds between 1970-01-01 and 2000-01-01. */

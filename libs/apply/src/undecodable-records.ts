@@ -1,0 +1,32 @@
+import { DataError } from '@pgferry/core';
+import { STREAM_POSITION_HEADER } from '@pgferry/avro';
+import { recordHeader, type RecordView } from '@pgferry/kafka-protocol';
+
+/**
+ * How an applier names a record it cannot decode: by where it is (topic, partition, offset),
+ * the decoder's reason kept as the cause. With onError dead-letter the record is parked with
+ * this message as its reason; strict, the message also says how to go on.
+ */
+export function undecodableRecord(
+  where: string,
+  offset: bigint,
+  err: DataError,
+  onError: 'strict' | 'dead-letter' | undefined,
+): DataError {
+  const message = `${where} offset ${offset}: ${err.message}`;
+  return new DataError(
+    onError === 'dead-letter'
+      ? message
+      : `${message}; the applier stops here (onError strict); with onError dead-letter it parks such a record in the dead-letter topic and goes on`,
+    { cause: err },
+  );
+}
+
+/** A record's pgferry.pos header (a view), or null; malformed headers are a DataError naming `where`. */
+export function positionHeader(r: RecordView, where: string): Buffer | null {
+  try {
+    return recordHeader(r, STREAM_POSITION_HEADER);
+  } catch (err) {
+    throw new DataError(`${where}: ${(err as Error).message}`, { cause: err });
+  }
+}
