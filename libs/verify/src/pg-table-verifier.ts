@@ -1,28 +1,18 @@
 import type { Client } from 'pg';
 import { SpecError } from '@pgferry/core';
-import { classifyPgError, quoteIdent, quoteLiteral, quoteQualified, type SelectedTable } from '@pgferry/pg';
+import { classifyPgError, type SelectedTable } from '@pgferry/pg';
 import {
-  chunkRanges,
-  collationName,
-  COLUMNS_SQL,
   digestSql,
-  integerKeyBounds,
-  KEY_COLLATION_SQL,
-  keySpanSql,
   keyText,
-  nextBoundSql,
   rangeCondition,
-  relationSql,
-  HASH_PROBE_SQL,
-  HASH_PROBES,
   VERIFY_SESSION_SETTINGS,
   type ChecksumKind,
   type DigestColumn,
-  type KeyCollation,
   type KeyRange,
-  type TypedHash,
 } from './verify-plan';
-import type { RangeMismatch, TableVerdict, VerifyReport } from './verify-report';
+import type { TableVerdict, VerifyReport } from './verify-report';
+import { planTable, walkKey, type Digest, type TableWork } from './table-work';
+import { chooseChecksum, importSnapshot, pinSettings } from './verify-session';
 
 export interface VerifyProgress {
   /** Source table, quoted. */
@@ -144,223 +134,6 @@ export async function verifyTables(
 }
 
 /**
- * 'hash' when both servers hash HASH_PROBES to the same values (same byte order, encoding and
- * function), else 'md5'. Runs before any transaction is opened: a failing probe (a server
- * without hashtextextended, or an encoding that cannot hold a probe) only means md5.
- */
-async function chooseChecksum(source: Client, destination: Client): Promise<ChecksumKind> {
-  const probe = (c: Client) =>
-    c.query(HASH_PROBE_SQL, [HASH_PROBES]).then(
-      (r) => r.rows[0].h as string,
-      () => null,
-    );
-  const [a, b] = await Promise.all([probe(source), probe(destination)]);
-  return a !== null && a === b ? 'hash' : 'md5';
-}
-
-/** Opens a read-only transaction on the source under the exported snapshot `name`. */
-async function importSnapshot(source: Client, name: string): Promise<void> {
-  await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
-    await source.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(name)}`);
-  } catch (err) {
-    await source.query('ROLLBACK').catch(() => undefined);
-    throw classifyPgError(err, `importing snapshot ${name} on the source for verify`);
-  }
-}
-
-/** Sets `settings` for the session; returns the function that puts the old values back. */
-async function pinSettings(
-  client: Client,
-  side: string,
-  settings: ReadonlyArray<readonly [string, string]>,
-): Promise<() => Promise<void>> {
-  const names = settings.map(([n]) => n);
-  const values = settings.map(([, v]) => v);
-  const apply = (vs: string[]) =>
-    client.query('SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)', [
-      names,
-      vs,
-    ]);
-  try {
-    const { rows } = await client.query({
-      text: 'SELECT current_setting(n) FROM unnest($1::text[]) WITH ORDINALITY AS s(n, i) ORDER BY i',
-      values: [names],
-      rowMode: 'array',
-    });
-    const old = (rows as string[][]).map((r) => r[0]);
-    await apply(values);
-    return async () => void (await apply(old));
-  } catch (err) {
-    throw classifyPgError(err, `setting the verify session settings on the ${side}`);
-  }
-}
-
-interface ColumnRow {
-  name: string;
-  generated: boolean;
-  padded: boolean;
-  typed: TypedHash | null;
-  typmod: number;
-}
-
-/** The TypedHash both sides hash a column by, or null: the same on both, and for char the same n. */
-function sharedTypedHash(a: ColumnRow, b: ColumnRow): TypedHash | null {
-  return a.typed === b.typed && (a.typed !== 'bpchar' || a.typmod === b.typmod) ? a.typed : null;
-}
-
-interface Digest {
-  rows: number;
-  sum: string;
-}
-
-/** A table whose ranges are to be compared: its verdict (filled in as ranges complete) and SQL parts. */
-interface TableWork {
-  verdict: TableVerdict;
-  src: string;
-  dst: string;
-  /** The source table's regclass text, and whether its key is one integer column (see walkKey). */
-  table: string;
-  integerKey: boolean;
-  srcColumns: DigestColumn[];
-  dstColumns: DigestColumn[];
-  /** The key ranges, as the source side finds them. */
-  ranges: RangeFeed;
-  digests: Array<{ a?: Digest; b?: Digest }>;
-  /** Ranges digested on both sides so far. */
-  settled: number;
-  /** Mismatches found so far, by range index (ranges settle in any order). */
-  found: Array<{ at: number; mismatch: RangeMismatch }>;
-}
-
-/**
- * A table's key ranges as the source side walks its key, for both sides' connections to follow:
- * `at(i)` waits until range i is known and gives null after the last one; `fail` makes every
- * waiting and later `at` throw.
- */
-class RangeFeed {
-  readonly ranges: KeyRange[] = [];
-  private ended = false;
-  private failure: { err: unknown } | null = null;
-  /** Everyone waiting in `at`: several connections of a side may wait on one table. */
-  private wakers: Array<() => void> = [];
-
-  push(r: KeyRange): void {
-    this.ranges.push(r);
-    this.notify();
-  }
-  end(): void {
-    this.ended = true;
-    this.notify();
-  }
-  fail(err: unknown): void {
-    this.failure ??= { err };
-    this.notify();
-  }
-  private notify(): void {
-    const wakers = this.wakers;
-    this.wakers = [];
-    for (const w of wakers) w();
-  }
-  async at(i: number): Promise<KeyRange | null> {
-    for (;;) {
-      if (this.failure) throw this.failure.err;
-      if (i < this.ranges.length) return this.ranges[i];
-      if (this.ended) return null;
-      await new Promise<void>((resolve) => this.wakers.push(resolve));
-    }
-  }
-}
-
-/**
- * Checks that the table can be compared (it exists on the destination with every compared
- * column) and how (by key ranges, or whole); returns the verdict alone when it cannot be.
- */
-async function planTable(
-  source: Client,
-  destination: Client,
-  t: SelectedTable,
-): Promise<{ verdict: TableVerdict; work?: TableWork }> {
-  const table = quoteQualified(t.schema, t.table);
-  const target = quoteQualified(t.targetSchema, t.targetTable);
-  const verdict: TableVerdict = {
-    table,
-    target,
-    sourceRows: 0,
-    destinationRows: 0,
-    chunks: 0,
-    key: t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey,
-    mismatches: [],
-  };
-  try {
-    const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [
-      target,
-    ]);
-    if (!kind.rows.length) {
-      verdict.problem = `${target} does not exist on the destination`;
-      return { verdict };
-    }
-    const [srcCols, dstCols] = (await Promise.all([
-      source.query(COLUMNS_SQL, [table]).then((r) => r.rows),
-      destination.query(COLUMNS_SQL, [target]).then((r) => r.rows),
-    ])) as [ColumnRow[], ColumnRow[]];
-    const compared = srcCols.filter((c) => !c.generated);
-    const onDestination = new Map(dstCols.map((c) => [c.name, c]));
-    const absent = compared.filter((c) => !onDestination.has(c.name)).map((c) => c.name);
-    if (absent.length) {
-      verdict.problem = `${target} has no column ${absent.map(quoteIdent).join(', ')} on the destination`;
-      return { verdict };
-    }
-    const notes: string[] = [];
-    const generated = srcCols.filter((c) => c.generated).map((c) => quoteIdent(c.name));
-    if (generated.length) notes.push(`generated columns not compared: ${generated.join(', ')}`);
-    const known = new Set(srcCols.map((c) => c.name));
-    const extra = dstCols.filter((c) => !known.has(c.name)).map((c) => quoteIdent(c.name));
-    if (extra.length) notes.push(`columns only on the destination, not compared: ${extra.join(', ')}`);
-    if (notes.length) verdict.notes = notes;
-    if (!compared.length) {
-      verdict.problem = `${table} has no column to compare`;
-      return { verdict };
-    }
-
-    if (verdict.key.length) {
-      const differs = await keyOrderDifference(source, destination, table, target, verdict.key);
-      if (differs) {
-        verdict.wholeTableReason = differs;
-        verdict.key = [];
-      }
-    }
-    return {
-      verdict,
-      work: {
-        verdict,
-        src: relationSql(t.schema, t.table, t.partitioned),
-        dst: relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p'),
-        table,
-        integerKey:
-          verdict.key.length === 1 && compared.find((c) => c.name === verdict.key[0])?.typed === 'int',
-        // A column is hashed by value only when both sides have the same TypedHash for it.
-        srcColumns: compared.map((c) => ({
-          name: c.name,
-          padded: c.padded,
-          typed: sharedTypedHash(c, onDestination.get(c.name)!),
-        })),
-        dstColumns: compared.map((c) => {
-          const d = onDestination.get(c.name)!;
-          return { name: c.name, padded: d.padded, typed: sharedTypedHash(c, d) };
-        }),
-        ranges: new RangeFeed(),
-        digests: [],
-        settled: 0,
-        found: [],
-      },
-    };
-  } catch (err) {
-    throw classifyPgError(err, `verifying ${table} against ${target}`);
-  }
-}
-
-/**
  * Compares the planned tables range by range, each server on its own: the source walks every
  * table's key to its chunk boundaries (nextBoundSql) on its first connection while its other
  * connections digest the ranges already found; the destination's connections digest each range
@@ -471,74 +244,7 @@ async function compareTables(
   for (const w of work) w.verdict.mismatches = w.found.sort((x, y) => x.at - y.at).map((f) => f.mismatch);
 }
 
-/**
- * Feeds w's key ranges, boundary by boundary (boundsSql's boundaries, found by walking the key),
- * and sets its number of ranges; a table without a key is one range, the whole table. A key of
- * one integer column whose values are dense is split by value instead (integerKeyBounds): two
- * index probes instead of reading every key, and all its ranges known at once, so the
- * connections of both sides do not wait on the walk (on a freshly loaded source, the walk read
- * 2M keys in about 1.5 s of the verify's 3).
- */
-async function walkKey(client: Client, w: TableWork, chunkRows: number): Promise<void> {
-  const key = w.verdict.key;
-  if (w.integerKey) {
-    const { rows } = await client.query(keySpanSql(w.src, key[0]), [w.table]);
-    const { lo, hi, estimate } = rows[0] as { lo: string | null; hi: string | null; estimate: number | null };
-    const bounds =
-      lo === null || hi === null ? [] : integerKeyBounds(lo, hi, Number(estimate ?? -1), chunkRows);
-    if (bounds) {
-      for (const r of chunkRanges(bounds.map((b) => [b]))) w.ranges.push(r);
-      w.verdict.chunks = w.ranges.ranges.length;
-      w.ranges.end();
-      return;
-    }
-  }
-  let from: string[] | null = null;
-  for (;;) {
-    let to: string[] | null = null;
-    if (key.length) {
-      const next = nextBoundSql(w.src, key, from, from ? chunkRows - 1 : chunkRows);
-      const r = await client.query({ text: next.sql, values: next.params, rowMode: 'array' });
-      to = (r.rows[0] as string[] | undefined) ?? null;
-    }
-    w.ranges.push({ from, to });
-    if (!to) break;
-    from = to;
-  }
-  w.verdict.chunks = w.ranges.ranges.length;
-  w.ranges.end();
-}
-
 async function digest(client: Client, sql: string, params: string[]): Promise<Digest> {
   const { rows } = await client.query(sql, params);
   return { rows: Number(rows[0].n), sum: rows[0].s };
-}
-
-/**
- * Why key ranges would select different rows on the two servers, or null when the key sorts the
- * same on both: every key column has the same collation (by provider and locale) on each side.
- */
-async function keyOrderDifference(
-  source: Client,
-  destination: Client,
-  table: string,
-  target: string,
-  key: string[],
-): Promise<string | null> {
-  const read = async (client: Client, rel: string) => {
-    const { rows } = await client.query(KEY_COLLATION_SQL, [rel, key]);
-    return new Map(
-      (rows as Array<KeyCollation & { name: string }>).map((r) => [
-        r.name,
-        collationName(r.provider === null && r.locale === null ? null : r),
-      ]),
-    );
-  };
-  const [a, b] = await Promise.all([read(source, table), read(destination, target)]);
-  for (const k of key) {
-    if (!b.has(k)) return `key column ${quoteIdent(k)} is missing on the destination`;
-    if (a.get(k) !== b.get(k))
-      return `key column ${quoteIdent(k)} sorts by ${a.get(k) ?? 'no collation'} on the source and ${b.get(k) ?? 'no collation'} on the destination`;
-  }
-  return null;
 }
