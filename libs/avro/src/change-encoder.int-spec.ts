@@ -10,7 +10,7 @@ import { ChangeEncoder, UNAVAILABLE_VALUE } from './change-encoder';
 import { describeColumns } from '@pgferry/pg';
 import { RecordDecoder } from './record-decoder';
 import { RegistryClient } from './registry-client';
-import { buildSchemas } from './table-codec';
+import { buildSchemas } from './table-schemas';
 
 describe('change encoder: pgoutput text values -> Debezium envelope -> applier texts', () => {
   let pg: PgCluster;

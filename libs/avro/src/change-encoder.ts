@@ -2,7 +2,7 @@ import avro from 'avsc';
 import { DataError } from '@pgferry/core';
 import { quoteQualified, type ColumnInfo } from '@pgferry/pg';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
-import { fieldNames, keyIndexes, type SourceInfo, type TableSchemas } from './table-codec';
+import { fieldNames, keyIndexes, type SourceInfo, type TableSchemas } from './table-schemas';
 import { wire } from './confluent-wire';
 
 /**

@@ -8,7 +8,8 @@ import { PIPELINE_SESSION_SQL, describeColumns } from '@pgferry/pg';
 import { PgRowApplier } from '@pgferry/apply';
 import { RecordDecoder } from './record-decoder';
 import { RegistryClient } from './registry-client';
-import { buildSchemas, TableEncoder } from './table-codec';
+import { TableEncoder } from './table-codec';
+import { buildSchemas } from './table-schemas';
 
 describe('row codec: COPY text -> Avro (Confluent wire format) -> COPY text', () => {
   let pg: PgCluster;

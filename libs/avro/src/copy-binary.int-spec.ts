@@ -4,7 +4,8 @@ import { startPostgres, type PgCluster } from '@pgferry/testing';
 import { PIPELINE_SESSION_SQL, CopyBinarySink, describeColumns } from '@pgferry/pg';
 import { columnTypeOids, copyInto } from '@pgferry/apply';
 import { AvroCopyDecoder, CopyTextSink } from './avro-copy-decoder';
-import { buildSchemas, TableEncoder } from './table-codec';
+import { TableEncoder } from './table-codec';
+import { buildSchemas } from './table-schemas';
 
 /** Every type with a binary writer, nullable, plus the key. */
 const DDL = `(

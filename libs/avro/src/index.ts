@@ -1,13 +1,14 @@
 export { type BinaryWriter } from './avro-binary-fields';
 export { AvroCopyDecoder } from './avro-copy-decoder';
 export { converterFor } from './avro-mapping';
-export { AvroSlab } from './avro-row-writer';
+export { AvroSlab } from './avro-slab';
 export { ChangeEncoder, type ChangeMeta } from './change-encoder';
 export { decodeHeartbeatRecord, HeartbeatRecords } from './heartbeat-records';
 export { type DecodedChange, RecordDecoder } from './record-decoder';
 export { RegistryClient } from './registry-client';
 export { notAfter, STREAM_POSITION_HEADER, streamPosition } from './stream-position';
-export { buildSchemas, TableEncoder } from './table-codec';
+export { TableEncoder } from './table-codec';
+export { buildSchemas } from './table-schemas';
 export { column } from './test/columns';
 export { deadLetterTopic, heartbeatTopic, tableTopic, transactionsTopic } from './topics';
 export {

@@ -1,10 +1,11 @@
 import { copyLine } from '@pgferry/pg';
 import type { ColumnInfo } from '@pgferry/pg';
 import { AvroCopyDecoder, CopyTextSink } from './avro-copy-decoder';
-import { AvroSlab } from './avro-row-writer';
+import { AvroSlab } from './avro-slab';
 import { DataError, SlabPool } from '@pgferry/core';
 import { RecordDecoder } from './record-decoder';
-import { buildSchemas, TableEncoder } from './table-codec';
+import { TableEncoder } from './table-codec';
+import { buildSchemas } from './table-schemas';
 import { column as col } from './test/columns';
 
 const COLUMNS: ColumnInfo[] = [

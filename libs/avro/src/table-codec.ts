@@ -3,216 +3,17 @@ import avro from 'avsc';
 import { DataError } from '@pgferry/core';
 import { quoteQualified, type ColumnInfo } from '@pgferry/pg';
 import { avscOptions, avroTypeFor, converterFor, type AvroSchema } from './avro-mapping';
-import { AvroSlab, fieldWriter, type FieldWriter } from './avro-row-writer';
+import { fieldWriter, type FieldWriter } from './avro-row-writer';
+import { AvroSlab } from './avro-slab';
 import { rowsOfLines, type CopyRows } from '@pgferry/pg';
 import { wire, WIRE_HEADER_BYTES, writeWireHeader } from './confluent-wire';
+import { copyText, splitCopyLine, utf8Run } from './copy-text';
+import { fieldNames, keyIndexes, type SourceInfo, type TableSchemas } from './table-schemas';
 
 /**
- * The Avro schemas of one table's topic (Debezium's envelope and names) and the conversion of
- * COPY text rows into Kafka key and value bytes in the Confluent wire format
- * (magic 0, 4-byte schema id, Avro body).
+ * The conversion of one table's COPY text rows into Kafka key and value bytes in the Confluent
+ * wire format (magic 0, 4-byte schema id, Avro body), with the schemas of table-schemas.ts.
  */
-export function avroName(name: string): string {
-  let out = name.replace(/[^A-Za-z0-9_]/g, '_');
-  if (!/^[A-Za-z_]/.test(out)) out = `_${out}`;
-  return out;
-}
-
-/** Valid, unique Avro field names for columns, in order; originals stay in "pg.name". */
-export function fieldNames(columns: ColumnInfo[]): string[] {
-  const used = new Set<string>();
-  return columns.map((c) => {
-    const base = avroName(c.name);
-    let name = base;
-    for (let i = 2; used.has(name); i++) name = `${base}_${i}`;
-    used.add(name);
-    return name;
-  });
-}
-
-export interface SourceInfo {
-  /** The topic prefix (Debezium's logical server name). */
-  name: string;
-  db: string;
-  schema: string;
-  table: string;
-}
-
-export interface TableSchemas {
-  key: Record<string, unknown> | null;
-  value: Record<string, unknown>;
-}
-
-const SOURCE_SCHEMA = {
-  type: 'record',
-  name: 'Source',
-  namespace: 'io.debezium.connector.postgresql',
-  fields: [
-    { name: 'version', type: 'string' },
-    { name: 'connector', type: 'string' },
-    { name: 'name', type: 'string' },
-    { name: 'ts_ms', type: 'long' },
-    { name: 'snapshot', type: ['string', 'null'], default: 'false' },
-    { name: 'db', type: 'string' },
-    { name: 'sequence', type: ['null', 'string'], default: null },
-    { name: 'schema', type: 'string' },
-    { name: 'table', type: 'string' },
-    { name: 'txId', type: ['null', 'long'], default: null },
-    { name: 'lsn', type: ['null', 'long'], default: null },
-    { name: 'xmin', type: ['null', 'long'], default: null },
-  ],
-};
-
-export function buildSchemas(
-  prefix: string,
-  schema: string,
-  table: string,
-  columns: ColumnInfo[],
-): TableSchemas {
-  const namespace = [prefix, schema, table].map((p) => p.split('.').map(avroName).join('_')).join('.');
-  const names = fieldNames(columns);
-  const field = (c: ColumnInfo, i: number, forKey: boolean) => {
-    const t = avroTypeFor(c);
-    const nullable = !c.notNull && !forKey;
-    const type = nullable ? ['null', ...(Array.isArray(t) ? t : [t])] : t;
-    return { name: names[i], type, ...(nullable ? { default: null } : {}), 'pg.name': c.name };
-  };
-  const keyCols = columns
-    .map((c, i) => ({ c, i }))
-    .filter((x) => x.c.keyPosition > 0)
-    .sort((a, b) => a.c.keyPosition - b.c.keyPosition);
-  const key = keyCols.length
-    ? { type: 'record', name: 'Key', namespace, fields: keyCols.map((x) => field(x.c, x.i, true)) }
-    : null;
-  const valueRecord = {
-    type: 'record',
-    name: 'Value',
-    namespace,
-    fields: columns.map((c, i) => field(c, i, false)),
-  };
-  const value = {
-    type: 'record',
-    name: 'Envelope',
-    namespace,
-    fields: [
-      { name: 'before', type: ['null', valueRecord], default: null },
-      { name: 'after', type: ['null', `${namespace}.Value`], default: null },
-      { name: 'source', type: SOURCE_SCHEMA },
-      { name: 'op', type: 'string' },
-      { name: 'ts_ms', type: ['null', 'long'], default: null },
-      {
-        name: 'transaction',
-        type: [
-          'null',
-          {
-            type: 'record',
-            name: 'block',
-            namespace: 'event',
-            fields: [
-              { name: 'id', type: 'string' },
-              { name: 'total_order', type: 'long' },
-              { name: 'data_collection_order', type: 'long' },
-            ],
-          },
-        ],
-        default: null,
-      },
-      { name: 'pgferry_unchanged_toast', type: { type: 'array', items: 'string' }, default: [] },
-    ],
-  };
-  return { key, value };
-}
-
-/** COPY text field -> the value PostgreSQL printed. */
-export function unescapeCopy(field: Buffer, start: number, end: number): string | null {
-  if (end - start === 2 && field[start] === 92 && field[start + 1] === 78) return null;
-  let hasEscape = false;
-  for (let i = start; i < end; i++)
-    if (field[i] === 92) {
-      hasEscape = true;
-      break;
-    }
-  if (!hasEscape) return field.toString('utf8', start, end);
-  const out: number[] = [];
-  for (let i = start; i < end; i++) {
-    const b = field[i];
-    if (b !== 92 || i + 1 >= end) {
-      out.push(b);
-      continue;
-    }
-    const n = field[++i];
-    switch (n) {
-      case 110: out.push(10); break; // prettier-ignore
-      case 116: out.push(9); break; // prettier-ignore
-      case 114: out.push(13); break; // prettier-ignore
-      case 98: out.push(8); break; // prettier-ignore
-      case 102: out.push(12); break; // prettier-ignore
-      case 118: out.push(11); break; // prettier-ignore
-      default:
-        if (n >= 48 && n <= 55) {
-          let v = n - 48;
-          for (let k = 0; k < 2 && i + 1 < end && field[i + 1] >= 48 && field[i + 1] <= 55; k++)
-            v = v * 8 + (field[++i] - 48);
-          out.push(v & 0xff);
-        } else if (n === 120 && i + 1 < end && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1]))) {
-          let v = 0;
-          for (let k = 0; k < 2 && i + 1 < end && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1])); k++)
-            v = v * 16 + parseInt(String.fromCharCode(field[++i]), 16);
-          out.push(v);
-        } else out.push(n);
-    }
-  }
-  return Buffer.from(out).toString('utf8');
-}
-
-/** Splits one COPY text line (no trailing newline) into field texts. */
-export function splitCopyLine(line: Buffer): Array<string | null> {
-  const out: Array<string | null> = [];
-  let start = 0;
-  for (let i = 0; i <= line.length; i++) {
-    if (i === line.length || line[i] === 9) {
-      out.push(unescapeCopy(line, start, i));
-      start = i + 1;
-    }
-  }
-  return out;
-}
-
-/** Positions of the key columns, in key order. */
-export function keyIndexes(columns: ColumnInfo[]): number[] {
-  return columns
-    .map((c, i) => ({ c, i }))
-    .filter((x) => x.c.keyPosition > 0)
-    .sort((a, b) => a.c.keyPosition - b.c.keyPosition)
-    .map((x) => x.i);
-}
-
-/**
- * Lines cut from one COPY buffer lie one newline apart in memory; a run of such lines is valid
- * UTF-8 exactly when the bytes spanning it are (a newline is never part of a multi-byte
- * sequence), so one isUtf8 call checks the run. Returns the end of the run that starts at
- * `from` when it is valid UTF-8, else `from` (each line is then checked on its own).
- */
-function utf8Run(lines: readonly Buffer[], from: number): number {
-  const first = lines[from];
-  const ab = first.buffer;
-  const second = lines[from + 1];
-  if (!second || second.buffer !== ab || second.byteOffset !== first.byteOffset + first.length + 1)
-    return from;
-  const bytes = new Uint8Array(ab);
-  let end = from + 1;
-  let last = first;
-  while (end < lines.length) {
-    const next = lines[end];
-    const gap = last.byteOffset + last.length;
-    if (next.buffer !== ab || next.byteOffset !== gap + 1 || bytes[gap] !== 10) break;
-    last = next;
-    end++;
-  }
-  if (end - from < 2) return from;
-  const span = new Uint8Array(ab, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
-  return isUtf8(span) ? end : from;
-}
 
 /**
  * Where encodeRowsFramed writes records: `begin` takes a row's key (null: no key) and returns the
@@ -227,10 +28,6 @@ export interface RecordSink {
 export interface EncodedRow {
   key: Buffer | null;
   value: Buffer;
-}
-
-function copyText(line: Buffer, start: number, end: number): string {
-  return unescapeCopy(line, start, end) as string;
 }
 
 /** Encodes rows of one table. Build it once per table and topic, after registering the schemas. */
