@@ -1,23 +1,15 @@
 import type { Client } from 'pg';
-import { DataError, TransientError, SlabPool } from '@pgferry/core';
-import {
-  classifyPgError,
-  quoteQualified,
-  copyLine,
-  CopyTextSink,
-  CopyBinarySink,
-  PIPELINE_SESSION_SQL,
-} from '@pgferry/pg';
+import { TransientError } from '@pgferry/core';
+import { PIPELINE_SESSION_SQL } from '@pgferry/pg';
 import { PgRowApplier, type DeferredKeys, type TargetTable } from './pg-row-applier';
-import { AvroCopyDecoder, RecordDecoder, wireSchemaId } from '@pgferry/avro';
-import type { BinaryWriter, RegistryClient } from '@pgferry/avro';
-import { columnTypeOids, type CopyFormat } from './pg-apply-session';
+import type { RegistryClient } from '@pgferry/avro';
 import { readOffsets } from '@pgferry/control';
 import { forEachRecordRange } from '@pgferry/kafka-protocol';
 import { LanePool } from './lane-pool';
 import type { PartitionData, TopicPartition } from '@pgferry/kafka';
 import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type ApplierTarget } from './applier';
 import { ConsumerLoop } from './consumer-loop';
+import { SnapshotCopyDecoder, type SnapshotWork } from './snapshot-copy-decoder';
 
 /**
  * The snapshot applier's own Fetch requests count records decompressed (see UNSEEN_EXPANSION):
@@ -77,31 +69,6 @@ interface Lane {
   rows: PgRowApplier;
 }
 
-/** One batch decoded for COPY: `rows` rows of `columns` (null: no row) in `chunks`. */
-interface DecodedBatch {
-  format: CopyFormat;
-  columns: string[] | null;
-  rows: number;
-  chunks: Buffer[];
-  /** Gives the chunks' buffers back for later batches, once the COPY that sent them ended. */
-  release?: () => void;
-}
-
-/**
- * One batch of a partition to apply: its records' offsets and values, and the offset after it.
- * Record i's value is bufs[i][starts[i], ends[i]) (bufs[i] null for a tombstone): ranges of the
- * fetch response, without a Buffer per record.
- */
-interface Work {
-  topic: string;
-  partition: number;
-  offsets: Array<number | string>;
-  bufs: Array<Buffer | null>;
-  starts: number[];
-  ends: number[];
-  nextOffset: bigint;
-}
-
 /**
  * Applies the table topics' snapshot rows, each fetched batch of a partition in one destination
  * transaction together with its offset (pgferry.offsets). On start (and after every rebalance)
@@ -120,8 +87,7 @@ export class SnapshotApplier implements Applier {
   private consumer: ConsumerLoop | null = null;
   private applied = new Map<string, bigint>();
   private readonly latch = new FailureLatch();
-  private readonly decoder: RecordDecoder;
-  private readonly copyDecoder: AvroCopyDecoder;
+  private readonly copy: SnapshotCopyDecoder;
   private readonly byTopic: Map<string, ApplierTarget>;
   private readonly concurrency: number;
   private readonly lanes: Lane[] = [];
@@ -130,15 +96,10 @@ export class SnapshotApplier implements Applier {
   private readonly tails = new Map<string, Promise<void>>();
   /** Record bytes per fetched byte of each "topic:partition"'s last round (compression). */
   private readonly expansion = new Map<string, number>();
-  /** Destination column type OIDs by topic, asked once per table (see decodeBinary). */
-  private readonly columnTypes = new Map<string, Promise<Map<string, number>>>();
-  /** Chunk buffers of the binary batches, reused once a batch's COPY ended (see CopyBinarySink). */
-  private readonly binaryBuffers = new SlabPool(1 << 20, 16);
 
   constructor(private readonly opts: ApplierOptions) {
-    this.decoder = new RecordDecoder(opts.registry);
-    this.copyDecoder = new AvroCopyDecoder(opts.registry);
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
+    this.copy = new SnapshotCopyDecoder(opts.registry, this.byTopic);
     this.concurrency = opts.connect ? Math.max(1, opts.concurrency ?? SNAPSHOT_APPLIER_LANES) : 1;
   }
 
@@ -215,7 +176,7 @@ export class SnapshotApplier implements Applier {
     await Promise.all(this.tails.values());
   }
 
-  private workOf(data: PartitionData): Work {
+  private workOf(data: PartitionData): SnapshotWork {
     const where = `Kafka topic ${data.topic} partition ${data.partition}`;
     const from = this.applied.get(`${data.topic}:${data.partition}`) ?? 0n;
     const offsets: number[] = [];
@@ -250,7 +211,7 @@ export class SnapshotApplier implements Applier {
   }
 
   /** Applies `work` on `lane` after the partition's previous batch; releases the lane. */
-  private dispatch(lane: Lane, work: Work): void {
+  private dispatch(lane: Lane, work: SnapshotWork): void {
     const key = `${work.topic}:${work.partition}`;
     const prev = this.tails.get(key) ?? Promise.resolve();
     const task = prev
@@ -269,10 +230,10 @@ export class SnapshotApplier implements Applier {
    * binary when decodeBinary takes the batch (the destination parses it for much less CPU than
    * text), else in COPY text.
    */
-  private async apply(lane: Lane, work: Work): Promise<void> {
+  private async apply(lane: Lane, work: SnapshotWork): Promise<void> {
     const target = this.byTopic.get(work.topic)!;
-    let batch = await this.decodeBinary(lane, work);
-    batch ??= await this.decodeText(work);
+    let batch = await this.copy.decodeBinary(lane.client, work);
+    batch ??= await this.copy.decodeText(work);
     const t: TargetTable = {
       schema: target.schema,
       table: target.table,
@@ -297,132 +258,6 @@ export class SnapshotApplier implements Applier {
     }
     this.applied.set(`${work.topic}:${work.partition}`, work.nextOffset);
     this.opts.onApplied?.(target, batch.rows);
-  }
-
-  /**
-   * `work` as one COPY binary stream, or null when some record is not for the binary way: its
-   * schema has a column without a binary writer or whose destination type differs from the
-   * source's, it has a "before" image, a value the writers do not carry exactly (a BC timestamp,
-   * an array with dimensions, ...), or a record decodeText reports (an unexpected op, columns
-   * that change within the batch). An undecodable value throws here as in decodeText. The
-   * destination's column types are asked once per table, on the first lane that needs them (and
-   * again while the table is not there).
-   */
-  private async decodeBinary(lane: Lane, work: Work): Promise<DecodedBatch | null> {
-    const sink = new CopyBinarySink(1 << 20, this.binaryBuffers);
-    let batch: DecodedBatch | null = null;
-    try {
-      const columns = await this.writeBinary(lane, work, sink);
-      if (columns !== undefined)
-        batch = {
-          format: 'binary',
-          columns,
-          rows: sink.rows,
-          chunks: sink.take(),
-          release: () => sink.release(),
-        };
-      return batch;
-    } finally {
-      // Not for the binary way (or failed): nothing was handed out, the buffers go back now.
-      if (!batch) sink.release();
-    }
-  }
-
-  /** decodeBinary's rows into `sink`: the batch's columns, or undefined when it is not for the binary way. */
-  private async writeBinary(
-    lane: Lane,
-    work: Work,
-    sink: CopyBinarySink,
-  ): Promise<string[] | null | undefined> {
-    const target = this.byTopic.get(work.topic)!;
-    const { bufs, starts, ends } = work;
-    let types: Map<string, number> | null = null;
-    let columns: string[] | null = null;
-    let lastId = -1;
-    let writers: BinaryWriter[] | null = null;
-    for (let i = 0; i < bufs.length; i++) {
-      const buf = bufs[i];
-      if (!buf) continue;
-      const start = starts[i];
-      const end = ends[i];
-      const id = end - start < 7 ? -1 : wireSchemaId(buf, start, end);
-      if (id < 0) return undefined;
-      if (id !== lastId) {
-        if (!this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
-        if (!types) {
-          let p = this.columnTypes.get(work.topic);
-          if (!p) {
-            const table = quoteQualified(target.schema, target.table);
-            p = columnTypeOids(lane.client, table).catch((err) => {
-              throw classifyPgError(err, `reading the column types of ${table} on the destination`);
-            });
-            this.columnTypes.set(work.topic, p);
-            p.catch(() => this.columnTypes.delete(work.topic));
-          }
-          types = await p;
-          // No such table (yet): this batch goes as text, and the next one asks again.
-          if (!types.size) {
-            this.columnTypes.delete(work.topic);
-            return undefined;
-          }
-        }
-        writers = this.copyDecoder.binaryWriters(id, work.topic, types);
-        if (!writers) return undefined;
-        lastId = id;
-      }
-      const fast = this.copyDecoder.decodeBinaryRange(buf, start, end, sink, writers!);
-      if (!fast || (fast.op !== 'r' && fast.op !== 'c')) return undefined;
-      const cols = fast.plan.columns;
-      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000')) return undefined;
-      columns = cols;
-    }
-    return columns;
-  }
-
-  /**
-   * `work` as COPY text lines. Rows go straight from Avro to COPY text; a record the fast path
-   * does not take (one with a "before" image) goes through RecordDecoder, in its place in the
-   * batch.
-   */
-  private async decodeText(work: Work): Promise<DecodedBatch> {
-    const target = this.byTopic.get(work.topic)!;
-    const sink = new CopyTextSink();
-    let columns: string[] | null = null;
-    const { offsets, bufs, starts, ends } = work;
-    for (let i = 0; i < bufs.length; i++) {
-      const buf = bufs[i];
-      if (!buf) continue;
-      const start = starts[i];
-      const end = ends[i];
-      const id = wireSchemaId(buf, start, end);
-      if (id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
-      let op: string;
-      let cols: string[];
-      const fast = this.copyDecoder.decodeRange(buf, start, end, sink);
-      if (fast) {
-        op = fast.op;
-        cols = fast.plan.columns;
-      } else {
-        const change = await this.decoder.decode(buf.subarray(start, end));
-        op = change.op;
-        cols = change.columns;
-        if (!change.after)
-          throw new DataError(
-            `a "${op}" record without a row at ${work.topic}/${work.partition}@${offsets[i]}`,
-          );
-        sink.line(copyLine(change.after));
-      }
-      if (op !== 'r' && op !== 'c')
-        throw new DataError(
-          `unexpected op "${op}" in the full-data phase at ${work.topic}/${work.partition}@${offsets[i]}`,
-        );
-      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000'))
-        throw new DataError(
-          `the columns of ${quoteQualified(target.schema, target.table)} changed within one batch`,
-        );
-      columns = cols;
-    }
-    return { format: 'text', columns, rows: sink.rows, chunks: sink.take() };
   }
 
   /**

@@ -1,18 +1,15 @@
+export { ensureControlSchema } from './control-schema';
+export { ControlStore, type PhaseName, type PhaseStatus } from './control-store';
 export {
-  addStreamTable,
-  ControlStore,
-  ensureControlSchema,
   type OffsetMark,
   OffsetFenceError,
   type OffsetUpdate,
-  type PhaseName,
-  type PhaseStatus,
   readOffsets,
   readStreamPositions,
-  readStreamTables,
   storeOffset,
   storeOffsets,
-} from './control-store';
+} from './offsets';
+export { addStreamTable, readStreamTables } from './stream-tables';
 export {
   AppliedRate,
   applierGroup,

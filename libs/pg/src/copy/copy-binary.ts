@@ -1,24 +1,10 @@
 import { daysFromCivil } from './civil-time';
-import { byteView, HEX_VALUE, SMALL_COPY } from '@pgferry/core';
-import { CopyChunks } from './copy-chunks';
-
-/**
- * PostgreSQL COPY binary format (docs: "COPY", Binary Format): a signature and header, then per
- * tuple an int16 field count and per field an int32 length (-1: NULL) and the bytes its type's
- * receive function reads, then an int16 -1 trailer. All integers are big-endian.
- */
-const HEADER = Buffer.concat([
-  Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'),
-  Buffer.alloc(4), // flags: no OIDs
-  Buffer.alloc(4), // header extension length
-]);
-const TRAILER = Buffer.from([0xff, 0xff]);
+import { CopyBinaryTuples, writeI32 } from './copy-binary-tuples';
 
 /** Days from 1970-01-01 to 2000-01-01, PostgreSQL's date and timestamp epoch. */
 export const PG_EPOCH_DAYS = 10957;
 /** Microseconds from 1970-01-01 to 2000-01-01. */
 export const PG_EPOCH_MICROS = 946684800000000;
-const TWO_32 = 4294967296;
 
 /** numeric's sign words (src/backend/utils/adt/numeric.c). */
 const NUMERIC_POS = 0x0000;
@@ -35,162 +21,13 @@ let DIGITS = new Uint8Array(64);
 let GROUPS = new Uint16Array(32);
 
 /**
- * COPY binary tuples, written into large buffers and handed to COPY FROM STDIN as they are.
- * Methods that take a value another type's text form returns false, writing nothing, when the
- * value is not one they can send exactly; the caller then sends the batch as COPY text.
+ * COPY binary tuples, written into large buffers and handed to COPY FROM STDIN as they are: the
+ * format and the plain values (CopyBinaryTuples), and here the values converted on the way
+ * (date and time, numeric, one-dimensional arrays of text-like elements). Methods that take a
+ * value another type's text form returns false, writing nothing, when the value is not one they
+ * can send exactly; the caller then sends the batch as COPY text.
  */
-export class CopyBinarySink extends CopyChunks {
-  private i32(v: number): void {
-    const b = this.buf;
-    const p = this.pos;
-    b[p] = v >>> 24;
-    b[p + 1] = v >>> 16;
-    b[p + 2] = v >>> 8;
-    b[p + 3] = v;
-    this.pos = p + 4;
-  }
-
-  private i16(v: number): void {
-    const b = this.buf;
-    b[this.pos++] = v >>> 8;
-    b[this.pos++] = v;
-  }
-
-  /** A 64-bit integer from a safe integer number. */
-  private i64(v: number): void {
-    const hi = Math.floor(v / TWO_32);
-    this.i32(hi);
-    this.i32(v - hi * TWO_32);
-  }
-
-  /**
-   * The 64-bit integer secs * 1e6 + micros (0 <= micros < 1e6, |secs| < 2^40), exactly and
-   * without a BigInt: secs splits at 2^16 so that every product stays below 2^53.
-   */
-  private i64Micros(secs: number, micros: number): void {
-    const sh = Math.floor(secs / 65536);
-    const b = (secs - sh * 65536) * 1e6 + micros;
-    const bh = Math.floor(b / 65536);
-    const c = sh * 1e6 + bh;
-    const hi = Math.floor(c / 65536);
-    this.i32(hi);
-    this.i32((c - hi * 65536) * 65536 + (b - bh * 65536));
-  }
-
-  beginRow(fields: number): void {
-    this.ensure(2);
-    this.i16(fields);
-  }
-
-  endRow(): void {
-    this.finishRow();
-  }
-
-  nul(): void {
-    this.ensure(4);
-    this.i32(-1);
-  }
-
-  bool(v: boolean): void {
-    this.ensure(5);
-    this.i32(1);
-    this.buf[this.pos++] = v ? 1 : 0;
-  }
-
-  int2(v: number): boolean {
-    if (v < -32768 || v > 32767) return false;
-    this.ensure(6);
-    this.i32(2);
-    this.i16(v);
-    return true;
-  }
-
-  int4(v: number): void {
-    this.ensure(8);
-    this.i32(4);
-    this.i32(v);
-  }
-
-  /** int8 from an Avro long (oid has its own writer). */
-  int8(v: number | bigint): void {
-    this.ensure(12);
-    this.i32(8);
-    if (typeof v === 'number') this.i64(v);
-    else {
-      this.buf.writeBigInt64BE(v, this.pos);
-      this.pos += 8;
-    }
-  }
-
-  oid(v: number | bigint): boolean {
-    if (typeof v !== 'number' || v < 0 || v > 0xffffffff) return false;
-    this.ensure(8);
-    this.i32(4);
-    this.i32(v);
-    return true;
-  }
-
-  /** float4 (4 bytes) or float8 (8 bytes) from its little-endian IEEE bytes: the same bits. */
-  floatLE(src: Buffer, at: number, n: 4 | 8): void {
-    this.ensure(4 + n);
-    this.i32(n);
-    const b = this.buf;
-    let p = this.pos;
-    for (let i = n - 1; i >= 0; i--) b[p++] = src[at + i];
-    this.pos = p;
-  }
-
-  /** A value whose binary form is its bytes: text, varchar, bpchar, name, json, bytea. */
-  bytes(src: Buffer, start: number, end: number): void {
-    const n = end - start;
-    this.ensure(4 + n);
-    this.i32(n);
-    this.copyIn(src, start, end);
-  }
-
-  /** src[start, end) at pos (room ensured): a loop below SMALL_COPY bytes, a native set above. */
-  private copyIn(src: Buffer, start: number, end: number): void {
-    if (end - start >= SMALL_COPY) this.buf.set(byteView(src, start, end), this.pos);
-    else {
-      const b = this.buf;
-      let p = this.pos;
-      for (let i = start; i < end; i++) b[p++] = src[i];
-    }
-    this.pos += end - start;
-  }
-
-  /** jsonb: version 1, then its text. */
-  jsonb(src: Buffer, start: number, end: number): void {
-    const n = end - start;
-    this.ensure(5 + n);
-    this.i32(n + 1);
-    this.buf[this.pos++] = 1;
-    this.copyIn(src, start, end);
-  }
-
-  /** uuid from its 36-character text form. */
-  uuid(src: Buffer, start: number, end: number): boolean {
-    if (end - start !== 36) return false;
-    this.ensure(20);
-    const b = this.buf;
-    const at = this.pos + 4;
-    let w = at;
-    for (let i = start; i < end;) {
-      if (i - start === 8 || i - start === 13 || i - start === 18 || i - start === 23) {
-        if (src[i++] !== 45) return false;
-        continue;
-      }
-      const h = HEX_VALUE[src[i]];
-      const l = HEX_VALUE[src[i + 1]];
-      if ((h | l) > 15) return false;
-      b[w++] = (h << 4) | l;
-      i += 2;
-    }
-    this.i32(16);
-    this.pos = at + 16;
-    return true;
-  }
-
+export class CopyBinarySink extends CopyBinaryTuples {
   /** date from days since 1970-01-01; PostgreSQL's infinities are INT32 max and min on both sides. */
   date(days: number): boolean {
     let v: number;
@@ -472,12 +309,6 @@ export class CopyBinarySink extends CopyChunks {
     this.pos = w;
     return true;
   }
-
-  /** Every finished tuple, framed by the header and the trailer; the sink is empty afterwards. */
-  take(): Buffer[] {
-    if (!this.rows) return this.takeRows();
-    return [HEADER, ...this.takeRows(), TRAILER];
-  }
 }
 
 function daysInMonth(y: number, m: number): number {
@@ -490,13 +321,6 @@ function twoDigits(src: Buffer, at: number): number {
   const a = src[at] - 48;
   const b = src[at + 1] - 48;
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
-}
-
-function writeI32(b: Buffer, p: number, v: number): void {
-  b[p] = v >>> 24;
-  b[p + 1] = v >>> 16;
-  b[p + 2] = v >>> 8;
-  b[p + 3] = v;
 }
 
 const INFINITY = Buffer.from('infinity', 'latin1');

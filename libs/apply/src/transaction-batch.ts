@@ -1,0 +1,146 @@
+import type { Client } from 'pg';
+import { DataError, PgferryError } from '@pgferry/core';
+import { quoteQualified } from '@pgferry/pg';
+import type { DecodedChange } from '@pgferry/avro';
+import type { ApplierTarget } from './applier';
+import type { DeadLetters } from './dead-letter';
+import type { Message } from './partition-queues';
+import type { PgChangeApplier } from './pg-change-applier';
+import type { TargetTable } from './pg-row-applier';
+import type { Throttle } from './throttle';
+import type { TransactionalApplierOptions } from './transactional-applier';
+
+/**
+ * The open destination transaction: whole source transactions, in commit order, committed
+ * together (a reader sees the source as of one of its commits), with their offsets.
+ */
+export interface Batch {
+  started: number;
+  changes: number;
+  /** The first and the last source transaction in it (for errors). */
+  firstId: string;
+  lastId: string;
+  /** The END position of the last source transaction in it (stored with the transaction topic's offset). */
+  endPos: Buffer | null;
+  /** Changes gathered per table topic, not yet applied. */
+  pending: Map<string, Pending>;
+  pendingChanges: number;
+  pendingBytes: number;
+}
+
+/** Changes of one table in one shape, in source order, applied together. */
+export interface Pending {
+  target: ApplierTarget;
+  shape: string;
+  changes: DecodedChange[];
+  messages: Array<{ partition: number; message: Message }>;
+  bytes: number;
+}
+
+/** Changes gathered before they are applied, inside the open destination transaction (bounded memory). */
+export const MAX_PENDING = 5000;
+export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+
+/** A batch opened by the source transaction `firstId`, nothing gathered yet. */
+export function openBatch(firstId: string): Batch {
+  return {
+    started: Date.now(),
+    changes: 0,
+    endPos: null,
+    firstId,
+    lastId: firstId,
+    pending: new Map(),
+    pendingChanges: 0,
+    pendingBytes: 0,
+  };
+}
+
+/**
+ * Applies the changes a batch gathered, each table's run in source order through
+ * PgChangeApplier, inside the open destination transaction on `client` (the caller begins and
+ * commits it). strict: a change that cannot be applied fails the run, naming the source
+ * transactions held back. dead-letter: the failing run is applied again one change at a time
+ * inside savepoints, and a change that cannot be applied goes to the dead-letter topic before
+ * the transaction commits.
+ */
+export class BatchApplier {
+  constructor(
+    private readonly client: Client,
+    private readonly changes: PgChangeApplier,
+    private readonly throttle: Throttle,
+    private readonly deadLetters: DeadLetters | null,
+    private readonly opts: Pick<
+      TransactionalApplierOptions,
+      'group' | 'onError' | 'onApplied' | 'onDeadLetter'
+    >,
+  ) {}
+
+  /** Applies every table's gathered changes inside the open destination transaction. */
+  async flushAll(batch: Batch): Promise<void> {
+    for (const pending of batch.pending.values())
+      if (pending.changes.length) await this.flush(pending, batch);
+    batch.pending.clear();
+    batch.pendingChanges = 0;
+    batch.pendingBytes = 0;
+  }
+
+  /** Applies a run of one table's changes inside the open destination transaction. */
+  async flush(run: Pending, batch: Batch): Promise<void> {
+    const { target } = run;
+    const columns = run.changes.find((c) => c.after ?? c.before)?.columns ?? [];
+    const t: TargetTable = { schema: target.schema, table: target.table, columns, key: target.key };
+    await this.throttle.take(run.changes.length, run.bytes);
+    const client = this.client;
+    const changes = this.changes;
+    if (this.opts.onError !== 'dead-letter') {
+      const counts = await changes.applyInTransaction(t, run.changes, this.opts.group).catch((err) => {
+        throw describeFailure(err, batch);
+      });
+      this.opts.onApplied?.(target, counts);
+      return;
+    }
+    await client.query('SAVEPOINT pgferry_run');
+    try {
+      const counts = await changes.applyInTransaction(t, run.changes, this.opts.group);
+      await client.query('RELEASE SAVEPOINT pgferry_run');
+      this.opts.onApplied?.(target, counts);
+      return;
+    } catch (err) {
+      if (!(err instanceof DataError)) throw err;
+      await client.query('ROLLBACK TO SAVEPOINT pgferry_run');
+      changes.forgetStages(true);
+    }
+    // Find the poison changes: one at a time, each in its own savepoint.
+    for (let i = 0; i < run.changes.length; i++) {
+      const one = run.changes[i];
+      const oneTable = { ...t, columns: one.after || one.before ? one.columns : t.columns };
+      await client.query('SAVEPOINT pgferry_one');
+      try {
+        const counts = await changes.applyInTransaction(oneTable, [one], this.opts.group);
+        await client.query('RELEASE SAVEPOINT pgferry_one');
+        this.opts.onApplied?.(target, counts);
+      } catch (err) {
+        if (!(err instanceof DataError)) throw err;
+        await client.query('ROLLBACK TO SAVEPOINT pgferry_one');
+        changes.forgetStages(true);
+        const { partition, message } = run.messages[i];
+        await this.deadLetters!.park(message, err.message, {
+          topic: target.topic,
+          partition,
+          table: quoteQualified(target.schema, target.table),
+        });
+        this.opts.onDeadLetter?.(target, message.offset.toString(), err.message);
+      }
+    }
+  }
+}
+
+/** A change that cannot be applied stops the applier, naming the source transactions it held back. */
+function describeFailure(err: unknown, batch: Batch): Error {
+  if (!(err instanceof DataError)) return err instanceof Error ? err : new PgferryError(String(err));
+  const which =
+    batch.firstId === batch.lastId
+      ? `source transaction ${batch.lastId}`
+      : `source transactions ${batch.firstId} to ${batch.lastId}, committed together,`;
+  return new DataError(`${err.message} (nothing of ${which} is on the destination)`, { cause: err });
+}

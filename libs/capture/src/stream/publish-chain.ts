@@ -1,0 +1,167 @@
+import type { Lsn } from '@pgferry/pg';
+import type { KafkaProducer, ProducerRecord } from '@pgferry/kafka';
+import type { StreamMark } from '@pgferry/control';
+
+/** How the change publisher's records go to Kafka, and who hears once they are acknowledged. */
+export interface PublishChainOptions {
+  producer: KafkaProducer;
+  /** Called with a commit's end LSN (or an idle keepalive's LSN) once Kafka acknowledged everything before it. */
+  confirm: (lsn: Lsn) => void;
+  /** Messages buffered before they are sent, even mid-transaction (bounded memory; default 5000). */
+  maxBuffered?: number;
+  /**
+   * How long a commit's records wait for later transactions to join the same produce request
+   * (ms, default 5). Small transactions are then sent many to a request instead of one round
+   * trip each; the commits are confirmed together once Kafka acknowledged the request.
+   */
+  lingerMs?: number;
+  /**
+   * Next offsets of the topics' partitions ("topic:partition") when this publisher starts: the
+   * high watermarks, which cover everything confirmed before. Stream marks start from them.
+   */
+  startOffsets?: ReadonlyMap<string, bigint>;
+  /** Called after each commit is confirmed, with the position the destination must reach to hold it. */
+  onCommit?: (mark: StreamMark) => void;
+}
+
+/**
+ * Bytes buffered before sending: one produce request stays below the broker's default
+ * message.max.bytes (1 MB) whatever the row sizes, since a request's records for one partition
+ * form one batch.
+ */
+const MAX_BUFFERED_BYTES = 512 * 1024;
+/** Sent but not yet acknowledged bytes before `send` waits for Kafka (back-pressure). */
+const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
+/** A commit waits at most this long for more transactions to share its produce request. */
+const DEFAULT_LINGER_MS = 5;
+
+/**
+ * The change publisher's way to Kafka: records are buffered and sent in produce requests of up
+ * to 512 kB that follow each other in order (one at a time, so Kafka keeps their order), while
+ * the next events are encoded. A commit is not waited for, only confirmed when its request is
+ * acknowledged (acks = all), after every request before it; small transactions share requests
+ * (see `lingerMs`). Memory stays bounded: `send` waits when more than 4 MB are unacknowledged.
+ * A failed request fails every later `send` and `drain`, and is kept in `failure`.
+ */
+export class PublishChain {
+  private buffer: Array<{ topic: string; message: ProducerRecord }> = [];
+  private bufferedBytes = 0;
+  /** The table topics: only their partitions are in the stream marks. */
+  readonly tableTopics: Set<string>;
+  /** The next offset of every table topic partition written to ("topic:partition"). */
+  readonly ends: Map<string, bigint>;
+  /** The newest commit whose records are all sent or buffered, not yet handed to a request. */
+  private pendingCommit: { endLsn: Lsn; commitTime: Date } | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** The chain of produce requests and confirmations, in stream order. */
+  private sending: Promise<void> = Promise.resolve();
+  private inFlightBytes = 0;
+  failure: Error | null = null;
+  published = 0;
+
+  /**
+   * `inTransaction` is true while a source transaction is open: a lingering commit is then sent
+   * with that transaction's records, not by the linger timer.
+   */
+  constructor(
+    private readonly opts: PublishChainOptions,
+    tableTopics: Iterable<string>,
+    private readonly inTransaction: () => boolean,
+  ) {
+    this.ends = new Map(opts.startOffsets ?? []);
+    this.tableTopics = new Set(tableTopics);
+  }
+
+  /** Buffers one record of `bytes` key and value bytes; sent with the next request. */
+  add(topic: string, message: ProducerRecord, bytes: number): void {
+    this.buffer.push({ topic, message });
+    this.bufferedBytes += bytes;
+  }
+
+  /** Nothing buffered and no commit waiting to be handed to a request. */
+  get idle(): boolean {
+    return this.buffer.length === 0 && !this.pendingCommit;
+  }
+
+  full(): boolean {
+    return this.buffer.length >= (this.opts.maxBuffered ?? 5000) || this.bufferedBytes >= MAX_BUFFERED_BYTES;
+  }
+
+  /**
+   * A commit whose records are all buffered: confirmed once they are acknowledged. Sent now when
+   * the buffer is full, else after `lingerMs` unless another transaction opened by then.
+   */
+  commit(endLsn: Lsn, commitTime: Date): Promise<void> | undefined {
+    this.pendingCommit = { endLsn, commitTime };
+    if (this.full()) return this.send();
+    // Later transactions may join this request; the timer sends it if none come soon.
+    this.lingerTimer ??= setTimeout(() => {
+      this.lingerTimer = null;
+      if (!this.inTransaction()) void this.send().catch(() => undefined);
+    }, this.opts.lingerMs ?? DEFAULT_LINGER_MS);
+    return undefined;
+  }
+
+  /** Confirms `lsn` once the requests before are done (an idle keepalive's position). */
+  confirmAfterSent(lsn: Lsn): void {
+    this.sending = this.sending.then(() => this.opts.confirm(lsn));
+  }
+
+  /**
+   * Hands the buffer (and the commit it completes, if any) to the request chain, then waits only
+   * when too much is unacknowledged. A failed request fails every later `send`.
+   */
+  async send(): Promise<void> {
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    const batch = this.buffer;
+    const bytes = this.bufferedBytes;
+    const commit = this.pendingCommit;
+    this.buffer = [];
+    this.bufferedBytes = 0;
+    this.pendingCommit = null;
+    if (batch.length === 0 && !commit) return;
+    this.inFlightBytes += bytes;
+    this.sending = this.sending.then(async () => {
+      if (this.failure) return;
+      try {
+        if (batch.length) await this.produce(batch);
+        if (commit) {
+          this.opts.confirm(commit.endLsn);
+          this.opts.onCommit?.({ lsn: commit.endLsn, commitTime: commit.commitTime, ends: this.ends });
+        }
+      } catch (err) {
+        this.failure = err instanceof Error ? err : new Error(String(err));
+      } finally {
+        this.inFlightBytes -= bytes;
+      }
+    });
+    if (this.inFlightBytes > MAX_IN_FLIGHT_BYTES) await this.sending;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Sends everything buffered and resolves once Kafka acknowledged all of it (`ends` then holds it). */
+  async drain(): Promise<void> {
+    await this.send();
+    await this.sending;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Sends one request's records and resolves when Kafka acknowledged all of them. */
+  private async produce(batch: Array<{ topic: string; message: ProducerRecord }>): Promise<void> {
+    const byTopic = new Map<string, ProducerRecord[]>();
+    for (const { topic, message } of batch) {
+      const list = byTopic.get(topic);
+      if (list) list.push(message);
+      else byTopic.set(topic, [message]);
+    }
+    const ends = await this.opts.producer.publishAll(
+      [...byTopic].map(([topic, records]) => ({ topic, records })),
+    );
+    for (const [k, end] of ends) {
+      if (!this.tableTopics.has(k.slice(0, k.lastIndexOf(':')))) continue;
+      if (end > (this.ends.get(k) ?? 0n)) this.ends.set(k, end);
+    }
+    this.published += batch.length;
+  }
+}

@@ -1,0 +1,75 @@
+import type { Client } from 'pg';
+import { describeStreamColumns, type ColumnInfo } from '@pgferry/pg';
+import { ChangeEncoder, buildSchemas, type RegistryClient } from '@pgferry/avro';
+import type { RelationInfo } from '../change-event';
+import type { PublishedTable } from './change-publisher';
+
+/** What the change publisher encodes a table's changes with. */
+export interface TableCodec {
+  columns: ColumnInfo[];
+  encoder: ChangeEncoder;
+}
+
+export interface TableCodecsOptions {
+  registry: RegistryClient;
+  /** A source connection: describes a table again after a schema change. */
+  source: Client;
+  prefix: string;
+  sourceDb: string;
+}
+
+/**
+ * Each published table's encoder, with the snapshot's schemas while the source's columns stay
+ * the same; after a schema change the table is described again and a new schema version
+ * registered. A failed description is tried again with the table's next change.
+ */
+export class TableCodecs {
+  private readonly codecs = new Map<string, Promise<TableCodec>>();
+  private readonly ready = new Map<string, { relation: RelationInfo; codec: TableCodec }>();
+
+  constructor(private readonly opts: TableCodecsOptions) {}
+
+  async codec(table: PublishedTable, relation: RelationInfo): Promise<TableCodec> {
+    const name = `${table.schema}\u0000${table.table}`;
+    // The decoder keeps one RelationInfo per table until the source describes it anew, so the
+    // per-event check is an identity test; column names are compared only on a new description.
+    const ready = this.ready.get(name);
+    if (ready?.relation === relation) return ready.codec;
+    const shape = relation.columns.map((c) => c.name).join('\u0000');
+    let pending = this.codecs.get(name);
+    let codec = pending ? await pending : null;
+    if (!codec || codec.columns.map((c) => c.name).join('\u0000') !== shape) {
+      pending = this.describe(table, relation);
+      this.codecs.set(name, pending);
+      pending.catch(() => this.codecs.delete(name));
+      codec = await pending;
+    }
+    this.ready.set(name, { relation, codec });
+    return codec;
+  }
+
+  private async describe(table: PublishedTable, relation: RelationInfo): Promise<TableCodec> {
+    // Generated columns are not in the stream; everything pgoutput sends is carried.
+    const columns = await describeStreamColumns(
+      this.opts.source,
+      table.schema,
+      table.table,
+      relation.columns,
+      table.key,
+    );
+    const schemas = buildSchemas(this.opts.prefix, table.schema, table.table, columns);
+    const ids = {
+      key: schemas.key ? await this.opts.registry.register(`${table.topic}-key`, schemas.key) : null,
+      value: await this.opts.registry.register(`${table.topic}-value`, schemas.value),
+    };
+    return {
+      columns,
+      encoder: new ChangeEncoder(columns, schemas, ids, {
+        name: this.opts.prefix,
+        db: this.opts.sourceDb,
+        schema: table.schema,
+        table: table.table,
+      }),
+    };
+  }
+}
