@@ -2,7 +2,8 @@ import { DataError } from '@pgferry/core';
 import { STREAM_POSITION_HEADER } from '@pgferry/avro';
 import type { OffsetUpdate } from '@pgferry/control';
 import type { PartitionData } from '@pgferry/kafka';
-import { forEachRecordView, recordHeader } from '@pgferry/kafka-protocol';
+import { forEachRecordView } from '@pgferry/kafka-protocol';
+import { positionHeader } from './undecodable-records';
 
 /** A fetched record as the applier keeps it (key and value are views of the fetch response). */
 export interface Message {
@@ -118,7 +119,7 @@ export class PartitionQueues {
             key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
             value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
           },
-          header: recordHeader(r, STREAM_POSITION_HEADER),
+          header: positionHeader(r, where),
         }),
       );
     this.enqueue(data.topic, data.partition, records);

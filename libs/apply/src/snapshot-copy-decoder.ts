@@ -94,41 +94,46 @@ export class SnapshotCopyDecoder {
     let columns: string[] | null = null;
     let lastId = -1;
     let writers: BinaryWriter[] | null = null;
-    for (let i = 0; i < bufs.length; i++) {
-      const buf = bufs[i];
-      if (!buf) continue;
-      const start = starts[i];
-      const end = ends[i];
-      const id = end - start < 7 ? -1 : wireSchemaId(buf, start, end);
-      if (id < 0) return undefined;
-      if (id !== lastId) {
-        if (!this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
-        if (!types) {
-          let p = this.columnTypes.get(work.topic);
-          if (!p) {
-            const table = quoteQualified(target.schema, target.table);
-            p = columnTypeOids(client, table).catch((err) => {
-              throw classifyPgError(err, `reading the column types of ${table} on the destination`);
-            });
-            this.columnTypes.set(work.topic, p);
-            p.catch(() => this.columnTypes.delete(work.topic));
+    let i = 0;
+    try {
+      for (; i < bufs.length; i++) {
+        const buf = bufs[i];
+        if (!buf) continue;
+        const start = starts[i];
+        const end = ends[i];
+        const id = end - start < 7 ? -1 : wireSchemaId(buf, start, end);
+        if (id < 0) return undefined;
+        if (id !== lastId) {
+          if (!this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+          if (!types) {
+            let p = this.columnTypes.get(work.topic);
+            if (!p) {
+              const table = quoteQualified(target.schema, target.table);
+              p = columnTypeOids(client, table).catch((err) => {
+                throw classifyPgError(err, `reading the column types of ${table} on the destination`);
+              });
+              this.columnTypes.set(work.topic, p);
+              p.catch(() => this.columnTypes.delete(work.topic));
+            }
+            types = await p;
+            // No such table (yet): this batch goes as text, and the next one asks again.
+            if (!types.size) {
+              this.columnTypes.delete(work.topic);
+              return undefined;
+            }
           }
-          types = await p;
-          // No such table (yet): this batch goes as text, and the next one asks again.
-          if (!types.size) {
-            this.columnTypes.delete(work.topic);
-            return undefined;
-          }
+          writers = this.copyDecoder.binaryWriters(id, work.topic, types);
+          if (!writers) return undefined;
+          lastId = id;
         }
-        writers = this.copyDecoder.binaryWriters(id, work.topic, types);
-        if (!writers) return undefined;
-        lastId = id;
+        const fast = this.copyDecoder.decodeBinaryRange(buf, start, end, sink, writers!);
+        if (!fast || (fast.op !== 'r' && fast.op !== 'c')) return undefined;
+        const cols = fast.plan.columns;
+        if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000')) return undefined;
+        columns = cols;
       }
-      const fast = this.copyDecoder.decodeBinaryRange(buf, start, end, sink, writers!);
-      if (!fast || (fast.op !== 'r' && fast.op !== 'c')) return undefined;
-      const cols = fast.plan.columns;
-      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000')) return undefined;
-      columns = cols;
+    } catch (err) {
+      throw atRecord(work, i, err);
     }
     return columns;
   }
@@ -143,39 +148,56 @@ export class SnapshotCopyDecoder {
     const sink = new CopyTextSink();
     let columns: string[] | null = null;
     const { offsets, bufs, starts, ends } = work;
-    for (let i = 0; i < bufs.length; i++) {
-      const buf = bufs[i];
-      if (!buf) continue;
-      const start = starts[i];
-      const end = ends[i];
-      const id = wireSchemaId(buf, start, end);
-      if (id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
-      let op: string;
-      let cols: string[];
-      const fast = this.copyDecoder.decodeRange(buf, start, end, sink);
-      if (fast) {
-        op = fast.op;
-        cols = fast.plan.columns;
-      } else {
-        const change = await this.decoder.decode(buf.subarray(start, end));
-        op = change.op;
-        cols = change.columns;
-        if (!change.after)
+    let i = 0;
+    try {
+      for (; i < bufs.length; i++) {
+        const buf = bufs[i];
+        if (!buf) continue;
+        const start = starts[i];
+        const end = ends[i];
+        const id = wireSchemaId(buf, start, end);
+        if (id >= 0 && !this.copyDecoder.ready(id)) await this.copyDecoder.load(id);
+        let op: string;
+        let cols: string[];
+        const fast = this.copyDecoder.decodeRange(buf, start, end, sink);
+        if (fast) {
+          op = fast.op;
+          cols = fast.plan.columns;
+        } else {
+          const change = await this.decoder.decode(buf.subarray(start, end));
+          op = change.op;
+          cols = change.columns;
+          if (!change.after)
+            throw new DataError(
+              `Kafka topic ${work.topic} partition ${work.partition} offset ${offsets[i]}: a "${op}" record without a row`,
+            );
+          sink.line(copyLine(change.after));
+        }
+        if (op !== 'r' && op !== 'c')
           throw new DataError(
-            `a "${op}" record without a row at ${work.topic}/${work.partition}@${offsets[i]}`,
+            `Kafka topic ${work.topic} partition ${work.partition} offset ${offsets[i]}: unexpected op "${op}" in the full-data phase`,
           );
-        sink.line(copyLine(change.after));
+        if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000'))
+          throw new DataError(
+            `the columns of ${quoteQualified(target.schema, target.table)} changed within one batch`,
+          );
+        columns = cols;
       }
-      if (op !== 'r' && op !== 'c')
-        throw new DataError(
-          `unexpected op "${op}" in the full-data phase at ${work.topic}/${work.partition}@${offsets[i]}`,
-        );
-      if (columns && cols !== columns && cols.join('\u0000') !== columns.join('\u0000'))
-        throw new DataError(
-          `the columns of ${quoteQualified(target.schema, target.table)} changed within one batch`,
-        );
-      columns = cols;
+    } catch (err) {
+      throw atRecord(work, i, err);
     }
     return { format: 'text', columns, rows: sink.rows, chunks: sink.take() };
   }
+}
+
+/**
+ * A DataError of record i of `work` named by where the record is (topic, partition, offset);
+ * other errors pass as they are. The snapshot has no dead-letter mode: the applier stops.
+ */
+function atRecord(work: SnapshotWork, i: number, err: unknown): unknown {
+  if (!(err instanceof DataError) || err.message.startsWith('Kafka topic ')) return err;
+  return new DataError(
+    `Kafka topic ${work.topic} partition ${work.partition} offset ${work.offsets[i]}: ${err.message}`,
+    { cause: err },
+  );
 }

@@ -257,6 +257,46 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
     expect(parked[0]).toMatch(/check constraint "Items_qty_check"/);
   });
 
+  it('stops at a record that does not decode, naming it and applying nothing of its transaction, or parks it and commits the rest', async () => {
+    const whole = item('c', 602n, null, ['9', 'corrupt', '9']);
+    // The right schema id, a body cut short: what a broken producer or a bit flip leaves.
+    const corrupt = { key: whole.key, value: whole.value.subarray(0, whole.value.length - 6) };
+    await publish(600n, [
+      logged(601n, 'f'),
+      on(0, corrupt),
+      on(1, item('c', 603n, null, ['10', 'ten', '10'])),
+    ]);
+    const undecodable =
+      /^Kafka topic pre\.shop\.Items partition 0 offset \d+: Avro value of schema \d+ does not decode/;
+    const strict = applier('g1');
+    await strict.start();
+    await waitFor(() => strict.error, {
+      reason: 'the strict applier to fail on the record that does not decode',
+      until: (e) => e !== null,
+      timeout: 30_000,
+    }).finally(() => strict.stop());
+    expect(strict.error!.message).toMatch(undecodable);
+    expect(strict.error!.message).toMatch(/the applier stops here \(onError strict\)/);
+    expect((await state()).log).toEqual(['a', 'b', 'c', 'd', 'e']);
+
+    const parked: string[] = [];
+    const lenient = applier('g1', {
+      onError: 'dead-letter',
+      deadLetterTopic: 'pre.dlq',
+      onDeadLetter: (_t, _offset, reason) => parked.push(reason),
+    });
+    await lenient.start();
+    try {
+      await reaches(lenient, async () => (await state()).log, ['a', 'b', 'c', 'd', 'e', 'f']);
+    } finally {
+      await lenient.stop();
+    }
+    expect((await state()).items.map((r) => r.id as number)).toEqual([2, 3, 8, 10]);
+    expect(lenient.deadLettered).toBe(1);
+    expect(parked).toHaveLength(1);
+    expect(parked[0]).toMatch(undecodable);
+  });
+
   it('refuses to take over a stream a per-key applier has been applying', async () => {
     const client = await pg.connect();
     await storeOffset(client, 'g-per-key', targets[0].topic, 0, 3n, streamPosition(100n, 2));

@@ -1,17 +1,18 @@
 import type { Client } from 'pg';
 import { DataError, PgferryError } from '@pgferry/core';
-import { classifyPgError, formatLsn, PIPELINE_SESSION_SQL } from '@pgferry/pg';
+import { classifyPgError, formatLsn, PIPELINE_SESSION_SQL, quoteQualified } from '@pgferry/pg';
 import { APPLIER_FETCH, type Applier, type ApplierTarget } from './applier';
 import { ConsumerLoop } from './consumer-loop';
 import { DeadLetters } from './dead-letter';
 import type { PartitionData } from '@pgferry/kafka';
-import { RecordDecoder, decodeTransactionRecord } from '@pgferry/avro';
+import { RecordDecoder, type DecodedChange } from '@pgferry/avro';
 import { readOffsets, readStreamPositions, storeOffsets } from '@pgferry/control';
 import { Throttle } from './throttle';
 import { PgChangeApplier } from './pg-change-applier';
 import type { PerKeyApplierOptions } from './per-key-applier';
 import { head, PartitionQueues, type PartitionQueue } from './partition-queues';
 import { BatchApplier, MAX_PENDING, MAX_PENDING_BYTES, openBatch, type Batch } from './transaction-batch';
+import { transactionRecord, undecodableRecord } from './undecodable-records';
 
 export interface TransactionalApplierOptions extends Omit<
   PerKeyApplierOptions,
@@ -267,7 +268,7 @@ export class TransactionalApplier implements Applier {
         this.queues.take(tx);
         continue;
       }
-      const record = decodeTransactionRecord(first.message.value!);
+      const record = transactionRecord(tx.topic, first);
       if (record.status !== 'BEGIN')
         throw new DataError(
           `${tx.topic}/0@${first.offset}: END of transaction ${record.id} without its BEGIN; the transaction topic was written by something else than this task's capture`,
@@ -330,7 +331,23 @@ export class TransactionalApplier implements Applier {
       tx.next++;
       if (!item.message.value) continue; // a tombstone: only its offset moves
       const target = this.byTopic.get(q.topic)!;
-      const change = await this.decoder.decode(item.message.value);
+      let change: DecodedChange;
+      try {
+        change = await this.decoder.decode(item.message.value);
+      } catch (err) {
+        if (!(err instanceof DataError)) throw err;
+        const where = `Kafka topic ${q.topic} partition ${q.partition}`;
+        const failure = undecodableRecord(where, item.message.offset, err, this.opts.onError);
+        if (this.opts.onError !== 'dead-letter') throw failure;
+        // Parked before the destination transaction commits, like a change that does not apply.
+        await this.deadLetters!.park(item.message, failure.message, {
+          topic: q.topic,
+          partition: q.partition,
+          table: quoteQualified(target.schema, target.table),
+        });
+        this.opts.onDeadLetter?.(target, item.message.offset.toString(), failure.message);
+        continue;
+      }
       let pending = batch.pending.get(q.topic);
       const shape: string =
         change.after || change.before ? change.columns.join('\u0000') : (pending?.shape ?? '');
@@ -370,7 +387,7 @@ export class TransactionalApplier implements Applier {
         this.queues.take(q);
         continue;
       }
-      const record = decodeTransactionRecord(first.message.value!);
+      const record = transactionRecord(q.topic, first);
       if (first.lsn !== tx.lsn)
         throw new DataError(
           `${q.topic}/0@${first.offset}: ${record.status} of transaction ${record.id} before the END of ${tx.id}; the transaction topic was written by something else than this task's capture`,

@@ -1,5 +1,5 @@
 import { DataError } from '@pgferry/core';
-import { STREAM_POSITION_HEADER } from '@pgferry/avro';
+import { decodeTransactionRecord, STREAM_POSITION_HEADER, type TransactionRecord } from '@pgferry/avro';
 import { recordHeader, type RecordView } from '@pgferry/kafka-protocol';
 
 /**
@@ -28,5 +28,24 @@ export function positionHeader(r: RecordView, where: string): Buffer | null {
     return recordHeader(r, STREAM_POSITION_HEADER);
   } catch (err) {
     throw new DataError(`${where}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * The BEGIN or END record at the head of the transaction topic; one that does not decode stops
+ * the applier whatever onError says: the topic orders every change, nothing can be skipped.
+ */
+export function transactionRecord(
+  topic: string,
+  first: { offset: bigint; message: { value: Buffer | null } },
+): TransactionRecord {
+  try {
+    return decodeTransactionRecord(first.message.value!);
+  } catch (err) {
+    if (!(err instanceof DataError)) throw err;
+    throw new DataError(
+      `Kafka topic ${topic} partition 0 offset ${first.offset}: ${err.message}; the transaction topic was written by something else than this task's capture`,
+      { cause: err },
+    );
   }
 }
