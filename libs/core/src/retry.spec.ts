@@ -1,5 +1,5 @@
 import { ConnectionError, DataError } from './errors';
-import { retry, RetryDeadlineError, retryNote, RetryStreak } from './retry';
+import { retry, RetryDeadlineError, RetryStreak } from './retry';
 
 function clock() {
   let t = 0;
@@ -204,16 +204,5 @@ describe('RetryStreak: a run of failures over calls of their own', () => {
     const fatal = new DataError('bad row');
     expect(() => streak.failed(fatal)).toThrow(fatal);
     expect(streak.failures).toBe(0);
-  });
-});
-
-describe('retryNote', () => {
-  it('names the error and its causes, redacted, and the pause', () => {
-    const err = new ConnectionError('connecting to postgres://app:hunter2@db/x failed', {
-      cause: new Error('ECONNREFUSED'),
-    });
-    expect(retryNote(err, 1500)).toBe(
-      'connecting to postgres://app:[redacted]@db/x failed: caused by: ECONNREFUSED; retrying in 1.5 s',
-    );
   });
 });

@@ -1,5 +1,4 @@
-import { describeError, isProgrammingError, isRetriable } from './errors';
-import { redactString } from './redact';
+import { isProgrammingError, isRetriable } from './errors';
 
 /**
  * Every retry in pgferry goes through this file: `retry` for an operation that can be called
@@ -149,9 +148,4 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
       if (options.signal?.aborted) throw err;
     }
   }
-}
-
-/** "<the error, redacted>; retrying in 1.5 s": the line a retry logs once per failed attempt. */
-export function retryNote(err: unknown, delayMs: number): string {
-  return `${redactString(describeError(err))}; retrying in ${(delayMs / 1000).toFixed(1)} s`;
 }
