@@ -22,7 +22,7 @@ export interface RunningStream {
  * The stream capture and the change applier inside the controller, configured as the children
  * would be (process-options.ts). A lost destination fails the applier with a retriable error: a
  * new one takes over from the stored offsets (as the supervisor restarts a child), within
- * retry.connectionMinutes.
+ * retry.connectionMinutes; a capture that fails retriably is started again likewise.
  */
 export async function startStreamInProcess(
   stream: StreamSettings,
@@ -40,12 +40,12 @@ export async function startStreamInProcess(
   let applier = spec.options.stream.appliers > 0 ? newApplier() : null;
   await applier?.start();
   let replacing: Promise<void> | null = null;
+  const minutes = spec.options.retry.connectionMinutes;
   // A new applier in place of the lost one, started again after retriable failures within
   // retry.connectionMinutes. The lost one counts as the first failed attempt: the deadline runs
   // from the loss, and the first new applier starts after the first delay.
   const replace = async (lost: Error) => {
     await applier?.stop();
-    const minutes = spec.options.retry.connectionMinutes;
     try {
       applier = await retry(
         async (attempt) => {
@@ -77,13 +77,31 @@ export async function startStreamInProcess(
       if (!abort.signal.aborted) failure ??= err as Error;
     }
   };
+  // A capture that fails retriably before it streams (taking its lease while the destination
+  // restarts) is started again, as the supervisor restarts a capture child; the stream itself
+  // rides out lost connections within the same window (runStreamCapture).
+  const capture = () =>
+    retry(() => leasedStreamCapture(stream, { kafka, emit, stop: abort.signal }), {
+      deadlineMs: minutes * 60_000,
+      initialDelayMs: 1000,
+      maxDelayMs: 5000,
+      signal: abort.signal,
+      onRetry: (err, _attempt, delayMs) =>
+        emit({
+          kind: 'phase',
+          phase: 'incremental',
+          status: 'running',
+          detail: `the capture failed (${redactString(describeError(err))}); starting it again in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
+        }),
+    });
   const streaming = ownCapture
-    ? leasedStreamCapture(stream, { kafka, emit, stop: abort.signal }).then(
+    ? capture().then(
         () => {
           if (!abort.signal.aborted) failure ??= new PgferryError('the change stream ended on its own');
         },
         (err) => {
-          failure ??= err instanceof Error ? err : new PgferryError(String(err));
+          if (!abort.signal.aborted || !isRetriable(err))
+            failure ??= err instanceof Error ? err : new PgferryError(String(err));
         },
       )
     : Promise.resolve();
