@@ -16,7 +16,7 @@ export {
 export { createLogger, type Logger } from './log';
 export { lz4FrameCompress, lz4FrameDecompress, lz4IsNative } from './lz4-frame';
 export { redactString } from './redact';
-export { retry, RetryDeadlineError, sleep } from './retry';
+export { retry, RetryDeadlineError, RetryStreak, sleep, type RetryOptions } from './retry';
 export {
   type EndpointSpec,
   loadTaskSpec,

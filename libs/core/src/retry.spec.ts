@@ -1,5 +1,5 @@
 import { ConnectionError, DataError } from './errors';
-import { retry, RetryDeadlineError } from './retry';
+import { retry, RetryDeadlineError, RetryStreak } from './retry';
 
 function clock() {
   let t = 0;
@@ -62,5 +62,147 @@ describe('retry', () => {
     expect(err.message).toMatch(/^gave up after \d+ attempts in 5s: still down$/);
     expect(err.cause).toBeInstanceOf(ConnectionError);
     expect(c.now()).toBe(5_000);
+  });
+});
+
+describe('retry options', () => {
+  const down = () => new ConnectionError('down');
+
+  it('tells onRetry once per retried attempt, with the pause before the next', async () => {
+    const seen: Array<[number, number]> = [];
+    let calls = 0;
+    await retry(
+      async () => {
+        if (++calls < 4) throw down();
+      },
+      { deadlineMs: 10_000, jitter: 0, onRetry: (_e, n, ms) => seen.push([n, ms]), ...clock() },
+    );
+    expect(seen).toEqual([
+      [1, 200],
+      [2, 400],
+      [3, 800],
+    ]);
+  });
+
+  it('maxAttempts gives up after that many attempts, with the last error as cause', async () => {
+    let calls = 0;
+    const err = await retry(
+      async () => {
+        calls++;
+        throw down();
+      },
+      { deadlineMs: Infinity, maxAttempts: 3, initialDelayMs: 0, ...clock() },
+    ).catch((e) => e);
+    expect(calls).toBe(3);
+    expect(err).toBeInstanceOf(RetryDeadlineError);
+    expect(err.attempts).toBe(3);
+    expect(err.cause).toBeInstanceOf(ConnectionError);
+  });
+
+  it('an infinite deadline retries as long as shouldRetry says, the delay capped', async () => {
+    const c = clock();
+    let calls = 0;
+    const pauses: number[] = [];
+    const result = await retry(
+      async () => {
+        if (++calls < 50) throw down();
+        return calls;
+      },
+      { deadlineMs: Infinity, jitter: 0, maxDelayMs: 5_000, onRetry: (_e, _n, ms) => pauses.push(ms), ...c },
+    );
+    expect(result).toBe(50);
+    expect(Math.max(...pauses)).toBe(5_000);
+    expect(c.now()).toBe(200 + 400 + 800 + 1600 + 3200 + 44 * 5_000);
+  });
+
+  it('resetAfterMs: an attempt that ran long before failing starts a new run (deadline and delay)', async () => {
+    const c = clock();
+    const runs = [0, 0, 10_000, 0, 0, 10_000, 0, 0];
+    const pauses: Array<[number, number]> = [];
+    let calls = 0;
+    await retry(
+      async () => {
+        const ran = runs[calls++];
+        if (ran === undefined) return;
+        await c.sleep(ran);
+        throw down();
+      },
+      {
+        deadlineMs: 5_000,
+        jitter: 0,
+        resetAfterMs: 5_000,
+        onRetry: (_e, n, ms) => pauses.push([n, ms]),
+        ...c,
+      },
+    );
+    // Without the reset, the 10 s attempts alone would pass the 5 s deadline.
+    expect(calls).toBe(runs.length + 1);
+    expect(pauses).toEqual([
+      [1, 200],
+      [2, 400],
+      [1, 200],
+      [2, 400],
+      [3, 800],
+      [1, 200],
+      [2, 400],
+      [3, 800],
+    ]);
+  });
+
+  it('without resetAfterMs a long attempt counts against the deadline', async () => {
+    const c = clock();
+    let calls = 0;
+    const err = await retry(
+      async () => {
+        calls++;
+        await c.sleep(10_000);
+        throw down();
+      },
+      { deadlineMs: 5_000, jitter: 0, ...c },
+    ).catch((e) => e);
+    expect(calls).toBe(1);
+    expect(err).toBeInstanceOf(RetryDeadlineError);
+  });
+
+  it('an abort while waiting ends the retries with the last error', async () => {
+    const abort = new AbortController();
+    let calls = 0;
+    const err = await retry(
+      async () => {
+        calls++;
+        throw down();
+      },
+      {
+        deadlineMs: 10_000,
+        signal: abort.signal,
+        onRetry: () => abort.abort(),
+        sleep: async () => undefined,
+      },
+    ).catch((e) => e);
+    expect(calls).toBe(1);
+    expect(err).toBeInstanceOf(ConnectionError);
+  });
+});
+
+describe('RetryStreak: a run of failures over calls of their own', () => {
+  it('keeps the deadline over failed calls, and a success starts over', () => {
+    const c = clock();
+    const streak = new RetryStreak({ deadlineMs: 1_000, jitter: 0, initialDelayMs: 100, ...c });
+    expect(streak.failed(new ConnectionError('no leader'))).toBe(100);
+    c.sleep(400);
+    expect(streak.failed(new ConnectionError('no leader'))).toBe(200);
+    expect(streak.failures).toBe(2);
+    c.sleep(700);
+    expect(() => streak.failed(new ConnectionError('no leader'))).toThrow(RetryDeadlineError);
+    streak.succeeded();
+    expect(streak.failures).toBe(0);
+    expect(streak.failed(new ConnectionError('no leader'))).toBe(100);
+  });
+
+  it('throws a fatal error itself', () => {
+    const streak = new RetryStreak({ deadlineMs: 1_000, ...clock() });
+    const fatal = new DataError('bad row');
+    expect(() => streak.failed(fatal)).toThrow(fatal);
+    expect(streak.failures).toBe(0);
   });
 });

@@ -71,9 +71,7 @@ export class BrokerConnection {
     readonly options: BrokerConnectionOptions,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) =>
-      this.fail(classifyKafkaError(err, `connection to ${options.label}`) as Error),
-    );
+    socket.on('error', (err) => this.fail(classifyKafkaError(err, `connection to ${options.label}`)));
     socket.on('close', () => this.fail(new ConnectionError(`${options.label} closed the connection`)));
   }
 
@@ -132,7 +130,7 @@ export class BrokerConnection {
       return decodeResponseBody<KafkaApis[K]['response']>(apiKey, version, payload);
     } catch (err) {
       const e = classifyKafkaError(err, `reading the ${apiName(apiKey)} response of ${this.options.label}`);
-      this.fail(e as Error);
+      this.fail(e);
       throw e;
     }
   }
@@ -225,11 +223,16 @@ export class BrokerConnection {
     // A broker that does not know version 2 answers with version 0 and UNSUPPORTED_VERSION,
     // and still lists its versions (KIP-511).
     const errorCode = payload.length >= 6 ? payload.readInt16BE(4) : -1;
-    const res = decodeResponseBody<ApiVersionsResponse>(
-      ApiKey.ApiVersions,
-      errorCode === 35 ? 0 : API_VERSIONS_VERSION,
-      payload,
-    );
+    let res: ApiVersionsResponse;
+    try {
+      res = decodeResponseBody<ApiVersionsResponse>(
+        ApiKey.ApiVersions,
+        errorCode === 35 ? 0 : API_VERSIONS_VERSION,
+        payload,
+      );
+    } catch (err) {
+      throw classifyKafkaError(err, `reading the ApiVersions response of ${this.options.label}`);
+    }
     if (res.errorCode !== 0 && res.errorCode !== 35)
       throw kafkaError(res.errorCode, `asking ${this.options.label} for its API versions`);
     this.versions = new Map(res.apiKeys.map((k) => [k.apiKey, { min: k.minVersion, max: k.maxVersion }]));

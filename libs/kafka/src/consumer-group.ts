@@ -1,4 +1,4 @@
-import { ConnectionError, PgferryError, sleep } from '@pgferry/core';
+import { ConnectionError, PgferryError, retry, RetryDeadlineError, sleep } from '@pgferry/core';
 import { ApiKey, Reader, Writer } from '@pgferry/kafka-protocol';
 import { KafkaCluster } from './kafka-cluster';
 import type { KafkaClientConfig } from './kafka-config';
@@ -90,24 +90,27 @@ export class ConsumerGroupMember {
    * Retries coordinator moves and lost connections for up to `deadlineMs`.
    */
   async join(deadlineMs = 120_000): Promise<TopicPartition[]> {
-    const started = Date.now();
     const where = `joining Kafka consumer group ${this.options.group}`;
     this.wantsRebalance = deferred();
-    for (let attempt = 0; ; attempt++) {
-      if (this.stopped) throw new PgferryError(`${where}: the member was stopped`);
-      try {
-        await this.cluster.connect();
-        const assignment = await this.joinOnce();
-        this.startHeartbeats();
-        return assignment;
-      } catch (err) {
-        const e = classifyKafkaError(err, where);
-        if (!(e instanceof PgferryError) || !e.retriable || Date.now() - started > deadlineMs) throw e;
-        if (e instanceof KafkaError && COORDINATOR_ERRORS.has(e.kafkaCode))
-          this.cluster.forgetCoordinator(this.options.group);
-        await sleep(Math.min(2000, 100 * 2 ** attempt));
-      }
-    }
+    return retry(
+      async () => {
+        if (this.stopped) throw new PgferryError(`${where}: the member was stopped`);
+        try {
+          await this.cluster.connect();
+          const assignment = await this.joinOnce();
+          this.startHeartbeats();
+          return assignment;
+        } catch (err) {
+          const e = classifyKafkaError(err, where);
+          if (e instanceof KafkaError && COORDINATOR_ERRORS.has(e.kafkaCode))
+            this.cluster.forgetCoordinator(this.options.group);
+          throw e;
+        }
+      },
+      { deadlineMs, initialDelayMs: 100, maxDelayMs: 2000 },
+    ).catch((err) => {
+      throw err instanceof RetryDeadlineError ? err.cause : err;
+    });
   }
 
   private async joinOnce(): Promise<TopicPartition[]> {
@@ -205,7 +208,7 @@ export class ConsumerGroupMember {
         } catch (err) {
           const e = classifyKafkaError(err, `heartbeating in Kafka consumer group ${this.options.group}`);
           if (e instanceof PgferryError && e.retriable) continue;
-          this.failure = e as Error;
+          this.failure = e;
           this.wantsRebalance.resolve();
           return;
         }

@@ -1,4 +1,4 @@
-import { ConnectionError, retry, RetryDeadlineError, TransientError } from '@pgferry/core';
+import { ConnectionError, PgferryError, retry, RetryDeadlineError, TransientError } from '@pgferry/core';
 import { ApiKey, type MetadataResponse } from '@pgferry/kafka-protocol';
 import { BrokerConnection } from './broker-connection';
 import {
@@ -120,6 +120,8 @@ export class KafkaCluster {
     const current = this.bootstrap && (await this.bootstrap.catch(() => null));
     if (current && !current.closed) return current;
     const attempt = (async () => {
+      if (!this.config.brokers.length)
+        throw new PgferryError('no Kafka bootstrap servers given: set kafka.brokers (host:port, ...)');
       let last: unknown = null;
       for (const b of this.config.brokers) {
         const { host, port } = parseBroker(b);

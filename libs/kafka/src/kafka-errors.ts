@@ -93,8 +93,8 @@ function isTlsFailure(code: string): boolean {
  * (retriable); a TLS failure an AuthenticationError naming the TLS options; a response that
  * does not parse a ConnectionError (the connection is dropped and opened again).
  */
-export function classifyKafkaError(err: unknown, context: string): unknown {
-  if (err instanceof PgferryError || isProgrammingError(err)) return err;
+export function classifyKafkaError(err: unknown, context: string): Error {
+  if (err instanceof PgferryError || isProgrammingError(err)) return err as Error;
   const code = (err as { code?: unknown })?.code;
   const message = err instanceof Error ? err.message : String(err);
   if (err instanceof ProtocolError)

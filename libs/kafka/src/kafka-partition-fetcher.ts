@@ -1,4 +1,11 @@
-import { ConnectionError, ObjectError, PgferryError, sleep } from '@pgferry/core';
+import {
+  ConnectionError,
+  ObjectError,
+  PgferryError,
+  RetryDeadlineError,
+  RetryStreak,
+  sleep,
+} from '@pgferry/core';
 import {
   ApiKey,
   scanBatches,
@@ -60,8 +67,8 @@ export class KafkaPartitionFetcher {
   /** The next offset per partition this fetcher reads, per topic. */
   private readonly offsets = new Map<string, Map<number, bigint>>();
   private readonly paused = new Set<string>();
-  private readonly retryDeadlineMs: number;
-  private failingSince: number | null = null;
+  /** Rounds that failed in a row (a partition without a leader, a broker lost): their deadline and backoff. */
+  private readonly failures: RetryStreak;
   private round = 0;
   private lastError = '';
 
@@ -70,7 +77,13 @@ export class KafkaPartitionFetcher {
     private readonly options: PartitionFetcherOptions,
   ) {
     this.cluster = new KafkaCluster(config);
-    this.retryDeadlineMs = options.retryDeadlineMs ?? 60_000;
+    this.failures = new RetryStreak({
+      deadlineMs: options.retryDeadlineMs ?? 60_000,
+      initialDelayMs: 50,
+      maxDelayMs: 1000,
+      // A failed round's error is a ConnectionError made here: retried until the deadline.
+      shouldRetry: () => true,
+    });
   }
 
   /** The cluster's id, once connected (for the run identity checks). */
@@ -258,17 +271,23 @@ export class KafkaPartitionFetcher {
       }),
     );
     if (!failed || this.closed) {
-      this.failingSince = null;
+      this.failures.succeeded();
       return out;
     }
-    const now = Date.now();
-    this.failingSince ??= now;
-    if (now - this.failingSince > this.retryDeadlineMs)
-      throw new ConnectionError(
-        `fetching ${[...this.offsets.keys()].join(', ')} failed for ${Math.round((now - this.failingSince) / 1000)} s: ${this.lastError}`,
+    let delayMs: number;
+    try {
+      delayMs = this.failures.failed(
+        new ConnectionError(`fetching ${[...this.offsets.keys()].join(', ')}: ${this.lastError}`),
       );
+    } catch (e) {
+      if (!(e instanceof RetryDeadlineError)) throw e;
+      throw new ConnectionError(
+        `fetching ${[...this.offsets.keys()].join(', ')} failed for ${Math.round(e.elapsedMs / 1000)} s: ${this.lastError}`,
+      );
+    }
     await this.refresh();
-    if (out.length === 0) await sleep(Math.min(1000, 50 + (now - this.failingSince) / 4));
+    // Partitions that fetched go on at once; with nothing to return, wait before the next round.
+    if (out.length === 0) await sleep(delayMs);
     return out;
   }
 

@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { isProgrammingError, isRetriable, PgferryError, sleep, type TaskSpec } from '@pgferry/core';
+import { describeError, isRetriable, redactString, retry, sleep, type TaskSpec } from '@pgferry/core';
 import { classifyPgError, connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
 import { RegistryClient } from '@pgferry/avro';
 import type { ApplierTarget } from '@pgferry/apply';
@@ -112,48 +112,63 @@ async function runUntilDone(
   const pollMs = opts.pollMs ?? 2000;
   const windowMs = opts.spec.options.retry.connectionMinutes * 60_000;
   const dst = resolveEndpoint(opts.spec.destination, 'destination');
-  let control: Client | null = null;
-  let failingSince: number | null = null;
+  // Opened by a run, closed when it fails (the next opens it again) and at the end.
+  let control = null as Client | null;
   let said = false;
-  try {
-    while (!opts.stop.aborted) {
-      try {
-        control ??= await connect(dst, 'destination', { applicationName: `pgferry ${role}` });
+  /** One run: 'done', or 'again' when the body ended while the phase still runs. */
+  const once = async (): Promise<ExternalOutcome | 'again'> => {
+    try {
+      control ??= await connect(dst, 'destination', { applicationName: `pgferry ${role}` });
+      // Waiting for the controller to start the phase (polling, not retrying).
+      let recorded: RecordedStreamSettings | null = null;
+      for (;;) {
         const status = await phaseStatus(control, task);
         if (status === 'done') return 'done';
-        const recorded = status === 'running' ? await readStreamSettings(control, task) : null;
-        if (!recorded) {
-          if (!said)
-            opts.say(`waiting for task ${task}'s incremental phase to start (pgferry migrate runs it)`);
-          said = true;
-          await sleep(pollMs, opts.stop);
-          continue;
-        }
-        const phaseDone = new AbortController();
-        const onStop = () => phaseDone.abort();
-        opts.stop.addEventListener('abort', onStop, { once: true });
-        const watcher = watchPhase(control, task, pollMs, phaseDone);
-        try {
-          await body(recorded, phaseDone.signal);
-        } finally {
-          phaseDone.abort();
-          opts.stop.removeEventListener('abort', onStop);
-          await watcher;
-        }
-        failingSince = null;
-        if ((await phaseStatus(control, task)) === 'done') return 'done';
-      } catch (err) {
-        if (isProgrammingError(err)) throw err;
-        const e =
-          err instanceof PgferryError ? err : classifyPgError(err, `running the ${role} of task ${task}`);
-        if (!isRetriable(e)) throw e;
-        failingSince ??= Date.now();
-        if (Date.now() - failingSince > windowMs) throw e;
-        opts.say(`${role} failed (${e.message}); starting again`);
-        await control?.end().catch(() => undefined);
-        control = null;
-        await sleep(Math.min(15_000, 500 + (Date.now() - failingSince) / 4), opts.stop);
+        recorded = status === 'running' ? await readStreamSettings(control, task) : null;
+        if (recorded || opts.stop.aborted) break;
+        if (!said)
+          opts.say(`waiting for task ${task}'s incremental phase to start (pgferry migrate runs it)`);
+        said = true;
+        await sleep(pollMs, opts.stop);
       }
+      if (!recorded) return 'stopped';
+      const phaseDone = new AbortController();
+      const onStop = () => phaseDone.abort();
+      opts.stop.addEventListener('abort', onStop, { once: true });
+      const watcher = watchPhase(control, task, pollMs, phaseDone);
+      try {
+        await body(recorded, phaseDone.signal);
+      } finally {
+        phaseDone.abort();
+        opts.stop.removeEventListener('abort', onStop);
+        await watcher;
+      }
+      if ((await phaseStatus(control, task)) === 'done') return 'done';
+      return opts.stop.aborted ? 'stopped' : 'again';
+    } catch (err) {
+      await control?.end().catch(() => undefined);
+      control = null;
+      throw classifyPgError(err, `running the ${role} of task ${task}`);
+    }
+  };
+  try {
+    // Each run that ends without a failure starts a new run of retries.
+    while (!opts.stop.aborted) {
+      const outcome = await retry(once, {
+        deadlineMs: windowMs,
+        initialDelayMs: 500,
+        maxDelayMs: 15_000,
+        signal: opts.stop,
+        onRetry: (err, _attempt, delayMs) =>
+          opts.say(
+            `${role} failed (${redactString(describeError(err))}); starting again in ${(delayMs / 1000).toFixed(1)} s`,
+          ),
+      }).catch((err) => {
+        // Stopped while waiting to start again.
+        if (opts.stop.aborted && isRetriable(err)) return 'stopped' as const;
+        throw err;
+      });
+      if (outcome !== 'again') return outcome;
     }
     return 'stopped';
   } finally {

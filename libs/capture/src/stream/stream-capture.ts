@@ -1,15 +1,5 @@
 import type { Client } from 'pg';
-import {
-  describeError,
-  isProgrammingError,
-  isRetriable,
-  PgferryError,
-  retry,
-  RetryDeadlineError,
-  sleep,
-  type Logger,
-  type TaskSpec,
-} from '@pgferry/core';
+import { describeError, PgferryError, retry, sleep, type Logger, type TaskSpec } from '@pgferry/core';
 import {
   classifyPgError,
   connect,
@@ -107,7 +97,15 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
         await control.end().catch(() => undefined);
       }
     },
-    { deadlineMs: opts.retryWindowMs, signal: opts.stop },
+    {
+      deadlineMs: opts.retryWindowMs,
+      signal: opts.stop,
+      onRetry: (err, attempt, delayMs) =>
+        opts.logger?.warn(
+          { err: describeError(err), attempt, retryInMs: Math.round(delayMs) },
+          'reading the task from the destination failed; retrying',
+        ),
+    },
   );
   if (!task?.slotName || !task.consistentLsn)
     throw new PgferryError(
@@ -120,33 +118,28 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
     intervalMs: opts.heartbeatIntervalMs ?? 1000,
     logger: opts.logger,
   });
-  let streakStart: number | null = null;
-  let delay = 500;
   try {
-    for (;;) {
-      const began = Date.now();
-      try {
+    // Each attempt streams from the last confirmed position; one that streamed for a while
+    // before it failed starts a new retry window.
+    await retry(
+      async () => {
         startLsn = await streamOnce(opts, producer, startLsn, (lsn) => (startLsn = lsn));
-        return;
-      } catch (err) {
-        if (opts.stop.aborted) return;
-        if (isProgrammingError(err) || !isRetriable(err)) throw err;
-        if (Date.now() - began > HEALTHY_RUN_MS) {
-          streakStart = null;
-          delay = 500;
-        }
-        streakStart ??= began;
-        if (Date.now() - streakStart > opts.retryWindowMs)
-          throw new RetryDeadlineError(1, Date.now() - streakStart, err);
-        opts.logger?.warn(
-          { err: describeError(err), from: formatLsn(startLsn), retryInMs: delay },
-          'stream failed; resuming from the last confirmed position',
-        );
-        await sleep(delay, opts.stop);
-        delay = Math.min(delay * 2, 15_000);
-        if (opts.stop.aborted) return;
-      }
-    }
+      },
+      {
+        deadlineMs: opts.retryWindowMs,
+        initialDelayMs: 500,
+        maxDelayMs: 15_000,
+        resetAfterMs: HEALTHY_RUN_MS,
+        signal: opts.stop,
+        onRetry: (err, attempt, delayMs) =>
+          opts.logger?.warn(
+            { err: describeError(err), attempt, from: formatLsn(startLsn), retryInMs: Math.round(delayMs) },
+            'stream failed; resuming from the last confirmed position',
+          ),
+      },
+    ).catch((err) => {
+      if (!opts.stop.aborted) throw err;
+    });
   } finally {
     await heartbeat.stop();
     await producer.close().catch(() => undefined);

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { PgferryError } from '@pgferry/core';
+import { PgferryError, retry, RetryDeadlineError } from '@pgferry/core';
 import { quoteIdent } from '../ident';
 import { freePort } from './free-port';
 import { findPgBinDir, serverUser, type RunAs } from './pg-binaries';
@@ -88,16 +88,17 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     throw new PgferryError(
       'no local PostgreSQL server binaries (initdb, pg_ctl): install the PostgreSQL server package, or set PGFERRY_PG_BIN to the directory that holds them',
     );
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      return await startOnce(bin, options);
-    } catch (err) {
-      lastError = err;
-      if (!/could not bind|address already in use|port/i.test(String((err as Error).message))) throw err;
-    }
-  }
-  throw lastError;
+  // The server's own words for a port taken meanwhile (pg_ctl reports them from its log).
+  const portTaken = (err: unknown) =>
+    /could not bind|address already in use|port/i.test(String((err as Error)?.message));
+  return retry(() => startOnce(bin, options), {
+    deadlineMs: Infinity,
+    maxAttempts: 3,
+    initialDelayMs: 0,
+    shouldRetry: portTaken,
+  }).catch((err) => {
+    throw err instanceof RetryDeadlineError ? err.cause : err;
+  });
 }
 
 function settingsText(options: LocalClusterOptions, port: number, socketDir: string): string {

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { isRetriable, PgferryError, RetryDeadlineError, sleep } from '@pgferry/core';
+import { describeError, isRetriable, PgferryError, redactString, retry } from '@pgferry/core';
 import { RegistryClient } from '@pgferry/avro';
 import type { KafkaClient } from '../kafka-client';
 import type { Emit } from '../migration-event';
@@ -22,7 +22,7 @@ export interface RunningStream {
  * The stream capture and the change applier inside the controller, configured as the children
  * would be (process-options.ts). A lost destination fails the applier with a retriable error: a
  * new one takes over from the stored offsets (as the supervisor restarts a child), within
- * retry.connectionMinutes.
+ * retry.connectionMinutes; a capture that fails retriably is started again likewise.
  */
 export async function startStreamInProcess(
   stream: StreamSettings,
@@ -40,38 +40,68 @@ export async function startStreamInProcess(
   let applier = spec.options.stream.appliers > 0 ? newApplier() : null;
   await applier?.start();
   let replacing: Promise<void> | null = null;
+  const minutes = spec.options.retry.connectionMinutes;
+  // A new applier in place of the lost one, started again after retriable failures within
+  // retry.connectionMinutes. The lost one counts as the first failed attempt: the deadline runs
+  // from the loss, and the first new applier starts after the first delay.
   const replace = async (lost: Error) => {
-    const since = Date.now();
-    let last = lost;
     await applier?.stop();
-    while (!abort.signal.aborted) {
-      if (Date.now() - since > spec.options.retry.connectionMinutes * 60_000) {
-        failure ??= new RetryDeadlineError(1, Date.now() - since, last);
-        return;
-      }
-      await sleep(1000, abort.signal);
-      const next = newApplier();
-      try {
-        await next.start();
-        applier = next;
-        return;
-      } catch (err) {
-        await next.stop().catch(() => undefined);
-        if (!isRetriable(err)) {
-          failure ??= err as Error;
-          return;
-        }
-        last = err as Error;
-      }
+    try {
+      applier = await retry(
+        async (attempt) => {
+          if (attempt === 1) throw lost;
+          const next = newApplier();
+          try {
+            await next.start();
+            return next;
+          } catch (err) {
+            await next.stop().catch(() => undefined);
+            throw err;
+          }
+        },
+        {
+          deadlineMs: minutes * 60_000,
+          initialDelayMs: 1000,
+          maxDelayMs: 5000,
+          signal: abort.signal,
+          onRetry: (err, _attempt, delayMs) =>
+            emit({
+              kind: 'phase',
+              phase: 'incremental',
+              status: 'running',
+              detail: `the applier failed (${redactString(describeError(err))}); starting a new one in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
+            }),
+        },
+      );
+    } catch (err) {
+      if (!abort.signal.aborted) failure ??= err as Error;
     }
   };
+  // A capture that fails retriably before it streams (taking its lease while the destination
+  // restarts) is started again, as the supervisor restarts a capture child; the stream itself
+  // rides out lost connections within the same window (runStreamCapture).
+  const capture = () =>
+    retry(() => leasedStreamCapture(stream, { kafka, emit, stop: abort.signal }), {
+      deadlineMs: minutes * 60_000,
+      initialDelayMs: 1000,
+      maxDelayMs: 5000,
+      signal: abort.signal,
+      onRetry: (err, _attempt, delayMs) =>
+        emit({
+          kind: 'phase',
+          phase: 'incremental',
+          status: 'running',
+          detail: `the capture failed (${redactString(describeError(err))}); starting it again in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
+        }),
+    });
   const streaming = ownCapture
-    ? leasedStreamCapture(stream, { kafka, emit, stop: abort.signal }).then(
+    ? capture().then(
         () => {
           if (!abort.signal.aborted) failure ??= new PgferryError('the change stream ended on its own');
         },
         (err) => {
-          failure ??= err instanceof Error ? err : new PgferryError(String(err));
+          if (!abort.signal.aborted || !isRetriable(err))
+            failure ??= err instanceof Error ? err : new PgferryError(String(err));
         },
       )
     : Promise.resolve();

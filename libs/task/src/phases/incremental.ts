@@ -1,12 +1,5 @@
 import type { Client } from 'pg';
-import {
-  describeError,
-  isRetriable,
-  PgferryError,
-  RetryDeadlineError,
-  sleep,
-  type TaskSpec,
-} from '@pgferry/core';
+import { describeError, isRetriable, PgferryError, redactString, retry, type TaskSpec } from '@pgferry/core';
 import { classifyPgError, formatLsn, parseLsn } from '@pgferry/pg';
 import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avro';
 import { AppliedRate, cutoverRequested, readStreamLag, writeStreamSettings } from '@pgferry/control';
@@ -117,34 +110,44 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   let target: bigint | null = null;
   const rate = new AppliedRate();
   let { source, control } = opts;
-  /** Since when the controller's connections are failing (null while they work). */
-  let lostSince: number | null = null;
+  const retryMinutes = spec.options.retry.connectionMinutes;
+  /** The failure of the stream or the applier that ends the phase: never retried here. */
+  let ended: Error | null = null;
   try {
     for (;;) {
-      const err = running.failure();
-      if (err) throw err;
-      if (opts.signal?.aborted) throw new TaskStoppedError(task);
-      let polled: string | null;
-      try {
-        polled = await poll();
-        lostSince = null;
-      } catch (err) {
-        const failure = classifyPgError(err, 'following the change stream');
-        if (!opts.reconnect || !isRetriable(failure)) throw failure;
-        lostSince ??= Date.now();
-        const waited = Date.now() - lostSince;
-        if (waited > spec.options.retry.connectionMinutes * 60_000)
-          throw new RetryDeadlineError(1, waited, failure);
-        opts.emit({
-          kind: 'phase',
-          phase: 'incremental',
-          status: 'running',
-          detail: `lost a connection (${describeError(failure)}); reconnecting, for up to retry.connectionMinutes (${spec.options.retry.connectionMinutes})`,
-        });
-        await sleep(Math.min(5000, 500 + waited / 4), opts.signal);
-        ({ source, control } = await opts.reconnect().catch(() => ({ source, control })));
-        continue;
-      }
+      // A lost controller connection (a server restart): opened again, and the poll retried,
+      // within retry.connectionMinutes of failures in a row.
+      const polled = await retry(
+        async (attempt) => {
+          ended = running.failure();
+          if (ended) throw ended;
+          if (opts.signal?.aborted) throw new TaskStoppedError(task);
+          if (attempt > 1 && opts.reconnect)
+            ({ source, control } = await opts.reconnect().catch(() => ({ source, control })));
+          try {
+            return await poll();
+          } catch (e) {
+            throw classifyPgError(e, 'following the change stream');
+          }
+        },
+        {
+          deadlineMs: retryMinutes * 60_000,
+          initialDelayMs: 500,
+          maxDelayMs: 5000,
+          signal: opts.signal,
+          shouldRetry: (e) => e !== ended && opts.reconnect !== undefined && isRetriable(e),
+          onRetry: (e, _attempt, delayMs) =>
+            opts.emit({
+              kind: 'phase',
+              phase: 'incremental',
+              status: 'running',
+              detail: `lost a connection (${redactString(describeError(e))}); reconnecting in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${retryMinutes})`,
+            }),
+        },
+      ).catch((e) => {
+        // Stopped while waiting to reconnect.
+        throw opts.signal?.aborted && e !== ended && isRetriable(e) ? new TaskStoppedError(task) : e;
+      });
       if (polled !== null) return polled;
       await new Promise((r) => setTimeout(r, pollMs));
     }
