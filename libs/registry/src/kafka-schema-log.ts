@@ -98,9 +98,12 @@ export class KafkaSchemaLog implements SchemaLog {
     try {
       await this.producer.publish(this.topic, [{ key, value, partition: 0 }]);
     } catch (err) {
+      // The producer's errors are typed (classifyKafkaError): keep whether a retry can help.
+      const typed = err instanceof PgferryError ? err : null;
       throw new PgferryError(`writing the schema registry's topic ${this.topic}: ${(err as Error).message}`, {
         cause: err,
-        retriable: true,
+        retriable: typed?.retriable ?? false,
+        code: typed?.code,
       });
     }
   }
