@@ -8,7 +8,7 @@ import type { Message } from './partition-queues';
 import type { PgChangeApplier } from './pg-change-applier';
 import type { TargetTable } from './pg-row-applier';
 import type { Throttle } from './throttle';
-import type { TransactionalApplierOptions } from './transactional-applier';
+import type { PerKeyApplierOptions } from './per-key-applier';
 
 /**
  * The open destination transaction: whole source transactions, in commit order, committed
@@ -69,10 +69,7 @@ export class BatchApplier {
     private readonly changes: PgChangeApplier,
     private readonly throttle: Throttle,
     private readonly deadLetters: DeadLetters | null,
-    private readonly opts: Pick<
-      TransactionalApplierOptions,
-      'group' | 'onError' | 'onApplied' | 'onDeadLetter'
-    >,
+    private readonly opts: Pick<PerKeyApplierOptions, 'group' | 'onError' | 'onApplied' | 'onDeadLetter'>,
   ) {}
 
   /** Applies every table's gathered changes inside the open destination transaction. */

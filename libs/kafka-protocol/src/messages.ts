@@ -1,6 +1,6 @@
-import type { ApiSpec } from './messages/api-spec';
-import { PRODUCE, FETCH, INIT_PRODUCER_ID } from './messages/produce-fetch';
-import { METADATA, LIST_OFFSETS, OFFSET_COMMIT, OFFSET_FETCH } from './messages/metadata-offsets';
+import type { ApiSpec } from './api-spec';
+import { PRODUCE, FETCH, INIT_PRODUCER_ID } from './messages-produce-fetch';
+import { METADATA, LIST_OFFSETS, OFFSET_COMMIT, OFFSET_FETCH } from './messages-metadata-offsets';
 import {
   FIND_COORDINATOR,
   JOIN_GROUP,
@@ -9,20 +9,20 @@ import {
   SYNC_GROUP,
   DESCRIBE_GROUPS,
   LIST_GROUPS,
-} from './messages/groups';
+} from './messages-groups';
 import {
   CREATE_TOPICS,
   DELETE_TOPICS,
   DELETE_RECORDS,
   DESCRIBE_CONFIGS,
   CREATE_PARTITIONS,
-} from './messages/admin';
-import { API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE } from './messages/connection';
+} from './messages-admin';
+import { API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE } from './messages-connection';
 
-export { ApiKey, type ApiSpec } from './messages/api-spec';
+export { ApiKey, type ApiSpec } from './api-spec';
 
 /**
- * Every API's layouts, one file per API family in ./messages/. Kept in this order: the broker's
+ * Every API's layouts, one file per API family (messages-*.ts). Kept in this order: the broker's
  * ApiVersions response lists its APIs in it.
  */
 const specs: ApiSpec[] = [

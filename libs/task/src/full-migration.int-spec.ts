@@ -10,7 +10,7 @@ import {
   startTestBroker,
   type TestBroker,
 } from '@pgferry/testing';
-import { runFullMigration } from './full-migration';
+import { runFullMigration } from './phases/full-migration';
 import type { MigrationEvent } from './migration-event';
 
 const SOURCE_DDL = `

@@ -1,6 +1,6 @@
 export { runApplierProcess } from './applier-process';
 export { runCaptureProcess, runStreamProcess } from './capture-process';
-export { type FullMigrationResult, runFullMigration } from './full-migration';
+export { type FullMigrationResult, runFullMigration } from './phases/full-migration';
 export { type KafkaClient, kafkaClient, type KafkaConnection } from './kafka-client';
 export { type MigrationEvent } from './migration-event';
 export { TaskStoppedError } from './phases/incremental';

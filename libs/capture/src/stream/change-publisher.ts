@@ -15,15 +15,9 @@ import type { Lsn } from '@pgferry/pg';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
 import { isHeartbeatTable } from './pg-heartbeat';
 import { PublishChain, type PublishChainOptions } from './publish-chain';
-import { TableCodecs, type TableCodecsOptions } from './table-codecs';
+import { TableCodecs, type PublishedTable, type TableCodecsOptions } from './table-codecs';
 
-/** One published table: its topic and the key the snapshot used. */
-export interface PublishedTable {
-  schema: string;
-  table: string;
-  topic: string;
-  key: string[];
-}
+export type { PublishedTable } from './table-codecs';
 
 /**
  * How records are sent and confirmed (PublishChainOptions), how tables are described

@@ -2,7 +2,14 @@ import type { Client } from 'pg';
 import { describeStreamColumns, type ColumnInfo } from '@pgferry/pg';
 import { ChangeEncoder, buildSchemas, type RegistryClient } from '@pgferry/avro';
 import type { RelationInfo } from '../change-event';
-import type { PublishedTable } from './change-publisher';
+
+/** One published table: its topic and the key the snapshot used. */
+export interface PublishedTable {
+  schema: string;
+  table: string;
+  topic: string;
+  key: string[];
+}
 
 /** What the change publisher encodes a table's changes with. */
 export interface TableCodec {

@@ -1,7 +1,7 @@
 import type { Client } from 'pg';
 import { listTables, quoteQualified, type SelectedTable } from '@pgferry/pg';
 import { readStreamTables } from '@pgferry/control';
-import type { MigrationContext } from '../migration-context';
+import type { MigrationContext } from './migration-context';
 import { describeSequences, syncSequences } from '../pg-sequence-sync';
 import type { Phase } from './phase';
 

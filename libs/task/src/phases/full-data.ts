@@ -1,7 +1,7 @@
 import { RegistryClient } from '@pgferry/avro';
 import { createSlotWithSnapshot, dropSlot, prepareStreams } from '@pgferry/capture';
 import { buildDeferredKeys, prepareKeyConstraints, type DeferredKeys } from '@pgferry/apply';
-import type { MigrationContext } from '../migration-context';
+import type { MigrationContext } from './migration-context';
 import type { ApplierSettings, CaptureSettings } from '../process-config';
 import { describeSequences, syncSequences } from '../pg-sequence-sync';
 import { prepareStreamSource } from '../stream-source';

@@ -4,7 +4,7 @@ import { classifyPgError, formatLsn, parseLsn } from '@pgferry/pg';
 import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avro';
 import { AppliedRate, cutoverRequested, readStreamLag, writeStreamSettings } from '@pgferry/control';
 import { ensureTopic, type KafkaClient } from '../kafka-client';
-import type { MigrationContext } from '../migration-context';
+import type { MigrationContext } from './migration-context';
 import type { Emit } from '../migration-event';
 import type { ApplierSettings, StreamSettings } from '../process-config';
 import { prepareStreamSource } from '../stream-source';

@@ -1,4 +1,4 @@
-import type { MigrationContext } from '../migration-context';
+import type { MigrationContext } from './migration-context';
 import { cutoverPhase } from './cutover';
 import { fullDataPhase } from './full-data';
 import { incrementalPhase } from './incremental';

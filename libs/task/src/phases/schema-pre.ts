@@ -1,5 +1,5 @@
 import type { SchemaStepResult } from '@pgferry/schema';
-import type { MigrationContext } from '../migration-context';
+import type { MigrationContext } from './migration-context';
 import type { Phase } from './phase';
 
 /** "3 tables, 2 types": what a schema step created, by object kind. */

@@ -1,4 +1,4 @@
-import type { MigrationContext } from '../migration-context';
+import type { MigrationContext } from './migration-context';
 import type { Phase } from './phase';
 
 /**

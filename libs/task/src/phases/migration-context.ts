@@ -13,9 +13,9 @@ import { tableTopic } from '@pgferry/avro';
 import { applierGroup, ControlStore, ensureControlSchema, taskRegistered } from '@pgferry/control';
 import type { ExportedSnapshot } from '@pgferry/capture';
 import type { ApplierTarget } from '@pgferry/apply';
-import type { FullMigrationOptions, FullMigrationResult } from './full-migration';
-import type { Emit } from './migration-event';
-import type { PhaseRunContext } from './phases/phase';
+import type { FullMigrationOptions, FullMigrationResult } from './migration-options';
+import type { Emit } from '../migration-event';
+import type { PhaseRunContext } from './phase';
 
 const CONTROLLER = { applicationName: 'pgferry controller' };
 

@@ -2,13 +2,12 @@ import type { Client } from 'pg';
 import type { TaskSpec } from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import type { SchemaStepResult } from '@pgferry/schema';
-import type { KafkaClient } from './kafka-client';
-import { MigrationContext } from './migration-context';
-import type { MigrationEvent } from './migration-event';
-import type { SequenceSyncResult } from './pg-sequence-sync';
-import { runPhases } from './phases/phase';
-import { TASK_PHASES } from './phases/phase-table';
-import type { ChildProcessesOptions } from './supervise/task-child';
+import type { KafkaClient } from '../kafka-client';
+import type { MigrationEvent } from '../migration-event';
+import type { SequenceSyncResult } from '../pg-sequence-sync';
+import type { ChildProcessesOptions } from '../supervise/task-child';
+
+/** What runFullMigration takes and gives; MigrationContext is built from the options. */
 
 export interface FullMigrationOptions {
   spec: TaskSpec;
@@ -50,29 +49,4 @@ export interface FullMigrationResult {
   sequences?: SequenceSyncResult;
   /** Incremental tasks: how the stream ended (the position the destination caught up to). */
   incremental?: string;
-}
-
-/**
- * Runs a task's phases (phases/phase-table.ts: schema pre-data -> full data through Kafka ->
- * schema post-data -> verify, or -> incremental -> cutover), each recorded in pgferry.phases on
- * the destination and skipped when a previous run finished it, so a restarted migration resumes
- * instead of starting over. The replication slot stays when incremental migration follows; a
- * full-only task drops it at the end.
- */
-export async function runFullMigration(opts: FullMigrationOptions): Promise<FullMigrationResult> {
-  const ctx = await MigrationContext.open(opts);
-  try {
-    ctx.emit({
-      kind: 'plan',
-      tables: ctx.tables.map((t) => ({
-        name: `${t.schema}.${t.table}`,
-        estimatedRows: t.estimatedRows,
-        bytes: t.bytes,
-      })),
-    });
-    await runPhases(TASK_PHASES, ctx);
-    return ctx.result;
-  } finally {
-    await ctx.close();
-  }
 }

@@ -1,4 +1,4 @@
-import { arr, f } from '../schema-codec';
+import { arr, f } from './schema-codec';
 import { ApiKey, type ApiSpec } from './api-spec';
 
 /** What a connection sends first: version negotiation and SASL authentication. */

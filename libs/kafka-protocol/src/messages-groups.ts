@@ -1,4 +1,4 @@
-import { arr, f } from '../schema-codec';
+import { arr, f } from './schema-codec';
 import { ApiKey, type ApiSpec } from './api-spec';
 
 /** Consumer group membership: the coordinator, join/sync/heartbeat/leave, and listing groups. */

@@ -1,4 +1,4 @@
-import { arr, type Field } from '../schema-codec';
+import { arr, type Field } from './schema-codec';
 
 /**
  * Request and response layouts of every API the broker implements, non-flexible versions only

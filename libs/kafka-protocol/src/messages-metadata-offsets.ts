@@ -1,4 +1,4 @@
-import { arr, f, narr } from '../schema-codec';
+import { arr, f, narr } from './schema-codec';
 import { ApiKey, type ApiSpec, i32arr } from './api-spec';
 
 /** Cluster metadata, log offsets, and a consumer group's committed offsets. */

@@ -1,4 +1,4 @@
-import { arr, f, narr } from '../schema-codec';
+import { arr, f, narr } from './schema-codec';
 import { ApiKey, type ApiSpec, i32arr } from './api-spec';
 
 /** Writing and reading records: Produce, Fetch, and the idempotent producer's id. */
