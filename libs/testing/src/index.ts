@@ -29,3 +29,10 @@ export {
   type TestBroker,
   type TestBrokerKind,
 } from './test-broker';
+export {
+  APICURIO_CCOMPAT_PATH,
+  startApicurio,
+  type ApicurioRegistry,
+  type StartApicurioOptions,
+} from './apicurio';
+export { apicurioRuntime, type ApicurioRuntime } from './apicurio-runtime';

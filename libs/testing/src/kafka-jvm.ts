@@ -126,7 +126,7 @@ export function keepArchive(tmp: string, keep: boolean, rt: KafkaRuntime): void 
  * The caller unref()s a broker once it is ready, so one left running never keeps Node alive.
  */
 export function spawnJvm(
-  rt: KafkaRuntime,
+  rt: Pick<KafkaRuntime, 'java'>,
   args: string[],
   cwd: string,
   logFile: string,
