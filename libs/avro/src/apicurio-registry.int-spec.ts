@@ -108,6 +108,15 @@ describe('pgferry against Apicurio Registry (Confluent-compatible API)', () => {
     await Promise.all([src.end(), dst.end()]);
   });
 
+  it("names the fix when pointed at Apicurio's root instead of its Confluent-compatible API", async () => {
+    const wrong = new RegistryClient(apicurio.baseUrl);
+    const refused = wrong.register('t-value', { type: 'record', name: 'T', fields: [] });
+    await expect(refused).rejects.toMatchObject({ code: '404', retriable: false });
+    await expect(refused).rejects.toThrow(
+      `${apicurio.baseUrl} is not the root of a Confluent-compatible registry API: set schemaRegistryUrl to it (Apicurio Registry 3: http://HOST:PORT/apis/ccompat/v7)`,
+    );
+  });
+
   it('evolves a table: a column added with a default is a new version, a required one is refused', async () => {
     const db = await pg.connect();
     await db.query(`CREATE TABLE public.orders (id bigint PRIMARY KEY, total numeric(10,2) NOT NULL)`);

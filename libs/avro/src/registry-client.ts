@@ -29,12 +29,12 @@ export class RegistryClient {
       );
     }
     const text = await res.text();
-    const json = text ? JSON.parse(text) : null;
-    if (!res.ok) {
-      throw new PgferryError(`schema registry ${method} ${path}: ${res.status} ${json?.message ?? text}`, {
-        retriable: res.status >= 500,
-        code: String(json?.error_code ?? res.status),
-      });
+    if (!res.ok) throw registryError(this.url, method, path, res.status, text);
+    const json = parseJson(text);
+    if (json === undefined) {
+      throw new PgferryError(
+        `schema registry ${method} ${path}: ${res.status} with a body that is not JSON (${excerpt(text)}): ${this.url} is not a Confluent-compatible registry API; check schemaRegistryUrl`,
+      );
     }
     return json;
   }
@@ -63,4 +63,52 @@ export class RegistryClient {
     }
     return p;
   }
+}
+
+/** The body parsed as JSON; undefined when it is not JSON (an HTML page, a proxy's text). */
+function parseJson(text: string): unknown {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  if (!flat) return 'empty';
+  return JSON.stringify(flat.length > 200 ? `${flat.slice(0, 200)}...` : flat);
+}
+
+/**
+ * The error of a failed registry call. Confluent's API (and Apicurio's ccompat API) answer
+ * `{error_code, message}`; the code is `error_code` (40401 subject not found, 409 incompatible,
+ * 42201 invalid schema), else the HTTP status. A 404 without an error_code came from a server
+ * with no such route: the URL is not the root of a Confluent-compatible API (Apicurio's other
+ * paths answer RFC 7807 `{title, detail}`, an empty or HTML body elsewhere), and the message says so.
+ */
+export function registryError(
+  url: string,
+  method: string,
+  path: string,
+  status: number,
+  text: string,
+): PgferryError {
+  const json = parseJson(text) as {
+    error_code?: unknown;
+    message?: unknown;
+    detail?: unknown;
+    title?: unknown;
+  };
+  const body = json && typeof json === 'object' ? json : {};
+  const said = [body.message, body.detail, body.title].find((v) => typeof v === 'string' && v) as
+    string | undefined;
+  const errorCode =
+    typeof body.error_code === 'number' || typeof body.error_code === 'string' ? body.error_code : null;
+  let message = `schema registry ${method} ${path}: ${status} ${said ?? excerpt(text)}`;
+  if (status === 404 && errorCode === null) {
+    message += `; ${url} is not the root of a Confluent-compatible registry API: set schemaRegistryUrl to it (Apicurio Registry 3: http://HOST:PORT/apis/ccompat/v7)`;
+  }
+  return new PgferryError(message, { retriable: status >= 500, code: String(errorCode ?? status) });
 }
