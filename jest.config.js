@@ -24,6 +24,7 @@ const KAFKA_PATH = [
   'libs/apply/src/transactional-applier.int-spec.ts',
   'libs/task/src/full-migration.int-spec.ts',
   'libs/task/src/cdc-end-to-end.int-spec.ts',
+  'libs/task/src/apicurio-migration.int-spec.ts',
   'apps/controller/src/migrate.int-spec.ts',
   'apps/controller/src/incremental.int-spec.ts',
   'apps/controller/src/incremental-transactional.int-spec.ts',

