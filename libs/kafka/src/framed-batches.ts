@@ -2,15 +2,12 @@ import { lz4FrameCompress } from '@pgferry/core';
 import { AvroSlab } from '@pgferry/avro';
 import type { SlabPool } from '@pgferry/core';
 import { keyPartition } from './kafka-partitioner';
-import {
-  BATCH_HEADER_BYTES,
-  Compression,
-  sealBatch,
-  varintBytes,
-  writeBatchHeader,
-  writeVarint,
-  type BatchProducer,
-} from '@pgferry/kafka-protocol';
+import * as protocol from '@pgferry/kafka-protocol';
+import type { BatchProducer } from '@pgferry/kafka-protocol';
+
+// Bound once: TypeScript's CommonJS output reads another package's export through a getter on
+// its index, a lookup per use that V8 does not inline; this path writes every record's varints.
+const { BATCH_HEADER_BYTES, Compression, sealBatch, varintBytes, writeBatchHeader, writeVarint } = protocol;
 
 /** The varints written before their value is known get this many bytes; others are moved. */
 const RESERVED = 2;
