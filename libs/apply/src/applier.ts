@@ -22,6 +22,28 @@ export interface Applier {
   stop(): Promise<void>;
 }
 
+/**
+ * Runs a started applier until `stop` aborts (resolves) or the applier fails (rejects with its
+ * error); the caller stops it either way.
+ */
+export function applyUntilStopped(applier: Applier, stop: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const poll = setInterval(() => {
+      if (applier.error) {
+        clearInterval(poll);
+        stop.removeEventListener('abort', done);
+        reject(applier.error);
+      }
+    }, 100);
+    function done() {
+      clearInterval(poll);
+      resolve();
+    }
+    if (stop.aborted) done();
+    else stop.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Where one topic's rows go. */
 export interface ApplierTarget {
   topic: string;

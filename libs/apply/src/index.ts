@@ -1,5 +1,6 @@
 export {
   APPLIER_FETCH,
+  applyUntilStopped,
   FailureLatch,
   splitKey,
   type Applier,

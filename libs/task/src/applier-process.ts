@@ -1,5 +1,5 @@
 import { RegistryClient } from '@pgferry/avro';
-import { SnapshotApplier } from '@pgferry/apply';
+import { SnapshotApplier, applyUntilStopped } from '@pgferry/apply';
 import { kafkaClient } from './kafka-client';
 import type { Emit } from './migration-event';
 import type { ApplierProcessConfig } from './process-config';
@@ -26,20 +26,7 @@ export async function runApplierProcess(
       : new SnapshotApplier(snapshotApplierOptions(config, { kafka, registry, emit, destination }));
   try {
     await applier.start();
-    await new Promise<void>((resolve, reject) => {
-      const poll = setInterval(() => {
-        if (applier.error) {
-          clearInterval(poll);
-          reject(applier.error);
-        }
-      }, 100);
-      const done = () => {
-        clearInterval(poll);
-        resolve();
-      };
-      if (stop.aborted) done();
-      else stop.addEventListener('abort', done, { once: true });
-    });
+    await applyUntilStopped(applier, stop);
   } finally {
     await applier.stop().catch(() => undefined);
     await destination.end().catch(() => undefined);

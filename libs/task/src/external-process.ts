@@ -2,7 +2,7 @@ import type { Client } from 'pg';
 import { describeError, isRetriable, redactString, retry, sleep, type TaskSpec } from '@pgferry/core';
 import { classifyPgError, connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
 import { RegistryClient } from '@pgferry/avro';
-import type { ApplierTarget } from '@pgferry/apply';
+import { applyUntilStopped, type ApplierTarget } from '@pgferry/apply';
 import { ControlStore, readStreamSettings, type RecordedStreamSettings } from '@pgferry/control';
 import { kafkaClient, type KafkaConnection } from './kafka-client';
 import type { Emit } from './migration-event';
@@ -78,20 +78,7 @@ export async function runExternalApplier(opts: ExternalProcessOptions): Promise<
     });
     try {
       await applier.start();
-      await new Promise<void>((resolve, reject) => {
-        const poll = setInterval(() => {
-          if (applier.error) {
-            clearInterval(poll);
-            reject(applier.error);
-          }
-        }, 100);
-        const done = () => {
-          clearInterval(poll);
-          resolve();
-        };
-        if (stop.aborted) done();
-        else stop.addEventListener('abort', done, { once: true });
-      });
+      await applyUntilStopped(applier, stop);
     } finally {
       await applier.stop().catch(() => undefined);
     }
