@@ -6,31 +6,7 @@ import { DataError, SlabPool } from '@pgferry/core';
 import { RecordDecoder } from './record-decoder';
 import { TableEncoder } from './table-codec';
 import { buildSchemas } from './table-schemas';
-import { column as col } from './test/columns';
-
-const COLUMNS: ColumnInfo[] = [
-  col('id', 'int4', { notNull: true, keyPosition: 1 }),
-  col('k2', 'text', { notNull: true, keyPosition: 2 }),
-  col('c_int2', 'int2'),
-  col('c_int8', 'int8'),
-  col('c_oid', 'oid'),
-  col('c_bool', 'bool'),
-  col('c_float4', 'float4'),
-  col('c_float8', 'float8'),
-  col('c_num', 'numeric', { precision: 12, scale: 4 }),
-  col('c_num_free', 'numeric'),
-  col('c_date', 'date'),
-  col('c_ts', 'timestamp'),
-  col('c_tstz', 'timestamptz'),
-  col('c_uuid', 'uuid'),
-  col('c_bytea', 'bytea'),
-  col('c_text', 'text'),
-  col('c_arr', '_int4'),
-  col('c_json', 'jsonb'),
-  col('c_date_nn', 'date', { notNull: true }),
-  col('c_num_nn', 'numeric', { precision: 5, scale: 0, notNull: true }),
-  col('c_int8_nn', 'int8', { notNull: true }),
-];
+import { ALL_TYPES as COLUMNS, column as col } from './test/columns';
 
 /** COPY text fields, tab-joined per row; \N is NULL, backslashes are COPY escapes. */
 const ROWS: string[][] = [

@@ -13,3 +13,28 @@ export function column(name: string, baseType: string, extra: Partial<ColumnInfo
     ...extra,
   };
 }
+
+/** A column of every type family the mapping has, NULL allowed or not, and a two-column key. */
+export const ALL_TYPES: ColumnInfo[] = [
+  column('id', 'int4', { notNull: true, keyPosition: 1 }),
+  column('k2', 'text', { notNull: true, keyPosition: 2 }),
+  column('c_int2', 'int2'),
+  column('c_int8', 'int8'),
+  column('c_oid', 'oid'),
+  column('c_bool', 'bool'),
+  column('c_float4', 'float4'),
+  column('c_float8', 'float8'),
+  column('c_num', 'numeric', { precision: 12, scale: 4 }),
+  column('c_num_free', 'numeric'),
+  column('c_date', 'date'),
+  column('c_ts', 'timestamp'),
+  column('c_tstz', 'timestamptz'),
+  column('c_uuid', 'uuid'),
+  column('c_bytea', 'bytea'),
+  column('c_text', 'text'),
+  column('c_arr', '_int4'),
+  column('c_json', 'jsonb'),
+  column('c_date_nn', 'date', { notNull: true }),
+  column('c_num_nn', 'numeric', { precision: 5, scale: 0, notNull: true }),
+  column('c_int8_nn', 'int8', { notNull: true }),
+];
