@@ -198,20 +198,25 @@ export class PerKeyApplier implements Applier {
     const decoded: Decoded[] = [];
     let last = this.streamPos.get(key);
     for (const r of records) {
+      const { offset, key: recordKey, value } = r;
       if (r.pos && notAfter(r.pos, last)) {
         // Sent again by a restarted capture: applied already, only the offset moves.
-        decoded.push({ ...r, change: null, pos: null });
+        decoded.push({ offset, key: recordKey, value, change: null, pos: null });
         continue;
       }
       if (r.pos) last = r.pos;
       try {
-        decoded.push({ ...r, change: r.value ? await this.decoder.decode(r.value) : null });
+        // Without a promise per record once the writer schema is known (nearly always).
+        const change = value
+          ? (this.decoder.decodeLoaded(value) ?? (await this.decoder.decode(value)))
+          : null;
+        decoded.push({ offset, key: recordKey, value, pos: r.pos, change });
       } catch (err) {
         if (!(err instanceof DataError)) throw err;
-        const failure = undecodableRecord(where, r.offset, err, this.opts.onError);
+        const failure = undecodableRecord(where, offset, err, this.opts.onError);
         if (this.opts.onError !== 'dead-letter') throw failure;
         // Parked in its place, after the records before it (applyRun).
-        decoded.push({ ...r, change: null, failure });
+        decoded.push({ offset, key: recordKey, value, pos: r.pos, change: null, failure });
       }
     }
     return { target, topic: data.topic, partition: data.partition, decoded };

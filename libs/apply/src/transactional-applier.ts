@@ -333,7 +333,8 @@ export class TransactionalApplier implements Applier {
       const target = this.byTopic.get(q.topic)!;
       let change: DecodedChange;
       try {
-        change = await this.decoder.decode(item.message.value);
+        change =
+          this.decoder.decodeLoaded(item.message.value) ?? (await this.decoder.decode(item.message.value));
       } catch (err) {
         if (!(err instanceof DataError)) throw err;
         const where = `Kafka topic ${q.topic} partition ${q.partition}`;

@@ -3,17 +3,9 @@ import { DataError } from '@pgferry/core';
 import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
 import type { RegistryClient } from './registry-client';
 import { requireWireSchemaId, WIRE_HEADER_BYTES } from './confluent-wire';
+import { changeReader, type DecodedChange } from './change-reader';
 
-export interface DecodedChange {
-  op: 'r' | 'c' | 'u' | 'd' | 't';
-  /** Source column names in the writer's order. */
-  columns: string[];
-  before: Array<string | null> | null;
-  after: Array<string | null> | null;
-  /** Columns whose TOASTed value the source did not send (unchanged by the UPDATE). */
-  unchangedToast: string[];
-  source: { schema: string; table: string; lsn: bigint | null; snapshot: string | null };
-}
+export type { DecodedChange };
 
 interface Envelope {
   before: Record<string, unknown> | null;
@@ -24,6 +16,8 @@ interface Envelope {
 }
 
 interface WriterPlan {
+  /** The envelope read without avsc, where the writer schema is pgferry's (changeReader). */
+  fast: ((body: Buffer) => DecodedChange) | null;
   type: avro.Type;
   columns: string[];
   fields: string[];
@@ -37,6 +31,8 @@ interface WriterPlan {
  */
 export class RecordDecoder {
   private plans = new Map<number, Promise<WriterPlan>>();
+  /** The plans fetched, by id: decodeLoaded reads with them without awaiting. */
+  private loaded = new Map<number, WriterPlan>();
 
   constructor(private readonly registry: RegistryClient) {}
 
@@ -50,12 +46,15 @@ export class RecordDecoder {
         const value = before?.type.find((t) => typeof t === 'object') as
           { fields: Array<{ name: string; type: AvroSchema; 'pg.name'?: string }> } | undefined;
         if (!value) throw new DataError(`schema ${id} is not a change envelope (no record in "before")`);
-        return {
+        const plan: WriterPlan = {
+          fast: changeReader(schema),
           type: avro.Type.forSchema(schema as avro.Schema, avscOptions()),
           columns: value.fields.map((f) => f['pg.name'] ?? f.name),
           fields: value.fields.map((f) => f.name),
           convs: value.fields.map((f) => converterFor(f.type)),
         };
+        this.loaded.set(id, plan);
+        return plan;
       });
       p.catch(() => this.plans.delete(id));
       this.plans.set(id, p);
@@ -69,7 +68,31 @@ export class RecordDecoder {
    */
   async decode(value: Buffer): Promise<DecodedChange> {
     const id = requireWireSchemaId(value);
-    const plan = await this.plan(id);
+    return this.decodeWith(id, await this.plan(id), value);
+  }
+
+  /**
+   * decode() without a promise, where the writer schema was fetched already (by an earlier
+   * decode); undefined where it was not: the caller then awaits decode().
+   */
+  decodeLoaded(value: Buffer): DecodedChange | undefined {
+    const id = requireWireSchemaId(value);
+    const plan = this.loaded.get(id);
+    return plan && this.decodeWith(id, plan, value);
+  }
+
+  private decodeWith(id: number, plan: WriterPlan, value: Buffer): DecodedChange {
+    if (plan.fast) {
+      try {
+        return plan.fast(value.subarray(WIRE_HEADER_BYTES));
+      } catch (err) {
+        if (!(err instanceof DataError)) throw err;
+        throw new DataError(
+          `Avro value of schema ${id} does not decode (${err.message}): the record is corrupt, or was not written with that schema`,
+          { cause: err },
+        );
+      }
+    }
     let env: Envelope;
     try {
       env = plan.type.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as Envelope;

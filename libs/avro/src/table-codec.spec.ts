@@ -430,8 +430,12 @@ describe('AvroCopyDecoder', () => {
     );
     expect(sink.rows).toBe(0);
     await expect(reference.decode(cut)).rejects.toThrow(DataError);
-    await expect(reference.decode(cut)).rejects.toThrow(bad('truncated buffer'));
-    await expect(reference.decode(branch)).rejects.toThrow(bad('invalid union index: 4'));
+    await expect(reference.decode(cut)).rejects.toThrow(
+      /^Avro value of schema 8 does not decode \((the value is truncated|Avro length \d+ at byte \d+ runs past the value)\)/,
+    );
+    await expect(reference.decode(branch)).rejects.toThrow(
+      bad('Avro union branch byte 8 is not in the schema (0 or 2)'),
+    );
   });
 
   it('leaves a record with a before image to RecordDecoder', async () => {

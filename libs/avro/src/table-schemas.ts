@@ -38,7 +38,8 @@ export interface TableSchemas {
   value: Record<string, unknown>;
 }
 
-const SOURCE_SCHEMA = {
+/** Debezium's `source` block, as every pgferry envelope carries it. */
+export const SOURCE_SCHEMA = {
   type: 'record',
   name: 'Source',
   namespace: 'io.debezium.connector.postgresql',
@@ -55,6 +56,18 @@ const SOURCE_SCHEMA = {
     { name: 'txId', type: ['null', 'long'], default: null },
     { name: 'lsn', type: ['null', 'long'], default: null },
     { name: 'xmin', type: ['null', 'long'], default: null },
+  ],
+};
+
+/** Debezium's `transaction` block (in a [null, block] union). */
+export const TRANSACTION_BLOCK = {
+  type: 'record',
+  name: 'block',
+  namespace: 'event',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'total_order', type: 'long' },
+    { name: 'data_collection_order', type: 'long' },
   ],
 };
 
@@ -97,19 +110,7 @@ export function buildSchemas(
       { name: 'ts_ms', type: ['null', 'long'], default: null },
       {
         name: 'transaction',
-        type: [
-          'null',
-          {
-            type: 'record',
-            name: 'block',
-            namespace: 'event',
-            fields: [
-              { name: 'id', type: 'string' },
-              { name: 'total_order', type: 'long' },
-              { name: 'data_collection_order', type: 'long' },
-            ],
-          },
-        ],
+        type: ['null', TRANSACTION_BLOCK],
         default: null,
       },
       { name: 'pgferry_unchanged_toast', type: { type: 'array', items: 'string' }, default: [] },

@@ -1,0 +1,224 @@
+import { DataError } from '@pgferry/core';
+import { converterFor, type AvroSchema } from './avro-mapping';
+import { readInt, readLength, readLong, type Cursor } from './avro-cursor';
+import { SOURCE_SCHEMA, TRANSACTION_BLOCK } from './table-schemas';
+
+/*
+ * The applier's hot path for change records: an envelope read straight from its bytes into
+ * PostgreSQL texts, without avsc's record objects (avsc's decoding and the garbage it left were
+ * about a third of the per-key applier's CPU under pgbench). Only for writer schemas whose
+ * envelope is exactly the one buildSchemas writes (checked once per schema); RecordDecoder reads
+ * any other through avsc. The texts are the mapping's converters' (fromAvro), as avsc's path
+ * gives them (change-reader.spec.ts compares the two).
+ */
+
+/** A change record as the appliers read it: PostgreSQL texts in the writer's column order. */
+export interface DecodedChange {
+  op: 'r' | 'c' | 'u' | 'd' | 't';
+  /** Source column names in the writer's order. */
+  columns: string[];
+  before: Array<string | null> | null;
+  after: Array<string | null> | null;
+  /** Columns whose TOASTed value the source did not send (unchanged by the UPDATE). */
+  unchangedToast: string[];
+  source: { schema: string; table: string; lsn: bigint | null; snapshot: string | null };
+}
+
+/** Reads one non-null value and gives its PostgreSQL text; null for an Avro null. */
+type TextReader = (c: Cursor) => string | null;
+
+function readString(c: Cursor): string {
+  const n = readLength(c);
+  const s = c.buf.toString('utf8', c.pos, c.pos + n);
+  c.pos += n;
+  return s;
+}
+
+function skipString(c: Cursor): void {
+  // Not `c.pos += readLength(c)`: that adds to the position from before the length was read.
+  const n = readLength(c);
+  c.pos += n;
+}
+
+/** The text of an Avro decimal of 1 to 6 bytes at `scale`, as avro-mapping's bytesToDecimal prints it. */
+function decimalText(buf: Buffer, at: number, n: number, scale: number): string {
+  let v = buf[at] & 0x80 ? buf[at] - 256 : buf[at];
+  for (let i = 1; i < n; i++) v = v * 256 + buf[at + i];
+  const neg = v < 0;
+  const digits = String(neg ? -v : v).padStart(scale + 1, '0');
+  const out = scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
+  return neg ? `-${out}` : out;
+}
+
+function branchReader(schema: Record<string, unknown>): TextReader | null {
+  const conv = converterFor(schema as AvroSchema);
+  const logical = schema.logicalType;
+  switch (schema.type) {
+    case 'null':
+      return () => null;
+    case 'boolean':
+      return (c) => (c.buf[c.pos++] ? 't' : 'f');
+    case 'int':
+      if (logical === undefined) return (c) => String(readInt(c));
+      return (c) => conv.fromAvro(readInt(c));
+    case 'long':
+      if (logical === undefined) return (c) => String(readLong(c));
+      return (c) => conv.fromAvro(BigInt(readLong(c)));
+    case 'float':
+      return (c) => {
+        const v = c.buf.readFloatLE(c.pos);
+        c.pos += 4;
+        return conv.fromAvro(v);
+      };
+    case 'double':
+      return (c) => {
+        const v = c.buf.readDoubleLE(c.pos);
+        c.pos += 8;
+        return conv.fromAvro(v);
+      };
+    case 'bytes': {
+      const scale = (schema.scale as number | undefined) ?? 0;
+      return (c) => {
+        const n = readLength(c);
+        const at = c.pos;
+        c.pos += n;
+        // Up to 6 bytes (48 bits) is a safe integer: printed without a BigInt or a hex string.
+        if (logical === 'decimal' && n >= 1 && n <= 6) return decimalText(c.buf, at, n, scale);
+        return conv.fromAvro(c.buf.subarray(at, at + n));
+      };
+    }
+    case 'string':
+      return readString;
+    default:
+      return null;
+  }
+}
+
+function textReader(type: AvroSchema): TextReader | null {
+  const norm = (t: unknown) => (typeof t === 'string' ? { type: t } : (t as Record<string, unknown>));
+  if (!Array.isArray(type)) return branchReader(norm(type));
+  const branches = type.map((t) => branchReader(norm(t)));
+  if (branches.some((b) => b === null)) return null;
+  return (c) => {
+    const i = readInt(c);
+    const r = branches[i];
+    if (!r) throw new DataError(`Avro union branch ${i} is not in the schema (${branches.length} branches)`);
+    return r(c);
+  };
+}
+
+interface ValueField {
+  name: string;
+  type: AvroSchema;
+  'pg.name'?: string;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The reader of envelopes of `schema`, or null when the envelope is not the one buildSchemas
+ * writes or a column's type has no text reader here (RecordDecoder then uses avsc).
+ */
+export function changeReader(schema: Record<string, unknown>): ((body: Buffer) => DecodedChange) | null {
+  const fields = schema.fields as Array<{ name: string; type: unknown }> | undefined;
+  if (!fields || fields.length !== 7) return null;
+  const [before, after, source, op, tsMs, transaction, unchanged] = fields;
+  const value = Array.isArray(before.type) ? (before.type[1] as Record<string, unknown>) : null;
+  if (
+    before.name !== 'before' ||
+    !value ||
+    !same(before.type, ['null', value]) ||
+    after.name !== 'after' ||
+    !same(after.type, ['null', `${schema.namespace as string}.Value`]) ||
+    source.name !== 'source' ||
+    !same((source.type as { fields?: unknown }).fields, SOURCE_SCHEMA.fields) ||
+    op.name !== 'op' ||
+    op.type !== 'string' ||
+    tsMs.name !== 'ts_ms' ||
+    !same(tsMs.type, ['null', 'long']) ||
+    transaction.name !== 'transaction' ||
+    !same(transaction.type, ['null', TRANSACTION_BLOCK]) ||
+    unchanged.name !== 'pgferry_unchanged_toast' ||
+    !same(unchanged.type, { type: 'array', items: 'string' })
+  )
+    return null;
+  const valueFields = value.fields as ValueField[];
+  const readers = valueFields.map((f) => textReader(f.type));
+  if (readers.some((r) => r === null)) return null;
+  const read = readers as TextReader[];
+  const columns = valueFields.map((f) => f['pg.name'] ?? f.name);
+  const image = (c: Cursor): Array<string | null> | null => {
+    const branch = c.buf[c.pos++];
+    if (branch === 0) return null;
+    if (branch !== 2) throw new DataError(`Avro union branch byte ${branch} is not in the schema (0 or 2)`);
+    const texts = new Array<string | null>(read.length);
+    for (let i = 0; i < read.length; i++) texts[i] = read[i](c);
+    return texts;
+  };
+  /** A [null, long] union: index 0 null, 1 (zigzag 2) then the long. */
+  const nullableLong = (c: Cursor): number | bigint | null => {
+    const branch = c.buf[c.pos++];
+    if (branch === 0) return null;
+    if (branch !== 2) throw new DataError(`Avro union branch byte ${branch} is not in the schema (0 or 2)`);
+    return readLong(c);
+  };
+  return (body) => {
+    const c: Cursor = { buf: body, pos: 0 };
+    const beforeTexts = image(c);
+    const afterTexts = image(c);
+    skipString(c); // version
+    skipString(c); // connector
+    skipString(c); // name
+    readLong(c); // ts_ms
+    const snapshotBranch = c.buf[c.pos++];
+    const snapshot = snapshotBranch === 0 ? readString(c) : null;
+    if (snapshotBranch !== 0 && snapshotBranch !== 2)
+      throw new DataError(`Avro union branch byte ${snapshotBranch} is not in the schema (0 or 2)`);
+    skipString(c); // db
+    const sequenceBranch = c.buf[c.pos++];
+    if (sequenceBranch === 2) skipString(c);
+    else if (sequenceBranch !== 0)
+      throw new DataError(`Avro union branch byte ${sequenceBranch} is not in the schema (0 or 2)`);
+    const schemaName = readString(c);
+    const table = readString(c);
+    nullableLong(c); // txId
+    const lsn = nullableLong(c);
+    nullableLong(c); // xmin
+    const opText = readString(c);
+    nullableLong(c); // ts_ms
+    const tx = c.buf[c.pos++];
+    if (tx === 2) {
+      skipString(c);
+      readLong(c);
+      readLong(c);
+    } else if (tx !== 0) throw new DataError(`Avro union branch byte ${tx} is not in the schema (0 or 2)`);
+    const unchangedToast: string[] = [];
+    for (;;) {
+      let n = readLong(c) as number;
+      if (n === 0) break;
+      if (n < 0) {
+        // A negative count is followed by the block's size in bytes.
+        n = -n;
+        readLong(c);
+      }
+      for (let i = 0; i < n; i++) unchangedToast.push(readString(c));
+    }
+    if (c.pos !== body.length)
+      throw new DataError(
+        c.pos > body.length ? 'the value is truncated' : `${body.length - c.pos} bytes follow the value`,
+      );
+    return {
+      op: opText as DecodedChange['op'],
+      columns,
+      before: beforeTexts,
+      after: afterTexts,
+      unchangedToast,
+      source: {
+        schema: schemaName,
+        table,
+        lsn: lsn === null ? null : BigInt(lsn),
+        snapshot,
+      },
+    };
+  };
+}
