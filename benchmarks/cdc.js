@@ -1,5 +1,5 @@
 // npm run bench -- cdc [--scale 10] [--big-rows 2000000] [--seconds 30] [--clients 4]
-//   [--consistency per-key|transactional]
+//   [--consistency per-key|transactional] [--out DIR]
 // Change data capture through pgferry and through native logical replication
 // (publication/subscription) between the same two clusters, one after the other, each on a
 // fresh destination database:
@@ -9,7 +9,8 @@
 //      match the source's);
 //   2. one UPDATE of 2M rows in one transaction: time from its commit until the destination
 //      holds it.
-// Prints both and the ratios. Figures vary with the machine: compare ratios, not seconds.
+// Prints both and the ratios, and writes the lag over time of both runs to DIR (default
+// benchmarks/results): cdc-lag.csv and the chart cdc-lag.svg. Figures vary with the machine: compare ratios, not seconds.
 const { spawnSync } = require('node:child_process');
 const { cli, spawnMigrate } = require('./lib/pgferry');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
@@ -17,6 +18,7 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { setTimeout } = require('node:timers');
 const { startPostgres, loadPgbenchLike, runPgbench } = require('@pgferry/testing');
+const { writeLagChart } = require('./lib/lag-chart');
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -56,6 +58,7 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
   let stop = false;
   let maxLag = 0;
   let maxLagAt = 0;
+  const samples = [];
   const loadStart = now();
   // Lag is the age of the newest probe stamp on the destination, counted from the start of the
   // load at most: the row's value from before the load (set when the data was loaded) is no lag.
@@ -72,6 +75,7 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
         `SELECT extract(epoch FROM clock_timestamp() - greatest(at, $1::timestamptz))::float8 AS lag FROM bench_probe`,
         [started[0].t],
       );
+      if (rows[0]) samples.push([now() - loadStart, rows[0].lag]);
       if (rows[0] && rows[0].lag > maxLag) {
         maxLag = rows[0].lag;
         maxLagAt = now() - loadStart;
@@ -94,7 +98,7 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
   const committed = now();
   await waitUntil(d, await sourceState(s), ['big']);
   const bigApplied = now() - committed;
-  const r = { tps: load.tps, maxLag, catchUp, bigApplied, bigStatement: committed - t };
+  const r = { tps: load.tps, maxLag, catchUp, bigApplied, bigStatement: committed - t, samples, label };
   console.log(
     `${label.padEnd(24)} source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s (${maxLagAt.toFixed(0)}s into the load), catch-up ${r.catchUp.toFixed(1)}s; ` +
       `${bigRows}-row UPDATE (${r.bigStatement.toFixed(1)}s on the source) applied ${r.bigApplied.toFixed(1)}s after its commit`,
@@ -182,6 +186,9 @@ async function main() {
     consistency: process.argv.includes('--consistency')
       ? process.argv[process.argv.indexOf('--consistency') + 1]
       : 'per-key',
+    out: process.argv.includes('--out')
+      ? process.argv[process.argv.indexOf('--out') + 1]
+      : join(__dirname, 'results'),
   };
   if (!['per-key', 'transactional'].includes(opts.consistency))
     throw new Error(`--consistency must be per-key or transactional, got ${opts.consistency}`);
@@ -205,6 +212,13 @@ async function main() {
     );
     const n = await native(src, dst, s, opts);
     const f = await pgferry(src, dst, s, dir, opts);
+    const chart = writeLagChart(
+      opts.out,
+      'cdc-lag',
+      [n, f],
+      `Lag under pgbench TPC-B (${opts.clients} clients, scale ${scale}): native pub/sub and pgferry ${opts.consistency}`,
+    );
+    console.log(`lag over time: ${chart.csvPath}, ${chart.svgPath}`);
     console.log(
       `ratios pgferry / native: source TPS ${(f.tps / n.tps).toFixed(2)}, max lag ${(f.maxLag / Math.max(n.maxLag, 0.2)).toFixed(2)}, ` +
         `catch-up ${(f.catchUp / Math.max(n.catchUp, 0.1)).toFixed(2)}, big UPDATE applied ${(f.bigApplied / Math.max(n.bigApplied, 0.1)).toFixed(2)}`,

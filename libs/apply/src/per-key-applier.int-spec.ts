@@ -248,7 +248,7 @@ describe('PerKeyApplier: change records from Kafka into the destination, exactly
     }
     expect(strict.error).toBeInstanceOf(DataError);
     expect(strict.error!.message).toBe(
-      `${undecodable(2, 'truncated buffer')}; the applier stops here (onError strict); with onError dead-letter it parks such a record in the dead-letter topic and goes on`,
+      `${undecodable(2, 'Avro length 1 at byte 78 runs past the value')}; the applier stops here (onError strict); with onError dead-letter it parks such a record in the dead-letter topic and goes on`,
     );
     expect(await applied()).toEqual([1, 2]);
     expect(await committed()).toBe(2n);
@@ -268,7 +268,10 @@ describe('PerKeyApplier: change records from Kafka into the destination, exactly
     expect(await applied()).toEqual([1, 2, 4, 5, 6]);
     expect(await committed()).toBe(7n);
     expect(lenient.deadLettered).toBe(2);
-    const reasons = [undecodable(2, 'truncated buffer'), undecodable(5, 'invalid union index: 55')];
+    const reasons = [
+      undecodable(2, 'Avro length 1 at byte 78 runs past the value'),
+      undecodable(5, 'Avro union branch byte 110 is not in the schema (0 or 2)'),
+    ];
     expect(parked).toEqual([`2: ${reasons[0]}`, `5: ${reasons[1]}`]);
     const inDlq = await readTopic(broker, dlq, 2);
     expect(inDlq.map((r) => r.value)).toEqual([truncated.value, garbage.value]);

@@ -19,6 +19,7 @@ describe('change encoder: pgoutput text values -> Debezium envelope -> applier t
   let encoder: ChangeEncoder;
   let decoder: RecordDecoder;
   let valueType: avro.Type;
+  let valueId: number;
   beforeAll(async () => {
     [pg, kafka] = await Promise.all([
       startPostgres(),
@@ -44,11 +45,16 @@ describe('change encoder: pgoutput text values -> Debezium envelope -> applier t
     });
     decoder = new RecordDecoder(registry);
     valueType = avro.Type.forSchema(schemas.value as avro.Schema, avscOptions());
+    valueId = ids.value;
   });
   afterAll(async () => {
     await kafka?.close();
     await pg?.stop();
     rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("reads the envelope as the registry serves its schema without avsc (the applier's fast path)", async () => {
+    expect(await decoder.readsWithoutAvsc(valueId)).toBe(true);
   });
 
   const meta = {

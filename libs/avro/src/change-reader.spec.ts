@@ -3,7 +3,7 @@ import { DataError } from '@pgferry/core';
 import type { ColumnInfo } from '@pgferry/pg';
 import { avscOptions, avroTypeFor, converterFor } from './avro-mapping';
 import { ChangeEncoder, type ChangeMeta } from './change-encoder';
-import { changeReader, type DecodedChange } from './change-reader';
+import { changeReader as readerFor, type DecodedChange } from './change-reader';
 import { WIRE_HEADER_BYTES } from './confluent-wire';
 import { buildSchemas } from './table-schemas';
 import { ALL_TYPES, column } from './test/columns';
@@ -90,6 +90,34 @@ const ODD: Array<string | null> = [
   '1073741824',
 ];
 
+const PRIMITIVES = ['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string'];
+
+/** The schema as a registry may serve it: full names, no namespace attribute, keys in reverse order. */
+function respell(node: unknown, ns: string): unknown {
+  if (typeof node === 'string')
+    return PRIMITIVES.includes(node) || node.includes('.') ? node : `${ns}.${node}`;
+  if (Array.isArray(node)) return node.map((n) => respell(n, ns));
+  if (typeof node !== 'object' || node === null) return node;
+  const obj = { ...(node as Record<string, unknown>) };
+  let inner = ns;
+  if (obj.type === 'record') {
+    const space = typeof obj.namespace === 'string' ? obj.namespace : ns;
+    const name = String(obj.name);
+    obj.name = name.includes('.') || !space ? name : `${space}.${name}`;
+    inner = (obj.name as string).slice(0, (obj.name as string).lastIndexOf('.'));
+    delete obj.namespace;
+    obj.fields = (obj.fields as Array<Record<string, unknown>>).map((f) =>
+      Object.fromEntries(Object.entries({ ...f, type: respell(f.type, inner) }).reverse()),
+    );
+  } else if (typeof obj.type !== 'string' || ![...PRIMITIVES, 'array', 'map'].includes(obj.type))
+    obj.type = respell(obj.type, inner);
+  if (obj.items !== undefined) obj.items = respell(obj.items, inner);
+  return Object.fromEntries(Object.entries(obj).reverse());
+}
+
+const changeReader = (schema: Record<string, unknown>) =>
+  readerFor(schema, avro.Type.forSchema(schema as avro.Schema, avscOptions()));
+
 describe('changeReader reads what avsc reads from a pgferry envelope', () => {
   const schemas = buildSchemas(SOURCE.name, SOURCE.schema, SOURCE.table, ALL_TYPES);
   const enc = new ChangeEncoder(ALL_TYPES, schemas, { key: 1, value: 2 }, SOURCE);
@@ -124,6 +152,15 @@ describe('changeReader reads what avsc reads from a pgferry envelope', () => {
     const bad = Buffer.from(body);
     bad[0] = 4;
     expect(() => read(bad)).toThrow('Avro union branch byte 4 is not in the schema (0 or 2)');
+  });
+
+  it('reads the envelope however its schema is spelled (full names, no namespace attributes, other key order)', () => {
+    const respelled = respell(schemas.value, '') as Record<string, unknown>;
+    expect(JSON.stringify(respelled)).not.toBe(JSON.stringify(schemas.value));
+    const again = changeReader(respelled);
+    expect(again).not.toBeNull();
+    const body = enc.encode('u', ROW, ODD, ['c_text'], metas[1]).value.subarray(WIRE_HEADER_BYTES);
+    expect(again!(body)).toEqual(read(body));
   });
 
   it('declines envelopes that are not the one pgferry writes (those go through avsc)', () => {

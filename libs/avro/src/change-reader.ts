@@ -1,7 +1,8 @@
 import { DataError } from '@pgferry/core';
-import { converterFor, type AvroSchema } from './avro-mapping';
+import avro from 'avsc';
+import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
 import { readInt, readLength, readLong, type Cursor } from './avro-cursor';
-import { SOURCE_SCHEMA, TRANSACTION_BLOCK } from './table-schemas';
+import { envelopeSchema } from './table-schemas';
 
 /*
  * The applier's hot path for change records: an envelope read straight from its bytes into
@@ -113,35 +114,36 @@ interface ValueField {
   'pg.name'?: string;
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
 /**
- * The reader of envelopes of `schema`, or null when the envelope is not the one buildSchemas
- * writes or a column's type has no text reader here (RecordDecoder then uses avsc).
+ * The reader of envelopes of `schema` (parsed by avsc as `type`), or null when the envelope is
+ * not the one buildSchemas writes or a column's type has no text reader here (RecordDecoder then
+ * uses avsc). The layout check is by Parsing Canonical Form: the writer's envelope must be
+ * envelopeSchema() around its own Value record, whatever the registry's spelling of the text.
  */
-export function changeReader(schema: Record<string, unknown>): ((body: Buffer) => DecodedChange) | null {
-  const fields = schema.fields as Array<{ name: string; type: unknown }> | undefined;
-  if (!fields || fields.length !== 7) return null;
-  const [before, after, source, op, tsMs, transaction, unchanged] = fields;
-  const value = Array.isArray(before.type) ? (before.type[1] as Record<string, unknown>) : null;
-  if (
-    before.name !== 'before' ||
-    !value ||
-    !same(before.type, ['null', value]) ||
-    after.name !== 'after' ||
-    !same(after.type, ['null', `${schema.namespace as string}.Value`]) ||
-    source.name !== 'source' ||
-    !same((source.type as { fields?: unknown }).fields, SOURCE_SCHEMA.fields) ||
-    op.name !== 'op' ||
-    op.type !== 'string' ||
-    tsMs.name !== 'ts_ms' ||
-    !same(tsMs.type, ['null', 'long']) ||
-    transaction.name !== 'transaction' ||
-    !same(transaction.type, ['null', TRANSACTION_BLOCK]) ||
-    unchanged.name !== 'pgferry_unchanged_toast' ||
-    !same(unchanged.type, { type: 'array', items: 'string' })
-  )
+export function changeReader(
+  schema: Record<string, unknown>,
+  type: avro.Type,
+): ((body: Buffer) => DecodedChange) | null {
+  if (!(type instanceof avro.types.RecordType)) return null;
+  const beforeType = type.field('before')?.type;
+  if (!(
+    beforeType instanceof avro.types.UnwrappedUnionType || beforeType instanceof avro.types.WrappedUnionType
+  ))
     return null;
+  const valueType = beforeType.types[1];
+  const fullName = valueType?.name;
+  if (!fullName || !fullName.endsWith('.Value')) return null;
+  const beforeField = (schema.fields as Array<{ name: string; type: unknown }>).find(
+    (f) => f.name === 'before',
+  );
+  const value = Array.isArray(beforeField?.type) ? (beforeField.type[1] as Record<string, unknown>) : null;
+  if (!value || typeof value !== 'object' || !Array.isArray(value.fields)) return null;
+  const namespace = fullName.slice(0, -'.Value'.length);
+  const expected = avro.Type.forSchema(
+    envelopeSchema(namespace, { ...value, name: 'Value', namespace }) as avro.Schema,
+    avscOptions(),
+  );
+  if (!expected.fingerprint().equals(type.fingerprint())) return null;
   const valueFields = value.fields as ValueField[];
   const readers = valueFields.map((f) => textReader(f.type));
   if (readers.some((r) => r === null)) return null;

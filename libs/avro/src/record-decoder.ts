@@ -46,9 +46,10 @@ export class RecordDecoder {
         const value = before?.type.find((t) => typeof t === 'object') as
           { fields: Array<{ name: string; type: AvroSchema; 'pg.name'?: string }> } | undefined;
         if (!value) throw new DataError(`schema ${id} is not a change envelope (no record in "before")`);
+        const type = avro.Type.forSchema(schema as avro.Schema, avscOptions());
         const plan: WriterPlan = {
-          fast: changeReader(schema),
-          type: avro.Type.forSchema(schema as avro.Schema, avscOptions()),
+          fast: changeReader(schema, type),
+          type,
           columns: value.fields.map((f) => f['pg.name'] ?? f.name),
           fields: value.fields.map((f) => f.name),
           convs: value.fields.map((f) => converterFor(f.type)),
@@ -69,6 +70,14 @@ export class RecordDecoder {
   async decode(value: Buffer): Promise<DecodedChange> {
     const id = requireWireSchemaId(value);
     return this.decodeWith(id, await this.plan(id), value);
+  }
+
+  /**
+   * Whether values of schema `id` are read by changeReader (the envelope pgferry writes, however
+   * the registry spells it) rather than by avsc: the applier's fast path, for tests and checks.
+   */
+  async readsWithoutAvsc(id: number): Promise<boolean> {
+    return (await this.plan(id)).fast !== null;
   }
 
   /**

@@ -39,7 +39,7 @@ export interface TableSchemas {
 }
 
 /** Debezium's `source` block, as every pgferry envelope carries it. */
-export const SOURCE_SCHEMA = {
+const SOURCE_SCHEMA = {
   type: 'record',
   name: 'Source',
   namespace: 'io.debezium.connector.postgresql',
@@ -60,7 +60,7 @@ export const SOURCE_SCHEMA = {
 };
 
 /** Debezium's `transaction` block (in a [null, block] union). */
-export const TRANSACTION_BLOCK = {
+const TRANSACTION_BLOCK = {
   type: 'record',
   name: 'block',
   namespace: 'event',
@@ -98,7 +98,18 @@ export function buildSchemas(
     namespace,
     fields: columns.map((c, i) => field(c, i, false)),
   };
-  const value = {
+  return { key, value: envelopeSchema(namespace, valueRecord) };
+}
+
+/**
+ * The Debezium envelope around a table's Value record: before and after images, source,
+ * op, ts_ms, transaction, and pgferry's list of unchanged TOAST columns.
+ */
+export function envelopeSchema(
+  namespace: string,
+  valueRecord: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
     type: 'record',
     name: 'Envelope',
     namespace,
@@ -116,7 +127,6 @@ export function buildSchemas(
       { name: 'pgferry_unchanged_toast', type: { type: 'array', items: 'string' }, default: [] },
     ],
   };
-  return { key, value };
 }
 
 /** Positions of the key columns, in key order. */
