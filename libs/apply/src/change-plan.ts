@@ -38,7 +38,16 @@ export function columnIndex(t: TargetTable, change: DecodedChange): number[] {
   });
 }
 
-const keyText = (key: ReadonlyArray<string | null>) => JSON.stringify(key);
+/**
+ * A key's identity in a run. One column (nearly every key) is its text; NUL, which no
+ * PostgreSQL text holds, stands for NULL. Longer keys are their JSON.
+ */
+const keyText = (key: ReadonlyArray<string | null>) =>
+  key.length === 1 ? (key[0] ?? '\u0000') : JSON.stringify(key);
+
+/** The unchanged-column set of the many actions that have none (never modified). */
+const NONE: ReadonlySet<string> = new Set();
+const unchangedSet = (names: readonly string[]): ReadonlySet<string> => (names.length ? new Set(names) : NONE);
 
 /**
  * Reduces changes of a keyed table (in source order) to one action per key. Per-key ordering
@@ -55,6 +64,13 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
   const steps: PlanStep[] = [];
   let actions = new Map<string, KeyAction>();
   const keyPos = t.key.map((k) => t.columns.indexOf(k));
+  // Every change of a record schema shares its column list: its index is made once, and is
+  // skipped where the target's columns are the record's, in order (then images are not copied;
+  // nothing here writes into them).
+  let lastColumns: readonly string[] | null = null;
+  let idx: number[] = [];
+  let inOrder = false;
+  const pick = (row: Array<string | null>) => (inOrder ? row : idx.map((i) => row[i]));
   for (const ch of changes) {
     if (ch.op === 't') {
       if (actions.size) steps.push({ kind: 'run', actions });
@@ -62,8 +78,11 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
       steps.push({ kind: 'truncate', lsn: ch.source.lsn });
       continue;
     }
-    const idx = columnIndex(t, ch);
-    const pick = (row: ReadonlyArray<string | null>) => idx.map((i) => row[i]);
+    if (ch.columns !== lastColumns) {
+      idx = columnIndex(t, ch);
+      inOrder = idx.length === ch.columns.length && idx.every((at, i) => at === i);
+      lastColumns = ch.columns;
+    }
     if (ch.op === 'd') {
       const before = ch.before ? pick(ch.before) : null;
       if (!before) throw missingImage(t, 'delete', 'before');
@@ -101,8 +120,8 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
         } else if (ch.unchangedToast.length) {
           // The unsent values are in the old key's row on the destination: the move updates it.
           actions.delete(o);
-          set({ kind: 'move', from: oldKey, values, unchanged: new Set(ch.unchangedToast) });
-        } else set({ kind: 'upsert', values, unchanged: new Set() });
+          set({ kind: 'move', from: oldKey, values, unchanged: unchangedSet(ch.unchangedToast) });
+        } else set({ kind: 'upsert', values, unchanged: NONE });
         continue;
       }
     }
@@ -118,7 +137,7 @@ export function planKeyedChanges(t: TargetTable, changes: readonly DecodedChange
               values: merge(t, values, ch.unchangedToast, previous),
               unchanged: new Set([...previous.unchanged].filter((c) => ch.unchangedToast.includes(c))),
             }
-          : { kind: 'upsert', values, unchanged: new Set(ch.unchangedToast) },
+          : { kind: 'upsert', values, unchanged: unchangedSet(ch.unchangedToast) },
     );
   }
   if (actions.size) steps.push({ kind: 'run', actions });
@@ -155,7 +174,7 @@ function inherit(
   unchanged: readonly string[],
   previous: Extract<KeyAction, { kind: 'upsert' }>,
 ): KeyAction {
-  if (unchanged.length === 0) return { kind: 'upsert', values, unchanged: new Set() };
+  if (unchanged.length === 0) return { kind: 'upsert', values, unchanged: NONE };
   const merged = values.slice();
   const still = new Set<string>();
   for (const c of unchanged) {
