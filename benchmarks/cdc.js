@@ -1,5 +1,5 @@
 // npm run bench -- cdc [--scale 10] [--big-rows 2000000] [--seconds 30] [--clients 4]
-//   [--consistency per-key|transactional] [--out DIR]
+//   [--consistency per-key|transactional] [--drain-seconds 8] [--out DIR]
 // Change data capture through pgferry and through native logical replication
 // (publication/subscription) between the same two clusters, one after the other, each on a
 // fresh destination database:
@@ -9,7 +9,10 @@
 //      and catch-up time once pgbench stops (until the destination's balances and history
 //      match the source's);
 //   2. one UPDATE of 2M rows in one transaction: time from its commit until the destination
-//      holds it.
+//      holds it;
+//   3. drain rates: pgbench for --drain-seconds (8) while the stream is stopped, then the time
+//      to catch up (native: the subscription disabled; pgferry: the capture stopped, giving
+//      slot -> Kafka and slot -> destination, then the applier stopped: Kafka -> destination).
 // Prints both and the ratios, and writes the lag over time of both runs to DIR (default
 // benchmarks/results): cdc-lag.csv and the chart cdc-lag.svg. Figures vary with the machine: compare ratios, not seconds.
 const { spawnSync } = require('node:child_process');
@@ -17,9 +20,10 @@ const { cli, spawnMigrate } = require('./lib/pgferry');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { setTimeout } = require('node:timers');
+const { clearInterval, setInterval, setTimeout } = require('node:timers');
 const { startPostgres, loadPgbenchLike, runPgbench } = require('@pgferry/testing');
 const { writeLagChart } = require('./lib/lag-chart');
+const { descendants, rssBytes } = require('./lib/process-cpu');
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,6 +31,31 @@ function arg(name, fallback) {
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
+
+/** What the load is doing, for the memory sampler: 'load' (pgbench), then 'big UPDATE'. */
+let phase = 'start';
+
+/**
+ * Samples the resident memory of pgferry's capture and applier processes (children of the
+ * migrate process) every 250 ms; `stop()` gives the largest per role and phase, in MB.
+ */
+function sampleRss(rootPid) {
+  const max = {};
+  const timer = setInterval(() => {
+    for (const { pid, cmdline } of descendants(rootPid)) {
+      const role = /apps\/(capture|applier)\//.exec(cmdline)?.[1];
+      if (!role) continue;
+      const key = `${role} ${phase}`;
+      max[key] = Math.max(max[key] ?? 0, rssBytes(pid) / 2 ** 20);
+    }
+  }, 250);
+  return {
+    stop() {
+      clearInterval(timer);
+      return max;
+    },
+  };
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const DDL = `
@@ -55,7 +84,7 @@ async function waitUntil(d, want, keys) {
 }
 
 /** pgbench for `seconds` while a probe measures the lag, then catch-up, then the big update. */
-async function measure(label, src, s, d, { seconds, clients, bigRows }) {
+async function measure(label, src, s, d, { seconds, clients, bigRows, drainSeconds }, drain) {
   // The stream is live once a change made now reaches the destination: native's subscription
   // after its initial copy, pgferry's capture and applier after the full load. The load starts
   // then, for both, so the lag measured is the stream's under load, not its start-up.
@@ -97,6 +126,7 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
       await sleep(200);
     }
   })();
+  phase = 'load';
   const load = await runPgbench(
     { host: src.host, port: src.port, user: src.user, password: src.password },
     { database: 'bench', clients, seconds },
@@ -107,11 +137,14 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
   await waitUntil(d, await sourceState(s), ['bal', 'hist']);
   const catchUp = now() - ended;
   // One transaction of the whole table.
+  phase = 'big UPDATE';
   const t = now();
   await s.query(`UPDATE big SET v = v + 1`);
   const committed = now();
   await waitUntil(d, await sourceState(s), ['big']);
   const bigApplied = now() - committed;
+  phase = 'drain';
+  const drained = await drain({ src, s, d, clients, seconds: drainSeconds });
   const r = {
     tps: load.tps,
     maxLag,
@@ -121,12 +154,108 @@ async function measure(label, src, s, d, { seconds, clients, bigRows }) {
     samples,
     label,
     startUp,
+    drained,
   };
   console.log(
     `${label.padEnd(24)} stream live ${r.startUp.toFixed(1)}s after it started; source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s (${maxLagAt.toFixed(0)}s into the load), catch-up ${r.catchUp.toFixed(1)}s; ` +
       `${bigRows}-row UPDATE (${r.bigStatement.toFixed(1)}s on the source) applied ${r.bigApplied.toFixed(1)}s after its commit`,
   );
+  console.log(
+    `${''.padEnd(24)} drain of a ${drainSeconds}s backlog: ${Object.entries(drained)
+      .map(([stage, v]) => `${stage} ${v.changes} changes in ${v.seconds.toFixed(1)}s = ${rate(v)} changes/s`)
+      .join('; ')}`,
+  );
   return r;
+}
+
+const rate = (v) => (v.changes / Math.max(v.seconds, 0.01)).toFixed(0);
+
+/** pgbench for `seconds` while nothing streams: the backlog's row changes (TPC-B: 3 updates, 1 insert). */
+async function backlog(src, clients, seconds) {
+  const load = await runPgbench(
+    { host: src.host, port: src.port, user: src.user, password: src.password },
+    { database: 'bench', clients, seconds },
+  );
+  return load.transactions * 4;
+}
+
+/** Native: the subscription disabled while the backlog is made, then enabled until caught up. */
+async function nativeDrain({ src, s, d, clients, seconds }) {
+  await d.query(`ALTER SUBSCRIPTION bench_native DISABLE`);
+  const changes = await backlog(src, clients, seconds);
+  const want = await sourceState(s);
+  const t = now();
+  await d.query(`ALTER SUBSCRIPTION bench_native ENABLE`);
+  await waitUntil(d, want, ['bal', 'hist']);
+  return { 'slot -> destination': { changes, seconds: now() - t } };
+}
+
+/** The pids of migrate's capture and applier children. */
+function pgferryChildren(rootPid) {
+  const pids = { capture: [], applier: [] };
+  for (const { pid, cmdline } of descendants(rootPid)) {
+    const role = /apps\/(capture|applier)\//.exec(cmdline)?.[1];
+    if (role) pids[role].push(pid);
+  }
+  return pids;
+}
+
+const signal = (pids, sig) => pids.forEach((pid) => process.kill(pid, sig));
+
+/** Until the capture reported `lsn` confirmed: everything before it acknowledged by Kafka. */
+async function captured(d, lsn) {
+  for (;;) {
+    const { rows } = await d.query(
+      `SELECT captured_lsn >= $1::pg_lsn AS done FROM pgferry.stream_status WHERE task = 'cdcbench'`,
+      [lsn],
+    );
+    if (rows[0]?.done) return;
+    await sleep(100);
+  }
+}
+
+/**
+ * pgferry: the capture stopped (SIGSTOP) while a backlog is made, then resumed: slot -> Kafka
+ * acknowledged (the capture's confirmed LSN, reported about once a second) and slot ->
+ * destination; then the applier stopped while a second backlog goes into Kafka, and resumed:
+ * Kafka -> destination. The backlogs stay shorter than the consumer group's 10 s session.
+ */
+function pgferryDrain(rootPid) {
+  return async ({ src, s, d, clients, seconds }) => {
+    const { capture, applier } = pgferryChildren(rootPid);
+    if (!capture.length || !applier.length)
+      throw new Error('pgferry drain: no capture or applier process found');
+    signal(capture, 'SIGSTOP');
+    const changes = await backlog(src, clients, seconds);
+    const want = await sourceState(s);
+    const { rows } = await s.query(`SELECT pg_current_wal_lsn()::text AS lsn`);
+    const t = now();
+    signal(capture, 'SIGCONT');
+    await captured(d, rows[0].lsn);
+    const toKafka = now() - t;
+    await waitUntil(d, want, ['bal', 'hist']);
+    const toDestination = now() - t;
+
+    signal(applier, 'SIGSTOP');
+    let resumed = false;
+    try {
+      const second = await backlog(src, clients, seconds);
+      const want2 = await sourceState(s);
+      const { rows: end } = await s.query(`SELECT pg_current_wal_lsn()::text AS lsn`);
+      await captured(d, end[0].lsn);
+      const t2 = now();
+      signal(applier, 'SIGCONT');
+      resumed = true;
+      await waitUntil(d, want2, ['bal', 'hist']);
+      return {
+        'slot -> Kafka acknowledged': { changes, seconds: toKafka },
+        'slot -> destination': { changes, seconds: toDestination },
+        'Kafka -> destination': { changes: second, seconds: now() - t2 },
+      };
+    } finally {
+      if (!resumed) signal(applier, 'SIGCONT');
+    }
+  };
 }
 
 async function native(src, dst, s, opts) {
@@ -146,7 +275,7 @@ async function native(src, dst, s, opts) {
     await sleep(200);
   }
   try {
-    return await measure('native pub/sub', src, s, d, opts);
+    return await measure('native pub/sub', src, s, d, opts, nativeDrain);
   } finally {
     await d.query(`DROP SUBSCRIPTION bench_native`);
     await s.query(`DROP PUBLICATION bench_native`);
@@ -182,7 +311,21 @@ async function pgferry(src, dst, s, dir, opts) {
       if (child.exitCode !== null) throw new Error(`pgferry migrate exited early:\n${out.slice(-3000)}`);
       await sleep(200);
     }
-    const r = await measure(`pgferry (through Kafka, ${opts.consistency})`, src, s, d, opts);
+    const rss = sampleRss(child.pid);
+    const r = await measure(
+      `pgferry (through Kafka, ${opts.consistency})`,
+      src,
+      s,
+      d,
+      opts,
+      pgferryDrain(child.pid),
+    );
+    const memory = rss.stop();
+    console.log(
+      `pgferry largest resident memory: ${Object.entries(memory)
+        .map(([k, mb]) => `${k} ${mb.toFixed(0)} MB`)
+        .join(', ')}`,
+    );
     const cut = spawnSync(process.execPath, [cli, 'cutover', '--spec', spec, '--timeout', '300'], {
       encoding: 'utf8',
     });
@@ -206,6 +349,7 @@ async function main() {
     seconds: arg('seconds', 30),
     clients: arg('clients', 4),
     bigRows: arg('big-rows', 2_000_000),
+    drainSeconds: arg('drain-seconds', 8),
     consistency: process.argv.includes('--consistency')
       ? process.argv[process.argv.indexOf('--consistency') + 1]
       : 'per-key',
@@ -244,7 +388,13 @@ async function main() {
     console.log(`lag over time: ${chart.csvPath}, ${chart.svgPath}`);
     console.log(
       `ratios pgferry / native: source TPS ${(f.tps / n.tps).toFixed(2)}, max lag ${(f.maxLag / Math.max(n.maxLag, 0.2)).toFixed(2)}, ` +
-        `catch-up ${(f.catchUp / Math.max(n.catchUp, 0.1)).toFixed(2)}, big UPDATE applied ${(f.bigApplied / Math.max(n.bigApplied, 0.1)).toFixed(2)}`,
+        `catch-up ${(f.catchUp / Math.max(n.catchUp, 0.1)).toFixed(2)}, big UPDATE applied ${(f.bigApplied / Math.max(n.bigApplied, 0.1)).toFixed(2)}, ` +
+        `drain rate (changes/s, pgferry / native's slot -> destination): ${Object.entries(f.drained)
+          .map(
+            ([stage, v]) =>
+              `${stage} ${(v.changes / v.seconds / (n.drained['slot -> destination'].changes / n.drained['slot -> destination'].seconds)).toFixed(2)}`,
+          )
+          .join(', ')}`,
     );
     await s.end();
   } finally {

@@ -47,4 +47,32 @@ function treeCpuSeconds(pids) {
   return total / clockTicks();
 }
 
-module.exports = { treeCpuSeconds };
+/** The processes below `pid` (not itself), with their command lines. */
+function descendants(pid) {
+  const out = [];
+  const queue = children(pid);
+  while (queue.length) {
+    const p = queue.shift();
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue;
+    }
+    out.push({ pid: p, cmdline });
+    queue.push(...children(p));
+  }
+  return out;
+}
+
+/** Resident memory of `pid` in bytes (VmRSS), 0 once it is gone. */
+function rssBytes(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+module.exports = { descendants, rssBytes, treeCpuSeconds };

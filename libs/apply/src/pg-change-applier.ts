@@ -195,6 +195,13 @@ export class PgChangeApplier {
   private async prepare(): Promise<void> {
     if (this.prepared) return;
     await setReplicaRole(this.client);
+    // As PostgreSQL's own subscriptions do (their synchronous_commit defaults to off): a change
+    // batch and its next offset commit in one transaction, so a destination crash that loses the
+    // last commits loses their offsets with them, and the applier applies those records again
+    // from Kafka, which still holds them (the slot moved on only once Kafka acknowledged them).
+    // Nothing is lost or applied twice, and no batch waits for a WAL flush. The cutover's own
+    // writes (pgferry.phases) commit synchronously, which flushes every batch before them.
+    await this.client.query('SET synchronous_commit = off');
     this.prepared = true;
   }
 

@@ -87,6 +87,8 @@ export class ChangePublisher implements ChangeProcessor {
     commitTime: Date;
     finalLsn: Lsn;
     seq: number;
+    /** transactionId(xid, finalLsn), made once: every change of the transaction carries it. */
+    id: string;
     /** Events per published table ("schema.table"), once BEGIN is out. */
     counts: Map<string, number> | null;
   } | null = null;
@@ -116,6 +118,7 @@ export class ChangePublisher implements ChangeProcessor {
           commitTime: event.commitTime,
           finalLsn: event.finalLsn,
           seq: 0,
+          id: transactionId(event.xid, event.finalLsn),
           counts: null,
         };
         return;
@@ -277,7 +280,7 @@ export class ChangePublisher implements ChangeProcessor {
       tsMs: (this.tx?.commitTime ?? new Date()).getTime(),
       // One id for every change of the transaction: its xid and its commit LSN.
       transaction: {
-        id: transactionId(xid, this.tx?.finalLsn ?? lsn),
+        id: this.tx?.id ?? transactionId(xid, lsn),
         totalOrder: order,
         dataCollectionOrder: order,
       },
