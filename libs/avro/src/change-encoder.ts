@@ -63,6 +63,50 @@ export function placeholderFor(type: AvroSchema): unknown {
 /** pgoutput's text values are the types' output texts, without COPY's escapes. */
 const rawText = (buf: Buffer, start: number, end: number) => buf.toString('utf8', start, end);
 
+/** Writes a non-NULL text value of one field straight from the JS string. */
+type TextWriter = (out: AvroSlab, text: string) => void;
+
+/**
+ * A writer from the string itself for the types whose text is their value or a plain integer
+ * (text, varchar, char, uuid, json, int2/4/8, oid, bool: most columns), or null: the others go
+ * through the snapshot's field writer from the value's UTF-8 bytes. The bytes are the same
+ * (change-encoder.spec.ts compares both with avsc).
+ */
+function textWriter(col: ColumnInfo, nullable: boolean): TextWriter | null {
+  const type = avroTypeFor(col);
+  const branches = (Array.isArray(type) ? type : [type]) as Array<string | Record<string, unknown>>;
+  if (branches.length !== 1) return null;
+  const t = typeof branches[0] === 'string' ? { type: branches[0] } : branches[0];
+  const index = nullable ? (out: AvroSlab) => out.byte(2) : () => undefined;
+  switch (t.type) {
+    case 'string':
+      return (out, text) => {
+        index(out);
+        out.string(text);
+      };
+    case 'int':
+      if (t.logicalType !== undefined) return null;
+      return (out, text) => {
+        index(out);
+        out.int(Number(text));
+      };
+    case 'long':
+      if (t.logicalType !== undefined) return null;
+      // Up to 15 characters is below 2^53 as a number; longer texts go through BigInt.
+      return (out, text) => {
+        index(out);
+        out.long(text.length <= 15 ? Number(text) : BigInt(text));
+      };
+    case 'boolean':
+      return (out, text) => {
+        index(out);
+        out.byte(text === 't' ? 1 : 0);
+      };
+    default:
+      return null;
+  }
+}
+
 /** The Avro binary of `value` as one field of type `type` (placeholders, once per column). */
 function fieldBytes(type: AvroSchema, value: unknown): Buffer {
   return avro.Type.forSchema(type as avro.Schema, avscOptions()).toBuffer(value);
@@ -99,6 +143,9 @@ export class ChangeEncoder {
   private readonly out = new AvroSlab();
   /** Per column: writes a non-NULL value of the Value record's (nullable) field. */
   private readonly writers: FieldWriter[];
+  /** Per column: writes a non-NULL value from the string, where the type allows (textWriter). */
+  private readonly texts: Array<TextWriter | null>;
+  private readonly keyTexts: Array<TextWriter | null>;
   /** Per key column: writes it in the Key record, where no field is nullable. */
   private readonly keyWriters: FieldWriter[];
   /** Per column: what stands in the Value record for a value not sent (see placeholderFor). */
@@ -122,6 +169,8 @@ export class ChangeEncoder {
     this.keyIdx = keyIndexes(columns);
     this.writers = columns.map((c, i) => fieldWriter(c, this.nullable[i], rawText));
     this.keyWriters = this.keyIdx.map((i) => fieldWriter(columns[i], false, rawText));
+    this.texts = columns.map((c, i) => textWriter(c, this.nullable[i]));
+    this.keyTexts = this.keyIdx.map((i) => textWriter(columns[i], false));
     this.placeholders = columns.map((c, i) => {
       const t = avroTypeFor(c);
       return this.nullable[i] ? Buffer.from([0]) : fieldBytes(t, placeholderFor(t));
@@ -162,7 +211,11 @@ export class ChangeEncoder {
       if (t === null || (missing !== null && missing.has(this.columns[i].name))) {
         const p = this.placeholders[i];
         out.append(p, 0, p.length);
-      } else this.value(this.writers[i], t);
+      } else {
+        const direct = this.texts[i];
+        if (direct) direct(out, t);
+        else this.value(this.writers[i], t);
+      }
     }
   }
 
@@ -178,7 +231,11 @@ export class ChangeEncoder {
       if (t === null) {
         const p = this.keyPlaceholders[k];
         out.append(p, 0, p.length);
-      } else this.value(this.keyWriters[k], t);
+      } else {
+        const direct = this.keyTexts[k];
+        if (direct) direct(out, t);
+        else this.value(this.keyWriters[k], t);
+      }
     }
     return out.end();
   }
