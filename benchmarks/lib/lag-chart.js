@@ -5,10 +5,10 @@ const { join } = require('node:path');
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
 
-/** Rounds `max` up to a readable axis end: 1, 2 or 5 times a power of ten. */
+/** Rounds `max` up to a readable axis end: 1 to 10 (in a few steps) times a power of ten. */
 function niceCeil(max) {
   const p = 10 ** Math.floor(Math.log10(Math.max(max, 1e-3)));
-  for (const m of [1, 2, 5, 10]) if (m * p >= max) return m * p;
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= max) return m * p;
   return 10 * p;
 }
 
