@@ -112,6 +112,15 @@ function fieldBytes(type: AvroSchema, value: unknown): Buffer {
   return avro.Type.forSchema(type as avro.Schema, avscOptions()).toBuffer(value);
 }
 
+/**
+ * The slab every ChangeEncoder of the process writes into: one 1 MB buffer at a time for all
+ * tables, not one per table (a source with thousands of tables would hold a slab each). Safe
+ * to share: an encode runs start to end without yielding.
+ */
+let shared: AvroSlab | null = null;
+/** Each value's UTF-8 bytes, for the field writers (shared the same way); grows with the widest. */
+let scratch = Buffer.allocUnsafe(4096);
+
 /** A string's Avro bytes: length, then UTF-8. */
 function avroString(s: string): Buffer {
   const out = new AvroSlab(Buffer.byteLength(s) + 10);
@@ -140,7 +149,7 @@ function avroString(s: string): Buffer {
  * values (change-encoder.spec.ts compares them); keys and values are views of the slab.
  */
 export class ChangeEncoder {
-  private readonly out = new AvroSlab();
+  private readonly out = (shared ??= new AvroSlab());
   /** Per column: writes a non-NULL value of the Value record's (nullable) field. */
   private readonly writers: FieldWriter[];
   /** Per column: writes a non-NULL value from the string, where the type allows (textWriter). */
@@ -156,9 +165,8 @@ export class ChangeEncoder {
   /** `source` up to ts_ms (version, connector, name), then from snapshot to table. */
   private readonly sourceHead: Buffer;
   private readonly sourceMid: Buffer;
-  /** Each value's UTF-8 bytes, for the field writers; grows with the widest value. */
-  private scratch = Buffer.allocUnsafe(4096);
 
+  /** `schemas` are buildSchemas() of `columns`: the layout written, registered under `ids`. */
   constructor(
     readonly columns: ColumnInfo[],
     readonly schemas: TableSchemas,
@@ -194,9 +202,9 @@ export class ChangeEncoder {
   /** Writes a non-NULL text value through `write`; the caller writes nulls and placeholders. */
   private value(write: FieldWriter, text: string): void {
     const max = 3 * text.length;
-    if (max > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.max(max, 2 * this.scratch.length));
-    const n = this.scratch.write(text, 0);
-    write(this.out, this.scratch, 0, n);
+    if (max > scratch.length) scratch = Buffer.allocUnsafe(Math.max(max, 2 * scratch.length));
+    const n = scratch.write(text, 0);
+    write(this.out, scratch, 0, n);
   }
 
   /** The Value record of an image: every column, nulls, placeholders for values not sent. */
