@@ -2,7 +2,7 @@ import avro from 'avsc';
 import { DataError } from '@pgferry/core';
 import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
 import type { RegistryClient } from './registry-client';
-import { readInt, readLength, readLong, type Cursor } from './avro-cursor';
+import { decimalText, readInt, readLength, readLong, type Cursor } from './avro-cursor';
 import { binaryFieldWriter, type BinaryWriter } from './avro-binary-fields';
 import type { CopyBinarySink } from '@pgferry/pg';
 import { CopyTextSink } from '@pgferry/pg';
@@ -11,19 +11,6 @@ import { requireWireSchemaId } from './confluent-wire';
 export { CopyTextSink };
 
 type FieldReader = (c: Cursor, out: CopyTextSink) => void;
-
-/**
- * The text of an Avro decimal of 1 to 6 bytes (big-endian two's complement) at `scale`, as
- * avro-mapping's bytesToDecimal prints it.
- */
-function decimalText(buf: Buffer, at: number, n: number, scale: number): string {
-  let v = buf[at] & 0x80 ? buf[at] - 256 : buf[at];
-  for (let i = 1; i < n; i++) v = v * 256 + buf[at + i];
-  const neg = v < 0;
-  const digits = String(neg ? -v : v).padStart(scale + 1, '0');
-  const out = scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
-  return neg ? `-${out}` : out;
-}
 
 /** Reads one branch (a non-union type) and writes its COPY text. */
 function branchReader(schema: Record<string, unknown>): FieldReader {

@@ -76,3 +76,16 @@ export function readLength(c: Cursor): number {
     throw new DataError(`Avro length ${n} at byte ${c.pos} runs past the value`);
   return n;
 }
+
+/**
+ * The text of an Avro decimal of 1 to 6 bytes (big-endian two's complement) at `scale`, as
+ * avro-mapping's bytesToDecimal prints it.
+ */
+export function decimalText(buf: Buffer, at: number, n: number, scale: number): string {
+  let v = buf[at] & 0x80 ? buf[at] - 256 : buf[at];
+  for (let i = 1; i < n; i++) v = v * 256 + buf[at + i];
+  const neg = v < 0;
+  const digits = String(neg ? -v : v).padStart(scale + 1, '0');
+  const out = scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
+  return neg ? `-${out}` : out;
+}

@@ -6,7 +6,7 @@ import { ChangeEncoder, type ChangeMeta } from './change-encoder';
 import { changeReader as readerFor, type DecodedChange } from './change-reader';
 import { WIRE_HEADER_BYTES } from './confluent-wire';
 import { buildSchemas } from './table-schemas';
-import { ALL_TYPES, column } from './test/columns';
+import { ALL_TYPES, ALL_TYPES_TEXT, column } from './test/columns';
 
 const SOURCE = { name: 'pre', db: 'shop', schema: 'Sales', table: 'Order Lines' };
 
@@ -42,29 +42,7 @@ function viaAvsc(columns: ColumnInfo[], schema: Record<string, unknown>, body: B
   };
 }
 
-const ROW: Array<string | null> = [
-  '1',
-  'a',
-  '-32768',
-  '9223372036854775807',
-  '4294967295',
-  't',
-  '3.4028235e+38',
-  '2.2250738585072014e-308',
-  '12345678.1234',
-  '3.14159265358979323846264338327950288',
-  '2024-02-29',
-  '2024-02-29 23:59:59.999999',
-  '2024-02-29 23:59:59.999999+00',
-  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-  '\\x00ff10',
-  'tab\there é 😀 \\',
-  '{1,2,NULL}',
-  '{"a": "b"}',
-  '-infinity',
-  '-99999',
-  '-9223372036854775808',
-];
+const ROW = ALL_TYPES_TEXT;
 const SPARSE: Array<string | null> = ROW.map((v, i) => (ALL_TYPES[i].notNull ? v : null));
 const ODD: Array<string | null> = [
   '42',

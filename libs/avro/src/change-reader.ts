@@ -1,7 +1,7 @@
 import { DataError } from '@pgferry/core';
 import avro from 'avsc';
 import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
-import { readInt, readLength, readLong, type Cursor } from './avro-cursor';
+import { decimalText, readInt, readLength, readLong, type Cursor } from './avro-cursor';
 import { envelopeSchema } from './table-schemas';
 
 /*
@@ -39,16 +39,6 @@ function skipString(c: Cursor): void {
   // Not `c.pos += readLength(c)`: that adds to the position from before the length was read.
   const n = readLength(c);
   c.pos += n;
-}
-
-/** The text of an Avro decimal of 1 to 6 bytes at `scale`, as avro-mapping's bytesToDecimal prints it. */
-function decimalText(buf: Buffer, at: number, n: number, scale: number): string {
-  let v = buf[at] & 0x80 ? buf[at] - 256 : buf[at];
-  for (let i = 1; i < n; i++) v = v * 256 + buf[at + i];
-  const neg = v < 0;
-  const digits = String(neg ? -v : v).padStart(scale + 1, '0');
-  const out = scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
-  return neg ? `-${out}` : out;
 }
 
 function branchReader(schema: Record<string, unknown>): TextReader | null {

@@ -38,3 +38,28 @@ export const ALL_TYPES: ColumnInfo[] = [
   column('c_num_nn', 'numeric', { precision: 5, scale: 0, notNull: true }),
   column('c_int8_nn', 'int8', { notNull: true }),
 ];
+
+/** One row of ALL_TYPES as pgoutput sends it: each type's output text, no COPY escapes. */
+export const ALL_TYPES_TEXT: Array<string | null> = [
+  '1',
+  'a',
+  '-32768',
+  '9223372036854775807',
+  '4294967295',
+  't',
+  '3.4028235e+38',
+  '2.2250738585072014e-308',
+  '12345678.1234',
+  '3.14159265358979323846264338327950288',
+  '2024-02-29',
+  '2024-02-29 23:59:59.999999',
+  '2024-02-29 23:59:59.999999+00',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  '\\x00ff10',
+  'tab\there\nnewline \\ backslash é 😀',
+  '{1,2,NULL}',
+  '{"a": "b\\"c"}',
+  '-infinity',
+  '-99999',
+  '-9223372036854775808',
+];
