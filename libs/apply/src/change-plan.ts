@@ -47,7 +47,8 @@ const keyText = (key: ReadonlyArray<string | null>) =>
 
 /** The unchanged-column set of the many actions that have none (never modified). */
 const NONE: ReadonlySet<string> = new Set();
-const unchangedSet = (names: readonly string[]): ReadonlySet<string> => (names.length ? new Set(names) : NONE);
+const unchangedSet = (names: readonly string[]): ReadonlySet<string> =>
+  names.length ? new Set(names) : NONE;
 
 /**
  * Reduces changes of a keyed table (in source order) to one action per key. Per-key ordering

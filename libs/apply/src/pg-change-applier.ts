@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { DataError } from '@pgferry/core';
 import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
-import { storeOffsets, type OffsetMark } from '@pgferry/control';
+import { lockTruncateLsn, storeOffsets, storeTruncateLsn, type OffsetMark } from '@pgferry/control';
 import { copyInto, setReplicaRole } from './pg-apply-session';
 import type { TargetTable } from './pg-row-applier';
 import type { DecodedChange } from '@pgferry/avro';
@@ -136,10 +136,7 @@ export class PgChangeApplier {
         await flush();
       }
       if (guard && truncatedAt > guard.lsn)
-        await this.client.query(
-          `UPDATE pgferry.truncates SET lsn = $4 WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3`,
-          [guard.group, t.schema, t.table, truncatedAt.toString()],
-        );
+        await storeTruncateLsn(this.client, guard.group, t.schema, t.table, truncatedAt);
       return counts;
     } catch (err) {
       if (err instanceof DataError) throw err;
@@ -164,32 +161,13 @@ export class PgChangeApplier {
     this.mayHoldRows = false;
   }
 
-  /**
-   * The table's last applied truncate, locked: shared by batches without a truncate, exclusive
-   * for one with a truncate, so a truncate and older changes from another partition never
-   * commit in the wrong order.
-   */
+  /** The table's last applied truncate, locked (see lockTruncateLsn). */
   private async truncateGuard(
     group: string,
     t: TargetTable,
     exclusive: boolean,
   ): Promise<{ group: string; lsn: bigint }> {
-    const params = [group, t.schema, t.table];
-    const read = () =>
-      this.client.query<{ lsn: string }>(
-        `SELECT lsn::text AS lsn FROM pgferry.truncates WHERE consumer_group = $1 AND schema_name = $2 AND table_name = $3 FOR ${exclusive ? 'UPDATE' : 'SHARE'}`,
-        params,
-      );
-    // One round trip once the table has its row (every batch after its first).
-    let { rows } = await read();
-    if (!rows.length) {
-      await this.client.query(
-        `INSERT INTO pgferry.truncates (consumer_group, schema_name, table_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-        params,
-      );
-      ({ rows } = await read());
-    }
-    return { group, lsn: BigInt(rows[0].lsn) };
+    return { group, lsn: await lockTruncateLsn(this.client, group, t.schema, t.table, exclusive) };
   }
 
   private async prepare(): Promise<void> {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
-import { storeOffset, type OffsetMark } from '@pgferry/control';
+import { chunkSentAgain, storeOffset, type OffsetMark } from '@pgferry/control';
 import { copyInto, hasUniqueIndexOn, setReplicaRole, type CopyFormat } from './pg-apply-session';
 
 /** Where a topic's rows go: destination table, the columns the values are in, its key. */
@@ -167,11 +167,7 @@ export class PgRowApplier {
    * into the table is under way finish first: the key is built over rows sent once each.
    */
   private async keyIfResent(d: DeferredKey): Promise<boolean> {
-    const { rows } = await this.client.query(
-      'SELECT EXISTS (SELECT FROM pgferry.chunks WHERE task = $1 AND source_table = $2 AND attempt > 1) AS resent',
-      [this.deferredKeys!.task, d.sourceTable],
-    );
-    if (!rows[0].resent) return false;
+    if (!(await chunkSentAgain(this.client, this.deferredKeys!.task, d.sourceTable))) return false;
     await this.client.query(`LOCK TABLE ${d.target} IN ACCESS EXCLUSIVE MODE`);
     if (!(await hasUniqueIndexOn(this.client, d.target, d.key))) await this.client.query(d.sql);
     this.direct.delete(d.target);

@@ -1,9 +1,11 @@
+export { chunkSentAgain, claimDdl, lockTruncateLsn, storeTruncateLsn } from './apply-state';
 export { ensureControlSchema } from './control-schema';
 export { ControlStore, type PhaseName, type PhaseStatus } from './control-store';
 export {
   type OffsetMark,
   OffsetFenceError,
   type OffsetUpdate,
+  readGroupOffsets,
   readOffsets,
   readStreamPositions,
   storeOffset,
@@ -20,6 +22,6 @@ export {
   type StreamMark,
   writeCaptureReport,
 } from './stream-status';
-export { taskRegistered } from './task-lookup';
+export { listTaskNames, readTaskRow, taskRegistered } from './task-lookup';
 export { dropLease, takeLease, withLease, type LeaseHolder, type LeaseOptions } from './leases';
 export { readStreamSettings, writeStreamSettings, type RecordedStreamSettings } from './stream-settings';

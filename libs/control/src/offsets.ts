@@ -20,6 +20,26 @@ export async function readOffsets(
 }
 
 /**
+ * Every partition `group` applied, in topic and partition order, with when its offset last
+ * moved: for status reports and for waiting until the applier reached given offsets.
+ */
+export async function readGroupOffsets(
+  client: Queryable,
+  group: string,
+): Promise<Array<{ topic: string; partition: number; nextOffset: bigint; updatedAt: Date }>> {
+  const { rows } = await client.query(
+    `SELECT topic, partition, next_offset::text AS next_offset, updated_at FROM pgferry.offsets WHERE consumer_group = $1 ORDER BY topic, partition`,
+    [group],
+  );
+  return rows.map((r) => ({
+    topic: r.topic as string,
+    partition: Number(r.partition),
+    nextOffset: BigInt(r.next_offset),
+    updatedAt: r.updated_at as Date,
+  }));
+}
+
+/**
  * Must run inside the transaction that applied the records below `nextOffset`. `streamPos`, when
  * given, is the stream position of the last change among them (kept otherwise).
  */

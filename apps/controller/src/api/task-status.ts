@@ -1,5 +1,14 @@
 import type { Client } from 'pg';
-import { AppliedRate, ControlStore, readStreamLag, type StreamLag } from '@pgferry/control';
+import {
+  AppliedRate,
+  applierGroup,
+  ControlStore,
+  listTaskNames,
+  readGroupOffsets,
+  readStreamLag,
+  readTaskRow,
+  type StreamLag,
+} from '@pgferry/control';
 
 export interface TaskStatus {
   task: string;
@@ -36,31 +45,22 @@ const rates = new Map<string, AppliedRate>();
  * Returns null when the task (or the control schema) does not exist.
  */
 export async function readTaskStatus(client: Client, task: string): Promise<TaskStatus | null> {
-  const exists = await client.query(`SELECT to_regclass('pgferry.tasks') IS NOT NULL AS has`);
-  if (!exists.rows[0].has) return null;
-  const { rows } = await client.query(
-    `SELECT task, created_at, slot_name, consistent_lsn::text AS lsn, spec, cutover_requested_at
-       FROM pgferry.tasks WHERE task = $1`,
-    [task],
-  );
-  if (!rows[0]) return null;
+  const row = await readTaskRow(client, task);
+  if (!row) return null;
   const store = new ControlStore(client, task);
   const phases = await store.phases();
   const chunks = await store.chunkProgress();
-  const offsets = await client.query(
-    `SELECT topic, partition, next_offset, updated_at FROM pgferry.offsets WHERE consumer_group = $1 ORDER BY topic, partition`,
-    [`pgferry-${task}-applier`],
-  );
+  const offsets = await readGroupOffsets(client, applierGroup(task));
   let stream: TaskStatus['stream'] = null;
-  if (rows[0].spec?.migrationTypes?.incremental) {
-    const lag = await readStreamLag(client, task, Number(rows[0].spec?.options?.lagBoundSeconds ?? 5));
+  if (row.spec?.migrationTypes?.incremental) {
+    const lag = await readStreamLag(client, task, Number(row.spec?.options?.lagBoundSeconds ?? 5));
     const rate = rates.get(task) ?? new AppliedRate();
     rates.set(task, rate);
     const recordsPerSecond = rate.update(lag.appliedRecords);
     stream = {
       ...lag,
       recordsPerSecond,
-      cutoverRequestedAt: rows[0].cutover_requested_at?.toISOString() ?? null,
+      cutoverRequestedAt: row.cutover_requested_at?.toISOString() ?? null,
     };
   }
   const current =
@@ -69,9 +69,9 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
   return {
     task,
     phase: current?.phase ?? null,
-    createdAt: rows[0].created_at.toISOString(),
-    slot: rows[0].slot_name,
-    snapshotLsn: rows[0].lsn,
+    createdAt: row.created_at.toISOString(),
+    slot: row.slot_name,
+    snapshotLsn: row.lsn,
     phases: phases.map((p) => ({
       phase: p.phase,
       status: p.status,
@@ -92,20 +92,16 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
       rows: chunks.reduce((a, c) => a + c.rows, 0),
       bytes: chunks.reduce((a, c) => a + c.bytes, 0),
     },
-    applied: offsets.rows.map((r) => ({
-      topic: r.topic,
-      partition: r.partition,
-      nextOffset: String(r.next_offset),
-      updatedAt: r.updated_at.toISOString(),
+    applied: offsets.map((o) => ({
+      topic: o.topic,
+      partition: o.partition,
+      nextOffset: String(o.nextOffset),
+      updatedAt: o.updatedAt.toISOString(),
     })),
     stream,
   };
 }
 
-export async function listTasks(client: Client): Promise<string[]> {
-  const exists = await client.query(`SELECT to_regclass('pgferry.tasks') IS NOT NULL AS has`);
-  if (!exists.rows[0].has) return [];
-  return (await client.query(`SELECT task FROM pgferry.tasks ORDER BY created_at`)).rows.map(
-    (r) => r.task as string,
-  );
+export function listTasks(client: Client): Promise<string[]> {
+  return listTaskNames(client);
 }

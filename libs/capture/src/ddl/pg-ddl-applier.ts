@@ -1,7 +1,7 @@
 import type { Client } from 'pg';
 import { DataError, PgferryError, type TaskSpec } from '@pgferry/core';
 import { classifyPgError, quoteIdent } from '@pgferry/pg';
-import { storeOffset, type OffsetMark } from '@pgferry/control';
+import { claimDdl, storeOffset, type OffsetMark } from '@pgferry/control';
 import type { DdlEvent } from './pg-ddl-capture';
 
 /**
@@ -51,11 +51,7 @@ export async function applyDdlOnce(
 ): Promise<boolean> {
   let ran = false;
   await runDdl(destination, event, objects, async () => {
-    const { rowCount } = await destination.query(
-      `INSERT INTO pgferry.ddl_applied (task, ddl_id, command) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-      [task, event.id, event.command],
-    );
-    ran = (rowCount ?? 0) > 0;
+    ran = await claimDdl(destination, task, event.id, event.command);
     return ran;
   });
   return ran;

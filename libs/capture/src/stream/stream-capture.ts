@@ -32,6 +32,7 @@ import { PgStreamReader } from './pg-stream-reader';
 import {
   addStreamTable,
   ControlStore,
+  readGroupOffsets,
   readStreamTables,
   applierGroup,
   writeCaptureReport,
@@ -301,11 +302,9 @@ async function applySchemaChange(
     for (let waited = 0; ; waited += 100) {
       if (opts.stop.aborted)
         throw new PgferryError('stopped while waiting to apply a schema change', { retriable: true });
-      const { rows } = await client.query<{ k: string; n: string }>(
-        `SELECT topic || ':' || partition AS k, next_offset::text AS n FROM pgferry.offsets WHERE consumer_group = $1`,
-        [group],
+      const applied = new Map(
+        (await readGroupOffsets(client, group)).map((o) => [`${o.topic}:${o.partition}`, o.nextOffset]),
       );
-      const applied = new Map(rows.map((r) => [r.k, BigInt(r.n)]));
       if ([...ends].every(([k, end]) => (applied.get(k) ?? 0n) >= end)) break;
       if (waited > 0 && waited % 30_000 === 0)
         opts.logger?.warn(
