@@ -41,6 +41,20 @@ export async function startStreamInProcess(
   await applier?.start();
   let replacing: Promise<void> | null = null;
   const minutes = spec.options.retry.connectionMinutes;
+  /** Retries of a process started again within retry.connectionMinutes, each one reported. */
+  const restarts = (what: string, again: string) => ({
+    deadlineMs: minutes * 60_000,
+    initialDelayMs: 1000,
+    maxDelayMs: 5000,
+    signal: abort.signal,
+    onRetry: (err: unknown, _attempt: number, delayMs: number) =>
+      emit({
+        kind: 'phase',
+        phase: 'incremental',
+        status: 'running',
+        detail: `${what} failed (${redactString(describeError(err))}); ${again} in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
+      }),
+  });
   // A new applier in place of the lost one, started again after retriable failures within
   // retry.connectionMinutes. The lost one counts as the first failed attempt: the deadline runs
   // from the loss, and the first new applier starts after the first delay.
@@ -59,19 +73,7 @@ export async function startStreamInProcess(
             throw err;
           }
         },
-        {
-          deadlineMs: minutes * 60_000,
-          initialDelayMs: 1000,
-          maxDelayMs: 5000,
-          signal: abort.signal,
-          onRetry: (err, _attempt, delayMs) =>
-            emit({
-              kind: 'phase',
-              phase: 'incremental',
-              status: 'running',
-              detail: `the applier failed (${redactString(describeError(err))}); starting a new one in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
-            }),
-        },
+        restarts('the applier', 'starting a new one'),
       );
     } catch (err) {
       if (!abort.signal.aborted) failure ??= err as Error;
@@ -81,19 +83,10 @@ export async function startStreamInProcess(
   // restarts) is started again, as the supervisor restarts a capture child; the stream itself
   // rides out lost connections within the same window (runStreamCapture).
   const capture = () =>
-    retry(() => leasedStreamCapture(stream, { kafka, emit, stop: abort.signal }), {
-      deadlineMs: minutes * 60_000,
-      initialDelayMs: 1000,
-      maxDelayMs: 5000,
-      signal: abort.signal,
-      onRetry: (err, _attempt, delayMs) =>
-        emit({
-          kind: 'phase',
-          phase: 'incremental',
-          status: 'running',
-          detail: `the capture failed (${redactString(describeError(err))}); starting it again in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
-        }),
-    });
+    retry(
+      () => leasedStreamCapture(stream, { kafka, emit, stop: abort.signal }),
+      restarts('the capture', 'starting it again'),
+    );
   const streaming = ownCapture
     ? capture().then(
         () => {
