@@ -84,7 +84,7 @@ async function waitUntil(d, want, keys) {
 }
 
 /** pgbench for `seconds` while a probe measures the lag, then catch-up, then the big update. */
-async function measure(label, src, s, d, { seconds, clients, bigRows, drainSeconds }, drain) {
+async function measure(label, src, s, d, { seconds, clients, bigRows, drainSeconds }, drain, inKafka) {
   // The stream is live once a change made now reaches the destination: native's subscription
   // after its initial copy, pgferry's capture and applier after the full load. The load starts
   // then, for both, so the lag measured is the stream's under load, not its start-up.
@@ -141,8 +141,13 @@ async function measure(label, src, s, d, { seconds, clients, bigRows, drainSecon
   const t = now();
   await s.query(`UPDATE big SET v = v + 1`);
   const committed = now();
+  // pgferry: when the capture had the whole transaction acknowledged by Kafka.
+  const { rows: at } = await s.query(`SELECT pg_current_wal_lsn()::text AS lsn`);
+  let bigInKafka = null;
+  const kafka = inKafka?.(d, at[0].lsn).then(() => (bigInKafka = now() - committed));
   await waitUntil(d, await sourceState(s), ['big']);
   const bigApplied = now() - committed;
+  await kafka;
   phase = 'drain';
   const drained = await drain({ src, s, d, clients, seconds: drainSeconds });
   const r = {
@@ -151,6 +156,7 @@ async function measure(label, src, s, d, { seconds, clients, bigRows, drainSecon
     catchUp,
     bigApplied,
     bigStatement: committed - t,
+    bigInKafka,
     samples,
     label,
     startUp,
@@ -158,7 +164,8 @@ async function measure(label, src, s, d, { seconds, clients, bigRows, drainSecon
   };
   console.log(
     `${label.padEnd(24)} stream live ${r.startUp.toFixed(1)}s after it started; source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s (${maxLagAt.toFixed(0)}s into the load), catch-up ${r.catchUp.toFixed(1)}s; ` +
-      `${bigRows}-row UPDATE (${r.bigStatement.toFixed(1)}s on the source) applied ${r.bigApplied.toFixed(1)}s after its commit`,
+      `${bigRows}-row UPDATE (${r.bigStatement.toFixed(1)}s on the source) applied ${r.bigApplied.toFixed(1)}s after its commit` +
+      (bigInKafka === null ? '' : ` (all in Kafka after ${bigInKafka.toFixed(1)}s)`),
   );
   console.log(
     `${''.padEnd(24)} drain of a ${drainSeconds}s backlog: ${Object.entries(drained)
@@ -319,6 +326,7 @@ async function pgferry(src, dst, s, dir, opts) {
       d,
       opts,
       pgferryDrain(child.pid),
+      captured,
     );
     const memory = rss.stop();
     console.log(

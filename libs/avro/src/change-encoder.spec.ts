@@ -158,6 +158,28 @@ describe('ChangeEncoder writes the bytes avsc writes for the same envelope', () 
       );
   });
 
+  it("prepares a change ahead of its place in the stream: finished, the bytes are encode's", () => {
+    const enc = new ChangeEncoder(ALL_TYPES, ref.schemas, ids, SOURCE);
+    const row = ROWS[1];
+    const cases: Array<[ChangeOp, Array<string | null> | null, Array<string | null> | null, string[]]> = [
+      ['c', null, row, []],
+      ['u', ROWS[0], row, ['c_text', 'c_json']],
+      ['d', row, null, []],
+    ];
+    for (const [op, before, after, unchanged] of cases) {
+      // Copied, as the capture's spool holds them until the transaction commits.
+      const p = enc.prepare(op, before, after, unchanged);
+      const head = Buffer.from(p.head);
+      const trailer = Buffer.from(p.trailer);
+      const key = p.key && Buffer.from(p.key);
+      for (const meta of metas) {
+        const want = ref.encode(op, before, after, unchanged, meta, now);
+        expect(key?.toString('hex')).toBe(want.key?.toString('hex'));
+        expect(enc.finish(head, op, trailer, meta).toString('hex')).toBe(want.value.toString('hex'));
+      }
+    }
+  });
+
   it('keeps earlier keys and values intact while later changes fill new slabs', () => {
     const enc = new ChangeEncoder(ALL_TYPES, ref.schemas, ids, SOURCE);
     const got = Array.from({ length: 3000 }, (_, i) => {

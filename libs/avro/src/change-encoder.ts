@@ -248,15 +248,13 @@ export class ChangeEncoder {
     return out.end();
   }
 
-  private envelope(
-    op: ChangeOp | 't',
+  /** The wire header, then the before and after images: the part of the value a row change decides. */
+  private writeImages(
     before: ReadonlyArray<string | null> | null,
     after: ReadonlyArray<string | null> | null,
     unchanged: readonly string[],
-    meta: ChangeMeta,
-  ): Buffer {
+  ): void {
     const out = this.out;
-    out.begin();
     out.ensure(WIRE_HEADER_BYTES);
     out.pos = writeWireHeader(out.buf, out.pos, this.ids.value);
     // before and after: branch 1 of [null, Value] is zigzag 2.
@@ -268,6 +266,11 @@ export class ChangeEncoder {
       out.byte(2);
       this.image(after, unchanged.length ? new Set(unchanged) : null);
     } else out.byte(0);
+  }
+
+  /** `source`, op, ts_ms and `transaction`: the part of the value its place in the stream decides. */
+  private writeTail(op: ChangeOp | 't', meta: ChangeMeta): void {
+    const out = this.out;
     out.append(this.sourceHead, 0, this.sourceHead.length);
     out.long(meta.tsMs);
     out.append(this.sourceMid, 0, this.sourceMid.length);
@@ -288,13 +291,60 @@ export class ChangeEncoder {
       out.long(meta.transaction.totalOrder);
       out.long(meta.transaction.dataCollectionOrder);
     } else out.byte(0);
+  }
+
+  /** pgferry_unchanged_toast, the value's last field. */
+  private writeUnchanged(unchanged: readonly string[]): void {
+    const out = this.out;
     // An array is written as blocks: a count, the items, then an empty block.
     if (unchanged.length) {
       out.long(unchanged.length);
       for (const name of unchanged) out.string(name);
     }
     out.byte(0);
-    return out.end();
+  }
+
+  private envelope(
+    op: ChangeOp | 't',
+    before: ReadonlyArray<string | null> | null,
+    after: ReadonlyArray<string | null> | null,
+    unchanged: readonly string[],
+    meta: ChangeMeta,
+  ): Buffer {
+    this.out.begin();
+    this.writeImages(before, after, unchanged);
+    this.writeTail(op, meta);
+    this.writeUnchanged(unchanged);
+    return this.out.end();
+  }
+
+  /** The record key of the change's row and the source table, for `op` (delete: before, else after). */
+  private keyOf(
+    op: ChangeOp,
+    before: ReadonlyArray<string | null> | null,
+    after: ReadonlyArray<string | null> | null,
+  ): Buffer | null {
+    const keyFrom = op === 'd' ? before : after;
+    // The publisher passes the image the op has (pgoutput always sends it): a pgferry bug if not.
+    if (!keyFrom)
+      throw new RangeError(
+        `a ${op} change of ${this.source.schema}.${this.source.table} needs its ${op === 'd' ? 'before' : 'after'} image`,
+      );
+    return this.key(keyFrom);
+  }
+
+  /** Runs `write` on the slab; a DataError names the change, and nothing half-written stays. */
+  private guarded<T>(op: ChangeOp, write: () => T): T {
+    try {
+      return write();
+    } catch (err) {
+      this.out.pos = this.out.mark;
+      if (!(err instanceof DataError)) throw err;
+      throw new DataError(
+        `${op} change of ${quoteQualified(this.source.schema, this.source.table)}: ${err.message}`,
+        { cause: err },
+      );
+    }
   }
 
   encode(
@@ -304,24 +354,44 @@ export class ChangeEncoder {
     unchanged: readonly string[],
     meta: ChangeMeta,
   ): { key: Buffer | null; value: Buffer } {
-    const keyFrom = op === 'd' ? before : after;
-    // The publisher passes the image the op has (pgoutput always sends it): a pgferry bug if not.
-    if (!keyFrom)
-      throw new RangeError(
-        `a ${op} change of ${this.source.schema}.${this.source.table} needs its ${op === 'd' ? 'before' : 'after'} image`,
-      );
-    try {
+    return this.guarded(op, () => {
       const value = this.envelope(op, before, after, unchanged, meta);
-      return { key: this.key(keyFrom), value };
-    } catch (err) {
-      // Nothing half-written stays in the slab for the next change.
-      this.out.pos = this.out.mark;
-      if (!(err instanceof DataError)) throw err;
-      throw new DataError(
-        `${op} change of ${quoteQualified(this.source.schema, this.source.table)}: ${err.message}`,
-        { cause: err },
-      );
-    }
+      return { key: this.keyOf(op, before, after), value };
+    });
+  }
+
+  /**
+   * The parts of a change's record that the row alone decides, ahead of its place in the stream
+   * (a streamed transaction's changes, encoded while it is still open): the key, the value up to
+   * its `source` block (`head`), and the value's last field (`trailer`). `finish` with the
+   * change's ChangeMeta gives the bytes `encode` would. Views of the slab: copy them to keep.
+   */
+  prepare(
+    op: ChangeOp,
+    before: ReadonlyArray<string | null> | null,
+    after: ReadonlyArray<string | null> | null,
+    unchanged: readonly string[],
+  ): { key: Buffer | null; head: Buffer; trailer: Buffer } {
+    return this.guarded(op, () => {
+      const out = this.out;
+      out.begin();
+      this.writeImages(before, after, unchanged);
+      const head = out.end();
+      out.begin();
+      this.writeUnchanged(unchanged);
+      const trailer = out.end();
+      return { key: this.keyOf(op, before, after), head, trailer };
+    });
+  }
+
+  /** The value of a prepared change (see `prepare`) at its place in the stream. */
+  finish(head: Buffer, op: ChangeOp, trailer: Buffer, meta: ChangeMeta): Buffer {
+    const out = this.out;
+    out.begin();
+    out.append(head, 0, head.length);
+    this.writeTail(op, meta);
+    out.append(trailer, 0, trailer.length);
+    return out.end();
   }
 
   /** A TRUNCATE of the table: no row images, no key. */

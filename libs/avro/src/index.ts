@@ -2,7 +2,7 @@ export { type BinaryWriter } from './avro-binary-fields';
 export { AvroCopyDecoder } from './avro-copy-decoder';
 export { converterFor } from './avro-mapping';
 export { AvroSlab } from './avro-slab';
-export { ChangeEncoder, type ChangeMeta } from './change-encoder';
+export { ChangeEncoder, type ChangeMeta, type ChangeOp } from './change-encoder';
 export { decodeHeartbeatRecord, HeartbeatRecords } from './heartbeat-records';
 export { type DecodedChange, RecordDecoder } from './record-decoder';
 export { RegistryClient } from './registry-client';

@@ -128,8 +128,21 @@ export interface RelationEvent {
 
 export type DataEvent = InsertEvent | UpdateEvent | DeleteEvent;
 
+/**
+ * A row change of a streamed transaction that the processor encoded while the transaction was
+ * still open (ChangeProcessor.prepare), replayed at its commit in its place: `data` is what
+ * `prepare` returned, after the bytes it reserved.
+ */
+export interface PreparedEvent {
+  kind: 'prepared';
+  relation: RelationInfo;
+  lsn: Lsn;
+  xid: number;
+  data: Buffer;
+}
+
 export type ChangeEvent =
-  BeginEvent | DataEvent | TruncateEvent | CommitEvent | KeepaliveEvent | RelationEvent;
+  BeginEvent | DataEvent | PreparedEvent | TruncateEvent | CommitEvent | KeepaliveEvent | RelationEvent;
 
 /**
  * A row image as the change encoder takes it: text values (null for NULL and for unchanged

@@ -1,10 +1,18 @@
-import type { ChangeEvent } from './change-event';
+import type { ChangeEvent, DataEvent } from './change-event';
 import type { Lsn } from '@pgferry/pg';
 
 /** A stage that takes change events one at a time, in order (the encoder and publisher). */
 export interface ChangeProcessor {
   /** Resolves when the event is taken; the source sends the next one only then. */
   process(event: ChangeEvent): Promise<void> | void;
+  /**
+   * Optional: encodes a row change of a streamed transaction while the transaction is still
+   * open (the source streams it before its commit), so that at the commit only its place in the
+   * stream is left to write. Returns the bytes to hold in the transaction's spool, with its
+   * first `reserved` bytes left to the caller, or null to be given the change at the commit as
+   * usual. Must not keep `event` nor throw; it is replayed as a PreparedEvent.
+   */
+  prepare?(event: DataEvent, reserved: number): Buffer | null;
 }
 
 /** The streaming source: the task's replication slot, decoded. */

@@ -1,7 +1,9 @@
 import { DataError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
 import {
+  type ChangeEncoder,
   type ChangeMeta,
+  type ChangeOp,
   STREAM_POSITION_HEADER,
   streamPosition,
   transactionId,
@@ -9,7 +11,9 @@ import {
 } from '@pgferry/avro';
 import type { HeartbeatRecords } from '@pgferry/avro';
 import { keyPartition } from '@pgferry/kafka';
-import { splitUnchanged, type ChangeEvent, type RelationInfo } from '../change-event';
+import { splitUnchanged, type ChangeEvent, type DataEvent, type RelationInfo } from '../change-event';
+
+type Texts = ReadonlyArray<string | null>;
 import type { ChangeProcessor } from '../interface';
 import type { Lsn } from '@pgferry/pg';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
@@ -81,6 +85,9 @@ export class ChangePublisher implements ChangeProcessor {
   private readonly declined = new Set<string>();
   private readonly codecs: TableCodecs;
   private readonly chain: PublishChain;
+  /** The table and encoder of each prepared change, by the index its bytes carry. */
+  private readonly prepared: Array<{ table: PublishedTable; encoder: ChangeEncoder }> = [];
+  private readonly preparedIndex = new Map<ChangeEncoder, number>();
   private tx: {
     xid: number;
     order: number;
@@ -107,6 +114,9 @@ export class ChangePublisher implements ChangeProcessor {
   get published(): number {
     return this.chain.published;
   }
+
+  /** Row changes of streamed transactions encoded before their commit (see `prepare`), since start. */
+  preparedChanges = 0;
 
   async process(event: ChangeEvent): Promise<void> {
     if (this.chain.failure) throw this.chain.failure;
@@ -137,48 +147,20 @@ export class ChangePublisher implements ChangeProcessor {
           this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`) ??
           (this.heartbeat(event) ? null : await this.gained(event.relation));
         if (!table) return;
-        const codec = await this.codecs.codec(table, event.relation);
+        const { encoder } = await this.codecs.codec(table, event.relation);
         this.counted(table);
         const meta = this.meta(event.lsn, event.xid);
-        const partitionOf = (key: Buffer | null) => (key ? keyPartition(key, this.opts.partitions) : 0);
-        if (event.kind === 'insert') {
-          const after = splitUnchanged(event.relation, event.new);
-          const r = codec.encoder.encode('c', null, after.texts, [], meta);
-          this.push(table.topic, r.key, r.value, partitionOf(r.key));
-        } else if (event.kind === 'update') {
-          const after = splitUnchanged(event.relation, event.new);
-          const old = event.old ? splitUnchanged(event.relation, event.old) : null;
-          const before = old ? old.texts : null;
-          if (old && event.oldKind === 'full' && after.unchanged.length) {
-            // REPLICA IDENTITY FULL logs the old row with its TOASTed values: an unchanged
-            // column's value is right there, so the record carries it and nothing is unsent.
-            after.unchanged = after.unchanged.filter((name) => {
-              const i = event.relation.columns.findIndex((c) => c.name === name);
-              if (old.unchanged.includes(name)) return true;
-              after.texts[i] = old.texts[i];
-              return false;
-            });
-          }
-          const r = codec.encoder.encode('u', before, after.texts, after.unchanged, meta);
-          this.push(table.topic, r.key, r.value, partitionOf(r.key));
-          if (before && table.key.length) {
-            // The key changed when the old key encodes differently. The old key's partition
-            // gets a delete and a tombstone too, after the move and after that key's earlier
-            // changes there, so a lagging partition cannot bring the old row back.
-            const gone = codec.encoder.encode('d', before, null, [], meta);
-            if (gone.key && r.key && !gone.key.equals(r.key)) {
-              this.push(table.topic, gone.key, gone.value, partitionOf(gone.key));
-              this.push(table.topic, gone.key, null, partitionOf(gone.key));
-            }
-          }
-        } else {
-          const before = splitUnchanged(event.relation, event.old).texts;
-          const r = codec.encoder.encode('d', before, null, [], meta);
-          this.push(table.topic, r.key, r.value, partitionOf(r.key));
-          if (r.key) this.push(table.topic, r.key, null, partitionOf(r.key));
-        }
+        this.rowRecords(
+          event,
+          table,
+          (op, before, after, unchanged) => encoder.encode(op, before, after, unchanged, meta),
+          (r, key, partition) => this.push(table.topic, key, r ? r.value : null, partition),
+        );
         break;
       }
+      case 'prepared':
+        this.replayPrepared(event.data, event.lsn, event.xid);
+        break;
       case 'truncate':
         for (const rel of event.relations) {
           const table = this.byName.get(`${rel.schema}\u0000${rel.table}`) ?? (await this.gained(rel));
@@ -209,6 +191,147 @@ export class ChangePublisher implements ChangeProcessor {
         return;
     }
     if (this.chain.full()) await this.chain.send();
+  }
+
+  /**
+   * The records of one row change, in order, each encoded by `encode` (whole, or prepared for
+   * later) and handed to `emit` with its key and partition (null: a tombstone): the change; after
+   * a delete, a tombstone; after an update that moved the key, the old key's delete and tombstone.
+   */
+  private rowRecords<R extends { key: Buffer | null }>(
+    event: DataEvent,
+    table: PublishedTable,
+    encode: (op: ChangeOp, before: Texts | null, after: Texts | null, unchanged: readonly string[]) => R,
+    emit: (record: R | null, key: Buffer | null, partition: number) => void,
+  ): void {
+    const partitions = this.opts.partitions;
+    const partitionOf = (key: Buffer | null) => (key ? keyPartition(key, partitions) : 0);
+    if (event.kind === 'insert') {
+      const r = encode('c', null, splitUnchanged(event.relation, event.new).texts, []);
+      emit(r, r.key, partitionOf(r.key));
+    } else if (event.kind === 'update') {
+      const after = splitUnchanged(event.relation, event.new);
+      const old = event.old ? splitUnchanged(event.relation, event.old) : null;
+      const before = old ? old.texts : null;
+      if (old && event.oldKind === 'full' && after.unchanged.length) {
+        // REPLICA IDENTITY FULL logs the old row with its TOASTed values: an unchanged
+        // column's value is right there, so the record carries it and nothing is unsent.
+        after.unchanged = after.unchanged.filter((name) => {
+          const i = event.relation.columns.findIndex((c) => c.name === name);
+          if (old.unchanged.includes(name)) return true;
+          after.texts[i] = old.texts[i];
+          return false;
+        });
+      }
+      const r = encode('u', before, after.texts, after.unchanged);
+      emit(r, r.key, partitionOf(r.key));
+      if (before && table.key.length) {
+        // The key changed when the old key encodes differently. The old key's partition
+        // gets a delete and a tombstone too, after the move and after that key's earlier
+        // changes there, so a lagging partition cannot bring the old row back.
+        const gone = encode('d', before, null, []);
+        if (gone.key && r.key && !gone.key.equals(r.key)) {
+          emit(gone, gone.key, partitionOf(gone.key));
+          emit(null, gone.key, partitionOf(gone.key));
+        }
+      }
+    } else {
+      const r = encode('d', splitUnchanged(event.relation, event.old).texts, null, []);
+      emit(r, r.key, partitionOf(r.key));
+      if (r.key) emit(null, r.key, partitionOf(r.key));
+    }
+  }
+
+  /**
+   * A row change of a streamed transaction, encoded while the transaction is open (see
+   * ChangeProcessor.prepare): its records without their place in the stream, laid out as
+   * `replayPrepared` reads them. Null (the change comes again at the commit, and is encoded then)
+   * when its table has no topic or no encoder for this shape yet, or it does not encode (the
+   * error is then reported at the commit, not for a transaction that may still abort).
+   */
+  prepare(event: DataEvent, reserved: number): Buffer | null {
+    if (this.chain.failure) return null;
+    const ddl = this.opts.ddl;
+    if (ddl && isDdlTable(ddl.task, event.relation.schema, event.relation.table)) return null;
+    const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
+    if (!table) return null;
+    const codec = this.codecs.readyFor(table, event.relation);
+    if (!codec) return null;
+    const encoder = codec.encoder;
+    const records: Array<{
+      op: ChangeOp | null;
+      key: Buffer | null;
+      partition: number;
+      head?: Buffer;
+      trailer?: Buffer;
+    }> = [];
+    try {
+      this.rowRecords(
+        event,
+        table,
+        (op, before, after, unchanged) => ({ op, ...encoder.prepare(op, before, after, unchanged) }),
+        (r, key, partition) =>
+          records.push(
+            r ? { op: r.op, key, partition, head: r.head, trailer: r.trailer } : { op: null, key, partition },
+          ),
+      );
+    } catch {
+      return null;
+    }
+    this.preparedChanges++;
+    let index = this.preparedIndex.get(encoder);
+    if (index === undefined) {
+      index = this.prepared.length;
+      this.prepared.push({ table, encoder });
+      this.preparedIndex.set(encoder, index);
+    }
+    // index, count; per record: op (0 for a tombstone), partition, key length (-1: none), key,
+    // then for a change: head length, head, trailer length, trailer.
+    let size = reserved + 5;
+    for (const r of records)
+      size += 9 + (r.key?.length ?? 0) + (r.op ? 8 + r.head!.length + r.trailer!.length : 0);
+    const out = Buffer.allocUnsafe(size);
+    let at = out.writeUInt32BE(index, reserved);
+    out[at++] = records.length;
+    for (const r of records) {
+      out[at++] = r.op ? r.op.charCodeAt(0) : 0;
+      at = out.writeUInt32BE(r.partition, at);
+      at = out.writeInt32BE(r.key ? r.key.length : -1, at);
+      if (r.key) at += r.key.copy(out, at);
+      if (r.op) {
+        at = out.writeUInt32BE(r.head!.length, at);
+        at += r.head!.copy(out, at);
+        at = out.writeUInt32BE(r.trailer!.length, at);
+        at += r.trailer!.copy(out, at);
+      }
+    }
+    return out;
+  }
+
+  /** The records of a prepared change (see `prepare`), finished at their place in the stream. */
+  private replayPrepared(data: Buffer, lsn: Lsn, xid: number): void {
+    const { table, encoder } = this.prepared[data.readUInt32BE(0)];
+    this.counted(table);
+    const meta = this.meta(lsn, xid);
+    const count = data[4];
+    let at = 5;
+    for (let i = 0; i < count; i++) {
+      const op = data[at];
+      const partition = data.readUInt32BE(at + 1);
+      const keyLength = data.readInt32BE(at + 5);
+      at += 9;
+      const key = keyLength < 0 ? null : data.subarray(at, (at += keyLength));
+      if (!op) {
+        this.push(table.topic, key, null, partition);
+        continue;
+      }
+      const headLength = data.readUInt32BE(at);
+      const head = data.subarray(at + 4, (at += 4 + headLength));
+      const trailerLength = data.readUInt32BE(at);
+      const trailer = data.subarray(at + 4, (at += 4 + trailerLength));
+      const value = encoder.finish(head, String.fromCharCode(op) as ChangeOp, trailer, meta);
+      this.push(table.topic, key, value, partition);
+    }
   }
 
   /** A change of the heartbeat table becomes a record of the heartbeat topic; true when it was one. */

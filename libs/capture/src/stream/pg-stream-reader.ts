@@ -15,6 +15,7 @@ import {
   type ServerFrame,
 } from '@pgferry/pg';
 import type { ChangeProcessor, ChangeStreamReader } from '../interface';
+import type { ChangeEvent } from '../change-event';
 import { PgoutputDecoder } from './pgoutput-decoder';
 
 export interface PgStreamReaderOptions {
@@ -156,6 +157,8 @@ export class PgStreamReader implements ChangeStreamReader {
 
   private async loop(decoder: PgoutputDecoder, processor: ChangeProcessor): Promise<void> {
     const low = Math.floor((this.options.readAhead ?? 2000) / 2);
+    const emit = (e: ChangeEvent) => processor.process(e);
+    const prepare = processor.prepare?.bind(processor);
     for (;;) {
       if (this.stopped) return;
       if (this.failure) throw this.failure;
@@ -167,7 +170,7 @@ export class PgStreamReader implements ChangeStreamReader {
       }
       if (this.paused && this.queue.length <= low) this.resume();
       if (frame.tag === 'xlog') {
-        await decoder.decode(frame.dataStart, frame.data, (e) => processor.process(e));
+        await decoder.decode(frame.dataStart, frame.data, emit, prepare);
       } else if (!decoder.inTransaction) {
         await processor.process({ kind: 'keepalive', lsn: frame.walEnd });
       }

@@ -1,5 +1,5 @@
 import { DataError } from '@pgferry/core';
-import type { ChangeEvent } from '../change-event';
+import type { ChangeEvent, DataEvent } from '../change-event';
 import { PgoutputDecoder } from './pgoutput-decoder';
 
 /** Minimal pgoutput messages (see pgoutput-parser.spec.ts for field-by-field fixtures). */
@@ -108,6 +108,62 @@ describe('pgoutput decoder', () => {
       endLsn: 220n,
       counts: [{ table: 't1', events: 2 }],
     });
+  });
+
+  it('hands streamed changes to prepare as they arrive and replays them prepared at the commit, in their place', async () => {
+    const d = new PgoutputDecoder({ memoryLimitBytes: 64 }); // spills to its file at once
+    const events: ChangeEvent[] = [];
+    const asked: string[] = [];
+    // Prepares every value but those starting with "raw"; the bytes are the value's text.
+    const prepare = (e: DataEvent, reserved: number) => {
+      const v = String(e.kind === 'delete' ? e.old[0] : e.new[0]);
+      asked.push(`${e.xid}:${e.relation.columns[0].name}=${v}`);
+      if (v.startsWith('raw')) return null;
+      const out = Buffer.alloc(reserved + Buffer.byteLength(v));
+      out.write(v, reserved);
+      return out;
+    };
+    let lsn = 1n;
+    const feed = async (...messages: Buffer[]) => {
+      for (const m of messages) await d.decode(lsn++, m, (e) => void events.push(e), prepare);
+    };
+    await feed(
+      streamStart(10),
+      relation(1, 'a', 10),
+      insert(1, 'p-1', 10),
+      insert(1, 'raw-2', 10),
+      insert(1, 'p-sub', 11),
+      streamStop(),
+    );
+    // Changes carry the top-level transaction, a subtransaction's too.
+    expect(asked).toEqual(['10:a=p-1', '10:a=raw-2', '10:a=p-sub']);
+    expect(events).toEqual([]);
+    await feed(
+      streamAbort(10, 11),
+      streamStart(10),
+      // After a subtransaction aborted, nothing more of the transaction is prepared.
+      insert(1, 'p-3', 10),
+      streamStop(),
+      streamCommit(10),
+    );
+    await d.close();
+    expect(asked).toHaveLength(3);
+    const seen = events.map((e) =>
+      e.kind === 'prepared'
+        ? `prepared ${e.relation.columns[0].name} ${e.data.toString()} @${e.lsn}`
+        : e.kind === 'insert'
+          ? `insert ${String(e.new[0])} @${e.lsn}`
+          : e.kind,
+    );
+    expect(seen).toEqual([
+      'begin',
+      'relation',
+      'prepared a p-1 @3',
+      'insert raw-2 @4',
+      'insert p-3 @9',
+      'commit',
+    ]);
+    expect(events.at(-1)).toMatchObject({ kind: 'commit', counts: [{ table: 't1', events: 3 }] });
   });
 
   it('drops an aborted streamed transaction, including the relation description it carried', async () => {

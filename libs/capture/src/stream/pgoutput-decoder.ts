@@ -1,9 +1,16 @@
-import type { ChangeEvent, RelationInfo, TableEventCount } from '../change-event';
+import type { ChangeEvent, DataEvent, RelationInfo, TableEventCount } from '../change-event';
 import { formatLsn, type Lsn } from '@pgferry/pg';
 import { parsePgoutput, PgoutputFormatError, streamedXid, type PgoutputMessage } from './pgoutput-parser';
 import { SpoolArea, TransactionSpool, type SpoolOptions } from './stream-spool';
 
 export type Emit = (event: ChangeEvent) => Promise<void> | void;
+/** ChangeProcessor.prepare: a streamed row change encoded before its commit, or null. */
+export type Prepare = (event: DataEvent, reserved: number) => Buffer | null;
+
+/** A spooled entry that holds a prepared change, not a pgoutput message (those start with a letter). */
+const PREPARED = 0x00;
+/** Tag and relation OID before the prepared bytes. */
+const PREPARED_HEADER = 5;
 
 interface OpenTransaction {
   xid: number;
@@ -21,6 +28,10 @@ interface OpenTransaction {
  *   transaction discards it; of a subtransaction, cuts out what that subtransaction wrote.
  *   Relation and type messages inside a streamed block belong to the transaction (as in
  *   PostgreSQL's own subscriber): they take effect when it is replayed, never if it aborts.
+ * - With a `prepare` function (the publisher's), a streamed row change is encoded as it arrives
+ *   and spooled encoded, so a large transaction's encoding overlaps its execution on the source
+ *   instead of following its commit; the commit replays it as a `prepared` event. Changes
+ *   `prepare` declines (a table it cannot encode yet) are spooled as they came.
  *
  * Not thread-safe and not re-entrant: call `decode` for one message at a time, awaiting each.
  */
@@ -32,6 +43,12 @@ export class PgoutputDecoder {
   private readonly spools = new Map<number, TransactionSpool>();
   private current: OpenTransaction | null = null;
   private streamXid: number | null = null;
+  /**
+   * Per open streamed transaction, the Relation messages it carried (its changes match those),
+   * or null once a subtransaction of it aborted: which descriptions hold after that is not
+   * tracked, so its later changes are spooled unprepared.
+   */
+  private readonly streamedShapes = new Map<number, Map<number, RelationInfo> | null>();
 
   constructor(
     spool: SpoolOptions,
@@ -59,9 +76,9 @@ export class PgoutputDecoder {
    * `data` must be the caller's own copy: streamed messages are kept until their commit. A
    * message that breaks the format is a PgoutputFormatError naming its LSN.
    */
-  async decode(lsn: Lsn, data: Buffer, emit: Emit): Promise<void> {
+  async decode(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> {
     try {
-      await this.decodeAt(lsn, data, emit);
+      await this.decodeAt(lsn, data, emit, prepare);
     } catch (err) {
       // A replayed message's error names its transaction instead (streamCommit below).
       if (err instanceof PgoutputFormatError && !err.message.includes(' (replaying streamed transaction '))
@@ -70,19 +87,43 @@ export class PgoutputDecoder {
     }
   }
 
-  private async decodeAt(lsn: Lsn, data: Buffer, emit: Emit): Promise<void> {
-    if (this.streamXid !== null) {
+  private async decodeAt(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> {
+    const xid = this.streamXid;
+    if (xid !== null) {
       const subxid = streamedXid(data);
       if (subxid !== undefined) {
-        if (data[0] === 0x52 /* 'R' */) {
+        const tag = data[0];
+        if (tag === 0x52 /* 'R' */) {
           const m = parsePgoutput(data, true);
-          if (m.tag === 'relation') this.streamedRelations.set(m.oid, this.relationInfo(m));
+          if (m.tag === 'relation') {
+            const info = this.relationInfo(m);
+            this.streamedRelations.set(m.oid, info);
+            this.streamedShapes.get(xid)?.set(m.oid, info);
+          }
+        } else if (prepare && (tag === 0x49 || tag === 0x55 || tag === 0x44) /* I, U, D */) {
+          const entry = this.prepared(xid, lsn, data, prepare);
+          if (entry) data = entry;
         }
-        await this.spoolOf(this.streamXid).append(subxid, lsn, data);
+        await this.spoolOf(xid).append(subxid, lsn, data);
         return;
       }
     }
     await this.handle(parsePgoutput(data, false), lsn, emit);
+  }
+
+  /** A streamed row change as `prepare` encodes it, behind its spool tag and relation, or null. */
+  private prepared(xid: number, lsn: Lsn, data: Buffer, prepare: Prepare): Buffer | null {
+    const shapes = this.streamedShapes.get(xid);
+    if (shapes === null) return null;
+    const m = parsePgoutput(data, true);
+    if (m.tag !== 'insert' && m.tag !== 'update' && m.tag !== 'delete') return null;
+    const relation = shapes?.get(m.relationOid) ?? this.relations.get(m.relationOid);
+    if (!relation) return null;
+    const entry = prepare(dataEvent(m, relation, lsn, xid), PREPARED_HEADER);
+    if (!entry) return null;
+    entry[0] = PREPARED;
+    entry.writeUInt32BE(m.relationOid, 1);
+    return entry;
   }
 
   private spoolOf(xid: number): TransactionSpool {
@@ -90,6 +131,7 @@ export class PgoutputDecoder {
     if (!s) {
       s = new TransactionSpool(xid, this.area);
       this.spools.set(xid, s);
+      this.streamedShapes.set(xid, new Map());
     }
     return s;
   }
@@ -123,7 +165,7 @@ export class PgoutputDecoder {
   }
 
   private inside(what: string): OpenTransaction {
-    if (!this.current) throw new PgoutputFormatError(`${what} outside a transaction`);
+    if (!this.current) throw new PgoutputFormatError(`${what.toUpperCase()} outside a transaction`);
     return this.current;
   }
 
@@ -154,27 +196,13 @@ export class PgoutputDecoder {
       case 'type':
         if (!this.typeNames.has(m.oid)) this.typeNames.set(m.oid, `${m.schema}.${m.name}`);
         return;
-      case 'insert': {
-        const t = this.inside('INSERT');
-        const relation = this.relation(m.relationOid, replaying);
-        this.count(t, relation);
-        return emit({ kind: 'insert', relation, new: m.new, lsn, xid: t.xid });
-      }
-      case 'update': {
-        const t = this.inside('UPDATE');
-        const relation = this.relation(m.relationOid, replaying);
-        this.count(t, relation);
-        return emit(
-          m.old
-            ? { kind: 'update', relation, old: m.old, oldKind: m.oldKind, new: m.new, lsn, xid: t.xid }
-            : { kind: 'update', relation, new: m.new, lsn, xid: t.xid },
-        );
-      }
+      case 'insert':
+      case 'update':
       case 'delete': {
-        const t = this.inside('DELETE');
+        const t = this.inside(m.tag);
         const relation = this.relation(m.relationOid, replaying);
         this.count(t, relation);
-        return emit({ kind: 'delete', relation, old: m.old, oldKind: m.oldKind, lsn, xid: t.xid });
+        return emit(dataEvent(m, relation, lsn, t.xid));
       }
       case 'truncate': {
         const t = this.inside('TRUNCATE');
@@ -208,8 +236,12 @@ export class PgoutputDecoder {
         if (!spool) return;
         if (m.subxid === m.xid) {
           this.spools.delete(m.xid);
+          this.streamedShapes.delete(m.xid);
           await spool.discard();
-        } else await spool.abortSubtransaction(m.subxid);
+        } else {
+          this.streamedShapes.set(m.xid, null);
+          await spool.abortSubtransaction(m.subxid);
+        }
         return;
       }
       case 'streamCommit':
@@ -222,10 +254,24 @@ export class PgoutputDecoder {
       throw new PgoutputFormatError(`Stream Commit of ${m.xid} inside another transaction`);
     const spool = this.spools.get(m.xid);
     this.spools.delete(m.xid);
+    this.streamedShapes.delete(m.xid);
     try {
       await this.handle({ tag: 'begin', xid: m.xid, finalLsn: m.lsn, commitTime: m.commitTime }, m.lsn, emit);
       if (spool)
         for await (const s of spool.replay()) {
+          if (s.data[0] === PREPARED) {
+            const t = this.inside('prepared change');
+            const relation = this.relation(s.data.readUInt32BE(1), true);
+            this.count(t, relation);
+            await emit({
+              kind: 'prepared',
+              relation,
+              lsn: s.lsn,
+              xid: t.xid,
+              data: s.data.subarray(PREPARED_HEADER),
+            });
+            continue;
+          }
           const msg = parsePgoutput(s.data, true);
           if (msg.tag === 'relation' || msg.tag === 'type') await this.handle(msg, s.lsn, emit);
           else await this.handle(msg, s.lsn, emit, true);
@@ -248,9 +294,26 @@ export class PgoutputDecoder {
   async close(): Promise<void> {
     const spools = [...this.spools.values()];
     this.spools.clear();
+    this.streamedShapes.clear();
     this.current = null;
     this.streamXid = null;
     for (const s of spools) await s.discard();
     await this.area.close();
+  }
+}
+
+type RowMessage = Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>;
+
+/** The change event of a row message of `relation`. */
+function dataEvent(m: RowMessage, relation: RelationInfo, lsn: Lsn, xid: number): DataEvent {
+  switch (m.tag) {
+    case 'insert':
+      return { kind: 'insert', relation, new: m.new, lsn, xid };
+    case 'update':
+      return m.old
+        ? { kind: 'update', relation, old: m.old, oldKind: m.oldKind, new: m.new, lsn, xid }
+        : { kind: 'update', relation, new: m.new, lsn, xid };
+    case 'delete':
+      return { kind: 'delete', relation, old: m.old, oldKind: m.oldKind, lsn, xid };
   }
 }

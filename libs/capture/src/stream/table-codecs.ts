@@ -33,6 +33,10 @@ export interface TableCodecsOptions {
 export class TableCodecs {
   private readonly codecs = new Map<string, Promise<TableCodec>>();
   private readonly ready = new Map<string, { relation: RelationInfo; codec: TableCodec }>();
+  /** readyFor's answer per description (a streamed transaction's own Relation messages). */
+  private readonly matched = new WeakMap<RelationInfo, TableCodec | null>();
+  /** Descriptions readyFor made an encoder for in the background. */
+  private readonly warmed = new WeakSet<RelationInfo>();
 
   constructor(private readonly opts: TableCodecsOptions) {}
 
@@ -52,6 +56,34 @@ export class TableCodecs {
       codec = await pending;
     }
     this.ready.set(name, { relation, codec });
+    return codec;
+  }
+
+  /**
+   * The table's current encoder when it fits `relation` (the same columns), without waiting:
+   * null when the description differs (a schema change: encoded once its transaction commits,
+   * through `codec`), or when the table has no encoder yet; one is then made in the background
+   * (a failure is left for `codec` to report), for the table's next changes.
+   */
+  readyFor(table: PublishedTable, relation: RelationInfo): TableCodec | null {
+    const name = `${table.schema}\u0000${table.table}`;
+    const ready = this.ready.get(name);
+    if (!ready) {
+      // Once per description: a describe that fails now (a schema change not committed yet) is
+      // not repeated for each of its transaction's changes.
+      if (!this.codecs.has(name) && !this.warmed.has(relation)) {
+        this.warmed.add(relation);
+        this.codec(table, relation).catch(() => undefined);
+      }
+      return null;
+    }
+    if (ready.relation === relation) return ready.codec;
+    let codec = this.matched.get(relation);
+    if (codec === undefined) {
+      const shape = relation.columns.map((c) => c.name).join('\u0000');
+      codec = ready.codec.columns.map((c) => c.name).join('\u0000') === shape ? ready.codec : null;
+      this.matched.set(relation, codec);
+    }
     return codec;
   }
 
