@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type { Client } from 'pg';
 import { PgferryError } from '@pgferry/core';
 import {
@@ -17,6 +17,7 @@ import {
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { readTaskStatus } from './api/task-status';
+import { DemoOutput } from './demo-output';
 
 export interface DemoOptions {
   scale: number;
@@ -77,7 +78,8 @@ const TABLES: Array<[string, string, string[]]> = [
  * more here, row count and md5 of the ordered rows. Everything is removed at the end.
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
-  const say = (line: string) => options.out.write(`${line}\n`);
+  const output = new DemoOutput(options.out);
+  const say = output.say;
   const writers = options.writers ?? 4;
   const rate = options.rate ?? 200;
   const streamSeconds = options.streamSeconds ?? 15;
@@ -143,7 +145,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       incremental: true,
       workDir,
       signal: stop.signal,
-      out: options.out,
+      out: output.migrate,
     });
     const control = await destination.connect(DATABASE);
     try {
@@ -173,7 +175,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       say(`$ pgferry cutover --target <destination> --name ${TASK}`);
       const cut = await runCutover(
         { target: destination.url(DATABASE), name: TASK, timeout: 120, pollMs: 100 },
-        prefixLines(options.out, '  > '),
+        output.command('  > '),
       );
       const blockedSeconds = (performance.now() - blockedFrom) / 1000;
       const done = await migration;
@@ -335,19 +337,6 @@ async function compareTables(
     await d.end();
   }
   return tables;
-}
-
-/** Every line written to the result goes to `out` with `prefix` in front. */
-function prefixLines(out: Writable, prefix: string): Writable {
-  let partial = '';
-  return new Writable({
-    write(chunk: Buffer | string, _encoding, done) {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) out.write(`${prefix}${line}\n`);
-      done();
-    },
-  });
 }
 
 function seconds(ms: number): string {
