@@ -173,10 +173,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         return { code: await failedDemo('writers', migration, workload, say), tables: [] };
       // What a user runs in a second terminal; its lines are marked as that command's.
       say(`$ pgferry cutover --target <destination> --name ${TASK}`);
-      const cut = await runCutover(
+      const cutting = runCutover(
         { target: destination.url(DATABASE), name: TASK, timeout: 120, pollMs: 100 },
         output.command('  > '),
       );
+      // A migrate that ends without cutting over (Ctrl-C, a failure) ends the wait too.
+      const cut = await Promise.race([cutting, migration.then((m) => (m.code ? m.code : cutting))]);
       const blockedSeconds = (performance.now() - blockedFrom) / 1000;
       const done = await migration;
       if (cut !== 0 || done.code !== 0) return { code: cut || done.code, tables: [] };
