@@ -39,10 +39,23 @@ async function main(argv: string[]): Promise<number> {
 
   program
     .command('demo')
-    .description('start two local PostgreSQL clusters with sample data and run what pgferry can do on them')
+    .description(
+      'start two local PostgreSQL clusters with sample data and migrate one to the other while writers keep changing it: stream, cut over, compare every table',
+    )
     .option('--scale <n>', 'pgbench scale of the sample data', '1')
+    .option('--writers <n>', 'client connections writing to the source during the migration', '4')
+    .option('--rate <n>', 'transactions per second over all writers', '200')
+    .option('--stream-seconds <n>', 'how long to stream under the writes before the cutover', '15')
     .action(async (opts) => {
-      exitCode = await runDemo({ scale: Number(opts.scale), out: process.stdout });
+      exitCode = (
+        await runDemo({
+          scale: Number(opts.scale),
+          writers: Number(opts.writers),
+          rate: Number(opts.rate),
+          streamSeconds: Number(opts.streamSeconds),
+          out: process.stdout,
+        })
+      ).code;
     });
 
   program

@@ -18,6 +18,12 @@ export {
 } from './local/local-cluster';
 export { findPgBinDir, type RunAs, serverUser } from './local/pg-binaries';
 export { type AllTypesFixture, createAllTypes, loadPgbenchLike, tableDigest } from './local/sample-data';
+export {
+  type SampleWorkload,
+  type SampleWorkloadOptions,
+  startSampleWorkload,
+  type WorkloadCounts,
+} from './local/sample-workload';
 export { formatLsn, type Lsn, parseLsn } from './lsn';
 export { type ColumnInfo, describeColumns, describeStreamColumns } from './pg-columns';
 export {
