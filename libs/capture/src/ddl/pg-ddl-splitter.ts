@@ -310,5 +310,5 @@ function resetsOrdinals(node: Node): boolean {
 
 function nodeOf(node: Node): [string, Record<string, unknown>] {
   const [type] = Object.keys(node);
-  return [type, (node as Record<string, Record<string, unknown>>)[type] ?? {}];
+  return [type, (node as unknown as Record<string, Record<string, unknown>>)[type] ?? {}];
 }
