@@ -1,4 +1,4 @@
-export { applyDdl } from './ddl/pg-ddl-applier';
+export { applyDdl, applyDdlOnce, type DdlTarget } from './ddl/pg-ddl-applier';
 export { installDdlCapture, readDdlEvents, removeDdlCapture } from './ddl/pg-ddl-capture';
 export { readChunk } from './snapshot/pg-chunk-reader';
 export { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from './snapshot/pg-snapshot-slot';

@@ -1,3 +1,4 @@
+import { quoteLiteral } from '@pgferry/pg';
 import type { Queryable } from './control-schema';
 
 /*
@@ -65,6 +66,14 @@ export async function claimDdl(
     [task, ddlId, command],
   );
   return (rowCount ?? 0) > 0;
+}
+
+/**
+ * The statement a user runs on the destination to record schema change `ddlId` of the task as
+ * applied by hand, so that claimDdl passes it over when the task runs again.
+ */
+export function ddlAppliedByHandSql(task: string, ddlId: string): string {
+  return `INSERT INTO pgferry.ddl_applied (task, ddl_id, command) VALUES (${quoteLiteral(task)}, ${BigInt(ddlId)}, 'applied by hand')`;
 }
 
 /** Whether a snapshot chunk of `sourceTable` was sent more than once (a capture restarted). */

@@ -1,4 +1,10 @@
-export { chunkSentAgain, claimDdl, lockTruncateLsn, storeTruncateLsn } from './apply-state';
+export {
+  chunkSentAgain,
+  claimDdl,
+  ddlAppliedByHandSql,
+  lockTruncateLsn,
+  storeTruncateLsn,
+} from './apply-state';
 export { ensureControlSchema } from './control-schema';
 export { ControlStore, type PhaseName, type PhaseStatus } from './control-store';
 export {

@@ -166,6 +166,17 @@ export const taskSpecSchema = z
           .default({}),
         lagBoundSeconds: z.number().positive().default(5),
         /**
+         * Schema changes made on the source during the incremental phase, replayed on the
+         * destination (docs/schema-changes.md). role: a destination role each replayed statement
+         * runs as (SET LOCAL ROLE, which the destination user must be allowed: a member of it),
+         * given rights on the migrated schemas only, so no statement can change anything else
+         * there. Omitted: the destination user runs them.
+         */
+        schemaChanges: z
+          .object({ role: z.string().min(1).optional() })
+          .strict()
+          .default({}),
+        /**
          * Where the incremental phase runs. capture: controller (a supervised child of migrate)
          * or external (`pgferry capture --spec` on other machines or containers; one streams at
          * a time, the others wait on a lease in the control schema and take over when it

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { startPostgres, type PgCluster } from '@pgferry/testing';
-import { applyDdl, installDdlCapture, readDdlEvents, removeDdlCapture } from '@pgferry/capture';
+import { applyDdl, applyDdlOnce, installDdlCapture, readDdlEvents, removeDdlCapture } from '@pgferry/capture';
+import { ensureControlSchema } from '@pgferry/control';
 
 const SCHEMA = `CREATE SCHEMA "Shop Ü"; CREATE TABLE "Shop Ü".orders (id int PRIMARY KEY, note text);
   CREATE SCHEMA other; CREATE TABLE other.t (id int)`;
@@ -62,16 +63,20 @@ describe('DDL capture and apply', () => {
     }
 
     const events = await readDdlEvents(src, 'shop');
-    expect(events.map((e) => e.tag)).toEqual([
-      'ALTER TABLE',
-      'ALTER TABLE',
-      'ALTER TABLE', // the multi-statement string is recorded once, at its first statement
-      'CREATE TABLE',
-      'DROP TABLE',
+    expect(events.map((e) => [e.tag, e.ordinal, e.nested])).toEqual([
+      ['ALTER TABLE', 1, false],
+      ['ALTER TABLE', 1, false],
+      // One row per statement of the multi-statement string, each with the whole string.
+      ['ALTER TABLE', 1, false],
+      ['CREATE TABLE', 1, false],
+      ['CREATE TABLE', 1, false],
+      ['DROP TABLE', 1, false],
     ]);
-    expect(events[2].command).toContain('CREATE TABLE items');
+    expect(events[3].command).toBe(events[2].command);
+    expect(events[3].command).toContain('CREATE TABLE items');
+    // The path the session's search_path resolved to, quoted: unqualified names resolve the same.
     expect(events[2].searchPath).toBe('"Shop Ü"');
-    for (const e of events) await applyDdl(await destinationClient(), e, {}, null);
+    for (const e of events) await applyDdl(await destinationClient(), e, { objects: {} }, null);
     expect(await columns(destination)).toEqual(
       (await columns(source)).filter((c) => c.column_name !== 'ignored'),
     );
@@ -80,16 +85,106 @@ describe('DDL capture and apply', () => {
   it('refuses a statement on a renamed schema and stops on a statement that fails, quoting it', async () => {
     const [first] = await readDdlEvents(src, 'shop');
     await expect(
-      applyDdl(await destinationClient(), first, { include: [{ schema: 'Shop Ü', renameTo: 'shop' }] }, null),
+      applyDdl(
+        await destinationClient(),
+        first,
+        { objects: { include: [{ schema: 'Shop Ü', renameTo: 'shop' }] } },
+        null,
+      ),
     ).rejects.toThrow(
       'cannot apply ALTER TABLE (source transaction ' +
         first.txid +
         ', statement: ALTER TABLE "Shop Ü".orders ADD COLUMN total numeric(12,2) DEFAULT 0) on the destination: schema "Shop Ü" is renamed to "shop" on the destination (objects.include[0].renameTo) and pgferry does not rewrite statements',
     );
     // Applying it again fails on the destination (the column exists): stop, never skip.
-    await expect(applyDdl(await destinationClient(), first, {}, null)).rejects.toThrow(
+    await expect(applyDdl(await destinationClient(), first, { objects: {} }, null)).rejects.toThrow(
       /column "total" of relation "orders" already exists; the task stops here and does not skip it/,
     );
+  });
+
+  it('replays only the statement of a multi-statement string the trigger reported, never the DML beside it', async () => {
+    const before = (await readDdlEvents(src, 'shop')).length;
+    // One simple-protocol query: the INSERT must reach the destination through the stream only.
+    await source.query(
+      `ALTER TABLE "Shop Ü".orders ADD COLUMN once int; INSERT INTO "Shop Ü".orders (id, once) VALUES (1, 1); ALTER TABLE "Shop Ü".orders ADD COLUMN twice int`,
+    );
+    const events = (await readDdlEvents(src, 'shop')).slice(before);
+    expect(events.map((e) => [e.tag, e.ordinal])).toEqual([
+      ['ALTER TABLE', 1],
+      ['ALTER TABLE', 2],
+    ]);
+    for (const e of events) await applyDdl(await destinationClient(), e, { objects: {} }, null);
+    expect(
+      (await columns(destination))
+        .filter((c) => ['once', 'twice'].includes(c.column_name as string))
+        .map((c) => c.column_name),
+    ).toEqual(['once', 'twice']);
+    expect(await destination.query(`SELECT id FROM "Shop Ü".orders`)).toEqual([]);
+  });
+
+  it('refuses a schema change made inside a DO block with the statement and how to go on, and passes it over once recorded as applied by hand', async () => {
+    const before = (await readDdlEvents(src, 'shop')).length;
+    const block = `DO $$ BEGIN EXECUTE 'ALTER TABLE "Shop Ü".orders ADD COLUMN by_block int'; INSERT INTO "Shop Ü".orders (id) VALUES (2); END $$`;
+    await source.query(block);
+    const [event] = (await readDdlEvents(src, 'shop')).slice(before);
+    expect([event.tag, event.nested]).toEqual(['ALTER TABLE', true]);
+    const d = await destinationClient();
+    await ensureControlSchema(d);
+    await d.query(`INSERT INTO pgferry.tasks (task, spec) VALUES ('shop', '{}') ON CONFLICT DO NOTHING`);
+    const refused = applyDdlOnce(d, 'shop', event, { objects: {} });
+    const hand = `INSERT INTO pgferry.ddl_applied (task, ddl_id, command) VALUES ('shop', ${event.id}, 'applied by hand')`;
+    await expect(refused).rejects.toThrow(
+      `cannot apply ALTER TABLE (source transaction ${event.txid}, statement: ${block}) on the destination: the ALTER TABLE ran inside a function, procedure, DO block or trigger called by the statement, and pgferry replays only statements sent as they are (running the caller again would repeat whatever else it did); apply it by hand on the destination, then record it as applied there with \`${hand}\` and restart the task`,
+    );
+    expect((await columns(destination)).some((c) => c.column_name === 'by_block')).toBe(false);
+    expect(await destination.query(`SELECT id FROM "Shop Ü".orders`)).toEqual([]);
+    await destination.query(`ALTER TABLE "Shop Ü".orders ADD COLUMN by_block int; ${hand}`);
+    expect(await applyDdlOnce(d, 'shop', event, { objects: {} })).toBe(false);
+  });
+
+  it('runs a replayed statement as the configured role', async () => {
+    await destination.query(
+      `CREATE ROLE ddl_limited NOLOGIN; GRANT USAGE, CREATE ON SCHEMA "Shop Ü" TO ddl_limited`,
+    );
+    const before = (await readDdlEvents(src, 'shop')).length;
+    await source.query(`CREATE TABLE "Shop Ü".by_role (id int PRIMARY KEY)`);
+    const [event] = (await readDdlEvents(src, 'shop')).slice(before);
+    await applyDdl(await destinationClient(), event, { objects: {}, role: 'ddl_limited' }, null);
+    expect(
+      await destination.query(
+        `SELECT tableowner FROM pg_tables WHERE schemaname = 'Shop Ü' AND tablename = 'by_role'`,
+      ),
+    ).toEqual([{ tableowner: 'ddl_limited' }]);
+  });
+
+  it('installs and records for a schema whose name holds the dollar quote of the trigger body', async () => {
+    const odd = `we$pgferry$ird'; --`;
+    await source.query(`CREATE SCHEMA "${odd}"`);
+    await installDdlCapture(src, 'dollar', [odd]);
+    await source.query(`CREATE TABLE "${odd}".t (id int)`);
+    expect((await readDdlEvents(src, 'dollar')).map((e) => [e.tag, e.schemas])).toEqual([
+      ['CREATE TABLE', [odd]],
+    ]);
+    await removeDdlCapture(src, 'dollar');
+    await source.query(`DROP SCHEMA "${odd}" CASCADE`);
+  });
+
+  it('keeps the capture function from running a caller-supplied operator or function', async () => {
+    // A caller may put its own schema before pg_catalog; the SECURITY DEFINER function pins its
+    // search_path, so the caller's text = text operator never runs with the owner's rights.
+    await source.query(`CREATE SCHEMA IF NOT EXISTS trap; CREATE TABLE IF NOT EXISTS trap.hits (n int)`);
+    await source.query(`CREATE FUNCTION trap.texteq(text, text) RETURNS boolean LANGUAGE sql
+        AS 'INSERT INTO trap.hits VALUES (1) RETURNING true';
+      CREATE OPERATOR trap.= (LEFTARG = text, RIGHTARG = text, FUNCTION = trap.texteq)`);
+    const before = (await readDdlEvents(src, 'shop')).length;
+    await source.query(
+      `SET search_path = trap, pg_catalog; ALTER TABLE "Shop Ü".orders ADD COLUMN trapped int; RESET search_path`,
+    );
+    expect((await readDdlEvents(src, 'shop')).slice(before).map((e) => [e.tag, e.searchPath])).toEqual([
+      ['ALTER TABLE', 'trap, pg_catalog'],
+    ]);
+    expect(await source.query(`SELECT * FROM trap.hits`)).toEqual([]);
+    await source.query(`DROP SCHEMA trap CASCADE`);
   });
 
   it('adds a table created later in a schema taken whole to the publication, in the creating transaction, when it has a primary key', async () => {

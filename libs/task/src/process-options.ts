@@ -72,6 +72,7 @@ export function streamCaptureOptions(
     destination: resolveEndpoint(spec.destination, 'destination'),
     tables: settings.tables,
     objects: spec.objects,
+    schemaChangeRole: spec.options.schemaChanges.role,
     kafka: clients.kafka,
     registryUrl: settings.registryUrl,
     prefix: settings.topicPrefix,

@@ -41,9 +41,20 @@ export interface DdlEvent {
   objects: string[];
   /** Schemas those objects live in (selected ones only). */
   schemas: string[];
-  /** The statement text as the client sent it (current_query()). */
+  /**
+   * The query string the client sent (current_query()): the statement, or a string of several
+   * of which it is one (see pg-ddl-splitter.ts).
+   */
   command: string;
-  /** The search_path of the session that ran it: unqualified names resolve the same way. */
+  /** Which top-level statement of `command` with this tag it was: 1 for the first. */
+  ordinal: number;
+  /** Run by a function, procedure, DO block or trigger, not sent as a statement of `command`. */
+  nested: boolean;
+  /**
+   * The schemas the source session's search_path resolved to when it ran (current_schemas,
+   * quoted, `$user` and missing schemas resolved away): unqualified names resolve the same way
+   * on the destination. Rows captured by an earlier pgferry hold the search_path setting itself.
+   */
   searchPath: string;
   txid: string;
 }
@@ -109,45 +120,88 @@ export async function installDdlCapture(
         END LOOP;
       END IF;`
     : '';
-  // One row per statement and transaction: a statement creating a table reports the table, its
-  // sequences and indexes as separate commands, and a multi-statement query string reports the
-  // same text for each of its statements; the text is applied once.
+  // One row per top-level statement: a statement creating a table reports the table, its
+  // sequences and indexes as separate commands of one firing, and a drop fires twice (sql_drop,
+  // then ddl_command_end). The row holds the whole query string (all the trigger can see) and
+  // which statement of it this was: its tag and its ordinal among the string's top-level
+  // statements of that tag, counted in a setting of the session that lasts one query string
+  // (statement_timestamp() is the same for every statement of a simple-protocol string, and
+  // new for the next). A statement run by a function, procedure, DO block or trigger (the
+  // PL/pgSQL context has more than this function's own line) is recorded as nested: the
+  // splitter (pg-ddl-splitter.ts) refuses it rather than replay its caller.
+  //
+  // SECURITY DEFINER runs with the caller's search_path: the function reads what it needs of
+  // it first (with schema-qualified calls only), then pins it to pg_catalog, so no schema of
+  // the caller can put a function or operator in its way, and gives it back on the way out
+  // (on an error the transaction's rollback does).
+  const counter = `pgferry.ddl_${task}`;
   const body = `
     DECLARE
       objs text[];
       nsps text[];
-      q text := current_query();
+      q text;
+      caller_path text;
+      caller_schemas name[];
+      ctx text;
+      is_nested boolean;
+      stmt_key text;
+      counts jsonb;
+      n int;
       rel record;
     BEGIN
+      caller_path := pg_catalog.current_setting('search_path');
+      caller_schemas := pg_catalog.current_schemas(false);
+      q := pg_catalog.current_query();
+      GET DIAGNOSTICS ctx = PG_CONTEXT;
+      PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
       -- The function's own ALTER PUBLICATION fires the trigger again: nothing to record.
-      IF TG_TAG = 'ALTER PUBLICATION' THEN
-        RETURN;
+      IF TG_TAG <> 'ALTER PUBLICATION' THEN
+        is_nested := strpos(ctx, E'\n') > 0;
+        stmt_key := statement_timestamp()::text || ' ' || md5(q);
+        counts := nullif(current_setting(${quoteLiteral(counter)}, true), '')::jsonb;
+        IF counts IS NULL OR counts->>'k' IS DISTINCT FROM stmt_key THEN
+          counts := jsonb_build_object('k', stmt_key, 'n', '{}'::jsonb);
+        END IF;
+        n := coalesce((counts->'n'->>TG_TAG)::int, 0) + 1;
+        -- Counted once per statement, at ddl_command_end (a drop's sql_drop comes first and
+        -- takes the same ordinal); an extension script's statements are not the string's.
+        IF TG_EVENT = 'ddl_command_end' AND NOT is_nested
+           AND NOT coalesce((SELECT bool_and(in_extension) FROM pg_event_trigger_ddl_commands()), false) THEN
+          PERFORM set_config(${quoteLiteral(counter)}, jsonb_set(counts, ARRAY['n', TG_TAG], to_jsonb(n))::text, false);
+        END IF;
+        -- A schema itself (CREATE, ALTER, DROP SCHEMA) counts as in its own schema.
+        IF TG_EVENT = 'sql_drop' THEN
+          SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT s)
+            INTO objs, nsps
+            FROM (SELECT object_identity, original,
+                         coalesce(schema_name, CASE WHEN object_type = 'schema' THEN object_name END) AS s
+                    FROM pg_event_trigger_dropped_objects()) d
+           WHERE ${within('s', schemas)} AND original;
+        ELSE
+          SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT s)
+            INTO objs, nsps
+            FROM (SELECT object_identity, in_extension,
+                         coalesce(schema_name, CASE WHEN object_type = 'schema'
+                           THEN (SELECT nspname FROM pg_namespace WHERE oid = objid) END) AS s
+                    FROM pg_event_trigger_ddl_commands()) d
+           WHERE ${within('s', schemas)} AND NOT in_extension;
+        END IF;
+        IF objs IS NOT NULL AND NOT EXISTS (
+             SELECT 1 FROM ${table}
+              WHERE txid = txid_current() AND statement_at = statement_timestamp() AND command = q
+                AND tag = TG_TAG AND ordinal = n AND nested = is_nested) THEN
+          INSERT INTO ${table} (tag, objects, schemas, command, search_path, ordinal, nested, statement_at)
+            VALUES (TG_TAG, objs, nsps, q,
+                    array_to_string(ARRAY(SELECT quote_ident(x) FROM unnest(caller_schemas) AS x), ', '),
+                    n, is_nested, statement_timestamp());
+        END IF;${follow}
       END IF;
-      -- A schema itself (CREATE, ALTER, DROP SCHEMA) counts as in its own schema.
-      IF TG_EVENT = 'sql_drop' THEN
-        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT s)
-          INTO objs, nsps
-          FROM (SELECT object_identity, original,
-                       coalesce(schema_name, CASE WHEN object_type = 'schema' THEN object_name END) AS s
-                  FROM pg_event_trigger_dropped_objects()) d
-         WHERE ${within('s', schemas)} AND original;
-      ELSE
-        SELECT array_agg(DISTINCT object_identity), array_agg(DISTINCT s)
-          INTO objs, nsps
-          FROM (SELECT object_identity, in_extension,
-                       coalesce(schema_name, CASE WHEN object_type = 'schema'
-                         THEN (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = objid) END) AS s
-                  FROM pg_event_trigger_ddl_commands()) d
-         WHERE ${within('s', schemas)} AND NOT in_extension;
-      END IF;
-      IF objs IS NULL THEN
-        RETURN;
-      END IF;
-      IF NOT EXISTS (SELECT 1 FROM ${table} WHERE txid = txid_current() AND command = q) THEN
-        INSERT INTO ${table} (tag, objects, schemas, command, search_path)
-          VALUES (TG_TAG, objs, nsps, q, current_setting('search_path'));
-      END IF;${follow}
+      PERFORM pg_catalog.set_config('search_path', caller_path, true);
     END`;
+  // Names reach the body as quoted literals and identifiers; the dollar quote around it is one
+  // the body does not contain, so no name can end it.
+  let quote = '$pgferry$';
+  for (let i = 1; body.includes(quote); i++) quote = `$pgferry${i}$`;
   try {
     await client.query('BEGIN');
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(DDL_SCHEMA)}`);
@@ -160,11 +214,21 @@ export async function installDdlCapture(
          objects text[] NOT NULL,
          schemas text[] NOT NULL,
          command text NOT NULL,
-         search_path text NOT NULL)`,
+         search_path text NOT NULL,
+         ordinal int NOT NULL DEFAULT 1,
+         nested boolean NOT NULL DEFAULT false,
+         statement_at timestamptz)`,
     );
+    // Added by pgferry versions after the table's first: a task installed before gets them here.
+    for (const column of [
+      'ordinal int NOT NULL DEFAULT 1',
+      'nested boolean NOT NULL DEFAULT false',
+      'statement_at timestamptz',
+    ])
+      await client.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column}`);
     await client.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(`${o.table}_txid`)} ON ${table} (txid)`);
     await client.query(
-      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgferry$${body}$pgferry$`,
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS ${quote}${body}${quote}`,
     );
     for (const [name, event] of [
       [o.commandTrigger, 'ddl_command_end'],
@@ -232,8 +296,10 @@ export async function removeDdlCapture(client: Client, task: string): Promise<st
 /** Captured statements after `afterId`, in order (for catch-up reads and tests). */
 export async function readDdlEvents(client: Client, task: string, afterId = '0'): Promise<DdlEvent[]> {
   const { rows } = await client.query(
-    `SELECT id::text, tag, objects, schemas, command, search_path AS "searchPath", txid::text FROM ${quoteQualified(DDL_SCHEMA, ddlObjects(task).table)}
-      WHERE id > $1::bigint ORDER BY id`,
+    // ORDER BY d.id, the bigint: a bare `id` would be the output column, the text.
+    `SELECT d.id::text AS id, tag, objects, schemas, command, ordinal, nested, search_path AS "searchPath", txid::text
+       FROM ${quoteQualified(DDL_SCHEMA, ddlObjects(task).table)} d
+      WHERE d.id > $1::bigint ORDER BY d.id`,
     [afterId],
   );
   return rows as DdlEvent[];
@@ -266,6 +332,8 @@ export function ddlEventFromRow(
     objects: parseTextArray(get('objects') ?? '{}'),
     schemas: parseTextArray(get('schemas') ?? '{}'),
     command,
+    ordinal: Number(get('ordinal') ?? 1),
+    nested: get('nested') === 't',
     searchPath: get('search_path') ?? '',
     txid: get('txid') ?? '',
   };

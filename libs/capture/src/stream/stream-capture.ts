@@ -49,6 +49,8 @@ export interface StreamCaptureOptions {
   tables: SelectedTable[];
   /** The task's selection: a captured statement on a renamed schema or table is refused. */
   objects: TaskSpec['objects'];
+  /** options.schemaChanges.role: the destination role captured statements run as (see DdlTarget). */
+  schemaChangeRole?: string;
   kafka: KafkaClientConfig;
   registryUrl: string;
   prefix: string;
@@ -313,7 +315,10 @@ async function applySchemaChange(
         );
       await sleep(100, opts.stop);
     }
-    const ran = await applyDdlOnce(client, opts.task, event, opts.objects);
+    const ran = await applyDdlOnce(client, opts.task, event, {
+      objects: opts.objects,
+      role: opts.schemaChangeRole,
+    });
     opts.logger?.info(
       { tag: event.tag, statement: event.command, ran },
       'schema change applied on the destination',
