@@ -111,7 +111,12 @@ export class PartitionQueues {
   add(data: PartitionData): void {
     const where = `Kafka topic ${data.topic} partition ${data.partition}`;
     const records: Array<{ message: Message; header: Buffer | null }> = [];
-    for (const b of data.batches)
+    // Records are kept in a copy of their batch, not as views of the fetch response: a record
+    // waiting in one partition would hold the whole response (every partition's records) in
+    // memory, and a slow partition would hold many.
+    for (const fetched of data.batches) {
+      const bytes = Buffer.from(fetched.buf.subarray(fetched.start, fetched.end));
+      const b = { ...fetched, buf: bytes, start: 0, end: bytes.length };
       forEachRecordView(b, data.from, where, (r) =>
         records.push({
           message: {
@@ -122,6 +127,7 @@ export class PartitionQueues {
           header: positionHeader(r, where),
         }),
       );
+    }
     this.enqueue(data.topic, data.partition, records);
     const q = this.queue(data.topic, data.partition);
     if (!q.paused && q.bytes > this.opts.maxQueuedBytes) {

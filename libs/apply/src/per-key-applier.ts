@@ -154,27 +154,33 @@ export class PerKeyApplier implements Applier {
     return this.applied;
   }
 
-  /** Decodes a round and hands it to the lanes, each partition after its previous batch. */
+  /**
+   * Decodes a round and hands it to the lanes, each partition after its previous batch. A
+   * transaction's parts are decoded only once the previous one is handed over, so at most one
+   * transaction more than the lanes apply is held decoded, however large the round.
+   */
   private async take(round: PartitionData[]): Promise<void> {
-    const parts: Part[] = [];
-    for (const data of round) {
-      const part = await this.decode(data);
-      if (part.decoded.length) parts.push(part);
-    }
-    for (let i = 0; i < parts.length;) {
-      const group: Part[] = [];
-      let changes = 0;
-      while (i < parts.length && (group.length === 0 || changes + parts[i].decoded.length <= MAX_GATHERED)) {
-        changes += parts[i].decoded.length;
-        group.push(parts[i++]);
-      }
+    let group: Part[] = [];
+    let changes = 0;
+    const hand = async () => {
       const lane = await this.pool.take();
       if (this.error) {
         this.pool.give(lane);
-        return;
+        return false;
       }
       this.dispatch(lane, group);
+      group = [];
+      changes = 0;
+      return true;
+    };
+    for (const data of round) {
+      const part = await this.decode(data);
+      if (!part.decoded.length) continue;
+      if (group.length && changes + part.decoded.length > MAX_GATHERED && !(await hand())) return;
+      group.push(part);
+      changes += part.decoded.length;
     }
+    if (group.length) await hand();
   }
 
   private async decode(data: PartitionData): Promise<Part> {

@@ -150,17 +150,23 @@ export function recordHeaders(r: RecordView): RecordHeader[] {
   return out;
 }
 
+/** Header names recordHeader was asked for, as bytes. */
+const headerKeys = new Map<string, Buffer>();
+
 /**
  * The value of a record's first header named `key` (a view), or null when it has none.
  * Malformed headers are a DataError naming the record's offset, as in recordHeaders.
  */
 export function recordHeader(r: RecordView, key: string): Buffer | null {
   const c: Cursor = { buf: r.buf, pos: r.headersAt };
+  let want = headerKeys.get(key);
+  if (!want) headerKeys.set(key, (want = Buffer.from(key)));
   try {
     const n = readVarint(c);
     for (let i = 0; i < n; i++) {
       const kl = readVarint(c);
-      const match = kl === Buffer.byteLength(key) && r.buf.toString('utf8', c.pos, c.pos + kl) === key;
+      // Compared as bytes: no string per record and header (the appliers ask this of every record).
+      const match = kl === want.length && r.buf.compare(want, 0, kl, c.pos, c.pos + kl) === 0;
       c.pos += kl;
       const vl = readVarint(c);
       if (match) return vl < 0 ? null : r.buf.subarray(c.pos, c.pos + vl);

@@ -269,7 +269,6 @@ describe('replication frames', () => {
       tag: 'xlog',
       dataStart: 0x100n,
       walEnd: 0x200n,
-      sendTime: TS,
       data: Buffer.from('Bxyz'),
     });
     const k = new Bytes().u8('k').i64(0x300n).i64(TS_US).u8(1).buf;

@@ -6,8 +6,11 @@ import type { Lsn } from '../lsn';
  * switched the connection to CopyBoth (PostgreSQL "Streaming Replication Protocol"). Pure.
  */
 export type ServerFrame =
-  /** 'w' XLogData: WAL position of the data, the server's WAL end, send time, pgoutput bytes. */
-  | { tag: 'xlog'; dataStart: Lsn; walEnd: Lsn; sendTime: Date; data: Buffer }
+  /**
+   * 'w' XLogData: WAL position of the data, the server's WAL end, pgoutput bytes. Its send time
+   * is not read: nothing uses it, and a Date per change costs the capture (one frame each).
+   */
+  | { tag: 'xlog'; dataStart: Lsn; walEnd: Lsn; data: Buffer }
   /** 'k' Primary keepalive: WAL end, send time, and whether the server wants a reply now. */
   | { tag: 'keepalive'; walEnd: Lsn; sendTime: Date; replyRequested: boolean };
 
@@ -26,7 +29,6 @@ export function parseServerFrame(buf: Buffer): ServerFrame {
       tag: 'xlog',
       dataStart: buf.readBigUInt64BE(1),
       walEnd: buf.readBigUInt64BE(9),
-      sendTime: pgTimestampToDate(buf.readBigInt64BE(17)),
       data: buf.subarray(25),
     };
   }
