@@ -5,11 +5,13 @@ import {
   PartitionRecords,
   planBatch,
   writeRecordBatch,
+  encodeHeaders,
+  decodeRecords,
 } from '@pgferry/kafka-protocol';
 import { SlabPool } from '@pgferry/core';
 import { rowsOfLines } from '@pgferry/pg';
 import { buildSchemas, TableEncoder, column as col } from '@pgferry/avro';
-import { PartitionedBatches } from './framed-batches';
+import { FramedRecords, PartitionedBatches } from './framed-batches';
 import { keyPartition } from './kafka-partitioner';
 
 function encoder(keyed: boolean): TableEncoder {
@@ -103,5 +105,78 @@ describe('PartitionedBatches', () => {
       expect(values(plain)).toHaveLength(b.count);
     }
     sink.release();
+  });
+});
+
+describe('FramedRecords', () => {
+  const run = { name: Buffer.from('pgferry.run'), value: Buffer.from('0123456789abcdef') };
+  const records = Array.from({ length: 200 }, (_, i) => ({
+    topic: i % 3 === 0 ? 'a' : 'b',
+    partition: i % 2,
+    key: i % 7 === 0 ? null : Buffer.from(`k${i}`),
+    value: i % 11 === 0 ? null : Buffer.from('v'.repeat((i * 37) % 300)),
+    pos: i % 5 === 0 ? null : Buffer.from(`pos-${i}`.padEnd(12, '.')),
+  }));
+  const add = (sink: FramedRecords) => {
+    const scratch = Buffer.alloc(12);
+    for (const r of records) {
+      // The position header's buffer is reused, as the change publisher does.
+      if (r.pos) r.pos.copy(scratch);
+      sink.add(
+        r.topic,
+        r.partition,
+        r.key,
+        r.value,
+        r.pos ? { name: Buffer.from('pgferry.pos'), value: scratch } : null,
+      );
+    }
+  };
+
+  it('writes the batches writeRecordBatch writes for the same records and headers', () => {
+    const sink = new FramedRecords(1_000_000, [run]);
+    add(sink);
+    expect(sink.count).toBe(200);
+    const got = sink.take();
+    expect(sink.count).toBe(0);
+    for (const { topic, batches } of got)
+      for (const b of batches) {
+        const parts = new PartitionRecords(b.partition);
+        for (const r of records.filter((x) => x.topic === topic && x.partition === b.partition)) {
+          const headers = [{ key: 'pgferry.run', value: run.value }];
+          if (r.pos) headers.push({ key: 'pgferry.pos', value: r.pos });
+          parts.push(r.key, r.value, encodeHeaders(headers));
+        }
+        const { to, bytes } = planBatch(parts, 0, 1_000_000);
+        expect(to).toBe(parts.length);
+        expect(b.encode(producer, 5).toString('hex')).toBe(
+          writeRecordBatch(parts, 0, to, bytes, producer, 5).toString('hex'),
+        );
+      }
+    expect(got.map((g) => [g.topic, g.batches.length])).toEqual([
+      ['a', 2],
+      ['b', 2],
+    ]);
+  });
+
+  it('closes a partition batch before it passes the maximum, and keeps every record in order', () => {
+    const sink = new FramedRecords(2_000);
+    add(sink);
+    const seen: string[] = [];
+    for (const { topic, batches } of sink.take())
+      for (const b of batches) {
+        const bytes = b.encode(producer, 5);
+        expect(bytes.length <= 2_000 || b.count === 1).toBe(true);
+        for (const r of decodeRecords(bytes))
+          seen.push(
+            `${topic}/${b.partition}:${r.key?.toString() ?? '-'}:${r.value?.length ?? -1}:${r.headers.length}`,
+          );
+      }
+    const want = records.map(
+      (r) =>
+        `${r.topic}/${r.partition}:${r.key?.toString() ?? '-'}:${r.value?.length ?? -1}:${r.pos ? 1 : 0}`,
+    );
+    const byPartition = (l: string[]) =>
+      l.slice().sort((x, y) => x.split(':')[0].localeCompare(y.split(':')[0]));
+    expect(byPartition(seen)).toEqual(byPartition(want));
   });
 });

@@ -200,3 +200,125 @@ export class PartitionedBatches {
     batch.count = 1;
   }
 }
+
+/** One record header as FramedRecords writes it: its name's UTF-8 bytes and its value. */
+export interface FramedHeader {
+  name: Buffer;
+  value: Buffer;
+}
+
+/**
+ * Records of several topics and partitions, each written in its final form into its partition's
+ * record batch as it is added (the change stream's way to Kafka: its publisher knows every
+ * record's partition), so that nothing is kept per record but its bytes: no record object, no
+ * header object, and sending copies each batch once, whole. Every record carries the `common`
+ * headers, then at most one of its own. Key, value and header are copied in `add`; the caller
+ * may reuse them right after. A partition's batch that would pass `maxBatchBytes` with the next
+ * record is closed and the partition goes on in a new one (a record alone may be larger: Kafka
+ * then names it).
+ */
+export class FramedRecords {
+  private readonly open = new Map<string, Array<FramedBatch | undefined>>();
+  private closed: Array<{ topic: string; batch: FramedBatch }> = [];
+  /** The common headers as written, after the count. */
+  private readonly common: Buffer;
+  private readonly commonCount: number;
+  /** Records added since the last `take`, and their key and value bytes. */
+  count = 0;
+  bytes = 0;
+
+  constructor(
+    private readonly maxBatchBytes: number,
+    common: readonly FramedHeader[] = [],
+    private readonly initialBytes = 16 * 1024,
+  ) {
+    this.commonCount = common.length;
+    const parts: Buffer[] = [];
+    for (const h of common) {
+      const b = Buffer.alloc(10 + h.name.length + h.value.length);
+      let pos = writeVarint(b, 0, h.name.length);
+      pos += h.name.copy(b, pos);
+      pos = writeVarint(b, pos, h.value.length);
+      pos += h.value.copy(b, pos);
+      parts.push(b.subarray(0, pos));
+    }
+    this.common = Buffer.concat(parts);
+  }
+
+  add(
+    topic: string,
+    partition: number,
+    key: Buffer | null,
+    value: Buffer | null,
+    header: FramedHeader | null,
+  ): void {
+    let batches = this.open.get(topic);
+    if (!batches) this.open.set(topic, (batches = []));
+    let batch = batches[partition];
+    const keyLength = key ? key.length : -1;
+    const valueLength = value ? value.length : -1;
+    const headerCount = this.commonCount + (header ? 1 : 0);
+    const bodyOf = (offsetDelta: number) =>
+      2 + // attributes, timestamp delta 0
+      varintBytes(offsetDelta) +
+      varintBytes(keyLength) +
+      Math.max(keyLength, 0) +
+      varintBytes(valueLength) +
+      Math.max(valueLength, 0) +
+      varintBytes(headerCount) +
+      this.common.length +
+      (header
+        ? varintBytes(header.name.length) +
+          header.name.length +
+          varintBytes(header.value.length) +
+          header.value.length
+        : 0);
+    let body = bodyOf(batch?.count ?? 0);
+    if (batch && batch.count > 0 && batch.bytes + varintBytes(body) + body > this.maxBatchBytes) {
+      this.closed.push({ topic, batch });
+      batch = undefined;
+      body = bodyOf(0);
+    }
+    if (!batch) batches[partition] = batch = new FramedBatch(partition, this.initialBytes);
+    const s = batch.slab;
+    s.ensure(5 + body);
+    const buf = s.buf;
+    let pos = writeVarint(buf, s.pos, body);
+    buf[pos++] = 0; // attributes
+    buf[pos++] = 0; // timestamp delta
+    pos = writeVarint(buf, pos, batch.count);
+    pos = writeVarint(buf, pos, keyLength);
+    if (key) pos += key.copy(buf, pos);
+    pos = writeVarint(buf, pos, valueLength);
+    if (value) pos += value.copy(buf, pos);
+    pos = writeVarint(buf, pos, headerCount);
+    pos += this.common.copy(buf, pos);
+    if (header) {
+      pos = writeVarint(buf, pos, header.name.length);
+      pos += header.name.copy(buf, pos);
+      pos = writeVarint(buf, pos, header.value.length);
+      pos += header.value.copy(buf, pos);
+    }
+    s.pos = pos;
+    batch.count++;
+    this.count++;
+    this.bytes += Math.max(keyLength, 0) + Math.max(valueLength, 0);
+  }
+
+  /** Every batch written since the last `take`, per topic, in order per partition; starts afresh. */
+  take(): Array<{ topic: string; batches: FramedBatch[] }> {
+    const byTopic = new Map<string, FramedBatch[]>();
+    const put = (topic: string, batch: FramedBatch) => {
+      const list = byTopic.get(topic);
+      if (list) list.push(batch);
+      else byTopic.set(topic, [batch]);
+    };
+    for (const { topic, batch } of this.closed) put(topic, batch);
+    for (const [topic, batches] of this.open) for (const b of batches) if (b && b.count > 0) put(topic, b);
+    this.closed = [];
+    this.open.clear();
+    this.count = 0;
+    this.bytes = 0;
+    return [...byTopic].map(([topic, batches]) => ({ topic, batches }));
+  }
+}

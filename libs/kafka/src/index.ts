@@ -8,7 +8,7 @@ export {
   type ConsumerGroupOptions,
   type TopicPartition,
 } from './consumer-group';
-export { FramedBatch, PartitionedBatches } from './framed-batches';
+export { FramedBatch, FramedRecords, PartitionedBatches, type FramedHeader } from './framed-batches';
 export { KafkaAdmin, withKafkaAdmin, type TopicSpec } from './kafka-admin';
 export { KafkaCluster, type Lane, type PartitionInfo } from './kafka-cluster';
 export {

@@ -175,7 +175,16 @@ export class KafkaProducer {
    * max.message.bytes.
    */
   publishBatches(topic: string, batches: readonly FramedBatch[]): Promise<Map<string, bigint>> {
-    return this.enqueue(() => framedCursors(topic, batches, this.compressFramed));
+    return this.publishFramed([{ topic, batches }]);
+  }
+
+  /** publishBatches for the batches of several topics at once (FramedRecords.take): one request per leader. */
+  publishFramed(
+    items: ReadonlyArray<{ topic: string; batches: readonly FramedBatch[] }>,
+  ): Promise<Map<string, bigint>> {
+    return this.enqueue(() =>
+      items.flatMap(({ topic, batches }) => framedCursors(topic, batches, this.compressFramed)),
+    );
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,6 @@ import {
   type ChangeMeta,
   type ChangeOp,
   STREAM_POSITION_HEADER,
-  streamPosition,
   transactionId,
   type TransactionRecords,
 } from '@pgferry/avro';
@@ -88,6 +87,7 @@ export class ChangePublisher implements ChangeProcessor {
   /** The table and encoder of each prepared change, by the index its bytes carry. */
   private readonly prepared: Array<{ table: PublishedTable; encoder: ChangeEncoder }> = [];
   private readonly preparedIndex = new Map<ChangeEncoder, number>();
+  private readonly position = { name: Buffer.from(STREAM_POSITION_HEADER), value: Buffer.alloc(12) };
   private tx: {
     xid: number;
     order: number;
@@ -341,7 +341,7 @@ export class ChangePublisher implements ChangeProcessor {
     if (event.kind !== 'delete') {
       const r = beat.records.encode((this.tx?.commitTime ?? new Date()).getTime());
       // No stream position: the beat's transaction has no BEGIN or END and no table changes.
-      this.chain.add(beat.topic, { key: r.key, value: r.value, partition: 0 }, r.key.length + r.value.length);
+      this.chain.add(beat.topic, 0, r.key, r.value, null);
     }
     return true;
   }
@@ -410,10 +410,14 @@ export class ChangePublisher implements ChangeProcessor {
     };
   }
 
+  /** Buffers a record; inside a transaction with its stream position (header pgferry.pos). */
   private push(topic: string, key: Buffer | null, value: Buffer | null, partition: number): void {
-    const headers = this.tx
-      ? [{ key: STREAM_POSITION_HEADER, value: streamPosition(this.tx.finalLsn, ++this.tx.seq) }]
-      : undefined;
-    this.chain.add(topic, { key, value, partition, headers }, (key?.length ?? 0) + (value?.length ?? 0));
+    const tx = this.tx;
+    if (!tx) return this.chain.add(topic, partition, key, value, null);
+    // One header buffer, rewritten for each record: the chain copies it in.
+    const pos = this.position.value;
+    pos.writeBigUInt64BE(tx.finalLsn, 0);
+    pos.writeUInt32BE(++tx.seq >>> 0, 8);
+    this.chain.add(topic, partition, key, value, this.position);
   }
 }

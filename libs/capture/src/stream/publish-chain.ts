@@ -1,5 +1,5 @@
 import type { Lsn } from '@pgferry/pg';
-import type { KafkaProducer, ProducerRecord } from '@pgferry/kafka';
+import { FramedRecords, type FramedBatch, type FramedHeader, type KafkaProducer } from '@pgferry/kafka';
 import type { StreamMark } from '@pgferry/control';
 
 /** How the change publisher's records go to Kafka, and who hears once they are acknowledged. */
@@ -44,8 +44,8 @@ const DEFAULT_LINGER_MS = 5;
  * A failed request fails every later `send` and `drain`, and is kept in `failure`.
  */
 export class PublishChain {
-  private buffer: Array<{ topic: string; message: ProducerRecord }> = [];
-  private bufferedBytes = 0;
+  /** Records not handed to a request yet, written as Kafka will store them. */
+  private readonly buffer: FramedRecords;
   /** The table topics: only their partitions are in the stream marks. */
   readonly tableTopics: Set<string>;
   /** The next offset of every table topic partition written to ("topic:partition"). */
@@ -70,21 +70,30 @@ export class PublishChain {
   ) {
     this.ends = new Map(opts.startOffsets ?? []);
     this.tableTopics = new Set(tableTopics);
+    this.buffer = new FramedRecords(opts.producer.maxBatchBytes);
   }
 
-  /** Buffers one record of `bytes` key and value bytes; sent with the next request. */
-  add(topic: string, message: ProducerRecord, bytes: number): void {
-    this.buffer.push({ topic, message });
-    this.bufferedBytes += bytes;
+  /**
+   * Buffers one record for `partition` of `topic` (copied: the caller may reuse key, value and
+   * header at once); sent with the next request.
+   */
+  add(
+    topic: string,
+    partition: number,
+    key: Buffer | null,
+    value: Buffer | null,
+    header: FramedHeader | null,
+  ): void {
+    this.buffer.add(topic, partition, key, value, header);
   }
 
   /** Nothing buffered and no commit waiting to be handed to a request. */
   get idle(): boolean {
-    return this.buffer.length === 0 && !this.pendingCommit;
+    return this.buffer.count === 0 && !this.pendingCommit;
   }
 
   full(): boolean {
-    return this.buffer.length >= (this.opts.maxBuffered ?? 5000) || this.bufferedBytes >= MAX_BUFFERED_BYTES;
+    return this.buffer.count >= (this.opts.maxBuffered ?? 5000) || this.buffer.bytes >= MAX_BUFFERED_BYTES;
   }
 
   /**
@@ -114,18 +123,17 @@ export class PublishChain {
   async send(): Promise<void> {
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.lingerTimer = null;
-    const batch = this.buffer;
-    const bytes = this.bufferedBytes;
+    const bytes = this.buffer.bytes;
+    const count = this.buffer.count;
     const commit = this.pendingCommit;
-    this.buffer = [];
-    this.bufferedBytes = 0;
+    const batches = count ? this.buffer.take() : [];
     this.pendingCommit = null;
-    if (batch.length === 0 && !commit) return;
+    if (count === 0 && !commit) return;
     this.inFlightBytes += bytes;
     this.sending = this.sending.then(async () => {
       if (this.failure) return;
       try {
-        if (batch.length) await this.produce(batch);
+        if (count) await this.produce(batches, count);
         if (commit) {
           this.opts.confirm(commit.endLsn);
           this.opts.onCommit?.({ lsn: commit.endLsn, commitTime: commit.commitTime, ends: this.ends });
@@ -147,21 +155,16 @@ export class PublishChain {
     if (this.failure) throw this.failure;
   }
 
-  /** Sends one request's records and resolves when Kafka acknowledged all of them. */
-  private async produce(batch: Array<{ topic: string; message: ProducerRecord }>): Promise<void> {
-    const byTopic = new Map<string, ProducerRecord[]>();
-    for (const { topic, message } of batch) {
-      const list = byTopic.get(topic);
-      if (list) list.push(message);
-      else byTopic.set(topic, [message]);
-    }
-    const ends = await this.opts.producer.publishAll(
-      [...byTopic].map(([topic, records]) => ({ topic, records })),
-    );
+  /** Sends one request's batches and resolves when Kafka acknowledged all of them. */
+  private async produce(
+    batches: Array<{ topic: string; batches: FramedBatch[] }>,
+    count: number,
+  ): Promise<void> {
+    const ends = await this.opts.producer.publishFramed(batches);
     for (const [k, end] of ends) {
       if (!this.tableTopics.has(k.slice(0, k.lastIndexOf(':')))) continue;
       if (end > (this.ends.get(k) ?? 0n)) this.ends.set(k, end);
     }
-    this.published += batch.length;
+    this.published += count;
   }
 }
