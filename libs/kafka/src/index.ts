@@ -9,7 +9,7 @@ export {
   type TopicPartition,
 } from './consumer-group';
 export { FramedBatch, PartitionedBatches } from './framed-batches';
-export { KafkaAdmin, withKafkaAdmin, type TopicSpec } from './kafka-admin';
+export { KafkaAdmin, kafkaClusterId, withKafkaAdmin, type TopicSpec } from './kafka-admin';
 export { KafkaCluster, type Lane, type PartitionInfo } from './kafka-cluster';
 export {
   checkKafkaConfig,
