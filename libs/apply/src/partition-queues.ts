@@ -2,7 +2,7 @@ import { DataError } from '@pgferry/core';
 import { STREAM_POSITION_HEADER } from '@pgferry/avro';
 import type { OffsetUpdate } from '@pgferry/control';
 import type { PartitionData } from '@pgferry/kafka';
-import { forEachRecordView } from '@pgferry/kafka-protocol';
+import { forEachRecordView, type RecordView } from '@pgferry/kafka-protocol';
 import { positionHeader } from './undecodable-records';
 
 /** A fetched record as the applier keeps it (key and value are views of the fetch response). */
@@ -48,6 +48,8 @@ export interface PartitionQueuesOptions {
   maxQueuedBytes: number;
   pause: (topic: string, partition: number) => void;
   resume: (topic: string, partition: number) => void;
+  /** Checks the first record read of each batch (RunRecords.check); throws to refuse the round. */
+  checkBatch?: (r: RecordView, where: string) => void;
 }
 
 const posKey = (lsn: bigint, seq: number) => `${lsn}/${seq}`;
@@ -111,8 +113,12 @@ export class PartitionQueues {
   add(data: PartitionData): void {
     const where = `Kafka topic ${data.topic} partition ${data.partition}`;
     const records: Array<{ message: Message; header: Buffer | null }> = [];
-    for (const b of data.batches)
-      forEachRecordView(b, data.from, where, (r) =>
+    const check = this.opts.checkBatch;
+    for (const b of data.batches) {
+      let checked = !check;
+      forEachRecordView(b, data.from, where, (r) => {
+        if (!checked) check!(r, where);
+        checked = true;
         records.push({
           message: {
             offset: BigInt(r.offset),
@@ -120,8 +126,9 @@ export class PartitionQueues {
             value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
           },
           header: positionHeader(r, where),
-        }),
-      );
+        });
+      });
+    }
     this.enqueue(data.topic, data.partition, records);
     const q = this.queue(data.topic, data.partition);
     if (!q.paused && q.bytes > this.opts.maxQueuedBytes) {

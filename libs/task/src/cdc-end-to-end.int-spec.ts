@@ -12,10 +12,10 @@ import {
   type TestBroker,
 } from '@pgferry/testing';
 import { RegistryClient } from '@pgferry/avro';
-import { ensureControlSchema } from '@pgferry/control';
+import { ControlStore, ensureControlSchema, recordStartOffsets, startRun } from '@pgferry/control';
 import { PerKeyApplier } from '@pgferry/apply';
-import { KafkaProducer } from '@pgferry/kafka';
-import { ChangePublisher, ensurePublication, PgStreamReader } from '@pgferry/capture';
+import { KafkaProducer, withKafkaAdmin } from '@pgferry/kafka';
+import { ChangePublisher, ensurePublication, PgStreamReader, seenIdentity } from '@pgferry/capture';
 
 const DDL = `
   CREATE TABLE public."Orders" (id int PRIMARY KEY, note text, doc text, qty int NOT NULL);
@@ -97,6 +97,14 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
     const producer = new KafkaProducer(config);
     await producer.connect();
     const registry = new RegistryClient(broker.registryUrl!);
+    // The task's run, as the controller records it: identity, then the topics' start offsets.
+    const d = await destination.connect();
+    await ensureControlSchema(d);
+    await new ControlStore(d, 'e2e').registerTask({});
+    const run = await startRun(d, 'e2e', '0e2e0e2e0e2e0e2e', await seenIdentity(src, config));
+    const starts = await withKafkaAdmin(config, (a) => a.topicEnds(tables.map((t) => t.topic)));
+    await recordStartOffsets(d, 'e2e', 'e2e-applier', starts);
+    await d.end();
     let confirmed = 0n;
     const reader = new PgStreamReader({
       endpoint,
@@ -105,6 +113,7 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
       startLsn: parseLsn(lsn),
     });
     const publisher = new ChangePublisher({
+      runId: run.runId,
       producer,
       registry,
       source: src,
@@ -119,14 +128,12 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
     });
     let streamError: unknown = null;
     const streaming = reader.run(publisher).catch((err) => (streamError = err));
-    const d = await destination.connect();
-    await ensureControlSchema(d);
-    await d.end();
     const applier = new PerKeyApplier({
       kafka: config,
       registry,
       connect: () => destination.connect(),
       group: 'e2e-applier',
+      task: 'e2e',
       targets: tables.map((t) => ({ topic: t.topic, schema: t.schema, table: t.table, key: t.key })),
       membership: 'group',
       sessionTimeoutMs: 6000,

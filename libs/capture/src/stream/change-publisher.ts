@@ -2,6 +2,7 @@ import { DataError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
 import {
   type ChangeMeta,
+  RUN_HEADER,
   STREAM_POSITION_HEADER,
   streamPosition,
   transactionId,
@@ -24,6 +25,8 @@ export type { PublishedTable } from './table-codecs';
  * (TableCodecsOptions), and what the stream publishes.
  */
 export interface ChangePublisherOptions extends PublishChainOptions, TableCodecsOptions {
+  /** The task's run (libs/control runs): every record carries it in header pgferry.run. */
+  runId: string;
   partitions: number;
   tables: PublishedTable[];
   /**
@@ -81,6 +84,7 @@ export class ChangePublisher implements ChangeProcessor {
   private readonly declined = new Set<string>();
   private readonly codecs: TableCodecs;
   private readonly chain: PublishChain;
+  private readonly runHeader: { key: string; value: Buffer };
   private tx: {
     xid: number;
     order: number;
@@ -94,6 +98,7 @@ export class ChangePublisher implements ChangeProcessor {
   } | null = null;
 
   constructor(private readonly opts: ChangePublisherOptions) {
+    this.runHeader = { key: RUN_HEADER, value: Buffer.from(opts.runId, 'latin1') };
     for (const t of opts.tables) this.byName.set(`${t.schema}\u0000${t.table}`, t);
     this.codecs = new TableCodecs(opts);
     this.chain = new PublishChain(
@@ -218,7 +223,11 @@ export class ChangePublisher implements ChangeProcessor {
     if (event.kind !== 'delete') {
       const r = beat.records.encode((this.tx?.commitTime ?? new Date()).getTime());
       // No stream position: the beat's transaction has no BEGIN or END and no table changes.
-      this.chain.add(beat.topic, { key: r.key, value: r.value, partition: 0 }, r.key.length + r.value.length);
+      this.chain.add(
+        beat.topic,
+        { key: r.key, value: r.value, partition: 0, headers: [this.runHeader] },
+        r.key.length + r.value.length,
+      );
     }
     return true;
   }
@@ -289,8 +298,11 @@ export class ChangePublisher implements ChangeProcessor {
 
   private push(topic: string, key: Buffer | null, value: Buffer | null, partition: number): void {
     const headers = this.tx
-      ? [{ key: STREAM_POSITION_HEADER, value: streamPosition(this.tx.finalLsn, ++this.tx.seq) }]
-      : undefined;
+      ? [
+          this.runHeader,
+          { key: STREAM_POSITION_HEADER, value: streamPosition(this.tx.finalLsn, ++this.tx.seq) },
+        ]
+      : [this.runHeader];
     this.chain.add(topic, { key, value, partition, headers }, (key?.length ?? 0) + (value?.length ?? 0));
   }
 }
