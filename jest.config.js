@@ -31,6 +31,7 @@ const KAFKA_PATH = [
   'apps/controller/src/child-processes.int-spec.ts',
   'apps/controller/src/consumers.int-spec.ts',
   'apps/controller/src/scaled-appliers.int-spec.ts',
+  'apps/controller/src/runs.int-spec.ts',
 ];
 
 module.exports = {
