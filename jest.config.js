@@ -22,6 +22,7 @@ const KAFKA_PATH = [
   'libs/apply/src/snapshot-applier.int-spec.ts',
   'libs/apply/src/per-key-applier.int-spec.ts',
   'libs/apply/src/transactional-applier.int-spec.ts',
+  'libs/apply/src/run-records.int-spec.ts',
   'libs/task/src/full-migration.int-spec.ts',
   'libs/task/src/cdc-end-to-end.int-spec.ts',
   'libs/task/src/apicurio-migration.int-spec.ts',
@@ -31,6 +32,7 @@ const KAFKA_PATH = [
   'apps/controller/src/child-processes.int-spec.ts',
   'apps/controller/src/consumers.int-spec.ts',
   'apps/controller/src/scaled-appliers.int-spec.ts',
+  'apps/controller/src/runs.int-spec.ts',
 ];
 
 module.exports = {

@@ -123,11 +123,12 @@ async function main(argv: string[]): Promise<number> {
   program
     .command('release')
     .description(
-      'drop what a task left on the source: its replication slot, publication, heartbeat table and DDL capture; reports anything it could not drop',
+      'drop what a task left on the source (its replication slot, publication, heartbeat table and DDL capture) and its embedded broker data; reports anything it could not drop',
     )
     .option('--spec <file>', 'task spec (YAML or JSON)')
     .option('--source <url>', 'source postgres://user:password@host:port/database')
     .option('--name <name>', 'task name (the slot is pgferry_<name>)', 'migrate')
+    .option('--work-dir <dir>', 'the task work dir whose embedded broker data goes (default .pgferry/<name>)')
     .action(async (opts) => {
       exitCode = await runRelease(opts, process.stdout);
     });

@@ -13,6 +13,7 @@ import {
 import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { connect, resolveEndpoint } from '@pgferry/pg';
+import { newRunId, readRun } from '@pgferry/control';
 
 export interface MigrateOptions {
   spec?: string;
@@ -132,8 +133,17 @@ export async function runMigrate(
       'options.stream runs the capture or the appliers outside pgferry migrate: they need a Kafka they all reach; give --kafka and --schema-registry (or KAFKA_BROKERS and SCHEMA_REGISTRY_URL, or kafka.brokers in the spec), or keep options.stream at its default',
     );
   let registryUrl = spec.kafka.schemaRegistryUrl;
+  // A task the destination knows keeps its run; one it does not know (a fresh or recreated
+  // destination) starts a new run, whose embedded broker data is its own (below).
+  const runId = (await recordedRunId(spec)) ?? newRunId();
   if (!brokers) {
-    embedded = await startEmbeddedKafka({ dataDir: join(workDir, 'kafka'), port: 0, registryPort: 0 });
+    // Private to the task and the run: a new run never reads an older run's topics, and a
+    // resumed run finds its own (from another directory it finds none: the run check says so).
+    embedded = await startEmbeddedKafka({
+      dataDir: embeddedDataDir(workDir, runId),
+      port: 0,
+      registryPort: 0,
+    });
     brokers = embedded.brokers;
     registryUrl = embedded.registryUrl;
     say(`kafka        embedded broker ${brokers.join(',')}, schema registry ${registryUrl}`);
@@ -164,6 +174,7 @@ export async function runMigrate(
       spec,
       kafka,
       registryUrl: registryUrl!,
+      runId,
       workDir: join(workDir, 'schema'),
       onEvent: (e) => {
         // A child's crash and restart is news; its routine start and stop are in its log file.
@@ -199,6 +210,23 @@ export async function runMigrate(
     prestarted?.dispose();
     await api?.app.close();
     await embedded?.close();
+  }
+}
+
+/** The embedded broker's data of one run of a task (`pgferry release` removes the task's). */
+export function embeddedDataDir(workDir: string, runId: string): string {
+  return join(workDir, 'kafka', `run-${runId}`);
+}
+
+/** The run the destination records for the task, if it knows the task. */
+async function recordedRunId(spec: TaskSpec): Promise<string | null> {
+  const client = await connect(resolveEndpoint(spec.destination, 'destination'), 'destination', {
+    applicationName: 'pgferry controller',
+  });
+  try {
+    return (await readRun(client, spec.name))?.runId ?? null;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 

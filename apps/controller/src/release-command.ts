@@ -1,3 +1,5 @@
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { loadTaskSpec, PgferryError } from '@pgferry/core';
 import { connect, describeEndpoint, resolveEndpoint, type Endpoint } from '@pgferry/pg';
@@ -7,6 +9,8 @@ export interface ReleaseOptions {
   spec?: string;
   source?: string;
   name?: string;
+  /** The task's work dir (default .pgferry/<name>): its embedded broker data is removed. */
+  workDir?: string;
 }
 
 /**
@@ -43,6 +47,12 @@ export async function runRelease(opts: ReleaseOptions, out: Writable): Promise<n
     for (const l of result.leftBehind) say(`  LEFT     ${l.object}: ${l.reason}\n           fix: ${l.fix}`);
     if (result.dropped.length === 0 && result.leftBehind.length === 0)
       say('  nothing of this task is left on the source');
+    // The embedded broker's topics of every run of the task: only the task ever reads them.
+    const kafkaDir = join(opts.workDir ?? join('.pgferry', task), 'kafka');
+    if (existsSync(kafkaDir)) {
+      rmSync(kafkaDir, { recursive: true, force: true });
+      say(`  removed  embedded broker data ${kafkaDir}`);
+    }
     return result.leftBehind.length ? 1 : 0;
   } finally {
     await client.end().catch(() => undefined);

@@ -57,6 +57,12 @@ export interface ApplierKafka {
   kafka: KafkaClientConfig;
   /** The consumer group: names the offsets in pgferry.offsets (and Kafka's, for monitoring). */
   group: string;
+  /**
+   * The task whose run's records these are (see RunRecords): checked at start against this
+   * Kafka; a record of another run, or a partition without a stored offset, stops the applier.
+   * The task's processes always give it.
+   */
+  task?: string;
 }
 
 /**

@@ -2,7 +2,7 @@ import { DataError } from '@pgferry/core';
 import { STREAM_POSITION_HEADER } from '@pgferry/avro';
 import type { OffsetUpdate } from '@pgferry/control';
 import type { PartitionData } from '@pgferry/kafka';
-import { forEachRecordView } from '@pgferry/kafka-protocol';
+import { forEachRecordView, type RecordView } from '@pgferry/kafka-protocol';
 import { positionHeader } from './undecodable-records';
 
 /** A fetched record as the applier keeps it (key and value are views of the fetch response). */
@@ -48,6 +48,8 @@ export interface PartitionQueuesOptions {
   maxQueuedBytes: number;
   pause: (topic: string, partition: number) => void;
   resume: (topic: string, partition: number) => void;
+  /** Checks the first record read of each batch (RunRecords.check); throws to refuse the round. */
+  checkBatch?: (r: RecordView, where: string) => void;
 }
 
 const posKey = (lsn: bigint, seq: number) => `${lsn}/${seq}`;
@@ -114,10 +116,14 @@ export class PartitionQueues {
     // Records are kept in a copy of their batch, not as views of the fetch response: a record
     // waiting in one partition would hold the whole response (every partition's records) in
     // memory, and a slow partition would hold many.
+    const check = this.opts.checkBatch;
     for (const fetched of data.batches) {
       const bytes = Buffer.from(fetched.buf.subarray(fetched.start, fetched.end));
       const b = { ...fetched, buf: bytes, start: 0, end: bytes.length };
-      forEachRecordView(b, data.from, where, (r) =>
+      let checked = !check;
+      forEachRecordView(b, data.from, where, (r) => {
+        if (!checked) check!(r, where);
+        checked = true;
         records.push({
           message: {
             offset: BigInt(r.offset),
@@ -125,8 +131,8 @@ export class PartitionQueues {
             value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
           },
           header: positionHeader(r, where),
-        }),
-      );
+        });
+      });
     }
     this.enqueue(data.topic, data.partition, records);
     const q = this.queue(data.topic, data.partition);

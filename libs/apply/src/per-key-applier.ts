@@ -13,6 +13,7 @@ import { movesKey } from './change-plan';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
 import type { TargetTable } from './pg-row-applier';
 import { Throttle, type ThrottleLimits } from './throttle';
+import { RunRecords } from './run-records';
 import { positionHeader, undecodableRecord } from './undecodable-records';
 
 export interface PerKeyApplierOptions extends ApplierKafka {
@@ -93,6 +94,7 @@ export class PerKeyApplier implements Applier {
   private readonly tails = new Map<string, Promise<void>>();
   private consumer: ConsumerLoop | null = null;
   private deadLetters: DeadLetters | null = null;
+  private run: RunRecords | null = null;
 
   constructor(private readonly opts: PerKeyApplierOptions) {
     this.decoder = new RecordDecoder(opts.registry);
@@ -124,6 +126,7 @@ export class PerKeyApplier implements Applier {
       this.lanes.push(lane);
       this.pool.add(lane);
     }
+    this.run = await RunRecords.bind(this.opts.task, this.opts.kafka, this.lanes[0].client);
     if (this.opts.onError === 'dead-letter') {
       this.deadLetters = new DeadLetters(this.opts.kafka, this.opts.deadLetterTopic!);
       await this.deadLetters.connect();
@@ -150,6 +153,7 @@ export class PerKeyApplier implements Applier {
     const topics = [...new Set(partitions.map((p) => p.topic))];
     const client = this.lanes[0].client;
     this.applied = await readOffsets(client, this.opts.group, topics);
+    this.run?.requireOffsets(partitions, this.applied);
     this.streamPos = await readStreamPositions(client, this.opts.group, topics);
     return this.applied;
   }
@@ -191,8 +195,11 @@ export class PerKeyApplier implements Applier {
     const where = `Kafka topic ${data.topic} partition ${data.partition}`;
     const records: Array<{ offset: bigint; key: Buffer | null; value: Buffer | null; pos: Buffer | null }> =
       [];
-    for (const b of data.batches)
+    for (const b of data.batches) {
+      let checked = !this.run;
       forEachRecordView(b, first, where, (r) => {
+        if (!checked) this.run!.check(r, where);
+        checked = true;
         const header = positionHeader(r, where);
         records.push({
           offset: BigInt(r.offset),
@@ -201,6 +208,7 @@ export class PerKeyApplier implements Applier {
           pos: header && header.length === 12 ? header : null,
         });
       });
+    }
     const decoded: Decoded[] = [];
     let last = this.streamPos.get(key);
     for (const r of records) {

@@ -4,11 +4,12 @@ import { PIPELINE_SESSION_SQL } from '@pgferry/pg';
 import { PgRowApplier, type DeferredKeys, type TargetTable } from './pg-row-applier';
 import type { RegistryClient } from '@pgferry/avro';
 import { readOffsets } from '@pgferry/control';
-import { forEachRecordRange } from '@pgferry/kafka-protocol';
+import { forEachRecordView } from '@pgferry/kafka-protocol';
 import { LanePool } from './lane-pool';
 import type { PartitionData, TopicPartition } from '@pgferry/kafka';
 import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type ApplierTarget } from './applier';
 import { ConsumerLoop } from './consumer-loop';
+import { RunRecords } from './run-records';
 import { SnapshotCopyDecoder, type SnapshotWork } from './snapshot-copy-decoder';
 
 /**
@@ -96,6 +97,7 @@ export class SnapshotApplier implements Applier {
   private readonly tails = new Map<string, Promise<void>>();
   /** Record bytes per fetched byte of each "topic:partition"'s last round (compression). */
   private readonly expansion = new Map<string, number>();
+  private run: RunRecords | null = null;
 
   constructor(private readonly opts: ApplierOptions) {
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
@@ -121,6 +123,7 @@ export class SnapshotApplier implements Applier {
       this.pool.add(lane);
     }
     await this.lock();
+    this.run = await RunRecords.bind(this.opts.task, this.opts.kafka, this.opts.destination);
     this.consumer = new ConsumerLoop(
       {
         kafka: this.opts.kafka,
@@ -146,6 +149,7 @@ export class SnapshotApplier implements Applier {
     this.applied = await readOffsets(this.opts.destination, this.opts.group, [
       ...new Set(partitions.map((p) => p.topic)),
     ]);
+    this.run?.requireOffsets(partitions, this.applied);
     return this.applied;
   }
 
@@ -190,7 +194,11 @@ export class SnapshotApplier implements Applier {
     for (const b of data.batches) {
       const whole = b.baseOffset >= first;
       if (whole) fetched += b.end - b.start;
-      forEachRecordRange(b, first, where, (offset, buf, start, end) => {
+      let checked = !this.run;
+      forEachRecordView(b, first, where, (r) => {
+        if (!checked) this.run!.check(r, where);
+        checked = true;
+        const { offset, buf, valueStart: start, valueEnd: end } = r;
         offsets.push(offset);
         bufs.push(start < 0 ? null : buf);
         starts.push(start);

@@ -12,6 +12,7 @@ import { PgChangeApplier } from './pg-change-applier';
 import type { PerKeyApplierOptions } from './per-key-applier';
 import { head, PartitionQueues, type PartitionQueue } from './partition-queues';
 import { BatchApplier, MAX_PENDING, MAX_PENDING_BYTES, openBatch, type Batch } from './transaction-batch';
+import { RunRecords } from './run-records';
 import { transactionRecord, undecodableRecord } from './undecodable-records';
 
 export interface TransactionalApplierOptions extends Omit<
@@ -86,6 +87,7 @@ export class TransactionalApplier implements Applier {
   private loop: Promise<void> = Promise.resolve();
   private failure: Error | null = null;
   private readonly applied = new Map<string, bigint>();
+  private runRecords: RunRecords | null = null;
 
   constructor(private readonly opts: TransactionalApplierOptions) {
     this.decoder = new RecordDecoder(opts.registry);
@@ -98,6 +100,7 @@ export class TransactionalApplier implements Applier {
       maxQueuedBytes: opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
       pause: (topic, partition) => this.consumer!.pause(topic, partition),
       resume: (topic, partition) => this.consumer!.resume(topic, partition),
+      checkBatch: (r, where) => this.runRecords?.check(r, where),
     });
   }
 
@@ -122,6 +125,7 @@ export class TransactionalApplier implements Applier {
     this.changes = new PgChangeApplier(client);
     const txTopic = this.opts.transactionsTopic;
     const topics = [...this.byTopic.keys(), txTopic];
+    this.runRecords = await RunRecords.bind(this.opts.task, this.opts.kafka, client);
     const stored = await readOffsets(client, this.opts.group, topics);
     const positions = await readStreamPositions(client, this.opts.group, topics);
     const txPos = positions.get(`${txTopic}:0`);
@@ -151,7 +155,10 @@ export class TransactionalApplier implements Applier {
         fetch: APPLIER_FETCH,
       },
       {
-        offsets: async () => this.storedOffsets,
+        offsets: async (partitions) => {
+          this.runRecords?.requireOffsets(partitions, this.storedOffsets);
+          return this.storedOffsets;
+        },
         take: async (round) => {
           for (const data of round) this.enqueueData(data);
         },

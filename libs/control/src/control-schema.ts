@@ -100,6 +100,18 @@ CREATE TABLE IF NOT EXISTS pgferry.leases (
   expires_at timestamptz NOT NULL,
   taken_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (task, role)
+);
+ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS run_id text;
+ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS source_system_id text;
+ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS source_database text;
+ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS kafka_cluster_id text;
+CREATE TABLE IF NOT EXISTS pgferry.start_offsets (
+  task text NOT NULL REFERENCES pgferry.tasks ON DELETE CASCADE,
+  topic text NOT NULL,
+  partition int NOT NULL,
+  start_offset bigint NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (task, topic, partition)
 );`;
 
 /** What the control statements run on: a client or a pool's client. */

@@ -1,4 +1,5 @@
 import type { Queryable } from './control-schema';
+import { checkRun, type RunIdentity, type SeenIdentity } from './runs';
 
 export type PhaseName =
   'precheck' | 'schema-pre' | 'full-data' | 'schema-post' | 'verify' | 'incremental' | 'cutover';
@@ -20,6 +21,11 @@ export class ControlStore {
     private readonly client: Queryable,
     readonly task: string,
   ) {}
+
+  /** The task's run, checked against what this process sees (see checkRun). */
+  checkRun(seen: SeenIdentity): Promise<RunIdentity> {
+    return checkRun(this.client, this.task, seen);
+  }
 
   async registerTask(spec: unknown): Promise<void> {
     await this.client.query(

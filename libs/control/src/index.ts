@@ -17,6 +17,18 @@ export {
   storeOffset,
   storeOffsets,
 } from './offsets';
+export {
+  checkRun,
+  newRunId,
+  readRun,
+  readStartOffsets,
+  recordStartOffsets,
+  RunMismatchError,
+  runMismatch,
+  startRun,
+  type RunIdentity,
+  type SeenIdentity,
+} from './runs';
 export { addStreamTable, readStreamTables } from './stream-tables';
 export {
   AppliedRate,

@@ -120,7 +120,7 @@ export interface StreamLag {
   lagSeconds: number | null;
   /** lagSeconds is known and under the task's bound (options.lagBoundSeconds). */
   notDelayed: boolean;
-  /** Records applied so far: the sum of the applier's stored offsets (tombstones included). */
+  /** Records this run applied so far: the applier's stored offsets past the run's start offsets, summed (tombstones included). */
   appliedRecords: number;
   /** Records the running capture published. */
   publishedRecords: number;
@@ -141,8 +141,10 @@ export async function readStreamLag(
   );
   const applied = await appliedMark(client, task);
   const offsets = await client.query<{ n: string | null }>(
-    `SELECT sum(next_offset)::text AS n FROM pgferry.offsets WHERE consumer_group = $1`,
-    [applierGroup(task)],
+    `SELECT sum(o.next_offset - coalesce(s.start_offset, 0))::text AS n FROM pgferry.offsets o
+       LEFT JOIN pgferry.start_offsets s ON s.task = $2 AND s.topic = o.topic AND s.partition = o.partition
+      WHERE o.consumer_group = $1`,
+    [applierGroup(task), task],
   );
   const s = status.rows[0];
   const source = s?.source ? parseLsn(s.source) : null;

@@ -1,11 +1,11 @@
 import {
+  encodeHeaders,
   splitAndValidate,
   forEachRecord,
   scanBatches,
   PartitionRecords,
   planBatch,
   writeRecordBatch,
-  encodeHeaders,
   decodeRecords,
 } from '@pgferry/kafka-protocol';
 import { SlabPool } from '@pgferry/core';
@@ -40,23 +40,27 @@ describe('PartitionedBatches', () => {
   );
 
   it.each([
-    [true, 1_000_000],
-    [true, 30_000],
-    [false, 1_000_000],
-    [false, 30_000],
+    [true, 1_000_000, false],
+    [true, 30_000, false],
+    [false, 1_000_000, false],
+    [false, 30_000, false],
+    [true, 30_000, true],
+    [false, 1_000_000, true],
   ])(
-    'writes the batches writeRecordBatch writes for the same records and partitions (keyed %s, max %d bytes)',
-    (keyed, maxBytes) => {
+    'writes the batches writeRecordBatch writes for the same records and partitions (keyed %s, max %d bytes, headers %s)',
+    (keyed, maxBytes, withHeaders) => {
       const enc = encoder(keyed);
       const partitions = 3;
-      const sink = new PartitionedBatches(partitions, maxBytes, 1, new SlabPool(4096));
+      const list = withHeaders ? [{ key: 'pgferry.run', value: Buffer.from('0123456789abcdef') }] : [];
+      const headers = list.length ? encodeHeaders(list) : null;
+      const sink = new PartitionedBatches(partitions, maxBytes, 1, new SlabPool(4096), undefined, list);
       enc.encodeRowsFramed(rowsOfLines(lines), 5, false, sink);
       // The reference: encodeReads, the publisher's partition choice, planBatch's cuts.
       const parts = Array.from({ length: partitions }, (_, p) => new PartitionRecords(p));
       let rr = 1;
       for (const row of enc.encodeReads(lines, 5, false)) {
         const p = row.key ? keyPartition(row.key, partitions) : (rr = (rr + 1) % partitions);
-        parts[p].push(row.key, row.value);
+        parts[p].push(row.key, row.value, headers);
       }
       const expected = new Map<number, string[]>();
       for (const records of parts)

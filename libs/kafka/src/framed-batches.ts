@@ -3,7 +3,7 @@ import { AvroSlab } from '@pgferry/avro';
 import type { SlabPool } from '@pgferry/core';
 import { keyPartition } from './kafka-partitioner';
 import * as protocol from '@pgferry/kafka-protocol';
-import type { BatchProducer } from '@pgferry/kafka-protocol';
+import { encodeHeaders, type BatchProducer, type RecordHeader } from '@pgferry/kafka-protocol';
 
 // Bound once: TypeScript's CommonJS output reads another package's export through a getter on
 // its index, a lookup per use that V8 does not inline; this path writes every record's varints.
@@ -80,7 +80,8 @@ export class FramedBatch {
 
 /**
  * Records written straight into the record batches of their partitions, in Kafka's record format
- * (length, attributes, timestamp delta 0, offset delta, key, value, no headers), so that sending
+ * (length, attributes, timestamp delta 0, offset delta, key, value, the same headers for every
+ * record or none), so that sending
  * them copies each batch once, whole, instead of each record's key and value from where they were
  * encoded. The partition is the one keyPartition gives the key (round robin for a null key), as
  * KafkaPublisher chooses it. A partition's batch that grows past `maxBatchBytes` is closed and
@@ -96,6 +97,8 @@ export class PartitionedBatches {
   private recordStart = 0;
   private valueLengthAt = 0;
   private valueStart = 0;
+  /** The records' headers as they are written into each (count first), or null for none. */
+  private readonly headers: Buffer | null;
 
   /** With a pool, batch buffers come from it (give them back with `release` once sent). */
   constructor(
@@ -104,7 +107,10 @@ export class PartitionedBatches {
     public roundRobin = 0,
     private readonly pool: SlabPool | null = null,
     private readonly initialBytes = pool?.slabBytes ?? 256 * 1024,
+    /** The headers every record carries (the same for all). */
+    headers: readonly RecordHeader[] = [],
   ) {
+    this.headers = headers.length ? encodeHeaders(headers) : null;
     this.current = new Array(partitions);
   }
 
@@ -130,8 +136,10 @@ export class PartitionedBatches {
     const batch = this.open!;
     this.open = null;
     const s = batch.slab;
-    s.byte(0); // no headers
-    const valueLength = s.pos - 1 - this.valueStart;
+    const valueLength = s.pos - this.valueStart;
+    const headers = this.headers;
+    if (headers) s.append(headers, 0, headers.length);
+    else s.byte(0); // no headers
     this.fixVarint(s, this.valueLengthAt, valueLength);
     this.fixVarint(s, this.recordStart, s.pos - this.recordStart - RESERVED);
     batch.count++;

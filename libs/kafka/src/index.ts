@@ -9,7 +9,7 @@ export {
   type TopicPartition,
 } from './consumer-group';
 export { FramedBatch, FramedRecords, PartitionedBatches, type FramedHeader } from './framed-batches';
-export { KafkaAdmin, withKafkaAdmin, type TopicSpec } from './kafka-admin';
+export { KafkaAdmin, kafkaClusterId, withKafkaAdmin, type TopicSpec } from './kafka-admin';
 export { KafkaCluster, type Lane, type PartitionInfo } from './kafka-cluster';
 export {
   checkKafkaConfig,

@@ -1,4 +1,4 @@
-import { retry, RetryDeadlineError } from '@pgferry/core';
+import { ObjectError, retry, RetryDeadlineError } from '@pgferry/core';
 import { ApiKey } from '@pgferry/kafka-protocol';
 import { classifyKafkaError, kafkaError } from './kafka-errors';
 import { KafkaCluster } from './kafka-cluster';
@@ -26,6 +26,11 @@ const RETRY_MS = 30_000;
  */
 export class KafkaAdmin {
   constructor(private readonly cluster: KafkaCluster) {}
+
+  /** The id of the cluster (from the Metadata response; null before Kafka 0.10.1). */
+  get clusterId(): string | null {
+    return this.cluster.clusterId;
+  }
 
   /** Every topic of the cluster (internal ones included). */
   async listTopics(): Promise<string[]> {
@@ -183,4 +188,17 @@ export async function withKafkaAdmin<T>(
   } finally {
     await cluster.close();
   }
+}
+
+/**
+ * The id of the cluster `config` reaches (Metadata v2+), on a connection of its own: what a
+ * task's run records and every process checks (libs/control runs).
+ */
+export async function kafkaClusterId(config: KafkaClientConfig): Promise<string> {
+  const id = await withKafkaAdmin(config, async (admin) => admin.clusterId);
+  if (!id)
+    throw new ObjectError(
+      `Kafka ${config.brokers.join(',')} gives no cluster id in its metadata: pgferry needs Kafka 0.11 or later`,
+    );
+  return id;
 }

@@ -230,7 +230,40 @@ describe('KafkaPartitionFetcher (own Fetch requests through kafkajs connections)
       const failure = fetcher.fetch();
       await expect(failure).rejects.toThrow(ObjectError);
       await expect(failure).rejects.toThrow(
-        /^Kafka topic fetch.range partition 0: offset 50 \(where .*\) is out of range \(the partition holds 0 to 0\).*start the task again on an empty destination$/,
+        /^Kafka topic fetch.range partition 0: the next record needed is at offset 50, outside what the partition holds \(0 to 0\).*start the task afresh into an empty destination \(a new run\)$/,
+      );
+    } finally {
+      await fetcher.close();
+    }
+  });
+
+  it('stops at a gap (records deleted before they were read) naming the offset needed and the log start, never skipping', async () => {
+    const topic = 'fetch.gap';
+    await createTopic(topic, 1);
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: Array.from({ length: 10 }, (_, i) => ({ value: `v${i}` })),
+    });
+    await producer.disconnect();
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topic] });
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '6' }] });
+    await admin.disconnect();
+    const fetcher = new KafkaPartitionFetcher(ours(kafka), {
+      maxWaitMs: 10,
+      maxBytesPerPartition: 1024,
+      maxBytes: 1024,
+    });
+    await fetcher.connect([topic], () => 4n);
+    try {
+      const failure = fetcher.fetch();
+      await expect(failure).rejects.toThrow(ObjectError);
+      await expect(failure).rejects.toThrow(
+        'Kafka topic fetch.gap partition 0: the next record needed is at offset 4, but the log starts at offset 6 (it holds 6 to 10): records 4 to 5 were deleted',
       );
     } finally {
       await fetcher.close();

@@ -304,8 +304,11 @@ export class KafkaPartitionFetcher {
           p.highWatermark >= 0n ? p.highWatermark : undefined,
         ],
       );
+      const gap = start !== undefined && offset < start;
       throw new ObjectError(
-        `${where}: offset ${offset} (where the destination's pgferry.offsets resume, or 0 when nothing was applied yet) is out of range (the partition holds ${start ?? '?'} to ${end ?? '?'}); the topic's records were deleted (retention) or the topic recreated before they were applied: start the task again on an empty destination`,
+        gap
+          ? `${where}: the next record needed is at offset ${offset}, but the log starts at offset ${start} (it holds ${start} to ${end ?? '?'}): records ${offset} to ${start - 1n} were deleted (retention, or DeleteRecords) before they were applied, and pgferry does not skip them; the task cannot go on from this topic: start the task afresh into an empty destination (a new run), and keep the topics' retention longer than the applier may be stopped`
+          : `${where}: the next record needed is at offset ${offset}, outside what the partition holds (${start ?? '?'} to ${end ?? '?'}): the topic was recreated or truncated since the offset was stored; the task cannot go on from this topic: start the task afresh into an empty destination (a new run)`,
         { code: 'OFFSET_OUT_OF_RANGE' },
       );
     }

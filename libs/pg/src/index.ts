@@ -35,7 +35,13 @@ export {
   tableKey,
   takesNewTable,
 } from './selection';
-export { logicalSourceIssues, maintenanceMemoryToRaise, readServerInfo, type ServerInfo } from './server';
+export {
+  logicalSourceIssues,
+  maintenanceMemoryToRaise,
+  readServerInfo,
+  readSourceIdentity,
+  type ServerInfo,
+} from './server';
 export { PIPELINE_SESSION_SQL } from './session';
 export { CopyOutQuery } from './wire/pg-copy-out';
 export {

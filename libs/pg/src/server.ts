@@ -122,3 +122,21 @@ export async function maintenanceMemoryToRaise(
     throw classifyPgError(err, context);
   }
 }
+
+/**
+ * Which PostgreSQL cluster and database this is: the cluster's system identifier (the one
+ * IDENTIFY_SYSTEM gives, set by initdb; a restored base backup keeps it, pg_dump into a new
+ * cluster does not) and the database name. Read-only, no privilege needed.
+ */
+export async function readSourceIdentity(
+  client: Pick<Client, 'query'>,
+): Promise<{ systemId: string; database: string }> {
+  try {
+    const { rows } = await client.query(
+      `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_id, current_database() AS database`,
+    );
+    return { systemId: rows[0].system_id, database: rows[0].database };
+  } catch (err) {
+    throw classifyPgError(err, 'reading the source system identifier');
+  }
+}

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +13,10 @@ import {
   type TestBroker,
 } from '@pgferry/testing';
 import { RegistryClient } from '@pgferry/avro';
-import { ensureControlSchema } from '@pgferry/control';
+import { ControlStore, ensureControlSchema, recordStartOffsets, startRun } from '@pgferry/control';
 import { PerKeyApplier } from '@pgferry/apply';
-import { KafkaProducer } from '@pgferry/kafka';
-import { ChangePublisher, ensurePublication, PgStreamReader } from '@pgferry/capture';
+import { KafkaProducer, withKafkaAdmin } from '@pgferry/kafka';
+import { ChangePublisher, ensurePublication, PgStreamReader, seenIdentity } from '@pgferry/capture';
 
 const DDL = `
   CREATE TABLE public."Orders" (id int PRIMARY KEY, note text, doc text, qty int NOT NULL);
@@ -89,6 +90,15 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
     const producer = new KafkaProducer(config);
     await producer.connect();
     const registry = new RegistryClient(broker.registryUrl!);
+    // The task's run, as the controller records it: identity, then the topics' start offsets.
+    const d = await destination.connect();
+    await ensureControlSchema(d);
+    await d.query(`TRUNCATE "Orders", history`);
+    await new ControlStore(d, slot).registerTask({});
+    const run = await startRun(d, slot, randomBytes(8).toString('hex'), await seenIdentity(src, config));
+    const starts = await withKafkaAdmin(config, (a) => a.topicEnds(tables.map((t) => t.topic)));
+    await recordStartOffsets(d, slot, `${slot}-applier`, starts);
+    await d.end();
     let confirmed = 0n;
     const reader = new PgStreamReader({
       endpoint,
@@ -98,6 +108,7 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
       ...reading,
     });
     const publisher = new ChangePublisher({
+      runId: run.runId,
       producer,
       registry,
       source: src,
@@ -112,15 +123,12 @@ describe('incremental path: slot -> change records on Kafka -> applier -> destin
     });
     let streamError: unknown = null;
     const streaming = reader.run(publisher).catch((err) => (streamError = err));
-    const d = await destination.connect();
-    await ensureControlSchema(d);
-    await d.query(`TRUNCATE "Orders", history`);
-    await d.end();
     const applier = new PerKeyApplier({
       kafka: config,
       registry,
       connect: () => destination.connect(),
       group: `${slot}-applier`,
+      task: slot,
       targets: tables.map((t) => ({ topic: t.topic, schema: t.schema, table: t.table, key: t.key })),
       membership: 'group',
       sessionTimeoutMs: 6000,

@@ -10,10 +10,11 @@ import {
   PIPELINE_SESSION_SQL,
 } from '@pgferry/pg';
 import { PgferryError, SlabPool } from '@pgferry/core';
-import { RegistryClient, buildSchemas, TableEncoder, tableTopic } from '@pgferry/avro';
+import { RegistryClient, RUN_HEADER, buildSchemas, TableEncoder, tableTopic } from '@pgferry/avro';
 import type { CopyRows } from '@pgferry/pg';
 import type { ControlStore } from '@pgferry/control';
 import { KafkaProducer, PartitionedBatches, withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
+import { seenIdentity } from '../run-identity';
 import { planChunks, type ChunkPlan } from './chunk-plan';
 import { readChunk } from './pg-chunk-reader';
 
@@ -64,8 +65,9 @@ function encodeBatches(
   partitions: number,
   maxBatchBytes: number,
   pool: SlabPool,
+  headers: ReadonlyArray<{ key: string; value: Buffer }>,
 ): PartitionedBatches {
-  const batches = new PartitionedBatches(partitions, maxBatchBytes, roundRobin, pool);
+  const batches = new PartitionedBatches(partitions, maxBatchBytes, roundRobin, pool, undefined, headers);
   encoder.encodeRowsFramed(rows, tsMs, false, batches);
   roundRobin = batches.roundRobin;
   return batches;
@@ -110,8 +112,12 @@ export async function runSnapshotCapture(
 ): Promise<{ rows: number; bytes: number; streams: TableStream[] }> {
   const setup = await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
   let streams: TableStream[];
+  let headers: Array<{ key: string; value: Buffer }>;
   try {
     await setup.query(PIPELINE_SESSION_SQL);
+    // This source and this Kafka must be the run's, and every record carries the run's id.
+    const run = await opts.control.checkRun(await seenIdentity(setup, opts.kafka));
+    headers = [{ key: RUN_HEADER, value: Buffer.from(run.runId, 'latin1') }];
     streams = await prepareStreams(
       setup,
       opts.kafka,
@@ -200,6 +206,7 @@ export async function runSnapshotCapture(
               partitions,
               publisher.maxBatchBytes,
               slabs,
+              headers,
             );
             await inFlight;
             inFlight = publisher.publishBatches(stream.topic, batches.batches()).then(() => {

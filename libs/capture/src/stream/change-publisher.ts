@@ -4,6 +4,7 @@ import {
   type ChangeEncoder,
   type ChangeMeta,
   type ChangeOp,
+  RUN_HEADER,
   STREAM_POSITION_HEADER,
   transactionId,
   type TransactionRecords,
@@ -27,6 +28,8 @@ export type { PublishedTable } from './table-codecs';
  * (TableCodecsOptions), and what the stream publishes.
  */
 export interface ChangePublisherOptions extends PublishChainOptions, TableCodecsOptions {
+  /** The task's run (libs/control runs): every record carries it in header pgferry.run. */
+  runId: string;
   partitions: number;
   tables: PublishedTable[];
   /**
@@ -103,10 +106,12 @@ export class ChangePublisher implements ChangeProcessor {
   constructor(private readonly opts: ChangePublisherOptions) {
     for (const t of opts.tables) this.byName.set(`${t.schema}\u0000${t.table}`, t);
     this.codecs = new TableCodecs(opts);
+    // Every record carries the run (header pgferry.run): appliers refuse another run's records.
     this.chain = new PublishChain(
       opts,
       opts.tables.map((t) => t.topic),
       () => this.tx !== null,
+      [{ name: Buffer.from(RUN_HEADER), value: Buffer.from(opts.runId, 'latin1') }],
     );
   }
 

@@ -67,10 +67,12 @@ export class PublishChain {
     private readonly opts: PublishChainOptions,
     tableTopics: Iterable<string>,
     private readonly inTransaction: () => boolean,
+    /** Headers every record carries, before its own. */
+    headers: readonly FramedHeader[] = [],
   ) {
     this.ends = new Map(opts.startOffsets ?? []);
     this.tableTopics = new Set(tableTopics);
-    this.buffer = new FramedRecords(opts.producer.maxBatchBytes);
+    this.buffer = new FramedRecords(opts.producer.maxBatchBytes, headers);
   }
 
   /**

@@ -34,12 +34,14 @@ import {
   ControlStore,
   readGroupOffsets,
   readStreamTables,
+  recordStartOffsets,
   applierGroup,
   writeCaptureReport,
   type StreamMark,
 } from '@pgferry/control';
 import { KafkaProducer, withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 import { applyDdlOnce } from '../ddl/pg-ddl-applier';
+import { seenIdentity } from '../run-identity';
 import { DDL_SCHEMA, type DdlEvent } from '../ddl/pg-ddl-capture';
 
 export interface StreamCaptureOptions {
@@ -89,15 +91,21 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
   // The destination may be restarting as the capture starts: read the task within the window.
   // A connection lost between connecting and reading is retried like a refused one (a driver
   // error is retried only once classified).
-  const task = await retry(
+  // This source and this Kafka must be the task run's (a mismatch is fatal, not retried).
+  const { task, run } = await retry(
     async () => {
       const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+      let source: Client | null = null;
       try {
-        return await new ControlStore(control, opts.task).getTask();
+        const store = new ControlStore(control, opts.task);
+        const task = await store.getTask();
+        source = await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+        return { task, run: await store.checkRun(await seenIdentity(source, opts.kafka)) };
       } catch (err) {
         throw classifyPgError(err, `reading task ${opts.task} from the destination`);
       } finally {
         await control.end().catch(() => undefined);
+        await source?.end().catch(() => undefined);
       }
     },
     {
@@ -126,7 +134,7 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
     // before it failed starts a new retry window.
     await retry(
       async () => {
-        startLsn = await streamOnce(opts, producer, startLsn, (lsn) => (startLsn = lsn));
+        startLsn = await streamOnce(opts, run.runId, producer, startLsn, (lsn) => (startLsn = lsn));
       },
       {
         deadlineMs: opts.retryWindowMs,
@@ -152,6 +160,7 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
 /** One connection's worth of streaming; returns the confirmed position when stopped. */
 async function streamOnce(
   opts: StreamCaptureOptions,
+  runId: string,
   producer: KafkaProducer,
   startLsn: Lsn,
   onConfirmed: (lsn: Lsn) => void,
@@ -203,6 +212,7 @@ async function streamOnce(
     let marked: Lsn | null = null;
     let captureLagMs: number | null = null;
     const publisher = new ChangePublisher({
+      runId,
       producer,
       registry,
       source,
@@ -367,8 +377,12 @@ async function addNewTable(
   await withKafkaAdmin(opts.kafka, (admin) =>
     admin.ensureTopics([{ name: table.topic, partitions: opts.partitions }]),
   );
+  // The run's records of the topic begin at its end now (on real Kafka a topic may hold an
+  // older run's): recorded before the table is listed for the appliers and before its first record.
+  const ends = await withKafkaAdmin(opts.kafka, (admin) => admin.topicEnds([table.topic]));
   const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
   try {
+    await recordStartOffsets(control, opts.task, applierGroup(opts.task), ends);
     await addStreamTable(control, opts.task, table);
   } finally {
     await control.end().catch(() => undefined);

@@ -44,6 +44,8 @@ export const fullDataPhase: Phase<MigrationContext> = {
     };
     // Topics exist before the applier subscribes, so it consumes while the capture reads.
     await prepareStreams(ctx.source, ctx.options.kafka, registry, ctx.prefix, ctx.partitions, ctx.tables);
+    // The applier starts there, not at 0: on real Kafka the topics may hold an older run's records.
+    await ctx.recordStartOffsets(ctx.targets.map((t) => t.topic));
     const common = { spec, registryUrl: ctx.options.registryUrl, topicPrefix: ctx.prefix };
     const capture: CaptureSettings = {
       ...common,

@@ -46,6 +46,7 @@ export const incrementalPhase: Phase<MigrationContext> = {
       applier: { ...common, role: 'applier', mode: 'changes', group: ctx.group, targets: ctx.targets },
       source: ctx.source,
       control: ctx.control,
+      recordStartOffsets: (topics) => ctx.recordStartOffsets(topics),
       // A server restart while streaming: the controller's connections are opened again, and
       // the phases after this one use the new ones.
       reconnect: () => ctx.reconnect(),
@@ -68,6 +69,8 @@ export interface IncrementalPhaseOptions {
   source: Client;
   /** The controller's destination connection (control schema). */
   control: Client;
+  /** Records the run's start offsets of topics not recorded yet (MigrationContext.recordStartOffsets). */
+  recordStartOffsets: (topics: readonly string[]) => Promise<void>;
   /**
    * Opens the controller's connections again after one was lost (a server restart), and
    * returns them; the phase retries this within options.retry.connectionMinutes.
@@ -95,6 +98,9 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   await ensureTopic(opts.kafka, transactionsTopic(prefix));
   await ensureTopic(opts.kafka, heartbeatTopic(prefix));
   if (spec.options.onError === 'dead-letter') await ensureTopic(opts.kafka, deadLetterTopic(prefix));
+  // Where the run's records begin in every topic an applier reads (those of the table topics
+  // were recorded by the full-data phase and are kept): before the stream writes its first record.
+  await opts.recordStartOffsets([...opts.applier.targets.map((t) => t.topic), transactionsTopic(prefix)]);
   // Captures and appliers that run elsewhere (options.stream) read what to stream and apply here.
   await writeStreamSettings(opts.control, task, {
     topicPrefix: prefix,

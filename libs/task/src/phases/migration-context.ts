@@ -10,8 +10,18 @@ import {
 } from '@pgferry/pg';
 import { PgSchemaMigrator } from '@pgferry/schema';
 import { tableTopic } from '@pgferry/avro';
-import { applierGroup, ControlStore, ensureControlSchema, taskRegistered } from '@pgferry/control';
-import type { ExportedSnapshot } from '@pgferry/capture';
+import {
+  applierGroup,
+  ControlStore,
+  ensureControlSchema,
+  newRunId,
+  recordStartOffsets,
+  startRun,
+  taskRegistered,
+  type RunIdentity,
+} from '@pgferry/control';
+import { seenIdentity, type ExportedSnapshot } from '@pgferry/capture';
+import { topicEnds } from '../kafka-client';
 import type { ApplierTarget } from '@pgferry/apply';
 import type { FullMigrationOptions, FullMigrationResult } from './migration-options';
 import type { Emit } from '../migration-event';
@@ -45,6 +55,8 @@ export class MigrationContext implements PhaseRunContext {
     public source: Client,
     public control: Client,
     readonly tables: SelectedTable[],
+    /** The task's run: its id, and the source and Kafka it was started against. */
+    readonly run: RunIdentity,
   ) {
     const { spec } = options;
     this.spec = spec;
@@ -62,7 +74,7 @@ export class MigrationContext implements PhaseRunContext {
       key: tableKey(t),
     }));
     this.store = new ControlStore(control, spec.name);
-    this.result = { tables, rowsCaptured: 0, schema: {} };
+    this.result = { runId: run.runId, tables, rowsCaptured: 0, schema: {} };
   }
 
   /**
@@ -96,14 +108,30 @@ export class MigrationContext implements PhaseRunContext {
           );
         }
       }
+      // This source and this Kafka must be the ones the task's run was started against; a task
+      // new to the destination starts a new run with them.
+      const seen = await seenIdentity(source, options.kafka);
       await ensureControlSchema(control);
-      const ctx = new MigrationContext(options, source, control, selection.tables);
-      await ctx.store.registerTask(spec);
-      return ctx;
+      await new ControlStore(control, spec.name).registerTask(spec);
+      const run = await startRun(control, spec.name, options.runId ?? newRunId(), seen);
+      return new MigrationContext(options, source, control, selection.tables, run);
     } catch (err) {
       await Promise.all([source?.end(), control.end()].map((p) => p?.catch(() => undefined)));
       throw err;
     }
+  }
+
+  /**
+   * Records where the run's records begin in every partition of `topics` (their ends now), for
+   * those not recorded yet: before the run writes its first record there (see recordStartOffsets).
+   */
+  async recordStartOffsets(topics: readonly string[]): Promise<void> {
+    await recordStartOffsets(
+      this.control,
+      this.spec.name,
+      this.group,
+      await topicEnds(this.options.kafka, topics),
+    );
   }
 
   get records(): ControlStore {

@@ -17,6 +17,12 @@ export interface FullMigrationOptions {
   workDir: string;
   topicPrefix?: string;
   partitions?: number;
+  /**
+   * The id a new run of the task gets (the controller chose it first, to name the embedded
+   * broker's data directory after it); a random one when not given. A task the destination
+   * knows keeps its run.
+   */
+  runId?: string;
   onEvent?: (e: MigrationEvent) => void;
   /** Stops an incremental task's streaming (it fails with TaskStoppedError and resumes when run again). */
   signal?: AbortSignal;
@@ -41,6 +47,8 @@ export interface FullMigrationOptions {
 }
 
 export interface FullMigrationResult {
+  /** The task's run (a new one when the destination did not know the task). */
+  runId: string;
   tables: SelectedTable[];
   rowsCaptured: number;
   schema: { preData?: SchemaStepResult; postData?: SchemaStepResult };
