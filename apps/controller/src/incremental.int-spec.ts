@@ -16,7 +16,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka } from '@pgferry/kafka-broker';
 import { decodeHeartbeatRecord, decodeTransactionRecord, type TransactionRecord } from '@pgferry/avro';
 import { requestCutover } from '@pgferry/control';
-import { runMigrate } from './migrate-command';
+import { embeddedDataDir, runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { runRelease } from './release-command';
 import { readTaskStatus, type TaskStatus } from './api/task-status';
@@ -330,9 +330,15 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
     expect((await tableDigest(d, 'Später', 'x', ['id'])).count).toBe(30);
     // The transaction topic, read back from the broker (on the embedded one, from its files):
     // BEGIN and END around each source transaction, END with its per-table counts.
+    // The embedded broker's data is the run's own (see embeddedDataDir).
+    const { rows: runs } = await d.query(`SELECT run_id FROM pgferry.tasks WHERE task = $1`, [name]);
     const broker =
       tasks.broker ??
-      (await startEmbeddedKafka({ dataDir: join(dir, name, 'kafka'), port: 0, registryPort: 0 }));
+      (await startEmbeddedKafka({
+        dataDir: embeddedDataDir(join(dir, name), runs[0].run_id),
+        port: 0,
+        registryPort: 0,
+      }));
     try {
       const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
       const consumer = kafka.consumer({ groupId: 'reader' });
