@@ -215,6 +215,18 @@ export interface FramedHeader {
   value: Buffer;
 }
 
+/** A record header's size in Kafka's record format: name length, name, value length, value. */
+const headerBytes = (h: FramedHeader) =>
+  varintBytes(h.name.length) + h.name.length + varintBytes(h.value.length) + h.value.length;
+
+/** Writes a record header at `pos` of `buf`; returns the position after it. */
+function writeHeader(buf: Buffer, pos: number, h: FramedHeader): number {
+  pos = writeVarint(buf, pos, h.name.length);
+  pos += h.name.copy(buf, pos);
+  pos = writeVarint(buf, pos, h.value.length);
+  return pos + h.value.copy(buf, pos);
+}
+
 /**
  * Records of several topics and partitions, each written in its final form into its partition's
  * record batch as it is added (the change stream's way to Kafka: its publisher knows every
@@ -243,12 +255,9 @@ export class FramedRecords {
     this.commonCount = common.length;
     const parts: Buffer[] = [];
     for (const h of common) {
-      const b = Buffer.alloc(10 + h.name.length + h.value.length);
-      let pos = writeVarint(b, 0, h.name.length);
-      pos += h.name.copy(b, pos);
-      pos = writeVarint(b, pos, h.value.length);
-      pos += h.value.copy(b, pos);
-      parts.push(b.subarray(0, pos));
+      const b = Buffer.alloc(headerBytes(h));
+      writeHeader(b, 0, h);
+      parts.push(b);
     }
     this.common = Buffer.concat(parts);
   }
@@ -275,12 +284,7 @@ export class FramedRecords {
       Math.max(valueLength, 0) +
       varintBytes(headerCount) +
       this.common.length +
-      (header
-        ? varintBytes(header.name.length) +
-          header.name.length +
-          varintBytes(header.value.length) +
-          header.value.length
-        : 0);
+      (header ? headerBytes(header) : 0);
     let body = bodyOf(batch?.count ?? 0);
     if (batch && batch.count > 0 && batch.bytes + varintBytes(body) + body > this.maxBatchBytes) {
       this.closed.push({ topic, batch });
@@ -301,12 +305,7 @@ export class FramedRecords {
     if (value) pos += value.copy(buf, pos);
     pos = writeVarint(buf, pos, headerCount);
     pos += this.common.copy(buf, pos);
-    if (header) {
-      pos = writeVarint(buf, pos, header.name.length);
-      pos += header.name.copy(buf, pos);
-      pos = writeVarint(buf, pos, header.value.length);
-      pos += header.value.copy(buf, pos);
-    }
+    if (header) pos = writeHeader(buf, pos, header);
     s.pos = pos;
     batch.count++;
     this.count++;
