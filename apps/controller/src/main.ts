@@ -7,7 +7,7 @@ import { runRelease } from './release-command';
 import { runCutover } from './cutover-command';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
-import { runMigrate, specFromOptions } from './migrate-command';
+import { passwordWarning, runMigrate, specFromOptions } from './migrate-command';
 import { runRegistryCommand } from './registry-command';
 import { runStreamCommand } from './stream-command';
 import { resolveEndpoint, resolveEndpointPassword } from '@pgferry/pg';
@@ -152,13 +152,12 @@ async function main(argv: string[]): Promise<number> {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .action(async (opts) => {
       const { startTaskApi } = await import('./api/tasks.module');
-      const target = { url: opts.target as string, passwordFile: opts.targetPasswordFile as string | undefined };
-      const { endpoint } = await resolveEndpointPassword(target, 'destination', process.env);
-      const api = await startTaskApi(
-        resolveEndpoint(endpoint, 'destination'),
-        Number(opts.port),
-        opts.host,
-      );
+      const target = {
+        url: opts.target as string,
+        passwordFile: opts.targetPasswordFile as string | undefined,
+      };
+      const { endpoint } = await resolveEndpointPassword(target, 'destination', process.env, passwordWarning);
+      const api = await startTaskApi(resolveEndpoint(endpoint, 'destination'), Number(opts.port), opts.host);
       process.stdout.write(`pgferry api: ${api.url}/tasks\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);

@@ -69,11 +69,18 @@ export function tablesOption(list: string): TaskSpec['objects'] {
  * --source-password-file / --target-password-file, PGPASSWORD, PGPASSFILE or ~/.pgpass).
  */
 export async function specFromOptions(opts: MigrateOptions): Promise<TaskSpec> {
-  return resolveSpecPasswords(specInput(opts), process.env);
+  return resolveSpecPasswords(specInput(opts), process.env, passwordWarning);
+}
+
+/** A password file pgferry did not use, like libpq's warning, on stderr. */
+export function passwordWarning(line: string): void {
+  process.stderr.write(`pgferry: warning: ${line}\n`);
 }
 
 function specInput(opts: MigrateOptions): TaskSpec {
-  const spec = opts.spec ? (readTaskSpecFile(opts.spec, process.env) as Record<string, unknown> | null) : null;
+  const spec = opts.spec
+    ? (readTaskSpecFile(opts.spec, process.env) as Record<string, unknown> | null)
+    : null;
   if (!spec && (!opts.source || !opts.target))
     throw new PgferryError('give --spec FILE, or both --source URL and --target URL');
   const input: Record<string, unknown> = spec ?? {

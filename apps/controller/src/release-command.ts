@@ -8,6 +8,7 @@ import {
   type Endpoint,
 } from '@pgferry/pg';
 import { releaseSource } from '@pgferry/task';
+import { passwordWarning } from './migrate-command';
 
 export interface ReleaseOptions {
   spec?: string;
@@ -31,8 +32,14 @@ export async function taskEndpoint(
 ): Promise<{ task: string; endpoint: Endpoint }> {
   const resolve = async (ep: Parameters<typeof resolveEndpoint>[0]) =>
     resolveEndpoint(
-      (await resolveEndpointPassword(passwordFile ? { ...ep, passwordFile } : ep, side, process.env))
-        .endpoint,
+      (
+        await resolveEndpointPassword(
+          passwordFile ? { ...ep, passwordFile } : ep,
+          side,
+          process.env,
+          passwordWarning,
+        )
+      ).endpoint,
       side,
     );
   if (spec) {

@@ -17,13 +17,8 @@ export { createLogger, type Logger } from './log';
 export { lz4FrameCompress, lz4FrameDecompress, lz4IsNative } from './lz4-frame';
 export { addKnownSecret, redactString } from './redact';
 export { makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writePrivateFile } from './private-files';
-export {
-  expandEnvReferences,
-  redactTaskSpec,
-  registerSpecSecrets,
-  stripUrlPassword,
-  urlPassword,
-} from './spec-secrets';
+export { expandEnvReferences } from './spec-env';
+export { redactTaskSpec, registerSpecSecrets, stripUrlPassword, urlPassword } from './spec-secrets';
 export { retry, RetryDeadlineError, RetryStreak, sleep, type RetryOptions } from './retry';
 export {
   type EndpointSpec,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SpecError } from './errors';
-import { expandEnvReferences } from './spec-secrets';
+import { expandEnvReferences } from './spec-env';
 
 /**
  * The task spec: one YAML or JSON file describes one migration. Every field has a default except

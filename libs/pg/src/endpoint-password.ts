@@ -1,26 +1,13 @@
-import { readFile } from 'node:fs/promises';
-import {
-  addKnownSecret,
-  SpecError,
-  urlPassword,
-  type EndpointSpec,
-  type TaskSpec,
-} from '@pgferry/core';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { addKnownSecret, SpecError, urlPassword, type EndpointSpec, type TaskSpec } from '@pgferry/core';
 import { resolveEndpoint } from './endpoint';
-
-// pgpass (a dependency of pg, which calls it only when given no password and warns that it
-// will stop in pg 9) reads PGPASSFILE or ~/.pgpass in libpq's format, ignoring a file with
-// group or world access as libpq does. It reads PGPASSFILE and HOME from the process's
-// environment and ships no types: this is its whole API.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const pgpass = require('pgpass') as (
-  conn: { host: string; port: number; database: string; user: string },
-  cb: (password: string | undefined) => void,
-) => void;
 
 /** What a process was given besides its spec: the libpq variables of its environment. */
 export interface PasswordEnv {
   PGPASSWORD?: string;
+  PGPASSFILE?: string;
+  HOME?: string;
 }
 
 /** Where an endpoint's password came from, for messages (never the password itself). */
@@ -38,6 +25,7 @@ export async function resolveEndpointPassword(
   spec: EndpointSpec,
   role: 'source' | 'destination',
   env: PasswordEnv,
+  onWarning: (line: string) => void = () => undefined,
 ): Promise<{ endpoint: EndpointSpec; from: PasswordSource }> {
   const { passwordFile, ...rest } = spec;
   const given = spec.password ?? urlPassword(spec.url);
@@ -58,10 +46,7 @@ export async function resolveEndpointPassword(
     password = env.PGPASSWORD;
     from = 'PGPASSWORD';
   } else {
-    const ep = resolveEndpoint(rest, role);
-    password = await new Promise<string | undefined>((resolve) =>
-      pgpass({ host: ep.host, port: ep.port, database: ep.database, user: ep.user }, resolve),
-    );
+    password = await passFilePassword(resolveEndpoint(rest, role), env, onWarning);
     if (password !== undefined) from = 'pgpass';
   }
   addKnownSecret(password);
@@ -69,10 +54,14 @@ export async function resolveEndpointPassword(
 }
 
 /** The spec with both endpoints' passwords resolved (resolveEndpointPassword). */
-export async function resolveSpecPasswords(spec: TaskSpec, env: PasswordEnv): Promise<TaskSpec> {
+export async function resolveSpecPasswords(
+  spec: TaskSpec,
+  env: PasswordEnv,
+  onWarning?: (line: string) => void,
+): Promise<TaskSpec> {
   const [source, destination] = await Promise.all([
-    resolveEndpointPassword(spec.source, 'source', env),
-    resolveEndpointPassword(spec.destination, 'destination', env),
+    resolveEndpointPassword(spec.source, 'source', env, onWarning),
+    resolveEndpointPassword(spec.destination, 'destination', env, onWarning),
   ]);
   addKnownSecret(spec.kafka.sasl?.password);
   return { ...spec, source: source.endpoint, destination: destination.endpoint };
@@ -91,4 +80,62 @@ async function readPasswordFile(file: string, role: string): Promise<string> {
   if (!password)
     throw new SpecError([`${role}.passwordFile: ${file} is empty; its first line must be the password`]);
   return password;
+}
+
+/**
+ * The password of the first line of PGPASSFILE (default ~/.pgpass) that matches the endpoint,
+ * in libpq's format: host:port:database:user:password, `*` matching anything in the first
+ * four fields, `\:` and `\\` escaping, lines starting with # ignored. Like libpq, a file
+ * that is not a plain file or that its group or others can access is ignored, with a warning.
+ * Not the pgpass package (pg's dependency): it returns the last matching line, not the
+ * first, when the file arrives in one read, so a trailing `*:*:*:*:` line would win over
+ * the lines above it.
+ */
+async function passFilePassword(
+  ep: { host: string; port: number; database: string; user: string },
+  env: PasswordEnv,
+  onWarning: (line: string) => void,
+): Promise<string | undefined> {
+  const file = env.PGPASSFILE || (env.HOME ? join(env.HOME, '.pgpass') : undefined);
+  if (!file) return undefined;
+  let text: string;
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) {
+      onWarning(`password file "${file}" is not a plain file: not used`);
+      return undefined;
+    }
+    if (process.platform !== 'win32' && st.mode & 0o077) {
+      onWarning(
+        `password file "${file}" has group or world access: not used; permissions should be u=rw (0600) or less (chmod 600 ${file})`,
+      );
+      return undefined;
+    }
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined; // no password file, as for libpq
+  }
+  const want = [ep.host, String(ep.port), ep.database, ep.user];
+  for (const line of text.split(/\r?\n/)) {
+    if (line.startsWith('#')) continue;
+    const fields = passFileFields(line);
+    if (fields && want.every((w, i) => fields[i] === '*' || fields[i] === w)) return fields[4];
+  }
+  return undefined;
+}
+
+/** One line's five fields, unescaped; null for a line with fewer. */
+export function passFileFields(line: string): string[] | null {
+  const fields: string[] = [];
+  let cur = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '\\' && i + 1 < line.length) cur += line[++i];
+    else if (c === ':' && fields.length < 4) {
+      fields.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  fields.push(cur);
+  return fields.length === 5 ? fields : null;
 }
