@@ -9,6 +9,8 @@ import { readTaskStatus } from './api/task-status';
 export interface CutoverOptions {
   spec?: string;
   target?: string;
+  /** A file whose first line is the destination's password. */
+  targetPasswordFile?: string;
   name?: string;
   /** Give up waiting after this many seconds (the request stays; the running migrate still acts on it). */
   timeout?: number;
@@ -24,7 +26,13 @@ export interface CutoverOptions {
  */
 export async function runCutover(opts: CutoverOptions, out: Writable): Promise<number> {
   const say = (s: string) => out.write(`${s}\n`);
-  const { task, endpoint: destination } = taskEndpoint(opts.spec, opts.target, opts.name, 'destination');
+  const { task, endpoint: destination } = await taskEndpoint(
+    opts.spec,
+    opts.target,
+    opts.name,
+    'destination',
+    opts.targetPasswordFile,
+  );
   const client = await connect(destination, 'destination', { applicationName: 'pgferry cutover' });
   try {
     const status = await readTaskStatus(client, task);

@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { createLogger, describeError, PgferryError } from '@pgferry/core';
+import { createLogger, describeError, PgferryError, redactString } from '@pgferry/core';
+import { commandLinePasswordWarning, hideCommandLinePasswords, redactProcessOutput } from './cli-secrets';
 import { precheckGate } from './check';
 import { runRelease } from './release-command';
 import { runCutover } from './cutover-command';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
-import { runMigrate, specFromOptions } from './migrate-command';
+import { passwordWarning, runMigrate, specFromOptions } from './migrate-command';
 import { runRegistryCommand } from './registry-command';
 import { runStreamCommand } from './stream-command';
-import { resolveEndpoint } from '@pgferry/pg';
+import { resolveEndpoint, resolveEndpointPassword } from '@pgferry/pg';
 
 const log = createLogger({ name: 'pgferry' });
 
@@ -17,6 +18,10 @@ async function main(argv: string[]): Promise<number> {
   const program = new Command('pgferry')
     .description('Move a live PostgreSQL database to another PostgreSQL server through Kafka')
     .showHelpAfterError();
+  const sourcePasswordFile = () =>
+    new Option('--source-password-file <file>', "a file whose first line is the source's password");
+  const targetPasswordFile = () =>
+    new Option('--target-password-file <file>', "a file whose first line is the destination's password");
 
   let exitCode = 0;
   const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -28,12 +33,14 @@ async function main(argv: string[]): Promise<number> {
     .option('--spec <file>', 'task spec (YAML or JSON)')
     .option('--source <url>', 'source postgres://user:password@host:port/database')
     .option('--target <url>', 'destination postgres://user:password@host:port/database')
+    .addOption(sourcePasswordFile())
+    .addOption(targetPasswordFile())
     .option('--tables <list>', 'schema.table[,schema.table|schema.*] to check (default: every table)')
     .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
     .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
     .addOption(new Option('--incremental', 'also check what incremental migration needs'))
     .action(async (opts) => {
-      const gate = await precheckGate(specFromOptions(opts), process.stdout, opts.ack);
+      const gate = await precheckGate(await specFromOptions(opts), process.stdout, opts.ack);
       exitCode = gate.mayStart ? 0 : 1;
     });
 
@@ -66,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--spec <file>', 'task spec (YAML or JSON)')
     .option('--source <url>', 'source postgres://user:password@host:port/database')
     .option('--target <url>', 'destination postgres://user:password@host:port/database')
+    .addOption(sourcePasswordFile())
+    .addOption(targetPasswordFile())
     .option('--tables <list>', 'schema.table[,schema.table|schema.*] to migrate (default: every table)')
     .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
     .option('--work-dir <dir>', 'where the embedded broker and schema dumps live (default .pgferry/<name>)')
@@ -111,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
       '--target <url>',
       'destination postgres://user:password@host:port/database (holds the task state)',
     )
+    .addOption(targetPasswordFile())
     .option('--name <name>', 'task name', 'migrate')
     .option('--timeout <seconds>', 'stop waiting after this long (the request stays)')
     .action(async (opts) => {
@@ -127,6 +137,7 @@ async function main(argv: string[]): Promise<number> {
     )
     .option('--spec <file>', 'task spec (YAML or JSON)')
     .option('--source <url>', 'source postgres://user:password@host:port/database')
+    .addOption(sourcePasswordFile())
     .option('--name <name>', 'task name (the slot is pgferry_<name>)', 'migrate')
     .option('--work-dir <dir>', 'the task work dir whose embedded broker data goes (default .pgferry/<name>)')
     .action(async (opts) => {
@@ -137,15 +148,17 @@ async function main(argv: string[]): Promise<number> {
     .command('serve')
     .description('serve the task API (GET /tasks, GET /tasks/:id) from the control schema of a destination')
     .requiredOption('--target <url>', 'destination postgres://user:password@host:port/database')
+    .addOption(targetPasswordFile())
     .option('--port <n>', 'HTTP port', '8088')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .action(async (opts) => {
       const { startTaskApi } = await import('./api/tasks.module');
-      const api = await startTaskApi(
-        resolveEndpoint({ url: opts.target }, 'destination'),
-        Number(opts.port),
-        opts.host,
-      );
+      const target = {
+        url: opts.target as string,
+        passwordFile: opts.targetPasswordFile as string | undefined,
+      };
+      const { endpoint } = await resolveEndpointPassword(target, 'destination', process.env, passwordWarning);
+      const api = await startTaskApi(resolveEndpoint(endpoint, 'destination'), Number(opts.port), opts.host);
       process.stdout.write(`pgferry api: ${api.url}/tasks\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -203,10 +216,16 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
+// Everything printed is redacted; a password on the command line is warned about and hidden from ps.
+redactProcessOutput();
+const warning = commandLinePasswordWarning(process.argv.slice(2));
+if (warning) process.stderr.write(warning);
+hideCommandLinePasswords(process.argv.slice(2));
+
 main(process.argv).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof PgferryError) process.stderr.write(`pgferry: ${describeError(err)}\n`);
+    if (err instanceof PgferryError) process.stderr.write(`pgferry: ${redactString(describeError(err))}\n`);
     else log.error({ err }, 'pgferry failed');
     process.exit(2);
   },

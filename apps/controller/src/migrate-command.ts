@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { parseTaskSpec, readTaskSpecFile, PgferryError, type TaskSpec } from '@pgferry/core';
+import { makePrivateDir, parseTaskSpec, readTaskSpecFile, PgferryError, type TaskSpec } from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verify';
 import {
@@ -12,7 +12,7 @@ import {
 } from '@pgferry/task';
 import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
-import { connect, resolveEndpoint } from '@pgferry/pg';
+import { connect, resolveEndpoint, resolveSpecPasswords } from '@pgferry/pg';
 import { newRunId, readRun } from '@pgferry/control';
 
 export interface MigrateOptions {
@@ -23,6 +23,9 @@ export interface MigrateOptions {
   schemaRegistry?: string;
   source?: string;
   target?: string;
+  /** A file whose first line is the source's (destination's) password: the endpoint's passwordFile. */
+  sourcePasswordFile?: string;
+  targetPasswordFile?: string;
   tables?: string;
   name?: string;
   workDir?: string;
@@ -61,17 +64,38 @@ export function tablesOption(list: string): TaskSpec['objects'] {
   } as TaskSpec['objects'];
 }
 
-export function specFromOptions(opts: MigrateOptions): TaskSpec {
-  const spec = opts.spec ? (readTaskSpecFile(opts.spec) as Record<string, unknown> | null) : null;
+/**
+ * The task spec from --spec (its `${NAME}` references expanded from the environment) or the
+ * command line, with both endpoints' passwords resolved (resolveSpecPasswords: the spec,
+ * --source-password-file / --target-password-file, PGPASSWORD, PGPASSFILE or ~/.pgpass).
+ */
+export async function specFromOptions(opts: MigrateOptions): Promise<TaskSpec> {
+  return resolveSpecPasswords(specInput(opts), process.env, passwordWarning);
+}
+
+/** A password file pgferry did not use, like libpq's warning, on stderr. */
+export function passwordWarning(line: string): void {
+  process.stderr.write(`pgferry: warning: ${line}\n`);
+}
+
+function specInput(opts: MigrateOptions): TaskSpec {
+  const spec = opts.spec
+    ? (readTaskSpecFile(opts.spec, process.env) as Record<string, unknown> | null)
+    : null;
   if (!spec && (!opts.source || !opts.target))
     throw new PgferryError('give --spec FILE, or both --source URL and --target URL');
-  const input = spec ?? {
+  const input: Record<string, unknown> = spec ?? {
     name: opts.name ?? 'migrate',
     source: { url: opts.source },
     destination: { url: opts.target },
     ...(opts.incremental ? { migrationTypes: { incremental: true } } : {}),
     ...(opts.tables ? { objects: tablesOption(opts.tables) } : {}),
   };
+  const withFile = (side: 'source' | 'destination', file: string | undefined) => {
+    if (file) input[side] = { ...((input[side] as object | undefined) ?? {}), passwordFile: file };
+  };
+  withFile('source', opts.sourcePasswordFile);
+  withFile('destination', opts.targetPasswordFile);
   // --kafka and --schema-registry, else KAFKA_BROKERS and SCHEMA_REGISTRY_URL, win over the spec's.
   const brokers = opts.kafka ?? process.env.KAFKA_BROKERS;
   const registry = opts.schemaRegistry ?? process.env.SCHEMA_REGISTRY_URL;
@@ -94,7 +118,7 @@ export function specFromOptions(opts: MigrateOptions): TaskSpec {
 export async function runMigrate(
   opts: MigrateOptions,
 ): Promise<{ code: number; result?: FullMigrationResult }> {
-  const spec = specFromOptions(opts);
+  const spec = await specFromOptions(opts);
   const say = (s: string) => opts.out.write(`${s}\n`);
   // The verify phase: every table compared on both servers by count and checksum per key range,
   // on as many connections per server as the snapshot reads use.
@@ -119,6 +143,9 @@ export async function runMigrate(
     return { code: 1 };
   }
   const workDir = opts.workDir ?? join('.pgferry', spec.name);
+  // Child configurations (with passwords), logs, schema dumps and the embedded broker's copy
+  // of the data live here: only this user may read them.
+  makePrivateDir(workDir);
   const children = opts.inProcess
     ? undefined
     : {

@@ -2,12 +2,21 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { loadTaskSpec, PgferryError } from '@pgferry/core';
-import { connect, describeEndpoint, resolveEndpoint, type Endpoint } from '@pgferry/pg';
+import {
+  connect,
+  describeEndpoint,
+  resolveEndpoint,
+  resolveEndpointPassword,
+  type Endpoint,
+} from '@pgferry/pg';
 import { releaseSource } from '@pgferry/task';
+import { passwordWarning } from './migrate-command';
 
 export interface ReleaseOptions {
   spec?: string;
   source?: string;
+  /** A file whose first line is the source's password. */
+  sourcePasswordFile?: string;
   name?: string;
   /** The task's work dir (default .pgferry/<name>): its embedded broker data is removed. */
   workDir?: string;
@@ -15,21 +24,35 @@ export interface ReleaseOptions {
 
 /**
  * The task's name and one of its endpoints: from the spec file, or from a URL and --name (default
- * "migrate"). The error names the flags to give.
+ * "migrate"), its password from this command's input (the spec, `passwordFile`, PGPASSWORD,
+ * PGPASSFILE or ~/.pgpass), never from the task's stored spec. The error names the flags to give.
  */
-export function taskEndpoint(
+export async function taskEndpoint(
   spec: string | undefined,
   url: string | undefined,
   name: string | undefined,
   side: 'source' | 'destination',
-): { task: string; endpoint: Endpoint } {
+  passwordFile?: string,
+): Promise<{ task: string; endpoint: Endpoint }> {
+  const resolve = async (ep: Parameters<typeof resolveEndpoint>[0]) =>
+    resolveEndpoint(
+      (
+        await resolveEndpointPassword(
+          passwordFile ? { ...ep, passwordFile } : ep,
+          side,
+          process.env,
+          passwordWarning,
+        )
+      ).endpoint,
+      side,
+    );
   if (spec) {
-    const loaded = loadTaskSpec(spec);
-    return { task: loaded.name, endpoint: resolveEndpoint(loaded[side], side) };
+    const loaded = loadTaskSpec(spec, process.env);
+    return { task: loaded.name, endpoint: await resolve(loaded[side]) };
   }
   const flag = side === 'source' ? '--source' : '--target';
   if (!url) throw new PgferryError(`give --spec FILE, or ${flag} URL and --name TASK`);
-  return { task: name ?? 'migrate', endpoint: resolveEndpoint({ url }, side) };
+  return { task: name ?? 'migrate', endpoint: await resolve({ url }) };
 }
 
 /**
@@ -38,7 +61,13 @@ export function taskEndpoint(
  */
 export async function runRelease(opts: ReleaseOptions, out: Writable): Promise<number> {
   const say = (s: string) => out.write(`${s}\n`);
-  const { task, endpoint: source } = taskEndpoint(opts.spec, opts.source, opts.name, 'source');
+  const { task, endpoint: source } = await taskEndpoint(
+    opts.spec,
+    opts.source,
+    opts.name,
+    'source',
+    opts.sourcePasswordFile,
+  );
   const client = await connect(source, 'source', { applicationName: 'pgferry release' });
   try {
     const result = await releaseSource(client, task);

@@ -4,7 +4,10 @@ import { runExternalApplier, runExternalCapture, type MigrationEvent } from '@pg
 import { specFromOptions, type MigrateOptions } from './migrate-command';
 import { formatLag } from './progress';
 
-export type StreamCommandOptions = Pick<MigrateOptions, 'spec' | 'kafka' | 'schemaRegistry'> & {
+export type StreamCommandOptions = Pick<
+  MigrateOptions,
+  'spec' | 'kafka' | 'schemaRegistry' | 'sourcePasswordFile' | 'targetPasswordFile'
+> & {
   out: Writable;
   /** Stops the process (tests; the CLI uses SIGINT/SIGTERM). */
   signal?: AbortSignal;
@@ -22,7 +25,7 @@ export async function runStreamCommand(
   opts: StreamCommandOptions,
 ): Promise<number> {
   if (!opts.spec) throw new PgferryError(`pgferry ${role} needs --spec FILE (the task's spec)`);
-  const spec = specFromOptions(opts);
+  const spec = await specFromOptions(opts);
   const brokers = spec.kafka.brokers;
   const registryUrl = spec.kafka.schemaRegistryUrl;
   if (!brokers || !registryUrl)

@@ -1,3 +1,4 @@
+import { redactTaskSpec, type TaskSpec } from '@pgferry/core';
 import type { Queryable } from './control-schema';
 import { checkRun, type RunIdentity, type SeenIdentity } from './runs';
 
@@ -27,10 +28,15 @@ export class ControlStore {
     return checkRun(this.client, this.task, seen);
   }
 
-  async registerTask(spec: unknown): Promise<void> {
+  /**
+   * Records the task with its spec redacted (redactTaskSpec: no password, no inline key): the
+   * destination becomes production after the cutover, and nothing reads a password back from
+   * here. A resumed task's row is replaced, which also scrubs a row an older pgferry wrote whole.
+   */
+  async registerTask(spec: Partial<TaskSpec>): Promise<void> {
     await this.client.query(
       `INSERT INTO pgferry.tasks (task, spec) VALUES ($1, $2) ON CONFLICT (task) DO UPDATE SET spec = EXCLUDED.spec`,
-      [this.task, JSON.stringify(spec)],
+      [this.task, JSON.stringify(redactTaskSpec(spec))],
     );
   }
 

@@ -15,7 +15,10 @@ export {
 } from './errors';
 export { createLogger, type Logger } from './log';
 export { lz4FrameCompress, lz4FrameDecompress, lz4IsNative } from './lz4-frame';
-export { redactString } from './redact';
+export { addKnownSecret, redactString } from './redact';
+export { makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writePrivateFile } from './private-files';
+export { expandEnvReferences } from './spec-env';
+export { redactTaskSpec, registerSpecSecrets, stripUrlPassword, urlPassword } from './spec-secrets';
 export { retry, RetryDeadlineError, RetryStreak, sleep, type RetryOptions } from './retry';
 export {
   type EndpointSpec,

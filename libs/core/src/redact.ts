@@ -13,11 +13,29 @@ const KEY_VALUE =
   /\b(password|sslpassword|passwd|secret|token)(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,]+)/gi;
 const URL_QUERY = /([?&](?:password|sslpassword|secret|token)=)[^&#\s]*/gi;
 
+/**
+ * Secret values known to this process (the passwords it resolved): every redacted string has
+ * them replaced wherever they appear, whatever the text around them, the way CI logs mask
+ * secrets. Values shorter than MIN_KNOWN_SECRET are not registered (they would mask ordinary
+ * words); the patterns above still catch them in URLs and key=value text.
+ */
+const knownSecrets = new Set<string>();
+const MIN_KNOWN_SECRET = 4;
+
+/** Registers a secret value for redactString (idempotent). */
+export function addKnownSecret(value: string | undefined | null): void {
+  if (typeof value !== 'string' || value.length < MIN_KNOWN_SECRET) return;
+  knownSecrets.add(value);
+  // As it appears in a URL's userinfo.
+  knownSecrets.add(encodeURIComponent(value));
+}
+
 export function isSecretKey(key: string): boolean {
   return SECRET_KEY.test(key);
 }
 
 export function redactString(text: string): string {
+  for (const secret of knownSecrets) if (text.includes(secret)) text = text.split(secret).join(REDACTED);
   return text
     .replace(URL_CREDENTIALS, (_m, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`)
     .replace(URL_QUERY, (_m, prefix: string) => `${prefix}${REDACTED}`)

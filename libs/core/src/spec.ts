@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SpecError } from './errors';
+import { expandEnvReferences } from './spec-env';
 
 /**
  * The task spec: one YAML or JSON file describes one migration. Every field has a default except
@@ -39,11 +40,19 @@ export const endpointSchema = z
     database: z.string().min(1).optional(),
     user: z.string().min(1).optional(),
     password: z.string().optional(),
+    /**
+     * A file whose first line is the password (mode 0600, like ~/.pgpass). Without password,
+     * passwordFile or a password in url, PGPASSWORD and then PGPASSFILE (~/.pgpass) are used.
+     */
+    passwordFile: z.string().min(1).optional(),
     ssl: sslSchema.optional(),
   })
   .strict()
   .refine((e) => e.url !== undefined || e.host !== undefined, {
     message: 'give url, or host (with port, database, user, password)',
+  })
+  .refine((e) => e.passwordFile === undefined || e.password === undefined, {
+    message: 'give password or passwordFile, not both',
   });
 
 const tableSelection = z
@@ -244,15 +253,18 @@ export function parseTaskSpec(input: unknown): TaskSpec {
 }
 
 /** Reads a YAML or JSON spec file (JSON is YAML). Errors name the file. */
-export function loadTaskSpec(file: string): TaskSpec {
-  return parseTaskSpec(readTaskSpecFile(file));
+export function loadTaskSpec(file: string, env: Record<string, string | undefined> = {}): TaskSpec {
+  return parseTaskSpec(readTaskSpecFile(file, env));
 }
 
 /**
  * A spec file's content, not validated yet: for a caller that completes it first (the CLI's
- * --kafka and KAFKA_BROKERS) and then validates it with parseTaskSpec. Errors name the file.
+ * --kafka and KAFKA_BROKERS) and then validates it with parseTaskSpec. `${NAME}` in string
+ * values is replaced by `env`'s NAME (expandEnvReferences; the CLI passes its environment).
+ * Errors name the file, and a syntax error its line and column, never the line's text: it
+ * may hold a password.
  */
-export function readTaskSpecFile(file: string): unknown {
+export function readTaskSpecFile(file: string, env: Record<string, string | undefined> = {}): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -263,7 +275,9 @@ export function readTaskSpecFile(file: string): unknown {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new SpecError([`${file} is not valid YAML or JSON: ${(err as Error).message}`], { cause: err });
+    // The parser's message quotes the offending line after its first line: keep only that.
+    const first = (err as Error).message.split('\n')[0].replace(/:$/, '');
+    throw new SpecError([`${file} is not valid YAML or JSON: ${first}`]);
   }
-  return doc;
+  return expandEnvReferences(doc, env);
 }

@@ -7,6 +7,12 @@ export { type CopyRows, rowsOfLines } from './copy/copy-rows';
 export { CopyTextSink } from './copy/copy-text-sink';
 export { copyChunks, copyLine } from './copy/copy-text';
 export { describeEndpoint, type Endpoint, resolveEndpoint } from './endpoint';
+export {
+  type PasswordEnv,
+  type PasswordSource,
+  resolveEndpointPassword,
+  resolveSpecPasswords,
+} from './endpoint-password';
 export { quoteIdent, quoteIdentList, quoteLiteral, quoteQualified } from './ident';
 export { freePort } from './local/free-port';
 export {

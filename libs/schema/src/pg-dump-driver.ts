@@ -1,4 +1,5 @@
-import { PgferryError, redactString } from '@pgferry/core';
+import { chmodSync, existsSync } from 'node:fs';
+import { PgferryError, PRIVATE_FILE_MODE, redactString } from '@pgferry/core';
 import { describeEndpoint, type Endpoint } from '@pgferry/pg';
 import { DBNAME_FROM_ENV, libpqEnv } from './pg-env';
 import { toolFailureError, type PgToolFailure } from './pg-restore-errors';
@@ -70,6 +71,8 @@ export class PgDumpDriver {
       ep,
       permissionHint: `grant user ${ep.user} SELECT on the selected tables and USAGE on their schemas on the ${role} server, or use a user that has them`,
     });
+    // pg_dump creates it by its umask (0644); the dump is the source's schema: this user's only.
+    if (existsSync(file)) chmodSync(file, PRIVATE_FILE_MODE);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseTaskSpec, SpecError, type TaskSpec } from '@pgferry/core';
+import { parseTaskSpec, registerSpecSecrets, SpecError, type TaskSpec } from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import type { ApplierTarget, DeferredKeys } from '@pgferry/apply';
 import type { KafkaConnection } from './kafka-client';
@@ -89,7 +89,10 @@ export function readProcessConfig<R extends ProcessConfig['role']>(
     throw new SpecError([`${file} configures a ${String(raw?.role)} process, not a ${role}`]);
   if (!raw.kafka?.brokers?.length || !raw.registryUrl || !raw.topicPrefix)
     throw new SpecError([`${file}: kafka.brokers, registryUrl and topicPrefix are required`]);
-  return { ...raw, spec: parseTaskSpec(raw.spec) } as Extract<ProcessConfig, { role: R }>;
+  const spec = parseTaskSpec(raw.spec);
+  // The child's log lines and errors mask these passwords wherever they appear.
+  registerSpecSecrets({ ...spec, kafka: { ...spec.kafka, sasl: raw.kafka.sasl ?? spec.kafka.sasl } });
+  return { ...raw, spec } as Extract<ProcessConfig, { role: R }>;
 }
 
 /** The role a configuration file is written for, for a process that can play several. */

@@ -84,7 +84,7 @@ export class TransactionSpool {
     if (this.mem.length === 0) return;
     if (!this.file) {
       this.path = join(await this.area.spillFolder(), `xid-${this.xid}.spool`);
-      this.file = await open(this.path, 'w+');
+      this.file = await open(this.path, 'w+', 0o600);
     }
     const out = Buffer.allocUnsafe(this.memBytes);
     let at = 0;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
@@ -83,5 +83,39 @@ describe('startEmbeddedKafka: broker and schema registry together', () => {
     expect(
       configs.resources[0].configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue,
     ).toBe('compact');
+  });
+
+  it('keeps its data private: the data dir and every directory in it 0700, every file 0600', async () => {
+    const privateDir = mkdtempSync(join(tmpdir(), 'pgferry-embedded-modes-'));
+    chmodSync(privateDir, 0o755); // as a data dir an older version created
+    const broker = await startEmbeddedKafka({ dataDir: privateDir, port: 0, registryPort: 0 });
+    try {
+      const client = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
+      const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      await producer.send({
+        topic: 'shop.customers',
+        messages: [{ key: 'k', value: 'a full copy of a row' }],
+      });
+      await producer.disconnect();
+      await new SchemaRegistry({ host: broker.registryUrl! }).register(
+        { type: SchemaType.AVRO, schema: JSON.stringify(v1) },
+        { subject: 'shop.customers-value' },
+      );
+    } finally {
+      await broker.close();
+    }
+    const walk = (dir: string): Array<{ path: string; mode: string }> => [
+      { path: dir, mode: (statSync(dir).mode & 0o777).toString(8) },
+      ...readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory()
+          ? walk(join(dir, e.name))
+          : [{ path: join(dir, e.name), mode: (statSync(join(dir, e.name)).mode & 0o777).toString(8) }],
+      ),
+    ];
+    const entries = walk(privateDir);
+    expect(entries.some((e) => e.path.includes('shop.customers') && e.path.endsWith('.log'))).toBe(true);
+    expect(entries.filter((e) => e.mode !== (statSync(e.path).isDirectory() ? '700' : '600'))).toEqual([]);
+    rmSync(privateDir, { recursive: true, force: true });
   });
 });

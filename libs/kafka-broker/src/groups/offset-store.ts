@@ -9,6 +9,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { promisify } from 'node:util';
+import { PRIVATE_FILE_MODE } from '@pgferry/core';
 
 const fdatasyncP = promisify(fdatasync);
 
@@ -63,9 +64,9 @@ export class OffsetStore {
         compact.push(this.line(g, t, Number(p), c));
       }
     }
-    writeFileSync(`${path}.tmp`, compact.join(''));
+    writeFileSync(`${path}.tmp`, compact.join(''), { mode: PRIVATE_FILE_MODE });
     renameSync(`${path}.tmp`, path);
-    this.fd = openSync(path, 'a');
+    this.fd = openSync(path, 'a', PRIVATE_FILE_MODE);
   }
 
   private line(g: string, t: string, p: number, c: CommittedOffset | null): string {

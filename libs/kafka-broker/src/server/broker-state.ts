@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '@pgferry/core';
 import { GroupCoordinator } from '../groups/group-coordinator';
 import { OffsetStore } from '../groups/offset-store';
 import { TopicStore } from '../storage/topic-store';
@@ -57,7 +58,8 @@ export class BrokerState {
       cleanerIntervalMs: 30_000,
       ...options,
     };
-    mkdirSync(options.dataDir, { recursive: true });
+    // The data is a full copy of the migrated tables: only the broker's user may read it.
+    makePrivateDir(options.dataDir);
     this.metaPath = join(options.dataDir, 'broker.json');
     const meta = existsSync(this.metaPath) ? JSON.parse(readFileSync(this.metaPath, 'utf8')) : {};
     this.clusterId = meta.clusterId ?? randomBytes(16).toString('base64url').slice(0, 22);
@@ -74,6 +76,7 @@ export class BrokerState {
     writeFileSync(
       `${this.metaPath}.tmp`,
       JSON.stringify({ clusterId: this.clusterId, producerIdLimit: this.producerIdLimit.toString() }),
+      { mode: PRIVATE_FILE_MODE },
     );
     renameSync(`${this.metaPath}.tmp`, this.metaPath);
   }

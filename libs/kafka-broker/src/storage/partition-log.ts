@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@pgferry/core';
 import { BATCH_HEADER_BYTES, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
 import type { ReadArena } from './read-arena';
 import { ProducerState, type SequenceCheck } from './producer-state';
@@ -29,7 +30,7 @@ export class PartitionLog {
     readonly dir: string,
     public config: TopicConfig,
   ) {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     this.open();
   }
 
@@ -170,7 +171,7 @@ export class PartitionLog {
 
   private saveLogStart(): void {
     const p = join(this.dir, 'log-start-offset');
-    writeFileSync(`${p}.tmp`, this.logStartOffset.toString());
+    writeFileSync(`${p}.tmp`, this.logStartOffset.toString(), { mode: PRIVATE_FILE_MODE });
     renameSync(`${p}.tmp`, p);
   }
 
@@ -213,7 +214,7 @@ export class PartitionLog {
     if (idx < 0 || idx === this.segments.length - 1) return;
     const tmpDir = join(this.dir, 'cleaning');
     rmSync(tmpDir, { recursive: true, force: true });
-    mkdirSync(tmpDir);
+    mkdirSync(tmpDir, { mode: PRIVATE_DIR_MODE });
     const fresh = Segment.create(tmpDir, old.base);
     for (const b of replacement.batches) fresh.append(b, readBatchHeader(b));
     fresh.close();

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { PRIVATE_FILE_MODE } from '@pgferry/core';
 
 /**
  * Idempotent-producer bookkeeping for one partition (KIP-98): per producer id, its epoch and its
@@ -78,7 +79,7 @@ export class ProducerState {
         batches: p.batches.map((b) => ({ ...b, baseOffset: b.baseOffset.toString() })),
       })),
     };
-    writeFileSync(`${path}.tmp`, JSON.stringify(data));
+    writeFileSync(`${path}.tmp`, JSON.stringify(data), { mode: PRIVATE_FILE_MODE });
     renameSync(`${path}.tmp`, path);
   }
 

@@ -12,7 +12,7 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
-import { crc32c } from '@pgferry/core';
+import { crc32c, PRIVATE_FILE_MODE } from '@pgferry/core';
 import type { ReadArena } from './read-arena';
 
 const fdatasyncP = promisify(fdatasync);
@@ -56,8 +56,8 @@ export class Segment {
     readonly dir: string,
     readonly base: bigint,
   ) {
-    this.logFd = openSync(this.logPath, existsSync(this.logPath) ? 'r+' : 'w+');
-    this.indexFd = openSync(this.indexPath, existsSync(this.indexPath) ? 'r+' : 'w+');
+    this.logFd = openSync(this.logPath, existsSync(this.logPath) ? 'r+' : 'w+', PRIVATE_FILE_MODE);
+    this.indexFd = openSync(this.indexPath, existsSync(this.indexPath) ? 'r+' : 'w+', PRIVATE_FILE_MODE);
   }
 
   get logPath(): string {

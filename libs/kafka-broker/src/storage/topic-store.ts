@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@pgferry/core';
 import { PartitionLog } from './partition-log';
 import { configOverrides, parseTopicConfig, type TopicConfig } from './topic-config';
 import { compactPartition } from './compactor';
@@ -36,7 +37,7 @@ export class TopicStore {
   private readonly metaPath: string;
 
   constructor(private readonly dataDir: string) {
-    mkdirSync(join(dataDir, 'logs'), { recursive: true });
+    mkdirSync(join(dataDir, 'logs'), { recursive: true, mode: PRIVATE_DIR_MODE });
     this.metaPath = join(dataDir, 'topics.json');
     if (existsSync(this.metaPath)) {
       const meta = JSON.parse(readFileSync(this.metaPath, 'utf8')) as Record<
@@ -63,7 +64,7 @@ export class TopicStore {
     const meta: Record<string, { partitions: number; configs: Record<string, string> }> = {};
     for (const t of this.topics.values())
       meta[t.name] = { partitions: t.partitions.length, configs: configOverrides(t.config) };
-    writeFileSync(`${this.metaPath}.tmp`, JSON.stringify(meta, null, 1));
+    writeFileSync(`${this.metaPath}.tmp`, JSON.stringify(meta, null, 1), { mode: PRIVATE_FILE_MODE });
     renameSync(`${this.metaPath}.tmp`, this.metaPath);
   }
 

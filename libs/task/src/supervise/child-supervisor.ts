@@ -107,7 +107,7 @@ export class PrestartedChildren {
 
   /** Forks `name` (output in <dir>/<name>.log) to wait for its start. */
   fork(name: string, entry: string, env: Record<string, string> = {}): this {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     if (this.waiting.size === 0) process.on('exit', this.killOnExit);
     const forked = forkLogged(
       name,
@@ -188,7 +188,7 @@ export class ChildSupervisor<E> {
   }
 
   start(): this {
-    mkdirSync(this.opts.dir, { recursive: true });
+    mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
     process.on('exit', this.killOnExit);
     this.spawn();
     return this;
@@ -207,7 +207,7 @@ export class ChildSupervisor<E> {
     this.startedAt = Date.now();
     let done = false;
     let failed: { message: string; retriable: boolean } | null = null;
-    if (child.pid !== undefined) writeFileSync(this.pidFile, `${child.pid}\n`);
+    if (child.pid !== undefined) writeFileSync(this.pidFile, `${child.pid}\n`, { mode: 0o600 });
     child.on('message', (m: ChildMessage<E>) => {
       if (m.type === 'event') this.opts.onEvent?.(m.event);
       else if (m.type === 'done') done = true;
