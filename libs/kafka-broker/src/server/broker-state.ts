@@ -43,6 +43,9 @@ export class BrokerState {
     advertisedHost?: string;
     advertisedPort?: number;
   };
+  /** Where storage errors are told (the server's logger); see storageError. */
+  warn: (message: string) => void = () => undefined;
+  private lastWarned = new Map<string, { message: string; at: number }>();
   private nextProducerId: bigint;
   private producerIdLimit: bigint;
   private readonly metaPath: string;
@@ -79,6 +82,17 @@ export class BrokerState {
       { mode: PRIVATE_FILE_MODE },
     );
     renameSync(`${this.metaPath}.tmp`, this.metaPath);
+  }
+
+  /**
+   * Tells a storage error of `where` (a partition's directory) to the logger: once per message,
+   * and again every 30 s while it lasts, not on every retried produce request.
+   */
+  storageError(where: string, message: string, now = Date.now()): void {
+    const last = this.lastWarned.get(where);
+    if (last && last.message === message && now - last.at < 30_000) return;
+    this.lastWarned.set(where, { message, at: now });
+    this.warn(message);
   }
 
   allocateProducerId(): bigint {

@@ -117,9 +117,17 @@ export class KafkaServer {
     });
     const addr = server.server.address();
     server.state.port = typeof addr === 'object' && addr ? addr.port : 0;
+    server.state.warn = (message) => server.log.warn({}, message);
     const flush = server.state.options.flush;
+    // A failed fsync takes its partition offline (PartitionLog.flush) and is told through warn.
     if (typeof flush === 'number')
-      server.timers.push(setInterval(() => void server.state.flush().catch(() => undefined), flush));
+      server.timers.push(
+        setInterval(
+          () =>
+            void server.state.flush().catch((err: Error) => server.state.storageError('flush', err.message)),
+          flush,
+        ),
+      );
     server.timers.push(
       setInterval(() => server.state.topics.clean(), server.state.options.cleanerIntervalMs),
     );

@@ -6,6 +6,7 @@ import {
   API_SPECS,
   buildBatch,
   decodeRecords,
+  sealBatch,
   writeStruct,
 } from '@pgferry/kafka-protocol';
 import { randomBytes } from 'node:crypto';
@@ -117,6 +118,39 @@ describe('broker protocol edge cases (raw bytes)', () => {
     expect(badPartition.responses[0].partitionResponses[0].errorCode).toBe(
       ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     );
+    c.close();
+  });
+
+  it('refuses a batch whose header lies about its records (valid CRC) and stores nothing', async () => {
+    const c = await RawClient.open(broker.port);
+    await c.request(ApiKey.CreateTopics, 3, {
+      topics: [{ name: 'liar', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+      validateOnly: false,
+    });
+    const two = [{ value: Buffer.from('one') }, { value: Buffer.from('two') }];
+    for (const [compression, claims, message] of [
+      ['none', 5, 'record batch header says 5 records, but it holds 2'],
+      ['lz4', 5, 'record batch header says 5 records, but it holds 2'],
+      ['none', 1, 'record batch header says 1 records, but'],
+    ] as const) {
+      const lie = buildBatch(two, { compression });
+      lie.writeInt32BE(claims, 57);
+      lie.writeInt32BE(claims - 1, 23);
+      sealBatch(lie, 0, lie.length);
+      const res = await c.request(ApiKey.Produce, 8, produceReq('liar', 0, lie));
+      expect(res.responses[0].partitionResponses[0]).toMatchObject({
+        errorCode: ErrorCode.CORRUPT_MESSAGE,
+        errorMessage: expect.stringContaining(message),
+      });
+    }
+    const offsets = await c.request(ApiKey.ListOffsets, 1, {
+      replicaId: -1,
+      topics: [{ name: 'liar', partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
+    });
+    expect(offsets.topics[0].partitions[0].offset).toBe(0n);
+    const honest = await c.request(ApiKey.Produce, 8, produceReq('liar', 0, buildBatch(two)));
+    expect(honest.responses[0].partitionResponses[0]).toMatchObject({ errorCode: 0, baseOffset: 0n });
     c.close();
   });
 
@@ -270,6 +304,7 @@ describe('broker protocol edge cases (raw bytes)', () => {
       'big',
       'crc',
       'idem-raw',
+      'liar',
       'poll',
     ]);
     ok.close();
