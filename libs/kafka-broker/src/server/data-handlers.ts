@@ -124,7 +124,9 @@ export async function handleFetch(
   arena?: ReadArena,
 ): Promise<Req> {
   const deadline = Date.now() + Math.max(0, req.maxWaitMs as number);
-  const maxBytes = version >= 3 && (req.maxBytes as number) > 0 ? (req.maxBytes as number) : Infinity;
+  // The broker's own cap (fetch.max.bytes) bounds what one response holds in memory.
+  const asked = version >= 3 && (req.maxBytes as number) > 0 ? (req.maxBytes as number) : Infinity;
+  const maxBytes = Math.min(asked, state.options.maxFetchBytes);
   const build = () => {
     // A rebuild after waiting for data drops the previous build's batches.
     arena?.reset();
