@@ -1,4 +1,5 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { ObjectError } from '@pgferry/core';
@@ -94,7 +95,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
       });
       await recordStartOffsets(control, name, group, bounds.starts);
     }
-    if (manifest.schema) await restoreSchema(opts, control, name, emit);
+    if (manifest.schema) await restoreSchema(opts, control, name, !resumed, emit);
   } finally {
     await control.end().catch(() => undefined);
   }
@@ -157,10 +158,15 @@ async function restoreSchema(
   opts: ReplayOptions,
   control: Client,
   name: string,
+  fresh: boolean,
   emit: (e: MigrationEvent) => void,
 ): Promise<void> {
   const schema = opts.manifest.schema!;
-  const dir = join(opts.workDir, `replay-${opts.manifest.runId}`);
+  // One directory per run and target: the restore steps keep their progress there.
+  const at = createHash('sha256').update(describeEndpoint(opts.target)).digest('hex').slice(0, 12);
+  const dir = join(opts.workDir, 'replay', `run-${opts.manifest.runId}-${at}`);
+  // A new replay into this target (a database recreated since the last) starts its steps afresh.
+  if (fresh) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const dumpFile = join(dir, schema.plan.dumpFile);
   writeFileSync(dumpFile, schema.dump, { mode: 0o600 });
