@@ -13,7 +13,9 @@ import {
 } from '@pgferry/testing';
 import { applierGroup, readGroupOffsets, requestCutover } from '@pgferry/control';
 import { replayTaskName } from '@pgferry/task';
-import { runMigrate } from './migrate-command';
+import { Kafka, logLevel } from 'kafkajs';
+import { startEmbeddedKafka } from '@pgferry/kafka-broker';
+import { embeddedDataDir, runMigrate } from './migrate-command';
 import { runReplayCommand, type ReplayCommandOptions } from './replay-command';
 import { readTaskStatus } from './api/task-status';
 
@@ -36,6 +38,11 @@ describe('pgferry replay', () => {
   let atCutover: Digests;
   let atMid: Digests;
   let midLsn: string;
+  let midTime: string;
+  /** How the migration ended, and the destination's tables after it (checked in the first test). */
+  let migrated: { code: number; out: string };
+  let atDestination: Digests;
+  let runId: string;
 
   type Digests = Record<string, { count: number; md5: string }>;
   const TABLES: Array<[string, string[]]> = [
@@ -106,6 +113,14 @@ describe('pgferry replay', () => {
     // still be short of the last commit.
     midLsn = (await s.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)).rows[0].lsn;
     atMid = await digests(s);
+    midTime = (await s.query(`SELECT clock_timestamp() AS t`)).rows[0].t.toISOString();
+    // Commit times travel in milliseconds (ts_ms): the next commit must fall in a later one.
+    await waitFor(
+      async () =>
+        (await s.query(`SELECT clock_timestamp() > $1::timestamptz + interval '1 ms' AS past`, [midTime]))
+          .rows[0].past,
+      { reason: "the source's clock to pass the mid point's millisecond", timeout: 5_000, interval: 1 },
+    );
     // More changes after it: a key moved, rows deleted and inserted, values changed.
     await s.query(`UPDATE items SET id = id + 100000 WHERE id = 5`);
     await s.query(`DELETE FROM orders WHERE region = 'us' AND id > 200`);
@@ -113,9 +128,10 @@ describe('pgferry replay', () => {
     await s.query(`INSERT INTO items SELECT g, 'new ' || g, 9 FROM generate_series(3001, 3100) g`);
     await requestCutover(d, name);
     const done = await migration;
-    expect({ code: done.code, out: done.code ? out.text() : '' }).toEqual({ code: 0, out: '' });
+    migrated = { code: done.code, out: done.code ? out.text() : '' };
+    runId = done.result?.runId ?? '';
     atCutover = await digests(s);
-    expect(await digests(d)).toEqual(atCutover);
+    atDestination = await digests(d);
   }, 240_000);
 
   afterAll(async () => {
@@ -126,6 +142,8 @@ describe('pgferry replay', () => {
   });
 
   it('replays into an empty database: every table equal to the source at the cutover, with its keys', async () => {
+    expect(migrated).toEqual({ code: 0, out: '' });
+    expect(atDestination).toEqual(atCutover);
     const r = await emptyDatabase('replay_full');
     const out = captureOutput();
     expect(await replay({ target: destination.url('replay_full') }, out)).toBe(0);
@@ -150,7 +168,12 @@ describe('pgferry replay', () => {
     expect(out.text()).toContain(`up to LSN ${midLsn}`);
     expect(atMid).not.toEqual(atCutover);
     expect(await digests(r)).toEqual(atMid);
-    await r.end();
+    // The same point by commit time (the transaction records' END times).
+    const t = await emptyDatabase('replay_time');
+    const byTime = captureOutput();
+    expect(await replay({ target: destination.url('replay_time'), untilTime: midTime }, byTime)).toBe(0);
+    expect(await digests(t)).toEqual(atMid);
+    await Promise.all([r.end(), t.end()]);
   }, 120_000);
 
   it('replay --verify: an equal database passes; a changed value and a missing row are named by key and column', async () => {
@@ -256,6 +279,34 @@ describe('pgferry replay', () => {
       `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`,
       [],
       'replay_refused',
+    );
+    expect(left).toEqual([{ n: 0 }]);
+  }, 120_000);
+
+  it('stops naming the topic and offsets when retention took records replay needs, before writing anything', async () => {
+    // The embedded broker over the run's data (migrate's is closed), or the real Kafka.
+    const embedded = tasks.broker
+      ? null
+      : await startEmbeddedKafka({ dataDir: embeddedDataDir(workDir, runId), port: 0, registryPort: 0 });
+    const brokers = tasks.broker?.brokers ?? embedded!.brokers;
+    const topic = `pgferry.${name}.public.items`;
+    const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.fetchTopicMetadata({ topics: [topic] });
+      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '1' }] });
+    } finally {
+      await admin.disconnect();
+      await embedded?.close();
+    }
+    await emptyDatabase('replay_gap');
+    await expect(replay({ target: destination.url('replay_gap') })).rejects.toThrow(
+      `Kafka topic ${topic} partition 0: run ${runId} of task ${name} begins at offset 0, but the log now starts at offset 1`,
+    );
+    const left = await destination.query(
+      `SELECT count(*)::int AS n FROM pg_namespace WHERE nspname IN ('public', 'pgferry') AND EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = pg_namespace.oid)`,
+      [],
+      'replay_gap',
     );
     expect(left).toEqual([{ n: 0 }]);
   }, 120_000);

@@ -15,7 +15,7 @@ export {
   type ExternalProcessOptions,
 } from './external-process';
 export { CAPTURE_LEASE, leaseHolder } from './stream-lease';
-export { readReplayManifest, type ReplayManifest } from './replay/replay-manifest';
+export { readReplayManifest, type ReplayManifest } from './replay-manifest';
 export { type ReplayPoint } from './replay/replay-bounds';
 export { replayTaskName, runReplay, type ReplayOptions, type ReplayResult } from './replay/replay';
 export {

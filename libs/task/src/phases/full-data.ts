@@ -9,7 +9,7 @@ import { prepareStreamSource } from '../stream-source';
 import { runFullDataChildren } from './full-data-children';
 import { runFullDataInProcess } from './full-data-in-process';
 import type { Phase } from './phase';
-import { manifestSchema, publishReplayManifest } from '../replay/replay-manifest';
+import { manifestSchema, publishReplayManifest } from '../replay-manifest';
 
 /**
  * Full data: the replication slot created with an exported snapshot (the first run only), every

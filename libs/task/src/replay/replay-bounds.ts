@@ -9,7 +9,7 @@ import {
 import { KafkaPartitionFetcher, withKafkaAdmin } from '@pgferry/kafka';
 import { forEachRecordView, recordHeader, type RecordView } from '@pgferry/kafka-protocol';
 import type { KafkaClient } from '../kafka-client';
-import type { ReplayManifest } from './replay-manifest';
+import type { ReplayManifest } from '../replay-manifest';
 
 /** Where a replay ends: the end of the topics, a commit LSN, or a commit time. */
 export type ReplayPoint = { lsn?: string; time?: string };

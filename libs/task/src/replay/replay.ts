@@ -21,7 +21,7 @@ import type { KafkaClient } from '../kafka-client';
 import type { MigrationEvent } from '../migration-event';
 import { runPhases, type Phase, type PhaseRunContext } from '../phases/phase';
 import { replayBounds, type ReplayBounds, type ReplayPoint } from './replay-bounds';
-import type { ReplayManifest } from './replay-manifest';
+import type { ReplayManifest } from '../replay-manifest';
 
 export interface ReplayOptions {
   kafka: KafkaClient;

@@ -8,7 +8,7 @@ import type { ApplierTarget } from '@pgferry/apply';
 import type { SavedSchemaPlan } from '@pgferry/schema';
 import { KafkaPartitionFetcher, KafkaProducer, withKafkaAdmin } from '@pgferry/kafka';
 import { forEachRecordView, recordHeader } from '@pgferry/kafka-protocol';
-import type { KafkaClient } from '../kafka-client';
+import type { KafkaClient } from './kafka-client';
 
 /**
  * What replay needs to know of a task that is not in its table topics, published by the task
