@@ -260,12 +260,19 @@ describe('pgferry replay', () => {
     await r.end();
   }, 180_000);
 
-  it('refuses a target that is not empty, an LSN beyond the stream, and an unknown prefix, leaving data intact', async () => {
+  it('refuses a target that is not empty, one past the point, an LSN beyond the stream and an unknown prefix, leaving data intact', async () => {
     const before = await digests(d);
     await expect(replay({ target: destination.url(name) })).rejects.toThrow(
       /is not empty: it holds public\.blobs, public\.items, public\.orders; replay rebuilds task shop's tables from nothing/,
     );
     expect(await digests(d)).toEqual(before);
+    // A replay already past the point cannot go back to it.
+    await expect(replay({ target: destination.url('replay_full'), untilLsn: midLsn })).rejects.toThrow(
+      /this database holds task shop's records past the point: Kafka topic pgferry\.shop\.public\.\w+ partition \d is applied up to offset \d+, the point ends at \d+/,
+    );
+    const full = await destination.connect('replay_full');
+    expect(await digests(full)).toEqual(atCutover);
+    await full.end();
     await emptyDatabase('replay_refused');
     await expect(
       replay({ target: destination.url('replay_refused'), untilLsn: 'FFFFFFFF/0' }),

@@ -84,6 +84,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
         { code: 'REPLAY_OTHER_RUN' },
       );
     resumed = recorded !== null;
+    if (resumed) await refusePast(control, name, group, topics, bounds);
     if (!resumed) {
       await refuseNonEmpty(control, opts.target, manifest);
       await ensureControlSchema(control);
@@ -150,6 +151,29 @@ async function refuseNonEmpty(client: Client, target: Endpoint, manifest: Replay
         `${where}: table ${quoted(t)} is not empty; replay rebuilds it from nothing: empty it, or compare it with --verify`,
         { code: 'REPLAY_TARGET_NOT_EMPTY' },
       );
+  }
+}
+
+/**
+ * A resumed replay cannot go back: a partition the target applied past the point's end means it
+ * holds changes committed after the point.
+ */
+async function refusePast(
+  control: Client,
+  name: string,
+  group: string,
+  topics: string[],
+  bounds: ReplayBounds,
+): Promise<void> {
+  const stored = await readOffsets(control, group, topics);
+  for (const [key, end] of bounds.ends) {
+    const at = stored.get(key);
+    if (at === undefined || at <= end) continue;
+    const cut = key.lastIndexOf(':');
+    throw new ObjectError(
+      `this database holds task ${name.slice('replay-'.length)}'s records past the point: Kafka topic ${key.slice(0, cut)} partition ${key.slice(cut + 1)} is applied up to offset ${at}, the point ends at ${end}; a replay cannot go back: replay into an empty database`,
+      { code: 'REPLAY_PAST_POINT' },
+    );
   }
 }
 
