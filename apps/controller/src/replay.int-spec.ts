@@ -13,7 +13,7 @@ import {
 } from '@pgferry/testing';
 import { applierGroup, readGroupOffsets, requestCutover } from '@pgferry/control';
 import { replayTaskName } from '@pgferry/task';
-import { Kafka, logLevel } from 'kafkajs';
+import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka } from '@pgferry/kafka-broker';
 import { embeddedDataDir, runMigrate } from './migrate-command';
 import { runReplayCommand, type ReplayCommandOptions } from './replay-command';
@@ -290,7 +290,7 @@ describe('pgferry replay', () => {
     expect(left).toEqual([{ n: 0 }]);
   }, 120_000);
 
-  it('stops naming the topic and offsets when retention took records replay needs, before writing anything', async () => {
+  it('keeps the task record forever; stops naming the topic and offsets when retention took records replay needs, before writing anything', async () => {
     // The embedded broker over the run's data (migrate's is closed), or the real Kafka.
     const embedded = tasks.broker
       ? null
@@ -300,6 +300,16 @@ describe('pgferry replay', () => {
     const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
     try {
+      // The task record is kept for as long as the table topics may be replayed.
+      const described = await admin.describeConfigs({
+        resources: [
+          { type: ConfigResourceTypes.TOPIC, name: `pgferry.${name}.schema`, configNames: ['retention.ms'] },
+        ],
+        includeSynonyms: false,
+      });
+      expect(described.resources[0].configEntries.map((c) => [c.configName, c.configValue])).toEqual([
+        ['retention.ms', '-1'],
+      ]);
       await admin.fetchTopicMetadata({ topics: [topic] });
       await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '1' }] });
     } finally {

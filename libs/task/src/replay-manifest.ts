@@ -41,14 +41,19 @@ const PART_BYTES = 256 * 1024;
 const PART_HEADER = 'pgferry.part';
 
 /**
- * Publishes `manifest` on `<prefix>.schema` (created when missing): its JSON, gzipped, cut into
- * records of at most 256 kB keyed by one random id, each with headers pgferry.run and
- * pgferry.part. Publishing again (a resumed task) adds a newer copy; readers take the last
- * complete one of the run.
+ * Publishes `manifest` on `<prefix>.schema` (created when missing, kept forever: retention.ms
+ * and retention.bytes -1): its JSON, gzipped, cut into records of at most 256 kB keyed by one
+ * random id, each with headers pgferry.run and pgferry.part. Publishing again (a resumed task)
+ * adds a newer copy; readers take the newest complete one.
  */
 export async function publishReplayManifest(kafka: KafkaClient, manifest: ReplayManifest): Promise<void> {
   const topic = schemaTopic(manifest.prefix);
-  await withKafkaAdmin(kafka, (admin) => admin.ensureTopics([{ name: topic, partitions: 1 }]));
+  // Kept as long as the table topics may be replayed: it is a few records per run.
+  await withKafkaAdmin(kafka, (admin) =>
+    admin.ensureTopics([
+      { name: topic, partitions: 1, configs: { 'retention.ms': '-1', 'retention.bytes': '-1' } },
+    ]),
+  );
   const body = gzipSync(
     JSON.stringify({
       ...manifest,
