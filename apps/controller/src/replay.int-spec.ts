@@ -290,7 +290,7 @@ describe('pgferry replay', () => {
     expect(left).toEqual([{ n: 0 }]);
   }, 120_000);
 
-  it('keeps the task record forever; stops naming the topic and offsets when retention took records replay needs, before writing anything', async () => {
+  it('keeps the task record forever; stops naming the topic and offsets when retention took records replay needs, and names a deleted topic, before writing anything', async () => {
     // The embedded broker over the run's data (migrate's is closed), or the real Kafka.
     const embedded = tasks.broker
       ? null
@@ -299,6 +299,7 @@ describe('pgferry replay', () => {
     const topic = `pgferry.${name}.public.items`;
     const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
+    const orders = `pgferry.${name}.public.orders`;
     try {
       // The task record is kept for as long as the table topics may be replayed.
       const described = await admin.describeConfigs({
@@ -326,5 +327,30 @@ describe('pgferry replay', () => {
       'replay_gap',
     );
     expect(left).toEqual([{ n: 0 }]);
+    // A table topic deleted: named, nothing written.
+    const again = tasks.broker
+      ? null
+      : await startEmbeddedKafka({ dataDir: embeddedDataDir(workDir, runId), port: 0, registryPort: 0 });
+    const admin2 = new Kafka({
+      brokers: tasks.broker?.brokers ?? again!.brokers,
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    await admin2.connect();
+    try {
+      await admin2.deleteTopics({ topics: [orders] });
+      await waitFor(async () => !(await admin2.listTopics()).includes(orders), {
+        reason: `Kafka to forget topic ${orders}`,
+        timeout: 30_000,
+      });
+    } finally {
+      await admin2.disconnect();
+      await again?.close();
+    }
+    await expect(replay({ target: destination.url('replay_gap') })).rejects.toThrow(
+      `Kafka has no topic ${orders} of task ${name} (run ${runId}): it was deleted, or this is not the Kafka the task wrote to`,
+    );
+    expect(await destination.query(`SELECT to_regclass('pgferry.tasks') AS t`, [], 'replay_gap')).toEqual([
+      { t: null },
+    ]);
   }, 120_000);
 });

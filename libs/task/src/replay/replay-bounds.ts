@@ -20,7 +20,7 @@ export interface ReplayBounds {
   ends: Map<string, bigint>;
   /** The commit LSN replayed up to (inclusive), null for everything the topics hold. */
   untilLsn: Lsn | null;
-  /** The last commit LSN of the stream in the topics, null when they hold the snapshot only. */
+  /** With a point: the last commit LSN of the stream in the topics (null when they hold the snapshot only). */
   streamEnd: Lsn | null;
 }
 
@@ -31,7 +31,7 @@ const SCAN = { maxWaitMs: 100, maxBytesPerPartition: 4 << 20, maxBytes: 16 << 20
  * run's start offset up to the first record committed after the point (every record before
  * it, since a partition holds its changes in commit order; a record sent again after a capture
  * restart carries its first position, and one already applied is skipped by the applier). Reads
- * the topics' headers only. Clear errors: a missing topic, a log that no longer starts at the
+ * the topics' headers only, and only for a point. Clear errors: a missing topic, a log that no longer starts at the
  * run's start (retention), a point before the snapshot or after the stream's end.
  */
 export async function replayBounds(
@@ -71,7 +71,11 @@ export async function replayBounds(
   let untilLsn: Lsn | null = null;
   if (point.lsn) untilLsn = parseLsn(point.lsn);
   if (point.time) untilLsn = await lsnAtTime(kafka, manifest, point.time);
-  const scan = await scanPositions(kafka, starts, highs, untilLsn);
+  // Without a point every record is replayed: nothing to read before the applier does.
+  const scan =
+    untilLsn === null
+      ? { ends: highs, streamEnd: null }
+      : await scanPositions(kafka, starts, highs, untilLsn);
   if (untilLsn !== null) {
     const snapshot = manifest.snapshotLsn ? parseLsn(manifest.snapshotLsn) : null;
     if (snapshot !== null && untilLsn < snapshot)
