@@ -17,6 +17,8 @@ export type ReplayPoint = { lsn?: string; time?: string };
 /** The records a replay applies: per table "topic:partition", from `starts` to before `ends`. */
 export interface ReplayBounds {
   starts: Map<string, bigint>;
+  /** Where each partition's snapshot records end: its first change (or its end). */
+  snapshotEnds: Map<string, bigint>;
   ends: Map<string, bigint>;
   /** The commit LSN replayed up to (inclusive), null for everything the topics hold. */
   untilLsn: Lsn | null;
@@ -31,7 +33,7 @@ const SCAN = { maxWaitMs: 100, maxBytesPerPartition: 4 << 20, maxBytes: 16 << 20
  * run's start offset up to the first record committed after the point (every record before
  * it, since a partition holds its changes in commit order; a record sent again after a capture
  * restart carries its first position, and one already applied is skipped by the applier). Reads
- * the topics' headers only, and only for a point. Clear errors: a missing topic, a log that no longer starts at the
+ * the topics' headers only (without a point, up to each partition's first change). Clear errors: a missing topic, a log that no longer starts at the
  * run's start (retention), a point before the snapshot or after the stream's end.
  */
 export async function replayBounds(
@@ -71,11 +73,7 @@ export async function replayBounds(
   let untilLsn: Lsn | null = null;
   if (point.lsn) untilLsn = parseLsn(point.lsn);
   if (point.time) untilLsn = await lsnAtTime(kafka, manifest, point.time);
-  // Without a point every record is replayed: nothing to read before the applier does.
-  const scan =
-    untilLsn === null
-      ? { ends: highs, streamEnd: null }
-      : await scanPositions(kafka, starts, highs, untilLsn);
+  const scan = await scanPositions(kafka, starts, highs, untilLsn);
   if (untilLsn !== null) {
     const snapshot = manifest.snapshotLsn ? parseLsn(manifest.snapshotLsn) : null;
     if (snapshot !== null && untilLsn < snapshot)
@@ -90,26 +88,35 @@ export async function replayBounds(
         { code: 'REPLAY_BEYOND_END' },
       );
   }
-  return { starts, ends: untilLsn === null ? highs : scan.ends, untilLsn, streamEnd: scan.streamEnd };
+  return {
+    starts,
+    snapshotEnds: scan.snapshotEnds,
+    ends: untilLsn === null ? highs : scan.ends,
+    untilLsn,
+    streamEnd: scan.streamEnd,
+  };
 }
 
 /**
- * Reads every partition from its start to its high watermark, headers only: the first offset
- * whose commit LSN (pgferry.pos) is after `until` (the partition's end when none is), and the
- * stream's last commit LSN.
+ * Reads every partition from its start, headers only: where its snapshot records end (the first
+ * record with a pgferry.pos header: a change), and with a point, the first offset whose commit
+ * LSN is after it (the partition's end when none is) and the stream's last commit LSN. Without
+ * a point a partition is read only up to its first change.
  */
 async function scanPositions(
   kafka: KafkaClient,
   starts: ReadonlyMap<string, bigint>,
   highs: ReadonlyMap<string, bigint>,
   until: Lsn | null,
-): Promise<{ ends: Map<string, bigint>; streamEnd: Lsn | null }> {
+): Promise<{ ends: Map<string, bigint>; snapshotEnds: Map<string, bigint>; streamEnd: Lsn | null }> {
   const ends = new Map(highs);
+  const snapshotEnds = new Map(highs);
   let streamEnd: Lsn | null = null;
   const open = [...starts].filter(([k, s]) => s < highs.get(k)!);
-  if (!open.length) return { ends, streamEnd };
+  if (!open.length) return { ends, snapshotEnds, streamEnd };
   const fetcher = new KafkaPartitionFetcher(kafka, SCAN);
   const cut = new Set<string>();
+  const changed = new Set<string>();
   try {
     const topics = [...new Set(open.map(([k]) => k.slice(0, k.lastIndexOf(':'))))];
     await fetcher.connect(topics, (topic, partition) => starts.get(`${topic}:${partition}`) ?? 0n);
@@ -118,24 +125,30 @@ async function scanPositions(
     while (left.size) {
       for (const data of await fetcher.fetch()) {
         const key = `${data.topic}:${data.partition}`;
+        if (!left.has(key)) continue;
         const high = highs.get(key)!;
         for (const b of data.batches)
           forEachRecordView({ ...b, until: high }, data.from, `Kafka ${describe(key)}`, (r) => {
             const commit = commitLsn(r);
             if (commit === null) return;
+            if (!changed.has(key)) {
+              changed.add(key);
+              snapshotEnds.set(key, BigInt(r.offset));
+            }
             if (streamEnd === null || commit > streamEnd) streamEnd = commit;
             if (until !== null && commit > until && !cut.has(key)) {
               cut.add(key);
               ends.set(key, BigInt(r.offset));
             }
           });
-        if (data.nextOffset >= high && left.delete(key)) pause(fetcher, key);
+        const done = data.nextOffset >= high || (until === null && changed.has(key));
+        if (done && left.delete(key)) pause(fetcher, key);
       }
     }
   } finally {
     await fetcher.close();
   }
-  return { ends, streamEnd };
+  return { ends, snapshotEnds, streamEnd };
 }
 
 function pause(fetcher: KafkaPartitionFetcher, key: string): void {

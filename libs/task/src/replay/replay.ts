@@ -6,7 +6,7 @@ import { ObjectError } from '@pgferry/core';
 import { RegistryClient } from '@pgferry/avro';
 import { connect, describeEndpoint, formatLsn, quoteQualified, type Endpoint } from '@pgferry/pg';
 import { PgSchemaMigrator } from '@pgferry/schema';
-import { PerKeyApplier, type ApplierTarget } from '@pgferry/apply';
+import { PerKeyApplier, SnapshotApplier, type Applier, type ApplierTarget } from '@pgferry/apply';
 import {
   applierGroup,
   ControlStore,
@@ -58,12 +58,13 @@ export function replayTaskName(task: string): string {
 
 /**
  * Rebuilds a database from a task's topics alone, never reaching the source: the schema from
- * the task's dump (pre-data, then post-data, so the keys exist for the applier), then every
- * table record of the task's run from its start offset up to the point, through the per-key
- * applier (snapshot rows and changes alike, by key, each partition in order). The applier
- * stores each partition's offset in the target with the rows it applies, so every record takes
- * effect once, and a replay run again after it was killed resumes from there (its schema steps
- * recorded as phases of task `replay-<task>` in the target's control schema).
+ * the task's dump (pre-data, then post-data, so the keys exist for the appliers), then every
+ * table record of the task's run from its start offset up to the point: the snapshot rows by
+ * COPY (snapshot applier), the changes by key in each partition's order (per-key applier; see
+ * applyRecords). The appliers store each partition's offset in the target with the rows they
+ * apply, so every record takes effect once, and a replay run again after it was killed resumes
+ * from there (its schema steps recorded as phases of task `replay-<task>` in the target's
+ * control schema).
  * Refuses, before writing anything, a target that holds tables (unless it is this run's replay
  * resumed) or a replay of another run, and every error of replayBounds.
  */
@@ -221,7 +222,13 @@ function counts(step: { counts: Record<string, number> }): string {
     .join(', ');
 }
 
-/** The per-key applier over the run's records up to the bounds' ends; resolves once the target holds them all. */
+/**
+ * The run's records up to the bounds' ends: the snapshot records through the snapshot applier
+ * (COPY, up to each partition's first change), then the rest through the per-key applier; both
+ * store their offsets for the same group, so each goes on where the other (or a killed replay)
+ * stopped. With a rate limit everything goes through the per-key applier, which has the throttle.
+ * Resolves once the target holds every record up to the ends.
+ */
 async function applyRecords(
   opts: ReplayOptions,
   bounds: ReplayBounds,
@@ -231,31 +238,62 @@ async function applyRecords(
   emit: (e: MigrationEvent) => void,
 ): Promise<void> {
   const connectTarget = async () => connect(opts.target, 'destination', APP);
-  const applier = new PerKeyApplier({
-    kafka: opts.kafka,
-    registry: new RegistryClient(opts.registryUrl),
-    connect: connectTarget,
-    group,
-    task: name,
-    targets: opts.manifest.targets,
-    membership: 'exclusive',
-    until: bounds.ends,
-    throttle: opts.rowsPerSecond ? { rowsPerSecond: opts.rowsPerSecond } : undefined,
-    onApplied: (t, c) =>
-      emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows: c.upserted + c.deleted + c.truncated }),
-  });
+  const registry = new RegistryClient(opts.registryUrl);
+  const common = { kafka: opts.kafka, registry, group, task: name, targets: opts.manifest.targets };
   const watcher = await connectTarget();
+  try {
+    if (!opts.rowsPerSecond) {
+      const first = await connectTarget();
+      try {
+        const snapshot = new SnapshotApplier({
+          ...common,
+          destination: first,
+          connect: connectTarget,
+          until: bounds.snapshotEnds,
+          onApplied: (t, rows) => emit({ kind: 'applied', table: `${t.schema}.${t.table}`, rows }),
+        });
+        await applyUntil(snapshot, bounds.snapshotEnds, watcher, group, topics);
+      } finally {
+        await first.end().catch(() => undefined);
+      }
+    }
+    const changes = new PerKeyApplier({
+      ...common,
+      connect: connectTarget,
+      membership: 'exclusive',
+      until: bounds.ends,
+      throttle: opts.rowsPerSecond ? { rowsPerSecond: opts.rowsPerSecond } : undefined,
+      onApplied: (t, c) =>
+        emit({
+          kind: 'applied',
+          table: `${t.schema}.${t.table}`,
+          rows: c.upserted + c.deleted + c.truncated,
+        }),
+    });
+    await applyUntil(changes, bounds.ends, watcher, group, topics);
+  } finally {
+    await watcher.end().catch(() => undefined);
+  }
+}
+
+/** Starts `applier`, waits until the target's stored offsets reach `ends`, stops it. */
+async function applyUntil(
+  applier: Applier,
+  ends: ReadonlyMap<string, bigint>,
+  watcher: Client,
+  group: string,
+  topics: string[],
+): Promise<void> {
   try {
     await applier.start();
     for (;;) {
       if (applier.error) throw applier.error;
       const stored = await readOffsets(watcher, group, topics);
-      if ([...bounds.ends].every(([k, end]) => (stored.get(k) ?? 0n) >= end)) break;
+      if ([...ends].every(([k, end]) => (stored.get(k) ?? 0n) >= end)) return;
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   } finally {
     await applier.stop().catch(() => undefined);
-    await watcher.end().catch(() => undefined);
   }
 }
 
