@@ -95,8 +95,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
         sourceDatabase: manifest.source.database,
         kafkaCluster: await kafkaClusterId(kafka),
       });
-      await recordStartOffsets(control, name, group, bounds.starts);
     }
+    // Only partitions without one yet (a replay killed before it recorded them all).
+    await recordStartOffsets(control, name, group, bounds.starts);
     if (manifest.schema) await restoreSchema(opts, control, name, !resumed, emit);
   } finally {
     await control.end().catch(() => undefined);
