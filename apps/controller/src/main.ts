@@ -9,6 +9,7 @@ import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { passwordWarning, runMigrate, specFromOptions } from './migrate-command';
 import { runRegistryCommand } from './registry-command';
+import { runReplayCommand } from './replay-command';
 import { runStreamCommand } from './stream-command';
 import { resolveEndpoint, resolveEndpointPassword } from '@pgferry/pg';
 
@@ -142,6 +143,43 @@ async function main(argv: string[]): Promise<number> {
     .option('--work-dir <dir>', 'the task work dir whose embedded broker data goes (default .pgferry/<name>)')
     .action(async (opts) => {
       exitCode = await runRelease(opts, process.stdout);
+    });
+
+  program
+    .command('replay')
+    .description(
+      "rebuild a database from a task's topics alone (schema, snapshot, changes in order up to a point; exactly once, resumable), or compare one with them (--verify); never reaches the source",
+    )
+    .requiredOption('--from <prefix>', "the task's topic prefix, or its name (prefix pgferry.<name>)")
+    .option('--target <url>', 'the empty database to rebuild (or the one an interrupted replay left)')
+    .option(
+      '--verify <url>',
+      'compare this database with what the topics say, naming the first rows that differ',
+    )
+    .addOption(targetPasswordFile())
+    .option('--until-lsn <lsn>', 'replay the changes committed up to this LSN (e.g. 0/16B3748)')
+    .option('--until-time <time>', 'replay the changes committed up to this time (ISO 8601)')
+    .option(
+      '--work-dir <dir>',
+      "the task's work dir: its embedded broker data and replay's files (default .pgferry/<from>)",
+    )
+    .addOption(
+      new Option('--kafka <brokers>', "the task's Kafka (else its embedded broker data)").env(
+        'KAFKA_BROKERS',
+      ),
+    )
+    .addOption(
+      new Option('--schema-registry <url>', 'schema registry of that Kafka').env('SCHEMA_REGISTRY_URL'),
+    )
+    .option('--max-rows-per-second <n>', 'apply at most this many rows per second')
+    .option('--chunk-rows <n>', 'rows per compared key range with --verify', '100000')
+    .action(async (opts) => {
+      exitCode = await runReplayCommand({
+        ...opts,
+        maxRowsPerSecond: opts.maxRowsPerSecond === undefined ? undefined : Number(opts.maxRowsPerSecond),
+        chunkRows: Number(opts.chunkRows),
+        out: process.stdout,
+      });
     });
 
   program

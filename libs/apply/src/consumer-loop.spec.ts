@@ -121,6 +121,47 @@ const options = (membership: 'exclusive' | 'group') => ({
 });
 
 describe('ConsumerLoop, the one consumer loop of the appliers', () => {
+  it('until: hands out records before the bound only, cuts the batch across it, and stops fetching there', async () => {
+    const fetcher = new FakeFetcher({ a: 2, b: 1 });
+    const taken: PartitionData[][] = [];
+    const h = handler(new Map([['a:1', 9n]]));
+    h.take = async (round) => {
+      taken.push(round);
+    };
+    const bound = new Map([
+      ['a:0', 15n],
+      ['a:1', 9n],
+    ]);
+    const loop = new ConsumerLoop({ ...options('exclusive'), until: bound }, h, { fetcher });
+    await loop.start();
+    // a:1 starts at its bound: paused before its first fetch.
+    expect(fetcher.paused).toEqual(['a:1']);
+    const batch = (baseOffset: bigint, nextOffset: bigint) => ({
+      buf: Buffer.alloc(0),
+      start: 0,
+      end: 0,
+      baseOffset,
+      nextOffset,
+      producerId: 0n,
+      transactional: false,
+      control: false,
+    });
+    fetcher.push([
+      { ...data('a', 0, 0n), batches: [batch(0n, 10n), batch(10n, 20n), batch(20n, 30n)], nextOffset: 30n },
+      { ...data('b', 0, 0n), batches: [batch(0n, 5n)], nextOffset: 5n },
+    ]);
+    await until(() => taken.length > 0);
+    await loop.stop();
+    const [a0, b0] = taken[0];
+    expect(a0.batches.map((b) => [b.baseOffset, b.until])).toEqual([
+      [0n, undefined],
+      [10n, 15n],
+    ]);
+    expect(a0.nextOffset).toBe(15n);
+    expect(b0.batches).toHaveLength(1);
+    expect(fetcher.paused).toEqual(['a:1', 'a:0']);
+  });
+
   it('exclusive: takes every partition, fetching each from the offset the destination holds', async () => {
     const fetcher = new FakeFetcher({ a: 2, b: 1 });
     const h = handler(new Map([['a:1', 40n]]));

@@ -52,6 +52,12 @@ export interface ConsumerLoopOptions {
   fetch: PartitionFetcherOptions;
   /** Consumer group session timeout (group membership), default 10 s. */
   sessionTimeoutMs?: number;
+  /**
+   * Where reading ends, per "topic:partition" (exclusive): records at or after it are never
+   * handed to the handler, and a partition that reached it is fetched no more (replay up to a
+   * point). Partitions not listed are read without end.
+   */
+  until?: ReadonlyMap<string, bigint>;
 }
 
 /**
@@ -68,6 +74,8 @@ export class ConsumerLoop {
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   private owned = new Set<string>();
+  /** Partitions that reached their `until` bound. */
+  private readonly ended = new Set<string>();
   private readonly toCommit = new Map<string, bigint>();
   private lastCommit = 0;
 
@@ -113,7 +121,7 @@ export class ConsumerLoop {
   }
 
   resume(topic: string, partition: number): void {
-    this.fetcher.resume(topic, partition);
+    if (!this.ended.has(`${topic}:${partition}`)) this.fetcher.resume(topic, partition);
   }
 
   /** Notes what the destination committed; Kafka's group offsets follow about once a second. */
@@ -145,6 +153,39 @@ export class ConsumerLoop {
     this.fetcher.assign(
       partitions.map((p) => ({ ...p, offset: offsets.get(`${p.topic}:${p.partition}`) ?? 0n })),
     );
+    for (const p of partitions) {
+      const end = this.opts.until?.get(`${p.topic}:${p.partition}`);
+      if (end !== undefined && (offsets.get(`${p.topic}:${p.partition}`) ?? 0n) >= end) this.endAt(p);
+    }
+  }
+
+  private endAt(p: TopicPartition): void {
+    this.ended.add(`${p.topic}:${p.partition}`);
+    this.fetcher.pause(p.topic, p.partition);
+  }
+
+  /**
+   * A round's data cut at the partitions' `until` bounds: batches from the bound on dropped,
+   * the one across it cut there (BatchView.until), partitions left with nothing dropped.
+   */
+  private bounded(round: PartitionData[]): PartitionData[] {
+    const until = this.opts.until;
+    if (!until) return round;
+    const out: PartitionData[] = [];
+    for (const d of round) {
+      const end = until.get(`${d.topic}:${d.partition}`);
+      if (end === undefined) {
+        out.push(d);
+        continue;
+      }
+      if (d.nextOffset >= end) this.endAt(d);
+      const batches = d.batches
+        .filter((b) => b.baseOffset < end)
+        .map((b) => (b.nextOffset > end ? { ...b, until: end } : b));
+      if (batches.length && d.from < end)
+        out.push({ ...d, batches, nextOffset: d.nextOffset > end ? end : d.nextOffset });
+    }
+    return out;
   }
 
   private async run(): Promise<void> {
@@ -166,7 +207,7 @@ export class ConsumerLoop {
       next = this.fetcher.fetch();
       // Settled later by the await above; this only keeps a failure from being unhandled meanwhile.
       next.catch(() => undefined);
-      const mine = round.filter((d) => this.owned.has(`${d.topic}:${d.partition}`));
+      const mine = this.bounded(round.filter((d) => this.owned.has(`${d.topic}:${d.partition}`)));
       if (mine.length) await this.handler.take(mine);
     }
     // A round fetched ahead is dropped (its records are fetched again from the stored offsets).

@@ -37,6 +37,11 @@ export interface PerKeyApplierOptions extends ApplierKafka {
   membership?: 'exclusive' | 'group';
   /** Consumer group session timeout (membership group). */
   sessionTimeoutMs?: number;
+  /**
+   * Where applying ends, per "topic:partition" (exclusive; see ConsumerLoopOptions.until): the
+   * records before it are applied, none after (replay up to a point).
+   */
+  until?: ReadonlyMap<string, bigint>;
   onApplied?: (target: ApplierTarget, counts: ChangeApplyCounts) => void;
   onDeadLetter?: (target: ApplierTarget, offset: string, reason: string) => void;
 }
@@ -139,6 +144,7 @@ export class PerKeyApplier implements Applier {
         membership: this.opts.membership ?? 'exclusive',
         sessionTimeoutMs: this.opts.sessionTimeoutMs,
         fetch: APPLIER_FETCH,
+        until: this.opts.until,
       },
       {
         offsets: (partitions) => this.readOffsets(partitions),

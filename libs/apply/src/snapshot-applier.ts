@@ -63,6 +63,11 @@ export interface ApplierOptions extends ApplierKafka {
   /** Tables loaded before their key exists (prepareKeyConstraints); see PgRowApplier. */
   deferredKeys?: DeferredKeys;
   onApplied?: (target: ApplierTarget, rows: number) => void;
+  /**
+   * Where applying ends, per "topic:partition" (exclusive; see ConsumerLoopOptions.until): replay
+   * applies a partition's snapshot records up to its first change.
+   */
+  until?: ReadonlyMap<string, bigint>;
 }
 
 interface Lane {
@@ -135,6 +140,7 @@ export class SnapshotApplier implements Applier {
           ...SNAPSHOT_FETCH_RECORDS,
           expansion: (topic, partition) => this.expansion.get(`${topic}:${partition}`) ?? UNSEEN_EXPANSION,
         },
+        until: this.opts.until,
       },
       {
         offsets: (partitions) => this.readOffsets(partitions),

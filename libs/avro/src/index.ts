@@ -11,7 +11,7 @@ export { notAfter, STREAM_POSITION_HEADER, streamPosition } from './stream-posit
 export { TableEncoder } from './table-codec';
 export { buildSchemas } from './table-schemas';
 export { column } from './test/columns';
-export { deadLetterTopic, heartbeatTopic, tableTopic, transactionsTopic } from './topics';
+export { deadLetterTopic, heartbeatTopic, schemaTopic, tableTopic, transactionsTopic } from './topics';
 export {
   decodeTransactionRecord,
   transactionId,

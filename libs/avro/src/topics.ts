@@ -22,6 +22,11 @@ export function transactionsTopic(prefix: string): string {
   return `${prefix}.transactions`;
 }
 
+/** The task's schema dump and table map, for replay (see libs/task replay-manifest.ts). */
+export function schemaTopic(prefix: string): string {
+  return `${prefix}.schema`;
+}
+
 export function heartbeatTopic(prefix: string): string {
   return `${prefix}.heartbeat`;
 }

@@ -100,6 +100,12 @@ describe('scanBatches and forEachRecord', () => {
     expect(read(scanBatches(records, where), 110n)).toEqual(expected.slice(10));
   });
 
+  it("leaves out the records at and after a batch view's `until` (a reader bounded at an offset)", () => {
+    const [a, b] = scanBatches(records, where);
+    expect(read([a, { ...b, until: 130n }], 110n)).toEqual(expected.slice(10, 30));
+    expect(read([{ ...a, until: 100n }])).toEqual([]);
+  });
+
   it('leaves out a batch cut short at the end of the response', () => {
     const cut = records.subarray(0, first.length + 100);
     expect(scanBatches(cut, where).map((b) => b.baseOffset)).toEqual([100n]);

@@ -27,6 +27,11 @@ export interface BatchView {
   producerId: bigint;
   transactional: boolean;
   control: boolean;
+  /**
+   * Records at or after this offset are left out by forEachRecordView: a reader bounded at an
+   * offset (replay up to a point) hands out the batch that straddles its bound cut there.
+   */
+  until?: bigint;
 }
 
 /** An aborted transaction as a Fetch response lists it (read_committed). */
@@ -192,7 +197,7 @@ function malformedHeaders(r: RecordView, err: unknown): DataError {
  * any partition's offsets.
  */
 export function forEachRecordView(
-  batch: Pick<BatchView, 'buf' | 'start' | 'end' | 'baseOffset'>,
+  batch: Pick<BatchView, 'buf' | 'start' | 'end' | 'baseOffset' | 'until'>,
   from: bigint,
   where: string,
   onRecord: (record: RecordView) => void,
@@ -207,6 +212,7 @@ export function forEachRecordView(
   const { buf, end } = records;
   const base = Number(batch.baseOffset);
   const first = Number(from);
+  const until = batch.until === undefined ? Infinity : Number(batch.until);
   const count = batch.buf.readInt32BE(batch.start + 57);
   const c: Cursor = { buf, pos: records.start };
   const view: RecordView = {
@@ -243,6 +249,7 @@ export function forEachRecordView(
         { cause: err },
       );
     }
+    if (view.offset >= until) return;
     if (view.offset >= first) onRecord(view);
   }
 }

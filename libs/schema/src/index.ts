@@ -1,2 +1,2 @@
 export { PgSchemaMigrator } from './schema-migrator';
-export { type SchemaStepResult } from './types';
+export { type SavedSchemaPlan, type SchemaStepResult } from './types';

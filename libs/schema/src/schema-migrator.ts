@@ -175,7 +175,8 @@ export class PgSchemaMigrator {
     }
   }
 
-  private readPlan(): SavedSchemaPlan {
+  /** The plan the dump step saved (its archive in `dumpFile`); throws when there is none. */
+  readPlan(): SavedSchemaPlan {
     const file = join(this.options.workDir, PLAN_FILE);
     if (!existsSync(file)) {
       throw new PgferryError(

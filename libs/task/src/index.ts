@@ -15,3 +15,12 @@ export {
   type ExternalProcessOptions,
 } from './external-process';
 export { CAPTURE_LEASE, leaseHolder } from './stream-lease';
+export { readReplayManifest, type ReplayManifest } from './replay-manifest';
+export { type ReplayPoint } from './replay/replay-bounds';
+export { replayTaskName, runReplay, type ReplayOptions, type ReplayResult } from './replay/replay';
+export {
+  formatReplayVerify,
+  verifyAgainstReplay,
+  type ReplayVerifyOptions,
+  type ReplayVerifyResult,
+} from './replay/replay-verify';

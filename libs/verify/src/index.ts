@@ -1,2 +1,9 @@
 export { verifyTables } from './pg-table-verifier';
-export { assertVerified, formatVerifyReport } from './verify-report';
+export { rowDifferences, type RowDifference } from './row-differences';
+export {
+  assertVerified,
+  describeRange,
+  formatVerifyReport,
+  type TableVerdict,
+  type VerifyReport,
+} from './verify-report';

@@ -166,6 +166,8 @@ async function compareTables(
           to: to && keyText(to),
           sourceRows: a.rows,
           destinationRows: b.rows,
+          fromKey: from,
+          toKey: to,
         },
       });
     w.settled++;

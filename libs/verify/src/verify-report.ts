@@ -9,6 +9,9 @@ export interface RangeMismatch {
   to: string | null;
   sourceRows: number;
   destinationRows: number;
+  /** The bounds as key column texts (for narrowing the range down to rows, see rowDifferences). */
+  fromKey?: string[] | null;
+  toKey?: string[] | null;
 }
 
 export interface TableVerdict {

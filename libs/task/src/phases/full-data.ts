@@ -1,6 +1,7 @@
 import { RegistryClient } from '@pgferry/avro';
 import { createSlotWithSnapshot, dropSlot, prepareStreams } from '@pgferry/capture';
 import { buildDeferredKeys, prepareKeyConstraints, type DeferredKeys } from '@pgferry/apply';
+import { readStartOffsets } from '@pgferry/control';
 import type { MigrationContext } from './migration-context';
 import type { ApplierSettings, CaptureSettings } from '../process-config';
 import { describeSequences, syncSequences } from '../pg-sequence-sync';
@@ -8,6 +9,7 @@ import { prepareStreamSource } from '../stream-source';
 import { runFullDataChildren } from './full-data-children';
 import { runFullDataInProcess } from './full-data-in-process';
 import type { Phase } from './phase';
+import { manifestSchema, publishReplayManifest } from '../replay-manifest';
 
 /**
  * Full data: the replication slot created with an exported snapshot (the first run only), every
@@ -46,6 +48,7 @@ export const fullDataPhase: Phase<MigrationContext> = {
     await prepareStreams(ctx.source, ctx.options.kafka, registry, ctx.prefix, ctx.partitions, ctx.tables);
     // The applier starts there, not at 0: on real Kafka the topics may hold an older run's records.
     await ctx.recordStartOffsets(ctx.targets.map((t) => t.topic));
+    await publishTaskRecord(ctx);
     const common = { spec, registryUrl: ctx.options.registryUrl, topicPrefix: ctx.prefix };
     const capture: CaptureSettings = {
       ...common,
@@ -100,3 +103,39 @@ export const fullDataPhase: Phase<MigrationContext> = {
     return `${result.rowsCaptured} rows${keysBuilt}, ${describeSequences(seq)}`;
   },
 };
+
+/**
+ * What `pgferry replay` needs beyond the table topics, published with them on
+ * `<prefix>.schema` before the first snapshot record (replay-manifest.ts): the run, its start
+ * offsets, the tables and the schema dump. A resumed run publishes it again (readers take the
+ * newest); a run whose schema work dir is gone publishes it without the schema.
+ */
+async function publishTaskRecord(ctx: MigrationContext): Promise<void> {
+  const { spec } = ctx;
+  const starts = await readStartOffsets(
+    ctx.control,
+    spec.name,
+    ctx.targets.map((t) => t.topic),
+  );
+  let schema = null;
+  if (spec.migrationTypes.schema) {
+    try {
+      schema = manifestSchema(ctx.schemaMigrator().readPlan());
+    } catch {
+      schema = null;
+    }
+  }
+  await publishReplayManifest(ctx.options.kafka, {
+    format: 1,
+    task: spec.name,
+    runId: ctx.run.runId,
+    prefix: ctx.prefix,
+    publishedAt: new Date().toISOString(),
+    source: { system: ctx.run.sourceSystem, database: ctx.run.sourceDatabase },
+    snapshotLsn: (await ctx.store.getTask())?.consistentLsn ?? null,
+    consistency: spec.options.consistency,
+    targets: ctx.targets,
+    startOffsets: Object.fromEntries([...starts].map(([k, v]) => [k, v.toString()])),
+    schema,
+  });
+}
