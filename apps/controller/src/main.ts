@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { createLogger, describeError, PgferryError, redactString } from '@pgferry/core';
+import { createLogger, describeError, makePrivateDir, PgferryError, redactString } from '@pgferry/core';
 import { commandLinePasswordWarning, hideCommandLinePasswords, redactProcessOutput } from './cli-secrets';
 import { precheckGate } from './check';
 import { runRelease } from './release-command';
@@ -151,15 +151,24 @@ async function main(argv: string[]): Promise<number> {
     .addOption(targetPasswordFile())
     .option('--port <n>', 'HTTP port', '8088')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--token-dir <dir>', 'where the bearer token is written (api-token, 0600)', '.pgferry')
     .action(async (opts) => {
       const { startTaskApi } = await import('./api/tasks.module');
+      const { newApiToken } = await import('./api/api-guard');
       const target = {
         url: opts.target as string,
         passwordFile: opts.targetPasswordFile as string | undefined,
       };
       const { endpoint } = await resolveEndpointPassword(target, 'destination', process.env, passwordWarning);
-      const api = await startTaskApi(resolveEndpoint(endpoint, 'destination'), Number(opts.port), opts.host);
+      const dir = opts.tokenDir as string;
+      makePrivateDir(dir);
+      const { token, file } = newApiToken(dir);
+      const api = await startTaskApi(resolveEndpoint(endpoint, 'destination'), Number(opts.port), opts.host, {
+        token,
+        tokenHint: `in ${file}`,
+      });
       process.stdout.write(`pgferry api: ${api.url}/tasks\n`);
+      process.stdout.write(`api token: ${token} (Authorization: Bearer; also in ${file})\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

@@ -25,6 +25,7 @@ export {
   loadTaskSpec,
   readTaskSpecFile,
   parseTaskSpec,
+  type KafkaTlsSpec,
   type SslSpec,
   type TaskSpec,
   type TaskSpecInput,

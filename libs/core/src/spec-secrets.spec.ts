@@ -47,7 +47,17 @@ describe('redactTaskSpec', () => {
         key: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----',
       },
     },
-    kafka: { brokers: ['k:9092'], sasl: { mechanism: 'plain', username: 'u', password: 's3cret-three' } },
+    kafka: {
+      brokers: ['k:9092'],
+      sasl: { mechanism: 'plain', username: 'u', password: 's3cret-three' },
+      tls: {
+        ca: '/etc/kafka-ca.pem',
+        cert: '/etc/k.pem',
+        key: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----',
+      },
+      schemaRegistryUrl: 'https://reg:s3cret-five@reg.example:8081',
+      schemaRegistry: { username: 'r', password: 's3cret-four', ca: '/etc/reg-ca.pem' },
+    },
   });
 
   it('keeps no password, no inline key, and everything else', () => {
@@ -60,6 +70,9 @@ describe('redactTaskSpec', () => {
       ssl: { mode: 'require', cert: '/etc/c.pem', key: '********' },
     });
     expect(out.kafka.sasl).toEqual({ mechanism: 'plain', username: 'u', password: '********' });
+    expect(out.kafka.tls).toEqual({ ca: '/etc/kafka-ca.pem', cert: '/etc/k.pem', key: '********' });
+    expect(out.kafka.schemaRegistry).toEqual({ username: 'r', password: '********', ca: '/etc/reg-ca.pem' });
+    expect(out.kafka.schemaRegistryUrl).toBe('https://reg@reg.example:8081/');
     expect(out.options).toEqual(spec.options);
     expect(spec.destination.password).toBe('s3cret-two');
   });
