@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { ConnectionError, PgferryError } from '@pgferry/core';
+import { AuthenticationError, ConnectionError, PgferryError } from '@pgferry/core';
 
 /** How to reach a registry beyond its URL: the CA its HTTPS certificate is checked against. */
 export interface RegistryTlsOptions {
@@ -55,9 +55,18 @@ export class RegistryClient {
     try {
       res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body));
     } catch (err) {
+      const code = String((err as { code?: unknown }).code ?? '');
+      // A certificate that does not verify stays so: no retry mends it.
+      if (/CERT|^ERR_TLS_|^ERR_SSL_|UNABLE_TO_VERIFY/.test(code))
+        throw new AuthenticationError(
+          `schema registry ${this.url}: TLS: ${(err as Error).message}; check schemaRegistryUrl and kafka.schemaRegistry.ca (and serverName) against the registry's certificate`,
+          { cause: err, code },
+        );
       throw new ConnectionError(
-        `schema registry ${this.url}: ${(err as Error).message}; check schemaRegistryUrl${this.agent ? ' and kafka.schemaRegistry.ca' : ''}`,
-        { cause: err },
+        `schema registry ${this.url}: ${(err as Error).message}; check schemaRegistryUrl`,
+        {
+          cause: err,
+        },
       );
     }
     const { status, text } = res;

@@ -1,4 +1,5 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { type Logger, createLogger, describeError } from '@pgferry/core';
@@ -21,6 +22,8 @@ export interface SchemaRegistryServerOptions {
    * authentication.method=BASIC); a request without it, or with other credentials, gets 401.
    */
   basicAuth?: { username: string; password: string } | null;
+  /** HTTPS instead of HTTP: the server's certificate chain and key, PEM text. */
+  tls?: { cert: string; key: string } | null;
 }
 
 export interface SchemaRegistryServer {
@@ -60,7 +63,7 @@ export async function startSchemaRegistry(
   const expected = options.basicAuth
     ? Buffer.from(`${options.basicAuth.username}:${options.basicAuth.password}`, 'utf8')
     : null;
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (expected && !authorized(req.headers.authorization, expected)) {
       req.resume();
       res.setHeader('WWW-Authenticate', 'Basic realm="pgferry schema registry", charset="UTF-8"');
@@ -74,11 +77,14 @@ export async function startSchemaRegistry(
       return;
     }
     void handle(req, res, routes, maxBodyBytes, logger);
-  });
+  };
+  const server: Server = options.tls
+    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
+    : createServer(onRequest);
   const host = options.host ?? '127.0.0.1';
   await listen(server, options.port ?? 0, host);
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.debug({ url }, 'schema registry listening');
   return {
     url,

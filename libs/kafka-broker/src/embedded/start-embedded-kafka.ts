@@ -44,6 +44,7 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
         host: options.host ?? '127.0.0.1',
         logger: options.logger ?? quiet,
         basicAuth: options.sasl ?? null,
+        tls: options.tls ?? null,
       });
     } catch (err) {
       await broker.close();
