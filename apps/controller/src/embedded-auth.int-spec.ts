@@ -206,4 +206,50 @@ describe('pgferry migrate on the embedded broker: a per-run secret, and a task A
       clearInterval(watch);
     }
   });
+
+  it('pgferry broker --credentials-file requires the secret it writes there, and removes the file when it stops', async () => {
+    const file = join(dir, 'broker.properties');
+    const broker = spawn(
+      process.execPath,
+      [
+        MAIN,
+        'broker',
+        '--data-dir',
+        join(dir, 'standalone'),
+        '--port',
+        '0',
+        '--registry-port',
+        '0',
+        '--credentials-file',
+        file,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    broker.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise((resolve) => broker.once('close', resolve));
+    try {
+      const m = await waitFor(
+        () => /kafka (127\.0\.0\.1:\d+), schema registry (\S+), data .*, credentials in (\S+)$/m.exec(out),
+        { timeout: 20_000, reason: `pgferry broker starts (${out})` },
+      );
+      expect(m[3]).toBe(file);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const password = properties(readFileSync(file, 'utf8')).get('sasl.password')!;
+      const listed = await execFileP('kcat', ['-F', file, '-L', '-m', '10'], { timeout: 30_000 });
+      expect(listed.stdout).toContain(`broker 0 at ${m[1]}`);
+      const bare = await execFileP('kcat', ['-b', m[1], '-L', '-m', '3'], { timeout: 30_000 }).catch(
+        (e) => e,
+      );
+      expect(bare.code).not.toBe(0);
+      expect((await fetch(`${m[2]}/subjects`)).status).toBe(401);
+      const basic = `Basic ${Buffer.from(`pgferry:${password}`).toString('base64')}`;
+      expect((await fetch(`${m[2]}/subjects`, { headers: { authorization: basic } })).status).toBe(200);
+      expect(out).not.toContain(password);
+    } finally {
+      broker.kill('SIGTERM');
+      await exited;
+    }
+    expect(existsSync(file)).toBe(false);
+  });
 });

@@ -36,9 +36,19 @@ export function writeCredentialsFile(
   credentials: EmbeddedCredentials,
 ): string {
   const file = join(workDir, CREDENTIALS_FILE);
+  writeClientProperties(file, kafka, credentials);
+  return file;
+}
+
+/** The librdkafka properties of `kafka` and its user, written 0600 to `file`. */
+export function writeClientProperties(
+  file: string,
+  kafka: EmbeddedKafka,
+  credentials: EmbeddedCredentials,
+): void {
   const lines = [
-    '# The embedded Kafka broker and schema registry of this pgferry migrate run.',
-    '# Valid while it runs; a new run has a new password. Keep this file private (0600).',
+    '# An embedded Kafka broker and schema registry of pgferry (migrate, or pgferry broker).',
+    '# Valid while it runs; a new start has a new password. Keep this file private (0600).',
     '# kcat -F <this file> -L   (librdkafka properties; kafkajs: sasl { mechanism, username, password })',
     `# schema registry: ${kafka.registryUrl ?? 'none'} (HTTP basic auth, same username and password;`,
     '# Confluent clients: basic.auth.credentials.source=USER_INFO, basic.auth.user.info=username:password)',
@@ -50,7 +60,6 @@ export function writeCredentialsFile(
     '',
   ];
   writePrivateFile(file, lines.join('\n'));
-  return file;
 }
 
 export function removeCredentialsFile(workDir: string): void {

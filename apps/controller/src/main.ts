@@ -185,6 +185,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--host <host>', 'address to listen on and advertise', '127.0.0.1')
     .option('--flush <policy>', 'batch: fsync before every acknowledgement; N: fsync every N ms', 'batch')
     .option('--partitions <n>', 'partitions of auto-created topics', '1')
+    .option(
+      '--credentials-file <file>',
+      'require SASL (and registry basic auth) with a new secret, written to this file (0600, kcat -F)',
+    )
     .action(async (opts) => {
       exitCode = await runBrokerCommand(opts);
     });
