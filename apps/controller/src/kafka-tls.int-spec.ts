@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +11,13 @@ import {
   tableDigest,
   type PgCluster,
   type TestCertificates,
+  waitFor,
 } from '@pgferry/testing';
+import { RegistryClient } from '@pgferry/avro';
+import { withKafkaAdmin } from '@pgferry/kafka';
 import { runMigrate } from './migrate-command';
+
+const MAIN = join(__dirname, '..', 'dist', 'main.js');
 
 /**
  * Kafka and the registry of a "real cluster" reached over TLS with CA verification, SASL and
@@ -145,5 +151,80 @@ describe('pgferry migrate to a Kafka and registry over TLS', () => {
       db,
     );
     expect(rows).toEqual([{ n: 0 }]);
+  });
+
+  it('pgferry registry --kafka-config keeps its schemas in that Kafka over TLS and SASL, and requires its own basic auth', async () => {
+    const config = (ca: string) => {
+      const file = join(dir, `registry-${Math.random().toString(36).slice(2, 8)}.yaml`);
+      writeFileSync(
+        file,
+        stringify({
+          tls: { ca },
+          sasl: { mechanism: 'scram-sha-256', ...user },
+          schemaRegistry: { username: 'reader', password: 'registry-pw' },
+        }),
+        { mode: 0o600 },
+      );
+      return file;
+    };
+    const registry = (file: string) => {
+      const child = spawn(
+        process.execPath,
+        [
+          MAIN,
+          'registry',
+          '--kafka',
+          `localhost:${kafka.broker.port}`,
+          '--kafka-config',
+          file,
+          '--port',
+          '0',
+          '--topic',
+          '_schemas_cli',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const run = { child, out: '', err: '', code: undefined as number | null | undefined };
+      child.stdout!.on('data', (d) => (run.out += d));
+      child.stderr!.on('data', (d) => (run.err += d));
+      child.once('close', (code) => (run.code = code));
+      return run;
+    };
+    const good = registry(config(certs.caFile));
+    try {
+      const url = await waitFor(() => /schema registry (http:\/\/\S+),/.exec(good.out)?.[1], {
+        timeout: 30_000,
+        reason: `pgferry registry serves (${good.out}${good.err})`,
+      });
+      expect((await fetch(`${url}/subjects`)).status).toBe(401);
+      const client = new RegistryClient(url.replace('http://', 'http://reader:registry-pw@'));
+      const id = await client.register('cli-value', {
+        type: 'record',
+        name: 'Cli',
+        fields: [{ name: 'id', type: 'long' }],
+      });
+      expect(id).toBeGreaterThan(0);
+      // The schema went to the TLS broker's topic.
+      const topics = await withKafkaAdmin(
+        {
+          clientId: 'tls-check',
+          brokers: [`localhost:${kafka.broker.port}`],
+          tls: { ca: certs.ca },
+          sasl: { mechanism: 'plain', ...user },
+        },
+        (a) => a.topicEnds(['_schemas_cli']),
+      );
+      expect([...topics.values()].reduce((a, b) => a + b, 0n)).toBeGreaterThan(0n);
+    } finally {
+      good.child.kill('SIGTERM');
+      await waitFor(() => good.code !== undefined, { timeout: 10_000, reason: 'pgferry registry stops' });
+    }
+    const bad = registry(config(certs.otherCaFile));
+    await waitFor(() => bad.code !== undefined, {
+      timeout: 60_000,
+      reason: 'pgferry registry gives up on a CA that does not verify',
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/TLS: .*; check kafka\.tls \(ca, serverName\) against the broker's certificate/);
   });
 });

@@ -221,6 +221,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--port <n>', 'HTTP port (0 picks a free one)', '8081')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--topic <name>', 'the topic the schemas are kept in', '_schemas')
+    .option(
+      '--kafka-config <file>',
+      "YAML/JSON like a spec's kafka section: tls, sasl, allowPlaintextSasl; schemaRegistry credentials its clients must give",
+    )
     .action(async (opts) => {
       exitCode = await runRegistryCommand(opts);
     });

@@ -24,6 +24,7 @@ export {
   type EndpointSpec,
   loadTaskSpec,
   readTaskSpecFile,
+  parseKafkaSection,
   parseTaskSpec,
   type KafkaTlsSpec,
   type SslSpec,

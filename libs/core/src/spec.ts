@@ -295,6 +295,19 @@ function formatIssue(issue: z.ZodIssue): string {
   }
 }
 
+/**
+ * A spec's `kafka` section on its own (`pgferry registry --kafka-config FILE`), validated and
+ * defaulted as in a task spec; errors name `file` and the field.
+ */
+export function parseKafkaSection(input: unknown, file: string): TaskSpec['kafka'] {
+  const result = taskSpecSchema.innerType().shape.kafka.safeParse(input ?? {});
+  if (!result.success)
+    throw new SpecError(
+      result.error.issues.map((i) => `${file}: ${formatIssue({ ...i, path: ['kafka', ...i.path] })}`),
+    );
+  return result.data;
+}
+
 /** Validates and defaults a spec object. Throws SpecError naming every problem. */
 export function parseTaskSpec(input: unknown): TaskSpec {
   const result = taskSpecSchema.safeParse(input);

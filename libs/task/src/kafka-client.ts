@@ -21,7 +21,7 @@ export interface KafkaConnection {
 }
 
 /** The connection the spec describes, to `brokers` (the spec's, or --kafka's). */
-export function specKafkaConnection(spec: TaskSpec, brokers: string[]): KafkaConnection {
+export function specKafkaConnection(spec: Pick<TaskSpec, 'kafka'>, brokers: string[]): KafkaConnection {
   return { brokers, tls: spec.kafka.tls ?? (spec.kafka.ssl ? {} : null), sasl: spec.kafka.sasl ?? null };
 }
 
