@@ -229,10 +229,10 @@ describe('pgferry migrate on the embedded broker: a per-run secret, and a task A
     broker.stdout!.on('data', (d) => (out += d));
     const exited = new Promise((resolve) => broker.once('close', resolve));
     try {
-      const m = await waitFor(
+      const m = (await waitFor(
         () => /kafka (127\.0\.0\.1:\d+), schema registry (\S+), data .*, credentials in (\S+)$/m.exec(out),
         { timeout: 20_000, reason: `pgferry broker starts (${out})` },
-      );
+      ))!;
       expect(m[3]).toBe(file);
       expect(statSync(file).mode & 0o777).toBe(0o600);
       const password = properties(readFileSync(file, 'utf8')).get('sasl.password')!;

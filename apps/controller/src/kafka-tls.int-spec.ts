@@ -192,10 +192,10 @@ describe('pgferry migrate to a Kafka and registry over TLS', () => {
     };
     const good = registry(config(certs.caFile));
     try {
-      const url = await waitFor(() => /schema registry (http:\/\/\S+),/.exec(good.out)?.[1], {
+      const url = (await waitFor(() => /schema registry (http:\/\/\S+),/.exec(good.out)?.[1], {
         timeout: 30_000,
         reason: `pgferry registry serves (${good.out}${good.err})`,
-      });
+      }))!;
       expect((await fetch(`${url}/subjects`)).status).toBe(401);
       const client = new RegistryClient(url.replace('http://', 'http://reader:registry-pw@'));
       const id = await client.register('cli-value', {
