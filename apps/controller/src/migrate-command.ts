@@ -1,6 +1,13 @@
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { makePrivateDir, parseTaskSpec, readTaskSpecFile, PgferryError, type TaskSpec } from '@pgferry/core';
+import {
+  createLogger,
+  makePrivateDir,
+  parseTaskSpec,
+  readTaskSpecFile,
+  PgferryError,
+  type TaskSpec,
+} from '@pgferry/core';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
 import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verify';
 import {
@@ -178,6 +185,7 @@ export async function runMigrate(
       port: 0,
       registryPort: 0,
       sasl: credentials,
+      logger: brokerWarnings(say),
     });
     brokers = embedded.brokers;
     registryUrl = registryUrlWithCredentials(
@@ -263,6 +271,28 @@ export async function runMigrate(
 /** The embedded broker's data of one run of a task (`pgferry release` removes the task's). */
 export function embeddedDataDir(workDir: string, runId: string): string {
   return join(workDir, 'kafka', `run-${runId}`);
+}
+
+/**
+ * The embedded broker's and registry's warnings (a partition that cannot write, a client's bad
+ * frame) as lines of migrate's output, where the user watching the task sees them.
+ */
+function brokerWarnings(say: (line: string) => void) {
+  return createLogger({
+    name: 'embedded-kafka',
+    level: 'warn',
+    destination: {
+      write(line: string) {
+        let msg = line.trim();
+        try {
+          msg = (JSON.parse(line) as { msg?: string }).msg ?? msg;
+        } catch {
+          // not JSON: printed as it is
+        }
+        say(`kafka        warning: ${msg}`);
+      },
+    },
+  });
 }
 
 /** The run the destination records for the task, if it knows the task. */

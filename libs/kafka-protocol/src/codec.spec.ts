@@ -1,7 +1,7 @@
 import { ProtocolError, Reader, Writer } from './buffer-io';
 import { crc32c, DataError } from '@pgferry/core';
 import { API_SPECS, ApiKey } from './messages';
-import { readBatchHeader, splitAndValidate } from './record-batch';
+import { checkProducedRecords, readBatchHeader, sealBatch, splitAndValidate } from './record-batch';
 import { decodeRecords } from './record-batch-reader';
 import { buildBatch } from './record-batch-writer';
 import { readVarint, readVarlong, varintBytes, varlongBytes, writeVarint, writeVarlong } from './varint';
@@ -139,6 +139,46 @@ describe('record batch v2', () => {
     expect(() => splitAndValidate(good.subarray(0, good.length - 1))).toThrow(
       'record batch length exceeds the request',
     );
+  });
+});
+
+describe('checkProducedRecords', () => {
+  const three = [1, 2, 3].map((i) => ({ value: Buffer.from(`value ${i}`) }));
+  const check = (b: Buffer) => checkProducedRecords(b, 0, readBatchHeader(b));
+  /** The batch with its header's count and last offset delta set to `count`, CRC re-sealed. */
+  const claiming = (b: Buffer, count: number) => {
+    const lie = Buffer.from(b);
+    lie.writeInt32BE(count, 57);
+    lie.writeInt32BE(count - 1, 23);
+    sealBatch(lie, 0, lie.length);
+    return lie;
+  };
+
+  it('passes batches as producers write them, compressed or not', () => {
+    for (const compression of ['none', 'gzip', 'lz4'] as const)
+      expect(() => check(buildBatch(three, { compression }))).not.toThrow();
+  });
+
+  it('refuses a header that claims more or fewer records than the batch holds, even with a valid CRC', () => {
+    const good = buildBatch(three);
+    expect(() => check(claiming(good, 5))).toThrow('record batch header says 5 records, but it holds 3');
+    expect(() => check(claiming(good, 2))).toThrow(
+      /record batch header says 2 records, but \d+ bytes follow its last record/,
+    );
+    const lz4 = buildBatch(three, { compression: 'lz4' });
+    expect(() => check(claiming(lz4, 4))).toThrow('record batch header says 4 records, but it holds 3');
+  });
+
+  it('refuses offset deltas that are not 0..count-1 and a last offset delta that skips offsets', () => {
+    const gaps = buildBatch(
+      three.map((r, i) => ({ ...r, offset: BigInt(i * 2) })),
+      { lastOffsetDelta: 2 },
+    );
+    expect(() => check(gaps)).toThrow('record batch header says 3 records, but record 1 has offset delta 2');
+    const skips = Buffer.from(buildBatch(three));
+    skips.writeInt32BE(7, 23);
+    sealBatch(skips, 0, skips.length);
+    expect(() => check(skips)).toThrow('record batch has 3 records but lastOffsetDelta 7');
   });
 });
 

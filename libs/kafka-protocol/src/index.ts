@@ -15,6 +15,7 @@ export {
   batchRecords,
   canDecode,
   checkBatch,
+  checkProducedRecords,
   codecName,
   Compression,
   InvalidBatchError,

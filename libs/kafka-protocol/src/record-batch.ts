@@ -1,5 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { crc32c, lz4FrameDecompress, lz4IsNative } from '@pgferry/core';
+import { readVarint, skipVarint, type Cursor } from './varint';
 
 /**
  * Kafka's record batch, magic v2 (DefaultRecordBatch): the one definition of its layout, used by
@@ -228,4 +229,45 @@ export function batchRecords(
     );
   }
   return { buf: records, start: 0, end: records.length };
+}
+
+/**
+ * Checks that a produced batch holds what its header says (Kafka's broker does the same in its
+ * LogValidator): `recordCount` records with offset deltas 0..count-1 that exactly fill the batch,
+ * read after decompression for the codecs pgferry reads (a batch of another codec is stored as
+ * sent). The broker assigns offsets from the header alone, so a header that lies would hand
+ * consumers offsets without records, or records under offsets that are not theirs.
+ * `pos` is the batch's first byte in `buf`; throws InvalidBatchError ('corrupt') naming the lie.
+ */
+export function checkProducedRecords(buf: Buffer, pos: number, h: BatchHeader): void {
+  if (h.lastOffsetDelta !== h.recordCount - 1)
+    throw new InvalidBatchError(
+      `record batch has ${h.recordCount} records but lastOffsetDelta ${h.lastOffsetDelta}; a produced batch's offset deltas run from 0 to count - 1`,
+      'corrupt',
+    );
+  if (h.compression !== Compression.none && !canDecode(h.compression)) return;
+  const r = batchRecords(buf, pos, pos + h.size);
+  const c: Cursor = { buf: r.buf, pos: r.start };
+  const lie = (what: string) =>
+    new InvalidBatchError(`record batch header says ${h.recordCount} records, but ${what}`, 'corrupt');
+  try {
+    for (let i = 0; i < h.recordCount; i++) {
+      if (c.pos >= r.end) throw lie(`it holds ${i}`);
+      const length = readVarint(c);
+      const start = c.pos;
+      if (length < 3 || start + length > r.end)
+        throw lie(`record ${i} claims ${length} bytes and ${r.end - start} remain`);
+      // attributes int8 | timestampDelta varlong | offsetDelta varint | ...
+      c.pos = start + 1;
+      skipVarint(c);
+      const delta = readVarint(c);
+      if (c.pos > start + length) throw lie(`record ${i} is shorter than its fields`);
+      if (delta !== i) throw lie(`record ${i} has offset delta ${delta}`);
+      c.pos = start + length;
+    }
+  } catch (err) {
+    if (err instanceof InvalidBatchError) throw err;
+    throw lie(`its records do not parse (${(err as Error).message})`);
+  }
+  if (c.pos !== r.end) throw lie(`${r.end - c.pos} bytes follow its last record`);
 }

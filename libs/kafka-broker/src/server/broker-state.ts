@@ -23,6 +23,17 @@ export interface BrokerOptions {
   maxRequestBytes?: number;
   /** How often retention and compaction run. */
   cleanerIntervalMs?: number;
+  /** Connections open at once (max.connections); one more is closed with a warning. */
+  maxConnections?: number;
+  /** A connection with no traffic for this long is closed (connections.max.idle.ms). */
+  connectionIdleMs?: number;
+  /**
+   * Bytes of requests read but not yet handled, over all connections (queued.max.request.bytes):
+   * past it, connections stop being read until handled requests give bytes back.
+   */
+  maxBufferedBytes?: number;
+  /** The most a Fetch response carries, whatever the client asks for (fetch.max.bytes). */
+  maxFetchBytes?: number;
 }
 
 /** Everything the handlers share: topics, groups, offsets, producer ids, identity. */
@@ -43,6 +54,9 @@ export class BrokerState {
     advertisedHost?: string;
     advertisedPort?: number;
   };
+  /** Where storage errors are told (the server's logger); see storageError. */
+  warn: (message: string) => void = () => undefined;
+  private lastWarned = new Map<string, { message: string; at: number }>();
   private nextProducerId: bigint;
   private producerIdLimit: bigint;
   private readonly metaPath: string;
@@ -56,6 +70,10 @@ export class BrokerState {
       defaultPartitions: 1,
       maxRequestBytes: 100 * 1024 * 1024,
       cleanerIntervalMs: 30_000,
+      maxConnections: 1000,
+      connectionIdleMs: 10 * 60_000,
+      maxBufferedBytes: 256 * 1024 * 1024,
+      maxFetchBytes: 64 * 1024 * 1024,
       ...options,
     };
     // The data is a full copy of the migrated tables: only the broker's user may read it.
@@ -79,6 +97,17 @@ export class BrokerState {
       { mode: PRIVATE_FILE_MODE },
     );
     renameSync(`${this.metaPath}.tmp`, this.metaPath);
+  }
+
+  /**
+   * Tells a storage error of `where` (a partition's directory) to the logger: once per message,
+   * and again every 30 s while it lasts, not on every retried produce request.
+   */
+  storageError(where: string, message: string, now = Date.now()): void {
+    const last = this.lastWarned.get(where);
+    if (last && last.message === message && now - last.at < 30_000) return;
+    this.lastWarned.set(where, { message, at: now });
+    this.warn(message);
   }
 
   allocateProducerId(): bigint {

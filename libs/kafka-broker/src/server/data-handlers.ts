@@ -1,4 +1,9 @@
-import { ErrorCode, InvalidBatchError, splitAndValidate } from '@pgferry/kafka-protocol';
+import {
+  checkProducedRecords,
+  ErrorCode,
+  InvalidBatchError,
+  splitAndValidate,
+} from '@pgferry/kafka-protocol';
 import type { PartitionLog } from '../storage/partition-log';
 import type { ReadArena } from '../storage/read-arena';
 import type { BrokerState } from './broker-state';
@@ -7,9 +12,16 @@ import type { BrokerState } from './broker-state';
 
 type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+const APPEND_ERRORS = {
+  fenced: ErrorCode.INVALID_PRODUCER_EPOCH,
+  'out-of-order': ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+  storage: ErrorCode.KAFKA_STORAGE_ERROR,
+} as const;
+
 export async function handleProduce(state: BrokerState, req: Req): Promise<Req | null> {
   const acks = req.acks as number;
-  const touched = new Set<PartitionLog>();
+  // The partitions written, each with its responses: a failed fsync takes back their acknowledgement.
+  const touched = new Map<PartitionLog, Req[]>();
   const responses = (req.topicData as Req[]).map((t) => ({
     name: t.name,
     partitionResponses: (t.partitionData as Req[]).map((p) => {
@@ -34,12 +46,17 @@ export async function handleProduce(state: BrokerState, req: Req): Promise<Req |
       const log = state.topics.partition(t.name, p.index);
       if (!log)
         return fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `unknown topic-partition ${t.name}-${p.index}`);
+      if (log.offline) {
+        state.storageError(log.dir, log.offline);
+        return fail(ErrorCode.KAFKA_STORAGE_ERROR, log.offline);
+      }
       const records = p.records as Buffer | null;
       if (!records || records.length === 0)
         return fail(ErrorCode.CORRUPT_MESSAGE, 'produce request without records');
       let headers;
       try {
         headers = splitAndValidate(records);
+        for (const h of headers) checkProducedRecords(records, Number(h.baseOffset), h);
       } catch (err) {
         const e = err as InvalidBatchError;
         return fail(
@@ -66,22 +83,33 @@ export async function handleProduce(state: BrokerState, req: Req): Promise<Req |
         const batch = records.subarray(pos, pos + h.size);
         const result = log.append(batch, h);
         if (result.error) {
-          return fail(
-            result.error.kind === 'fenced'
-              ? ErrorCode.INVALID_PRODUCER_EPOCH
-              : ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-            result.error.message,
-          );
+          // Batches of this request appended before the failing one stay (a producer sends one).
+          if (out.baseOffset >= 0n) touched.set(log, [...(touched.get(log) ?? []), out]);
+          if (result.error.kind === 'storage') state.storageError(log.dir, result.error.message);
+          return fail(APPEND_ERRORS[result.error.kind], result.error.message);
         }
         if (out.baseOffset < 0n) out.baseOffset = result.baseOffset;
       }
-      touched.add(log);
+      touched.set(log, [...(touched.get(log) ?? []), out]);
       out.logStartOffset = log.logStartOffset;
       return out;
     }),
   }));
   if (acks === 0) return null;
-  if (state.options.flush === 'batch') await Promise.all([...touched].map((l) => l.flush()));
+  if (state.options.flush === 'batch')
+    await Promise.all(
+      [...touched].map(([log, outs]) =>
+        log.flush().catch((err: Error) => {
+          state.storageError(log.dir, err.message);
+          for (const out of outs)
+            Object.assign(out, {
+              errorCode: ErrorCode.KAFKA_STORAGE_ERROR,
+              errorMessage: err.message,
+              baseOffset: -1n,
+            });
+        }),
+      ),
+    );
   return { responses, throttleTimeMs: 0 };
 }
 
@@ -96,7 +124,9 @@ export async function handleFetch(
   arena?: ReadArena,
 ): Promise<Req> {
   const deadline = Date.now() + Math.max(0, req.maxWaitMs as number);
-  const maxBytes = version >= 3 && (req.maxBytes as number) > 0 ? (req.maxBytes as number) : Infinity;
+  // The broker's own cap (fetch.max.bytes) bounds what one response holds in memory.
+  const asked = version >= 3 && (req.maxBytes as number) > 0 ? (req.maxBytes as number) : Infinity;
+  const maxBytes = Math.min(asked, state.options.maxFetchBytes);
   const build = () => {
     // A rebuild after waiting for data drops the previous build's batches.
     arena?.reset();
@@ -116,6 +146,7 @@ export async function handleFetch(
           records: Buffer.alloc(0),
         };
         if (!log) return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+        if (log.offline) return { ...base, errorCode: ErrorCode.KAFKA_STORAGE_ERROR };
         const hw = log.highWatermark;
         const info = {
           ...base,

@@ -151,9 +151,17 @@ export class KafkaServer {
     });
     const addr = server.server.address();
     server.state.port = typeof addr === 'object' && addr ? addr.port : 0;
+    server.state.warn = (message) => server.log.warn({}, message);
     const flush = server.state.options.flush;
+    // A failed fsync takes its partition offline (PartitionLog.flush) and is told through warn.
     if (typeof flush === 'number')
-      server.timers.push(setInterval(() => void server.state.flush().catch(() => undefined), flush));
+      server.timers.push(
+        setInterval(
+          () =>
+            void server.state.flush().catch((err: Error) => server.state.storageError('flush', err.message)),
+          flush,
+        ),
+      );
     server.timers.push(
       setInterval(() => server.state.topics.clean(), server.state.options.cleanerIntervalMs),
     );
@@ -164,11 +172,55 @@ export class KafkaServer {
     return this.state.port;
   }
 
+  /** What each open connection holds: request bytes read and not yet handled, response bytes unsent. */
+  connections(): Array<{ remote: string; bufferedIn: number; bufferedOut: number }> {
+    return [...this.sockets].map((s) => ({
+      remote: `${s.remoteAddress}:${s.remotePort}`,
+      bufferedIn: this.held.get(s) ?? 0,
+      bufferedOut: s.writableLength,
+    }));
+  }
+
+  /** Request bytes held per connection (read, not yet handled) and their sum. */
+  private held = new Map<Socket, number>();
+  private heldTotal = 0;
+  /** Connections paused because heldTotal reached maxBufferedBytes; resumed as bytes come back. */
+  private starved = new Set<() => void>();
+
+  private hold(socket: Socket, bytes: number): void {
+    // A closed connection gave its bytes back at once; its last request may finish after that.
+    if (bytes < 0 && !this.held.has(socket)) return;
+    this.held.set(socket, (this.held.get(socket) ?? 0) + bytes);
+    this.heldTotal += bytes;
+    if (bytes < 0 && this.heldTotal < this.state.options.maxBufferedBytes)
+      for (const wake of [...this.starved]) wake();
+  }
+
+  /**
+   * One connection. Requests are handled one at a time, in order, as Kafka does, and the
+   * connection is read only while none is in flight and its socket has room for responses: a
+   * client that pipelines requests or never reads its responses fills its own TCP window, not the
+   * broker's memory. Connections over maxConnections, idle past connectionIdleMs, or that would
+   * take the broker's held request bytes past maxBufferedBytes are closed or paused.
+   */
   private onConnection(socket: Socket): void {
+    const { maxConnections, connectionIdleMs, maxBufferedBytes, maxRequestBytes } = this.state.options;
+    if (this.sockets.size >= maxConnections) {
+      this.log.warn(
+        { remote: socket.remoteAddress, open: this.sockets.size },
+        `refusing a connection: ${maxConnections} connections are open (maxConnections)`,
+      );
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const client: ClientInfo = { clientId: '', clientHost: `/${socket.remoteAddress ?? 'unknown'}` };
     const sasl = this.credentials ? new SaslSession(this.credentials) : null;
+    socket.setTimeout(connectionIdleMs, () => {
+      this.log.info({ remote: client.clientHost }, `closing a connection idle for ${connectionIdleMs} ms`);
+      socket.destroy();
+    });
     // Chunks are kept in a list and joined once a whole frame is there: joining on every chunk
     // would copy a 1 MB produce request about 16 times. A large frame is copied into this
     // connection's spare frame buffer, which a Produce request gives back once handled (nothing
@@ -178,49 +230,84 @@ export class KafkaServer {
     const chunks: Buffer[] = [];
     let buffered = 0;
     let spare: Buffer | null = null;
-    let queue = Promise.resolve();
+    let busy = false;
+    let starved = false;
     // Fetch responses are read into an arena that is reused once the response is written.
     const arenas: ReadArena[] = [];
+
+    /** Reads on while no request is in flight, the socket has room, and the broker has budget. */
+    const flow = () => {
+      if (socket.destroyed) return;
+      if (busy || socket.writableNeedDrain) return void socket.pause();
+      if (this.heldTotal >= maxBufferedBytes) {
+        if (!starved) {
+          starved = true;
+          this.starved.add(wake);
+        }
+        return void socket.pause();
+      }
+      socket.resume();
+    };
+    const wake = () => {
+      starved = false;
+      this.starved.delete(wake);
+      flow();
+    };
+
+    /** Takes the next whole frame, if there is one, and handles it; then reads on. */
+    const next = () => {
+      if (busy || socket.destroyed) return;
+      if (socket.writableNeedDrain) return void socket.pause();
+      if (buffered < 4) return flow();
+      if (chunks[0].length < 4) chunks.splice(0, chunks.length, Buffer.concat(chunks));
+      const size = chunks[0].readInt32BE(0);
+      if (size < 8 || size > maxRequestBytes) {
+        this.log.warn({ remote: client.clientHost, size }, 'closing connection: bad request frame size');
+        socket.destroy();
+        return;
+      }
+      if (buffered < 4 + size) return flow();
+      let frame: Buffer;
+      let pooled: Buffer | null = null;
+      if (size >= POOLED_FRAME_BYTES && chunks.length > 1) {
+        pooled =
+          spare && spare.length >= size ? spare : Buffer.allocUnsafe(Math.max(size, 2 * POOLED_FRAME_BYTES));
+        spare = null;
+        frame = pooled.subarray(0, size);
+        takeFrame(chunks, size, frame);
+      } else {
+        const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
+        frame = all.subarray(4, 4 + size);
+        const rest = all.subarray(4 + size);
+        chunks.length = 0;
+        if (rest.length) chunks.push(rest);
+      }
+      buffered -= 4 + size;
+      busy = true;
+      socket.pause();
+      void this.handleFrame(frame, socket, client, arenas, sasl).finally(() => {
+        this.hold(socket, -(4 + size));
+        if (pooled && frame.readInt16BE(0) === ApiKey.Produce && (!spare || spare.length < pooled.length))
+          spare = pooled;
+        busy = false;
+        next();
+      });
+    };
+
     socket.on('data', (chunk) => {
       chunks.push(chunk);
       buffered += chunk.length;
-      for (;;) {
-        if (buffered < 4) return;
-        if (chunks[0].length < 4) chunks.splice(0, chunks.length, Buffer.concat(chunks));
-        const size = chunks[0].readInt32BE(0);
-        if (size < 8 || size > this.state.options.maxRequestBytes) {
-          this.log.warn({ remote: client.clientHost, size }, 'closing connection: bad request frame size');
-          socket.destroy();
-          return;
-        }
-        if (buffered < 4 + size) return;
-        let frame: Buffer;
-        let pooled: Buffer | null = null;
-        if (size >= POOLED_FRAME_BYTES && chunks.length > 1) {
-          pooled =
-            spare && spare.length >= size
-              ? spare
-              : Buffer.allocUnsafe(Math.max(size, 2 * POOLED_FRAME_BYTES));
-          spare = null;
-          frame = pooled.subarray(0, size);
-          takeFrame(chunks, size, frame);
-        } else {
-          const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
-          frame = all.subarray(4, 4 + size);
-          const rest = all.subarray(4 + size);
-          chunks.length = 0;
-          if (rest.length) chunks.push(rest);
-        }
-        buffered -= 4 + size;
-        queue = queue.then(async () => {
-          await this.handleFrame(frame, socket, client, arenas, sasl);
-          if (pooled && frame.readInt16BE(0) === ApiKey.Produce && (!spare || spare.length < pooled.length))
-            spare = pooled;
-        });
-      }
+      this.hold(socket, chunk.length);
+      next();
     });
+    socket.on('drain', next);
     socket.on('error', () => undefined);
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.starved.delete(wake);
+      this.hold(socket, -(this.held.get(socket) ?? 0));
+      this.held.delete(socket);
+    });
   }
 
   private async handleFrame(

@@ -6,6 +6,7 @@ import {
   API_SPECS,
   buildBatch,
   decodeRecords,
+  sealBatch,
   writeStruct,
 } from '@pgferry/kafka-protocol';
 import { randomBytes } from 'node:crypto';
@@ -117,6 +118,39 @@ describe('broker protocol edge cases (raw bytes)', () => {
     expect(badPartition.responses[0].partitionResponses[0].errorCode).toBe(
       ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     );
+    c.close();
+  });
+
+  it('refuses a batch whose header lies about its records (valid CRC) and stores nothing', async () => {
+    const c = await RawClient.open(broker.port);
+    await c.request(ApiKey.CreateTopics, 3, {
+      topics: [{ name: 'liar', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+      validateOnly: false,
+    });
+    const two = [{ value: Buffer.from('one') }, { value: Buffer.from('two') }];
+    for (const [compression, claims, message] of [
+      ['none', 5, 'record batch header says 5 records, but it holds 2'],
+      ['lz4', 5, 'record batch header says 5 records, but it holds 2'],
+      ['none', 1, 'record batch header says 1 records, but'],
+    ] as const) {
+      const lie = buildBatch(two, { compression });
+      lie.writeInt32BE(claims, 57);
+      lie.writeInt32BE(claims - 1, 23);
+      sealBatch(lie, 0, lie.length);
+      const res = await c.request(ApiKey.Produce, 8, produceReq('liar', 0, lie));
+      expect(res.responses[0].partitionResponses[0]).toMatchObject({
+        errorCode: ErrorCode.CORRUPT_MESSAGE,
+        errorMessage: expect.stringContaining(message),
+      });
+    }
+    const offsets = await c.request(ApiKey.ListOffsets, 1, {
+      replicaId: -1,
+      topics: [{ name: 'liar', partitions: [{ partitionIndex: 0, timestamp: -1n }] }],
+    });
+    expect(offsets.topics[0].partitions[0].offset).toBe(0n);
+    const honest = await c.request(ApiKey.Produce, 8, produceReq('liar', 0, buildBatch(two)));
+    expect(honest.responses[0].partitionResponses[0]).toMatchObject({ errorCode: 0, baseOffset: 0n });
     c.close();
   });
 
@@ -270,8 +304,141 @@ describe('broker protocol edge cases (raw bytes)', () => {
       'big',
       'crc',
       'idem-raw',
+      'liar',
       'poll',
     ]);
     ok.close();
+  });
+});
+
+describe('broker limits and back-pressure', () => {
+  let broker: Broker;
+  const logged: string[] = [];
+  beforeAll(async () => {
+    broker = await startTestBroker(
+      { maxConnections: 4, connectionIdleMs: 1500, maxFetchBytes: 1 << 20 },
+      { warn: (_o, m) => void logged.push(m), info: () => undefined },
+    );
+  });
+  afterAll(() => broker?.stop());
+
+  const fetchReq = (topic: string, maxBytes: number) => ({
+    replicaId: -1,
+    maxWaitMs: 0,
+    minBytes: 0,
+    maxBytes,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [
+      {
+        topic,
+        partitions: [
+          {
+            partition: 0,
+            currentLeaderEpoch: -1,
+            fetchOffset: 0n,
+            logStartOffset: -1n,
+            partitionMaxBytes: maxBytes,
+          },
+        ],
+      },
+    ],
+    forgottenTopicsData: [],
+    rackId: '',
+  });
+
+  it('stops reading a client that never reads its responses, instead of buffering them, and caps a fetch at maxFetchBytes', async () => {
+    const c = await RawClient.open(broker.port);
+    await c.request(ApiKey.CreateTopics, 3, {
+      topics: [{ name: 'bp', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+      validateOnly: false,
+    });
+    for (let i = 0; i < 16; i++)
+      await c.request(
+        ApiKey.Produce,
+        8,
+        produceReq('bp', 0, buildBatch([{ key: Buffer.from(`k${i}`), value: randomBytes(256 * 1024) }])),
+      );
+    // Asked for 16 MB, a fetch gets at most maxFetchBytes (1 MB) of batches.
+    const capped = await c.request(ApiKey.Fetch, 11, fetchReq('bp', 16 << 20));
+    const got = capped.responses[0].partitions[0].records as Buffer;
+    expect(got.length).toBeGreaterThan(512 * 1024);
+    expect(got.length).toBeLessThanOrEqual(1 << 20);
+    c.close();
+
+    // 200 fetches of ~1 MB each sent at once by a client that reads nothing back.
+    const spec = API_SPECS.get(ApiKey.Fetch)!;
+    const w = new Writer();
+    writeStruct(w, spec.request, fetchReq('bp', 1 << 20), 11);
+    const body = Buffer.from(w.finish());
+    const greedy = connect({ host: '127.0.0.1', port: broker.port });
+    await new Promise((r) => greedy.once('connect', r));
+    greedy.pause();
+    for (let i = 0; i < 200; i++) greedy.write(RawClient.frame(ApiKey.Fetch, 11, i + 1, body));
+    await new Promise((r) => setTimeout(r, 1500));
+    const held = broker.server.connections();
+    const out = Math.max(...held.map((h) => h.bufferedOut));
+    // Without back-pressure the broker holds ~200 MB of responses for it; with it, about one.
+    expect(out).toBeGreaterThan(0);
+    expect(out).toBeLessThan(4 << 20);
+    expect(Math.max(...held.map((h) => h.bufferedIn))).toBeLessThan(1 << 20);
+    // Reading resumes the flow: every response arrives, in order.
+    // Frames counted as they stream by (without keeping 200 MB): the bytes left of the current
+    // one, and the size prefix of the next while it is incomplete.
+    let count = 0;
+    let left = 0;
+    let prefix = Buffer.alloc(0);
+    greedy.on('data', (d: Buffer) => {
+      let at = 0;
+      while (at < d.length) {
+        if (left > 0) {
+          const n = Math.min(left, d.length - at);
+          left -= n;
+          at += n;
+          if (left === 0) count++;
+          continue;
+        }
+        const take = Math.min(4 - prefix.length, d.length - at);
+        prefix = Buffer.concat([prefix, d.subarray(at, at + take)]);
+        at += take;
+        if (prefix.length === 4) {
+          left = prefix.readInt32BE(0);
+          prefix = Buffer.alloc(0);
+        }
+      }
+    });
+    greedy.resume();
+    await waitFor(() => count, { reason: '200 fetch responses', until: (n) => n === 200, timeout: 30_000 });
+    greedy.destroy();
+  });
+
+  it('refuses connections over maxConnections with a warning, and closes idle ones', async () => {
+    await waitFor(() => broker.server.connections().length, {
+      reason: 'the earlier connections gone',
+      until: (n) => n === 0,
+      timeout: 5000,
+    });
+    const open = await Promise.all([1, 2, 3, 4].map(() => RawClient.open(broker.port)));
+    try {
+      const extra = await RawClient.open(broker.port);
+      await waitFor(() => extra.isClosed, {
+        reason: 'the fifth connection closed',
+        until: (x) => x,
+        timeout: 5000,
+      });
+      expect(logged).toContain('refusing a connection: 4 connections are open (maxConnections)');
+      // The four open ones work, then close once idle for connectionIdleMs.
+      const meta = await open[0].request(ApiKey.Metadata, 1, { topics: null });
+      expect(meta.brokers).toHaveLength(1);
+      await waitFor(() => open.every((o) => o.isClosed), {
+        reason: 'idle connections closed',
+        until: (x) => x,
+        timeout: 10_000,
+      });
+    } finally {
+      for (const o of open) o.close();
+    }
   });
 });

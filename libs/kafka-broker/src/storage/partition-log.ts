@@ -4,13 +4,13 @@ import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@pgferry/core';
 import { BATCH_HEADER_BYTES, readBatchHeader, type BatchHeader } from '@pgferry/kafka-protocol';
 import type { ReadArena } from './read-arena';
 import { ProducerState, type SequenceCheck } from './producer-state';
-import { Segment, type RecoveryReport } from './segment';
+import { Segment, StorageError, type RecoveryReport } from './segment';
 import type { TopicConfig } from './topic-config';
 
 export interface AppendResult {
   /** Offset of the first record of the first batch, or of the duplicate's original. */
   baseOffset: bigint;
-  error?: { kind: 'out-of-order' | 'fenced'; message: string };
+  error?: { kind: 'out-of-order' | 'fenced' | 'storage'; message: string };
 }
 
 /**
@@ -24,6 +24,12 @@ export class PartitionLog {
   private producers = new ProducerState();
   private waiters = new Set<() => void>();
   logStartOffset = 0n;
+  /**
+   * Why the partition takes no writes and serves no reads, after a storage error that left its
+   * files in an unknown state (a failed fsync, a write that could not be cut back); null while
+   * healthy. Only a restart clears it: recovery then reads the log back, checking every CRC.
+   */
+  offline: string | null = null;
   recovery: RecoveryReport = { truncatedBytes: 0, rebuiltEntries: 0 };
 
   constructor(
@@ -83,6 +89,7 @@ export class PartitionLog {
 
   /** Checks idempotence, assigns offsets (rewriting bytes 0..7), writes. The batch buffer is mutated. */
   append(batch: Buffer, h: BatchHeader, now = Date.now()): AppendResult {
+    if (this.offline) return { baseOffset: -1n, error: { kind: 'storage', message: this.offline } };
     const lastSeq = h.baseSequence + h.recordCount - 1;
     const check: SequenceCheck = this.producers.check(h.producerId, h.producerEpoch, h.baseSequence, lastSeq);
     if (check.kind === 'duplicate') return { baseOffset: check.baseOffset };
@@ -90,13 +97,17 @@ export class PartitionLog {
       return { baseOffset: -1n, error: { kind: check.kind, message: check.message } };
     const base = this.highWatermark;
     batch.writeBigInt64BE(base, 0);
-    if (
-      this.active.size > 0 &&
-      (this.active.size + batch.length > this.config.segmentBytes ||
-        now - this.active.createdAt > this.config.segmentMs)
-    )
-      this.roll();
-    this.active.append(batch, { ...h, baseOffset: base });
+    try {
+      if (
+        this.active.size > 0 &&
+        (this.active.size + batch.length > this.config.segmentBytes ||
+          now - this.active.createdAt > this.config.segmentMs)
+      )
+        this.roll();
+      this.active.append(batch, { ...h, baseOffset: base });
+    } catch (err) {
+      return { baseOffset: -1n, error: { kind: 'storage', message: this.failed(err) } };
+    }
     this.producers.record(h.producerId, h.producerEpoch, h.baseSequence, lastSeq, base);
     for (const w of [...this.waiters]) w();
     return { baseOffset: base };
@@ -104,8 +115,32 @@ export class PartitionLog {
 
   private roll(): void {
     const next = Segment.create(this.dir, this.highWatermark);
-    this.producers.save(join(this.dir, 'producers.json'), next.base);
+    try {
+      this.producers.save(join(this.dir, 'producers.json'), next.base);
+    } catch (err) {
+      next.delete();
+      throw new StorageError(
+        `saving the producer state of ${this.dir} failed (${(err as Error).message})`,
+        true,
+      );
+    }
     this.segments.push(next);
+  }
+
+  /**
+   * The message for a failed write; a storage error that is not recoverable (or an unexpected
+   * one) takes the partition offline.
+   */
+  private failed(err: unknown): string {
+    const recoverable = err instanceof StorageError && err.recoverable;
+    const message = (err as Error).message;
+    if (recoverable)
+      return /ENOSPC/.test(message)
+        ? `${message}: the disk of ${this.dir} is full; free space there (nothing of this batch was kept, the producer retries it)`
+        : `${message} (nothing of this batch was kept, the producer retries it)`;
+    this.offline = `partition log ${this.dir} is offline after a storage error: ${message}; restart the broker once the disk is healthy (it recovers the log, checking every batch's CRC)`;
+    for (const w of [...this.waiters]) w();
+    return this.offline;
   }
 
   /**
@@ -229,12 +264,21 @@ export class PartitionLog {
     return [...this.segments];
   }
 
+  /** fsyncs every segment; a failure takes the partition offline and rejects with its reason. */
   async flush(): Promise<void> {
-    await Promise.all(this.segments.map((s) => s.flush()));
+    try {
+      await Promise.all(this.segments.map((s) => s.flush()));
+    } catch (err) {
+      throw new StorageError(this.failed(err), false);
+    }
   }
 
   close(): void {
-    this.producers.save(join(this.dir, 'producers.json'), this.highWatermark);
+    try {
+      this.producers.save(join(this.dir, 'producers.json'), this.highWatermark);
+    } catch {
+      // The older snapshot stays; open() rebuilds the producer state after it from the batches.
+    }
     for (const s of this.segments) s.close();
     for (const w of [...this.waiters]) w();
   }

@@ -17,6 +17,36 @@ import type { ReadArena } from './read-arena';
 
 const fdatasyncP = promisify(fdatasync);
 
+/**
+ * A log write or fsync that failed. `recoverable`: nothing of it counts and the files are as they
+ * were before it (a full disk, say), so the next write may succeed; otherwise what is on disk is
+ * unknown and the partition must not take writes until the broker restarts and recovers it.
+ */
+export class StorageError extends Error {
+  constructor(
+    message: string,
+    readonly recoverable: boolean,
+  ) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+/** writeSync until every byte is written: a write may take fewer bytes than it was given. */
+function writeFully(fd: number, buf: Buffer, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = writeSync(fd, buf, done, buf.length - done, position + done);
+    if (n <= 0) throw new Error(`write returned ${n} after ${done} of ${buf.length} bytes`);
+    done += n;
+  }
+}
+
+function reason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ? `${e.code}: ${e.message}` : String(e.message ?? err);
+}
+
 /** One stored batch: where it is and what it covers. */
 export interface BatchEntry {
   base: bigint;
@@ -174,7 +204,12 @@ export class Segment {
     }
   }
 
-  /** Appends a batch whose baseOffset is already assigned. Written to the OS before returning. */
+  /**
+   * Appends a batch whose baseOffset is already assigned. Written to the OS before returning.
+   * A failed write (ENOSPC, EIO) throws StorageError after cutting the log and the index back to
+   * the last whole batch, so a batch that was not acknowledged leaves nothing behind; when that
+   * cut fails too the error is not recoverable.
+   */
   append(batch: Buffer, h: BatchHeader): BatchEntry {
     const e: BatchEntry = {
       base: h.baseOffset,
@@ -183,8 +218,21 @@ export class Segment {
       size: batch.length,
       maxTs: h.maxTimestamp,
     };
-    writeSync(this.logFd, batch, 0, batch.length, this.size);
-    writeSync(this.indexFd, this.indexEntry(e), 0, INDEX_ENTRY, this.entries.length * INDEX_ENTRY);
+    try {
+      writeFully(this.logFd, batch, this.size);
+      writeFully(this.indexFd, this.indexEntry(e), this.entries.length * INDEX_ENTRY);
+    } catch (err) {
+      try {
+        ftruncateSync(this.logFd, this.size);
+        ftruncateSync(this.indexFd, this.entries.length * INDEX_ENTRY);
+      } catch (cut) {
+        throw new StorageError(
+          `writing ${this.logPath} failed (${reason(err)}) and cutting it back failed (${reason(cut)})`,
+          false,
+        );
+      }
+      throw new StorageError(`writing ${this.logPath} failed (${reason(err)})`, true);
+    }
     this.entries.push(e);
     this.size += batch.length;
     this.dirty = true;
@@ -230,10 +278,19 @@ export class Segment {
     return done === length ? buf : buf.subarray(0, done);
   }
 
+  /**
+   * fsyncs the log and the index. A failed fsync is never recoverable: the kernel may have dropped
+   * the dirty pages it could not write and a second fsync would then succeed (PostgreSQL's
+   * "fsyncgate"), so what is on disk is unknown until recovery reads it back.
+   */
   async flush(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    await Promise.all([fdatasyncP(this.logFd), fdatasyncP(this.indexFd)]);
+    try {
+      await Promise.all([fdatasyncP(this.logFd), fdatasyncP(this.indexFd)]);
+    } catch (err) {
+      throw new StorageError(`fsync of ${this.logPath} failed (${reason(err)})`, false);
+    }
   }
 
   close(): void {

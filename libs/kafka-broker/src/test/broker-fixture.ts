@@ -1,13 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KafkaServer } from '../server/kafka-server';
+import { KafkaServer, type BrokerLogger } from '../server/kafka-server';
 import type { BrokerOptions } from '../server/broker-state';
 
 /** A broker on a free port with its own data directory; `restart()` reopens the same directory. */
-export async function startTestBroker(options: Partial<BrokerOptions> = {}) {
+export async function startTestBroker(options: Partial<BrokerOptions> = {}, log?: BrokerLogger) {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'pgferry-broker-'));
-  let server = await KafkaServer.start({ port: 0, ...options, dataDir });
+  let server = await KafkaServer.start({ port: 0, ...options, dataDir }, log);
   const fixture = {
     dataDir,
     get server() {
@@ -21,7 +21,7 @@ export async function startTestBroker(options: Partial<BrokerOptions> = {}) {
     },
     async restart(port = server.port) {
       await server.close();
-      server = await KafkaServer.start({ ...options, dataDir, port });
+      server = await KafkaServer.start({ ...options, dataDir, port }, log);
     },
     async stop() {
       await server.close();
