@@ -5,7 +5,7 @@ import { describeError } from './errors';
 import { REDACTED, addKnownSecret, redactString } from './redact';
 import { loadTaskSpec, parseTaskSpec } from './spec';
 import { expandEnvReferences } from './spec-env';
-import { redactTaskSpec, stripUrlPassword } from './spec-secrets';
+import { redactTaskSpec, registerSpecSecrets, stripUrlPassword } from './spec-secrets';
 
 describe('expandEnvReferences', () => {
   it('replaces ${NAME} in string values only, $$ writing a $', () => {
@@ -93,6 +93,25 @@ describe('known secrets', () => {
       `login as app with ${REDACTED} failed`,
     );
     expect(redactString('postgres://app:pw%3Afrom-file@h/d')).not.toContain('from-file');
+  });
+
+  it("include Kafka's and the registry's: SASL and basic-auth passwords, an inline client key", () => {
+    registerSpecSecrets(
+      parseTaskSpec({
+        name: 't',
+        source: { url: 'postgres://a@h/d' },
+        destination: { url: 'postgres://a@h/e' },
+        kafka: {
+          tls: { cert: '/c.pem', key: '-----BEGIN PRIVATE KEY-----\nKEYBYTES\n-----END PRIVATE KEY-----' },
+          sasl: { mechanism: 'scram-sha-256', username: 'u', password: 'sasl-pw-1' },
+          schemaRegistry: { username: 'r', password: 'registry-pw-2' },
+        },
+      }),
+    );
+    const line = redactString(
+      'sasl-pw-1 registry-pw-2 -----BEGIN PRIVATE KEY-----\nKEYBYTES\n-----END PRIVATE KEY-----',
+    );
+    expect(line).not.toMatch(/sasl-pw-1|registry-pw-2|KEYBYTES/);
   });
 });
 
