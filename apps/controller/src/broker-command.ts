@@ -1,5 +1,7 @@
+import { rmSync } from 'node:fs';
 import { createLogger, PgferryError } from '@pgferry/core';
 import { startEmbeddedKafka } from '@pgferry/kafka-broker';
+import { newEmbeddedCredentials, writeClientProperties } from './embedded-credentials';
 
 export interface BrokerCommandOptions {
   dataDir: string;
@@ -8,6 +10,8 @@ export interface BrokerCommandOptions {
   host: string;
   flush: string;
   partitions: string;
+  /** Require SASL and registry basic auth with a new secret, written to this file (0600). */
+  credentialsFile?: string;
 }
 
 function intOption(value: string, name: string, min: number): number {
@@ -26,7 +30,9 @@ export async function runBrokerCommand(opts: BrokerCommandOptions): Promise<numb
   const flush = opts.flush === 'batch' ? 'batch' : intOption(opts.flush, 'flush', 1);
   const registryPort = opts.registryPort === 'none' ? null : intOption(opts.registryPort, 'registry-port', 0);
   const log = createLogger({ name: 'pgferry-broker' });
+  const credentials = opts.credentialsFile ? newEmbeddedCredentials() : null;
   const kafka = await startEmbeddedKafka({
+    sasl: credentials,
     dataDir: opts.dataDir,
     port: intOption(opts.port, 'port', 0),
     host: opts.host,
@@ -35,8 +41,9 @@ export async function runBrokerCommand(opts: BrokerCommandOptions): Promise<numb
     defaultPartitions: intOption(opts.partitions, 'partitions', 1),
     logger: log,
   });
+  if (credentials) writeClientProperties(opts.credentialsFile!, kafka, credentials);
   process.stdout.write(
-    `pgferry broker: kafka ${kafka.brokers.join(',')}${kafka.registryUrl ? `, schema registry ${kafka.registryUrl}` : ''}, data ${opts.dataDir}\n`,
+    `pgferry broker: kafka ${kafka.brokers.join(',')}${kafka.registryUrl ? `, schema registry ${kafka.registryUrl}` : ''}, data ${opts.dataDir}${credentials ? `, credentials in ${opts.credentialsFile}` : ''}\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -44,5 +51,6 @@ export async function runBrokerCommand(opts: BrokerCommandOptions): Promise<numb
     process.once('SIGTERM', stop);
   });
   await kafka.close();
+  if (credentials) rmSync(opts.credentialsFile!, { force: true });
   return 0;
 }

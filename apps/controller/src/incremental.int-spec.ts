@@ -302,9 +302,18 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
                    COMMIT;
                    UPDATE "Später".x SET v = 'w' WHERE id < 5`);
     // Through the task API this time: the stream's positions, then the cutover request.
-    const api = await startTaskApi(resolveEndpoint({ url: destination.url(name) }, 'destination'), 0);
+    const access = { token: 'incremental-test-token', tokenHint: 'in the test' };
+    const authorization = { authorization: `Bearer ${access.token}` };
+    const api = await startTaskApi(
+      resolveEndpoint({ url: destination.url(name) }, 'destination'),
+      0,
+      '127.0.0.1',
+      access,
+    );
     try {
-      const status = (await (await fetch(`${api.url}/tasks/${name}`)).json()) as TaskStatus;
+      const status = (await (
+        await fetch(`${api.url}/tasks/${name}`, { headers: authorization })
+      ).json()) as TaskStatus;
       expect(status.phase).toBe('incremental');
       expect(status.stream).toEqual(
         expect.objectContaining({
@@ -312,7 +321,10 @@ describe('pgferry migrate --incremental: full load, then changes until cutover',
           notDelayed: expect.any(Boolean),
         }),
       );
-      const asked = await fetch(`${api.url}/tasks/${name}/cutover`, { method: 'POST' });
+      const asked = await fetch(`${api.url}/tasks/${name}/cutover`, {
+        method: 'POST',
+        headers: authorization,
+      });
       expect(asked.status).toBe(201);
       expect(((await asked.json()) as TaskStatus).stream!.cutoverRequestedAt).not.toBeNull();
     } finally {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { createLogger, describeError, PgferryError, redactString } from '@pgferry/core';
+import { createLogger, describeError, makePrivateDir, PgferryError, redactString } from '@pgferry/core';
 import { commandLinePasswordWarning, hideCommandLinePasswords, redactProcessOutput } from './cli-secrets';
 import { precheckGate } from './check';
 import { runRelease } from './release-command';
@@ -189,15 +189,24 @@ async function main(argv: string[]): Promise<number> {
     .addOption(targetPasswordFile())
     .option('--port <n>', 'HTTP port', '8088')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--token-dir <dir>', 'where the bearer token is written (api-token, 0600)', '.pgferry')
     .action(async (opts) => {
       const { startTaskApi } = await import('./api/tasks.module');
+      const { newApiToken } = await import('./api/api-guard');
       const target = {
         url: opts.target as string,
         passwordFile: opts.targetPasswordFile as string | undefined,
       };
       const { endpoint } = await resolveEndpointPassword(target, 'destination', process.env, passwordWarning);
-      const api = await startTaskApi(resolveEndpoint(endpoint, 'destination'), Number(opts.port), opts.host);
+      const dir = opts.tokenDir as string;
+      makePrivateDir(dir);
+      const { token, file } = newApiToken(dir);
+      const api = await startTaskApi(resolveEndpoint(endpoint, 'destination'), Number(opts.port), opts.host, {
+        token,
+        tokenHint: `in ${file}`,
+      });
       process.stdout.write(`pgferry api: ${api.url}/tasks\n`);
+      process.stdout.write(`api token: ${token} (Authorization: Bearer; also in ${file})\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
@@ -214,6 +223,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--host <host>', 'address to listen on and advertise', '127.0.0.1')
     .option('--flush <policy>', 'batch: fsync before every acknowledgement; N: fsync every N ms', 'batch')
     .option('--partitions <n>', 'partitions of auto-created topics', '1')
+    .option(
+      '--credentials-file <file>',
+      'require SASL (and registry basic auth) with a new secret, written to this file (0600, kcat -F)',
+    )
     .action(async (opts) => {
       exitCode = await runBrokerCommand(opts);
     });
@@ -246,6 +259,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--port <n>', 'HTTP port (0 picks a free one)', '8081')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--topic <name>', 'the topic the schemas are kept in', '_schemas')
+    .option(
+      '--kafka-config <file>',
+      "YAML/JSON like a spec's kafka section: tls, sasl, allowPlaintextSasl; schemaRegistry credentials its clients must give",
+    )
     .action(async (opts) => {
       exitCode = await runRegistryCommand(opts);
     });

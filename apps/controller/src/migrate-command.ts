@@ -13,6 +13,9 @@ import { assertVerified, formatVerifyReport, verifyTables } from '@pgferry/verif
 import {
   kafkaClient,
   prestartFullDataChildren,
+  specKafkaConnection,
+  specRegistryUrl,
+  registryUrlWithCredentials,
   runFullMigration,
   TaskStoppedError,
   type FullMigrationResult,
@@ -21,6 +24,7 @@ import { precheckGate } from './check';
 import { ProgressReporter } from './progress';
 import { connect, resolveEndpoint, resolveSpecPasswords } from '@pgferry/pg';
 import { newRunId, readRun } from '@pgferry/control';
+import { newEmbeddedCredentials, removeCredentialsFile, writeCredentialsFile } from './embedded-credentials';
 
 export interface MigrateOptions {
   spec?: string;
@@ -167,33 +171,48 @@ export async function runMigrate(
       'options.stream runs the capture or the appliers outside pgferry migrate: they need a Kafka they all reach; give --kafka and --schema-registry (or KAFKA_BROKERS and SCHEMA_REGISTRY_URL, or kafka.brokers in the spec), or keep options.stream at its default',
     );
   let registryUrl = spec.kafka.schemaRegistryUrl;
+  let embeddedSasl: TaskSpec['kafka']['sasl'] | undefined;
   // A task the destination knows keeps its run; one it does not know (a fresh or recreated
   // destination) starts a new run, whose embedded broker data is its own (below).
   const runId = (await recordedRunId(spec)) ?? newRunId();
   if (!brokers) {
     // Private to the task and the run: a new run never reads an older run's topics, and a
     // resumed run finds its own (from another directory it finds none: the run check says so).
+    // Anyone else on the machine could reach its ports: it and the registry require the run's secret.
+    const credentials = newEmbeddedCredentials();
     embedded = await startEmbeddedKafka({
       dataDir: embeddedDataDir(workDir, runId),
       port: 0,
       registryPort: 0,
+      sasl: credentials,
       logger: brokerWarnings(say),
     });
     brokers = embedded.brokers;
-    registryUrl = embedded.registryUrl;
-    say(`kafka        embedded broker ${brokers.join(',')}, schema registry ${registryUrl}`);
+    registryUrl = registryUrlWithCredentials(
+      embedded.registryUrl!,
+      credentials.username,
+      credentials.password,
+    );
+    embeddedSasl = { mechanism: 'scram-sha-256', ...credentials };
+    const file = writeCredentialsFile(workDir, embedded, credentials);
+    say(
+      `kafka        embedded broker ${brokers.join(',')}, schema registry ${embedded.registryUrl} (credentials in ${file})`,
+    );
   } else if (!registryUrl) {
     throw new PgferryError(
       'kafka.brokers is set but kafka.schemaRegistryUrl is not: the Avro records need a schema registry',
     );
-  }
+  } else registryUrl = specRegistryUrl(spec, registryUrl);
   const started = Date.now();
-  const api = opts.apiPort === undefined ? undefined : await startApi(spec, opts.apiPort);
-  if (api) say(`api          ${api.url}/tasks/${spec.name}`);
+  const api = opts.apiPort === undefined ? undefined : await startApi(spec, opts.apiPort, workDir);
+  if (api) {
+    say(`api          ${api.url}/tasks/${spec.name}`);
+    say(`api token    ${api.token} (Authorization: Bearer; also in ${api.tokenFile})`);
+  }
   // The capture and the applier load their modules while the schema phase runs.
   const prestarted = children && spec.migrationTypes.full ? prestartFullDataChildren(children) : undefined;
   try {
-    const connection = { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl };
+    const connection = embeddedSasl ? { brokers, sasl: embeddedSasl } : specKafkaConnection(spec, brokers);
     const kafka = kafkaClient(connection, `pgferry-${spec.name}`);
     const progress = new ProgressReporter(opts.out);
     // Ctrl-C or SIGTERM while streaming: stop the stream and the applier cleanly; run again to resume.
@@ -245,6 +264,7 @@ export async function runMigrate(
     prestarted?.dispose();
     await api?.app.close();
     await embedded?.close();
+    if (embedded) removeCredentialsFile(workDir);
   }
 }
 
@@ -288,7 +308,15 @@ async function recordedRunId(spec: TaskSpec): Promise<string | null> {
 }
 
 /** The task API; NestJS and its HTTP platform are loaded only for it (0.2 s of every start otherwise). */
-async function startApi(spec: TaskSpec, port: number) {
-  const { startTaskApi } = await import('./api/tasks.module');
-  return startTaskApi(resolveEndpoint(spec.destination, 'destination'), port);
+async function startApi(spec: TaskSpec, port: number, workDir: string) {
+  const [{ startTaskApi }, { newApiToken }] = await Promise.all([
+    import('./api/tasks.module'),
+    import('./api/api-guard'),
+  ]);
+  const { token, file } = newApiToken(workDir);
+  const api = await startTaskApi(resolveEndpoint(spec.destination, 'destination'), port, '127.0.0.1', {
+    token,
+    tokenHint: `in ${file}`,
+  });
+  return { ...api, token, tokenFile: file };
 }

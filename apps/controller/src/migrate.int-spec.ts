@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -147,7 +147,9 @@ describe('pgferry migrate', () => {
         reason: 'the migration to print its API address',
       },
     );
-    const answer = await fetch(apiUrl!);
+    const token = /^api token +(\S+) /m.exec(acked.text())?.[1];
+    expect(readFileSync(join(dir, 'acked', 'api-token'), 'utf8')).toBe(`${token}\n`);
+    const answer = await fetch(apiUrl!, { headers: { authorization: `Bearer ${token}` } });
     expect([200, 404]).toContain(answer.status);
     expect(JSON.stringify(await answer.json())).toContain('acked');
     const ok = await migration;
@@ -225,7 +227,15 @@ describe('pgferry migrate', () => {
     expect(Number(ra.n)).toBeLessThan(commits);
 
     // The task API reports the finished task from the destination's control schema.
-    const api = await startTaskApi(resolveEndpoint({ url: destination.url('busy') }, 'destination'), 0);
+    const access = { token: 'migrate-test-token', tokenHint: 'in the test' };
+    const fetch = (url: string) =>
+      globalThis.fetch(url, { headers: { authorization: `Bearer ${access.token}` } });
+    const api = await startTaskApi(
+      resolveEndpoint({ url: destination.url('busy') }, 'destination'),
+      0,
+      '127.0.0.1',
+      access,
+    );
     try {
       const status = (await (await fetch(`${api.url}/tasks/busy`)).json()) as TaskStatus;
       expect(status.phases.map((p: { phase: string; status: string }) => `${p.phase}:${p.status}`)).toEqual([

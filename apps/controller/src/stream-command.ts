@@ -1,6 +1,12 @@
 import type { Writable } from 'node:stream';
-import { PgferryError } from '@pgferry/core';
-import { runExternalApplier, runExternalCapture, type MigrationEvent } from '@pgferry/task';
+import { PgferryError, stripUrlPassword, urlPassword } from '@pgferry/core';
+import {
+  runExternalApplier,
+  runExternalCapture,
+  specKafkaConnection,
+  specRegistryUrl,
+  type MigrationEvent,
+} from '@pgferry/task';
 import { specFromOptions, type MigrateOptions } from './migrate-command';
 import { formatLag } from './progress';
 
@@ -27,7 +33,7 @@ export async function runStreamCommand(
   if (!opts.spec) throw new PgferryError(`pgferry ${role} needs --spec FILE (the task's spec)`);
   const spec = await specFromOptions(opts);
   const brokers = spec.kafka.brokers;
-  const registryUrl = spec.kafka.schemaRegistryUrl;
+  const registryUrl = spec.kafka.schemaRegistryUrl && specRegistryUrl(spec, spec.kafka.schemaRegistryUrl);
   if (!brokers || !registryUrl)
     throw new PgferryError(
       `pgferry ${role} runs beside a Kafka the controller uses too: give --kafka and --schema-registry (or KAFKA_BROKERS and SCHEMA_REGISTRY_URL, or kafka.brokers and kafka.schemaRegistryUrl in the spec)`,
@@ -50,10 +56,12 @@ export async function runStreamCommand(
   };
   try {
     const run = role === 'capture' ? runExternalCapture : runExternalApplier;
-    say(`task ${spec.name}, kafka ${brokers.join(',')}, schema registry ${registryUrl}`);
+    say(
+      `task ${spec.name}, kafka ${brokers.join(',')}, schema registry ${urlPassword(registryUrl) ? stripUrlPassword(registryUrl) : registryUrl}`,
+    );
     const outcome = await run({
       spec,
-      kafka: { brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
+      kafka: specKafkaConnection(spec, brokers),
       registryUrl,
       emit,
       say,

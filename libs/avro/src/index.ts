@@ -5,7 +5,12 @@ export { AvroSlab } from './avro-slab';
 export { ChangeEncoder, type ChangeMeta, type ChangeOp } from './change-encoder';
 export { decodeHeartbeatRecord, HeartbeatRecords } from './heartbeat-records';
 export { type DecodedChange, RecordDecoder } from './record-decoder';
-export { RegistryClient } from './registry-client';
+export {
+  RegistryClient,
+  registryUrlWithCredentials,
+  stripCredentials,
+  type RegistryTlsOptions,
+} from './registry-client';
 export { RUN_HEADER } from './run-header';
 export { notAfter, STREAM_POSITION_HEADER, streamPosition } from './stream-position';
 export { TableEncoder } from './table-codec';

@@ -5,7 +5,7 @@ import { describeError } from './errors';
 import { REDACTED, addKnownSecret, redactString } from './redact';
 import { loadTaskSpec, parseTaskSpec } from './spec';
 import { expandEnvReferences } from './spec-env';
-import { redactTaskSpec, stripUrlPassword } from './spec-secrets';
+import { redactTaskSpec, registerSpecSecrets, stripUrlPassword } from './spec-secrets';
 
 describe('expandEnvReferences', () => {
   it('replaces ${NAME} in string values only, $$ writing a $', () => {
@@ -47,7 +47,17 @@ describe('redactTaskSpec', () => {
         key: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----',
       },
     },
-    kafka: { brokers: ['k:9092'], sasl: { mechanism: 'plain', username: 'u', password: 's3cret-three' } },
+    kafka: {
+      brokers: ['k:9092'],
+      sasl: { mechanism: 'plain', username: 'u', password: 's3cret-three' },
+      tls: {
+        ca: '/etc/kafka-ca.pem',
+        cert: '/etc/k.pem',
+        key: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----',
+      },
+      schemaRegistryUrl: 'https://reg:s3cret-five@reg.example:8081',
+      schemaRegistry: { username: 'r', password: 's3cret-four', ca: '/etc/reg-ca.pem' },
+    },
   });
 
   it('keeps no password, no inline key, and everything else', () => {
@@ -60,6 +70,9 @@ describe('redactTaskSpec', () => {
       ssl: { mode: 'require', cert: '/etc/c.pem', key: '********' },
     });
     expect(out.kafka.sasl).toEqual({ mechanism: 'plain', username: 'u', password: '********' });
+    expect(out.kafka.tls).toEqual({ ca: '/etc/kafka-ca.pem', cert: '/etc/k.pem', key: '********' });
+    expect(out.kafka.schemaRegistry).toEqual({ username: 'r', password: '********', ca: '/etc/reg-ca.pem' });
+    expect(out.kafka.schemaRegistryUrl).toBe('https://reg@reg.example:8081/');
     expect(out.options).toEqual(spec.options);
     expect(spec.destination.password).toBe('s3cret-two');
   });
@@ -80,6 +93,25 @@ describe('known secrets', () => {
       `login as app with ${REDACTED} failed`,
     );
     expect(redactString('postgres://app:pw%3Afrom-file@h/d')).not.toContain('from-file');
+  });
+
+  it("include Kafka's and the registry's: SASL and basic-auth passwords, an inline client key", () => {
+    registerSpecSecrets(
+      parseTaskSpec({
+        name: 't',
+        source: { url: 'postgres://a@h/d' },
+        destination: { url: 'postgres://a@h/e' },
+        kafka: {
+          tls: { cert: '/c.pem', key: '-----BEGIN PRIVATE KEY-----\nKEYBYTES\n-----END PRIVATE KEY-----' },
+          sasl: { mechanism: 'scram-sha-256', username: 'u', password: 'sasl-pw-1' },
+          schemaRegistry: { username: 'r', password: 'registry-pw-2' },
+        },
+      }),
+    );
+    const line = redactString(
+      'sasl-pw-1 registry-pw-2 -----BEGIN PRIVATE KEY-----\nKEYBYTES\n-----END PRIVATE KEY-----',
+    );
+    expect(line).not.toMatch(/sasl-pw-1|registry-pw-2|KEYBYTES/);
   });
 });
 

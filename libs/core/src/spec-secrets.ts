@@ -41,14 +41,23 @@ function redactEndpoint(ep: EndpointSpec): EndpointSpec {
 
 /**
  * The spec as it may be stored and shown (pgferry.tasks, the task API): no endpoint password
- * (field or URL), no SASL password, no inline client key. Nothing that reads a stored spec
+ * (field or URL), no SASL or registry password, no inline client key (endpoints' or Kafka's). Nothing that reads a stored spec
  * connects with it: every process takes its passwords from its own input.
  */
 export function redactTaskSpec<T extends Partial<TaskSpec>>(spec: T): T {
   const out: T = { ...spec };
   if (spec.source) out.source = redactEndpoint(spec.source);
   if (spec.destination) out.destination = redactEndpoint(spec.destination);
-  if (spec.kafka?.sasl) out.kafka = { ...spec.kafka, sasl: { ...spec.kafka.sasl, password: '********' } };
+  if (spec.kafka) {
+    const kafka = { ...spec.kafka };
+    if (kafka.sasl) kafka.sasl = { ...kafka.sasl, password: '********' };
+    if (kafka.tls?.key?.includes('-----BEGIN')) kafka.tls = { ...kafka.tls, key: '********' };
+    if (kafka.schemaRegistry?.password !== undefined)
+      kafka.schemaRegistry = { ...kafka.schemaRegistry, password: '********' };
+    if (urlPassword(kafka.schemaRegistryUrl))
+      kafka.schemaRegistryUrl = stripUrlPassword(kafka.schemaRegistryUrl!);
+    out.kafka = kafka;
+  }
   return out;
 }
 
@@ -61,4 +70,7 @@ export function registerSpecSecrets(
     addKnownSecret(urlPassword(ep.url));
   }
   addKnownSecret(spec.kafka?.sasl?.password);
+  addKnownSecret(spec.kafka?.schemaRegistry?.password);
+  addKnownSecret(urlPassword(spec.kafka?.schemaRegistryUrl));
+  if (spec.kafka?.tls?.key?.includes('-----BEGIN')) addKnownSecret(spec.kafka.tls.key);
 }

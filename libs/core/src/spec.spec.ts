@@ -39,7 +39,30 @@ describe('parseTaskSpec', () => {
       stream: { capture: 'controller', appliers: 1 },
     });
     expect(spec.objects).toEqual({});
-    expect(spec.kafka).toEqual({ ssl: false });
+    expect(spec.kafka).toEqual({ ssl: false, allowPlaintextSasl: false });
+  });
+
+  it('refuses SASL without TLS unless allowed, naming both options, and cert without key', () => {
+    const sasl = { mechanism: 'scram-sha-512', username: 'u', password: 'p' };
+    expect(() => parseTaskSpec({ ...minimal, kafka: { brokers: ['k:9093'], sasl } })).toThrow(
+      'kafka.sasl: SASL without TLS sends the credentials in clear: give kafka.tls (ca, and cert and key where the brokers ask for a client certificate), or set kafka.allowPlaintextSasl: true on a network you trust',
+    );
+    expect(
+      parseTaskSpec({
+        ...minimal,
+        kafka: { brokers: ['k:9093'], sasl, tls: { ca: '/etc/ca.pem', serverName: 'kafka' } },
+      }).kafka.tls,
+    ).toEqual({ ca: '/etc/ca.pem', serverName: 'kafka' });
+    expect(
+      parseTaskSpec({ ...minimal, kafka: { brokers: ['k:9093'], sasl, allowPlaintextSasl: true } }).kafka
+        .sasl,
+    ).toEqual(sasl);
+    expect(() => parseTaskSpec({ ...minimal, kafka: { tls: { cert: '/etc/c.pem' } } })).toThrow(
+      'kafka.tls: cert and key must be given together (client certificate authentication)',
+    );
+    expect(() => parseTaskSpec({ ...minimal, kafka: { schemaRegistry: { username: 'r' } } })).toThrow(
+      'kafka.schemaRegistry: username and password must be given together (HTTP basic authentication)',
+    );
   });
 
   it('accepts a full spec with selection, renames, kafka and TLS', () => {

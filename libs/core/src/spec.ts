@@ -31,6 +31,24 @@ const sslSchema = z
       'mode verify-ca and verify-full need ca (the certificate authority that signed the server certificate)',
   });
 
+/**
+ * TLS to Kafka brokers: ca (PEM text or a path to a PEM file: the CAs to trust instead of the
+ * system's), cert and key (a client certificate, for brokers with ssl.client.auth=required),
+ * serverName (the name the brokers' certificates carry, when it is not the host connected to).
+ * `{}` is TLS with the system's CAs.
+ */
+const tlsTransportSchema = z
+  .object({
+    ca: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    serverName: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+    message: 'cert and key must be given together (client certificate authentication)',
+  });
+
 export const endpointSchema = z
   .object({
     /** postgres://user:password@host:port/database?sslmode=...; fields below override its parts. */
@@ -108,7 +126,10 @@ export const taskSpecSchema = z
           .string()
           .regex(/^[A-Za-z0-9._-]{1,100}$/, 'may hold only letters, digits, ".", "_" and "-"')
           .optional(),
+        /** Shorthand for `tls: {}` (TLS, the system's CAs). */
         ssl: z.boolean().default(false),
+        /** TLS to every broker; see kafkaTransportSchema. */
+        tls: tlsTransportSchema.optional(),
         sasl: z
           .object({
             mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
@@ -117,9 +138,37 @@ export const taskSpecSchema = z
           })
           .strict()
           .optional(),
+        /**
+         * SASL without TLS sends the password (PLAIN) or a proof an eavesdropper can attack
+         * offline (SCRAM) in clear: refused unless this is true (a network you trust).
+         */
+        allowPlaintextSasl: z.boolean().default(false),
+        /** How to reach kafka.schemaRegistryUrl: HTTP basic auth, and the CA of an https URL. */
+        schemaRegistry: z
+          .object({
+            username: z.string().min(1).optional(),
+            password: z.string().optional(),
+            /** PEM text or a path to a PEM file of the CA that signed the registry's certificate. */
+            ca: z.string().min(1).optional(),
+            serverName: z.string().min(1).optional(),
+          })
+          .strict()
+          .refine((r) => (r.username === undefined) === (r.password === undefined), {
+            message: 'username and password must be given together (HTTP basic authentication)',
+          })
+          .optional(),
       })
       .strict()
-      .default({}),
+      .default({})
+      .superRefine((k, ctx) => {
+        if (k.sasl && !k.tls && !k.ssl && !k.allowPlaintextSasl)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sasl'],
+            message:
+              'SASL without TLS sends the credentials in clear: give kafka.tls (ca, and cert and key where the brokers ask for a client certificate), or set kafka.allowPlaintextSasl: true on a network you trust',
+          });
+      }),
     precheck: z
       .object({
         /**
@@ -220,6 +269,7 @@ export type TaskSpec = z.infer<typeof taskSpecSchema>;
 export type TaskSpecInput = z.input<typeof taskSpecSchema>;
 export type EndpointSpec = z.infer<typeof endpointSchema>;
 export type SslSpec = NonNullable<EndpointSpec['ssl']>;
+export type KafkaTlsSpec = z.infer<typeof tlsTransportSchema>;
 
 function formatPath(path: (string | number)[]): string {
   if (path.length === 0) return '(root)';
@@ -243,6 +293,19 @@ function formatIssue(issue: z.ZodIssue): string {
     default:
       return `${where}: ${issue.message}`;
   }
+}
+
+/**
+ * A spec's `kafka` section on its own (`pgferry registry --kafka-config FILE`), validated and
+ * defaulted as in a task spec; errors name `file` and the field.
+ */
+export function parseKafkaSection(input: unknown, file: string): TaskSpec['kafka'] {
+  const result = taskSpecSchema.innerType().shape.kafka.safeParse(input ?? {});
+  if (!result.success)
+    throw new SpecError(
+      result.error.issues.map((i) => `${file}: ${formatIssue({ ...i, path: ['kafka', ...i.path] })}`),
+    );
+  return result.data;
 }
 
 /** Validates and defaults a spec object. Throws SpecError naming every problem. */

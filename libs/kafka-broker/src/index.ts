@@ -1,1 +1,2 @@
 export { type EmbeddedKafka, startEmbeddedKafka } from './embedded/start-embedded-kafka';
+export { type BrokerSaslUser } from './server/sasl-server';

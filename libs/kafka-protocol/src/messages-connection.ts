@@ -20,7 +20,9 @@ export const SASL_HANDSHAKE: ApiSpec = {
   key: ApiKey.SaslHandshake,
   name: 'SaslHandshake',
   // v1: the SASL tokens then travel in SaslAuthenticate requests (v0 sent them unframed).
-  min: 1,
+  // v0 is in the range because librdkafka takes a broker's SASL support from it being
+  // advertised; clients that know SaslAuthenticate (every one since Kafka 1.0) send v1.
+  min: 0,
   max: 1,
   request: [f('mechanism', 'string')],
   response: [f('errorCode', 'int16'), f('mechanisms', arr('string'))],

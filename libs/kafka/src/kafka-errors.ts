@@ -105,7 +105,7 @@ export function classifyKafkaError(err: unknown, context: string): Error {
     return new ConnectionError(`${context}: ${message}`, { cause: err, code });
   if (typeof code === 'string' && isTlsFailure(code))
     return new AuthenticationError(
-      `${context}: TLS: ${message}; check kafka.tls (ca, servername) against the broker's certificate`,
+      `${context}: TLS: ${message}; check kafka.tls (ca, serverName) against the broker's certificate`,
       { cause: err, code },
     );
   return new PgferryError(`${context}: ${message}`, { cause: err });

@@ -1,6 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { addKnownSecret, SpecError, urlPassword, type EndpointSpec, type TaskSpec } from '@pgferry/core';
+import {
+  addKnownSecret,
+  registerSpecSecrets,
+  SpecError,
+  urlPassword,
+  type EndpointSpec,
+  type TaskSpec,
+} from '@pgferry/core';
 import { resolveEndpoint } from './endpoint';
 
 /** What a process was given besides its spec: the libpq variables of its environment. */
@@ -63,8 +70,10 @@ export async function resolveSpecPasswords(
     resolveEndpointPassword(spec.source, 'source', env, onWarning),
     resolveEndpointPassword(spec.destination, 'destination', env, onWarning),
   ]);
-  addKnownSecret(spec.kafka.sasl?.password);
-  return { ...spec, source: source.endpoint, destination: destination.endpoint };
+  const resolved = { ...spec, source: source.endpoint, destination: destination.endpoint };
+  // Kafka's and the registry's secrets too (SASL, basic auth, an inline key).
+  registerSpecSecrets(resolved);
+  return resolved;
 }
 
 async function readPasswordFile(file: string, role: string): Promise<string> {

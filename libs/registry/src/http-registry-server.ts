@@ -1,5 +1,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import { type Logger, createLogger, describeError } from '@pgferry/core';
 import { RegistryErrors, SchemaRegistryError } from './registry-errors';
 import { type Route, type RouteResult, registryRoutes } from './registry-routes';
@@ -15,6 +17,13 @@ export interface SchemaRegistryServerOptions {
   /** Larger request bodies get 413. Default 8 MiB: Avro schemas of wide tables stay well under. */
   maxBodyBytes?: number;
   logger?: Pick<Logger, 'debug' | 'warn' | 'error'>;
+  /**
+   * HTTP basic authentication every request must carry (as Confluent's registry does with
+   * authentication.method=BASIC); a request without it, or with other credentials, gets 401.
+   */
+  basicAuth?: { username: string; password: string } | null;
+  /** HTTPS instead of HTTP: the server's certificate chain and key, PEM text. */
+  tls?: { cert: string; key: string } | null;
 }
 
 export interface SchemaRegistryServer {
@@ -51,13 +60,31 @@ export async function startSchemaRegistry(
   );
   const routes = registryRoutes(registry);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const server = createServer((req, res) => {
+  const expected = options.basicAuth
+    ? Buffer.from(`${options.basicAuth.username}:${options.basicAuth.password}`, 'utf8')
+    : null;
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (expected && !authorized(req.headers.authorization, expected)) {
+      req.resume();
+      res.setHeader('WWW-Authenticate', 'Basic realm="pgferry schema registry", charset="UTF-8"');
+      send(res, 401, {
+        json: {
+          error_code: 401,
+          message:
+            'Unauthorized: this schema registry requires HTTP basic authentication with the credentials of its pgferry run',
+        },
+      });
+      return;
+    }
     void handle(req, res, routes, maxBodyBytes, logger);
-  });
+  };
+  const server: Server = options.tls
+    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
+    : createServer(onRequest);
   const host = options.host ?? '127.0.0.1';
   await listen(server, options.port ?? 0, host);
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.debug({ url }, 'schema registry listening');
   return {
     url,
@@ -71,6 +98,14 @@ export async function startSchemaRegistry(
       await registry.drain();
     },
   };
+}
+
+/** Whether an Authorization header carries exactly the expected `user:password` (constant time). */
+function authorized(header: string | undefined, expected: Buffer): boolean {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!m) return false;
+  const given = Buffer.from(m[1], 'base64');
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

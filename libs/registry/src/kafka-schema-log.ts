@@ -118,6 +118,8 @@ export interface KafkaRegistryOptions extends KafkaSchemaLogOptions {
   port?: number;
   host?: string;
   logger?: SchemaRegistryServerOptions['logger'];
+  /** HTTP basic auth the registry's own clients must give. */
+  basicAuth?: SchemaRegistryServerOptions['basicAuth'];
 }
 
 /**
@@ -134,6 +136,7 @@ export async function startKafkaRegistry(options: KafkaRegistryOptions): Promise
       port: options.port ?? 0,
       host: options.host,
       logger: options.logger,
+      basicAuth: options.basicAuth,
     });
   } catch (err) {
     await log.close().catch(() => undefined);

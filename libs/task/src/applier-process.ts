@@ -1,6 +1,5 @@
-import { RegistryClient } from '@pgferry/avro';
 import { SnapshotApplier, applyUntilStopped } from '@pgferry/apply';
-import { kafkaClient } from './kafka-client';
+import { kafkaClient, registryClient } from './kafka-client';
 import type { Emit } from './migration-event';
 import type { ApplierProcessConfig } from './process-config';
 import { applierConnector, changeApplier, snapshotApplierOptions } from './process-options';
@@ -19,7 +18,7 @@ export async function runApplierProcess(
   const { spec } = config;
   const destination = await applierConnector(config)();
   const kafka = kafkaClient(config.kafka, `pgferry-${spec.name}-applier`);
-  const registry = new RegistryClient(config.registryUrl);
+  const registry = registryClient(spec, config.registryUrl);
   const applier =
     config.mode === 'changes'
       ? changeApplier(config, { kafka, registry })

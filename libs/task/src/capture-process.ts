@@ -1,8 +1,7 @@
 import { connect, resolveEndpoint } from '@pgferry/pg';
-import { RegistryClient } from '@pgferry/avro';
 import { ControlStore } from '@pgferry/control';
 import { runSnapshotCapture } from '@pgferry/capture';
-import { kafkaClient } from './kafka-client';
+import { kafkaClient, registryClient } from './kafka-client';
 import type { Emit } from './migration-event';
 import type { CaptureProcessConfig, StreamProcessConfig } from './process-config';
 import { snapshotCaptureOptions } from './process-options';
@@ -26,7 +25,7 @@ export async function runCaptureProcess(
     const { rows, bytes } = await runSnapshotCapture(
       snapshotCaptureOptions(config, {
         kafka: kafkaClient(config.kafka, `pgferry-${spec.name}-capture`),
-        registry: new RegistryClient(config.registryUrl),
+        registry: registryClient(spec, config.registryUrl),
         control: new ControlStore(control, spec.name),
         emit,
       }),

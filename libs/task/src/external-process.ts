@@ -1,10 +1,9 @@
 import type { Client } from 'pg';
 import { describeError, isRetriable, redactString, retry, sleep, type TaskSpec } from '@pgferry/core';
 import { classifyPgError, connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
-import { RegistryClient } from '@pgferry/avro';
 import { applyUntilStopped, type ApplierTarget } from '@pgferry/apply';
 import { ControlStore, readStreamSettings, type RecordedStreamSettings } from '@pgferry/control';
-import { kafkaClient, type KafkaConnection } from './kafka-client';
+import { kafkaClient, registryClient, type KafkaConnection } from './kafka-client';
 import type { Emit } from './migration-event';
 import type { ApplierSettings, StreamSettings } from './process-config';
 import { changeApplier } from './process-options';
@@ -74,7 +73,7 @@ export async function runExternalApplier(opts: ExternalProcessOptions): Promise<
     };
     const applier = changeApplier(settings, {
       kafka: kafkaClient(opts.kafka, `pgferry-${opts.spec.name}-applier`),
-      registry: new RegistryClient(opts.registryUrl),
+      registry: registryClient(opts.spec, opts.registryUrl),
     });
     try {
       await applier.start();

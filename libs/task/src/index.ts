@@ -1,7 +1,14 @@
 export { runApplierProcess } from './applier-process';
 export { runCaptureProcess, runStreamProcess } from './capture-process';
 export { type FullMigrationResult, runFullMigration } from './phases/full-migration';
-export { type KafkaClient, kafkaClient, type KafkaConnection } from './kafka-client';
+export {
+  type KafkaClient,
+  kafkaClient,
+  type KafkaConnection,
+  specKafkaConnection,
+  specRegistryUrl,
+} from './kafka-client';
+export { registryUrlWithCredentials } from '@pgferry/avro';
 export { type MigrationEvent } from './migration-event';
 export { TaskStoppedError } from './phases/incremental';
 export { prestartFullDataChildren } from './phases/full-data-children';

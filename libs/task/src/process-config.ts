@@ -1,6 +1,13 @@
 import { readFileSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseTaskSpec, registerSpecSecrets, SpecError, type TaskSpec } from '@pgferry/core';
+import {
+  addKnownSecret,
+  parseTaskSpec,
+  registerSpecSecrets,
+  SpecError,
+  urlPassword,
+  type TaskSpec,
+} from '@pgferry/core';
 import type { SelectedTable } from '@pgferry/pg';
 import type { ApplierTarget, DeferredKeys } from '@pgferry/apply';
 import type { KafkaConnection } from './kafka-client';
@@ -92,6 +99,7 @@ export function readProcessConfig<R extends ProcessConfig['role']>(
   const spec = parseTaskSpec(raw.spec);
   // The child's log lines and errors mask these passwords wherever they appear.
   registerSpecSecrets({ ...spec, kafka: { ...spec.kafka, sasl: raw.kafka.sasl ?? spec.kafka.sasl } });
+  addKnownSecret(urlPassword(raw.registryUrl));
   return { ...raw, spec } as Extract<ProcessConfig, { role: R }>;
 }
 

@@ -10,7 +10,7 @@ import {
   type ApplierTarget,
   type SnapshotApplier,
 } from '@pgferry/apply';
-import { APPLIER_SESSION_TIMEOUT_MS, type KafkaClient } from './kafka-client';
+import { APPLIER_SESSION_TIMEOUT_MS, registryTls, type KafkaClient } from './kafka-client';
 import type { Emit } from './migration-event';
 import type { ApplierSettings, CaptureSettings, StreamSettings } from './process-config';
 
@@ -75,6 +75,7 @@ export function streamCaptureOptions(
     schemaChangeRole: spec.options.schemaChanges.role,
     kafka: clients.kafka,
     registryUrl: settings.registryUrl,
+    registryTls: registryTls(spec),
     prefix: settings.topicPrefix,
     partitions: settings.partitions,
     stop: clients.stop,

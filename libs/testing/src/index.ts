@@ -36,3 +36,4 @@ export {
   type StartApicurioOptions,
 } from './apicurio';
 export { apicurioRuntime, type ApicurioRuntime } from './apicurio-runtime';
+export { makeTestCertificates, type TestCertificates } from './tls-certificates';

@@ -16,6 +16,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { Client } from 'pg';
 import { connect, type Endpoint } from '@pgferry/pg';
 import { requestCutover } from '@pgferry/control';
+import { apiGuard } from './api-guard';
 import { listTasks, readTaskStatus, type TaskStatus } from './task-status';
 
 const DESTINATION = Symbol('destination');
@@ -79,13 +80,20 @@ export class TasksModule {
   }
 }
 
-/** Starts the task API (GET /tasks, GET /tasks/:id) over the destination's control schema. */
+/**
+ * Starts the task API (GET /tasks, GET /tasks/:id, POST /tasks/:id/cutover) over the
+ * destination's control schema. Every request needs `Authorization: Bearer <token>` and a
+ * mutating one may not come from another origin (api-guard.ts); `tokenHint` tells a refused
+ * client where the token is.
+ */
 export async function startTaskApi(
   endpoint: Endpoint,
   port: number,
   host = '127.0.0.1',
+  access: { token: string; tokenHint: string },
 ): Promise<{ app: INestApplication; url: string }> {
   const app = await NestFactory.create(TasksModule.forDestination(endpoint), { logger: false });
+  app.use(apiGuard(access.token, access.tokenHint));
   app.enableShutdownHooks();
   await app.listen(port, host);
   const addr = app.getHttpServer().address();

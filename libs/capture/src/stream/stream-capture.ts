@@ -18,6 +18,7 @@ import {
 } from '@pgferry/pg';
 import {
   RegistryClient,
+  type RegistryTlsOptions,
   heartbeatTopic,
   tableTopic,
   transactionsTopic,
@@ -54,7 +55,10 @@ export interface StreamCaptureOptions {
   /** options.schemaChanges.role: the destination role captured statements run as (see DdlTarget). */
   schemaChangeRole?: string;
   kafka: KafkaClientConfig;
+  /** The registry; user and password in it are sent as HTTP basic auth. */
   registryUrl: string;
+  /** The registry's CA (an https registry with a private CA). */
+  registryTls?: RegistryTlsOptions;
   prefix: string;
   partitions: number;
   /** Ends the stream: the last confirmed position is reported and the slot released. */
@@ -196,7 +200,7 @@ async function streamOnce(
     const startOffsets = await withKafkaAdmin(opts.kafka, (admin) =>
       admin.topicEnds(tables.map((t) => t.topic)),
     );
-    const registry = new RegistryClient(opts.registryUrl);
+    const registry = new RegistryClient(opts.registryUrl, opts.registryTls);
     const transactions = {
       topic: transactionsTopic(opts.prefix),
       records: new TransactionRecords(registry, transactionsTopic(opts.prefix)),

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { DataError } from '@pgferry/core';
 import {
   encodeResponseFrame,
@@ -34,16 +35,34 @@ import {
   handleSyncGroup,
   type ClientInfo,
 } from './group-handlers';
+import {
+  BROKER_SASL_MECHANISMS,
+  BrokerSaslCredentials,
+  SaslSession,
+  type BrokerSaslUser,
+} from './sasl-server';
 
 type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** The APIs of the shared codec this broker does not answer (it has no SASL yet). */
-const NOT_SERVED: ReadonlySet<number> = new Set([ApiKey.SaslHandshake, ApiKey.SaslAuthenticate]);
+/** The APIs of the shared codec a broker without SASL does not answer. */
+const SASL_APIS: ReadonlySet<number> = new Set([ApiKey.SaslHandshake, ApiKey.SaslAuthenticate]);
 
 /** What ApiVersions advertises: every API this broker answers, with the versions it reads. */
-const BROKER_API_VERSIONS = [...API_SPECS.values()]
-  .filter((s) => !NOT_SERVED.has(s.key))
-  .map((s) => ({ apiKey: s.key, minVersion: s.min, maxVersion: s.max }));
+const apiVersionsOf = (sasl: boolean) =>
+  [...API_SPECS.values()]
+    .filter((s) => sasl || !SASL_APIS.has(s.key))
+    .map((s) => ({ apiKey: s.key, minVersion: s.min, maxVersion: s.max }));
+
+/** Who may connect: SASL credentials, and TLS on the listener. Both off by default. */
+export interface ListenerSecurity {
+  /**
+   * The one user every connection must authenticate as (SASL PLAIN, SCRAM-SHA-256 or
+   * SCRAM-SHA-512) before any request but ApiVersions and the SASL ones is answered.
+   */
+  sasl?: BrokerSaslUser | null;
+  /** TLS on the listener: the broker's certificate chain and key, PEM text. */
+  tls?: { cert: string; key: string } | null;
+}
 
 /** Request frames from this size on are assembled in a reusable buffer (see onConnection). */
 const POOLED_FRAME_BYTES = 64 * 1024;
@@ -97,16 +116,31 @@ export class KafkaServer {
   private sockets = new Set<Socket>();
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private readonly credentials: BrokerSaslCredentials | null;
+  private readonly apiVersionsList: ReturnType<typeof apiVersionsOf>;
 
   private constructor(
-    options: BrokerOptions,
+    options: BrokerOptions & ListenerSecurity,
     private readonly log: BrokerLogger,
   ) {
     this.state = new BrokerState(options);
-    this.server = createServer((socket) => this.onConnection(socket));
+    this.credentials = options.sasl ? new BrokerSaslCredentials(options.sasl) : null;
+    this.apiVersionsList = apiVersionsOf(this.credentials !== null);
+    this.server = options.tls
+      ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, (socket) =>
+          this.onConnection(socket),
+        )
+      : createServer((socket) => this.onConnection(socket));
+    // A client that fails the TLS handshake (an untrusted certificate, plain TCP) is only logged.
+    this.server.on('tlsClientError', (err: Error, socket: Socket) =>
+      this.log.warn({ remote: `/${socket.remoteAddress}`, reason: err.message }, 'TLS handshake failed'),
+    );
   }
 
-  static async start(options: BrokerOptions, log: BrokerLogger = silent): Promise<KafkaServer> {
+  static async start(
+    options: BrokerOptions & ListenerSecurity,
+    log: BrokerLogger = silent,
+  ): Promise<KafkaServer> {
     const server = new KafkaServer(options, log);
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);
@@ -182,6 +216,7 @@ export class KafkaServer {
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const client: ClientInfo = { clientId: '', clientHost: `/${socket.remoteAddress ?? 'unknown'}` };
+    const sasl = this.credentials ? new SaslSession(this.credentials) : null;
     socket.setTimeout(connectionIdleMs, () => {
       this.log.info({ remote: client.clientHost }, `closing a connection idle for ${connectionIdleMs} ms`);
       socket.destroy();
@@ -250,7 +285,7 @@ export class KafkaServer {
       buffered -= 4 + size;
       busy = true;
       socket.pause();
-      void this.handleFrame(frame, socket, client, arenas).finally(() => {
+      void this.handleFrame(frame, socket, client, arenas, sasl).finally(() => {
         this.hold(socket, -(4 + size));
         if (pooled && frame.readInt16BE(0) === ApiKey.Produce && (!spare || spare.length < pooled.length))
           spare = pooled;
@@ -280,6 +315,7 @@ export class KafkaServer {
     socket: Socket,
     client: ClientInfo,
     arenas: ReadArena[],
+    sasl: SaslSession | null,
   ): Promise<void> {
     if (socket.destroyed) return;
     let apiKey = -1;
@@ -291,8 +327,17 @@ export class KafkaServer {
       version = r.int16();
       correlationId = r.int32();
       client.clientId = r.nstring() ?? '';
-      const spec = NOT_SERVED.has(apiKey) ? undefined : API_SPECS.get(apiKey);
+      const spec = !sasl && SASL_APIS.has(apiKey) ? undefined : API_SPECS.get(apiKey);
       if (!spec) throw new ProtocolError(`unknown API key ${apiKey}`);
+      if (sasl && !sasl.authenticated && apiKey !== ApiKey.ApiVersions && !SASL_APIS.has(apiKey)) {
+        // Kafka's SaslServerAuthenticator closes such a connection too (IllegalSaslStateException).
+        this.log.warn(
+          { remote: client.clientHost, clientId: client.clientId, apiKey },
+          `closing connection: ${spec.name} before SASL authentication; this broker requires SASL (${BROKER_SASL_MECHANISMS.join(', ')})`,
+        );
+        socket.destroy();
+        return;
+      }
       if (version < spec.min || version > spec.max) {
         if (apiKey === ApiKey.ApiVersions)
           return void this.send(socket, correlationId, this.apiVersions(ErrorCode.UNSUPPORTED_VERSION, 0));
@@ -301,6 +346,8 @@ export class KafkaServer {
         );
       }
       const req = readStruct<Req>(r, spec.request, version);
+      if (sasl && SASL_APIS.has(apiKey))
+        return await this.saslStep(sasl, apiKey, version, correlationId, req, socket, client);
       if (apiKey === ApiKey.Fetch) {
         const arena = arenas.pop() ?? new ReadArena();
         const res = await handleFetch(this.state, req, version, arena);
@@ -330,6 +377,45 @@ export class KafkaServer {
     }
   }
 
+  /** SaslHandshake or SaslAuthenticate; a failed authentication closes once its answer is written. */
+  private async saslStep(
+    sasl: SaslSession,
+    apiKey: number,
+    version: number,
+    correlationId: number,
+    req: Req,
+    socket: Socket,
+    client: ClientInfo,
+  ): Promise<void> {
+    const spec = API_SPECS.get(apiKey)!;
+    // Handshake v0 is followed by unframed tokens, which this broker does not read.
+    const res: Req =
+      apiKey === ApiKey.SaslHandshake && version === 0
+        ? {
+            errorCode: ErrorCode.ILLEGAL_SASL_STATE,
+            mechanisms: [],
+            errorMessage: 'SaslHandshake v0 (unframed tokens) is not supported: use v1',
+            close: true,
+          }
+        : apiKey === ApiKey.SaslHandshake
+          ? { ...sasl.handshake(String(req.mechanism)), close: false }
+          : { ...sasl.authenticate(req.authBytes as Buffer), sessionLifetimeMs: 0n };
+    const written = this.send(socket, correlationId, (w) => writeStruct(w, spec.response, res, version));
+    if (res.errorCode !== 0)
+      this.log.warn(
+        {
+          remote: client.clientHost,
+          clientId: client.clientId,
+          reason: res.errorMessage ?? `mechanism ${String(req.mechanism)} is not offered`,
+        },
+        `${spec.name} refused`,
+      );
+    if (res.close) {
+      await written;
+      socket.destroy();
+    }
+  }
+
   /**
    * Writes one response frame. Record batches of 4 KiB and more (fetch responses) are written
    * from the buffers the log was read into, not copied into the frame. Resolves once the socket
@@ -353,7 +439,7 @@ export class KafkaServer {
     const spec = API_SPECS.get(ApiKey.ApiVersions)!;
     const res = {
       errorCode,
-      apiKeys: BROKER_API_VERSIONS,
+      apiKeys: this.apiVersionsList,
       throttleTimeMs: 0,
     };
     return (w) => writeStruct(w, spec.response, res, version);
@@ -363,7 +449,7 @@ export class KafkaServer {
     const s = this.state;
     switch (apiKey) {
       case ApiKey.ApiVersions:
-        return { errorCode: 0, apiKeys: BROKER_API_VERSIONS, throttleTimeMs: 0 };
+        return { errorCode: 0, apiKeys: this.apiVersionsList, throttleTimeMs: 0 };
       case ApiKey.Metadata:
         return handleMetadata(s, req, version);
       case ApiKey.Produce:

@@ -1,4 +1,4 @@
-import { RegistryClient } from '@pgferry/avro';
+import { registryClient } from '../kafka-client';
 import { createSlotWithSnapshot, dropSlot, prepareStreams } from '@pgferry/capture';
 import { buildDeferredKeys, prepareKeyConstraints, type DeferredKeys } from '@pgferry/apply';
 import { readStartOffsets } from '@pgferry/control';
@@ -39,7 +39,7 @@ export const fullDataPhase: Phase<MigrationContext> = {
       await ctx.store.setSlot(ctx.exported.slotName, ctx.exported.consistentLsn, ctx.exported.snapshotName);
       snapshotName = ctx.exported.snapshotName;
     }
-    const registry = new RegistryClient(ctx.options.registryUrl);
+    const registry = registryClient(spec, ctx.options.registryUrl);
     const deferredKeys: DeferredKeys = {
       task: spec.name,
       keys: await prepareKeyConstraints(ctx.source, ctx.control, ctx.tables),

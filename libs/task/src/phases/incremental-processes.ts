@@ -1,7 +1,6 @@
 import { rmSync } from 'node:fs';
 import { describeError, isRetriable, PgferryError, redactString, retry } from '@pgferry/core';
-import { RegistryClient } from '@pgferry/avro';
-import type { KafkaClient } from '../kafka-client';
+import { registryClient, type KafkaClient } from '../kafka-client';
 import type { Emit } from '../migration-event';
 import type { ApplierSettings, StreamSettings } from '../process-config';
 import { changeApplier } from '../process-options';
@@ -34,7 +33,7 @@ export async function startStreamInProcess(
   const abort = new AbortController();
   let failure: Error | null = null;
   const newApplier = () =>
-    changeApplier(applierSettings, { kafka, registry: new RegistryClient(applierSettings.registryUrl) });
+    changeApplier(applierSettings, { kafka, registry: registryClient(spec, applierSettings.registryUrl) });
   // options.stream: the capture and the appliers may run elsewhere (pgferry capture, pgferry applier).
   const ownCapture = spec.options.stream.capture === 'controller';
   let applier = spec.options.stream.appliers > 0 ? newApplier() : null;
