@@ -78,7 +78,7 @@ export function streamCaptureOptions(
     prefix: settings.topicPrefix,
     partitions: settings.partitions,
     stop: clients.stop,
-    retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
+    retry: spec.options.retry,
     wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => clients.emit({ kind: 'stream', ...p }),
     onSchemaChange: (e) => clients.emit({ kind: 'schema-change', ...e }),

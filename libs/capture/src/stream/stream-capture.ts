@@ -1,5 +1,14 @@
 import type { Client } from 'pg';
-import { describeError, PgferryError, retry, sleep, type Logger, type TaskSpec } from '@pgferry/core';
+import {
+  describeError,
+  PgferryError,
+  retry,
+  retryDeadlines,
+  sleep,
+  type Logger,
+  type RetryWindows,
+  type TaskSpec,
+} from '@pgferry/core';
 import {
   classifyPgError,
   connect,
@@ -59,8 +68,11 @@ export interface StreamCaptureOptions {
   partitions: number;
   /** Ends the stream: the last confirmed position is reported and the slot released. */
   stop: AbortSignal;
-  /** How long a run of retriable failures (lost source, lost broker) is retried (ms). */
-  retryWindowMs: number;
+  /**
+   * How long a run of retriable failures is retried: lost connections (source, destination,
+   * broker restarts) for connectionMinutes, the rest for otherMinutes (options.retry).
+   */
+  retry: RetryWindows;
   heartbeatIntervalMs?: number;
   /** How often the position and a stream mark are written to the destination (ms). */
   reportIntervalMs?: number;
@@ -85,7 +97,7 @@ const HEALTHY_RUN_MS = 60_000;
  * and stream marks to the destination about once a second, so the controller can tell the lag
  * and when the destination holds everything up to a source position. Runs until `stop`;
  * retriable failures (a source or broker restart) are retried from the last confirmed position
- * within `retryWindowMs`, anything else ends it with the error.
+ * within `retry`'s windows, anything else ends it with the error.
  */
 export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void> {
   // The destination may be restarting as the capture starts: read the task within the window.
@@ -109,7 +121,7 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
       }
     },
     {
-      deadlineMs: opts.retryWindowMs,
+      ...retryDeadlines(opts.retry),
       signal: opts.stop,
       onRetry: (err, attempt, delayMs) =>
         opts.logger?.warn(
@@ -137,7 +149,7 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
         startLsn = await streamOnce(opts, run.runId, producer, startLsn, (lsn) => (startLsn = lsn));
       },
       {
-        deadlineMs: opts.retryWindowMs,
+        ...retryDeadlines(opts.retry),
         initialDelayMs: 500,
         maxDelayMs: 15_000,
         resetAfterMs: HEALTHY_RUN_MS,

@@ -1,5 +1,13 @@
 import { rmSync } from 'node:fs';
-import { describeError, isRetriable, PgferryError, redactString, retry } from '@pgferry/core';
+import {
+  describeError,
+  isRetriable,
+  PgferryError,
+  redactString,
+  retry,
+  retryDeadlines,
+  retryWindowName,
+} from '@pgferry/core';
 import { RegistryClient } from '@pgferry/avro';
 import type { KafkaClient } from '../kafka-client';
 import type { Emit } from '../migration-event';
@@ -22,7 +30,7 @@ export interface RunningStream {
  * The stream capture and the change applier inside the controller, configured as the children
  * would be (process-options.ts). A lost destination fails the applier with a retriable error: a
  * new one takes over from the stored offsets (as the supervisor restarts a child), within
- * retry.connectionMinutes; a capture that fails retriably is started again likewise.
+ * retry.connectionMinutes (retry.otherMinutes for other retriable failures); a capture that fails retriably is started again likewise.
  */
 export async function startStreamInProcess(
   stream: StreamSettings,
@@ -40,10 +48,10 @@ export async function startStreamInProcess(
   let applier = spec.options.stream.appliers > 0 ? newApplier() : null;
   await applier?.start();
   let replacing: Promise<void> | null = null;
-  const minutes = spec.options.retry.connectionMinutes;
-  /** Retries of a process started again within retry.connectionMinutes, each one reported. */
+  const windows = spec.options.retry;
+  /** Retries of a process started again within its failure's retry window, each one reported. */
   const restarts = (what: string, again: string) => ({
-    deadlineMs: minutes * 60_000,
+    ...retryDeadlines(windows),
     initialDelayMs: 1000,
     maxDelayMs: 5000,
     signal: abort.signal,
@@ -52,11 +60,11 @@ export async function startStreamInProcess(
         kind: 'phase',
         phase: 'incremental',
         status: 'running',
-        detail: `${what} failed (${redactString(describeError(err))}); ${again} in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
+        detail: `${what} failed (${redactString(describeError(err))}); ${again} in ${(delayMs / 1000).toFixed(1)} s, for up to ${retryWindowName(err, windows)}`,
       }),
   });
   // A new applier in place of the lost one, started again after retriable failures within
-  // retry.connectionMinutes. The lost one counts as the first failed attempt: the deadline runs
+  // their retry window. The lost one counts as the first failed attempt: the deadline runs
   // from the loss, and the first new applier starts after the first delay.
   const replace = async (lost: Error) => {
     await applier?.stop();

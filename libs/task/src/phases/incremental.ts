@@ -1,5 +1,14 @@
 import type { Client } from 'pg';
-import { describeError, isRetriable, PgferryError, redactString, retry, type TaskSpec } from '@pgferry/core';
+import {
+  describeError,
+  isRetriable,
+  PgferryError,
+  redactString,
+  retry,
+  retryDeadlines,
+  retryWindowName,
+  type TaskSpec,
+} from '@pgferry/core';
 import { classifyPgError, formatLsn, parseLsn } from '@pgferry/pg';
 import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avro';
 import { AppliedRate, cutoverRequested, readStreamLag, writeStreamSettings } from '@pgferry/control';
@@ -116,13 +125,13 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   let target: bigint | null = null;
   const rate = new AppliedRate();
   let { source, control } = opts;
-  const retryMinutes = spec.options.retry.connectionMinutes;
+  const windows = spec.options.retry;
   /** The failure of the stream or the applier that ends the phase: never retried here. */
   let ended: Error | null = null;
   try {
     for (;;) {
       // A lost controller connection (a server restart): opened again, and the poll retried,
-      // within retry.connectionMinutes of failures in a row.
+      // within retry.connectionMinutes of failures in a row (otherMinutes for other retriable ones).
       const polled = await retry(
         async (attempt) => {
           ended = running.failure();
@@ -137,7 +146,7 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
           }
         },
         {
-          deadlineMs: retryMinutes * 60_000,
+          ...retryDeadlines(windows),
           initialDelayMs: 500,
           maxDelayMs: 5000,
           signal: opts.signal,
@@ -147,7 +156,7 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
               kind: 'phase',
               phase: 'incremental',
               status: 'running',
-              detail: `lost a connection (${redactString(describeError(e))}); reconnecting in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${retryMinutes})`,
+              detail: `lost a connection (${redactString(describeError(e))}); reconnecting in ${(delayMs / 1000).toFixed(1)} s, for up to ${retryWindowName(e, windows)}`,
             }),
         },
       ).catch((e) => {
