@@ -13,8 +13,9 @@ import type { Phase } from './phase';
  * Full data: the replication slot created with an exported snapshot (the first run only), every
  * selected table read under that snapshot and sent through Kafka by the capture, applied by the
  * applier, then the keys left for after the load built. As children (options.processes) or in
- * this process, from the same settings. A full-only task then drops the slot and sets the
- * destination's sequences; an incremental one keeps the slot, whose stream starts where the
+ * this process, from the same settings. A full-only task's slot is temporary: it ends with the
+ * snapshot's connection (after verify, or when the task fails); the task sets the destination's
+ * sequences; an incremental one keeps the slot, whose stream starts where the
  * snapshot ends.
  * Before: the destination tables exist (schema-pre, or the user's). Records: the slot and
  * snapshot in pgferry.tasks, chunk plan and progress in pgferry.chunks, the applied offsets in
@@ -33,7 +34,10 @@ export const fullDataPhase: Phase<MigrationContext> = {
       // Before the slot: pgoutput looks the publication up as of each change's position,
       // so one created after the slot would not exist for the first changes.
       if (spec.migrationTypes.incremental) await prepareStreamSource(ctx.source, spec, ctx.tables);
-      ctx.exported = await createSlotWithSnapshot(ctx.src, ctx.slotName);
+      // A full-only task needs the slot only for its snapshot: a temporary one, gone with it.
+      ctx.exported = await createSlotWithSnapshot(ctx.src, ctx.slotName, {
+        temporary: !spec.migrationTypes.incremental,
+      });
       await ctx.store.setSlot(ctx.exported.slotName, ctx.exported.consistentLsn, ctx.exported.snapshotName);
       snapshotName = ctx.exported.snapshotName;
     }
