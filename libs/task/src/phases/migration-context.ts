@@ -47,6 +47,7 @@ export class MigrationContext implements PhaseRunContext {
   readonly targets: ApplierTarget[];
   readonly result: FullMigrationResult;
   store: ControlStore;
+  readonly retryWindows: TaskSpec['options']['retry'];
   /** The snapshot the full-data phase of this run exported, alive until releaseSnapshot. */
   exported: ExportedSnapshot | null = null;
 
@@ -60,6 +61,7 @@ export class MigrationContext implements PhaseRunContext {
   ) {
     const { spec } = options;
     this.spec = spec;
+    this.retryWindows = spec.options.retry;
     this.emit = options.onEvent ?? (() => undefined);
     this.src = resolveEndpoint(spec.source, 'source');
     this.dst = resolveEndpoint(spec.destination, 'destination');
