@@ -175,6 +175,12 @@ export const taskSpecSchema = z
           .default({}),
         lagBoundSeconds: z.number().positive().default(5),
         /**
+         * migrate prints a WARNING when the source keeps more WAL than this for the task's slot
+         * (pg_current_wal_lsn() - restart_lsn: what the stream has not confirmed yet), and
+         * whenever the slot's wal_status is unreserved (max_slot_wal_keep_size is near).
+         */
+        walRetainedAlertBytes: z.number().int().positive().optional(),
+        /**
          * Schema changes made on the source during the incremental phase, replayed on the
          * destination (docs/schema-changes.md). role: a destination role each replayed statement
          * runs as (SET LOCAL ROLE, which the destination user must be allowed: a member of it),

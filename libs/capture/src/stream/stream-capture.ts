@@ -33,6 +33,7 @@ import {
   TransactionRecords,
   HeartbeatRecords,
 } from '@pgferry/avro';
+import { readSourceWal, SlotInvalidatedError } from './pg-slot-wal';
 import { ChangePublisher, type PublishedTable } from './change-publisher';
 import type { ChangeEvent, RelationInfo } from '../change-event';
 import { heartbeatLagMs, startHeartbeat } from './pg-heartbeat';
@@ -182,9 +183,12 @@ async function streamOnce(
   let position: Client | null = null;
   let report: Client | null = null;
   let reporter: NodeJS.Timeout | null = null;
+  const slot = `pgferry_${opts.task}`;
+  /** Set when the source invalidated the slot: the stream stops and the capture fails with it. */
+  let invalidated: SlotInvalidatedError | null = null;
   const reader = new PgStreamReader({
     endpoint: opts.source,
-    slot: `pgferry_${opts.task}`,
+    slot,
     publication: publicationName(opts.task),
     startLsn,
     spoolDir: opts.spoolDir,
@@ -193,6 +197,11 @@ async function streamOnce(
   let reporting: Promise<void> = Promise.resolve();
   try {
     await source.query(PIPELINE_SESSION_SQL);
+    // A slot the source invalidated while no capture ran cannot be streamed again (START_REPLICATION
+    // would fail with "can no longer get changes"): say so, and how to start over.
+    const before = await readSourceWal(source, slot);
+    if (before.slot?.walStatus === 'lost')
+      throw new SlotInvalidatedError(opts.task, slot, before.slot.maxSlotWalKeepSizeBytes);
     const tables: PublishedTable[] = opts.tables.map((t) => ({
       schema: t.schema,
       table: t.table,
@@ -248,15 +257,20 @@ async function streamOnce(
       try {
         report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
         position ??= await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
-        const { rows } = await position.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
+        const wal = await readSourceWal(position, slot);
+        if (wal.slot?.walStatus === 'lost' && !invalidated) {
+          invalidated = new SlotInvalidatedError(opts.task, slot, wal.slot.maxSlotWalKeepSizeBytes);
+          void reader.stop();
+        }
         const current = mark as StreamMark | null;
         const fresh = current && current.lsn !== marked ? current : null;
         await writeCaptureReport(
           report,
           opts.task,
           {
-            sourceLsn: parseLsn(rows[0].lsn),
+            sourceLsn: wal.currentLsn,
             capturedLsn: reader.confirmedLsn,
+            slot: wal.slot,
             captureLagMs,
             published: publisher.published,
           },
@@ -297,6 +311,7 @@ async function streamOnce(
     reporter = null;
     await reporting;
     await tick();
+    if (invalidated) throw invalidated;
     return reader.confirmedLsn;
   } finally {
     if (reporter) clearInterval(reporter);

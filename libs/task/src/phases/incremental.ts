@@ -20,6 +20,7 @@ import { prepareStreamSource } from '../stream-source';
 import type { ChildProcessesOptions } from '../supervise/task-child';
 import { startStreamChildren, startStreamInProcess } from './incremental-processes';
 import type { Phase } from './phase';
+import { SlotWalWatch } from './slot-wal-watch';
 
 /** The user stopped the task (SIGINT/SIGTERM) before cutover; running migrate again resumes it. */
 export class TaskStoppedError extends PgferryError {
@@ -124,6 +125,7 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   const pollMs = opts.pollMs ?? 1000;
   let target: bigint | null = null;
   const rate = new AppliedRate();
+  const slotWatch = new SlotWalWatch(task, spec.options.walRetainedAlertBytes);
   let { source, control } = opts;
   const windows = spec.options.retry;
   /** The failure of the stream or the applier that ends the phase: never retried here. */
@@ -173,6 +175,9 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   /** One look at the stream: reports the lag, notices a cutover request; the outcome once caught up. */
   async function poll(): Promise<string | null> {
     const lag = await readStreamLag(control, task, spec.options.lagBoundSeconds);
+    // An invalidated slot ends the phase (not retried: the lost WAL cannot come back).
+    const warning = slotWatch.check(lag.slot);
+    if (warning) opts.emit({ kind: 'warning', message: warning });
     opts.emit({
       kind: 'lag',
       lag,
