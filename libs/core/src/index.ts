@@ -29,6 +29,7 @@ export {
   sleep,
   type RetryOptions,
   type RetryWindows,
+  withTimeout,
 } from './retry';
 export {
   type EndpointSpec,

@@ -179,3 +179,21 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
     }
   }
 }
+
+/**
+ * `work`, or `onTimeout()` thrown when it has not settled within `ms`: for a call over a
+ * connection that may have gone silent (a peer that stopped answering without closing), whose
+ * caller then drops the connection. `work` itself is not cancelled; its outcome is ignored.
+ */
+export async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

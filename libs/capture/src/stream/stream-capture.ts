@@ -1,5 +1,6 @@
 import type { Client } from 'pg';
 import {
+  ConnectionError,
   describeError,
   PgferryError,
   retry,
@@ -8,6 +9,7 @@ import {
   type Logger,
   type RetryWindows,
   type TaskSpec,
+  withTimeout,
 } from '@pgferry/core';
 import {
   classifyPgError,
@@ -87,6 +89,9 @@ export interface StreamCaptureOptions {
   /** A table the task did not start with (created, or renamed, on the source) whose rows the stream now carries. */
   onNewTable?: (e: { table: string; topic: string }) => void;
 }
+
+/** The longest the capture waits for its report of the position before dropping its connections. */
+const REPORT_TIMEOUT_MS = 20_000;
 
 /** An attempt that streamed this long before failing starts a new retry window. */
 const HEALTHY_RUN_MS = 60_000;
@@ -253,40 +258,49 @@ async function streamOnce(
       addTable: (relation) => addNewTable(opts, source, relation),
       wholeTransactions: opts.wholeTransactions,
     });
+    const record = async () => {
+      report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+      position ??= await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+      const wal = await readSourceWal(position, slot);
+      if (wal.slot?.walStatus === 'lost' && !invalidated) {
+        invalidated = new SlotInvalidatedError(opts.task, slot, wal.slot.maxSlotWalKeepSizeBytes);
+        void reader.stop();
+      }
+      const current = mark as StreamMark | null;
+      const fresh = current && current.lsn !== marked ? current : null;
+      await writeCaptureReport(
+        report,
+        opts.task,
+        {
+          sourceLsn: wal.currentLsn,
+          capturedLsn: reader.confirmedLsn,
+          slot: wal.slot,
+          captureLagMs,
+          published: publisher.published,
+        },
+        fresh,
+      );
+      if (fresh) marked = fresh.lsn;
+      opts.onProgress?.({
+        capturedLsn: formatLsn(reader.confirmedLsn),
+        published: publisher.published,
+        captureLagMs,
+      });
+    };
     const tick = async () => {
       try {
-        report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
-        position ??= await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
-        const wal = await readSourceWal(position, slot);
-        if (wal.slot?.walStatus === 'lost' && !invalidated) {
-          invalidated = new SlotInvalidatedError(opts.task, slot, wal.slot.maxSlotWalKeepSizeBytes);
-          void reader.stop();
-        }
-        const current = mark as StreamMark | null;
-        const fresh = current && current.lsn !== marked ? current : null;
-        await writeCaptureReport(
-          report,
-          opts.task,
-          {
-            sourceLsn: wal.currentLsn,
-            capturedLsn: reader.confirmedLsn,
-            slot: wal.slot,
-            captureLagMs,
-            published: publisher.published,
-          },
-          fresh,
+        // A connection gone silent (no answer, never closed) would hold every later report.
+        await withTimeout(
+          record(),
+          REPORT_TIMEOUT_MS,
+          () => new ConnectionError(`no answer in ${REPORT_TIMEOUT_MS / 1000} s`),
         );
-        if (fresh) marked = fresh.lsn;
-        opts.onProgress?.({
-          capturedLsn: formatLsn(reader.confirmedLsn),
-          published: publisher.published,
-          captureLagMs,
-        });
       } catch (err) {
         // Only the lag display suffers; the stream itself goes on and reports any real loss.
         opts.logger?.warn({ err: describeError(err) }, 'could not record the stream position');
-        await report?.end().catch(() => undefined);
-        await position?.end().catch(() => undefined);
+        // Not awaited: the end of a silent connection would wait for ever.
+        void report?.end().catch(() => undefined);
+        void position?.end().catch(() => undefined);
         report = position = null;
       }
     };

@@ -24,6 +24,12 @@ export interface RunningStream {
   failure(): Error | null;
   /** Stops both and waits for them. */
   stop(): Promise<void>;
+  /**
+   * Starts a stuck process again (the watchdog, StallWatch): the children are killed and
+   * restarted by their supervisors; in this process nothing is done (false), the stuck call's
+   * own timeouts end it.
+   */
+  restart(process: 'capture' | 'applier', reason: string): boolean;
 }
 
 /**
@@ -113,6 +119,7 @@ export async function startStreamInProcess(
       replacing ??= replace(lost).finally(() => (replacing = null));
       return null;
     },
+    restart: () => false,
     async stop() {
       abort.abort();
       await streaming;
@@ -135,37 +142,43 @@ export function startStreamChildren(
 ): RunningStream {
   const { spec } = stream;
   const children: ChildSupervisor<MigrationEvent>[] = [];
+  const appliers: ChildSupervisor<MigrationEvent>[] = [];
+  let capture: ChildSupervisor<MigrationEvent> | null = null;
   const files: string[] = [];
   for (let i = 1; i <= spec.options.stream.appliers; i++) {
     const name = i === 1 ? 'applier' : `applier-${i}`;
     const file = childConfigFile(processes.dir, name);
     files.push(file);
-    children.push(
-      superviseChild(spec, processes, emit, {
-        name,
-        entry: processes.applierEntry,
-        kind: 'service',
-        file,
-        settings: applierSettings,
-      }),
-    );
+    const applier = superviseChild(spec, processes, emit, {
+      name,
+      entry: processes.applierEntry,
+      kind: 'service',
+      file,
+      settings: applierSettings,
+    });
+    appliers.push(applier);
+    children.push(applier);
   }
   if (spec.options.stream.capture === 'controller') {
     const file = childConfigFile(processes.dir, 'stream');
     files.push(file);
-    children.push(
-      superviseChild(spec, processes, emit, {
-        name: 'capture',
-        entry: processes.captureEntry,
-        kind: 'service',
-        file,
-        settings: stream,
-      }),
-    );
+    capture = superviseChild(spec, processes, emit, {
+      name: 'capture',
+      entry: processes.captureEntry,
+      kind: 'service',
+      file,
+      settings: stream,
+    });
+    children.push(capture);
   }
   for (const c of children) c.start();
   return {
     failure: () => children.map((c) => c.failure).find((f) => f) ?? null,
+    restart(process, reason) {
+      const stuck = process === 'capture' ? (capture ? [capture] : []) : appliers;
+      for (const c of stuck) c.restartNow(reason);
+      return stuck.length > 0;
+    },
     async stop() {
       await Promise.all(children.map((c) => c.stop()));
       for (const f of files) rmSync(f, { force: true });

@@ -171,7 +171,9 @@ export class MigrationContext implements PhaseRunContext {
       await Promise.all([c?.end(), s?.end()].map((p) => p?.catch(() => undefined)));
       throw opened.find((o) => o.status === 'rejected')!.reason;
     }
-    await Promise.all([this.control.end().catch(() => undefined), this.source.end().catch(() => undefined)]);
+    // Not awaited: the end of a connection that went silent would wait for ever.
+    void this.control.end().catch(() => undefined);
+    void this.source.end().catch(() => undefined);
     [this.control, this.source, this.store] = [c, s, new ControlStore(c, this.spec.name)];
     return { control: c, source: s };
   }

@@ -304,6 +304,22 @@ export class ChildSupervisor<E> {
   }
 
   /**
+   * Kills the running child (SIGKILL) because it is stuck (`reason`, reported): it is started
+   * again as after a crash, within its restart window. No-op while none runs or when stopping.
+   */
+  restartNow(reason: string): void {
+    const child = this.child;
+    if (!child || this.stopping) return;
+    this.opts.onLifecycle?.({
+      process: this.opts.name,
+      status: 'restarting',
+      pid: child.pid,
+      detail: `pid ${child.pid} is stuck: ${reason}; killing it to start it again`,
+    });
+    child.kill('SIGKILL');
+  }
+
+  /**
    * Asks the child to stop (IPC `stop`), kills it after the stop timeout, and resolves once it
    * has exited. Idempotent; a pending restart is cancelled.
    */
