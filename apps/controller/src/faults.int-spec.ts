@@ -1,8 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'pg';
-import { captureOutput, startPostgres, tableDigest, waitFor, type PgCluster } from '@pgferry/testing';
+import {
+  captureOutput,
+  startPostgres,
+  startStallingProxy,
+  tableDigest,
+  waitFor,
+  type PgCluster,
+} from '@pgferry/testing';
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { readTaskStatus } from './api/task-status';
@@ -34,7 +41,9 @@ describe('pgferry migrate under faults', () => {
         (await readTaskStatus(d, name))?.phases.find((p) => p.phase === 'incremental')?.status,
       { reason: 'the incremental phase to start', until: (s) => s === 'running', timeout: 60_000 },
     );
-    await s.query(`INSERT INTO items VALUES (0, 'streamed', 0) ON CONFLICT (id) DO UPDATE SET v = 'streamed'`);
+    await s.query(
+      `INSERT INTO items VALUES (0, 'streamed', 0) ON CONFLICT (id) DO UPDATE SET v = 'streamed'`,
+    );
     await waitFor(() => d.query(`SELECT 1 FROM items WHERE id = 0 AND v = 'streamed'`), {
       reason: 'a change to be streamed',
       until: (r) => r.rowCount === 1,
@@ -113,7 +122,8 @@ describe('pgferry migrate under faults', () => {
     expect(slot!.safeWalSizeBytes).toEqual(expect.any(Number));
     await waitFor(() => out.text(), {
       reason: 'the lag line with the slot and the alert',
-      until: (t) => /slot retains [\d.]+ k?B/.test(t) && t.includes('over options.walRetainedAlertBytes (1 B)'),
+      until: (t) =>
+        /slot retains [\d.]+ k?B/.test(t) && t.includes('over options.walRetainedAlertBytes (1 B)'),
       timeout: 30_000,
     });
     stop.abort();
@@ -126,8 +136,9 @@ describe('pgferry migrate under faults', () => {
         );
         await source.query(`SELECT pg_switch_wal()`);
         await source.query('CHECKPOINT');
-        return (await s.query(`SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pgferry_lostslot'`))
-          .rows[0]?.wal_status;
+        return (
+          await s.query(`SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pgferry_lostslot'`)
+        ).rows[0]?.wal_status;
       },
       { reason: 'the slot to be invalidated', until: (w) => w === 'lost', timeout: 60_000 },
     );
@@ -141,4 +152,51 @@ describe('pgferry migrate under faults', () => {
     await s.end();
     await d.end();
   }, 180_000);
+
+  it('notices a silent drop between the applier and the destination (a proxy that stops forwarding, never closing) and recovers; the tables are equal after cutover', async () => {
+    const name = 'silent';
+    const { s, d } = await items(name);
+    const proxy = await startStallingProxy({ host: destination.host, port: destination.port });
+    try {
+      const through = new URL(destination.url(name));
+      through.host = `${proxy.host}:${proxy.port}`;
+      const spec = join(dir, `${name}.json`);
+      writeFileSync(
+        spec,
+        JSON.stringify({
+          name,
+          source: { url: source.url(name) },
+          destination: { url: through.toString() },
+          migrationTypes: { incremental: true },
+          options: { stallSeconds: 10 },
+        }),
+      );
+      const out = captureOutput();
+      const migration = runMigrate({ spec, workDir: join(dir, name), out: out.out });
+      migration.catch(() => undefined);
+      await streaming(s, d, name);
+      // The applier's connections go silent; TCP keepalives are answered by the proxy's host,
+      // so only pgferry's own watch can tell.
+      expect(proxy.stall('pgferry applier')).toBeGreaterThan(0);
+      for (let i = 1; i <= 20; i++)
+        await s.query(`UPDATE items SET n = n + 1, v = 'silent' || $1 WHERE id % 20 = $1 % 20`, [i]);
+      await waitFor(() => out.text(), {
+        reason: 'the watchdog to restart the stuck applier',
+        until: (t) => /restarting the applier: the applier has applied nothing for 10 s/.test(t),
+        timeout: 60_000,
+      });
+      const cut = captureOutput();
+      const code = await runCutover({ spec, timeout: 120 }, cut.out);
+      expect({ code, out: code ? cut.text() : '' }).toEqual({ code: 0, out: '' });
+      const done = await migration;
+      expect({ code: done.code, out: done.code ? out.text() : '' }).toEqual({ code: 0, out: '' });
+      expect(await tableDigest(d, 'public', 'items', ['id'])).toEqual(
+        await tableDigest(s, 'public', 'items', ['id']),
+      );
+    } finally {
+      await proxy.close();
+    }
+    await s.end();
+    await d.end();
+  }, 240_000);
 });
