@@ -232,7 +232,9 @@ describe('retry windows', () => {
   });
 
   it('counts an error marked connectionLoss, or caused by a ConnectionError, as a connection loss', () => {
-    expect(isConnectionLoss(new PgferryError('NOT_LEADER_OR_FOLLOWER', { retriable: true, connectionLoss: true }))).toBe(true);
+    expect(
+      isConnectionLoss(new PgferryError('NOT_LEADER_OR_FOLLOWER', { retriable: true, connectionLoss: true })),
+    ).toBe(true);
     expect(isConnectionLoss(new RetryDeadlineError(3, 1000, new ConnectionError('down')))).toBe(true);
     expect(isConnectionLoss(new TransientError('deadlock detected'))).toBe(false);
     expect(retryWindowName(new ConnectionError('down'), windows)).toBe('retry.connectionMinutes (2)');

@@ -51,9 +51,12 @@ describe('kafkaError: a Kafka error code as a typed error', () => {
     [3, false],
     [1, false],
     [29, false],
-  ])('code %d is a connection loss (a broker away, retried within retry.connectionMinutes): %p', (code, lost) => {
-    expect(isConnectionLoss(kafkaError(code, where))).toBe(lost);
-  });
+  ])(
+    'code %d is a connection loss (a broker away, retried within retry.connectionMinutes): %p',
+    (code, lost) => {
+      expect(isConnectionLoss(kafkaError(code, where))).toBe(lost);
+    },
+  );
 
   it("keeps the broker's own text, and says how to fix a record too large", () => {
     expect(kafkaError(44, where, 'no topics named x').message).toBe(

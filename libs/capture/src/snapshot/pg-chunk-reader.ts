@@ -60,7 +60,7 @@ export class SnapshotLostError extends ObjectError {
     super(
       `the full load's exported snapshot ${snapshotName} is gone: the source restarted, or the connection that exported it was lost, while the load ran. ` +
         'Run pgferry migrate again: it reads the chunks not done yet under fresh snapshots. For an incremental task that stays consistent: ' +
-        "the slot streams every change made since the first snapshot, which the applier applies by key on top of the rows read later, so every keyed table converges to the source; " +
+        'the slot streams every change made since the first snapshot, which the applier applies by key on top of the rows read later, so every keyed table converges to the source; ' +
         'a keyless table can get rows twice (to load every table under one snapshot instead: pgferry release, drop the destination tables, and migrate again)',
       { cause, code: 'SNAPSHOT_LOST' },
     );

@@ -20,6 +20,8 @@ interface Ctx {
   records: FakeRecords;
   emit: (e: MigrationEvent) => void;
   ran: PhaseName[];
+  retryWindows?: { connectionMinutes: number; otherMinutes: number };
+  reconnect?(): Promise<unknown>;
 }
 
 function phase(name: PhaseName, selection: PhaseSelection, run?: () => Promise<string>): Phase<Ctx> {
@@ -149,7 +151,7 @@ describe('runPhases', () => {
     await runPhases([flaky], { ...ctx, retryWindows: windows, reconnect: async () => void reconnects++ });
     expect([runs, reconnects]).toEqual([2, 1]);
     expect(ctx.records.status.get('full-data')).toBe('done');
-    expect(ctx.events.map((e) => (e.kind === 'phase' ? e.detail ?? '' : '')).join('\n')).toMatch(
+    expect(ctx.events.map((e) => (e.kind === 'phase' ? (e.detail ?? '') : '')).join('\n')).toMatch(
       /lost a connection \(connecting to source: server closed the connection\); reconnecting and running the phase again/,
     );
 

@@ -31,10 +31,13 @@ export class SlotWalWatch {
   check(slot: SlotWal | null): string | null {
     if (!slot) return null;
     const name = `pgferry_${this.task}`;
-    if (slot.walStatus === 'lost') throw new SlotInvalidatedError(this.task, name, slot.maxSlotWalKeepSizeBytes);
+    if (slot.walStatus === 'lost')
+      throw new SlotInvalidatedError(this.task, name, slot.maxSlotWalKeepSizeBytes);
     const retained = slot.retainedBytes ?? 0;
     const headroom =
-      slot.safeWalSizeBytes === null ? '' : `, ${formatBytes(Math.max(0, slot.safeWalSizeBytes))} before max_slot_wal_keep_size`;
+      slot.safeWalSizeBytes === null
+        ? ''
+        : `, ${formatBytes(Math.max(0, slot.safeWalSizeBytes))} before max_slot_wal_keep_size`;
     const over = this.alertBytes !== undefined && retained >= this.alertBytes;
     const unreserved = slot.walStatus === 'unreserved';
     let warning: string | null = null;

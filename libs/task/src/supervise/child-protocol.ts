@@ -1,4 +1,10 @@
-import { describeError, isConnectionLoss, isProgrammingError, PgferryError, redactString } from '@pgferry/core';
+import {
+  describeError,
+  isConnectionLoss,
+  isProgrammingError,
+  PgferryError,
+  redactString,
+} from '@pgferry/core';
 
 /**
  * The messages between a supervisor and its child over the Node IPC channel. `event` carries
