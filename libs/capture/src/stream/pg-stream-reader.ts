@@ -28,7 +28,7 @@ export interface PgStreamReaderOptions {
    * own confirmed position, whatever is given.
    */
   startLsn: Lsn;
-  /** Status update to the server at least this often (ms), well under wal_sender_timeout. */
+  /** Status update to the server at least this often (ms); default 10 s, or a third of a shorter wal_sender_timeout. */
   statusIntervalMs?: number;
   /**
    * A stream that received nothing from the server for this long (ms) while not paused is dead
@@ -116,7 +116,10 @@ export class PgStreamReader implements ChangeStreamReader {
       });
       this.client = client;
       const { protocol, typeNames, walSenderTimeoutMs } = await this.prepare(client);
-      const statusMs = o.statusIntervalMs ?? 10_000;
+      // Well inside wal_sender_timeout, which ends a stream whose client is silent that long.
+      const statusMs =
+        o.statusIntervalMs ??
+        (walSenderTimeoutMs > 0 ? Math.min(10_000, Math.max(1000, walSenderTimeoutMs / 3)) : 10_000);
       const silenceMs =
         o.silenceLimitMs ?? Math.max(3 * statusMs, walSenderTimeoutMs > 0 ? walSenderTimeoutMs : 60_000);
       decoder = new PgoutputDecoder(
