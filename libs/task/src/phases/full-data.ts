@@ -1,5 +1,7 @@
 import { RegistryClient } from '@pgferry/avro';
-import { createSlotWithSnapshot, dropSlot, prepareStreams } from '@pgferry/capture';
+import type { Client } from 'pg';
+import { quoteLiteral } from '@pgferry/pg';
+import { createSlotWithSnapshot, dropSlot, prepareStreams, type ExportedSnapshot } from '@pgferry/capture';
 import { buildDeferredKeys, prepareKeyConstraints, type DeferredKeys } from '@pgferry/apply';
 import type { MigrationContext } from './migration-context';
 import type { ApplierSettings, CaptureSettings } from '../process-config';
@@ -29,7 +31,11 @@ export const fullDataPhase: Phase<MigrationContext> = {
   async run(ctx) {
     const { spec, result } = ctx;
     const task = await ctx.store.getTask();
-    let snapshotName: string | null = null;
+    // Run again in this run after a lost connection (runPhases): the snapshot exported by the
+    // first attempt is kept while its connection lives; a source restart ended it, and the
+    // chunks not done are read under fresh snapshots, as a resumed run reads them.
+    if (ctx.exported && !(await snapshotAlive(ctx.source, ctx.exported))) await ctx.releaseSnapshot();
+    let snapshotName: string | null = ctx.exported?.snapshotName ?? null;
     if (!task?.slotName) {
       // Before the slot: pgoutput looks the publication up as of each change's position,
       // so one created after the slot would not exist for the first changes.
@@ -104,3 +110,19 @@ export const fullDataPhase: Phase<MigrationContext> = {
     return `${result.rowsCaptured} rows${keysBuilt}, ${describeSequences(seq)}`;
   },
 };
+
+/**
+ * Whether `exported` can still be imported (a transaction of `source` imports it and rolls
+ * back). Not a query on the exporting connection: any command there ends the snapshot.
+ */
+async function snapshotAlive(source: Client, exported: ExportedSnapshot): Promise<boolean> {
+  try {
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await source.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(exported.snapshotName)}`);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await source.query('ROLLBACK').catch(() => undefined);
+  }
+}
