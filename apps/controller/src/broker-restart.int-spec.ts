@@ -1,39 +1,40 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  brokerForTasks,
   captureOutput,
   startPostgres,
+  startTestBroker,
   tableDigest,
-  testBrokerKind,
   waitFor,
   type PgCluster,
+  type TestBroker,
 } from '@pgferry/testing';
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { readTaskStatus } from './api/task-status';
 import { incrementalTasks } from './test/incremental-task';
 
-// The broker is stopped and started again under the task: only real Kafka runs apart from the
-// controller (migrate runs the embedded broker inside itself, where it cannot restart alone).
-const onRealKafka = testBrokerKind() === 'kafka' ? describe : describe.skip;
-
-onRealKafka('pgferry migrate when the Kafka broker restarts during streaming', () => {
+// The broker runs apart from the task (real Kafka in integration-kafka, the embedded broker in a
+// process of its own here), so it can be stopped and started again under it.
+describe('pgferry migrate when the Kafka broker restarts during streaming', () => {
   let source: PgCluster;
   let destination: PgCluster;
+  let broker: TestBroker;
   const dir = mkdtempSync(join(tmpdir(), 'pgferry-broker-restart-'));
-  let tasks: Awaited<ReturnType<typeof brokerForTasks>>;
   beforeAll(async () => {
-    tasks = await brokerForTasks();
-    [source, destination] = await Promise.all([startPostgres({ logical: true }), startPostgres()]);
+    [source, destination, broker] = await Promise.all([
+      startPostgres({ logical: true }),
+      startPostgres(),
+      startTestBroker(),
+    ]);
   });
   afterAll(async () => {
-    await tasks?.stop();
+    await broker?.close();
     await Promise.all([source?.stop(), destination?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });
-  const { taskSpec, taskDatabases } = incrementalTasks(() => ({ source, destination, dir }));
+  const { taskDatabases } = incrementalTasks(() => ({ source, destination, dir }));
 
   it('rides out a broker down for 70 s as a lost connection (retry.connectionMinutes, not otherMinutes); the tables are equal after cutover', async () => {
     const name = 'brokerrestart';
@@ -43,7 +44,18 @@ onRealKafka('pgferry migrate when the Kafka broker restarts during streaming', (
     // otherMinutes 0.1 (6 s): a broker restart counted as an "other" failure gives up within it.
     // 70 s outlasts the clients' own retries (the fetcher's 60 s), so the children exit and
     // their supervisors start them again until the broker is back.
-    const spec = taskSpec(name, { retry: { connectionMinutes: 3, otherMinutes: 0.1 } });
+    const spec = join(dir, `${name}.json`);
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        name,
+        source: { url: source.url(name) },
+        destination: { url: destination.url(name) },
+        kafka: { brokers: broker.brokers, schemaRegistryUrl: broker.registryUrl },
+        migrationTypes: { incremental: true },
+        options: { retry: { connectionMinutes: 3, otherMinutes: 0.1 } },
+      }),
+    );
     const out = captureOutput();
     const migration = runMigrate({ spec, workDir: join(dir, name), out: out.out });
     migration.catch(() => undefined);
@@ -67,10 +79,7 @@ onRealKafka('pgferry migrate when the Kafka broker restarts during streaming', (
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    const kafka = tasks.broker!.kafka!;
-    await kafka.stop();
-    await new Promise((r) => setTimeout(r, 70_000));
-    await kafka.start();
+    await broker.stopFor(70_000);
     // Changes made after the broker is back arrive too.
     await new Promise((r) => setTimeout(r, 3_000));
     writing = false;
