@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import type { MigrationEvent } from '@pgferry/task';
+import { describeSlotWal, type MigrationEvent } from '@pgferry/task';
 
 interface TableProgress {
   estimated: number;
@@ -37,7 +37,8 @@ export function formatLag(
   const seconds = lag.lagSeconds === null ? 'unknown' : duration(lag.lagSeconds);
   const bytes = lag.lagBytes === null ? '' : ` ${human(lag.lagBytes)}B`;
   const state = lag.lagSeconds === null ? 'starting' : lag.notDelayed ? 'not delayed' : 'DELAYED';
-  return `  stream  source ${lag.sourceLsn ?? '-'}  captured ${lag.capturedLsn ?? '-'}  applied ${lag.appliedLsn ?? '-'}  lag ${seconds}${bytes}  ${human(recordsPerSecond)} rec/s  ${state}${cutoverLsn ? `  (cutover: catching up to ${cutoverLsn})` : ''}`;
+  const slot = lag.slot ? `  ${describeSlotWal(lag.slot)}` : '';
+  return `  stream  source ${lag.sourceLsn ?? '-'}  captured ${lag.capturedLsn ?? '-'}  applied ${lag.appliedLsn ?? '-'}  lag ${seconds}${bytes}  ${human(recordsPerSecond)} rec/s  ${state}${slot}${cutoverLsn ? `  (cutover: catching up to ${cutoverLsn})` : ''}`;
 }
 
 /**
@@ -83,6 +84,11 @@ export class ProgressReporter {
           `schema       applied on the destination: ${e.statement.length > 200 ? `${e.statement.slice(0, 200)}...` : e.statement}\n`,
         );
         if (e.warning) this.out.write(`WARNING      ${e.warning}\n`);
+        this.drawnLines = 0;
+        return;
+      case 'warning':
+        this.clear();
+        this.out.write(`WARNING      ${e.message}\n`);
         this.drawnLines = 0;
         return;
       case 'new-table':

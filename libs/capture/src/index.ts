@@ -1,7 +1,8 @@
 export { applyDdl, applyDdlOnce, type DdlTarget } from './ddl/pg-ddl-applier';
 export { installDdlCapture, readDdlEvents, removeDdlCapture } from './ddl/pg-ddl-capture';
 export { seenIdentity } from './run-identity';
-export { readChunk } from './snapshot/pg-chunk-reader';
+export { readChunk, SnapshotLostError } from './snapshot/pg-chunk-reader';
+export { readSourceWal, SlotInvalidatedError, type SourceWal } from './stream/pg-slot-wal';
 export { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from './snapshot/pg-snapshot-slot';
 export { prepareStreams, runSnapshotCapture } from './snapshot/snapshot-capture';
 export { ChangePublisher } from './stream/change-publisher';

@@ -36,6 +36,7 @@ export {
   cutoverRequested,
   readStreamLag,
   requestCutover,
+  type SlotWal,
   type StreamLag,
   type StreamMark,
   writeCaptureReport,

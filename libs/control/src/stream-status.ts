@@ -23,8 +23,25 @@ export function applierGroup(task: string): string {
   return `pgferry-${task}-applier`;
 }
 
+/**
+ * The WAL the task's slot holds back on the source (pg_replication_slots), as the capture last
+ * read it. Until the stream confirms it, the source keeps every byte of it on disk.
+ */
+export interface SlotWal {
+  /** pg_current_wal_lsn() - restart_lsn: the WAL kept for the slot; null when it has no restart_lsn (lost). */
+  retainedBytes: number | null;
+  /** reserved, extended, unreserved or lost (PostgreSQL 13 and later); null before. */
+  walStatus: string | null;
+  /** WAL the source can still write before the slot is at risk (safe_wal_size); null when unbounded. */
+  safeWalSizeBytes: number | null;
+  /** max_slot_wal_keep_size in bytes; null when unlimited (-1) or before PostgreSQL 13. */
+  maxSlotWalKeepSizeBytes: number | null;
+}
+
 /** What the capture reports about the stream, about once a second. */
 export interface CaptureReport {
+  /** The slot's WAL retention when the report was made (null: not read). */
+  slot?: SlotWal | null;
   /** The source's current WAL position when the report was made. */
   sourceLsn: Lsn | null;
   /** Confirmed to the slot: everything before it is acknowledged by Kafka. */
@@ -66,17 +83,19 @@ export async function writeCaptureReport(
         ]);
     }
     await client.query(
-      `INSERT INTO pgferry.stream_status (task, source_lsn, captured_lsn, capture_lag_ms, published, updated_at)
-       VALUES ($1, $2::pg_lsn, $3::pg_lsn, $4, $5, now())
+      `INSERT INTO pgferry.stream_status (task, source_lsn, captured_lsn, capture_lag_ms, published, slot, updated_at)
+       VALUES ($1, $2::pg_lsn, $3::pg_lsn, $4, $5, $6::jsonb, now())
        ON CONFLICT (task) DO UPDATE SET source_lsn = coalesce(EXCLUDED.source_lsn, pgferry.stream_status.source_lsn),
          captured_lsn = EXCLUDED.captured_lsn, capture_lag_ms = EXCLUDED.capture_lag_ms,
-         published = EXCLUDED.published, updated_at = now()`,
+         published = EXCLUDED.published, slot = coalesce(EXCLUDED.slot, pgferry.stream_status.slot),
+         updated_at = now()`,
       [
         task,
         report.sourceLsn === null ? null : formatLsn(report.sourceLsn),
         formatLsn(report.capturedLsn),
         report.captureLagMs,
         report.published,
+        report.slot ? JSON.stringify(report.slot) : null,
       ],
     );
   } catch (err) {
@@ -127,6 +146,8 @@ export interface StreamLag {
   captureLagMs: number | null;
   /** When the capture last reported; a stale time means the capture is not running. */
   reportedAt: string | null;
+  /** The WAL the slot holds back on the source, as the capture last reported it. */
+  slot: SlotWal | null;
 }
 
 export async function readStreamLag(
@@ -135,7 +156,7 @@ export async function readStreamLag(
   boundSeconds: number,
 ): Promise<StreamLag> {
   const status = await client.query(
-    `SELECT source_lsn::text AS source, captured_lsn::text AS captured, capture_lag_ms, published, updated_at
+    `SELECT source_lsn::text AS source, captured_lsn::text AS captured, capture_lag_ms, published, slot, updated_at
        FROM pgferry.stream_status WHERE task = $1`,
     [task],
   );
@@ -163,6 +184,7 @@ export async function readStreamLag(
     captureLagMs:
       s?.capture_lag_ms === null || s?.capture_lag_ms === undefined ? null : Number(s.capture_lag_ms),
     reportedAt: s?.updated_at ? (s.updated_at as Date).toISOString() : null,
+    slot: (s?.slot as SlotWal | null | undefined) ?? null,
   };
 }
 

@@ -8,17 +8,25 @@ export interface PgferryErrorOptions {
   cause?: unknown;
   /** A stable machine-readable code, e.g. the SQLSTATE or 'SPEC_INVALID'. */
   code?: string;
+  /**
+   * The server is gone or unreachable for now (a restart, a network loss), though the error is
+   * not a ConnectionError: e.g. a Kafka broker answering NOT_LEADER_OR_FOLLOWER while it
+   * restarts. Retried within retry.connectionMinutes like a ConnectionError (isConnectionLoss).
+   */
+  connectionLoss?: boolean;
 }
 
 export class PgferryError extends Error {
   readonly retriable: boolean;
   readonly code?: string;
+  readonly connectionLoss: boolean;
 
   constructor(message: string, options: PgferryErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.retriable = options.retriable ?? false;
     this.code = options.code;
+    this.connectionLoss = options.connectionLoss ?? false;
   }
 }
 
@@ -39,7 +47,7 @@ export class SpecError extends PgferryError {
 /** The server cannot be reached or dropped the connection. Retriable within the retry window. */
 export class ConnectionError extends PgferryError {
   constructor(message: string, options: PgferryErrorOptions = {}) {
-    super(message, { retriable: true, ...options });
+    super(message, { retriable: true, ...options, connectionLoss: true });
   }
 }
 
@@ -97,6 +105,20 @@ export function isProgrammingError(err: unknown): boolean {
 
 export function isRetriable(err: unknown): boolean {
   return err instanceof PgferryError && err.retriable;
+}
+
+/**
+ * True when `err` or one of its causes says a server was lost or could not be reached (a
+ * ConnectionError, or an error marked `connectionLoss` at its boundary): retried within
+ * retry.connectionMinutes, where other retriable errors get retry.otherMinutes.
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  let cur: unknown = err;
+  for (let depth = 0; cur instanceof Error && depth < 8; depth++) {
+    if (cur instanceof PgferryError && cur.connectionLoss) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** The message of an error and of each of its causes, outermost first. */

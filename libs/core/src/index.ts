@@ -5,6 +5,7 @@ export {
   ConnectionError,
   DataError,
   describeError,
+  isConnectionLoss,
   isProgrammingError,
   isRetriable,
   ObjectError,
@@ -19,7 +20,17 @@ export { addKnownSecret, redactString } from './redact';
 export { makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writePrivateFile } from './private-files';
 export { expandEnvReferences } from './spec-env';
 export { redactTaskSpec, registerSpecSecrets, stripUrlPassword, urlPassword } from './spec-secrets';
-export { retry, RetryDeadlineError, RetryStreak, sleep, type RetryOptions } from './retry';
+export {
+  retry,
+  RetryDeadlineError,
+  retryDeadlines,
+  RetryStreak,
+  retryWindowName,
+  sleep,
+  type RetryOptions,
+  type RetryWindows,
+  withTimeout,
+} from './retry';
 export {
   type EndpointSpec,
   loadTaskSpec,

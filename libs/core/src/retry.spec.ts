@@ -1,5 +1,5 @@
-import { ConnectionError, DataError } from './errors';
-import { retry, RetryDeadlineError, RetryStreak } from './retry';
+import { ConnectionError, DataError, isConnectionLoss, PgferryError, TransientError } from './errors';
+import { retry, RetryDeadlineError, retryDeadlines, RetryStreak, retryWindowName } from './retry';
 
 function clock() {
   let t = 0;
@@ -204,5 +204,40 @@ describe('RetryStreak: a run of failures over calls of their own', () => {
     const fatal = new DataError('bad row');
     expect(() => streak.failed(fatal)).toThrow(fatal);
     expect(streak.failures).toBe(0);
+  });
+});
+
+describe('retry windows', () => {
+  const windows = { connectionMinutes: 2, otherMinutes: 1 };
+
+  it('rides out connection losses for connectionMinutes and other failures for otherMinutes', async () => {
+    const lost = clock();
+    const e1 = await retry(
+      async () => {
+        throw new ConnectionError('server restarting');
+      },
+      { ...retryDeadlines(windows), jitter: 0, maxDelayMs: 1_000, ...lost },
+    ).catch((e) => e);
+    expect(e1).toBeInstanceOf(RetryDeadlineError);
+    expect(lost.now()).toBe(120_000);
+    const busy = clock();
+    const e2 = await retry(
+      async () => {
+        throw new TransientError('deadlock detected');
+      },
+      { ...retryDeadlines(windows), jitter: 0, maxDelayMs: 1_000, ...busy },
+    ).catch((e) => e);
+    expect(e2).toBeInstanceOf(RetryDeadlineError);
+    expect(busy.now()).toBe(60_000);
+  });
+
+  it('counts an error marked connectionLoss, or caused by a ConnectionError, as a connection loss', () => {
+    expect(
+      isConnectionLoss(new PgferryError('NOT_LEADER_OR_FOLLOWER', { retriable: true, connectionLoss: true })),
+    ).toBe(true);
+    expect(isConnectionLoss(new RetryDeadlineError(3, 1000, new ConnectionError('down')))).toBe(true);
+    expect(isConnectionLoss(new TransientError('deadlock detected'))).toBe(false);
+    expect(retryWindowName(new ConnectionError('down'), windows)).toBe('retry.connectionMinutes (2)');
+    expect(retryWindowName(new TransientError('out of memory'), windows)).toBe('retry.otherMinutes (1)');
   });
 });

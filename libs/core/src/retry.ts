@@ -1,4 +1,4 @@
-import { isProgrammingError, isRetriable } from './errors';
+import { isConnectionLoss, isProgrammingError, isRetriable } from './errors';
 
 /**
  * Every retry in pgferry goes through this file: `retry` for an operation that can be called
@@ -13,6 +13,11 @@ export interface RetryOptions {
    * `signal` aborts).
    */
   deadlineMs: number;
+  /**
+   * The deadline for a run whose latest failure is `err`, in place of `deadlineMs`: a run of
+   * connection losses may last longer than one of other failures (retryWindows).
+   */
+  deadlineFor?: (err: unknown) => number;
   /** Give up after this many attempts of one run, as at the deadline; default unlimited. */
   maxAttempts?: number;
   /** First delay; doubles (times `factor`) after each failure up to `maxDelayMs`. */
@@ -70,6 +75,31 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** options.retry of the task spec: how long each kind of retriable failure is ridden out. */
+export interface RetryWindows {
+  /** Connection losses (isConnectionLoss): a server restarting, a network outage. */
+  connectionMinutes: number;
+  /** Every other retriable failure: deadlocks, a server out of resources, a crashed process. */
+  otherMinutes: number;
+}
+
+/**
+ * The deadlines of `windows` as retry options: a run of failures whose latest is a connection
+ * loss gives up after connectionMinutes, any other after otherMinutes.
+ */
+export function retryDeadlines(windows: RetryWindows): Pick<RetryOptions, 'deadlineMs' | 'deadlineFor'> {
+  const other = windows.otherMinutes * 60_000;
+  const connection = windows.connectionMinutes * 60_000;
+  return { deadlineMs: other, deadlineFor: (err) => (isConnectionLoss(err) ? connection : other) };
+}
+
+/** Which window a failure is retried within, as a user sets it: for messages. */
+export function retryWindowName(err: unknown, windows: RetryWindows): string {
+  return isConnectionLoss(err)
+    ? `retry.connectionMinutes (${windows.connectionMinutes})`
+    : `retry.otherMinutes (${windows.otherMinutes})`;
+}
+
 /**
  * The state of one run of failures in a row under `options`: `failed` after each failed
  * attempt says how long to pause before the next one, or throws; `succeeded` ends the run.
@@ -117,7 +147,7 @@ export class RetryStreak {
     this.start ??= began ?? now;
     this.attempts++;
     const elapsed = now - this.start;
-    const remaining = o.deadlineMs - elapsed;
+    const remaining = (o.deadlineFor?.(err) ?? o.deadlineMs) - elapsed;
     if (remaining <= 0 || this.attempts >= (o.maxAttempts ?? Infinity))
       throw new RetryDeadlineError(this.attempts, elapsed, err);
     const jitter = o.jitter ?? 0.2;
@@ -147,5 +177,23 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
       await wait(streak.failed(err, began), options.signal);
       if (options.signal?.aborted) throw err;
     }
+  }
+}
+
+/**
+ * `work`, or `onTimeout()` thrown when it has not settled within `ms`: for a call over a
+ * connection that may have gone silent (a peer that stopped answering without closing), whose
+ * caller then drops the connection. `work` itself is not cancelled; its outcome is ignored.
+ */
+export async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

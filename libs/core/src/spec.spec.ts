@@ -35,6 +35,7 @@ describe('parseTaskSpec', () => {
       throttle: {},
       retry: { connectionMinutes: 720, otherMinutes: 10 },
       lagBoundSeconds: 5,
+      stallSeconds: 120,
       schemaChanges: {},
       stream: { capture: 'controller', appliers: 1 },
     });

@@ -224,6 +224,18 @@ export const taskSpecSchema = z
           .default({}),
         lagBoundSeconds: z.number().positive().default(5),
         /**
+         * migrate prints a WARNING when the source keeps more WAL than this for the task's slot
+         * (pg_current_wal_lsn() - restart_lsn: what the stream has not confirmed yet), and
+         * whenever the slot's wal_status is unreserved (max_slot_wal_keep_size is near).
+         */
+        walRetainedAlertBytes: z.number().int().positive().optional(),
+        /**
+         * The controller's watchdog: a capture or applier child whose position has not moved for
+         * this long while work waits for it (a connection gone silent without closing) is killed
+         * and started again, as after a crash (within retry.otherMinutes).
+         */
+        stallSeconds: z.number().positive().default(120),
+        /**
          * Schema changes made on the source during the incremental phase, replayed on the
          * destination (docs/schema-changes.md). role: a destination role each replayed statement
          * runs as (SET LOCAL ROLE, which the destination user must be allowed: a member of it),

@@ -2,6 +2,7 @@ import {
   AuthenticationError,
   ConnectionError,
   DataError,
+  isConnectionLoss,
   ObjectError,
   PermissionError,
   PgferryError,
@@ -39,6 +40,23 @@ describe('kafkaError: a Kafka error code as a typed error', () => {
     expect(e.code).toBe(name);
     expect(e.message.startsWith(`${where}: ${name}: `)).toBe(true);
   });
+
+  it.each([
+    [6, true],
+    [5, true],
+    [7, true],
+    [13, true],
+    [15, true],
+    [16, true],
+    [3, false],
+    [1, false],
+    [29, false],
+  ])(
+    'code %d is a connection loss (a broker away, retried within retry.connectionMinutes): %p',
+    (code, lost) => {
+      expect(isConnectionLoss(kafkaError(code, where))).toBe(lost);
+    },
+  );
 
   it("keeps the broker's own text, and says how to fix a record too large", () => {
     expect(kafkaError(44, where, 'no topics named x').message).toBe(

@@ -24,9 +24,24 @@ export class KafkaError extends PgferryError {
     readonly kafkaCode: number,
     retriable: boolean,
   ) {
-    super(message, { retriable, code: kafkaErrorCode(kafkaCode).name });
+    super(message, {
+      retriable,
+      code: kafkaErrorCode(kafkaCode).name,
+      connectionLoss: retriable && BROKER_AWAY.has(kafkaCode),
+    });
   }
 }
+
+/**
+ * What a cluster answers while a broker restarts or is cut off: its partitions have no leader
+ * or another, its group coordinator moves, requests time out. Connection losses, retried within
+ * retry.connectionMinutes like a dropped connection, not as other retriable errors. LEADER_NOT_AVAILABLE,
+ * NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, BROKER_NOT_AVAILABLE, NETWORK_EXCEPTION,
+ * COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_STORAGE_ERROR (a log dir offline), FENCED_LEADER_EPOCH,
+ * UNKNOWN_LEADER_EPOCH, OFFSET_NOT_AVAILABLE (a new leader not caught up yet).
+ */
+const BROKER_AWAY = new Set([5, 6, 7, 8, 13, 14, 15, 16, 19, 20, 56, 74, 75, 78]);
 
 const PERMISSION = new Set([29, 30, 31, 53]); // TOPIC/GROUP/CLUSTER/TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 const AUTHENTICATION = new Set([33, 34, 58]); // UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE, SASL_AUTHENTICATION_FAILED

@@ -121,6 +121,9 @@ export interface ClientConfigOptions {
   replication?: 'database';
 }
 
+/** Idle time before the first TCP keepalive probe of a connection (the client's side). */
+export const KEEPALIVE_IDLE_MS = 10_000;
+
 export function clientConfig(ep: Endpoint, options: ClientConfigOptions = {}): ClientConfig {
   const config: ClientConfig = {
     host: ep.host,
@@ -131,6 +134,11 @@ export function clientConfig(ep: Endpoint, options: ClientConfigOptions = {}): C
     application_name: options.applicationName ?? 'pgferry',
     connectionTimeoutMillis: options.connectTimeoutMs ?? 15_000,
     ssl: options.plain ? false : tlsOptions(ep.ssl, ep.host),
+    // TCP keepalive on every connection: a peer that vanished (a host down, a NAT or firewall
+    // that dropped the flow) is noticed after about 10 s idle plus the kernel's probes, instead
+    // of never, and the connection fails with ECONNRESET/ETIMEDOUT (a ConnectionError).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
   };
   if (options.replication) (config as Record<string, unknown>).replication = options.replication;
   return config;

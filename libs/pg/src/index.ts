@@ -49,6 +49,12 @@ export {
   type ServerInfo,
 } from './server';
 export { PIPELINE_SESSION_SQL } from './session';
+export {
+  APPLIER_TIMEOUTS,
+  endStaleSessions,
+  setSessionTimeouts,
+  type SessionTimeouts,
+} from './session-timeouts';
 export { CopyOutQuery } from './wire/pg-copy-out';
 export {
   parseServerFrame,

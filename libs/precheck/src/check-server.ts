@@ -164,6 +164,11 @@ export function checkTaskSlot(
       drop,
     );
   }
+  if (destination.controlTask?.slotName === name && slot.walStatus === 'lost')
+    return failed(
+      `and the destination records it for task ${spec.name}, but the source invalidated it (wal_status lost): it removed WAL the slot still needed, past max_slot_wal_keep_size, so the changes since the destination's position are gone and the task cannot resume; start over: pgferry release (drops the slot and the task's objects on the source), then on the destination delete the task from ${controlTasks} and drop the task's tables, raise max_slot_wal_keep_size (or keep the capture running) and run pgferry migrate again`,
+      `pgferry release --name ${spec.name}   # then, on the destination:\nDELETE FROM ${controlTasks} WHERE task = ${quoteLiteral(spec.name)};`,
+    );
   if (destination.controlTask?.slotName === name)
     return {
       ...base,

@@ -218,6 +218,20 @@ describe('checkTaskSlot', () => {
       'failed',
     );
   });
+
+  it('fails a recorded slot the source invalidated, saying how to start over', () => {
+    const lost = checkTaskSlot(
+      incremental,
+      sourceFacts([], { slot: { ...slot, walStatus: 'lost' } }),
+      recorded,
+    );
+    expect(lost?.level).toBe('failed');
+    expect(lost?.message).toMatch(
+      /the source invalidated it \(wal_status lost\).*cannot resume; start over: pgferry release/,
+    );
+    expect(lost?.fix).toContain(`DELETE FROM "pgferry"."tasks" WHERE task = 'orders';`);
+    expect(level(sourceFacts([], { slot: { ...slot, walStatus: 'reserved' } }), recorded)).toBe('passed');
+  });
 });
 
 describe('checkSourcePrivileges', () => {

@@ -39,8 +39,9 @@ export async function readSourceFacts(client: Client, spec: TaskSpec): Promise<S
     );
     const lo = await client.query('SELECT count(*)::int8 AS n FROM pg_largeobject_metadata');
     const slot = await client.query(
-      `SELECT slot_name, slot_type, plugin, database, active_pid, confirmed_flush_lsn::text AS confirmed
-         FROM pg_replication_slots WHERE slot_name = $1`,
+      `SELECT slot_name, slot_type, plugin, database, active_pid, confirmed_flush_lsn::text AS confirmed,
+              to_jsonb(s) ->> 'wal_status' AS wal_status
+         FROM pg_replication_slots s WHERE slot_name = $1`,
       [taskSlotName(spec.name)],
     );
     const s = slot.rows[0];
@@ -59,6 +60,7 @@ export async function readSourceFacts(client: Client, spec: TaskSpec): Promise<S
             database: s.database,
             activePid: s.active_pid,
             confirmedLsn: s.confirmed,
+            walStatus: s.wal_status,
           }
         : null,
     };

@@ -56,6 +56,8 @@ export interface SlotFacts {
   database: string | null;
   activePid: number | null;
   confirmedLsn: string | null;
+  /** reserved, extended, unreserved or lost (PostgreSQL 13 and later; absent before). */
+  walStatus?: string | null;
 }
 
 export interface SourceFacts {

@@ -1,5 +1,14 @@
 import type { Client } from 'pg';
-import { describeError, isRetriable, redactString, retry, sleep, type TaskSpec } from '@pgferry/core';
+import {
+  describeError,
+  isRetriable,
+  redactString,
+  retry,
+  retryDeadlines,
+  retryWindowName,
+  sleep,
+  type TaskSpec,
+} from '@pgferry/core';
 import { classifyPgError, connect, resolveEndpoint, type SelectedTable } from '@pgferry/pg';
 import { applyUntilStopped, type ApplierTarget } from '@pgferry/apply';
 import { ControlStore, readStreamSettings, type RecordedStreamSettings } from '@pgferry/control';
@@ -14,7 +23,7 @@ import { leasedStreamCapture } from './stream-lease';
  * `pgferry applier`; the task's options.stream says the controller does not run them): each
  * waits until the controller has started the phase and recorded what to stream and apply
  * (pgferry.stream_settings), runs until the phase is done (the cutover caught up) or `stop`
- * aborts, and rides out retriable failures for retry.connectionMinutes. Their endpoints, Kafka
+ * aborts, and rides out connection losses for retry.connectionMinutes, other retriable failures for otherMinutes. Their endpoints, Kafka
  * and registry come from their own spec and options, so each may reach them by its own addresses.
  */
 export interface ExternalProcessOptions {
@@ -87,7 +96,7 @@ export async function runExternalApplier(opts: ExternalProcessOptions): Promise<
 /**
  * Waits for the recorded settings, then runs `body` until the incremental phase is done or
  * `stop` aborts, starting it again after a retriable failure (within retry.connectionMinutes
- * of failures in a row) and failing on any other.
+ * of connection losses in a row, retry.otherMinutes of other failures) and failing on any other.
  */
 async function runUntilDone(
   opts: ExternalProcessOptions,
@@ -96,7 +105,7 @@ async function runUntilDone(
 ): Promise<ExternalOutcome> {
   const task = opts.spec.name;
   const pollMs = opts.pollMs ?? 2000;
-  const windowMs = opts.spec.options.retry.connectionMinutes * 60_000;
+  const windows = opts.spec.options.retry;
   const dst = resolveEndpoint(opts.spec.destination, 'destination');
   // Opened by a run, closed when it fails (the next opens it again) and at the end.
   let control = null as Client | null;
@@ -141,13 +150,13 @@ async function runUntilDone(
     // Each run that ends without a failure starts a new run of retries.
     while (!opts.stop.aborted) {
       const outcome = await retry(once, {
-        deadlineMs: windowMs,
+        ...retryDeadlines(windows),
         initialDelayMs: 500,
         maxDelayMs: 15_000,
         signal: opts.stop,
         onRetry: (err, _attempt, delayMs) =>
           opts.say(
-            `${role} failed (${redactString(describeError(err))}); starting again in ${(delayMs / 1000).toFixed(1)} s`,
+            `${role} failed (${redactString(describeError(err))}); starting again in ${(delayMs / 1000).toFixed(1)} s, for up to ${retryWindowName(err, windows)}`,
           ),
       }).catch((err) => {
         // Stopped while waiting to start again.

@@ -140,4 +140,32 @@ describe('full migration: schema, snapshot through Kafka, post-data', () => {
     await s.end();
     await d.end();
   });
+
+  it('a full-only task that fails leaves no replication slot on the source', async () => {
+    await source.createDatabase('refused');
+    await destination.createDatabase('refused');
+    const s = await source.connect('refused');
+    const d = await destination.connect('refused');
+    await s.query(`CREATE TABLE public.items (id int PRIMARY KEY, qty int NOT NULL);
+      INSERT INTO public.items SELECT g, g FROM generate_series(1, 3000) g`);
+    // The destination's own table refuses the rows: the applier stops the task (strict).
+    await d.query('CREATE TABLE public.items (id int PRIMARY KEY, qty int NOT NULL CHECK (qty < 0))');
+    const spec = parseTaskSpec({
+      name: 'full_refused',
+      source: { url: source.url('refused') },
+      destination: { url: destination.url('refused') },
+      migrationTypes: { schema: false, full: true },
+    });
+    const failed = await runFullMigration({
+      spec,
+      kafka: { brokers: kafka.brokers, clientId: 'full-refused-test' },
+      registryUrl: kafka.registryUrl!,
+      workDir: join(dir, 'refused'),
+    }).catch((e: Error) => e);
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).toMatch(/items_qty_check/);
+    expect((await s.query(`SELECT slot_name FROM pg_replication_slots`)).rows).toEqual([]);
+    await s.end();
+    await d.end();
+  });
 });

@@ -13,6 +13,7 @@ export { type MigrationEvent } from './migration-event';
 export { TaskStoppedError } from './phases/incremental';
 export { prestartFullDataChildren } from './phases/full-data-children';
 export { releaseSource } from './pg-source-release';
+export { describeSlotWal } from './phases/slot-wal-watch';
 export { type ApplierProcessConfig, CONFIG_ENV, processRole, readProcessConfig } from './process-config';
 export { type ChildContext, EXIT_RETRIABLE, runChildProcess } from './supervise/child-protocol';
 export {

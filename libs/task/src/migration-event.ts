@@ -14,6 +14,8 @@ export type MigrationEvent =
   | { kind: 'new-table'; table: string; topic: string }
   /** A destination table's key, left for after the load, being built and built (full-data). */
   | { kind: 'key'; table: string; status: 'building' | 'built'; ms?: number }
+  /** Something the user should look at while the task goes on (the slot's WAL near its bound). */
+  | { kind: 'warning'; message: string }
   /** Positions and lag of the incremental phase, about once a second. */
   | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
   | {

@@ -67,7 +67,7 @@ describe('process options', () => {
     expect(events).toEqual([{ kind: 'captured', table: 'public.orders', rows: 10, bytes: 100 }]);
   });
 
-  it('gives the stream capture the task retry window and its consistency, in a child as in the controller', () => {
+  it('gives the stream capture the task retry windows and its consistency, in a child as in the controller', () => {
     const settings: StreamSettings = { ...common, role: 'stream', partitions: 6, tables };
     const stop = new AbortController().signal;
     const clients = { kafka, emit: () => undefined, stop };
@@ -81,7 +81,7 @@ describe('process options', () => {
       task: 'orders',
       prefix: 'pgferry.orders',
       registryUrl: 'http://registry.example:8081',
-      retryWindowMs: 120_000,
+      retry: { connectionMinutes: 2, otherMinutes: 10 },
       wholeTransactions: true,
     });
     expect(inProcess.destination).toMatchObject({ host: 'dst.example', port: 5434 });

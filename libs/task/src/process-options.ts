@@ -1,5 +1,11 @@
 import type { Client } from 'pg';
-import { connect, resolveEndpoint } from '@pgferry/pg';
+import {
+  APPLIER_TIMEOUTS,
+  connect,
+  endStaleSessions,
+  resolveEndpoint,
+  setSessionTimeouts,
+} from '@pgferry/pg';
 import { deadLetterTopic, transactionsTopic, type RegistryClient } from '@pgferry/avro';
 import type { ControlStore } from '@pgferry/control';
 import type { runSnapshotCapture, runStreamCapture } from '@pgferry/capture';
@@ -31,9 +37,25 @@ export type StreamCaptureOptions = Parameters<typeof runStreamCapture>[0];
 export type SnapshotApplierOptions = ConstructorParameters<typeof SnapshotApplier>[0];
 
 /** Opens a connection of the applier to the destination (one per lane). */
+/** An applier session this long idle in a transaction (or blocked on its client) is a dead applier's. */
+const STALE_SESSION_MS = 20_000;
+
 export function applierConnector(settings: Pick<ApplierSettings, 'spec'>): () => Promise<Client> {
   const dst = resolveEndpoint(settings.spec.destination, 'destination');
-  return () => connect(dst, 'destination', { applicationName: 'pgferry applier' });
+  const applicationName = `pgferry applier ${settings.spec.name}`;
+  return async () => {
+    const client = await connect(dst, 'destination', { applicationName });
+    try {
+      // Bounded waits and a dead network noticed (issue 19); a session a killed or cut-off
+      // applier left inside a transaction would hold its row locks and block this one.
+      await setSessionTimeouts(client, APPLIER_TIMEOUTS);
+      await endStaleSessions(client, applicationName, STALE_SESSION_MS);
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  };
 }
 
 /** The snapshot capture: every pending chunk under the snapshot, checkpointed in `control`. */
@@ -79,7 +101,7 @@ export function streamCaptureOptions(
     prefix: settings.topicPrefix,
     partitions: settings.partitions,
     stop: clients.stop,
-    retryWindowMs: spec.options.retry.connectionMinutes * 60_000,
+    retry: spec.options.retry,
     wholeTransactions: spec.options.consistency === 'transactional',
     onProgress: (p) => clients.emit({ kind: 'stream', ...p }),
     onSchemaChange: (e) => clients.emit({ kind: 'schema-change', ...e }),

@@ -10,6 +10,7 @@ export { runPgbench } from './pgbench';
 export { type PgCluster, startPostgres } from './postgres';
 export { captureOutput, processAlive, readPidFile } from './process-output';
 export { waitFor } from './wait-for';
+export { startStallingProxy, type StallingProxy } from './tcp-proxy';
 export { registerKafkajsLz4 } from './kafkajs-lz4';
 export {
   kafkaFromEnv,

@@ -16,8 +16,11 @@ export interface PgCluster extends ClusterHandle {
   readonly dataDir?: string;
   /** Stops the server and removes every file. Idempotent; never throws. */
   stop(): Promise<void>;
-  /** Restarts the server (fast shutdown: sessions are cut), as an outage a task must ride out. */
-  restart?(): Promise<void>;
+  /**
+   * Restarts the server (fast shutdown: sessions are cut), as an outage a task must ride out;
+   * with `downMs` it stays down that long first.
+   */
+  restart?(options?: { downMs?: number }): Promise<void>;
 }
 
 /**

@@ -32,6 +32,11 @@ export interface TestBroker {
   client(clientId?: string): KafkaClientConfig;
   /** The real broker, on real Kafka (restart and kill tests); null on the embedded one. */
   readonly kafka: KafkaBroker | null;
+  /**
+   * An outage: stops the broker (the embedded one with its registry), waits `ms`, and starts it
+   * again on the same ports and data, every acknowledged record kept.
+   */
+  stopFor(ms: number): Promise<void>;
   /** Stops the registry and the broker and removes their data. Idempotent. */
   close(): Promise<void>;
 }
@@ -47,14 +52,21 @@ export async function startTestBroker(kind: TestBrokerKind = testBrokerKind()): 
     (brokers: string[]) =>
     (clientId = 'pgferry-test') => ({ brokers, clientId });
   if (kind === 'embedded') {
-    const embedded = await startEmbeddedKafka({ dataDir: dir, port: 0, registryPort: 0 });
+    let embedded = await startEmbeddedKafka({ dataDir: dir, port: 0, registryPort: 0 });
     let closed = false;
+    const port = Number(embedded.brokers[0].split(':').pop());
+    const registryPort = Number(new URL(embedded.registryUrl!).port);
     return {
       kind,
       brokers: embedded.brokers,
       registryUrl: embedded.registryUrl!,
       client: client(embedded.brokers),
       kafka: null,
+      async stopFor(ms) {
+        await embedded.close();
+        await new Promise((r) => setTimeout(r, ms));
+        embedded = await startEmbeddedKafka({ dataDir: dir, port, registryPort });
+      },
       async close() {
         if (closed) return;
         closed = true;
@@ -77,6 +89,11 @@ export async function startTestBroker(kind: TestBrokerKind = testBrokerKind()): 
       registryUrl: registry.url,
       client: client(kafka.brokers),
       kafka,
+      async stopFor(ms) {
+        await kafka.stop();
+        await new Promise((r) => setTimeout(r, ms));
+        await kafka.start();
+      },
       async close() {
         if (closed) return;
         closed = true;

@@ -17,8 +17,15 @@ export interface ExportedSnapshot {
  * snapshot: rows read under that snapshot plus the changes the slot streams after
  * `consistentLsn` are exactly the source's history, with nothing missed or seen twice.
  * Fails with ObjectError when the slot exists already (a resumed task reuses it instead).
+ * `temporary` (a full-only task, which streams nothing): the slot exists only as long as
+ * `connection`, so it holds WAL no longer than the snapshot is needed, and a task that fails or
+ * is killed leaves none behind.
  */
-export async function createSlotWithSnapshot(ep: Endpoint, slotName: string): Promise<ExportedSnapshot> {
+export async function createSlotWithSnapshot(
+  ep: Endpoint,
+  slotName: string,
+  options: { temporary?: boolean } = {},
+): Promise<ExportedSnapshot> {
   const context = `creating replication slot ${slotName} on source ${describeEndpoint(ep)}`;
   const conn = await connect(ep, 'source', {
     applicationName: `pgferry ${slotName}`,
@@ -27,7 +34,7 @@ export async function createSlotWithSnapshot(ep: Endpoint, slotName: string): Pr
   try {
     // EXPORT_SNAPSHOT is the spelling every server from 10 up accepts.
     const { rows } = await conn.query(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(slotName)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      `CREATE_REPLICATION_SLOT ${quoteIdent(slotName)}${options.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput EXPORT_SNAPSHOT`,
     );
     return {
       slotName: rows[0].slot_name,

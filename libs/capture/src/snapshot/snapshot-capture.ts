@@ -16,7 +16,7 @@ import type { ControlStore } from '@pgferry/control';
 import { KafkaProducer, PartitionedBatches, withKafkaAdmin, type KafkaClientConfig } from '@pgferry/kafka';
 import { seenIdentity } from '../run-identity';
 import { planChunks, type ChunkPlan } from './chunk-plan';
-import { readChunk } from './pg-chunk-reader';
+import { importSnapshot, readChunk } from './pg-chunk-reader';
 
 export interface TableStream {
   table: SelectedTable;
@@ -128,8 +128,7 @@ export async function runSnapshotCapture(
     );
     if (!(await opts.control.hasPlan())) {
       await setup.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      if (opts.snapshotName)
-        await setup.query(`SET TRANSACTION SNAPSHOT '${opts.snapshotName.replace(/'/g, "''")}'`);
+      if (opts.snapshotName) await importSnapshot(setup, opts.snapshotName);
       const planned = await planChunks(setup, opts.tables, opts.chunkRows);
       await setup.query('COMMIT');
       await opts.control.storePlan(planned);

@@ -28,8 +28,15 @@ export interface PgStreamReaderOptions {
    * own confirmed position, whatever is given.
    */
   startLsn: Lsn;
-  /** Status update to the server at least this often (ms), well under wal_sender_timeout. */
+  /** Status update to the server at least this often (ms); default 10 s, or a third of a shorter wal_sender_timeout. */
   statusIntervalMs?: number;
+  /**
+   * A stream that received nothing from the server for this long (ms) while not paused is dead
+   * (a silent network drop): it fails with a ConnectionError and is opened again. Default: the
+   * server's wal_sender_timeout (60 s when it is 0, never under 3 status intervals). Each status
+   * update asks the server for a reply, so a live server answers within a round trip.
+   */
+  silenceLimitMs?: number;
   /** Memory for in-progress streamed transactions before they spill to disk (bytes). */
   spoolMemoryBytes?: number;
   /** Folder for spill files (default: the OS temp folder). */
@@ -63,6 +70,7 @@ export class PgStreamReader implements ChangeStreamReader {
   private confirmed: Lsn;
   private received: Lsn;
   private lastStatusAt = 0;
+  private lastFrameAt = 0;
   private confirmTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -107,7 +115,13 @@ export class PgStreamReader implements ChangeStreamReader {
         replication: 'database',
       });
       this.client = client;
-      const { protocol, typeNames } = await this.prepare(client);
+      const { protocol, typeNames, walSenderTimeoutMs } = await this.prepare(client);
+      // Well inside wal_sender_timeout, which ends a stream whose client is silent that long.
+      const statusMs =
+        o.statusIntervalMs ??
+        (walSenderTimeoutMs > 0 ? Math.min(10_000, Math.max(1000, walSenderTimeoutMs / 3)) : 10_000);
+      const silenceMs =
+        o.silenceLimitMs ?? Math.max(3 * statusMs, walSenderTimeoutMs > 0 ? walSenderTimeoutMs : 60_000);
       decoder = new PgoutputDecoder(
         { memoryLimitBytes: o.spoolMemoryBytes ?? 16 << 20, dir: o.spoolDir },
         typeNames,
@@ -117,7 +131,18 @@ export class PgStreamReader implements ChangeStreamReader {
         { slot: o.slot, publication: o.publication, startLsn: formatLsn(o.startLsn), protocol },
         'streaming changes',
       );
-      this.statusTimer = setInterval(() => this.sendStatus(false), o.statusIntervalMs ?? 10_000);
+      this.lastFrameAt = Date.now();
+      this.statusTimer = setInterval(() => {
+        // Paused, the socket is not read: silence is ours, not the server's.
+        if (!this.paused && Date.now() - this.lastFrameAt > silenceMs)
+          return this.fail(
+            new ConnectionError(
+              `${this.context}: nothing received from the server for ${Math.round((Date.now() - this.lastFrameAt) / 1000)} s (limit ${Math.round(silenceMs / 1000)} s, from wal_sender_timeout): the connection is dead`,
+              { code: 'STREAM_SILENT' },
+            ),
+          );
+        this.sendStatus(true);
+      }, statusMs);
       streaming.then(
         () => this.fail(new ConnectionError(`${this.context}: the server ended the stream`)),
         (err) => this.fail(err),
@@ -181,10 +206,13 @@ export class PgStreamReader implements ChangeStreamReader {
    * Server version, session settings, type names; checks the slot and the publication. A
    * replication connection takes only the simple query protocol: no bind parameters.
    */
-  private async prepare(client: Client): Promise<{ protocol: 1 | 2; typeNames: Map<number, string> }> {
+  private async prepare(
+    client: Client,
+  ): Promise<{ protocol: 1 | 2; typeNames: Map<number, string>; walSenderTimeoutMs: number }> {
     const o = this.options;
     const { rows } = await client.query(
       `SELECT current_setting('server_version_num')::int AS version,
+              (SELECT setting::int FROM pg_settings WHERE name = 'wal_sender_timeout') AS wal_sender_timeout,
               (SELECT count(*) FROM pg_publication WHERE pubname = ${quoteLiteral(o.publication)})::int AS publications`,
     );
     if (rows[0].publications === 0)
@@ -200,7 +228,7 @@ export class PgStreamReader implements ChangeStreamReader {
     );
     const typeNames = new Map(types.rows.map((r) => [Number(r.oid), r.name]));
     const protocol = rows[0].version >= 140000 ? (o.protocol ?? 2) : 1;
-    return { protocol, typeNames };
+    return { protocol, typeNames, walSenderTimeoutMs: Number(rows[0].wal_sender_timeout ?? 0) };
   }
 
   /** ObjectError for a missing or foreign slot; TransientError when our own previous stream still holds it. */
@@ -256,6 +284,7 @@ export class PgStreamReader implements ChangeStreamReader {
   }
 
   private onFrame(chunk: Buffer): void {
+    this.lastFrameAt = Date.now();
     let frame: ServerFrame;
     try {
       // pg reuses its read buffer: keep a copy, the frame may wait in the queue or a spool.

@@ -1,5 +1,16 @@
 import type { Client } from 'pg';
-import { describeError, PgferryError, retry, sleep, type Logger, type TaskSpec } from '@pgferry/core';
+import {
+  ConnectionError,
+  describeError,
+  PgferryError,
+  retry,
+  retryDeadlines,
+  sleep,
+  type Logger,
+  type RetryWindows,
+  type TaskSpec,
+  withTimeout,
+} from '@pgferry/core';
 import {
   classifyPgError,
   connect,
@@ -25,6 +36,7 @@ import {
   TransactionRecords,
   HeartbeatRecords,
 } from '@pgferry/avro';
+import { readSourceWal, SlotInvalidatedError } from './pg-slot-wal';
 import { ChangePublisher, type PublishedTable } from './change-publisher';
 import type { ChangeEvent, RelationInfo } from '../change-event';
 import { heartbeatLagMs, startHeartbeat } from './pg-heartbeat';
@@ -63,8 +75,11 @@ export interface StreamCaptureOptions {
   partitions: number;
   /** Ends the stream: the last confirmed position is reported and the slot released. */
   stop: AbortSignal;
-  /** How long a run of retriable failures (lost source, lost broker) is retried (ms). */
-  retryWindowMs: number;
+  /**
+   * How long a run of retriable failures is retried: lost connections (source, destination,
+   * broker restarts) for connectionMinutes, the rest for otherMinutes (options.retry).
+   */
+  retry: RetryWindows;
   heartbeatIntervalMs?: number;
   /** How often the position and a stream mark are written to the destination (ms). */
   reportIntervalMs?: number;
@@ -79,6 +94,9 @@ export interface StreamCaptureOptions {
   onNewTable?: (e: { table: string; topic: string }) => void;
 }
 
+/** The longest the capture waits for its report of the position before dropping its connections. */
+const REPORT_TIMEOUT_MS = 20_000;
+
 /** An attempt that streamed this long before failing starts a new retry window. */
 const HEALTHY_RUN_MS = 60_000;
 
@@ -89,7 +107,7 @@ const HEALTHY_RUN_MS = 60_000;
  * and stream marks to the destination about once a second, so the controller can tell the lag
  * and when the destination holds everything up to a source position. Runs until `stop`;
  * retriable failures (a source or broker restart) are retried from the last confirmed position
- * within `retryWindowMs`, anything else ends it with the error.
+ * within `retry`'s windows, anything else ends it with the error.
  */
 export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void> {
   // The destination may be restarting as the capture starts: read the task within the window.
@@ -113,7 +131,7 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
       }
     },
     {
-      deadlineMs: opts.retryWindowMs,
+      ...retryDeadlines(opts.retry),
       signal: opts.stop,
       onRetry: (err, attempt, delayMs) =>
         opts.logger?.warn(
@@ -141,7 +159,7 @@ export async function runStreamCapture(opts: StreamCaptureOptions): Promise<void
         startLsn = await streamOnce(opts, run.runId, producer, startLsn, (lsn) => (startLsn = lsn));
       },
       {
-        deadlineMs: opts.retryWindowMs,
+        ...retryDeadlines(opts.retry),
         initialDelayMs: 500,
         maxDelayMs: 15_000,
         resetAfterMs: HEALTHY_RUN_MS,
@@ -174,9 +192,12 @@ async function streamOnce(
   let position: Client | null = null;
   let report: Client | null = null;
   let reporter: NodeJS.Timeout | null = null;
+  const slot = `pgferry_${opts.task}`;
+  /** Set when the source invalidated the slot: the stream stops and the capture fails with it. */
+  let invalidated: SlotInvalidatedError | null = null;
   const reader = new PgStreamReader({
     endpoint: opts.source,
-    slot: `pgferry_${opts.task}`,
+    slot,
     publication: publicationName(opts.task),
     startLsn,
     spoolDir: opts.spoolDir,
@@ -185,6 +206,11 @@ async function streamOnce(
   let reporting: Promise<void> = Promise.resolve();
   try {
     await source.query(PIPELINE_SESSION_SQL);
+    // A slot the source invalidated while no capture ran cannot be streamed again (START_REPLICATION
+    // would fail with "can no longer get changes"): say so, and how to start over.
+    const before = await readSourceWal(source, slot);
+    if (before.slot?.walStatus === 'lost')
+      throw new SlotInvalidatedError(opts.task, slot, before.slot.maxSlotWalKeepSizeBytes);
     const tables: PublishedTable[] = opts.tables.map((t) => ({
       schema: t.schema,
       table: t.table,
@@ -236,35 +262,49 @@ async function streamOnce(
       addTable: (relation) => addNewTable(opts, source, relation),
       wholeTransactions: opts.wholeTransactions,
     });
+    const record = async () => {
+      report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
+      position ??= await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
+      const wal = await readSourceWal(position, slot);
+      if (wal.slot?.walStatus === 'lost' && !invalidated) {
+        invalidated = new SlotInvalidatedError(opts.task, slot, wal.slot.maxSlotWalKeepSizeBytes);
+        void reader.stop();
+      }
+      const current = mark as StreamMark | null;
+      const fresh = current && current.lsn !== marked ? current : null;
+      await writeCaptureReport(
+        report,
+        opts.task,
+        {
+          sourceLsn: wal.currentLsn,
+          capturedLsn: reader.confirmedLsn,
+          slot: wal.slot,
+          captureLagMs,
+          published: publisher.published,
+        },
+        fresh,
+      );
+      if (fresh) marked = fresh.lsn;
+      opts.onProgress?.({
+        capturedLsn: formatLsn(reader.confirmedLsn),
+        published: publisher.published,
+        captureLagMs,
+      });
+    };
     const tick = async () => {
       try {
-        report ??= await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
-        position ??= await connect(opts.source, 'source', { applicationName: 'pgferry capture' });
-        const { rows } = await position.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`);
-        const current = mark as StreamMark | null;
-        const fresh = current && current.lsn !== marked ? current : null;
-        await writeCaptureReport(
-          report,
-          opts.task,
-          {
-            sourceLsn: parseLsn(rows[0].lsn),
-            capturedLsn: reader.confirmedLsn,
-            captureLagMs,
-            published: publisher.published,
-          },
-          fresh,
+        // A connection gone silent (no answer, never closed) would hold every later report.
+        await withTimeout(
+          record(),
+          REPORT_TIMEOUT_MS,
+          () => new ConnectionError(`no answer in ${REPORT_TIMEOUT_MS / 1000} s`),
         );
-        if (fresh) marked = fresh.lsn;
-        opts.onProgress?.({
-          capturedLsn: formatLsn(reader.confirmedLsn),
-          published: publisher.published,
-          captureLagMs,
-        });
       } catch (err) {
         // Only the lag display suffers; the stream itself goes on and reports any real loss.
         opts.logger?.warn({ err: describeError(err) }, 'could not record the stream position');
-        await report?.end().catch(() => undefined);
-        await position?.end().catch(() => undefined);
+        // Not awaited: the end of a silent connection would wait for ever.
+        void report?.end().catch(() => undefined);
+        void position?.end().catch(() => undefined);
         report = position = null;
       }
     };
@@ -289,6 +329,7 @@ async function streamOnce(
     reporter = null;
     await reporting;
     await tick();
+    if (invalidated) throw invalidated;
     return reader.confirmedLsn;
   } finally {
     if (reporter) clearInterval(reporter);

@@ -59,8 +59,11 @@ export interface LocalCluster extends ClusterHandle {
   readonly dataDir: string;
   /** Stops the server and removes every file. Idempotent; never throws. */
   stop(): Promise<void>;
-  /** Restarts the server (fast shutdown: sessions are cut), as an outage a task must ride out. */
-  restart(): Promise<void>;
+  /**
+   * Restarts the server (fast shutdown: sessions are cut), as an outage a task must ride out;
+   * with `downMs`, the server stays down (connections refused) that long before it starts again.
+   */
+  restart(options?: { downMs?: number }): Promise<void>;
 }
 
 const live = new Set<() => void>();
@@ -197,7 +200,13 @@ async function startOnce(bin: string, options: LocalClusterOptions): Promise<Loc
     ...cluster,
     kind: 'local',
     dataDir,
-    async restart() {
+    async restart(options = {}) {
+      if (options.downMs !== undefined) {
+        await run(bin, 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop'], runAs);
+        await new Promise((r) => setTimeout(r, options.downMs));
+        await run(bin, 'pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start'], runAs);
+        return;
+      }
       await run(
         bin,
         'pg_ctl',

@@ -1,5 +1,7 @@
 import { registryClient } from '../kafka-client';
-import { createSlotWithSnapshot, dropSlot, prepareStreams } from '@pgferry/capture';
+import type { Client } from 'pg';
+import { quoteLiteral } from '@pgferry/pg';
+import { createSlotWithSnapshot, dropSlot, prepareStreams, type ExportedSnapshot } from '@pgferry/capture';
 import { buildDeferredKeys, prepareKeyConstraints, type DeferredKeys } from '@pgferry/apply';
 import { readStartOffsets } from '@pgferry/control';
 import type { MigrationContext } from './migration-context';
@@ -15,8 +17,9 @@ import { manifestSchema, publishReplayManifest } from '../replay-manifest';
  * Full data: the replication slot created with an exported snapshot (the first run only), every
  * selected table read under that snapshot and sent through Kafka by the capture, applied by the
  * applier, then the keys left for after the load built. As children (options.processes) or in
- * this process, from the same settings. A full-only task then drops the slot and sets the
- * destination's sequences; an incremental one keeps the slot, whose stream starts where the
+ * this process, from the same settings. A full-only task's slot is temporary: it ends with the
+ * snapshot's connection (after verify, or when the task fails); the task sets the destination's
+ * sequences; an incremental one keeps the slot, whose stream starts where the
  * snapshot ends.
  * Before: the destination tables exist (schema-pre, or the user's). Records: the slot and
  * snapshot in pgferry.tasks, chunk plan and progress in pgferry.chunks, the applied offsets in
@@ -30,12 +33,19 @@ export const fullDataPhase: Phase<MigrationContext> = {
   async run(ctx) {
     const { spec, result } = ctx;
     const task = await ctx.store.getTask();
-    let snapshotName: string | null = null;
+    // Run again in this run after a lost connection (runPhases): the snapshot exported by the
+    // first attempt is kept while its connection lives; a source restart ended it, and the
+    // chunks not done are read under fresh snapshots, as a resumed run reads them.
+    if (ctx.exported && !(await snapshotAlive(ctx.source, ctx.exported))) await ctx.releaseSnapshot();
+    let snapshotName: string | null = ctx.exported?.snapshotName ?? null;
     if (!task?.slotName) {
       // Before the slot: pgoutput looks the publication up as of each change's position,
       // so one created after the slot would not exist for the first changes.
       if (spec.migrationTypes.incremental) await prepareStreamSource(ctx.source, spec, ctx.tables);
-      ctx.exported = await createSlotWithSnapshot(ctx.src, ctx.slotName);
+      // A full-only task needs the slot only for its snapshot: a temporary one, gone with it.
+      ctx.exported = await createSlotWithSnapshot(ctx.src, ctx.slotName, {
+        temporary: !spec.migrationTypes.incremental,
+      });
       await ctx.store.setSlot(ctx.exported.slotName, ctx.exported.consistentLsn, ctx.exported.snapshotName);
       snapshotName = ctx.exported.snapshotName;
     }
@@ -138,4 +148,20 @@ async function publishTaskRecord(ctx: MigrationContext): Promise<void> {
     startOffsets: Object.fromEntries([...starts].map(([k, v]) => [k, v.toString()])),
     schema,
   });
+}
+
+/**
+ * Whether `exported` can still be imported (a transaction of `source` imports it and rolls
+ * back). Not a query on the exporting connection: any command there ends the snapshot.
+ */
+async function snapshotAlive(source: Client, exported: ExportedSnapshot): Promise<boolean> {
+  try {
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await source.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(exported.snapshotName)}`);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await source.query('ROLLBACK').catch(() => undefined);
+  }
 }

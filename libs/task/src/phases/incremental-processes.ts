@@ -1,5 +1,13 @@
 import { rmSync } from 'node:fs';
-import { describeError, isRetriable, PgferryError, redactString, retry } from '@pgferry/core';
+import {
+  describeError,
+  isRetriable,
+  PgferryError,
+  redactString,
+  retry,
+  retryDeadlines,
+  retryWindowName,
+} from '@pgferry/core';
 import { registryClient, type KafkaClient } from '../kafka-client';
 import type { Emit } from '../migration-event';
 import type { ApplierSettings, StreamSettings } from '../process-config';
@@ -15,13 +23,19 @@ export interface RunningStream {
   failure(): Error | null;
   /** Stops both and waits for them. */
   stop(): Promise<void>;
+  /**
+   * Starts a stuck process again (the watchdog, StallWatch): the children are killed and
+   * restarted by their supervisors; in this process nothing is done (false), the stuck call's
+   * own timeouts end it.
+   */
+  restart(process: 'capture' | 'applier', reason: string): boolean;
 }
 
 /**
  * The stream capture and the change applier inside the controller, configured as the children
  * would be (process-options.ts). A lost destination fails the applier with a retriable error: a
  * new one takes over from the stored offsets (as the supervisor restarts a child), within
- * retry.connectionMinutes; a capture that fails retriably is started again likewise.
+ * retry.connectionMinutes (retry.otherMinutes for other retriable failures); a capture that fails retriably is started again likewise.
  */
 export async function startStreamInProcess(
   stream: StreamSettings,
@@ -39,10 +53,10 @@ export async function startStreamInProcess(
   let applier = spec.options.stream.appliers > 0 ? newApplier() : null;
   await applier?.start();
   let replacing: Promise<void> | null = null;
-  const minutes = spec.options.retry.connectionMinutes;
-  /** Retries of a process started again within retry.connectionMinutes, each one reported. */
+  const windows = spec.options.retry;
+  /** Retries of a process started again within its failure's retry window, each one reported. */
   const restarts = (what: string, again: string) => ({
-    deadlineMs: minutes * 60_000,
+    ...retryDeadlines(windows),
     initialDelayMs: 1000,
     maxDelayMs: 5000,
     signal: abort.signal,
@@ -51,11 +65,11 @@ export async function startStreamInProcess(
         kind: 'phase',
         phase: 'incremental',
         status: 'running',
-        detail: `${what} failed (${redactString(describeError(err))}); ${again} in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${minutes})`,
+        detail: `${what} failed (${redactString(describeError(err))}); ${again} in ${(delayMs / 1000).toFixed(1)} s, for up to ${retryWindowName(err, windows)}`,
       }),
   });
   // A new applier in place of the lost one, started again after retriable failures within
-  // retry.connectionMinutes. The lost one counts as the first failed attempt: the deadline runs
+  // their retry window. The lost one counts as the first failed attempt: the deadline runs
   // from the loss, and the first new applier starts after the first delay.
   const replace = async (lost: Error) => {
     await applier?.stop();
@@ -104,6 +118,7 @@ export async function startStreamInProcess(
       replacing ??= replace(lost).finally(() => (replacing = null));
       return null;
     },
+    restart: () => false,
     async stop() {
       abort.abort();
       await streaming;
@@ -126,37 +141,43 @@ export function startStreamChildren(
 ): RunningStream {
   const { spec } = stream;
   const children: ChildSupervisor<MigrationEvent>[] = [];
+  const appliers: ChildSupervisor<MigrationEvent>[] = [];
+  let capture: ChildSupervisor<MigrationEvent> | null = null;
   const files: string[] = [];
   for (let i = 1; i <= spec.options.stream.appliers; i++) {
     const name = i === 1 ? 'applier' : `applier-${i}`;
     const file = childConfigFile(processes.dir, name);
     files.push(file);
-    children.push(
-      superviseChild(spec, processes, emit, {
-        name,
-        entry: processes.applierEntry,
-        kind: 'service',
-        file,
-        settings: applierSettings,
-      }),
-    );
+    const applier = superviseChild(spec, processes, emit, {
+      name,
+      entry: processes.applierEntry,
+      kind: 'service',
+      file,
+      settings: applierSettings,
+    });
+    appliers.push(applier);
+    children.push(applier);
   }
   if (spec.options.stream.capture === 'controller') {
     const file = childConfigFile(processes.dir, 'stream');
     files.push(file);
-    children.push(
-      superviseChild(spec, processes, emit, {
-        name: 'capture',
-        entry: processes.captureEntry,
-        kind: 'service',
-        file,
-        settings: stream,
-      }),
-    );
+    capture = superviseChild(spec, processes, emit, {
+      name: 'capture',
+      entry: processes.captureEntry,
+      kind: 'service',
+      file,
+      settings: stream,
+    });
+    children.push(capture);
   }
   for (const c of children) c.start();
   return {
     failure: () => children.map((c) => c.failure).find((f) => f) ?? null,
+    restart(process, reason) {
+      const stuck = process === 'capture' ? (capture ? [capture] : []) : appliers;
+      for (const c of stuck) c.restartNow(reason);
+      return stuck.length > 0;
+    },
     async stop() {
       await Promise.all(children.map((c) => c.stop()));
       for (const f of files) rmSync(f, { force: true });

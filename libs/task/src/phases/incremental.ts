@@ -1,5 +1,16 @@
 import type { Client } from 'pg';
-import { describeError, isRetriable, PgferryError, redactString, retry, type TaskSpec } from '@pgferry/core';
+import {
+  describeError,
+  isRetriable,
+  PgferryError,
+  redactString,
+  retry,
+  retryDeadlines,
+  retryWindowName,
+  withTimeout,
+  ConnectionError,
+  type TaskSpec,
+} from '@pgferry/core';
 import { classifyPgError, formatLsn, parseLsn } from '@pgferry/pg';
 import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avro';
 import { AppliedRate, cutoverRequested, readStreamLag, writeStreamSettings } from '@pgferry/control';
@@ -11,6 +22,11 @@ import { prepareStreamSource } from '../stream-source';
 import type { ChildProcessesOptions } from '../supervise/task-child';
 import { startStreamChildren, startStreamInProcess } from './incremental-processes';
 import type { Phase } from './phase';
+import { SlotWalWatch } from './slot-wal-watch';
+import { StallWatch } from './stall-watch';
+
+/** The longest a poll of the stream's state may take before its connections count as lost. */
+const POLL_TIMEOUT_MS = 30_000;
 
 /** The user stopped the task (SIGINT/SIGTERM) before cutover; running migrate again resumes it. */
 export class TaskStoppedError extends PgferryError {
@@ -115,14 +131,17 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   const pollMs = opts.pollMs ?? 1000;
   let target: bigint | null = null;
   const rate = new AppliedRate();
+  const slotWatch = new SlotWalWatch(task, spec.options.walRetainedAlertBytes);
+  const stallMs = spec.options.stallSeconds * 1000;
+  const stalls = new StallWatch(stallMs);
   let { source, control } = opts;
-  const retryMinutes = spec.options.retry.connectionMinutes;
+  const windows = spec.options.retry;
   /** The failure of the stream or the applier that ends the phase: never retried here. */
   let ended: Error | null = null;
   try {
     for (;;) {
       // A lost controller connection (a server restart): opened again, and the poll retried,
-      // within retry.connectionMinutes of failures in a row.
+      // within retry.connectionMinutes of failures in a row (otherMinutes for other retriable ones).
       const polled = await retry(
         async (attempt) => {
           ended = running.failure();
@@ -131,24 +150,34 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
           if (attempt > 1 && opts.reconnect)
             ({ source, control } = await opts.reconnect().catch(() => ({ source, control })));
           try {
-            return await poll();
+            // A connection gone silent (no answer, never closed) is a lost one: reconnect.
+            return await withTimeout(
+              poll(),
+              Math.min(stallMs, POLL_TIMEOUT_MS),
+              () =>
+                new ConnectionError(
+                  `following the change stream: the destination or the source did not answer in ${Math.round(Math.min(stallMs, POLL_TIMEOUT_MS) / 1000)} s`,
+                ),
+            );
           } catch (e) {
             throw classifyPgError(e, 'following the change stream');
           }
         },
         {
-          deadlineMs: retryMinutes * 60_000,
+          ...retryDeadlines(windows),
           initialDelayMs: 500,
           maxDelayMs: 5000,
           signal: opts.signal,
           shouldRetry: (e) => e !== ended && opts.reconnect !== undefined && isRetriable(e),
-          onRetry: (e, _attempt, delayMs) =>
+          onRetry: (e, _attempt, delayMs) => {
+            stalls.reset();
             opts.emit({
               kind: 'phase',
               phase: 'incremental',
               status: 'running',
-              detail: `lost a connection (${redactString(describeError(e))}); reconnecting in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${retryMinutes})`,
-            }),
+              detail: `lost a connection (${redactString(describeError(e))}); reconnecting in ${(delayMs / 1000).toFixed(1)} s, for up to ${retryWindowName(e, windows)}`,
+            });
+          },
         },
       ).catch((e) => {
         // Stopped while waiting to reconnect.
@@ -164,6 +193,17 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
   /** One look at the stream: reports the lag, notices a cutover request; the outcome once caught up. */
   async function poll(): Promise<string | null> {
     const lag = await readStreamLag(control, task, spec.options.lagBoundSeconds);
+    // An invalidated slot ends the phase (not retried: the lost WAL cannot come back).
+    const warning = slotWatch.check(lag.slot);
+    if (warning) opts.emit({ kind: 'warning', message: warning });
+    for (const stall of stalls.observe(lag))
+      if (running.restart(stall.process, stall.reason))
+        opts.emit({
+          kind: 'phase',
+          phase: 'incremental',
+          status: 'running',
+          detail: `restarting the ${stall.process}: ${stall.reason}`,
+        });
     opts.emit({
       kind: 'lag',
       lag,

@@ -47,6 +47,7 @@ export class MigrationContext implements PhaseRunContext {
   readonly targets: ApplierTarget[];
   readonly result: FullMigrationResult;
   store: ControlStore;
+  readonly retryWindows: TaskSpec['options']['retry'];
   /** The snapshot the full-data phase of this run exported, alive until releaseSnapshot. */
   exported: ExportedSnapshot | null = null;
 
@@ -60,6 +61,7 @@ export class MigrationContext implements PhaseRunContext {
   ) {
     const { spec } = options;
     this.spec = spec;
+    this.retryWindows = spec.options.retry;
     this.emit = options.onEvent ?? (() => undefined);
     this.src = resolveEndpoint(spec.source, 'source');
     this.dst = resolveEndpoint(spec.destination, 'destination');
@@ -169,7 +171,9 @@ export class MigrationContext implements PhaseRunContext {
       await Promise.all([c?.end(), s?.end()].map((p) => p?.catch(() => undefined)));
       throw opened.find((o) => o.status === 'rejected')!.reason;
     }
-    await Promise.all([this.control.end().catch(() => undefined), this.source.end().catch(() => undefined)]);
+    // Not awaited: the end of a connection that went silent would wait for ever.
+    void this.control.end().catch(() => undefined);
+    void this.source.end().catch(() => undefined);
     [this.control, this.source, this.store] = [c, s, new ControlStore(c, this.spec.name)];
     return { control: c, source: s };
   }

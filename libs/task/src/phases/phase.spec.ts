@@ -1,3 +1,4 @@
+import { ConnectionError, DataError } from '@pgferry/core';
 import type { PhaseName, PhaseStatus } from '@pgferry/control';
 import type { MigrationEvent } from '../migration-event';
 import { runPhases, type Phase, type PhaseRecords, type PhaseSelection } from './phase';
@@ -19,6 +20,8 @@ interface Ctx {
   records: FakeRecords;
   emit: (e: MigrationEvent) => void;
   ran: PhaseName[];
+  retryWindows?: { connectionMinutes: number; otherMinutes: number };
+  reconnect?(): Promise<unknown>;
 }
 
 function phase(name: PhaseName, selection: PhaseSelection, run?: () => Promise<string>): Phase<Ctx> {
@@ -134,5 +137,33 @@ describe('runPhases', () => {
       'cutover running',
       'cutover done',
     ]);
+  });
+
+  it('runs a phase that lost a server again after reconnecting, and never one that failed otherwise', async () => {
+    const ctx = context();
+    let reconnects = 0;
+    let runs = 0;
+    const windows = { connectionMinutes: 1, otherMinutes: 1 };
+    const flaky = phase('full-data', 'selected', async () => {
+      if (++runs === 1) throw new ConnectionError('connecting to source: server closed the connection');
+      return 'loaded';
+    });
+    await runPhases([flaky], { ...ctx, retryWindows: windows, reconnect: async () => void reconnects++ });
+    expect([runs, reconnects]).toEqual([2, 1]);
+    expect(ctx.records.status.get('full-data')).toBe('done');
+    expect(ctx.events.map((e) => (e.kind === 'phase' ? (e.detail ?? '') : '')).join('\n')).toMatch(
+      /lost a connection \(connecting to source: server closed the connection\); reconnecting and running the phase again/,
+    );
+
+    const other = context();
+    let badRuns = 0;
+    const bad = phase('full-data', 'selected', async () => {
+      badRuns++;
+      throw new DataError('row does not fit');
+    });
+    await expect(
+      runPhases([bad], { ...other, retryWindows: windows, reconnect: async () => undefined }),
+    ).rejects.toThrow('row does not fit');
+    expect(badRuns).toBe(1);
   });
 });

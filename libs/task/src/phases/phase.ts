@@ -1,4 +1,13 @@
 import type { PhaseName, PhaseStatus } from '@pgferry/control';
+import {
+  describeError,
+  isConnectionLoss,
+  redactString,
+  retry,
+  RetryDeadlineError,
+  retryDeadlines,
+  type RetryWindows,
+} from '@pgferry/core';
 import type { Emit } from '../migration-event';
 
 /**
@@ -32,6 +41,13 @@ export interface PhaseRecords {
 export interface PhaseRunContext {
   readonly records: PhaseRecords;
   readonly emit: Emit;
+  /**
+   * Opens the controller's connections again (MigrationContext.reconnect). With it, a phase
+   * that fails because a server was lost is run again once they are open, within
+   * `retryWindows.connectionMinutes` of such failures in a row.
+   */
+  reconnect?(): Promise<unknown>;
+  readonly retryWindows?: RetryWindows;
 }
 
 /**
@@ -39,7 +55,10 @@ export interface PhaseRunContext {
  * recorded running, run, then recorded done with its detail and reported done; a phase done by
  * an earlier run is reported skipped and not run again. A failure is recorded as failed with
  * its message (best effort: the failure itself is what the caller gets) and ends the run: the
- * phases after it wait for the next run, which starts again at the failed one.
+ * phases after it wait for the next run, which starts again at the failed one. A phase that
+ * failed because a server was lost (isConnectionLoss, not a retry loop that already gave up) is
+ * run again in this run once the controller reconnected (ctx.reconnect), as the next run would
+ * (every phase is resumable), within retry.connectionMinutes.
  */
 export async function runPhases<C extends PhaseRunContext>(
   phases: ReadonlyArray<Phase<C>>,
@@ -60,7 +79,27 @@ export async function runPhases<C extends PhaseRunContext>(
     ctx.emit({ kind: 'phase', phase: name, status: 'running' });
     await ctx.records.setPhase(name, 'running');
     try {
-      const detail = await phase.run(ctx);
+      const detail = ctx.reconnect
+        ? await retry(
+            async (attempt) => {
+              if (attempt > 1) await ctx.reconnect!();
+              return phase.run(ctx);
+            },
+            {
+              ...retryDeadlines(ctx.retryWindows ?? { connectionMinutes: 0, otherMinutes: 0 }),
+              initialDelayMs: 1000,
+              maxDelayMs: 15_000,
+              shouldRetry: (e) => isConnectionLoss(e) && !(e instanceof RetryDeadlineError),
+              onRetry: (e, _attempt, delayMs) =>
+                ctx.emit({
+                  kind: 'phase',
+                  phase: name,
+                  status: 'running',
+                  detail: `lost a connection (${redactString(describeError(e))}); reconnecting and running the phase again in ${(delayMs / 1000).toFixed(1)} s, for up to retry.connectionMinutes (${ctx.retryWindows?.connectionMinutes})`,
+                }),
+            },
+          )
+        : await phase.run(ctx);
       await ctx.records.setPhase(name, 'done', { detail });
       ctx.emit({ kind: 'phase', phase: name, status: 'done', detail });
     } catch (err) {

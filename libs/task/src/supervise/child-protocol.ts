@@ -1,12 +1,22 @@
-import { describeError, isProgrammingError, PgferryError, redactString } from '@pgferry/core';
+import {
+  describeError,
+  isConnectionLoss,
+  isProgrammingError,
+  PgferryError,
+  redactString,
+} from '@pgferry/core';
 
 /**
  * The messages between a supervisor and its child over the Node IPC channel. `event` carries
  * progress (JSON values only); `done` says the child finished its work and is about to exit 0;
- * `failed` says why it is about to exit non-zero and whether starting it again can help.
+ * `failed` says why it is about to exit non-zero, whether starting it again can help, and
+ * whether it lost a server (`connectionLoss`: restarted within retry.connectionMinutes, not
+ * otherMinutes).
  */
 export type ChildMessage<E> =
-  { type: 'event'; event: E } | { type: 'done' } | { type: 'failed'; message: string; retriable: boolean };
+  | { type: 'event'; event: E }
+  | { type: 'done' }
+  | { type: 'failed'; message: string; retriable: boolean; connectionLoss?: boolean };
 
 /** `start`: a child forked ahead (AWAIT_START_ENV) may begin its work; `stop`: it should end. */
 export type ParentMessage = { type: 'start' } | { type: 'stop' };
@@ -88,7 +98,7 @@ export function runChildProcess<E>(name: string, body: (ctx: ChildContext<E>) =>
         process.stderr.write(`pgferry ${name}: ${fatal ? 'fatal' : 'failed'}: ${message}\n`);
         if (err instanceof Error && err.stack && !(err instanceof PgferryError))
           process.stderr.write(`${redactString(err.stack)}\n`);
-        await send({ type: 'failed', message, retriable: !fatal });
+        await send({ type: 'failed', message, retriable: !fatal, connectionLoss: isConnectionLoss(err) });
         process.exit(fatal ? EXIT_FATAL : EXIT_RETRIABLE);
       },
     );

@@ -206,12 +206,13 @@ export class ChildSupervisor<E> {
     this.child = child;
     this.startedAt = Date.now();
     let done = false;
-    let failed: { message: string; retriable: boolean } | null = null;
+    let failed: { message: string; retriable: boolean; connectionLoss: boolean } | null = null;
     if (child.pid !== undefined) writeFileSync(this.pidFile, `${child.pid}\n`, { mode: 0o600 });
     child.on('message', (m: ChildMessage<E>) => {
       if (m.type === 'event') this.opts.onEvent?.(m.event);
       else if (m.type === 'done') done = true;
-      else if (m.type === 'failed') failed = { message: m.message, retriable: m.retriable };
+      else if (m.type === 'failed')
+        failed = { message: m.message, retriable: m.retriable, connectionLoss: m.connectionLoss ?? false };
     });
     child.on('error', () => undefined);
     // 'close' (not 'exit') fires after the IPC channel drained, so every message has been seen.
@@ -229,7 +230,7 @@ export class ChildSupervisor<E> {
     code: number | null,
     signal: NodeJS.Signals | null,
     done: boolean,
-    failed: { message: string; retriable: boolean } | null,
+    failed: { message: string; retriable: boolean; connectionLoss: boolean } | null,
   ): void {
     if (this.child !== child) return;
     this.child = null;
@@ -252,11 +253,17 @@ export class ChildSupervisor<E> {
       return this.giveUp(
         `${name} process (pid ${child.pid}) failed: ${failed.message} (see ${this.logFile})`,
       );
-    const delay = this.tracker.onCrash(Date.now() - this.startedAt);
-    if (delay === null)
+    const lost = failed?.connectionLoss ?? false;
+    const delay = this.tracker.onCrash(Date.now() - this.startedAt, lost);
+    if (delay === null) {
+      const { windowMs, connectionWindowMs = windowMs } = this.opts.restart;
+      const window = lost
+        ? `${+(connectionWindowMs / 60_000).toFixed(2)} min for lost connections (options.retry.connectionMinutes)`
+        : `${+(windowMs / 60_000).toFixed(2)} min (options.retry.otherMinutes)`;
       return this.giveUp(
-        `${name} process (pid ${child.pid}) ${how}: ${this.tracker.attempts} unexpected exits within its retry window of ${+(this.opts.restart.windowMs / 60_000).toFixed(2)} min (options.retry.otherMinutes); giving up${output}\n  full output in ${this.logFile}`,
+        `${name} process (pid ${child.pid}) ${how}: ${this.tracker.attempts} unexpected exits within its retry window of ${window}; giving up${output}\n  full output in ${this.logFile}`,
       );
+    }
     this.opts.onLifecycle?.({
       process: name,
       status: 'restarting',
@@ -294,6 +301,22 @@ export class ChildSupervisor<E> {
     } finally {
       if (fd !== null) closeSync(fd);
     }
+  }
+
+  /**
+   * Kills the running child (SIGKILL) because it is stuck (`reason`, reported): it is started
+   * again as after a crash, within its restart window. No-op while none runs or when stopping.
+   */
+  restartNow(reason: string): void {
+    const child = this.child;
+    if (!child || this.stopping) return;
+    this.opts.onLifecycle?.({
+      process: this.opts.name,
+      status: 'restarting',
+      pid: child.pid,
+      detail: `pid ${child.pid} is stuck: ${reason}; killing it to start it again`,
+    });
+    child.kill('SIGKILL');
   }
 
   /**

@@ -27,4 +27,29 @@ describe('RestartTracker', () => {
     expect(tracker.onCrash(90_000)).toBe(1000);
     expect(tracker.attempts).toBe(1);
   });
+
+  it('restarts a child that lost a server within connectionWindowMs, any other exit within windowMs', () => {
+    let now = 0;
+    const policy = { windowMs: 10_000, connectionWindowMs: 60_000, initialDelayMs: 1000, maxDelayMs: 4000 };
+    const lost = new RestartTracker(policy, () => now);
+    const crashed = new RestartTracker(policy, () => now);
+    let lostStarts = 0;
+    let crashedStarts = 0;
+    for (let i = 0; i < 20; i++) {
+      const d = lost.onCrash(100, true);
+      if (d === null) break;
+      lostStarts++;
+      now += d + 100;
+    }
+    now = 0;
+    for (let i = 0; i < 20; i++) {
+      const d = crashed.onCrash(100, false);
+      if (d === null) break;
+      crashedStarts++;
+      now += d + 100;
+    }
+    // Delays 1000, 2000, 4000, then 4000 (each run 100 ms): 60 s hold 15 restarts, 10 s three.
+    expect(crashedStarts).toBe(3);
+    expect(lostStarts).toBe(15);
+  });
 });

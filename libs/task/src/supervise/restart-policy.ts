@@ -1,12 +1,16 @@
 /**
  * When to restart a child process that exited unexpectedly. Restarts back off exponentially
  * (initialDelayMs, doubling, capped at maxDelayMs) and stop once the next start would fall
- * outside `windowMs` measured from the first crash of the current streak. A child that stayed
+ * outside the window measured from the first crash of the current streak: `connectionWindowMs`
+ * when the child said it lost a server (options.retry.connectionMinutes), `windowMs` for any
+ * other exit (options.retry.otherMinutes; a crash with no word, SIGKILL, the OOM killer). A child that stayed
  * up for `stableMs` before crashing starts a new streak: a process that runs for an hour and
  * then dies once is not charged for the crashes of the morning.
  */
 export interface RestartPolicy {
   windowMs: number;
+  /** The window when the latest exit was a connection loss; defaults to windowMs. */
+  connectionWindowMs?: number;
   initialDelayMs?: number;
   maxDelayMs?: number;
   stableMs?: number;
@@ -27,10 +31,11 @@ export class RestartTracker {
   }
 
   /**
-   * Records a crash of a child that had been up for `uptimeMs`; returns the delay before the
-   * next start, or null when the window is spent and the child must not be started again.
+   * Records a crash of a child that had been up for `uptimeMs` (`connectionLoss`: it said it
+   * lost a server); returns the delay before the next start, or null when the window of the
+   * crash's kind is spent and the child must not be started again.
    */
-  onCrash(uptimeMs: number): number | null {
+  onCrash(uptimeMs: number, connectionLoss = false): number | null {
     const t = this.now();
     if (uptimeMs >= (this.policy.stableMs ?? 60_000)) {
       this.streakStart = null;
@@ -42,6 +47,9 @@ export class RestartTracker {
       this.policy.maxDelayMs ?? 15_000,
       (this.policy.initialDelayMs ?? 500) * 2 ** (this.crashes - 1),
     );
-    return t + delay - this.streakStart > this.policy.windowMs ? null : delay;
+    const windowMs = connectionLoss
+      ? (this.policy.connectionWindowMs ?? this.policy.windowMs)
+      : this.policy.windowMs;
+    return t + delay - this.streakStart > windowMs ? null : delay;
   }
 }

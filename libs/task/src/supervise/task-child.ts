@@ -28,7 +28,8 @@ export function childConfigFile(dir: string, name: ProcessSettings['role'] | str
 /**
  * One supervised child of a task: `settings` and how the children reach Kafka written 0600 to
  * `file` (the caller removes it once the child is stopped: it holds passwords), restarted after
- * a crash within options.retry.otherMinutes, its events and lifecycle passed to `emit`.
+ * a lost connection within options.retry.connectionMinutes and any other crash within
+ * options.retry.otherMinutes, its events and lifecycle passed to `emit`.
  */
 export function superviseChild(
   spec: TaskSpec,
@@ -45,6 +46,7 @@ export function superviseChild(
     kind: child.kind,
     restart: {
       windowMs: spec.options.retry.otherMinutes * 60_000,
+      connectionWindowMs: spec.options.retry.connectionMinutes * 60_000,
       initialDelayMs: processes.initialRestartDelayMs,
     },
     onEvent: emit,
