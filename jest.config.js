@@ -33,6 +33,7 @@ const KAFKA_PATH = [
   'apps/controller/src/consumers.int-spec.ts',
   'apps/controller/src/scaled-appliers.int-spec.ts',
   'apps/controller/src/runs.int-spec.ts',
+  'apps/controller/src/wide-rows.int-spec.ts',
 ];
 
 module.exports = {

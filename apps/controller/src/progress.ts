@@ -85,6 +85,15 @@ export class ProgressReporter {
         if (e.warning) this.out.write(`WARNING      ${e.warning}\n`);
         this.drawnLines = 0;
         return;
+      case 'topics':
+        this.clear();
+        if (e.reset.length)
+          this.out.write(
+            `topics       reset (--reset-topics): deleted and created again ${e.reset.join(', ')}, which held another run's records\n`,
+          );
+        for (const w of e.warnings) this.out.write(`WARNING      ${w}\n`);
+        this.drawnLines = 0;
+        return;
       case 'new-table':
         this.clear();
         this.out.write(

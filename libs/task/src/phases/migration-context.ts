@@ -3,18 +3,20 @@ import { ObjectError, type TaskSpec } from '@pgferry/core';
 import {
   connect,
   resolveEndpoint,
+  measureRowWidths,
   resolveSelection,
   tableKey,
   type Endpoint,
   type SelectedTable,
 } from '@pgferry/pg';
 import { PgSchemaMigrator } from '@pgferry/schema';
-import { tableTopic } from '@pgferry/avro';
+import { tableTopic, transactionsTopic } from '@pgferry/avro';
 import {
   applierGroup,
   ControlStore,
   ensureControlSchema,
   newRunId,
+  readStartOffsets,
   recordStartOffsets,
   startRun,
   taskRegistered,
@@ -22,6 +24,7 @@ import {
 } from '@pgferry/control';
 import { seenIdentity, type ExportedSnapshot } from '@pgferry/capture';
 import { topicEnds } from '../kafka-client';
+import { prepareTaskTopics } from '../task-topics';
 import type { ApplierTarget } from '@pgferry/apply';
 import type { FullMigrationOptions, FullMigrationResult } from './migration-options';
 import type { Emit } from '../migration-event';
@@ -114,11 +117,37 @@ export class MigrationContext implements PhaseRunContext {
       await ensureControlSchema(control);
       await new ControlStore(control, spec.name).registerTask(spec);
       const run = await startRun(control, spec.name, options.runId ?? newRunId(), seen);
-      return new MigrationContext(options, source, control, selection.tables, run);
+      const ctx = new MigrationContext(options, source, control, selection.tables, run);
+      await ctx.prepareTopics();
+      return ctx;
     } catch (err) {
       await Promise.all([source?.end(), control.end()].map((p) => p?.catch(() => undefined)));
       throw err;
     }
+  }
+
+  /**
+   * The run's topics before its first record (task-topics.ts): foreign ones refused or, with
+   * kafka.resetTopics, deleted; missing ones created sized for the widest selected row.
+   */
+  private async prepareTopics(): Promise<void> {
+    const widths = await measureRowWidths(this.source, this.tables);
+    const prepared = await prepareTaskTopics({
+      spec: this.spec,
+      kafka: this.options.kafka,
+      prefix: this.prefix,
+      tables: this.tables,
+      runId: this.run.runId,
+      startOffsets: await readStartOffsets(
+        this.control,
+        this.spec.name,
+        this.targets.map((t) => t.topic).concat(transactionsTopic(this.prefix)),
+      ),
+      widestRowBytes: Math.max(0, ...widths.map((w) => w.bytes)),
+      partitions: this.partitions,
+    });
+    if (prepared.reset.length || prepared.warnings.length)
+      this.emit({ kind: 'topics', reset: prepared.reset, warnings: prepared.warnings });
   }
 
   /**
