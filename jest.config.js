@@ -34,6 +34,7 @@ const KAFKA_PATH = [
   'apps/controller/src/scaled-appliers.int-spec.ts',
   'apps/controller/src/runs.int-spec.ts',
   'apps/controller/src/wide-rows.int-spec.ts',
+  'apps/controller/src/topics.int-spec.ts',
 ];
 
 module.exports = {

@@ -15,3 +15,12 @@ export {
   type ExternalProcessOptions,
 } from './external-process';
 export { CAPTURE_LEASE, leaseHolder } from './stream-lease';
+export { kafkaFactsReader } from './kafka-facts';
+export {
+  inspectTaskTopics,
+  prepareTaskTopics,
+  taskTopicPrefix,
+  taskTopics,
+  type TaskTopic,
+  type TopicsInspection,
+} from './task-topics';

@@ -23,6 +23,11 @@ export interface TaskTopic {
   role: TopicRole;
 }
 
+/** The prefix of a task's topics: kafka.topicPrefix, else pgferry.<task>. */
+export function taskTopicPrefix(spec: TaskSpec): string {
+  return spec.kafka.topicPrefix ?? `pgferry.${spec.name}`;
+}
+
 /** Every topic a task writes: a topic per table, and for a stream the transaction and heartbeat topics. */
 export function taskTopics(
   spec: TaskSpec,
@@ -70,8 +75,8 @@ export interface InspectTopicsOptions {
   /** The task's run, when it has one: topics holding only its records from its start offsets are its own. */
   runId: string | null;
   startOffsets?: ReadonlyMap<string, bigint>;
-  /** The widest row of the selected tables (measureRowWidths), in bytes. */
-  widestRowBytes: number;
+  /** The widest row of each selected table (measureRowWidths), in bytes; a table not listed counts 0. */
+  rowWidths: ReadonlyArray<{ schema: string; table: string; bytes: number }>;
 }
 
 /** Reads what Kafka holds of the task's topics and what pgferry would create. Read-only. */
@@ -79,13 +84,20 @@ export async function inspectTaskTopics(opts: InspectTopicsOptions): Promise<Top
   const topics = taskTopics(opts.spec, opts.prefix, opts.tables);
   return withKafkaAdmin(opts.kafka, async (admin) => {
     const brokers = await admin.brokerCount();
-    const input = {
-      brokers,
-      widestRowBytes: opts.widestRowBytes,
-      retentionMs: opts.spec.kafka.retentionMs,
-      maxMessageBytes: opts.spec.kafka.maxMessageBytes,
-    };
-    const plans = new Map(topics.map((t) => [t.name, planTopic(t.role, input)]));
+    // Each table topic is sized for its own table's widest row; the dead-letter topic for the widest of all.
+    const widths = new Map(opts.rowWidths.map((w) => [tableTopic(opts.prefix, w.schema, w.table), w.bytes]));
+    const widest = Math.max(0, ...widths.values());
+    const plans = new Map(
+      topics.map((t) => [
+        t.name,
+        planTopic(t.role, {
+          brokers,
+          widestRowBytes: t.role === 'table' ? (widths.get(t.name) ?? 0) : widest,
+          retentionMs: opts.spec.kafka.retentionMs,
+          maxMessageBytes: opts.spec.kafka.maxMessageBytes,
+        }),
+      ]),
+    );
     const holdings = await topicHoldings(
       admin,
       opts.kafka,

@@ -24,7 +24,7 @@ import {
 } from '@pgferry/control';
 import { seenIdentity, type ExportedSnapshot } from '@pgferry/capture';
 import { topicEnds } from '../kafka-client';
-import { prepareTaskTopics } from '../task-topics';
+import { prepareTaskTopics, taskTopicPrefix } from '../task-topics';
 import type { ApplierTarget } from '@pgferry/apply';
 import type { FullMigrationOptions, FullMigrationResult } from './migration-options';
 import type { Emit } from '../migration-event';
@@ -66,7 +66,7 @@ export class MigrationContext implements PhaseRunContext {
     this.emit = options.onEvent ?? (() => undefined);
     this.src = resolveEndpoint(spec.source, 'source');
     this.dst = resolveEndpoint(spec.destination, 'destination');
-    this.prefix = options.topicPrefix ?? spec.kafka.topicPrefix ?? `pgferry.${spec.name}`;
+    this.prefix = options.topicPrefix ?? taskTopicPrefix(spec);
     this.partitions = options.partitions ?? 4;
     this.slotName = `pgferry_${spec.name}`;
     this.group = applierGroup(spec.name);
@@ -131,7 +131,6 @@ export class MigrationContext implements PhaseRunContext {
    * kafka.resetTopics, deleted; missing ones created sized for the widest selected row.
    */
   private async prepareTopics(): Promise<void> {
-    const widths = await measureRowWidths(this.source, this.tables);
     const prepared = await prepareTaskTopics({
       spec: this.spec,
       kafka: this.options.kafka,
@@ -143,7 +142,7 @@ export class MigrationContext implements PhaseRunContext {
         this.spec.name,
         this.targets.map((t) => t.topic).concat(transactionsTopic(this.prefix)),
       ),
-      widestRowBytes: Math.max(0, ...widths.map((w) => w.bytes)),
+      rowWidths: await measureRowWidths(this.source, this.tables),
       partitions: this.partitions,
     });
     if (prepared.reset.length || prepared.warnings.length)
