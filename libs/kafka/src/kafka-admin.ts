@@ -14,6 +14,14 @@ export interface TopicSpec {
 }
 
 const TOPIC_ALREADY_EXISTS = 36;
+/** The configs a topic created later for a task copies from the task's others (specLike). */
+const INHERITED_CONFIGS = [
+  'cleanup.policy',
+  'retention.ms',
+  'retention.bytes',
+  'max.message.bytes',
+  'min.insync.replicas',
+];
 /** DescribeConfigs resource type of a topic. */
 const TOPIC_RESOURCE = 2;
 /** ListOffsets timestamps: the log's end (next offset) and its start. */
@@ -75,6 +83,26 @@ export class KafkaAdmin {
     } catch (err) {
       throw classifyKafkaError(err, `describing the configs of Kafka topics ${topics.join(', ')}`);
     }
+  }
+
+  /**
+   * The spec of a topic created alongside `like` (a task's topics, as pgferry created them):
+   * their replication, and the configs of the one with the largest max.message.bytes that
+   * replay and wide rows depend on. Nothing when none of them exists.
+   */
+  async specLike(like: readonly string[]): Promise<Omit<TopicSpec, 'name' | 'partitions'>> {
+    const existing = new Set(await this.listTopics());
+    const names = like.filter((t) => existing.has(t));
+    if (!names.length) return {};
+    const configs = [...(await this.describeTopicConfigs(names)).values()];
+    const widest = configs.reduce((a, b) =>
+      Number(b['max.message.bytes'] ?? 0) > Number(a['max.message.bytes'] ?? 0) ? b : a,
+    );
+    const described = await this.cluster.describeTopics([names[0]]);
+    const replicas = [...described.values()][0]?.[0]?.replicas?.length;
+    const kept: Record<string, string> = {};
+    for (const k of INHERITED_CONFIGS) if (widest[k] != null) kept[k] = widest[k]!;
+    return { ...(replicas ? { replicationFactor: replicas } : {}), configs: kept };
   }
 
   /** Every topic of the cluster (internal ones included). */
