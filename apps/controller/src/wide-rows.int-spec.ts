@@ -85,6 +85,11 @@ describe('pgferry migrate: a 5 MB value', () => {
     await requestCutover(d, name);
     const done = await migration;
     expect({ code: done.code, out: done.code ? out.text() : '' }).toEqual({ code: 0, out: '' });
+    // The precheck measured the row (two 5 MB values and an int) and sized the topic for it:
+    // twice the row (a change may carry it as before and after) plus headroom, in whole MiB.
+    expect(out.text()).toContain(
+      'kafka message size        the widest row ("public"."docs") holds 10.0 MB; the table topics take records up to max.message.bytes 22020096',
+    );
     const digest = (c: Client) => tableDigest(c, 'public', 'docs', ['id']);
     expect(await digest(d)).toEqual(await digest(s));
     const wide = await d.query(
