@@ -28,6 +28,8 @@ const SAMPLE_BYTES = 256 * 1024 * 1024;
 export async function measureRowWidths(
   client: Pick<Client, 'query'>,
   tables: ReadonlyArray<{ schema: string; table: string; bytes: number }>,
+  /** Tables larger than this are sampled (tests lower it). */
+  exactTableBytes = EXACT_TABLE_BYTES,
 ): Promise<RowWidth[]> {
   const out: RowWidth[] = [];
   for (const t of tables) {
@@ -50,8 +52,11 @@ export async function measureRowWidths(
         if (c.len > 0) fixed += c.len;
         else terms.push(`coalesce(${c.raw ? 'octet_length' : 'pg_column_size'}(${quoteIdent(c.name)}), 0)`);
       }
-      const sampled = t.bytes > EXACT_TABLE_BYTES;
-      const percent = Math.max(0.01, Math.min(100, (100 * SAMPLE_BYTES) / Math.max(1, t.bytes)));
+      const sampled = t.bytes > exactTableBytes;
+      const percent = Math.max(
+        0.01,
+        Math.min(100, (100 * Math.min(SAMPLE_BYTES, exactTableBytes)) / Math.max(1, t.bytes)),
+      );
       const from = sampled ? `${name} TABLESAMPLE SYSTEM (${percent.toFixed(4)})` : name;
       const width = terms.length ? `max(${terms.join(' + ')})` : '0';
       const { rows } = await client.query(`SELECT ${width}::bigint AS w, count(*) > 0 AS any FROM ${from}`);
