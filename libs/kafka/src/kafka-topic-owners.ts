@@ -10,23 +10,30 @@ export interface TopicHolding {
   /** Records retained in the topic (from each partition's log start to its end). */
   records: bigint;
   /**
-   * The run header's value of the first record a run would own in each non-empty partition
-   * (at its recorded start offset, or at the log start), "" for a record without the header;
-   * empty when there is nothing to judge.
+   * Records that cannot be the run's: those of the partitions the run recorded no start offset
+   * for (a run records a partition's start before its first record there, so it has none
+   * there). Records from a recorded start on are the run's: the appliers refuse any other.
+   */
+  foreignRecords: bigint;
+  /**
+   * Whose the foreign records are, by the run header of the first of them in one partition ("" for
+   * a record without the header); read for the first `probeTopics` foreign topics only, to name
+   * them, and empty for the others.
    */
   runs: Set<string>;
 }
 
 /** Fetch limits for reading one record per partition: small, a large batch still comes whole (KIP-74). */
 const PROBE_BYTES = 64 * 1024;
-/** Rounds to read the first record of every partition (they take turns at the head of a fetch). */
+/** Rounds to read the first record of every probed partition (they take turns at the head of a fetch). */
 const PROBE_ROUNDS = 50;
 
 /**
- * For each existing topic of `topics`: how many records it holds, and which runs wrote the
- * records from `startOffsets` (per "topic:partition", a run's recorded starts) or else from
- * the log start: one record per partition tells, as a partition's records from a run's start
- * on are all that run's (the appliers refuse any other). Read-only: no consumer group.
+ * For each existing topic of `topics`: how many records it holds, how many cannot be of the run
+ * whose start offsets are `startOffsets` (per "topic:partition"; empty for a new run), and whose
+ * those are (the run header of one record of each of the first `probeTopics` such topics). Cheap
+ * on a task of many topics: offsets in one request per broker, records read only to name
+ * foreign ones. Read-only: no consumer group.
  */
 export async function topicHoldings(
   admin: KafkaAdmin,
@@ -34,19 +41,28 @@ export async function topicHoldings(
   topics: readonly string[],
   header: string,
   startOffsets: ReadonlyMap<string, bigint> = new Map(),
+  probeTopics = 10,
 ): Promise<TopicHolding[]> {
   const existing = new Set(await admin.listTopics());
   const names = topics.filter((t) => existing.has(t));
   if (!names.length) return [];
   const [starts, ends] = await Promise.all([admin.topicStarts(names), admin.topicEnds(names)]);
-  const holdings = new Map(names.map((t) => [t, { topic: t, records: 0n, runs: new Set<string>() }]));
+  const holdings = new Map(
+    names.map((t) => [t, { topic: t, records: 0n, foreignRecords: 0n, runs: new Set<string>() }]),
+  );
   const probe = new Map<string, bigint>();
+  const probed = new Set<string>();
   for (const [tp, end] of ends) {
     const start = starts.get(tp) ?? 0n;
     const topic = tp.slice(0, tp.lastIndexOf(':'));
-    holdings.get(topic)!.records += end - start;
-    const from = startOffsets.has(tp) && startOffsets.get(tp)! > start ? startOffsets.get(tp)! : start;
-    if (from < end) probe.set(tp, from);
+    const h = holdings.get(topic)!;
+    h.records += end - start;
+    if (startOffsets.has(tp) || end <= start) continue;
+    h.foreignRecords += end - start;
+    if (!probed.has(topic) && probed.size < probeTopics) {
+      probed.add(topic);
+      probe.set(tp, start);
+    }
   }
   if (probe.size) await readFirstRuns(kafka, probe, header, holdings);
   return [...holdings.values()];

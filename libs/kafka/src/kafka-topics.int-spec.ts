@@ -34,7 +34,7 @@ describe(`Kafka topics on the ${process.env.PGFERRY_TEST_BROKER ?? 'embedded'} b
     }
   }
 
-  it("tells the run of a partition's records from its log start, or from a run's start offset; a headerless record is of no run", async () => {
+  it("counts the records that cannot be a run's (none from its start offsets on) and tells whose they are; a headerless record is of no run", async () => {
     const client = broker.client();
     await withKafkaAdmin(client, (admin) =>
       admin.ensureTopics([
@@ -51,16 +51,30 @@ describe(`Kafka topics on the ${process.env.PGFERRY_TEST_BROKER ?? 'embedded'} b
         topicHoldings(admin, client, ['own-a', 'own-empty', 'own-bare', 'own-missing'], HEADER, starts),
       );
     const show = (h: Awaited<ReturnType<typeof read>>) =>
-      Object.fromEntries(h.map((t) => [t.topic, { records: t.records, runs: [...t.runs] }]));
+      Object.fromEntries(
+        h.map((t) => [t.topic, { records: t.records, foreign: t.foreignRecords, runs: [...t.runs] }]),
+      );
+    // A new run (no start offsets): every record is foreign, and the first one says whose.
     expect(show(await read())).toEqual({
-      'own-a': { records: 5n, runs: ['run-1'] },
-      'own-empty': { records: 0n, runs: [] },
-      'own-bare': { records: 1n, runs: [''] },
+      'own-a': { records: 5n, foreign: 5n, runs: ['run-1'] },
+      'own-empty': { records: 0n, foreign: 0n, runs: [] },
+      'own-bare': { records: 1n, foreign: 1n, runs: [''] },
     });
-    // run-2 began at offset 3: from there on the records are its own.
-    expect(show(await read(new Map([['own-a:0', 3n]])))['own-a']).toEqual({ records: 5n, runs: ['run-2'] });
-    // A run whose start is the end: nothing of it to judge.
-    expect(show(await read(new Map([['own-a:0', 5n]])))['own-a']).toEqual({ records: 5n, runs: [] });
+    // run-2 began at offset 3 of own-a: its records are its own (the appliers refuse any other
+    // there), the earlier ones were there before it and are not judged; own-bare is still foreign.
+    const resumed = show(await read(new Map([['own-a:0', 3n]])));
+    expect([resumed['own-a'], resumed['own-bare']]).toEqual([
+      { records: 5n, foreign: 0n, runs: [] },
+      { records: 1n, foreign: 1n, runs: [''] },
+    ]);
+    // Only the first `probeTopics` foreign topics are read to say whose.
+    const one = await withKafkaAdmin(client, (admin) =>
+      topicHoldings(admin, client, ['own-a', 'own-bare'], HEADER, new Map(), 1),
+    );
+    expect(one.map((t) => [t.topic, t.foreignRecords, [...t.runs]])).toEqual([
+      ['own-a', 5n, ['run-1']],
+      ['own-bare', 1n, []],
+    ]);
   });
 
   it("specLike gives a new topic the replication and the replay configs of the task's widest topic", async () => {

@@ -48,6 +48,9 @@ export function taskTopics(
   return out;
 }
 
+/** Foreign topics the refusal names (and whose records it reads to say whose they are). */
+const FOREIGN_NAMED = 10;
+
 /** The topics appliers read from their run's start offsets: those whose records a run owns. */
 function owned(t: TaskTopic): boolean {
   return t.role === 'table' || t.role === 'transactions';
@@ -104,11 +107,10 @@ export async function inspectTaskTopics(opts: InspectTopicsOptions): Promise<Top
       topics.map((t) => t.name),
       RUN_HEADER,
       opts.startOffsets,
+      FOREIGN_NAMED,
     );
     const role = new Map(topics.map((t) => [t.name, t]));
-    const foreign = holdings.filter(
-      (h) => owned(role.get(h.topic)!) && h.records > 0n && [...h.runs].some((r) => r !== opts.runId),
-    );
+    const foreign = holdings.filter((h) => owned(role.get(h.topic)!) && h.foreignRecords > 0n);
     const configs = await admin.describeTopicConfigs(holdings.map((h) => h.topic));
     const problems = holdings.flatMap((h) =>
       checkTopicConfigs(h.topic, role.get(h.topic)!.role, configs.get(h.topic) ?? {}, plans.get(h.topic)!),
@@ -123,13 +125,12 @@ export function foreignTopicsMessage(
   runId: string | null,
   foreign: readonly TopicHolding[],
 ): string {
-  const list = foreign
-    .map((h) => {
-      const runs = [...h.runs].filter((r) => r !== runId).map((r) => (r ? `run ${r}` : 'no pgferry run'));
-      return `${h.topic} (${h.records} records, of ${runs.join(', ')})`;
-    })
-    .join(', ');
-  return `Kafka topic${foreign.length > 1 ? 's' : ''} ${list} hold${foreign.length > 1 ? '' : 's'} records that are not of task ${task}'s ${runId ? `run ${runId}` : 'new run'}, and pgferry never deletes topics by itself: run again with --reset-topics (kafka.resetTopics: true in the spec) to delete and recreate ${foreign.length > 1 ? 'them' : 'it'}, or give the task topics of its own with kafka.topicPrefix`;
+  const shown = foreign.slice(0, FOREIGN_NAMED).map((h) => {
+    const runs = [...h.runs].map((r) => (r ? `run ${r}` : 'no pgferry run'));
+    return `${h.topic} (${h.foreignRecords} records, of ${runs.length ? runs.join(', ') : 'another run'})`;
+  });
+  const more = foreign.length > FOREIGN_NAMED ? ` and ${foreign.length - FOREIGN_NAMED} more` : '';
+  return `Kafka topic${foreign.length > 1 ? 's' : ''} ${shown.join(', ')}${more} hold${foreign.length > 1 ? '' : 's'} records that are not of task ${task}'s ${runId ? `run ${runId}` : 'new run'}, and pgferry never deletes topics by itself: run again with --reset-topics (kafka.resetTopics: true in the spec) to delete and recreate ${foreign.length > 1 ? 'them' : 'it'}, or give the task topics of its own with kafka.topicPrefix`;
 }
 
 export interface PreparedTopics {
