@@ -50,8 +50,9 @@ export async function topicHoldings(
   const holdings = new Map(
     names.map((t) => [t, { topic: t, records: 0n, foreignRecords: 0n, runs: new Set<string>() }]),
   );
-  const probe = new Map<string, bigint>();
-  const probed = new Set<string>();
+  // The first partition of each topic with foreign records: the first `probeTopics` topics, in
+  // the order given, are read to say whose.
+  const first = new Map<string, [string, bigint]>();
   for (const [tp, end] of ends) {
     const start = starts.get(tp) ?? 0n;
     const topic = tp.slice(0, tp.lastIndexOf(':'));
@@ -59,11 +60,14 @@ export async function topicHoldings(
     h.records += end - start;
     if (startOffsets.has(tp) || end <= start) continue;
     h.foreignRecords += end - start;
-    if (!probed.has(topic) && probed.size < probeTopics) {
-      probed.add(topic);
-      probe.set(tp, start);
-    }
+    if (!first.has(topic)) first.set(topic, [tp, start]);
   }
+  const probe = new Map(
+    names
+      .filter((t) => first.has(t))
+      .slice(0, probeTopics)
+      .map((t) => first.get(t)!),
+  );
   if (probe.size) await readFirstRuns(kafka, probe, header, holdings);
   return [...holdings.values()];
 }
