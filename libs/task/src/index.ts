@@ -32,3 +32,12 @@ export {
   type ReplayVerifyOptions,
   type ReplayVerifyResult,
 } from './replay/replay-verify';
+export { kafkaFactsReader } from './kafka-facts';
+export {
+  inspectTaskTopics,
+  prepareTaskTopics,
+  taskTopicPrefix,
+  taskTopics,
+  type TaskTopic,
+  type TopicsInspection,
+} from './task-topics';
