@@ -109,7 +109,7 @@ export async function runReplayCommand(opts: ReplayCommandOptions): Promise<numb
     }
     const result = await runReplay({ ...common, target: database });
     say(
-      `done         ${result.tables} tables, ${result.records} records replayed${result.untilLsn ? ` up to LSN ${result.untilLsn}` : ''}${result.resumed ? ' (resumed)' : ''}`,
+      `done         ${result.tables} tables, ${result.records} records replayed${result.untilLsn ? ` up to LSN ${result.untilLsn}` : ''}${result.resumed ? ' (resumed)' : ''}, sequences set past their columns' largest values: ${result.sequences}`,
     );
     return 0;
   } finally {

@@ -21,6 +21,7 @@ import type { KafkaClient } from '../kafka-client';
 import type { MigrationEvent } from '../migration-event';
 import { runPhases, type Phase, type PhaseRunContext } from '../phases/phase';
 import { replayBounds, type ReplayBounds, type ReplayPoint } from './replay-bounds';
+import { advanceOwnedSequences, refreshMaterializedViews } from './replay-finish';
 import type { ReplayManifest } from '../replay-manifest';
 
 export interface ReplayOptions {
@@ -46,6 +47,8 @@ export interface ReplayResult {
   records: bigint;
   untilLsn: string | null;
   resumed: boolean;
+  /** Sequences moved past their column's largest replayed value (advanceOwnedSequences). */
+  sequences: number;
 }
 
 const APP = { applicationName: 'pgferry replay' };
@@ -103,6 +106,14 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     await control.end().catch(() => undefined);
   }
   await applyRecords(opts, bounds, name, group, topics, emit);
+  const target = await connect(opts.target, 'destination', APP);
+  let sequences: number;
+  try {
+    sequences = await advanceOwnedSequences(target);
+    await refreshMaterializedViews(target);
+  } finally {
+    await target.end().catch(() => undefined);
+  }
   let records = 0n;
   for (const [k, end] of bounds.ends) records += end - (bounds.starts.get(k) ?? end);
   return {
@@ -110,6 +121,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     records,
     untilLsn: bounds.untilLsn === null ? null : formatLsn(bounds.untilLsn),
     resumed,
+    sequences,
   };
 }
 
