@@ -183,6 +183,10 @@ async function main(argv: string[]): Promise<number> {
     .addOption(
       new Option('--schema-registry <url>', 'schema registry of that Kafka').env('SCHEMA_REGISTRY_URL'),
     )
+    .option(
+      '--kafka-config <file>',
+      "YAML/JSON like a spec's kafka section for that Kafka: tls, sasl, allowPlaintextSasl, schemaRegistry (credentials, CA)",
+    )
     .option('--max-rows-per-second <n>', 'apply at most this many rows per second')
     .option('--chunk-rows <n>', 'rows per compared key range with --verify', '100000')
     .action(async (opts) => {

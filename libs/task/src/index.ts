@@ -7,6 +7,7 @@ export {
   type KafkaConnection,
   specKafkaConnection,
   specRegistryUrl,
+  registryTls,
 } from './kafka-client';
 export { registryUrlWithCredentials } from '@pgferry/avro';
 export { type MigrationEvent } from './migration-event';

@@ -4,7 +4,7 @@ import { describeError, PgferryError, type TaskSpec } from '@pgferry/core';
 import { planTopic } from '@pgferry/kafka';
 import { readRun, readStartOffsets } from '@pgferry/control';
 import type { KafkaFacts, KafkaFactsReader } from '@pgferry/precheck';
-import { kafkaClient } from './kafka-client';
+import { kafkaClient, specKafkaConnection } from './kafka-client';
 import { foreignTopicsMessage, inspectTaskTopics, taskTopicPrefix, taskTopics } from './task-topics';
 
 /**
@@ -49,10 +49,8 @@ export function kafkaFactsReader(spec: TaskSpec, embeddedDataDir: string): Kafka
     try {
       seen = await inspectTaskTopics({
         spec,
-        kafka: kafkaClient(
-          { brokers: spec.kafka.brokers, ssl: spec.kafka.ssl, sasl: spec.kafka.sasl },
-          `pgferry-${spec.name}-precheck`,
-        ),
+        // The spec's TLS and SASL, as every other client of the task connects.
+        kafka: kafkaClient(specKafkaConnection(spec, spec.kafka.brokers), `pgferry-${spec.name}-precheck`),
         prefix,
         tables,
         runId: run?.runId ?? null,

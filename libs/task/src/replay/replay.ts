@@ -3,7 +3,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { ObjectError } from '@pgferry/core';
-import { RegistryClient } from '@pgferry/avro';
+import { RegistryClient, type RegistryTlsOptions } from '@pgferry/avro';
 import { connect, describeEndpoint, formatLsn, quoteQualified, type Endpoint } from '@pgferry/pg';
 import { PgSchemaMigrator } from '@pgferry/schema';
 import { PerKeyApplier, SnapshotApplier, type Applier, type ApplierTarget } from '@pgferry/apply';
@@ -27,6 +27,8 @@ import type { ReplayManifest } from '../replay-manifest';
 export interface ReplayOptions {
   kafka: KafkaClient;
   registryUrl: string;
+  /** The registry's CA and server name (replay --kafka-config's schemaRegistry). */
+  registryTls?: RegistryTlsOptions;
   /** The task's record on `<prefix>.schema` (readReplayManifest). */
   manifest: ReplayManifest;
   /** The database to rebuild: empty, or the one a replay of the same run was interrupted in. */
@@ -251,7 +253,7 @@ async function applyRecords(
   emit: (e: MigrationEvent) => void,
 ): Promise<void> {
   const connectTarget = async () => connect(opts.target, 'destination', APP);
-  const registry = new RegistryClient(opts.registryUrl);
+  const registry = new RegistryClient(opts.registryUrl, opts.registryTls);
   const common = { kafka: opts.kafka, registry, group, task: name, targets: opts.manifest.targets };
   const watcher = await connectTarget();
   try {
