@@ -1,5 +1,6 @@
 import { PgferryError } from '@pgferry/core';
 import type { KafkaClientConfig } from '@pgferry/kafka';
+import type { TransformPlan } from '@pgferry/pg';
 
 /**
  * The contract every applier keeps (snapshot, per-key, transactional):
@@ -49,7 +50,10 @@ export interface ApplierTarget {
   topic: string;
   schema: string;
   table: string;
+  /** The source's key columns. */
   key: string[];
+  /** The destination's view of the source table (transforms:), applied to every row written. */
+  transform?: TransformPlan;
 }
 
 /** What every applier is given to reach Kafka and the consumer group it applies for. */

@@ -7,6 +7,9 @@ import { copyInto, setReplicaRole } from './pg-apply-session';
 import type { TargetTable } from './pg-row-applier';
 import type { DecodedChange } from '@pgferry/avro';
 import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
+import { moduleChanges } from './transforms/row-module';
+import { createStageSql } from './transforms/transform-sql';
+import { applyTransformedActions } from './transforms/transformed-actions';
 
 export interface ChangeApplyCounts {
   upserted: number;
@@ -102,7 +105,9 @@ export class PgChangeApplier {
           })
         : changes;
       if (t.key.length) {
-        for (const step of planKeyedChanges(t, live)) {
+        // A transformed table's module sees each change first (transforms/row-module.ts).
+        const viewed = t.transform?.module ? moduleChanges(t.transform, live) : live;
+        for (const step of planKeyedChanges(t, viewed)) {
           if (step.kind === 'truncate') {
             await this.truncate(target);
             counts.truncated++;
@@ -200,7 +205,7 @@ export class PgChangeApplier {
     }
   }
 
-  /** A session-local staging table with `columns` of the target's types and no constraints. */
+  /** A session-local staging table with `columns` of the target's types (a transformed table's: the source's) and no constraints. */
   private async stage(t: TargetTable, role: string, columns: readonly string[]): Promise<string> {
     const name = quoteIdent(
       `pgferry_${role}_${createHash('sha1')
@@ -210,7 +215,9 @@ export class PgChangeApplier {
     );
     if (!this.stages.has(name)) {
       await this.client.query(
-        `CREATE TEMP TABLE IF NOT EXISTS ${name} ON COMMIT DELETE ROWS AS SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteQualified(t.schema, t.table)} WITH NO DATA`,
+        t.transform
+          ? createStageSql(t.transform, name, columns)
+          : `CREATE TEMP TABLE IF NOT EXISTS ${name} ON COMMIT DELETE ROWS AS SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteQualified(t.schema, t.table)} WITH NO DATA`,
       );
       this.stages.add(name);
       if (this.mayHoldRows) await this.client.query(`TRUNCATE ${name}`);
@@ -225,6 +232,8 @@ export class PgChangeApplier {
     t: TargetTable,
     actions: Map<string, KeyAction>,
   ): Promise<{ upserted: number; deleted: number }> {
+    if (t.transform)
+      return applyTransformedActions(this.client, t, t.transform, actions, (role, cols) => this.stage(t, role, cols));
     const target = quoteQualified(t.schema, t.table);
     const deletes: Array<Array<string | null>> = [];
     // Upserts grouped by which TOAST columns they leave out (almost always one or two groups).

@@ -3,6 +3,7 @@ import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
 import { chunkSentAgain, storeOffset, type OffsetMark } from '@pgferry/control';
 import { copyInto, hasUniqueIndexOn, setReplicaRole, type CopyFormat } from './pg-apply-session';
+import type { TransformPlan } from '@pgferry/pg';
 
 /** Where a topic's rows go: destination table, the columns the values are in, its key. */
 export interface TargetTable {
@@ -12,6 +13,8 @@ export interface TargetTable {
   columns: string[];
   /** Key columns (subset of columns); empty for a keyless table. */
   key: string[];
+  /** The destination's view of the source table: `columns` and `key` are then the source's. */
+  transform?: TransformPlan;
 }
 
 /**

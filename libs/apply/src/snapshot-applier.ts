@@ -11,6 +11,7 @@ import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type Appl
 import { ConsumerLoop } from './consumer-loop';
 import { RunRecords } from './run-records';
 import { SnapshotCopyDecoder, type SnapshotWork } from './snapshot-copy-decoder';
+import { TransformedSnapshotWriter } from './transforms/transformed-snapshot';
 
 /**
  * The snapshot applier's own Fetch requests count records decompressed (see UNSEEN_EXPANSION):
@@ -94,6 +95,7 @@ export class SnapshotApplier implements Applier {
   private applied = new Map<string, bigint>();
   private readonly latch = new FailureLatch();
   private readonly copy: SnapshotCopyDecoder;
+  private readonly transformed: TransformedSnapshotWriter;
   private readonly byTopic: Map<string, ApplierTarget>;
   private readonly concurrency: number;
   private readonly lanes: Lane[] = [];
@@ -107,6 +109,7 @@ export class SnapshotApplier implements Applier {
   constructor(private readonly opts: ApplierOptions) {
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
     this.copy = new SnapshotCopyDecoder(opts.registry, this.byTopic);
+    this.transformed = new TransformedSnapshotWriter(opts.registry, this.copy);
     this.concurrency = opts.connect ? Math.max(1, opts.concurrency ?? SNAPSHOT_APPLIER_LANES) : 1;
   }
 
@@ -246,6 +249,19 @@ export class SnapshotApplier implements Applier {
    */
   private async apply(lane: Lane, work: SnapshotWork): Promise<void> {
     const target = this.byTopic.get(work.topic)!;
+    const mark = {
+      group: this.opts.group,
+      topic: work.topic,
+      partition: work.partition,
+      nextOffset: work.nextOffset,
+    };
+    if (target.transform) {
+      // Through the destination's view (transforms/), staged in the source's shape.
+      const rows = await this.transformed.apply(lane.client, target, work, mark);
+      this.applied.set(`${work.topic}:${work.partition}`, work.nextOffset);
+      this.opts.onApplied?.(target, rows);
+      return;
+    }
     let batch = await this.copy.decodeBinary(lane.client, work);
     batch ??= await this.copy.decodeText(work);
     const t: TargetTable = {
@@ -255,18 +271,7 @@ export class SnapshotApplier implements Applier {
       key: target.key,
     };
     try {
-      await lane.rows.applyCopy(
-        t,
-        batch.chunks,
-        batch.rows,
-        {
-          group: this.opts.group,
-          topic: work.topic,
-          partition: work.partition,
-          nextOffset: work.nextOffset,
-        },
-        batch.format,
-      );
+      await lane.rows.applyCopy(t, batch.chunks, batch.rows, mark, batch.format);
     } finally {
       batch.release?.();
     }

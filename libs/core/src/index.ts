@@ -42,3 +42,4 @@ export {
   type TaskSpec,
   type TaskSpecInput,
 } from './spec';
+export { MASKS, type MaskKind, type TransformSpec } from './spec-transforms';

@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SpecError } from './errors';
 import { expandEnvReferences } from './spec-env';
+import { transformsSchema } from './spec-transforms';
 
 /**
  * The task spec: one YAML or JSON file describes one migration. Every field has a default except
@@ -114,6 +115,8 @@ export const taskSpecSchema = z
       })
       .strict()
       .default({}),
+    /** The destination's view of source tables (spec-transforms.ts, docs/transforms.md). */
+    transforms: transformsSchema,
     kafka: z
       .object({
         /** Omitted: the embedded broker is started. */

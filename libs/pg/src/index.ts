@@ -63,3 +63,20 @@ export {
   type ServerFrame,
   standbyStatusUpdate,
 } from './wire/replication-protocol';
+export {
+  type PlannedTransform,
+  planTransforms,
+  readSourceColumns,
+  readTransformPlans,
+  transformTable,
+} from './transform/transform-catalog';
+export {
+  maskSql,
+  type OutputColumn,
+  planTransform,
+  type SourceColumn,
+  sourceColumnsSql,
+  type TransformPlan,
+  type TransformProblem,
+  viewSql,
+} from './transform/transform-plan';

@@ -2,7 +2,12 @@ import { registryClient } from '../kafka-client';
 import type { Client } from 'pg';
 import { quoteLiteral } from '@pgferry/pg';
 import { createSlotWithSnapshot, dropSlot, prepareStreams, type ExportedSnapshot } from '@pgferry/capture';
-import { buildDeferredKeys, prepareKeyConstraints, type DeferredKeys } from '@pgferry/apply';
+import {
+  buildDeferredKeys,
+  createTransformedKeys,
+  prepareKeyConstraints,
+  type DeferredKeys,
+} from '@pgferry/apply';
 import { readStartOffsets } from '@pgferry/control';
 import type { MigrationContext } from './migration-context';
 import type { ApplierSettings, CaptureSettings } from '../process-config';
@@ -52,8 +57,14 @@ export const fullDataPhase: Phase<MigrationContext> = {
     const registry = registryClient(spec, ctx.options.registryUrl);
     const deferredKeys: DeferredKeys = {
       task: spec.name,
-      keys: await prepareKeyConstraints(ctx.source, ctx.control, ctx.tables),
+      // Transformed tables get their key, under the destination's names, before their rows.
+      keys: await prepareKeyConstraints(
+        ctx.source,
+        ctx.control,
+        ctx.tables.filter((_, i) => !ctx.targets[i].transform),
+      ),
     };
+    await createTransformedKeys(ctx.source, ctx.control, ctx.tables, ctx.targets);
     // Topics exist before the applier subscribes, so it consumes while the capture reads.
     await prepareStreams(ctx.source, ctx.options.kafka, registry, ctx.prefix, ctx.partitions, ctx.tables);
     // The applier starts there, not at 0: on real Kafka the topics may hold an older run's records.

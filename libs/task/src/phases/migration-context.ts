@@ -4,10 +4,12 @@ import {
   connect,
   resolveEndpoint,
   measureRowWidths,
+  readTransformPlans,
   resolveSelection,
   tableKey,
   type Endpoint,
   type SelectedTable,
+  type TransformPlan,
 } from '@pgferry/pg';
 import { PgSchemaMigrator } from '@pgferry/schema';
 import { tableTopic } from '@pgferry/avro';
@@ -65,6 +67,8 @@ export class MigrationContext implements PhaseRunContext {
     readonly tables: SelectedTable[],
     /** The task's run: its id, and the source and Kafka it was started against. */
     readonly run: RunIdentity,
+    /** The destination's view of transformed tables, by source `schema.table`. */
+    transforms: ReadonlyMap<string, TransformPlan> = new Map(),
   ) {
     const { spec } = options;
     this.spec = spec;
@@ -81,6 +85,7 @@ export class MigrationContext implements PhaseRunContext {
       schema: t.targetSchema,
       table: t.targetTable,
       key: tableKey(t),
+      transform: transforms.get(`${t.schema}.${t.table}`),
     }));
     this.store = new ControlStore(control, spec.name);
     this.result = { runId: run.runId, tables, rowsCaptured: 0, schema: {} };
@@ -108,6 +113,7 @@ export class MigrationContext implements PhaseRunContext {
         throw new ObjectError(
           `task spec selects objects the source does not have:\n  - ${selection.problems.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`,
         );
+      const transforms = await readTransformPlans(source, spec.transforms, selection.tables);
       const resumed = await taskRegistered(control, spec.name);
       if (!resumed && spec.migrationTypes.schema && spec.options.conflictMode === 'report-error') {
         const inTheWay = await existingTargets(control, selection.tables);
@@ -129,7 +135,7 @@ export class MigrationContext implements PhaseRunContext {
       await ensureControlSchema(control);
       await new ControlStore(control, spec.name).registerTask(spec);
       const run = await startRun(control, spec.name, runId, seen);
-      return new MigrationContext(options, source, control, selection.tables, run);
+      return new MigrationContext(options, source, control, selection.tables, run, transforms);
     } catch (err) {
       await Promise.all([source?.end(), control.end()].map((p) => p?.catch(() => undefined)));
       throw err;

@@ -1,0 +1,108 @@
+import { DataError, SpecError } from '@pgferry/core';
+import type { TransformPlan } from '@pgferry/pg';
+import type { DecodedChange } from '@pgferry/avro';
+
+/** A source row as a module sees it: column name -> PostgreSQL text form (null for NULL). */
+export type ModuleRow = Record<string, string | null>;
+/** `r` a snapshot row, `c` an insert, `u` an update (the row after it). */
+export type ModuleOp = 'r' | 'c' | 'u';
+export type RowFunction = (row: ModuleRow, op: ModuleOp) => ModuleRow | null;
+
+const loaded = new Map<string, RowFunction>();
+
+/**
+ * The function a transform module exports (`module.exports = fn`, or `exports.default = fn`),
+ * loaded once per process. A module that does not load or does not export a function is a
+ * SpecError naming the table, the file and the fix.
+ */
+export function loadRowModule(plan: Pick<TransformPlan, 'table' | 'module'>): RowFunction {
+  const path = plan.module!;
+  const known = loaded.get(path);
+  if (known) return known;
+  let exported: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    exported = require(path);
+  } catch (err) {
+    throw new SpecError(
+      [
+        `transforms ${plan.table}: module ${path} does not load (${(err as Error).message.split('\n')[0]}): correct transforms[].module (a CommonJS file, path relative to the directory pgferry runs in)`,
+      ],
+      { cause: err },
+    );
+  }
+  const fn =
+    typeof exported === 'function' ? exported : (exported as { default?: unknown } | null)?.default;
+  if (typeof fn !== 'function')
+    throw new SpecError([
+      `transforms ${plan.table}: module ${path} does not export a function: export (row, op) => row | null as module.exports or exports.default`,
+    ]);
+  loaded.set(path, fn as RowFunction);
+  return fn as RowFunction;
+}
+
+/**
+ * `values` (in `columns` order) through the module: the values it returns in the same order, or
+ * null when it leaves the row out. The row it returns must have exactly the source's columns
+ * and keep the key; anything else, or a throw, is a DataError naming the table and the row's key.
+ */
+export function applyRowModule(
+  fn: RowFunction,
+  plan: TransformPlan,
+  columns: readonly string[],
+  values: ReadonlyArray<string | null>,
+  op: ModuleOp,
+): Array<string | null> | null {
+  const row: ModuleRow = {};
+  columns.forEach((c, i) => (row[c] = values[i]));
+  const keyText = () => plan.sourceKey.map((k) => `${k}=${row[k]}`).join(', ');
+  let out: ModuleRow | null;
+  try {
+    out = fn({ ...row }, op);
+  } catch (err) {
+    throw new DataError(`transforms ${plan.table}: module ${plan.module} threw on the row (${keyText()}): ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (out === null) return null;
+  if (typeof out !== 'object' || out === undefined)
+    throw new DataError(
+      `transforms ${plan.table}: module ${plan.module} returned ${typeof out} for the row (${keyText()}): return the row object, or null to leave the row out`,
+    );
+  const extra = Object.keys(out).filter((k) => !columns.includes(k));
+  if (extra.length)
+    throw new DataError(
+      `transforms ${plan.table}: module ${plan.module} returned column(s) ${extra.join(', ')} the source row does not have (row ${keyText()}): return only the source's columns; add columns with transforms[].add`,
+    );
+  return columns.map((c) => {
+    const v = out![c];
+    if (v === undefined)
+      throw new DataError(
+        `transforms ${plan.table}: module ${plan.module} left out column ${c} of the row (${keyText()}): return every column of the row it was given`,
+      );
+    if (v !== null && typeof v !== 'string')
+      throw new DataError(
+        `transforms ${plan.table}: module ${plan.module} gave column ${c} a ${typeof v} (row ${keyText()}): values are PostgreSQL text forms, strings or null`,
+      );
+    if (plan.sourceKey.includes(c) && v !== row[c])
+      throw new DataError(
+        `transforms ${plan.table}: module ${plan.module} changed key column ${c} of the row (${keyText()}): the key must stay as it is`,
+      );
+    return v;
+  });
+}
+
+/**
+ * A table's changes through its module, in order: an insert or update the module leaves out
+ * becomes a delete of its key (a row that leaves the view leaves the destination; a delete of
+ * a row that is not there is a no-op). Deletes and truncates pass as they are.
+ */
+export function moduleChanges(plan: TransformPlan, changes: readonly DecodedChange[]): DecodedChange[] {
+  const fn = loadRowModule(plan);
+  return changes.map((ch) => {
+    if ((ch.op !== 'c' && ch.op !== 'u' && ch.op !== 'r') || !ch.after) return ch;
+    const after = applyRowModule(fn, plan, ch.columns, ch.after, ch.op);
+    if (after) return { ...ch, after };
+    return { ...ch, op: 'd', before: ch.after, after: null };
+  });
+}
