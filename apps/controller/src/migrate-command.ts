@@ -145,6 +145,7 @@ export async function runMigrate(
           const report = await verifyTables(source, destination, tables, {
             sourceSnapshot: snapshot,
             jobs: spec.options.snapshotWorkers,
+            transforms: spec.transforms,
             connect: { source: open('source'), destination: open('destination') },
           });
           say('verify');

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Client } from 'pg';
 import { connect, describeEndpoint, readServerInfo } from '@pgferry/pg';
 import { applyRenames, withScratchDatabase } from './name-mapping';
+import { applyTransformShapes } from './transform-shape';
 import { PgDumpDriver } from './pg-dump-driver';
 import { exactNamePattern } from './pg-pattern';
 import { findPgTools, pgMajor, pgToolSearchFromEnv, type PgTools } from './pg-tools';
@@ -61,7 +62,9 @@ export async function runDumpStep(ctx: DumpStepContext): Promise<SavedSchemaPlan
     }
     const catalog = await readSelectionCatalog(source, srcCtx);
     selection = buildDumpSelection(options.objects ?? {}, catalog);
-    const renaming = selection.schemaRenames.length > 0 || selection.tableRenames.length > 0;
+    // Transforms reshape tables in the same scratch database as renames (transform-shape.ts).
+    const renaming =
+      selection.schemaRenames.length > 0 || selection.tableRenames.length > 0 || !!options.transforms?.length;
     const minVersion = renaming ? Math.max(info.versionNum, destinationVersion) : info.versionNum;
     tools =
       options.tools ??
@@ -109,7 +112,7 @@ export async function runDumpStep(ctx: DumpStepContext): Promise<SavedSchemaPlan
   const renames = { schemas: selection.schemaRenames, tables: selection.tableRenames };
   let dumpFile = sourceFile;
   let restorePlan = plan;
-  if (renames.schemas.length || renames.tables.length) {
+  if (renames.schemas.length || renames.tables.length || options.transforms?.length) {
     dumpFile = join(options.workDir, 'renamed.dump');
     restorePlan = await renameThroughScratch(ctx, tools, plan, selection, dumpFile, available);
   }
@@ -202,6 +205,8 @@ async function renameThroughScratch(
         selection.schemaRenames,
         selection.tableRenames,
       );
+      if (options.transforms?.length)
+        await applyTransformShapes(client, `shaping transformed tables in ${where}`, options.transforms);
       await driver.dumpSchema(scratch.endpoint, 'destination', [], renamedFile);
       const catalog = await readSelectionCatalog(client, `reading ${where}`);
       return await planArchive(driver, client, `reading ${where}`, renamedFile, {

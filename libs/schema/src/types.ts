@@ -2,6 +2,7 @@ import type { Endpoint } from '@pgferry/pg';
 import type { PgToolSearch, PgTools } from './pg-tools';
 import type { PlannedEntry, SchemaAlert, SkippedObject } from './schema-plan';
 import type { SchemaObjectSelection, SchemaRename, TableRename } from './pg-dump-selection';
+import type { SchemaTransform } from './transform-shape';
 
 export interface SchemaMigratorOptions {
   source: Endpoint;
@@ -14,6 +15,11 @@ export interface SchemaMigratorOptions {
    * task is released.
    */
   workDir: string;
+  /**
+   * Transformed tables, by their destination names: the schema gives them the destination's
+   * shape (transform-shape.ts), through the scratch database renames use.
+   */
+  transforms?: SchemaTransform[];
   /** Parallel jobs for the post-data restore (pg_restore --jobs). Default 4. */
   jobs?: number;
   /**

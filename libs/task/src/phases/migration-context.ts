@@ -167,6 +167,9 @@ export class MigrationContext implements PhaseRunContext {
       objects: this.spec.objects,
       workDir: this.options.workDir,
       maintenanceWorkMemMB: this.spec.options.indexBuildMemoryMB,
+      transforms: this.targets.flatMap((t) =>
+        t.transform ? [{ schema: t.schema, table: t.table, plan: t.transform }] : [],
+      ),
     });
   }
 
