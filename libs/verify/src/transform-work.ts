@@ -9,7 +9,8 @@ import { RangeFeed, type TableWork } from './table-work';
  * expressions> FROM t WHERE <filter>`, as a subquery), the destination side the table; both are
  * compared by the destination's columns and ranges of the destination's key, every column by
  * its text (the view's and the table's types may differ: a masked column is text). Returns the
- * verdict alone when the destination lacks the table or a column of the view.
+ * verdict alone when the destination lacks the table or a column of the view, and, with a note,
+ * for a transform with a module (a JavaScript function the source cannot evaluate).
  */
 export async function planTransformedTable(
   destination: Client,
@@ -28,6 +29,12 @@ export async function planTransformedTable(
     mismatches: [],
     notes: [`compared through transforms ${plan.table}`],
   };
+  if (plan.module) {
+    // Not a problem of the table: the report says it, and the verify passes on the others.
+    verdict.notes = [];
+    verdict.notCompared = `transforms ${plan.table} has a module, whose view only the applier computes (the source cannot); compare the table with a query of your own`;
+    return { verdict };
+  }
   const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [target]);
   if (!kind.rows.length) {
     verdict.problem = `${target} does not exist on the destination`;
@@ -40,12 +47,15 @@ export async function planTransformedTable(
     verdict.problem = `${target} has no column ${absent.join(', ')} on the destination (transforms ${plan.table})`;
     return { verdict };
   }
+  const view = viewSql(plan, relationSql(t.schema, t.table, t.partitioned));
   const columns = plan.output.map((o) => ({ name: o.name, padded: onDestination.get(o.name)!.padded, typed: null }));
   return {
     verdict,
     work: {
       verdict,
-      src: `(${viewSql(plan, relationSql(t.schema, t.table, t.partitioned))}) AS pgferry_view`,
+      // The key walk adds its own alias; the digests read it under one.
+      src: `(${view})`,
+      srcDigest: `(${view}) AS pgferry_view`,
       dst: relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p'),
       table,
       integerKey: false,

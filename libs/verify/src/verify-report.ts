@@ -28,6 +28,8 @@ export interface TableVerdict {
   problem?: string;
   /** Why a table with a key was compared whole (absent: it has no key). */
   wholeTableReason?: string;
+  /** Why the table was deliberately not compared (a transform with a module); not a failure. */
+  notCompared?: string;
   /** What was left out of the comparison, e.g. generated columns. */
   notes?: string[];
   mismatches: RangeMismatch[];
@@ -54,6 +56,10 @@ export function formatVerifyReport(report: VerifyReport): string {
     const names = v.table === v.target ? v.table : `${v.table} -> ${v.target}`;
     if (v.problem) {
       lines.push(`  MISSING   ${names}: ${v.problem}`);
+      continue;
+    }
+    if (v.notCompared) {
+      lines.push(`  SKIPPED   ${names}: ${v.notCompared}`);
       continue;
     }
     const status = v.mismatches.length ? 'DIFFERENT' : 'equal    ';
