@@ -17,5 +17,5 @@ export { type DeferredKeys, PgRowApplier } from './pg-row-applier';
 export { PerKeyApplier, type PerKeyApplierOptions } from './per-key-applier';
 export { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
 export { TransactionalApplier, type TransactionalApplierOptions } from './transactional-applier';
-export { applyRowModule, loadRowModule, type ModuleOp, type ModuleRow, type RowFunction } from './transforms/row-module';
-export { createTransformedKeys } from './transforms/transformed-keys';
+export { applyRowModule, moduleChanges } from './transform-row-module';
+export { createTransformedKeys } from './transform-keys';

@@ -7,9 +7,9 @@ import { copyInto, setReplicaRole } from './pg-apply-session';
 import type { TargetTable } from './pg-row-applier';
 import type { DecodedChange } from '@pgferry/avro';
 import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
-import { moduleChanges } from './transforms/row-module';
-import { createStageSql } from './transforms/transform-sql';
-import { applyTransformedActions } from './transforms/transformed-actions';
+import { moduleChanges } from './transform-row-module';
+import { createStageSql } from './transform-sql';
+import { applyTransformedActions } from './transform-actions';
 
 export interface ChangeApplyCounts {
   upserted: number;
@@ -105,7 +105,7 @@ export class PgChangeApplier {
           })
         : changes;
       if (t.key.length) {
-        // A transformed table's module sees each change first (transforms/row-module.ts).
+        // A transformed table's module sees each change first (transform-row-module.ts).
         const viewed = t.transform?.module ? moduleChanges(t.transform, live) : live;
         for (const step of planKeyedChanges(t, viewed)) {
           if (step.kind === 'truncate') {
@@ -233,7 +233,9 @@ export class PgChangeApplier {
     actions: Map<string, KeyAction>,
   ): Promise<{ upserted: number; deleted: number }> {
     if (t.transform)
-      return applyTransformedActions(this.client, t, t.transform, actions, (role, cols) => this.stage(t, role, cols));
+      return applyTransformedActions(this.client, t, t.transform, actions, (role, cols) =>
+        this.stage(t, role, cols),
+      );
     const target = quoteQualified(t.schema, t.table);
     const deletes: Array<Array<string | null>> = [];
     // Upserts grouped by which TOAST columns they leave out (almost always one or two groups).

@@ -11,7 +11,7 @@ import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type Appl
 import { ConsumerLoop } from './consumer-loop';
 import { RunRecords } from './run-records';
 import { SnapshotCopyDecoder, type SnapshotWork } from './snapshot-copy-decoder';
-import { TransformedSnapshotWriter } from './transforms/transformed-snapshot';
+import { TransformedSnapshotWriter } from './transform-snapshot';
 
 /**
  * The snapshot applier's own Fetch requests count records decompressed (see UNSEEN_EXPANSION):
@@ -256,7 +256,7 @@ export class SnapshotApplier implements Applier {
       nextOffset: work.nextOffset,
     };
     if (target.transform) {
-      // Through the destination's view (transforms/), staged in the source's shape.
+      // Through the destination's view (transform-snapshot.ts), staged in the source's shape.
       const rows = await this.transformed.apply(lane.client, target, work, mark);
       this.applied.set(`${work.topic}:${work.partition}`, work.nextOffset);
       this.opts.onApplied?.(target, rows);

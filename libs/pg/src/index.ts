@@ -80,3 +80,9 @@ export {
   type TransformProblem,
   viewSql,
 } from './transform/transform-plan';
+export {
+  loadRowModule,
+  type ModuleOp,
+  type ModuleRow,
+  type RowFunction,
+} from './transform/row-module-loader';

@@ -24,6 +24,7 @@ import {
   sameDatabase,
 } from './check-server';
 import { checkKeys, checkSelection, checkSizes, checkSpecNames, checkUnsupported } from './check-tables';
+import { checkTransforms } from './check-transforms';
 import { readDestinationFacts } from './pg-destination-facts';
 import { readSourceFacts } from './pg-source-facts';
 import type { DestinationFacts, SourceFacts } from './precheck-facts';
@@ -93,6 +94,9 @@ export async function runPrecheck(spec: TaskSpec, options: PrecheckOptions = {})
     if (writable) items.push(writable);
     items.push(...checkDestinationPrivileges(spec, dst, tables));
     items.push(...checkKeys(spec, src));
+    items.push(
+      ...(await checkTransforms(source, spec, tables).catch((err) => [catalogFailure('source', err)])),
+    );
     items.push(...checkConflicts(spec, tables, dst));
     items.push(...checkNames(tables, dst));
     items.push(checkEncoding(src, dst));

@@ -49,11 +49,14 @@ export async function applyTransformShapes(
         await client.query(
           `ALTER TABLE ${target} ALTER COLUMN ${c} DROP DEFAULT, ALTER COLUMN ${c} TYPE text USING ${c}::text`,
         );
-        if (o.expr === 'NULL::text') await client.query(`ALTER TABLE ${target} ALTER COLUMN ${c} DROP NOT NULL`);
+        if (o.expr === 'NULL::text')
+          await client.query(`ALTER TABLE ${target} ALTER COLUMN ${c} DROP NOT NULL`);
       }
       for (const o of plan.output.filter((x) => x.source !== undefined && x.source !== x.name)) {
         step = `renaming column ${quoteIdent(o.source!)} of ${target} to ${quoteIdent(o.name)}`;
-        await client.query(`ALTER TABLE ${target} RENAME COLUMN ${quoteIdent(o.source!)} TO ${quoteIdent(o.name)}`);
+        await client.query(
+          `ALTER TABLE ${target} RENAME COLUMN ${quoteIdent(o.source!)} TO ${quoteIdent(o.name)}`,
+        );
       }
       const kept = new Set(plan.output.map((o) => o.source).filter((s) => s !== undefined));
       for (const c of plan.source.filter((s) => !kept.has(s.name))) {
@@ -69,8 +72,11 @@ export async function applyTransformShapes(
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     const classified = classifyPgError(err, `${context}: ${step}`);
-    throw new ObjectError(`${classified.message}; change the transform (transforms[].table) or the object in the way`, {
-      cause: err,
-    });
+    throw new ObjectError(
+      `${classified.message}; change the transform (transforms[].table) or the object in the way`,
+      {
+        cause: err,
+      },
+    );
   }
 }

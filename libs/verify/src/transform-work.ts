@@ -35,12 +35,17 @@ export async function planTransformedTable(
     verdict.notCompared = `transforms ${plan.table} has a module, whose view only the applier computes (the source cannot); compare the table with a query of your own`;
     return { verdict };
   }
-  const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [target]);
+  const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [
+    target,
+  ]);
   if (!kind.rows.length) {
     verdict.problem = `${target} does not exist on the destination`;
     return { verdict };
   }
-  const dstCols = (await destination.query(COLUMNS_SQL, [target])).rows as Array<{ name: string; padded: boolean }>;
+  const dstCols = (await destination.query(COLUMNS_SQL, [target])).rows as Array<{
+    name: string;
+    padded: boolean;
+  }>;
   const onDestination = new Map(dstCols.map((c) => [c.name, c]));
   const absent = plan.output.filter((o) => !onDestination.has(o.name)).map((o) => quoteIdent(o.name));
   if (absent.length) {
@@ -48,7 +53,11 @@ export async function planTransformedTable(
     return { verdict };
   }
   const view = viewSql(plan, relationSql(t.schema, t.table, t.partitioned));
-  const columns = plan.output.map((o) => ({ name: o.name, padded: onDestination.get(o.name)!.padded, typed: null }));
+  const columns = plan.output.map((o) => ({
+    name: o.name,
+    padded: onDestination.get(o.name)!.padded,
+    typed: null,
+  }));
   return {
     verdict,
     work: {

@@ -3,7 +3,12 @@ import { ObjectError, type TransformSpec } from '@pgferry/core';
 import { classifyPgError } from '../classify';
 import { quoteQualified } from '../ident';
 import { tableKey, type SelectedTable } from '../selection';
-import { planTransform, type SourceColumn, type TransformPlan, type TransformProblem } from './transform-plan';
+import {
+  planTransform,
+  type SourceColumn,
+  type TransformPlan,
+  type TransformProblem,
+} from './transform-plan';
 
 /** The source table a transform names, split from `schema.table`. */
 export function transformTable(spec: TransformSpec): { schema: string; table: string } {
@@ -12,7 +17,11 @@ export function transformTable(spec: TransformSpec): { schema: string; table: st
 }
 
 /** A source table's columns in order, with their types as the source names them. Read-only. */
-export async function readSourceColumns(client: Client, schema: string, table: string): Promise<SourceColumn[]> {
+export async function readSourceColumns(
+  client: Client,
+  schema: string,
+  table: string,
+): Promise<SourceColumn[]> {
   const name = quoteQualified(schema, table);
   try {
     const { rows } = await client.query(
@@ -84,6 +93,7 @@ export async function readTransformPlans(
 ): Promise<Map<string, TransformPlan>> {
   const planned = await planTransforms(client, transforms, tables);
   const problems = planned.flatMap((p) => p.problems.map((x) => `transforms ${p.spec.table}: ${x.message}`));
-  if (problems.length) throw new ObjectError(`the task's transforms do not fit the source:\n  - ${problems.join('\n  - ')}`);
+  if (problems.length)
+    throw new ObjectError(`the task's transforms do not fit the source:\n  - ${problems.join('\n  - ')}`);
   return new Map(planned.map((p) => [p.spec.table, p.plan!]));
 }

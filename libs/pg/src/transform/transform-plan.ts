@@ -117,7 +117,8 @@ export function planTransform(
     if (m) output.push({ name, expr: maskSql(m, q), from: 'mask', source: c.name });
     else output.push({ name, expr: q, from: rename.has(c.name) ? 'rename' : 'column', source: c.name });
   }
-  for (const [name, expr] of Object.entries(spec.add ?? {})) output.push({ name, expr: `(${expr})`, from: 'add' });
+  for (const [name, expr] of Object.entries(spec.add ?? {}))
+    output.push({ name, expr: `(${expr})`, from: 'add' });
   const seen = new Set<string>();
   for (const o of output) {
     if (seen.has(o.name))
@@ -156,5 +157,7 @@ export function viewSql(plan: TransformPlan, from: string, extraWhere?: string):
 /** The column definitions of a staging table holding source rows of `columns` (default: all). */
 export function sourceColumnsSql(plan: TransformPlan, columns?: readonly string[]): string {
   const types = new Map(plan.source.map((c) => [c.name, c.type]));
-  return (columns ?? plan.source.map((c) => c.name)).map((c) => `${quoteIdent(c)} ${types.get(c)}`).join(', ');
+  return (columns ?? plan.source.map((c) => c.name))
+    .map((c) => `${quoteIdent(c)} ${types.get(c)}`)
+    .join(', ');
 }

@@ -1,9 +1,9 @@
 import type { Client } from 'pg';
 import { DataError } from '@pgferry/core';
 import { copyChunks, quoteQualified, type TransformPlan } from '@pgferry/pg';
-import { copyInto } from '../pg-apply-session';
-import type { KeyAction } from '../change-plan';
-import type { TargetTable } from '../pg-row-applier';
+import { copyInto } from './pg-apply-session';
+import type { KeyAction } from './change-plan';
+import type { TargetTable } from './pg-row-applier';
 import { deleteFilteredSql, deleteKeysSql, upsertSql } from './transform-sql';
 
 /** Opens (or empties) a staging table of source `columns` for `role` in the open transaction. */
@@ -33,7 +33,10 @@ export async function applyTransformedActions(
     else if (a.kind === 'upsert' && a.unchanged.size === 0) rows.push(a.values);
     else
       throw new DataError(
-        `${target} is transformed (transforms ${plan.table}) and the source did not send the unchanged TOAST column(s) ${[...a.unchanged].join(', ')} of an updated row, so its view cannot be computed: run ALTER TABLE ${plan.table.split('.').map((p) => `"${p.replace(/"/g, '""')}"`).join('.')} REPLICA IDENTITY FULL on the source`,
+        `${target} is transformed (transforms ${plan.table}) and the source did not send the unchanged TOAST column(s) ${[...a.unchanged].join(', ')} of an updated row, so its view cannot be computed: run ALTER TABLE ${plan.table
+          .split('.')
+          .map((p) => `"${p.replace(/"/g, '""')}"`)
+          .join('.')} REPLICA IDENTITY FULL on the source`,
       );
   }
   let deleted = 0;

@@ -1,12 +1,12 @@
 import type { Client } from 'pg';
 import { DataError } from '@pgferry/core';
-import { classifyPgError, copyChunks, quoteQualified, type TransformPlan } from '@pgferry/pg';
 import { RecordDecoder, type RegistryClient } from '@pgferry/avro';
 import { storeOffset, type OffsetMark } from '@pgferry/control';
-import { copyInto, setReplicaRole } from '../pg-apply-session';
-import type { ApplierTarget } from '../applier';
-import type { SnapshotCopyDecoder, SnapshotWork } from '../snapshot-copy-decoder';
-import { applyRowModule, loadRowModule } from './row-module';
+import { copyInto, setReplicaRole } from './pg-apply-session';
+import type { ApplierTarget } from './applier';
+import type { SnapshotCopyDecoder, SnapshotWork } from './snapshot-copy-decoder';
+import { classifyPgError, copyChunks, loadRowModule, quoteQualified, type TransformPlan } from '@pgferry/pg';
+import { applyRowModule } from './transform-row-module';
 import { createStageSql, stageName, upsertSql } from './transform-sql';
 
 /**
@@ -31,7 +31,9 @@ export class TransformedSnapshotWriter {
   /** Applies `work` of `target` (which has a transform) on `client`; returns the rows staged. */
   async apply(client: Client, target: ApplierTarget, work: SnapshotWork, mark: OffsetMark): Promise<number> {
     const plan = target.transform!;
-    const { columns, chunks, rows } = plan.module ? await this.moduleRows(plan, work) : await this.copy.decodeText(work);
+    const { columns, chunks, rows } = plan.module
+      ? await this.moduleRows(plan, work)
+      : await this.copy.decodeText(work);
     const dest = quoteQualified(target.schema, target.table);
     if (!this.prepared.has(client)) {
       await setReplicaRole(client);

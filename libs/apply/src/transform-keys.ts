@@ -1,7 +1,7 @@
 import type { Client } from 'pg';
 import { classifyPgError, quoteIdent, quoteIdentList, quoteQualified, type SelectedTable } from '@pgferry/pg';
-import type { ApplierTarget } from '../applier';
-import { hasUniqueIndexOn } from '../pg-apply-session';
+import type { ApplierTarget } from './applier';
+import { hasUniqueIndexOn } from './pg-apply-session';
 
 /**
  * Before the load, gives each transformed destination table its key under the destination's

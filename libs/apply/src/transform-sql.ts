@@ -10,7 +10,10 @@ import { quoteIdent, sourceColumnsSql, type TransformPlan } from '@pgferry/pg';
 
 /** The name of a session-local staging table of `columns` of the source's shape, for `role`. */
 export function stageName(target: string, role: string, columns: readonly string[]): string {
-  const h = createHash('sha1').update(`${target}\u0000${columns.join('\u0000')}`).digest('hex').slice(0, 16);
+  const h = createHash('sha1')
+    .update(`${target}\u0000${columns.join('\u0000')}`)
+    .digest('hex')
+    .slice(0, 16);
   return quoteIdent(`pgferry_t${role}_${h}`);
 }
 
@@ -52,6 +55,8 @@ export function deleteFilteredSql(plan: TransformPlan, target: string, stage: st
 
 /** Deletes the destination rows of the staged source keys. */
 export function deleteKeysSql(plan: TransformPlan, target: string, stage: string): string {
-  const match = plan.key.map((k, i) => `d.${quoteIdent(k)} = s.${quoteIdent(plan.sourceKey[i])}`).join(' AND ');
+  const match = plan.key
+    .map((k, i) => `d.${quoteIdent(k)} = s.${quoteIdent(plan.sourceKey[i])}`)
+    .join(' AND ');
   return `DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`;
 }
