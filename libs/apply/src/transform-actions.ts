@@ -4,7 +4,7 @@ import { copyChunks, quoteQualified, type TransformPlan } from '@pgferry/pg';
 import { copyInto } from './pg-apply-session';
 import type { KeyAction } from './change-plan';
 import type { TargetTable } from './pg-row-applier';
-import { deleteFilteredSql, deleteKeysSql, upsertSql } from './transform-sql';
+import { deleteFilteredSql, deleteKeysSql, requirePlannedColumns, upsertSql } from './transform-sql';
 
 /** Opens (or empties) a staging table of source `columns` for `role` in the open transaction. */
 export type StageOpener = (role: string, columns: readonly string[]) => Promise<string>;
@@ -25,6 +25,7 @@ export async function applyTransformedActions(
   actions: ReadonlyMap<string, KeyAction>,
   stage: StageOpener,
 ): Promise<{ upserted: number; deleted: number }> {
+  requirePlannedColumns(plan, t.columns);
   const target = quoteQualified(t.schema, t.table);
   const deletes: Array<Array<string | null>> = [];
   const rows: Array<Array<string | null>> = [];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { DecodedChange } from '@pgferry/avro';
 import type { RowFunction, TransformPlan } from '@pgferry/pg';
 import { applyRowModule, moduleChanges } from './transform-row-module';
-import { deleteFilteredSql, deleteKeysSql, upsertSql } from './transform-sql';
+import { deleteFilteredSql, deleteKeysSql, requirePlannedColumns, upsertSql } from './transform-sql';
 
 const PLAN: TransformPlan = {
   table: 'sales.orders',
@@ -108,6 +108,13 @@ describe('transform SQL', () => {
     expect(deleteFilteredSql({ ...PLAN, filter: null }, '"s"."o"', '"st"')).toBeNull();
     expect(deleteKeysSql(PLAN, '"s"."o"', '"k"')).toBe(
       `DELETE FROM "s"."o" AS d USING "k" AS s WHERE d."order_id" = s."id"`,
+    );
+  });
+
+  it('refuses records with a column the transform was planned without', () => {
+    expect(() => requirePlannedColumns(PLAN, ['id', 'amount'])).not.toThrow();
+    expect(() => requirePlannedColumns(PLAN, ['id', 'amount', 'added'])).toThrow(
+      'records of sales.orders have column(s) added, which its transform was planned without',
     );
   });
 });

@@ -7,7 +7,7 @@ import type { ApplierTarget } from './applier';
 import type { SnapshotCopyDecoder, SnapshotWork } from './snapshot-copy-decoder';
 import { classifyPgError, copyChunks, loadRowModule, quoteQualified, type TransformPlan } from '@pgferry/pg';
 import { applyRowModule } from './transform-row-module';
-import { createStageSql, stageName, upsertSql } from './transform-sql';
+import { createStageSql, requirePlannedColumns, stageName, upsertSql } from './transform-sql';
 
 /**
  * Applies snapshot batches of transformed tables: the batch is staged in the source's shape
@@ -42,6 +42,7 @@ export class TransformedSnapshotWriter {
     try {
       await client.query('BEGIN');
       if (rows > 0 && columns) {
+        requirePlannedColumns(plan, columns);
         const stage = stageName(dest, 'snap', columns);
         await client.query(createStageSql(plan, stage));
         await copyInto(client, stage, columns, chunks);

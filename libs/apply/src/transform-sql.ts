@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { DataError } from '@pgferry/core';
 import { quoteIdent, sourceColumnsSql, type TransformPlan } from '@pgferry/pg';
 
 /**
@@ -59,4 +60,17 @@ export function deleteKeysSql(plan: TransformPlan, target: string, stage: string
     .map((k, i) => `d.${quoteIdent(k)} = s.${quoteIdent(plan.sourceKey[i])}`)
     .join(' AND ');
   return `DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`;
+}
+
+/**
+ * Refuses records with columns the transform was planned without (the source table changed
+ * since the task started): the view does not say where they go. A DataError naming them.
+ */
+export function requirePlannedColumns(plan: TransformPlan, columns: readonly string[]): void {
+  const known = new Set(plan.source.map((c) => c.name));
+  const unknown = columns.filter((c) => !known.has(c));
+  if (unknown.length)
+    throw new DataError(
+      `records of ${plan.table} have column(s) ${unknown.join(', ')}, which its transform was planned without (the source table changed since the task started): make sure the destination table has them (the replayed schema change adds them), name them in the transform if they need a treatment, and run migrate again: it plans the transform anew from the source's columns`,
+    );
 }
