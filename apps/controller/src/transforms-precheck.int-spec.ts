@@ -31,7 +31,7 @@ describe('transforms: the precheck refuses bad transforms before anything is wri
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function refused(transforms: unknown[]): Promise<string> {
+  async function refused(transforms: unknown[], more: Record<string, unknown> = {}): Promise<string> {
     const spec = join(dir, 'shop.json');
     writeFileSync(
       spec,
@@ -41,6 +41,7 @@ describe('transforms: the precheck refuses bad transforms before anything is wri
         destination: { url: destination.url('shop') },
         objects: { include: [{ schema: 'sales', tables: ['customers'] }] },
         transforms,
+        ...more,
       }),
     );
     const out = captureOutput();
@@ -123,5 +124,15 @@ describe('transforms: the precheck refuses bad transforms before anything is wri
     expect(other).toContain(
       `transforms sales.customers: module ${join(dir, 'not-a-function.js')} does not export a function: export (row, op) => row | null as module.exports or exports.default`,
     );
+  });
+
+  it('a streamed transformed table whose updates may leave a TOASTed value out: an alert naming the fix', async () => {
+    const text = await refused([{ table: 'sales.customers', drop: ['email'] }], {
+      migrationTypes: { incremental: true },
+    });
+    expect(text).toContain(
+      'transforms sales.customers: an UPDATE that leaves a large (TOASTed) value of "name", "email", "country" unchanged sends the row without it',
+    );
+    expect(text).toContain('fix: ALTER TABLE "sales"."customers" REPLICA IDENTITY FULL;');
   });
 });

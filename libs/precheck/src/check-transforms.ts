@@ -9,6 +9,7 @@ import {
   type SelectedTable,
   type TransformPlan,
 } from '@pgferry/pg';
+import { alterTableReplicaIdentity } from './grant-statements';
 import type { PrecheckItem } from './precheck-report';
 
 /**
@@ -58,6 +59,10 @@ export async function checkTransforms(
         }
       }
     }
+    if (!found.length && planned.table && spec.migrationTypes.incremental) {
+      const toast = await toastRisk(source, planned.table);
+      if (toast) found.push(toast);
+    }
     items.push(
       ...(found.length
         ? found
@@ -73,6 +78,33 @@ export async function checkTransforms(
     );
   }
   return items;
+}
+
+/**
+ * An alert for a streamed transformed table whose UPDATEs may leave a TOASTed value out of the
+ * change (replica identity other than full, a column of a type that can be TOASTed): such a row
+ * cannot be put through the view, and the applier stops on it (docs/transforms.md, Limits).
+ */
+async function toastRisk(source: Client, t: SelectedTable): Promise<PrecheckItem | null> {
+  const relation = quoteQualified(t.schema, t.table);
+  const { rows } = await source.query(
+    `SELECT c.relreplident AS identity,
+            array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+                    AND NOT a.attisdropped AND a.attstorage <> 'p' ORDER BY a.attnum) AS toastable
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [relation],
+  );
+  const { identity, toastable } = rows[0] as { identity: string; toastable: string[] };
+  if (identity === 'f' || !toastable.length) return null;
+  const fix = alterTableReplicaIdentity(t.schema, t.table, { full: true });
+  return {
+    id: `transforms-toast:${relation}`,
+    name: 'transform',
+    level: 'alert',
+    object: relation,
+    message: `transforms ${t.schema}.${t.table}: an UPDATE that leaves a large (TOASTed) value of ${toastable.map(quoteIdent).join(', ')} unchanged sends the row without it, and a transformed row cannot be computed without it: the applier would stop on such a change; give the table REPLICA IDENTITY FULL on the source (every change then carries the whole row), or acknowledge if its values stay small`,
+    fix,
+  };
 }
 
 type Failed = (column: string | undefined, message: string, fix: string) => PrecheckItem;
