@@ -17,7 +17,7 @@ type Texts = ReadonlyArray<string | null>;
 import type { ChangeProcessor } from '../interface';
 import type { Lsn } from '@pgferry/pg';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
-import { isHeartbeatTable } from './pg-heartbeat';
+import { heartbeatLagMs, isHeartbeatTable } from './pg-heartbeat';
 import { PublishChain, type PublishChainOptions } from './publish-chain';
 import { TableCodecs, type PublishedTable, type TableCodecsOptions } from './table-codecs';
 
@@ -123,6 +123,14 @@ export class ChangePublisher implements ChangeProcessor {
   /** Row changes of streamed transactions encoded before their commit (see `prepare`), since start. */
   preparedChanges = 0;
 
+  /**
+   * How far behind the source the stream was at the last heartbeat's commit (ms), or null
+   * before the first: the capture's lag. Kept here, not by a wrapper around the publisher, so
+   * the reader is given the publisher itself (a wrapper without `prepare` once made every
+   * streamed transaction wait for its commit to be encoded).
+   */
+  captureLagMs: number | null = null;
+
   async process(event: ChangeEvent): Promise<void> {
     if (this.chain.failure) throw this.chain.failure;
     switch (event.kind) {
@@ -177,7 +185,9 @@ export class ChangePublisher implements ChangeProcessor {
           for (let p = 0; p < this.opts.partitions; p++) this.push(table.topic, null, r.value, p);
         }
         break;
-      case 'commit':
+      case 'commit': {
+        const lag = this.opts.heartbeat ? heartbeatLagMs(event, this.opts.heartbeat.task) : null;
+        if (lag !== null) this.captureLagMs = lag;
         if (this.tx?.counts && this.opts.transactions) {
           const { topic, records } = this.opts.transactions;
           const r = records.encode(
@@ -190,6 +200,7 @@ export class ChangePublisher implements ChangeProcessor {
         }
         this.tx = null;
         return this.chain.commit(event.endLsn, event.commitTime);
+      }
       case 'keepalive':
         // Nothing open and nothing waiting: the position can move once the requests before are done.
         if (!this.tx && this.chain.idle) this.chain.confirmAfterSent(event.lsn);

@@ -38,8 +38,8 @@ import {
 } from '@pgferry/avro';
 import { readSourceWal, SlotInvalidatedError } from './pg-slot-wal';
 import { ChangePublisher, type PublishedTable } from './change-publisher';
-import type { ChangeEvent, RelationInfo } from '../change-event';
-import { heartbeatLagMs, startHeartbeat } from './pg-heartbeat';
+import type { RelationInfo } from '../change-event';
+import { startHeartbeat } from './pg-heartbeat';
 import { publicationName } from './pg-publication';
 import { PgStreamReader } from './pg-stream-reader';
 import {
@@ -240,7 +240,6 @@ async function streamOnce(
     await heartbeatRecords.records.ready();
     let mark: StreamMark | null = null;
     let marked: Lsn | null = null;
-    let captureLagMs: number | null = null;
     const publisher = new ChangePublisher({
       runId,
       producer,
@@ -279,7 +278,7 @@ async function streamOnce(
           sourceLsn: wal.currentLsn,
           capturedLsn: reader.confirmedLsn,
           slot: wal.slot,
-          captureLagMs,
+          captureLagMs: publisher.captureLagMs,
           published: publisher.published,
         },
         fresh,
@@ -288,7 +287,7 @@ async function streamOnce(
       opts.onProgress?.({
         capturedLsn: formatLsn(reader.confirmedLsn),
         published: publisher.published,
-        captureLagMs,
+        captureLagMs: publisher.captureLagMs,
       });
     };
     const tick = async () => {
@@ -311,17 +310,10 @@ async function streamOnce(
     reporter = setInterval(() => {
       reporting = reporting.then(tick);
     }, opts.reportIntervalMs ?? 1000);
-    const processor = {
-      process: (e: ChangeEvent) => {
-        const lag = heartbeatLagMs(e, opts.task);
-        if (lag !== null) captureLagMs = lag;
-        return publisher.process(e);
-      },
-    };
     const stopping = () => void reader.stop();
     opts.stop.addEventListener('abort', stopping, { once: true });
     try {
-      if (!opts.stop.aborted) await reader.run(processor);
+      if (!opts.stop.aborted) await reader.run(publisher);
     } finally {
       opts.stop.removeEventListener('abort', stopping);
     }
