@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { DataError, PgferryError } from '@pgferry/core';
+import { compareBytes, DataError, PgferryError } from '@pgferry/core';
 import { classifyPgError, quoteQualified, PIPELINE_SESSION_SQL } from '@pgferry/pg';
 import { RecordDecoder, type DecodedChange, type RegistryClient } from '@pgferry/avro';
 import { readOffsets, readStreamPositions, storeOffsets, type OffsetMark } from '@pgferry/control';

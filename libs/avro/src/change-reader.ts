@@ -1,4 +1,4 @@
-import { DataError } from '@pgferry/core';
+import { compareBytes, DataError } from '@pgferry/core';
 import avro from 'avsc';
 import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
 import { decimalText, readInt, readLength, readLong, type Cursor } from './avro-cursor';
@@ -44,7 +44,7 @@ class RepeatedString {
     const n = readLength(c);
     const at = c.pos;
     c.pos += n;
-    if (n !== this.bytes.length || c.buf.compare(this.bytes, 0, n, at, at + n) !== 0) {
+    if (n !== this.bytes.length || compareBytes(c.buf, at, this.bytes, 0, n) !== 0) {
       this.bytes = Buffer.from(c.buf.subarray(at, at + n));
       this.text = c.buf.toString('utf8', at, at + n);
     }

@@ -1,4 +1,4 @@
-import { DataError } from '@pgferry/core';
+import { compareBytes, DataError } from '@pgferry/core';
 import {
   BATCH_HEADER_BYTES,
   batchRecords,
@@ -191,7 +191,7 @@ function findHeader(r: RecordView, key: string): number {
     for (let i = 0; i < n; i++) {
       const kl = readVarint(c);
       // Compared as bytes: no string per record and header (the appliers ask this of every record).
-      const match = kl === want.length && r.buf.compare(want, 0, kl, c.pos, c.pos + kl) === 0;
+      const match = kl === want.length && compareBytes(r.buf, c.pos, want, 0, kl) === 0;
       c.pos += kl;
       const vl = readVarint(c);
       if (match) {
