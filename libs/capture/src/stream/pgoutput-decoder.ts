@@ -35,6 +35,13 @@ interface OpenTransaction {
  *
  * Not thread-safe and not re-entrant: call `decode` for one message at a time, awaiting each.
  */
+/** A format error with the LSN of its message (a replayed message's error names its transaction instead). */
+function located(err: unknown, lsn: Lsn): unknown {
+  if (err instanceof PgoutputFormatError && !err.message.includes(' (replaying streamed transaction '))
+    err.message += ` (the message at ${formatLsn(lsn)})`;
+  return err;
+}
+
 export class PgoutputDecoder {
   private readonly relations = new Map<number, RelationInfo>();
   /** Latest description seen inside any streamed block: used only if a replay lacks one. */
@@ -74,20 +81,21 @@ export class PgoutputDecoder {
 
   /**
    * `data` must be the caller's own copy: streamed messages are kept until their commit. A
-   * message that breaks the format is a PgoutputFormatError naming its LSN.
+   * message that breaks the format is a PgoutputFormatError naming its LSN. A message of an
+   * open streamed transaction that only joins its spool in memory is taken without a promise
+   * (undefined is returned); await anything else.
    */
-  async decode(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> {
+  decode(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> | undefined {
     try {
-      await this.decodeAt(lsn, data, emit, prepare);
+      return this.decodeAt(lsn, data, emit, prepare)?.catch((err: unknown) => {
+        throw located(err, lsn);
+      });
     } catch (err) {
-      // A replayed message's error names its transaction instead (streamCommit below).
-      if (err instanceof PgoutputFormatError && !err.message.includes(' (replaying streamed transaction '))
-        err.message += ` (the message at ${formatLsn(lsn)})`;
-      throw err;
+      throw located(err, lsn);
     }
   }
 
-  private async decodeAt(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> {
+  private decodeAt(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> | undefined {
     const xid = this.streamXid;
     if (xid !== null) {
       const subxid = streamedXid(data);
@@ -104,11 +112,10 @@ export class PgoutputDecoder {
           const entry = this.prepared(xid, lsn, data, prepare);
           if (entry) data = entry;
         }
-        await this.spoolOf(xid).append(subxid, lsn, data);
-        return;
+        return this.spoolOf(xid).append(subxid, lsn, data);
       }
     }
-    await this.handle(parsePgoutput(data, false), lsn, emit);
+    return this.handle(parsePgoutput(data, false), lsn, emit);
   }
 
   /** A streamed row change as `prepare` encodes it, behind its spool tag and relation, or null. */
