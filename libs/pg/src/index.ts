@@ -34,6 +34,7 @@ export { formatLsn, type Lsn, parseLsn } from './lsn';
 export { type ColumnInfo, describeColumns, describeStreamColumns } from './pg-columns';
 export {
   newTableRule,
+  caseName,
   type NewTableRule,
   resolveSelection,
   type SelectedTable,
