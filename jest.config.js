@@ -18,6 +18,7 @@ const KAFKA_PATH = [
   'libs/kafka/src/kafka-producer.int-spec.ts',
   'libs/kafka/src/kafka-partition-fetcher.int-spec.ts',
   'libs/kafka/src/kafka-admin.int-spec.ts',
+  'libs/kafka/src/kafka-topics.int-spec.ts',
   'libs/registry/src/kafka-registry.int-spec.ts',
   'libs/apply/src/snapshot-applier.int-spec.ts',
   'libs/apply/src/per-key-applier.int-spec.ts',
@@ -35,6 +36,8 @@ const KAFKA_PATH = [
   'apps/controller/src/runs.int-spec.ts',
   'apps/controller/src/replay.int-spec.ts',
   'apps/controller/src/broker-restart.int-spec.ts',
+  'apps/controller/src/wide-rows.int-spec.ts',
+  'apps/controller/src/topics.int-spec.ts',
 ];
 
 module.exports = {

@@ -13,7 +13,7 @@ import {
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { readTaskStatus } from './api/task-status';
-import { incrementalTasks } from './test/incremental-task';
+import { incrementalTasks, startItemsWriter } from './test/incremental-task';
 
 // The broker runs apart from the task (real Kafka in integration-kafka, the embedded broker in a
 // process of its own here), so it can be stopped and started again under it.
@@ -71,19 +71,16 @@ describe('pgferry migrate when the Kafka broker restarts during streaming', () =
       until: (r) => r.rows[0].n === 100,
       timeout: 60_000,
     });
-    let writing = true;
-    const writer = (async () => {
-      for (let i = 1; writing; i++) {
-        await s.query(`UPDATE items SET n = n + 1, v = 'w' || $1 WHERE id % 50 = $1 % 50`, [i]);
-        await s.query(`INSERT INTO items VALUES ($1, 'new', $1)`, [10_000 + i]);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    const writer = startItemsWriter(s);
     await broker.stopFor(70_000);
     // Changes made after the broker is back arrive too.
-    await new Promise((r) => setTimeout(r, 3_000));
-    writing = false;
-    await writer;
+    const atRestart = writer.writes;
+    await waitFor(() => writer.writes, {
+      reason: 'changes made after the broker is back',
+      until: (n) => n >= atRestart + 20,
+      timeout: 30_000,
+    });
+    await writer.stop();
     const cut = captureOutput();
     const code = await runCutover({ spec, timeout: 180 }, cut.out);
     expect({ code, out: code ? cut.text() : '' }).toEqual({ code: 0, out: '' });

@@ -1,5 +1,7 @@
 import type { Writable } from 'node:stream';
+import { join } from 'node:path';
 import type { TaskSpec } from '@pgferry/core';
+import { kafkaFactsReader } from '@pgferry/task';
 import { blocking, formatPrecheckReport, runPrecheck, type PrecheckReport } from '@pgferry/precheck';
 
 export interface PrecheckGate {
@@ -11,15 +13,18 @@ export interface PrecheckGate {
 /**
  * Runs the full precheck (read-only on both servers), prints the report, and says what blocks
  * the start and how to clear it. Acknowledged alert ids come from the spec's
- * `precheck.acknowledge` plus `extraAcks` (the CLI's --ack). Writes nothing anywhere.
+ * `precheck.acknowledge` plus `extraAcks` (the CLI's --ack); `workDir` is the task's (where the
+ * embedded broker's data goes). Writes nothing anywhere.
  */
 export async function precheckGate(
   spec: TaskSpec,
   out: Writable,
   extraAcks: readonly string[] = [],
+  workDir = join('.pgferry', spec.name),
 ): Promise<PrecheckGate> {
   const say = (s: string) => out.write(`${s}\n`);
-  const report = await runPrecheck(spec);
+  // The Kafka section: real Kafka's topics, or the free disk where the embedded broker's data goes.
+  const report = await runPrecheck(spec, { kafka: kafkaFactsReader(spec, join(workDir, 'kafka')) });
   const acks = [...spec.precheck.acknowledge, ...extraAcks];
   const verdict = blocking(report, acks);
   say('precheck');

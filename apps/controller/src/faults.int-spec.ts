@@ -13,7 +13,7 @@ import {
 import { runMigrate } from './migrate-command';
 import { runCutover } from './cutover-command';
 import { readTaskStatus } from './api/task-status';
-import { incrementalTasks, reconnected } from './test/incremental-task';
+import { incrementalTasks, reconnected, startItemsWriter } from './test/incremental-task';
 
 /** Faults the incremental phase must ride out, or stop on with what to do (issue 19). */
 describe('pgferry migrate under faults', () => {
@@ -70,19 +70,11 @@ describe('pgferry migrate under faults', () => {
     migration.catch(() => undefined);
     await streaming(s, d, name);
     // The source keeps changing while the destination is down.
-    let writing = true;
-    const writer = (async () => {
-      for (let i = 1; writing; i++) {
-        await s.query(`UPDATE items SET n = n + 1, v = 'w' || $1 WHERE id % 50 = $1 % 50`, [i]);
-        await s.query(`INSERT INTO items VALUES ($1, 'new', $1)`, [10_000 + i]);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    const writer = startItemsWriter(s);
     await d.end();
     await destination.restart!({ downMs: 20_000 });
     d = await reconnected(destination, name);
-    writing = false;
-    await writer;
+    await writer.stop();
     const cut = captureOutput();
     const code = await runCutover({ spec, timeout: 120 }, cut.out);
     expect({ code, out: code ? cut.text() : '' }).toEqual({ code: 0, out: '' });

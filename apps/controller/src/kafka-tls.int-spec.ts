@@ -16,6 +16,7 @@ import {
 import { RegistryClient } from '@pgferry/avro';
 import { withKafkaAdmin } from '@pgferry/kafka';
 import { runMigrate } from './migrate-command';
+import { runReplayCommand } from './replay-command';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
 
@@ -103,6 +104,39 @@ describe('pgferry migrate to a Kafka and registry over TLS', () => {
       expect(await tableDigest(d, 'public', 'orders', ['id'])).toEqual(
         await tableDigest(s, 'public', 'orders', ['id']),
       );
+      // Replay from the same Kafka, with TLS, SASL and the registry's credentials given like a
+      // spec's kafka section (--kafka-config).
+      const config = join(dir, 'kafka-config.yaml');
+      writeFileSync(
+        config,
+        stringify({
+          tls: { ca: certs.caFile },
+          sasl: { mechanism: 'scram-sha-512', ...user },
+          schemaRegistry: { ...user, ca: certs.caFile },
+        }),
+        { mode: 0o600 },
+      );
+      await destination.createDatabase('replayed');
+      const replayed = captureOutput();
+      const code = await runReplayCommand({
+        from: 'tlsok',
+        target: destination.url('replayed'),
+        kafka: `localhost:${kafka.broker.port}`,
+        schemaRegistry: kafka.registryUrl,
+        kafkaConfig: config,
+        workDir: join(dir, 'replay-tlsok'),
+        out: replayed.out,
+      });
+      expect({ code, out: replayed.text() }).toEqual({ code: 0, out: expect.stringContaining('done ') });
+      expect(replayed.text()).not.toContain(user.password);
+      const r = await destination.connect('replayed');
+      try {
+        expect(await tableDigest(r, 'public', 'orders', ['id'])).toEqual(
+          await tableDigest(s, 'public', 'orders', ['id']),
+        );
+      } finally {
+        await r.end();
+      }
     } finally {
       await Promise.all([s.end(), d.end()]);
     }

@@ -40,8 +40,16 @@ async function main(argv: string[]): Promise<number> {
     .option('--name <name>', 'task name (names the slot pgferry_<name>)', 'migrate')
     .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
     .addOption(new Option('--incremental', 'also check what incremental migration needs'))
+    .option(
+      '--reset-topics',
+      'check as migrate --reset-topics would run: topics of another run are to be reset',
+    )
+    .option(
+      '--work-dir <dir>',
+      'the task work dir, where the embedded broker data goes (default .pgferry/<name>)',
+    )
     .action(async (opts) => {
-      const gate = await precheckGate(await specFromOptions(opts), process.stdout, opts.ack);
+      const gate = await precheckGate(await specFromOptions(opts), process.stdout, opts.ack, opts.workDir);
       exitCode = gate.mayStart ? 0 : 1;
     });
 
@@ -95,6 +103,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--ack <id>', 'acknowledge a precheck alert by its id (repeatable)', collect)
     .option('--no-verify', 'skip comparing every table on both servers after the load')
     .option('--in-process', 'run capture and applier inside this process instead of as child processes')
+    .option(
+      '--reset-topics',
+      "delete and recreate Kafka topics that hold another run's records (never done otherwise)",
+    )
     .addOption(
       new Option(
         '--incremental',
@@ -170,6 +182,10 @@ async function main(argv: string[]): Promise<number> {
     )
     .addOption(
       new Option('--schema-registry <url>', 'schema registry of that Kafka').env('SCHEMA_REGISTRY_URL'),
+    )
+    .option(
+      '--kafka-config <file>',
+      "YAML/JSON like a spec's kafka section for that Kafka: tls, sasl, allowPlaintextSasl, schemaRegistry (credentials, CA)",
     )
     .option('--max-rows-per-second <n>', 'apply at most this many rows per second')
     .option('--chunk-rows <n>', 'rows per compared key range with --verify', '100000')

@@ -46,6 +46,8 @@ export interface MigrateOptions {
   ack?: string[];
   /** Incremental migration follows the full load (only without --spec; the spec says it otherwise). */
   incremental?: boolean;
+  /** Delete and recreate topics that hold another run's records (kafka.resetTopics). */
+  resetTopics?: boolean;
   /** Run capture and applier inside this process instead of as supervised child processes. */
   inProcess?: boolean;
   /** false: skip the verify phase (comparing every table on both servers after the load). */
@@ -107,11 +109,12 @@ function specInput(opts: MigrateOptions): TaskSpec {
   };
   withFile('source', opts.sourcePasswordFile);
   withFile('destination', opts.targetPasswordFile);
+  if (opts.resetTopics) input.kafka = { ...((input.kafka as object | undefined) ?? {}), resetTopics: true };
   // --kafka and --schema-registry, else KAFKA_BROKERS and SCHEMA_REGISTRY_URL, win over the spec's.
   const brokers = opts.kafka ?? process.env.KAFKA_BROKERS;
   const registry = opts.schemaRegistry ?? process.env.SCHEMA_REGISTRY_URL;
   if (!brokers && !registry) return parseTaskSpec(input);
-  const kafka = { ...((spec?.kafka as object | undefined) ?? {}) } as Record<string, unknown>;
+  const kafka = { ...((input.kafka as object | undefined) ?? {}) } as Record<string, unknown>;
   if (brokers)
     kafka.brokers = brokers
       .split(',')
@@ -148,12 +151,12 @@ export async function runMigrate(
           say(formatVerifyReport(report));
           return assertVerified(report);
         };
-  const gate = await precheckGate(spec, opts.out, opts.ack);
+  const workDir = opts.workDir ?? join('.pgferry', spec.name);
+  const gate = await precheckGate(spec, opts.out, opts.ack, workDir);
   if (!gate.mayStart) {
     say('nothing was written');
     return { code: 1 };
   }
-  const workDir = opts.workDir ?? join('.pgferry', spec.name);
   // Child configurations (with passwords), logs, schema dumps and the embedded broker's copy
   // of the data live here: only this user may read them.
   makePrivateDir(workDir);

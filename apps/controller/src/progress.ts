@@ -91,6 +91,15 @@ export class ProgressReporter {
         this.out.write(`WARNING      ${e.message}\n`);
         this.drawnLines = 0;
         return;
+      case 'topics':
+        this.clear();
+        if (e.reset.length)
+          this.out.write(
+            `topics       reset (--reset-topics): deleted and created again ${e.reset.join(', ')}, which held another run's records\n`,
+          );
+        for (const w of e.warnings) this.out.write(`WARNING      ${w}\n`);
+        this.drawnLines = 0;
+        return;
       case 'new-table':
         this.clear();
         this.out.write(

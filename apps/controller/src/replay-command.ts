@@ -1,13 +1,23 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { ObjectError, PgferryError, SpecError } from '@pgferry/core';
+import {
+  addKnownSecret,
+  ObjectError,
+  parseKafkaSection,
+  PgferryError,
+  readTaskSpecFile,
+  SpecError,
+} from '@pgferry/core';
 import { describeEndpoint, resolveEndpoint, resolveEndpointPassword, type Endpoint } from '@pgferry/pg';
 import { startEmbeddedKafka, type EmbeddedKafka } from '@pgferry/kafka-broker';
-import { withKafkaAdmin } from '@pgferry/kafka';
+import { checkKafkaConfig, withKafkaAdmin } from '@pgferry/kafka';
 import {
   kafkaClient,
   readReplayManifest,
+  registryTls,
+  specKafkaConnection,
+  specRegistryUrl,
   runReplay,
   verifyAgainstReplay,
   type KafkaClient,
@@ -30,6 +40,8 @@ export interface ReplayCommandOptions {
   workDir?: string;
   kafka?: string;
   schemaRegistry?: string;
+  /** A file like a spec's kafka section: tls, sasl, schemaRegistry credentials and CA (with --kafka). */
+  kafkaConfig?: string;
   /** Rows applied per second at most. */
   maxRowsPerSecond?: number;
   /** Rows per compared key range with --verify. */
@@ -74,8 +86,25 @@ export async function runReplayCommand(opts: ReplayCommandOptions): Promise<numb
   } else if (!registryUrl) {
     throw new SpecError(['--kafka needs --schema-registry (or SCHEMA_REGISTRY_URL): the records are Avro']);
   }
+  if (opts.kafkaConfig && embedded) {
+    await embedded.close();
+    throw new SpecError([
+      '--kafka-config is for a Kafka of your own (--kafka); the embedded broker needs none',
+    ]);
+  }
+  // TLS, SASL and the registry's credentials and CA of a Kafka of one's own, as a spec gives them.
+  const section = opts.kafkaConfig
+    ? { kafka: parseKafkaSection(readTaskSpecFile(opts.kafkaConfig, process.env), opts.kafkaConfig) }
+    : null;
+  addKnownSecret(section?.kafka.sasl?.password);
+  addKnownSecret(section?.kafka.schemaRegistry?.password);
+  if (section) registryUrl = specRegistryUrl(section, registryUrl!);
   try {
-    const kafka = kafkaClient({ brokers }, 'pgferry-replay');
+    const kafka = kafkaClient(
+      section ? specKafkaConnection(section, brokers) : { brokers },
+      'pgferry-replay',
+    );
+    checkKafkaConfig(kafka);
     const manifest = await findTask(kafka, opts.from);
     const point = { lsn: opts.untilLsn, time: opts.untilTime };
     const upTo = opts.untilLsn
@@ -89,6 +118,7 @@ export async function runReplayCommand(opts: ReplayCommandOptions): Promise<numb
     const common = {
       kafka,
       registryUrl: registryUrl!,
+      registryTls: section ? registryTls(section) : undefined,
       manifest,
       point,
       workDir,
@@ -109,7 +139,7 @@ export async function runReplayCommand(opts: ReplayCommandOptions): Promise<numb
     }
     const result = await runReplay({ ...common, target: database });
     say(
-      `done         ${result.tables} tables, ${result.records} records replayed${result.untilLsn ? ` up to LSN ${result.untilLsn}` : ''}${result.resumed ? ' (resumed)' : ''}`,
+      `done         ${result.tables} tables, ${result.records} records replayed${result.untilLsn ? ` up to LSN ${result.untilLsn}` : ''}${result.resumed ? ' (resumed)' : ''}, sequences set past their columns' largest values: ${result.sequences}`,
     );
     return 0;
   } finally {

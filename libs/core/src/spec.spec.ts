@@ -40,7 +40,12 @@ describe('parseTaskSpec', () => {
       stream: { capture: 'controller', appliers: 1 },
     });
     expect(spec.objects).toEqual({});
-    expect(spec.kafka).toEqual({ ssl: false, allowPlaintextSasl: false });
+    expect(spec.kafka).toEqual({
+      ssl: false,
+      allowPlaintextSasl: false,
+      resetTopics: false,
+      retentionMs: -1,
+    });
   });
 
   it('refuses SASL without TLS unless allowed, naming both options, and cert without key', () => {
@@ -64,6 +69,16 @@ describe('parseTaskSpec', () => {
     expect(() => parseTaskSpec({ ...minimal, kafka: { schemaRegistry: { username: 'r' } } })).toThrow(
       'kafka.schemaRegistry: username and password must be given together (HTTP basic authentication)',
     );
+  });
+
+  it('kafka.retentionMs is -1 (forever) or at least a minute; kafka.maxMessageBytes at least 1 kB', () => {
+    expect(parseTaskSpec({ ...minimal, kafka: { retentionMs: 86_400_000 } }).kafka.retentionMs).toBe(
+      86_400_000,
+    );
+    expect(problems({ ...minimal, kafka: { retentionMs: 0, maxMessageBytes: 10 } })).toEqual([
+      'kafka.retentionMs: must be -1 (keep forever) or at least 60000 ms',
+      'kafka.maxMessageBytes: Number must be greater than or equal to 1024',
+    ]);
   });
 
   it('accepts a full spec with selection, renames, kafka and TLS', () => {

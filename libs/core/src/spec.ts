@@ -159,6 +159,20 @@ export const taskSpecSchema = z
         ssl: z.boolean().default(false),
         /** TLS to every broker; see kafkaTransportSchema. */
         tls: tlsTransportSchema.optional(),
+        /**
+         * Topics pgferry would use that hold records of another run (or of no pgferry run):
+         * false (the default) refuses to start, naming them; true deletes and recreates them.
+         * pgferry never deletes a topic otherwise (see docs/kafka-topics.md).
+         */
+        resetTopics: z.boolean().default(false),
+        /** retention.ms the task's topics are created with; -1 (the default) keeps every record, as replay needs. */
+        retentionMs: z
+          .number()
+          .int()
+          .refine((v) => v === -1 || v >= 60_000, 'must be -1 (keep forever) or at least 60000 ms')
+          .default(-1),
+        /** max.message.bytes of the table topics; default: sized from the widest row the precheck measures. */
+        maxMessageBytes: z.number().int().min(1024).optional(),
         sasl: z
           .object({
             mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),

@@ -25,5 +25,17 @@ export {
   type PartitionFetcherOptions,
 } from './kafka-partition-fetcher';
 export { keyPartition, murmur2 } from './kafka-partitioner';
+export {
+  checkTopicConfigs,
+  KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
+  neededMessageBytes,
+  planTopic,
+  replicationFor,
+  type PlannedTopic,
+  type TopicConfigProblem,
+  type TopicPlanInput,
+  type TopicRole,
+} from './kafka-topic-plan';
+export { topicHoldings, type TopicHolding } from './kafka-topic-owners';
 export { KafkaProducer, type ProducerOptions, type ProducerRecord } from './kafka-producer';
 export { saslExchange, type SaslExchange } from './sasl';

@@ -1,4 +1,4 @@
-import { ObjectError, retry, RetryDeadlineError } from '@pgferry/core';
+import { ObjectError, retry, RetryDeadlineError, sleep } from '@pgferry/core';
 import { ApiKey } from '@pgferry/kafka-protocol';
 import { classifyKafkaError, kafkaError } from './kafka-errors';
 import { KafkaCluster } from './kafka-cluster';
@@ -14,6 +14,16 @@ export interface TopicSpec {
 }
 
 const TOPIC_ALREADY_EXISTS = 36;
+/** The configs a topic created later for a task copies from the task's others (specLike). */
+const INHERITED_CONFIGS = [
+  'cleanup.policy',
+  'retention.ms',
+  'retention.bytes',
+  'max.message.bytes',
+  'min.insync.replicas',
+];
+/** DescribeConfigs resource type of a topic. */
+const TOPIC_RESOURCE = 2;
 /** ListOffsets timestamps: the log's end (next offset) and its start. */
 const LATEST = -1n;
 const EARLIEST = -2n;
@@ -30,6 +40,69 @@ export class KafkaAdmin {
   /** The id of the cluster (from the Metadata response; null before Kafka 0.10.1). */
   get clusterId(): string | null {
     return this.cluster.clusterId;
+  }
+
+  /** How many brokers the cluster's metadata lists (what replication can be chosen from). */
+  async brokerCount(): Promise<number> {
+    try {
+      await this.cluster.connect();
+    } catch (err) {
+      throw classifyKafkaError(err, 'reading the Kafka cluster metadata');
+    }
+    return this.cluster.nodeIds.length;
+  }
+
+  /**
+   * The configs of each of `topics` as the broker applies them (defaults included), per topic.
+   * A topic that does not exist is an ObjectError naming it.
+   */
+  async describeTopicConfigs(topics: readonly string[]): Promise<Map<string, Record<string, string | null>>> {
+    const out = new Map<string, Record<string, string | null>>();
+    if (!topics.length) return out;
+    try {
+      const conn = await this.cluster.anyConnection();
+      const res = await conn.request(ApiKey.DescribeConfigs, {
+        resources: topics.map((name) => ({
+          resourceType: TOPIC_RESOURCE,
+          resourceName: name,
+          configurationKeys: null,
+        })),
+        includeSynonyms: false,
+        includeDocumentation: false,
+      });
+      for (const r of res.results) {
+        if (r.errorCode !== 0)
+          throw kafkaError(
+            r.errorCode,
+            `describing the configs of Kafka topic ${r.resourceName}`,
+            r.errorMessage,
+          );
+        out.set(r.resourceName, Object.fromEntries(r.configs.map((c) => [c.name, c.value])));
+      }
+      return out;
+    } catch (err) {
+      throw classifyKafkaError(err, `describing the configs of Kafka topics ${topics.join(', ')}`);
+    }
+  }
+
+  /**
+   * The spec of a topic created alongside `like` (a task's topics, as pgferry created them):
+   * their replication, and the configs of the one with the largest max.message.bytes that
+   * replay and wide rows depend on. Nothing when none of them exists.
+   */
+  async specLike(like: readonly string[]): Promise<Omit<TopicSpec, 'name' | 'partitions'>> {
+    const existing = new Set(await this.listTopics());
+    const names = like.filter((t) => existing.has(t));
+    if (!names.length) return {};
+    const configs = [...(await this.describeTopicConfigs(names)).values()];
+    const widest = configs.reduce((a, b) =>
+      Number(b['max.message.bytes'] ?? 0) > Number(a['max.message.bytes'] ?? 0) ? b : a,
+    );
+    const described = await this.cluster.describeTopics([names[0]]);
+    const replicas = [...described.values()][0]?.[0]?.replicas?.length;
+    const kept: Record<string, string> = {};
+    for (const k of INHERITED_CONFIGS) if (widest[k] != null) kept[k] = widest[k]!;
+    return { ...(replicas ? { replicationFactor: replicas } : {}), configs: kept };
   }
 
   /** Every topic of the cluster (internal ones included). */
@@ -84,8 +157,27 @@ export class KafkaAdmin {
     );
   }
 
-  /** Deletes topics (tests, and `--reset-topics`); missing ones are not an error. */
+  /**
+   * Deletes topics (tests, and `--reset-topics`); missing ones are not an error. Kafka deletes
+   * in the background: this waits until the metadata no longer lists them, so that a topic
+   * created again right after is a new, empty one.
+   */
   async deleteTopics(names: readonly string[]): Promise<void> {
+    await this.requestDeletion(names);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const left = new Set(await this.listTopics());
+      const still = names.filter((n) => left.has(n));
+      if (!still.length) return;
+      if (Date.now() > deadline)
+        throw new ObjectError(
+          `Kafka did not finish deleting topics ${still.join(', ')} within 60 s: check the brokers' logs (delete.topic.enable must be true) and run again`,
+        );
+      await sleep(200);
+    }
+  }
+
+  private async requestDeletion(names: readonly string[]): Promise<void> {
     if (!names.length) return;
     try {
       const conn = await this.cluster.anyConnection();

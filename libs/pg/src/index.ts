@@ -32,6 +32,7 @@ export {
 } from './local/sample-workload';
 export { formatLsn, type Lsn, parseLsn } from './lsn';
 export { type ColumnInfo, describeColumns, describeStreamColumns } from './pg-columns';
+export { EXACT_TABLE_BYTES, measureRowWidths, type RowWidth } from './pg-row-widths';
 export {
   newTableRule,
   caseName,

@@ -1,6 +1,15 @@
 import type { Client } from 'pg';
 import { PgferryError, describeError, type TaskSpec } from '@pgferry/core';
-import { connect, describeEndpoint, resolveEndpoint, type Endpoint } from '@pgferry/pg';
+import {
+  connect,
+  describeEndpoint,
+  measureRowWidths,
+  quoteQualified,
+  resolveEndpoint,
+  type Endpoint,
+  type RowWidth,
+} from '@pgferry/pg';
+import { checkKafka, type KafkaFacts, type KafkaFactsReader } from './check-kafka';
 import { checkConflicts, checkNames } from './check-destination';
 import { checkSnapshotCompression } from './check-platform';
 import { checkDestinationPrivileges, checkSourcePrivileges } from './check-privileges';
@@ -25,6 +34,8 @@ export interface PrecheckOptions {
   applicationName?: string;
   /** Per connection attempt; default that of connect() (15 s). */
   connectTimeoutMs?: number;
+  /** Reads the Kafka facts of the task (check-kafka.ts); without it the Kafka section is left out. */
+  kafka?: KafkaFactsReader;
 }
 
 type Role = 'source' | 'destination';
@@ -89,6 +100,7 @@ export async function runPrecheck(spec: TaskSpec, options: PrecheckOptions = {})
     if (compression) items.push(compression);
     items.push(...checkUnsupported(spec, src));
     items.push(checkSizes(src));
+    if (options.kafka) items.push(...(await kafkaSection(options.kafka, source, destination, tables)));
     return makeReport(items);
   } finally {
     await Promise.all([source?.end().catch(() => undefined), destination?.end().catch(() => undefined)]);
@@ -132,6 +144,39 @@ async function open(spec: TaskSpec, role: Role, options: PrecheckOptions): Promi
       },
     };
   }
+}
+
+/** The Kafka section: the widest row measured on the source, then the reader's facts. */
+async function kafkaSection(
+  read: KafkaFactsReader,
+  source: Client,
+  destination: Client,
+  tables: SourceFacts['selection']['tables'],
+): Promise<PrecheckItem[]> {
+  let widths: RowWidth[];
+  try {
+    widths = await measureRowWidths(source, tables);
+  } catch (err) {
+    return [
+      { id: 'kafka:message-size', name: 'kafka message size', level: 'failed', message: errorText(err) },
+    ];
+  }
+  const widest = widths.reduce<RowWidth | null>((w, r) => (!w || r.bytes > w.bytes ? r : w), null);
+  let facts: KafkaFacts;
+  try {
+    facts = await read({ tables, rowWidths: widths, destination });
+  } catch (err) {
+    return [{ id: 'kafka:topics', name: 'kafka topics', level: 'failed', message: errorText(err) }];
+  }
+  return checkKafka(
+    facts,
+    {
+      table: widest && widest.bytes > 0 ? quoteQualified(widest.schema, widest.table) : null,
+      bytes: widest?.bytes ?? 0,
+      sampled: widest?.sampled ?? false,
+    },
+    tables.reduce((n, t) => n + t.bytes, 0),
+  );
 }
 
 function catalogFailure(role: Role, err: unknown): PrecheckItem {

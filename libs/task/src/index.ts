@@ -7,6 +7,7 @@ export {
   type KafkaConnection,
   specKafkaConnection,
   specRegistryUrl,
+  registryTls,
 } from './kafka-client';
 export { registryUrlWithCredentials } from '@pgferry/avro';
 export { type MigrationEvent } from './migration-event';
@@ -32,3 +33,12 @@ export {
   type ReplayVerifyOptions,
   type ReplayVerifyResult,
 } from './replay/replay-verify';
+export { kafkaFactsReader } from './kafka-facts';
+export {
+  inspectTaskTopics,
+  prepareTaskTopics,
+  taskTopicPrefix,
+  taskTopics,
+  type TaskTopic,
+  type TopicsInspection,
+} from './task-topics';

@@ -63,14 +63,14 @@ export function kafkaClient(conn: KafkaConnection, clientId: string): KafkaClien
  * The registry URL a process is given: `url` with the spec's kafka.schemaRegistry credentials as
  * its user info (a URL that carries its own, the embedded registry's, keeps them).
  */
-export function specRegistryUrl(spec: TaskSpec, url: string): string {
+export function specRegistryUrl(spec: Pick<TaskSpec, 'kafka'>, url: string): string {
   const auth = spec.kafka.schemaRegistry;
   if (!auth?.username || new URL(url).username) return url;
   return registryUrlWithCredentials(url, auth.username, auth.password ?? '');
 }
 
 /** TLS of the registry: the spec's kafka.schemaRegistry ca and serverName. */
-export function registryTls(spec: TaskSpec): RegistryTlsOptions {
+export function registryTls(spec: Pick<TaskSpec, 'kafka'>): RegistryTlsOptions {
   const r = spec.kafka.schemaRegistry;
   return { ca: pem(r?.ca, 'kafka.schemaRegistry.ca'), servername: r?.serverName };
 }

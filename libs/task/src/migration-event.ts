@@ -10,6 +10,8 @@ export type MigrationEvent =
   | { kind: 'stream'; capturedLsn: string; published: number; captureLagMs: number | null }
   /** A schema change captured on the source and applied on the destination; `warning` when the user must act. */
   | { kind: 'schema-change'; tag: string; statement: string; warning: string | null }
+  /** The task's Kafka topics before its first record: those reset (deleted, created again) and config warnings. */
+  | { kind: 'topics'; reset: string[]; warnings: string[] }
   /** A table the task did not start with (created or renamed on the source), streamed from then on. */
   | { kind: 'new-table'; table: string; topic: string }
   /** A destination table's key, left for after the load, being built and built (full-data). */

@@ -101,3 +101,29 @@ export async function killWhileStreaming(
     timeout: 30_000,
   });
 }
+
+/**
+ * Keeps changing `items (id, v, n)` on the source, every 100 ms an UPDATE of a fiftieth of the
+ * rows and an INSERT of a new one, until `stop()`; `writes` counts the rounds done so far.
+ */
+export function startItemsWriter(s: Client): { readonly writes: number; stop(): Promise<void> } {
+  let writing = true;
+  let writes = 0;
+  const done = (async () => {
+    for (let i = 1; writing; i++) {
+      await s.query(`UPDATE items SET n = n + 1, v = 'w' || $1 WHERE id % 50 = $1 % 50`, [i]);
+      await s.query(`INSERT INTO items VALUES ($1, 'new', $1)`, [10_000 + i]);
+      writes = i;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    get writes() {
+      return writes;
+    },
+    async stop() {
+      writing = false;
+      await done;
+    },
+  };
+}

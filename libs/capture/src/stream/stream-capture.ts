@@ -421,9 +421,12 @@ async function addNewTable(
     topic: tableTopic(opts.prefix, info.schema, info.table),
     key: info.primaryKey.length ? info.primaryKey : info.uniqueNotNullKey,
   };
-  await withKafkaAdmin(opts.kafka, (admin) =>
-    admin.ensureTopics([{ name: table.topic, partitions: opts.partitions }]),
-  );
+  // Created like the task's other table topics (retention, max.message.bytes, replication:
+  // libs/task task-topics.ts chose them for the run).
+  await withKafkaAdmin(opts.kafka, async (admin) => {
+    const like = await admin.specLike(opts.tables.map((t) => tableTopic(opts.prefix, t.schema, t.table)));
+    await admin.ensureTopics([{ name: table.topic, partitions: opts.partitions, ...like }]);
+  });
   // The run's records of the topic begin at its end now (on real Kafka a topic may hold an
   // older run's): recorded before the table is listed for the appliers and before its first record.
   const ends = await withKafkaAdmin(opts.kafka, (admin) => admin.topicEnds([table.topic]));

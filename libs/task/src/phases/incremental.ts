@@ -27,6 +27,11 @@ import { StallWatch } from './stall-watch';
 
 /** The longest a poll of the stream's state may take before its connections count as lost. */
 const POLL_TIMEOUT_MS = 30_000;
+/** How soon a cutover request is noticed between two looks at the stream. */
+const REQUEST_POLL_MS = 200;
+/** How often the stream is looked at once a cutover is requested, until it caught up. */
+const CUTOVER_POLL_MS = 100;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The user stopped the task (SIGINT/SIGTERM) before cutover; running migrate again resumes it. */
 export class TaskStoppedError extends PgferryError {
@@ -184,10 +189,25 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
         throw opts.signal?.aborted && e !== ended && isRetriable(e) ? new TaskStoppedError(task) : e;
       });
       if (polled !== null) return polled;
-      await new Promise((r) => setTimeout(r, pollMs));
+      await pauseUntilNextLook();
     }
   } finally {
     await running.stop();
+  }
+
+  /**
+   * The wait between two looks: pollMs, but a cutover request (whose wait is writes blocked on
+   * the source) is noticed within REQUEST_POLL_MS, and once one is, the stream is looked at every
+   * CUTOVER_POLL_MS until it has caught up.
+   */
+  async function pauseUntilNextLook(): Promise<void> {
+    if (target !== null) return sleep(CUTOVER_POLL_MS);
+    const next = Date.now() + pollMs;
+    while (Date.now() + REQUEST_POLL_MS < next && !opts.signal?.aborted) {
+      await sleep(REQUEST_POLL_MS);
+      if (await cutoverRequested(control, task).catch(() => false)) return;
+    }
+    await sleep(Math.max(0, next - Date.now()));
   }
 
   /** One look at the stream: reports the lag, notices a cutover request; the outcome once caught up. */

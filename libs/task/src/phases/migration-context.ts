@@ -3,6 +3,7 @@ import { ObjectError, type TaskSpec } from '@pgferry/core';
 import {
   connect,
   resolveEndpoint,
+  measureRowWidths,
   resolveSelection,
   tableKey,
   type Endpoint,
@@ -14,7 +15,10 @@ import {
   applierGroup,
   ControlStore,
   ensureControlSchema,
+  checkRun,
   newRunId,
+  readRun,
+  readStartOffsets,
   recordStartOffsets,
   startRun,
   taskRegistered,
@@ -22,12 +26,15 @@ import {
 } from '@pgferry/control';
 import { seenIdentity, type ExportedSnapshot } from '@pgferry/capture';
 import { topicEnds } from '../kafka-client';
+import { prepareTaskTopics, taskTopicPrefix, taskTopics } from '../task-topics';
 import type { ApplierTarget } from '@pgferry/apply';
 import type { FullMigrationOptions, FullMigrationResult } from './migration-options';
 import type { Emit } from '../migration-event';
 import type { PhaseRunContext } from './phase';
 
 const CONTROLLER = { applicationName: 'pgferry controller' };
+/** Partitions of a table topic. */
+const DEFAULT_PARTITIONS = 4;
 
 /**
  * One run of a task, as its phases see it: the spec, the selected tables and where their rows
@@ -65,8 +72,8 @@ export class MigrationContext implements PhaseRunContext {
     this.emit = options.onEvent ?? (() => undefined);
     this.src = resolveEndpoint(spec.source, 'source');
     this.dst = resolveEndpoint(spec.destination, 'destination');
-    this.prefix = options.topicPrefix ?? spec.kafka.topicPrefix ?? `pgferry.${spec.name}`;
-    this.partitions = options.partitions ?? 4;
+    this.prefix = options.topicPrefix ?? taskTopicPrefix(spec);
+    this.partitions = options.partitions ?? DEFAULT_PARTITIONS;
     this.slotName = `pgferry_${spec.name}`;
     this.group = applierGroup(spec.name);
     this.targets = tables.map((t) => ({
@@ -113,9 +120,15 @@ export class MigrationContext implements PhaseRunContext {
       // This source and this Kafka must be the ones the task's run was started against; a task
       // new to the destination starts a new run with them.
       const seen = await seenIdentity(source, options.kafka);
+      // The run's topics are judged before anything is written (and, for a known run, once its
+      // identity holds: a reset never deletes topics of another Kafka than the run's).
+      const known = await readRun(control, spec.name);
+      if (known) await checkRun(control, spec.name, seen);
+      const runId = known?.runId ?? options.runId ?? newRunId();
+      await prepareRunTopics(options, source, control, selection.tables, runId, known !== null);
       await ensureControlSchema(control);
       await new ControlStore(control, spec.name).registerTask(spec);
-      const run = await startRun(control, spec.name, options.runId ?? newRunId(), seen);
+      const run = await startRun(control, spec.name, runId, seen);
       return new MigrationContext(options, source, control, selection.tables, run);
     } catch (err) {
       await Promise.all([source?.end(), control.end()].map((p) => p?.catch(() => undefined)));
@@ -191,6 +204,41 @@ export class MigrationContext implements PhaseRunContext {
     await this.source.end().catch(() => undefined);
     await this.control.end().catch(() => undefined);
   }
+}
+
+/**
+ * The run's topics before its first record (task-topics.ts): foreign ones refused or, with
+ * kafka.resetTopics, deleted; missing ones created sized for each table's widest row. A known
+ * run's topics are its own from its recorded start offsets on.
+ */
+async function prepareRunTopics(
+  options: FullMigrationOptions,
+  source: Client,
+  control: Client,
+  tables: SelectedTable[],
+  runId: string,
+  known: boolean,
+): Promise<void> {
+  const { spec } = options;
+  const prefix = options.topicPrefix ?? taskTopicPrefix(spec);
+  const prepared = await prepareTaskTopics({
+    spec,
+    kafka: options.kafka,
+    prefix,
+    tables,
+    runId,
+    startOffsets: known
+      ? await readStartOffsets(
+          control,
+          spec.name,
+          taskTopics(spec, prefix, tables).map((t) => t.name),
+        )
+      : new Map(),
+    rowWidths: await measureRowWidths(source, tables),
+    partitions: options.partitions ?? DEFAULT_PARTITIONS,
+  });
+  if (prepared.reset.length || prepared.warnings.length)
+    options.onEvent?.({ kind: 'topics', reset: prepared.reset, warnings: prepared.warnings });
 }
 
 /** The selected tables' destination names that the destination has already (quoted). */

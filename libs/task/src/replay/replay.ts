@@ -3,7 +3,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { ObjectError } from '@pgferry/core';
-import { RegistryClient } from '@pgferry/avro';
+import { RegistryClient, type RegistryTlsOptions } from '@pgferry/avro';
 import { connect, describeEndpoint, formatLsn, quoteQualified, type Endpoint } from '@pgferry/pg';
 import { PgSchemaMigrator } from '@pgferry/schema';
 import { PerKeyApplier, SnapshotApplier, type Applier, type ApplierTarget } from '@pgferry/apply';
@@ -21,11 +21,14 @@ import type { KafkaClient } from '../kafka-client';
 import type { MigrationEvent } from '../migration-event';
 import { runPhases, type Phase, type PhaseRunContext } from '../phases/phase';
 import { replayBounds, type ReplayBounds, type ReplayPoint } from './replay-bounds';
+import { advanceOwnedSequences, refreshMaterializedViews } from './replay-finish';
 import type { ReplayManifest } from '../replay-manifest';
 
 export interface ReplayOptions {
   kafka: KafkaClient;
   registryUrl: string;
+  /** The registry's CA and server name (replay --kafka-config's schemaRegistry). */
+  registryTls?: RegistryTlsOptions;
   /** The task's record on `<prefix>.schema` (readReplayManifest). */
   manifest: ReplayManifest;
   /** The database to rebuild: empty, or the one a replay of the same run was interrupted in. */
@@ -46,6 +49,8 @@ export interface ReplayResult {
   records: bigint;
   untilLsn: string | null;
   resumed: boolean;
+  /** Sequences moved past their column's largest replayed value (advanceOwnedSequences). */
+  sequences: number;
 }
 
 const APP = { applicationName: 'pgferry replay' };
@@ -103,6 +108,14 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     await control.end().catch(() => undefined);
   }
   await applyRecords(opts, bounds, name, group, topics, emit);
+  const target = await connect(opts.target, 'destination', APP);
+  let sequences: number;
+  try {
+    sequences = await advanceOwnedSequences(target);
+    await refreshMaterializedViews(target);
+  } finally {
+    await target.end().catch(() => undefined);
+  }
   let records = 0n;
   for (const [k, end] of bounds.ends) records += end - (bounds.starts.get(k) ?? end);
   return {
@@ -110,6 +123,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     records,
     untilLsn: bounds.untilLsn === null ? null : formatLsn(bounds.untilLsn),
     resumed,
+    sequences,
   };
 }
 
@@ -239,7 +253,7 @@ async function applyRecords(
   emit: (e: MigrationEvent) => void,
 ): Promise<void> {
   const connectTarget = async () => connect(opts.target, 'destination', APP);
-  const registry = new RegistryClient(opts.registryUrl);
+  const registry = new RegistryClient(opts.registryUrl, opts.registryTls);
   const common = { kafka: opts.kafka, registry, group, task: name, targets: opts.manifest.targets };
   const watcher = await connectTarget();
   try {
