@@ -111,7 +111,10 @@ export async function verifyTables(
       }
       const work: TableWork[] = [];
       for (const t of tables) {
-        const planned = await planTable(source, destination, t, options.nameCase);
+        const planned = await planTable(source, destination, t, {
+          nameCase: options.nameCase,
+          atSnapshot: Boolean(options.sourceSnapshot),
+        });
         verdicts.push(planned.verdict);
         if (planned.work) work.push(planned.work);
       }

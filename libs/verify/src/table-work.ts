@@ -101,8 +101,9 @@ export async function planTable(
   source: Client,
   destination: Client,
   t: SelectedTable,
-  nameCase?: NameCase,
+  view: { nameCase?: NameCase; atSnapshot?: boolean } = {},
 ): Promise<{ verdict: TableVerdict; work?: TableWork }> {
+  const { nameCase } = view;
   // The destination's view of the source table (objects.include[].where / columns and
   // objects.nameCase): its rows through the filter, its listed columns under the destination's
   // names. Every query of the source side reads that view.
@@ -118,6 +119,14 @@ export async function planTable(
     key: (t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey).map(as),
     mismatches: [],
   };
+  // Changes the include entry leaves out make the tables differ by design once the stream ran.
+  const left = ['insert', 'update', 'delete', 'truncate'].filter(
+    (op) => t.operations && !t.operations.includes(op as never),
+  );
+  if (left.length && !view.atSnapshot) {
+    verdict.skipped = `not compared: objects.include[].operations leaves out ${left.join(', ')}, so the destination keeps what the source no longer has`;
+    return { verdict };
+  }
   try {
     const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [
       target,
