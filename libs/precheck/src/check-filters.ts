@@ -26,8 +26,11 @@ function loadParser(): Promise<Parse> {
   return parser;
 }
 
-/** What a row filter is, as far as the checks need: the columns it reads, or why it is refused. */
-type ParsedFilter = { columns: string[] } | { refusal: string };
+/**
+ * What a row filter is, as far as the checks need: the columns it reads and the functions it
+ * calls (by name, unqualified), or why it is refused.
+ */
+type ParsedFilter = { columns: string[]; functions: string[] } | { refusal: string };
 
 /**
  * Parses `where` as one SQL expression (it is pasted into the snapshot's SELECT and the
@@ -50,6 +53,7 @@ export async function parseFilter(where: string): Promise<ParsedFilter> {
       refusal: 'it is not one SQL expression (it closes the parenthesis around it or adds a statement)',
     };
   const columns = new Set<string>();
+  const functions = new Set<string>();
   let sublink = false;
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(walk);
@@ -61,11 +65,16 @@ export async function parseFilter(where: string): Promise<ParsedFilter> {
       const last = fields[fields.length - 1]?.String?.sval;
       if (last !== undefined) columns.add(last);
     }
+    if ('FuncCall' in n) {
+      const parts = (n.FuncCall as { funcname?: Array<{ String?: { sval: string } }> }).funcname ?? [];
+      const last = parts[parts.length - 1]?.String?.sval;
+      if (last !== undefined) functions.add(last);
+    }
     Object.values(n).forEach(walk);
   };
   walk(select.whereClause);
   if (sublink) return { refusal: 'it holds a subquery, which a publication row filter cannot hold' };
-  return { columns: [...columns] };
+  return { columns: [...columns], functions: [...functions] };
 }
 
 interface TableColumns {
@@ -91,11 +100,27 @@ async function readColumns(client: Client, t: SelectedTable): Promise<TableColum
   return { all, identity };
 }
 
-/** The server's own judgement of a filter: EXPLAIN (plans, runs nothing) in a read-only transaction. */
-async function explainFilter(client: Client, t: SelectedTable, where: string): Promise<string | null> {
+/**
+ * The server's own judgement of a filter: EXPLAIN (plans, runs nothing) in a read-only
+ * transaction; then the functions it calls, which in a publication row filter must be built-in
+ * (below FirstNormalObjectId, 16384) and immutable.
+ */
+async function explainFilter(
+  client: Client,
+  t: SelectedTable,
+  where: string,
+  functions: readonly string[],
+): Promise<string | null> {
   try {
     await client.query('BEGIN READ ONLY');
     await client.query(`EXPLAIN SELECT FROM ONLY ${quoteQualified(t.schema, t.table)} WHERE (${where})`);
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT f AS name FROM unnest($1::text[]) f
+        WHERE NOT EXISTS (SELECT FROM pg_proc p WHERE p.proname = f AND p.oid < 16384 AND p.provolatile = 'i')`,
+      [functions],
+    );
+    if (rows.length)
+      return `it calls ${rows.map((r) => quoteIdent(r.name)).join(', ')}, and a publication row filter may call only built-in immutable functions (not user-defined, stable or volatile ones such as now())`;
     return null;
   } catch (err) {
     return (err as Error).message;
@@ -150,7 +175,8 @@ export async function checkFilters(
     let filterColumns: string[] = [];
     if (t.where !== undefined) {
       const parsed = await parseFilter(t.where);
-      const refusal = 'refusal' in parsed ? parsed.refusal : await explainFilter(client, t, t.where);
+      const refusal =
+        'refusal' in parsed ? parsed.refusal : await explainFilter(client, t, t.where, parsed.functions);
       if ('columns' in parsed) filterColumns = parsed.columns.filter((c) => cols.all.includes(c));
       if (refusal)
         fail(
@@ -210,15 +236,24 @@ function identityItems(
   if (outside.length)
     fail(
       'filter-identity',
-      `the row filter of ${name} reads ${outside.map(quoteIdent).join(', ')}, outside its ${identity}: PostgreSQL logs only the replica identity's old values, so it would refuse UPDATE and DELETE on ${name} once it is published with this filter; run ${alterTableReplicaIdentity(t.schema, t.table, { full: true }).replace(/;$/, '')}${t.columns ? ' (then list every column)' : ''}, or give it a unique index over its key and those columns and use REPLICA IDENTITY USING INDEX`,
+      `the row filter of ${name} reads ${outside.map(quoteIdent).join(', ')}, outside its ${identity}: PostgreSQL logs only the replica identity's old values, so it would refuse UPDATE and DELETE on ${name} once it is published with this filter; ${t.columns ? 'give it a unique index over its key and those columns and use REPLICA IDENTITY USING INDEX (FULL is refused with a column list)' : `run ${alterTableReplicaIdentity(t.schema, t.table, { full: true }).replace(/;$/, '')}, or give it a unique index over its key and those columns and use REPLICA IDENTITY USING INDEX`}`,
       alterTableReplicaIdentity(t.schema, t.table, { full: true }),
     );
   if (!t.columns) return;
+  // PostgreSQL 15 and 16 refuse UPDATE and DELETE on a REPLICA IDENTITY FULL table published
+  // with any column list, even one of every column ("does not cover the replica identity").
+  if (t.replicaIdentity === 'f')
+    return fail(
+      'columns-identity',
+      `${name} has REPLICA IDENTITY FULL and a column list (objects.include[].columns): PostgreSQL refuses UPDATE and DELETE on a REPLICA IDENTITY FULL table published with a column list ("Column list used by the publication does not cover the replica identity"); give ${name} REPLICA IDENTITY DEFAULT (its primary key) or USING INDEX over listed columns, or remove its column list`,
+      alterTableReplicaIdentity(t.schema, t.table, { default: true }),
+      'column list',
+    );
   const left = cols.identity.filter((c) => !t.columns!.includes(c));
   if (left.length)
     fail(
       'columns-identity',
-      `the column list of ${name} leaves out ${left.map(quoteIdent).join(', ')} of its ${identity}: PostgreSQL would refuse UPDATE and DELETE on ${name} once it is published with this column list; add them to objects.include[].columns${t.replicaIdentity === 'f' ? `, or give ${name} REPLICA IDENTITY DEFAULT (its primary key) or USING INDEX over listed columns` : ''}`,
+      `the column list of ${name} leaves out ${left.map(quoteIdent).join(', ')} of its ${identity}: PostgreSQL would refuse UPDATE and DELETE on ${name} once it is published with this column list; add them to objects.include[].columns`,
       `add ${left.join(', ')} to objects.include[].columns for ${name}`,
       'column list',
     );
@@ -241,21 +276,14 @@ function caseCollisions(
           name: 'name case',
           level: 'failed',
           object: `${where}${quoteIdent(to)}`,
-          message: `objects.nameCase ${nameCase} makes the ${what} ${[...from].map(quoteIdent).join(' and ')}${where ? ` of ${where.replace(/\.$/, '')}` : ''} one name, ${quoteIdent(to)}, on the destination; rename one of them on the source, map it with objects.include[].renameTo / renameTables, or set objects.nameCase: source`,
+          message: `objects.nameCase ${nameCase} makes the ${what} ${[...from].map(quoteIdent).join(' and ')}${where ? ` of ${where.replace(/\.$/, '')}` : ''} one name, ${quoteIdent(to)}, on the destination; rename one of them on the source${what === 'schemas' ? ', map one with objects.include[].renameTo' : ''}, or set objects.nameCase: source`,
           fix: `set objects.nameCase: source, or rename one of ${[...from].map(quoteIdent).join(', ')}`,
         });
   };
   // Names the spec maps explicitly (renameTo, renameTables) are the user's choice, not the case's.
   const cased = tables.filter((t) => t.targetSchema === caseName(t.schema, nameCase));
   collide('schemas', '', new Set(cased.map((t) => t.schema)));
-  for (const schema of new Set(tables.map((t) => t.schema)))
-    collide(
-      'tables',
-      `${quoteIdent(schema)}.`,
-      tables
-        .filter((t) => t.schema === schema && t.targetTable === caseName(t.table, nameCase))
-        .map((t) => t.table),
-    );
+  // Two tables with one target name are the selection's problem already (checkSelection).
   for (const t of tables) {
     const cols = columnsOf.get(t)!;
     collide('columns', `${quoteQualified(t.schema, t.table)}.`, t.columns ?? cols.all);
