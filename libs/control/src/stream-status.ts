@@ -147,7 +147,7 @@ export interface StreamLag {
   /** Records the running capture published. */
   publishedRecords: number;
   /** Changes the running capture left out by objects.include[].operations, by operation. */
-  skipped: Record<string, number> | null;
+  skipped?: Record<string, number> | null;
   captureLagMs: number | null;
   /** When the capture last reported; a stale time means the capture is not running. */
   reportedAt: string | null;

@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
 import type { NameCase } from '@pgferry/core';
-import { quoteIdent, quoteQualified } from '@pgferry/pg';
+import { caseName, quoteIdent, quoteQualified } from '@pgferry/pg';
 
 /** A table limited to some of its columns (objects.include[].columns). */
 export interface ColumnList {
@@ -17,11 +17,8 @@ const RELATION_KIND: Record<string, string> = {
   m: 'MATERIALIZED VIEW',
 };
 
-export function caseOf(name: string, nameCase: NameCase | undefined): string {
-  if (nameCase === 'lower') return name.toLowerCase();
-  if (nameCase === 'upper') return name.toUpperCase();
-  return name;
-}
+/** A destination name in objects.nameCase (caseName of @pgferry/pg). */
+export const caseOf = caseName;
 
 /**
  * Drops the columns a column list leaves out, in the scratch database, within the caller's
@@ -42,7 +39,9 @@ export async function dropUnlistedColumns(
       [quoteQualified(l.schema, l.table), l.columns],
     );
     for (const r of rows) {
-      step(`dropping column ${quoteIdent(r.name)} of ${quoteQualified(l.schema, l.table)} (not in its column list)`);
+      step(
+        `dropping column ${quoteIdent(r.name)} of ${quoteQualified(l.schema, l.table)} (not in its column list)`,
+      );
       await client.query(
         `ALTER TABLE ${quoteQualified(l.schema, l.table)} DROP COLUMN ${quoteIdent(r.name)} CASCADE`,
       );
