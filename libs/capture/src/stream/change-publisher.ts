@@ -15,15 +15,16 @@ import { splitUnchanged, type ChangeEvent, type DataEvent, type RelationInfo } f
 
 type Texts = ReadonlyArray<string | null>;
 
-/** A name as object_identity writes it: bare when it is a plain lower-case name, quoted otherwise. */
-const identity = (name: string) =>
-  /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 import type { ChangeProcessor } from '../interface';
 import type { Lsn } from '@pgferry/pg';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
 import { isHeartbeatTable } from './pg-heartbeat';
 import { PublishChain, type PublishChainOptions } from './publish-chain';
 import { TableCodecs, type PublishedTable, type TableCodecsOptions } from './table-codecs';
+
+/** A name as object_identity writes it: bare when it is a plain lower-case name, quoted otherwise. */
+const identity = (name: string) =>
+  /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 
 export type { PublishedTable } from './table-codecs';
 

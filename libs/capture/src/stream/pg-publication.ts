@@ -116,8 +116,10 @@ export async function ensurePublication(
           throw new ObjectError(
             `${context}: the publication exists and is FOR ALL TABLES, so it is not pgferry's; drop it with DROP PUBLICATION ${quoteIdent(name)} or rename it`,
           );
-        const { rows } = await client.query<{ schema: string; table: string }>(
-          `SELECT n.nspname AS schema, c.relname AS table FROM pg_publication_rel pr
+        const { rows } = await client.query<{ schema: string; table: string; shaped: boolean }>(
+          `SELECT n.nspname AS schema, c.relname AS table,
+                  ${version >= FILTERS_SINCE ? 'pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL' : 'false'} AS shaped
+             FROM pg_publication_rel pr
              JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE pr.prpubid = $1`,
           [pub.rows[0].oid],
@@ -125,12 +127,14 @@ export async function ensurePublication(
         const have = new Set(rows.map(key));
         result.added = [...wanted].filter((t) => !have.has(t));
         result.removed = [...have].filter((t) => !wanted.has(t));
-        if (filtered.length) {
-          // SET TABLE replaces every table's filter and column list too, so a changed one holds.
+        // SET TABLE replaces every table's filter and column list too, so a changed one holds,
+        // and one the spec no longer has goes (ADD TABLE would keep a table's old filter).
+        const reshape = filtered.length > 0 || rows.some((r) => r.shaped);
+        if (reshape && clauses.length)
           await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET TABLE ${clauses.join(', ')}`);
-        } else if (result.added.length)
+        else if (result.added.length)
           await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${result.added.join(', ')}`);
-        if (result.removed.length && !filtered.length)
+        if (result.removed.length && !(reshape && clauses.length))
           await client.query(`ALTER PUBLICATION ${quoteIdent(name)} DROP TABLE ${result.removed.join(', ')}`);
         await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET (${options})`);
       }
