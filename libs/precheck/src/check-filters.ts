@@ -217,6 +217,16 @@ export async function checkFilters(
   if (nameCase && nameCase !== 'source') {
     for (const t of source.selection.tables) await read(t);
     items.push(...caseCollisions(source.selection.tables, columnsOf, nameCase));
+    // Captured DDL is replayed as the source ran it, naming the source's schemas and tables.
+    const withDdl = source.selection.tables.filter((t) => !t.operations || t.operations.includes('ddl'));
+    if (incremental && source.info.isSuperuser && withDdl.length)
+      items.push({
+        id: 'name-case-ddl',
+        name: 'name case',
+        level: 'alert',
+        message: `objects.nameCase ${nameCase} gives the destination other names than the source's, and schema changes on ${withDdl.length === 1 ? quoteQualified(withDdl[0].schema, withDdl[0].table) : `${withDdl.length} selected tables`} are replayed on the destination as the source ran them, with the source's names: such a change stops the task; leave ddl out of objects.include[].operations (the change is then counted, not applied, and made on the destination by hand), or acknowledge if the schema does not change during the migration`,
+        fix: 'leave ddl out of objects.include[].operations, or acknowledge',
+      });
   }
   return items;
 }
