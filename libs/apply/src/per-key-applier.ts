@@ -384,7 +384,13 @@ export class PerKeyApplier implements Applier {
 
   private table(target: ApplierTarget, changes: readonly DecodedChange[]): TargetTable {
     const columns = changes.find((c) => c.after ?? c.before)?.columns ?? [];
-    return { schema: target.schema, table: target.table, columns, key: target.key };
+    return {
+      schema: target.schema,
+      table: target.table,
+      columns,
+      key: target.key,
+      nameCase: target.nameCase,
+    };
   }
 
   /** One run in its own transaction; with dead-letter, its poison record found and parked. */

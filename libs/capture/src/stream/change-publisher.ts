@@ -14,12 +14,17 @@ import { keyPartition } from '@pgferry/kafka';
 import { splitUnchanged, type ChangeEvent, type DataEvent, type RelationInfo } from '../change-event';
 
 type Texts = ReadonlyArray<string | null>;
+
 import type { ChangeProcessor } from '../interface';
 import type { Lsn } from '@pgferry/pg';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
 import { heartbeatLagMs, isHeartbeatTable } from './pg-heartbeat';
 import { PublishChain, type PublishChainOptions } from './publish-chain';
 import { TableCodecs, type PublishedTable, type TableCodecsOptions } from './table-codecs';
+
+/** A name as object_identity writes it: bare when it is a plain lower-case name, quoted otherwise. */
+const identity = (name: string) =>
+  /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 
 export type { PublishedTable } from './table-codecs';
 
@@ -131,6 +136,32 @@ export class ChangePublisher implements ChangeProcessor {
    */
   captureLagMs: number | null = null;
 
+  /**
+   * Changes not published because their table's include entry leaves their operation out
+   * (objects.include[].operations), since start, by operation.
+   */
+  readonly skipped = { insert: 0, update: 0, delete: 0, truncate: 0, ddl: 0 };
+
+  /**
+   * A schema change is left out when every object it names is a table whose include entry
+   * leaves ddl out (objects.include[].operations without ddl). Object names come as the event
+   * trigger's object_identity gives them: quoted only where needed.
+   */
+  private skipsDdl(event: DdlEvent): boolean {
+    if (!event.objects.length) return false;
+    return event.objects.every((name) => {
+      const table = this.opts.tables.find((t) => name === `${identity(t.schema)}.${identity(t.table)}`);
+      return table?.operations !== undefined && !table.operations.includes('ddl');
+    });
+  }
+
+  /** Counts and says yes when `table` leaves changes of `kind` out. */
+  private skips(table: PublishedTable, kind: 'insert' | 'update' | 'delete' | 'truncate'): boolean {
+    if (!table.operations || table.operations.includes(kind)) return false;
+    this.skipped[kind]++;
+    return true;
+  }
+
   async process(event: ChangeEvent): Promise<void> {
     if (this.chain.failure) throw this.chain.failure;
     switch (event.kind) {
@@ -159,7 +190,7 @@ export class ChangePublisher implements ChangeProcessor {
         const table =
           this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`) ??
           (this.heartbeat(event) ? null : await this.gained(event.relation));
-        if (!table) return;
+        if (!table || this.skips(table, event.kind)) return;
         const { encoder } = await this.codecs.codec(table, event.relation);
         this.counted(table);
         const meta = this.meta(event.lsn, event.xid);
@@ -177,7 +208,7 @@ export class ChangePublisher implements ChangeProcessor {
       case 'truncate':
         for (const rel of event.relations) {
           const table = this.byName.get(`${rel.schema}\u0000${rel.table}`) ?? (await this.gained(rel));
-          if (!table) continue;
+          if (!table || this.skips(table, 'truncate')) continue;
           const codec = await this.codecs.codec(table, rel);
           this.counted(table);
           const r = codec.encoder.encodeTruncate(this.meta(event.lsn, event.xid));
@@ -270,7 +301,8 @@ export class ChangePublisher implements ChangeProcessor {
     const ddl = this.opts.ddl;
     if (ddl && isDdlTable(ddl.task, event.relation.schema, event.relation.table)) return null;
     const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
-    if (!table) return null;
+    // A skipped operation comes again at the commit, and is counted there.
+    if (!table || (table.operations && !table.operations.includes(event.kind))) return null;
     const codec = this.codecs.readyFor(table, event.relation);
     if (!codec) return null;
     const encoder = codec.encoder;
@@ -389,6 +421,10 @@ export class ChangePublisher implements ChangeProcessor {
       throw new DataError(
         `a row of the DDL capture table ${quoteQualified(relation.schema, relation.table)} lacks id, tag or command; the capture objects were changed by hand: run migrate again to reinstall them`,
       );
+    if (this.skipsDdl(event)) {
+      this.skipped.ddl++;
+      return;
+    }
     if (this.opts.wholeTransactions && this.tx?.counts)
       throw new DataError(
         `schema change ${JSON.stringify(event.command)} follows row changes in the same source transaction (xid ${this.tx.xid}); with options.consistency transactional each source transaction is applied whole, and a schema change can only be applied between transactions. Set options.consistency to per-key and run migrate again to carry it, and run schema changes in transactions of their own`,

@@ -216,6 +216,7 @@ async function streamOnce(
       table: t.table,
       topic: tableTopic(opts.prefix, t.schema, t.table),
       key: tableKey(t),
+      ...(t.operations ? { operations: t.operations } : {}),
     }));
     // Tables the stream gained after the task started, as an earlier run recorded them.
     const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
@@ -280,6 +281,7 @@ async function streamOnce(
           slot: wal.slot,
           captureLagMs: publisher.captureLagMs,
           published: publisher.published,
+          ...(tables.some((t) => t.operations) ? { skipped: { ...publisher.skipped } } : {}),
         },
         fresh,
       );

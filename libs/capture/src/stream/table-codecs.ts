@@ -9,6 +9,8 @@ export interface PublishedTable {
   table: string;
   topic: string;
   key: string[];
+  /** objects.include[].operations: changes of other kinds are skipped (omitted: none are). */
+  operations?: readonly string[];
 }
 
 /** What the change publisher encodes a table's changes with. */
