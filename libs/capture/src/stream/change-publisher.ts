@@ -162,7 +162,17 @@ export class ChangePublisher implements ChangeProcessor {
     return true;
   }
 
-  async process(event: ChangeEvent): Promise<void> {
+  process(event: ChangeEvent): Promise<void> | undefined {
+    // A streamed transaction's prepared change, replayed by the million at its commit: taken
+    // without a promise unless the buffer is full.
+    if (event.kind === 'prepared' && !this.chain.failure) {
+      this.replayPrepared(event.data, event.lsn, event.xid);
+      return this.chain.full() ? this.chain.send() : undefined;
+    }
+    return this.processEvent(event);
+  }
+
+  private async processEvent(event: ChangeEvent): Promise<void> {
     if (this.chain.failure) throw this.chain.failure;
     switch (event.kind) {
       case 'begin':

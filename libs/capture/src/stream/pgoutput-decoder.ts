@@ -265,24 +265,27 @@ export class PgoutputDecoder {
     try {
       await this.handle({ tag: 'begin', xid: m.xid, finalLsn: m.lsn, commitTime: m.commitTime }, m.lsn, emit);
       if (spool)
-        for await (const s of spool.replay()) {
-          if (s.data[0] === PREPARED) {
-            const t = this.inside('prepared change');
-            const relation = this.relation(s.data.readUInt32BE(1), true);
-            this.count(t, relation);
-            await emit({
-              kind: 'prepared',
-              relation,
-              lsn: s.lsn,
-              xid: t.xid,
-              data: s.data.subarray(PREPARED_HEADER),
-            });
-            continue;
+        for await (const batch of spool.replay())
+          for (const s of batch) {
+            if (s.data[0] === PREPARED) {
+              const t = this.inside('prepared change');
+              const relation = this.relation(s.data.readUInt32BE(1), true);
+              this.count(t, relation);
+              // The publisher takes most prepared changes without a promise.
+              const taken = emit({
+                kind: 'prepared',
+                relation,
+                lsn: s.lsn,
+                xid: t.xid,
+                data: s.data.subarray(PREPARED_HEADER),
+              });
+              if (taken) await taken;
+              continue;
+            }
+            const msg = parsePgoutput(s.data, true);
+            if (msg.tag === 'relation' || msg.tag === 'type') await this.handle(msg, s.lsn, emit);
+            else await this.handle(msg, s.lsn, emit, true);
           }
-          const msg = parsePgoutput(s.data, true);
-          if (msg.tag === 'relation' || msg.tag === 'type') await this.handle(msg, s.lsn, emit);
-          else await this.handle(msg, s.lsn, emit, true);
-        }
       await this.handle(
         { tag: 'commit', flags: m.flags, lsn: m.lsn, endLsn: m.endLsn, commitTime: m.commitTime },
         m.endLsn,
