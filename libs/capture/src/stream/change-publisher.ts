@@ -162,29 +162,84 @@ export class ChangePublisher implements ChangeProcessor {
     return true;
   }
 
+  /**
+   * Takes one event. The common ones (BEGIN, COMMIT, a row change of a table whose encoder fits
+   * its description, a prepared change) are taken without a promise unless the buffer is full
+   * and must be sent: a promise and an await per event were a good part of the capture's CPU
+   * per source transaction. The rest (a new table or description, DDL, truncate) go through
+   * processEvent.
+   */
   process(event: ChangeEvent): Promise<void> | undefined {
-    // A streamed transaction's prepared change, replayed by the million at its commit: taken
-    // without a promise unless the buffer is full.
-    if (event.kind === 'prepared' && !this.chain.failure) {
-      this.replayPrepared(event.data, event.lsn, event.xid);
-      return this.chain.full() ? this.chain.send() : undefined;
+    if (this.chain.failure) return this.processEvent(event);
+    switch (event.kind) {
+      case 'begin':
+        this.begin(event);
+        return undefined;
+      case 'commit':
+        return this.commit(event);
+      case 'prepared':
+        this.replayPrepared(event.data, event.lsn, event.xid);
+        return this.chain.full() ? this.chain.send() : undefined;
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
+        const codec = table && this.codecs.current(table, event.relation);
+        if (!table || !codec) break;
+        if (this.skips(table, event.kind)) return undefined;
+        this.publishRow(event, table, codec.encoder);
+        return this.chain.full() ? this.chain.send() : undefined;
+      }
     }
     return this.processEvent(event);
+  }
+
+  private begin(event: Extract<ChangeEvent, { kind: 'begin' }>): void {
+    this.tx = {
+      xid: event.xid,
+      order: 0,
+      commitTime: event.commitTime,
+      finalLsn: event.finalLsn,
+      seq: 0,
+      id: transactionId(event.xid, event.finalLsn),
+      counts: null,
+    };
+  }
+
+  private commit(event: Extract<ChangeEvent, { kind: 'commit' }>): Promise<void> | undefined {
+    const lag = this.opts.heartbeat ? heartbeatLagMs(event, this.opts.heartbeat.task) : null;
+    if (lag !== null) this.captureLagMs = lag;
+    if (this.tx?.counts && this.opts.transactions) {
+      const { topic, records } = this.opts.transactions;
+      const r = records.encode(
+        'END',
+        transactionId(this.tx.xid, this.tx.finalLsn),
+        this.tx.commitTime.getTime(),
+        this.tx.counts,
+      );
+      this.push(topic, r.key, r.value, 0);
+    }
+    this.tx = null;
+    return this.chain.commit(event.endLsn, event.commitTime);
+  }
+
+  /** A row change's records, encoded whole and buffered. */
+  private publishRow(event: DataEvent, table: PublishedTable, encoder: ChangeEncoder): void {
+    this.counted(table);
+    const meta = this.meta(event.lsn, event.xid);
+    this.rowRecords(
+      event,
+      table,
+      (op, before, after, unchanged) => encoder.encode(op, before, after, unchanged, meta),
+      (r, key, partition) => this.push(table.topic, key, r ? r.value : null, partition),
+    );
   }
 
   private async processEvent(event: ChangeEvent): Promise<void> {
     if (this.chain.failure) throw this.chain.failure;
     switch (event.kind) {
       case 'begin':
-        this.tx = {
-          xid: event.xid,
-          order: 0,
-          commitTime: event.commitTime,
-          finalLsn: event.finalLsn,
-          seq: 0,
-          id: transactionId(event.xid, event.finalLsn),
-          counts: null,
-        };
+        this.begin(event);
         return;
       case 'relation':
         return;
@@ -202,14 +257,7 @@ export class ChangePublisher implements ChangeProcessor {
           (this.heartbeat(event) ? null : await this.gained(event.relation));
         if (!table || this.skips(table, event.kind)) return;
         const { encoder } = await this.codecs.codec(table, event.relation);
-        this.counted(table);
-        const meta = this.meta(event.lsn, event.xid);
-        this.rowRecords(
-          event,
-          table,
-          (op, before, after, unchanged) => encoder.encode(op, before, after, unchanged, meta),
-          (r, key, partition) => this.push(table.topic, key, r ? r.value : null, partition),
-        );
+        this.publishRow(event, table, encoder);
         break;
       }
       case 'prepared':
@@ -226,22 +274,8 @@ export class ChangePublisher implements ChangeProcessor {
           for (let p = 0; p < this.opts.partitions; p++) this.push(table.topic, null, r.value, p);
         }
         break;
-      case 'commit': {
-        const lag = this.opts.heartbeat ? heartbeatLagMs(event, this.opts.heartbeat.task) : null;
-        if (lag !== null) this.captureLagMs = lag;
-        if (this.tx?.counts && this.opts.transactions) {
-          const { topic, records } = this.opts.transactions;
-          const r = records.encode(
-            'END',
-            transactionId(this.tx.xid, this.tx.finalLsn),
-            this.tx.commitTime.getTime(),
-            this.tx.counts,
-          );
-          this.push(topic, r.key, r.value, 0);
-        }
-        this.tx = null;
-        return this.chain.commit(event.endLsn, event.commitTime);
-      }
+      case 'commit':
+        return this.commit(event);
       case 'keepalive':
         // Nothing open and nothing waiting: the position can move once the requests before are done.
         if (!this.tx && this.chain.idle) this.chain.confirmAfterSent(event.lsn);

@@ -3,7 +3,7 @@ import { formatLsn, type Lsn } from '@pgferry/pg';
 import { parsePgoutput, PgoutputFormatError, streamedXid, type PgoutputMessage } from './pgoutput-parser';
 import { SpoolArea, TransactionSpool, type SpoolOptions } from './stream-spool';
 
-export type Emit = (event: ChangeEvent) => Promise<void> | void;
+export type Emit = (event: ChangeEvent) => Promise<void> | undefined;
 /** ChangeProcessor.prepare: a streamed row change encoded before its commit, or null. */
 export type Prepare = (event: DataEvent, reserved: number) => Buffer | null;
 
@@ -176,7 +176,8 @@ export class PgoutputDecoder {
     return this.current;
   }
 
-  private async handle(m: PgoutputMessage, lsn: Lsn, emit: Emit, replaying = false): Promise<void> {
+  /** Not async: what `emit` takes without a promise is handled without one (see decode). */
+  private handle(m: PgoutputMessage, lsn: Lsn, emit: Emit, replaying = false): Promise<void> | undefined {
     switch (m.tag) {
       case 'begin':
         if (this.current)
@@ -244,12 +245,10 @@ export class PgoutputDecoder {
         if (m.subxid === m.xid) {
           this.spools.delete(m.xid);
           this.streamedShapes.delete(m.xid);
-          await spool.discard();
-        } else {
-          this.streamedShapes.set(m.xid, null);
-          await spool.abortSubtransaction(m.subxid);
+          return spool.discard();
         }
-        return;
+        this.streamedShapes.set(m.xid, null);
+        return spool.abortSubtransaction(m.subxid);
       }
       case 'streamCommit':
         return this.replay(m, emit);

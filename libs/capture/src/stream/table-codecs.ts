@@ -61,6 +61,12 @@ export class TableCodecs {
     return codec;
   }
 
+  /** The encoder `codec` gave for this very description, or null (then await `codec`). */
+  current(table: PublishedTable, relation: RelationInfo): TableCodec | null {
+    const ready = this.ready.get(`${table.schema}\u0000${table.table}`);
+    return ready?.relation === relation ? ready.codec : null;
+  }
+
   /**
    * The table's current encoder when it fits `relation` (the same columns), without waiting:
    * null when the description differs (a schema change: encoded once its transaction commits,
