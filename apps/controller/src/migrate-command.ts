@@ -147,6 +147,7 @@ export async function runMigrate(
             jobs: spec.options.snapshotWorkers,
             transforms: spec.transforms,
             connect: { source: open('source'), destination: open('destination') },
+            nameCase: spec.objects.nameCase,
           });
           say('verify');
           say(formatVerifyReport(report));

@@ -1,4 +1,4 @@
-import { PgferryError } from '@pgferry/core';
+import { PgferryError, type NameCase } from '@pgferry/core';
 import type { KafkaClientConfig } from '@pgferry/kafka';
 import type { TransformPlan } from '@pgferry/pg';
 
@@ -54,6 +54,8 @@ export interface ApplierTarget {
   key: string[];
   /** The destination's view of the source table (transforms:), applied to every row written. */
   transform?: TransformPlan;
+  /** objects.nameCase: the case of the destination's column names (see TargetTable.nameCase). */
+  nameCase?: NameCase;
 }
 
 /** What every applier is given to reach Kafka and the consumer group it applies for. */

@@ -269,6 +269,7 @@ export class SnapshotApplier implements Applier {
       table: target.table,
       columns: batch.columns ?? [],
       key: target.key,
+      nameCase: target.nameCase,
     };
     try {
       await lane.rows.applyCopy(t, batch.chunks, batch.rows, mark, batch.format);

@@ -91,6 +91,7 @@ export class BatchApplier {
       columns,
       key: target.key,
       transform: target.transform,
+      nameCase: target.nameCase,
     };
     await this.throttle.take(run.changes.length, run.bytes);
     const client = this.client;

@@ -16,9 +16,10 @@ import type { PrecheckItem } from './precheck-report';
  * The transform items (`transforms:` of the spec, docs/transforms.md): each transform checked
  * against the source's table (read-only: the catalog, and EXPLAIN of its expressions over the
  * table, which plans them without running them). One failed item per problem, naming the table,
- * the column and the fix: a table the task does not select, an unknown column, a key column
- * dropped or masked, two destination columns of one name, an expression that does not parse
- * (PostgreSQL's own parser, libpg-query) or is not one expression, one the source refuses (an
+ * the column and the fix: a table the task does not select, an unknown column (under a column
+ * list, objects.include[].columns: one the list leaves out), a key column dropped or masked,
+ * two destination columns of one name (also once objects.nameCase cased them), an expression
+ * that does not parse (PostgreSQL's own parser, libpg-query) or is not one expression, one the source refuses (an
  * unknown column or function, a filter that is not boolean) or that aggregates rows, a module
  * that does not load or does not export a function. A passed item per transform that fits.
  */
@@ -29,7 +30,7 @@ export async function checkTransforms(
 ): Promise<PrecheckItem[]> {
   if (!spec.transforms.length) return [];
   const items: PrecheckItem[] = [];
-  for (const planned of await planTransforms(source, spec.transforms, tables)) {
+  for (const planned of await planTransforms(source, spec.transforms, tables, spec.objects.nameCase)) {
     const table = planned.spec.table;
     const failed = (column: string | undefined, message: string, fix: string): PrecheckItem => ({
       id: `transforms:${table}${column ? `.${column}` : ''}`,
@@ -43,7 +44,11 @@ export async function checkTransforms(
       failed(p.column, p.message, `correct transforms[] for ${table} in the task spec`),
     );
     if (planned.plan && planned.table) {
-      const relation = quoteQualified(planned.table.schema, planned.table.table);
+      // Under a column list the expressions see the listed columns alone, as the applier does.
+      const t = planned.table;
+      const relation = t.columns
+        ? `(SELECT ${planned.plan.source.map((c) => quoteIdent(c.name)).join(', ')} FROM ONLY ${quoteQualified(t.schema, t.table)}) AS ${quoteIdent(t.table)}`
+        : quoteQualified(t.schema, t.table);
       found.push(...(await checkExpressions(source, planned.plan, relation, failed)));
       if (planned.plan.module) {
         try {
@@ -90,19 +95,26 @@ async function toastRisk(source: Client, t: SelectedTable): Promise<PrecheckItem
   const { rows } = await source.query(
     `SELECT c.relreplident AS identity,
             array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
-                    AND NOT a.attisdropped AND a.attstorage <> 'p' ORDER BY a.attnum) AS toastable
+                    AND NOT a.attisdropped AND a.attstorage <> 'p' ORDER BY a.attnum) AS all
        FROM pg_class c WHERE c.oid = $1::regclass`,
     [relation],
   );
-  const { identity, toastable } = rows[0] as { identity: string; toastable: string[] };
+  const { identity, all } = rows[0] as { identity: string; all: string[] };
+  // Under a column list only the listed columns are sent, and FULL is refused with one (check-filters.ts).
+  const toastable = t.columns ? all.filter((c) => t.columns!.includes(c)) : all;
   if (identity === 'f' || !toastable.length) return null;
-  const fix = alterTableReplicaIdentity(t.schema, t.table, { full: true });
+  const fix = t.columns
+    ? `acknowledge, or leave the column list of ${relation} out, drop the columns with transforms[].drop and run ${alterTableReplicaIdentity(t.schema, t.table, { full: true })}`
+    : alterTableReplicaIdentity(t.schema, t.table, { full: true });
+  const remedy = t.columns
+    ? `a column-limited table cannot have REPLICA IDENTITY FULL (PostgreSQL refuses UPDATE and DELETE on it once published with a column list): acknowledge if its values stay small, or leave its columns out with transforms[].drop instead of objects.include[].columns and give it REPLICA IDENTITY FULL`
+    : `give the table REPLICA IDENTITY FULL on the source (every change then carries the whole row), or acknowledge if its values stay small`;
   return {
     id: `transforms-toast:${relation}`,
     name: 'transform',
     level: 'alert',
     object: relation,
-    message: `transforms ${t.schema}.${t.table}: an UPDATE that leaves a large (TOASTed) value of ${toastable.map(quoteIdent).join(', ')} unchanged sends the row without it, and a transformed row cannot be computed without it: the applier would stop on such a change; give the table REPLICA IDENTITY FULL on the source (every change then carries the whole row), or acknowledge if its values stay small`,
+    message: `transforms ${t.schema}.${t.table}: an UPDATE that leaves a large (TOASTed) value of ${toastable.map(quoteIdent).join(', ')} unchanged sends the row without it, and a transformed row cannot be computed without it: the applier would stop on such a change; ${remedy}`,
     fix,
   };
 }
@@ -157,7 +169,7 @@ async function checkExpressions(
         failed(
           x.column,
           `${x.what}: the source refuses "${shown}" over ${relation}: ${(err as Error).message}`,
-          `correct ${x.what} (column names are the source's, before renames)`,
+          `correct ${x.what} (column names are the source's, before renames, and under a column list the listed ones)`,
         ),
       );
     }

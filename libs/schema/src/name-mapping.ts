@@ -10,7 +10,10 @@ import {
   quoteLiteral,
   quoteQualified,
 } from '@pgferry/pg';
+import type { NameCase } from '@pgferry/core';
 import type { SchemaRename, TableRename } from './pg-dump-selection';
+import { caseColumns, caseOf, caseRelations, dropUnlistedColumns, type ColumnList } from './column-shaping';
+import { shapeTransformedTables, type SchemaTransform } from './transform-shape';
 
 /**
  * Name mapping. pg_restore cannot rename, and rewriting the SQL text of a dump is not safe (names
@@ -96,11 +99,37 @@ export async function applyRenames(
   restoredSchemas: readonly string[],
   schemaRenames: readonly SchemaRename[],
   tableRenames: readonly TableRename[],
+  shape: {
+    columnLists?: readonly ColumnList[];
+    nameCase?: NameCase;
+    transforms?: readonly SchemaTransform[];
+  } = {},
 ): Promise<void> {
   const tmp = (i: number) => `pgferry_rename_${i}_${randomBytes(4).toString('hex')}`;
   let step = '';
+  let shaping = false;
+  const nameCase = shape.nameCase && shape.nameCase !== 'source' ? shape.nameCase : undefined;
   try {
     await client.query('BEGIN');
+    // Column lists, transforms and column case first, in this order: each names source tables
+    // and the columns the one before leaves (a transform reads the listed columns; the case
+    // applies to the transform's destination names too).
+    await dropUnlistedColumns(client, shape.columnLists ?? [], (what) => (step = what));
+    shaping = true;
+    await shapeTransformedTables(client, shape.transforms ?? [], (what) => (step = what));
+    shaping = false;
+    if (nameCase) {
+      await caseColumns(client, restoredSchemas, nameCase, (what) => (step = what));
+      const explicit = new Set(tableRenames.map((t) => `${t.schema}\u0000${t.from}`));
+      tableRenames = [...tableRenames, ...(await caseRelations(client, restoredSchemas, nameCase, explicit))];
+      const renamed = new Set(schemaRenames.map((s) => s.from));
+      schemaRenames = [
+        ...schemaRenames,
+        ...restoredSchemas
+          .filter((s) => !renamed.has(s) && caseOf(s, nameCase) !== s)
+          .map((s) => ({ from: s, to: caseOf(s, nameCase) })),
+      ];
+    }
     for (const s of schemaRenames) {
       if (restoredSchemas.includes(s.to)) continue;
       step = `making room for schema ${quoteIdent(s.to)} (the scratch database's own, empty one)`;
@@ -130,6 +159,11 @@ export async function applyRenames(
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     const classified = classifyPgError(err, `${context}: ${step}`);
+    if (shaping)
+      throw new ObjectError(
+        `${classified.message}; change the transform (transforms[].table) or the object in the way`,
+        { cause: err },
+      );
     if (classified instanceof ObjectError && classified.code === '42P06') {
       throw new ObjectError(
         `${classified.message}; a renamed schema cannot be merged into another selected schema: choose another renameTo`,

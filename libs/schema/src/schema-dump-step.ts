@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import type { Client } from 'pg';
 import { connect, describeEndpoint, readServerInfo } from '@pgferry/pg';
 import { applyRenames, withScratchDatabase } from './name-mapping';
-import { applyTransformShapes } from './transform-shape';
 import { PgDumpDriver } from './pg-dump-driver';
 import { exactNamePattern } from './pg-pattern';
 import { findPgTools, pgMajor, pgToolSearchFromEnv, type PgTools } from './pg-tools';
@@ -62,9 +61,13 @@ export async function runDumpStep(ctx: DumpStepContext): Promise<SavedSchemaPlan
     }
     const catalog = await readSelectionCatalog(source, srcCtx);
     selection = buildDumpSelection(options.objects ?? {}, catalog);
-    // Transforms reshape tables in the same scratch database as renames (transform-shape.ts).
+    // Column lists, name case and transforms are shaped in the scratch database, as renames are.
     const renaming =
-      selection.schemaRenames.length > 0 || selection.tableRenames.length > 0 || !!options.transforms?.length;
+      selection.schemaRenames.length > 0 ||
+      selection.tableRenames.length > 0 ||
+      selection.columnLists.length > 0 ||
+      selection.nameCase !== undefined ||
+      !!options.transforms?.length;
     const minVersion = renaming ? Math.max(info.versionNum, destinationVersion) : info.versionNum;
     tools =
       options.tools ??
@@ -112,7 +115,13 @@ export async function runDumpStep(ctx: DumpStepContext): Promise<SavedSchemaPlan
   const renames = { schemas: selection.schemaRenames, tables: selection.tableRenames };
   let dumpFile = sourceFile;
   let restorePlan = plan;
-  if (renames.schemas.length || renames.tables.length || options.transforms?.length) {
+  if (
+    renames.schemas.length ||
+    renames.tables.length ||
+    selection.columnLists.length ||
+    selection.nameCase !== undefined ||
+    options.transforms?.length
+  ) {
     dumpFile = join(options.workDir, 'renamed.dump');
     restorePlan = await renameThroughScratch(ctx, tools, plan, selection, dumpFile, available);
   }
@@ -204,9 +213,12 @@ async function renameThroughScratch(
         selection.schemas,
         selection.schemaRenames,
         selection.tableRenames,
+        {
+          columnLists: selection.columnLists,
+          nameCase: selection.nameCase,
+          transforms: options.transforms,
+        },
       );
-      if (options.transforms?.length)
-        await applyTransformShapes(client, `shaping transformed tables in ${where}`, options.transforms);
       await driver.dumpSchema(scratch.endpoint, 'destination', [], renamedFile);
       const catalog = await readSelectionCatalog(client, `reading ${where}`);
       return await planArchive(driver, client, `reading ${where}`, renamedFile, {

@@ -16,7 +16,7 @@ export interface SchemaMigratorOptions {
    */
   workDir: string;
   /**
-   * Transformed tables, by their destination names: the schema gives them the destination's
+   * Transformed tables, by their source names: the schema gives them the destination's
    * shape (transform-shape.ts), through the scratch database renames use.
    */
   transforms?: SchemaTransform[];

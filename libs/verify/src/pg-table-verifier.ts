@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { SpecError, type TransformSpec } from '@pgferry/core';
+import { SpecError, type NameCase, type TransformSpec } from '@pgferry/core';
 import { classifyPgError, readTransformPlans, type SelectedTable } from '@pgferry/pg';
 import {
   digestSql,
@@ -54,6 +54,8 @@ export interface VerifyOptions {
   transforms?: readonly TransformSpec[];
   /** Opens the further connections `jobs` asks for; they are ended before verifyTables returns. */
   connect?: { source: () => Promise<Client>; destination: () => Promise<Client> };
+  /** objects.nameCase: the destination's columns are the source's in this case. */
+  nameCase?: NameCase;
 }
 
 /** With jobs above 1: no parallel workers per range query (see VerifyOptions.jobs). */
@@ -114,14 +116,16 @@ export async function verifyTables(
         destinations.push(d);
       }
       const work: TableWork[] = [];
-      const plans = await readTransformPlans(source, options.transforms ?? [], tables);
+      // Transformed tables: the plan's output names under objects.nameCase (casePlan).
+      const plans = await readTransformPlans(source, options.transforms ?? [], tables, options.nameCase);
+      const atSnapshot = Boolean(options.sourceSnapshot);
       for (const t of tables) {
         const plan = plans.get(`${t.schema}.${t.table}`);
         const planned = plan
-          ? await planTransformedTable(destination, t, plan).catch((err) => {
+          ? await planTransformedTable(destination, t, plan, atSnapshot).catch((err) => {
               throw classifyPgError(err, `verifying ${t.schema}.${t.table} through its transform`);
             })
-          : await planTable(source, destination, t);
+          : await planTable(source, destination, t, { nameCase: options.nameCase, atSnapshot });
         verdicts.push(planned.verdict);
         if (planned.work) work.push(planned.work);
       }

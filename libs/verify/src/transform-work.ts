@@ -2,7 +2,7 @@ import type { Client } from 'pg';
 import { quoteIdent, quoteQualified, viewSql, type SelectedTable, type TransformPlan } from '@pgferry/pg';
 import { COLUMNS_SQL, relationSql } from './verify-plan';
 import type { TableVerdict } from './verify-report';
-import { RangeFeed, type TableWork } from './table-work';
+import { operationsSkip, RangeFeed, type TableWork } from './table-work';
 
 /**
  * A transformed table's comparison: the source side is its view (`SELECT <the transform's
@@ -16,6 +16,7 @@ export async function planTransformedTable(
   destination: Client,
   t: SelectedTable,
   plan: TransformPlan,
+  atSnapshot?: boolean,
 ): Promise<{ verdict: TableVerdict; work?: TableWork }> {
   const table = quoteQualified(t.schema, t.table);
   const target = quoteQualified(t.targetSchema, t.targetTable);
@@ -29,10 +30,16 @@ export async function planTransformedTable(
     mismatches: [],
     notes: [`compared through transforms ${plan.table}`],
   };
+  const skipped = operationsSkip(t, atSnapshot);
+  if (skipped) {
+    verdict.notes = [];
+    verdict.skipped = skipped;
+    return { verdict };
+  }
   if (plan.module) {
     // Not a problem of the table: the report says it, and the verify passes on the others.
     verdict.notes = [];
-    verdict.notCompared = `transforms ${plan.table} has a module, whose view only the applier computes (the source cannot); compare the table with a query of your own`;
+    verdict.skipped = `not compared: transforms ${plan.table} has a module, whose view only the applier computes (the source cannot); compare the table with a query of your own`;
     return { verdict };
   }
   const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [
@@ -52,7 +59,14 @@ export async function planTransformedTable(
     verdict.problem = `${target} has no column ${absent.join(', ')} on the destination (transforms ${plan.table})`;
     return { verdict };
   }
-  const view = viewSql(plan, relationSql(t.schema, t.table, t.partitioned));
+  // The rows the snapshot and the stream carry: the listed columns (plan.source) through the
+  // row filter (objects.include[].where), then the transform's view over them.
+  const relation = relationSql(t.schema, t.table, t.partitioned);
+  const carried =
+    t.where !== undefined || t.columns
+      ? `(SELECT ${plan.source.map((c) => quoteIdent(c.name)).join(', ')} FROM ${relation}${t.where !== undefined ? ` WHERE (${t.where})` : ''}) AS ${quoteIdent(t.table)}`
+      : relation;
+  const view = viewSql(plan, carried);
   const columns = plan.output.map((o) => ({
     name: o.name,
     padded: onDestination.get(o.name)!.padded,

@@ -1,9 +1,11 @@
 import type { Client } from 'pg';
-import { ObjectError, type TransformSpec } from '@pgferry/core';
+import { ObjectError, type NameCase, type TransformSpec } from '@pgferry/core';
 import { classifyPgError } from '../classify';
 import { quoteQualified } from '../ident';
 import { tableKey, type SelectedTable } from '../selection';
 import {
+  casePlan,
+  caseProblems,
   planTransform,
   type SourceColumn,
   type TransformPlan,
@@ -47,12 +49,15 @@ export interface PlannedTransform {
 
 /**
  * Plans every transform of the spec against the source (`client`, read-only) and the task's
- * selected `tables`: a transform of a table the task does not select is a problem of its own.
+ * selected `tables` (over a table's listed columns when it has a column list): a transform of
+ * a table the task does not select is a problem of its own, as are two destination columns
+ * that `nameCase` makes one. The plans keep the transform's own names (see casePlan).
  */
 export async function planTransforms(
   client: Client,
   transforms: readonly TransformSpec[],
   tables: readonly SelectedTable[],
+  nameCase?: NameCase,
 ): Promise<PlannedTransform[]> {
   const out: PlannedTransform[] = [];
   for (const spec of transforms) {
@@ -71,8 +76,13 @@ export async function planTransforms(
       });
       continue;
     }
-    const columns = await readSourceColumns(client, schema, table);
-    const { plan, problems } = planTransform(spec, columns, tableKey(selected));
+    // Under a column list the records carry the listed columns alone: the transform reads those.
+    const all = await readSourceColumns(client, schema, table);
+    const listed = selected.columns;
+    const columns = listed ? all.filter((c) => listed.includes(c.name)) : all;
+    const unlisted = new Set(all.filter((c) => !columns.includes(c)).map((c) => c.name));
+    const { plan, problems } = planTransform(spec, columns, tableKey(selected), unlisted);
+    problems.push(...caseProblems(plan, nameCase));
     if (!tableKey(selected).length)
       problems.push({
         message: `${spec.table} has no primary key or unique NOT NULL key: a transformed table is applied by key; give it a primary key on the source`,
@@ -83,17 +93,19 @@ export async function planTransforms(
 }
 
 /**
- * The plans by source table (`schema.table`), for a task whose precheck passed: a problem here
- * (the source changed since) is an ObjectError naming every one.
+ * The plans by source table (`schema.table`), their destination names in `nameCase`
+ * (casePlan), for a task whose precheck passed: a problem here (the source changed since) is
+ * an ObjectError naming every one.
  */
 export async function readTransformPlans(
   client: Client,
   transforms: readonly TransformSpec[],
   tables: readonly SelectedTable[],
+  nameCase?: NameCase,
 ): Promise<Map<string, TransformPlan>> {
-  const planned = await planTransforms(client, transforms, tables);
+  const planned = await planTransforms(client, transforms, tables, nameCase);
   const problems = planned.flatMap((p) => p.problems.map((x) => `transforms ${p.spec.table}: ${x.message}`));
   if (problems.length)
     throw new ObjectError(`the task's transforms do not fit the source:\n  - ${problems.join('\n  - ')}`);
-  return new Map(planned.map((p) => [p.spec.table, p.plan!]));
+  return new Map(planned.map((p) => [p.spec.table, casePlan(p.plan!, nameCase)]));
 }

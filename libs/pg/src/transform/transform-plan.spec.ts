@@ -1,4 +1,12 @@
-import { maskSql, planTransform, sourceColumnsSql, viewSql, type SourceColumn } from './transform-plan';
+import {
+  casePlan,
+  caseProblems,
+  maskSql,
+  planTransform,
+  sourceColumnsSql,
+  viewSql,
+  type SourceColumn,
+} from './transform-plan';
 
 const COLUMNS: SourceColumn[] = [
   { name: 'id', type: 'integer', notNull: true, generated: false },
@@ -92,5 +100,61 @@ describe('view SQL', () => {
   it('masks NULL as NULL', () => {
     expect(maskSql('md5', '"c"')).toBe('md5("c"::text)');
     expect(maskSql('null', '"c"')).toBe('NULL::text');
+  });
+});
+
+describe('planTransform under a column list, and casePlan under objects.nameCase', () => {
+  const listed = COLUMNS.filter((c) => ['id', 'name', 'country'].includes(c.name));
+  const unlisted = new Set(COLUMNS.filter((c) => !listed.includes(c)).map((c) => c.name));
+
+  it('plans over the listed columns alone and names a column the list leaves out', () => {
+    const { plan, problems } = planTransform(
+      { table: 'sales.customers', rename: { name: 'full_name' }, mask: { email: 'md5' } },
+      listed,
+      ['id'],
+      unlisted,
+    );
+    expect(plan.source.map((c) => c.name)).toEqual(['id', 'name', 'country']);
+    expect(problems).toEqual([
+      {
+        column: 'email',
+        message: expect.stringContaining(
+          'mask names column "email", which the column list of sales.customers leaves out (objects.include[].columns: id, name, country)',
+        ),
+      },
+    ]);
+  });
+
+  it("cases the transform's destination names (renamed and added too), not the expressions over the source", () => {
+    const { plan } = planTransform(
+      { table: 'sales.customers', rename: { name: 'full_name' }, add: { country_code: 'upper(country)' } },
+      listed,
+      ['id'],
+      unlisted,
+    );
+    const cased = casePlan(plan, 'upper');
+    expect(cased.output.map((o) => [o.name, o.expr])).toEqual([
+      ['ID', '"id"'],
+      ['FULL_NAME', '"name"'],
+      ['COUNTRY', '"country"'],
+      ['COUNTRY_CODE', '(upper(country))'],
+    ]);
+    expect([cased.key, cased.sourceKey]).toEqual([['ID'], ['id']]);
+    expect(casePlan(plan, 'source')).toBe(plan);
+  });
+
+  it('refuses two destination columns that the case makes one', () => {
+    const { plan } = planTransform({ table: 'sales.customers', add: { Country: 'lower(country)' } }, listed, [
+      'id',
+    ]);
+    expect(caseProblems(plan, 'lower')).toEqual([
+      {
+        column: 'country',
+        message: expect.stringContaining(
+          'makes the destination columns "country" and "Country" of sales.customers one name',
+        ),
+      },
+    ]);
+    expect(caseProblems(plan, undefined)).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
-import type { MaskKind, TransformSpec } from '@pgferry/core';
+import type { MaskKind, NameCase, TransformSpec } from '@pgferry/core';
 import { quoteIdent } from '../ident';
+import { caseName } from '../selection';
 
 /** A source column as the transform sees it: its name, its type as SQL text, whether generated. */
 export interface SourceColumn {
@@ -66,8 +67,8 @@ export function maskSql(kind: MaskKind, column: string): string {
 }
 
 /**
- * The plan of `spec` over the source's `columns` (in order) with key `key`, and what does not
- * fit: a column the table does not have, a key column dropped or masked (a key identifies the
+ * The plan of `spec` over the source's `columns` (in order; under a column list, the listed
+ * ones, and `unlisted` the table's others) with key `key`, and what does not fit: a column the table does not have, a key column dropped or masked (a key identifies the
  * row on the destination: rename it instead, which keeps it the key under the new name), two
  * destination columns of one name. Pure; expressions are checked by the precheck against the
  * server (checkTransforms). With problems the plan must not be used.
@@ -76,12 +77,18 @@ export function planTransform(
   spec: TransformSpec,
   columns: readonly SourceColumn[],
   key: readonly string[],
+  unlisted: ReadonlySet<string> = new Set(),
 ): { plan: TransformPlan; problems: TransformProblem[] } {
   const problems: TransformProblem[] = [];
   const byName = new Map(columns.map((c) => [c.name, c]));
   const known = (column: string, how: string): boolean => {
     const c = byName.get(column);
-    if (!c)
+    if (!c && unlisted.has(column))
+      problems.push({
+        column,
+        message: `${how} names column "${column}", which the column list of ${spec.table} leaves out (objects.include[].columns: ${columns.map((x) => x.name).join(', ')}): add it to the list, or leave it out of the transform`,
+      });
+    else if (!c)
       problems.push({
         column,
         message: `${how} names column "${column}", which ${spec.table} does not have (it has ${columns.map((x) => x.name).join(', ')}): correct the name`,
@@ -141,6 +148,34 @@ export function planTransform(
     },
     problems,
   };
+}
+
+/**
+ * `plan` with its destination names (output and key) in objects.nameCase: the transform names
+ * the destination's columns, then the case applies to them as to every other created name.
+ * The expressions keep the source's names (they read the source's row). Pure.
+ */
+export function casePlan(plan: TransformPlan, nameCase: NameCase | undefined): TransformPlan {
+  if (!nameCase || nameCase === 'source') return plan;
+  return {
+    ...plan,
+    output: plan.output.map((o) => ({ ...o, name: caseName(o.name, nameCase) })),
+    key: plan.key.map((k) => caseName(k, nameCase)),
+  };
+}
+
+/** Two destination columns of `plan` that objects.nameCase makes one name: a problem each. */
+export function caseProblems(plan: TransformPlan, nameCase: NameCase | undefined): TransformProblem[] {
+  if (!nameCase || nameCase === 'source') return [];
+  const by = new Map<string, string[]>();
+  for (const o of plan.output)
+    by.set(caseName(o.name, nameCase), [...(by.get(caseName(o.name, nameCase)) ?? []), o.name]);
+  return [...by]
+    .filter(([, from]) => from.length > 1)
+    .map(([to, from]) => ({
+      column: to,
+      message: `objects.nameCase ${nameCase} makes the destination columns ${from.map((f) => `"${f}"`).join(' and ')} of ${plan.table} one name, "${to}": rename or drop one of them in the transform, or set objects.nameCase: source`,
+    }));
 }
 
 /**

@@ -62,6 +62,7 @@ export const fullDataPhase: Phase<MigrationContext> = {
         ctx.source,
         ctx.control,
         ctx.tables.filter((_, i) => !ctx.targets[i].transform),
+        ctx.spec.objects.nameCase,
       ),
     };
     await createTransformedKeys(ctx.source, ctx.control, ctx.tables, ctx.targets);

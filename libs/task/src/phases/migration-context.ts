@@ -86,6 +86,7 @@ export class MigrationContext implements PhaseRunContext {
       table: t.targetTable,
       key: tableKey(t),
       transform: transforms.get(`${t.schema}.${t.table}`),
+      ...(spec.objects.nameCase ? { nameCase: spec.objects.nameCase } : {}),
     }));
     this.store = new ControlStore(control, spec.name);
     this.result = { runId: run.runId, tables, rowsCaptured: 0, schema: {} };
@@ -113,7 +114,13 @@ export class MigrationContext implements PhaseRunContext {
         throw new ObjectError(
           `task spec selects objects the source does not have:\n  - ${selection.problems.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`,
         );
-      const transforms = await readTransformPlans(source, spec.transforms, selection.tables);
+      // Over the listed columns, their destination names in objects.nameCase (casePlan).
+      const transforms = await readTransformPlans(
+        source,
+        spec.transforms,
+        selection.tables,
+        spec.objects.nameCase,
+      );
       const resumed = await taskRegistered(control, spec.name);
       if (!resumed && spec.migrationTypes.schema && spec.options.conflictMode === 'report-error') {
         const inTheWay = await existingTargets(control, selection.tables);
@@ -167,8 +174,11 @@ export class MigrationContext implements PhaseRunContext {
       objects: this.spec.objects,
       workDir: this.options.workDir,
       maintenanceWorkMemMB: this.spec.options.indexBuildMemoryMB,
-      transforms: this.targets.flatMap((t) =>
-        t.transform ? [{ schema: t.schema, table: t.table, plan: t.transform }] : [],
+      // Shaped in the scratch database before names are cased: by the source's names.
+      transforms: this.targets.flatMap((t, i) =>
+        t.transform
+          ? [{ schema: this.tables[i].schema, table: this.tables[i].table, plan: t.transform }]
+          : [],
       ),
     });
   }
