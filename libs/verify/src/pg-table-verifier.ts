@@ -245,7 +245,7 @@ async function compareTables(
       throw err;
     });
   const sourceSide = side(
-    (w) => ({ relation: w.srcDigest ?? w.src, columns: w.srcColumns }),
+    (w) => ({ relation: w.src, columns: w.srcColumns }),
     (d, x) => (d.a = x),
   );
   const destinationSide = side(

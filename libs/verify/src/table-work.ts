@@ -39,8 +39,6 @@ export interface Digest {
 export interface TableWork {
   verdict: TableVerdict;
   src: string;
-  /** The source relation the digests read when it is not `src` (a view's subquery with its alias). */
-  srcDigest?: string;
   dst: string;
   /** The source table's regclass text, and whether its key is one integer column (see walkKey). */
   table: string;

@@ -76,9 +76,7 @@ export async function planTransformedTable(
     verdict,
     work: {
       verdict,
-      // The key walk adds its own alias; the digests read it under one.
-      src: `(${view})`,
-      srcDigest: `(${view}) AS pgferry_view`,
+      src: `(${view}) AS pgferry_view`,
       dst: relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p'),
       table,
       integerKey: false,
