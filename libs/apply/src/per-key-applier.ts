@@ -234,10 +234,7 @@ export class PerKeyApplier implements Applier {
         };
         decoded.push(d);
         if (posAt >= 0) {
-          if (
-            last &&
-            r.buf.compare(last, lastAt, lastAt + POSITION_BYTES, posAt, posAt + POSITION_BYTES) <= 0
-          )
+          if (last && compareBytes(r.buf, posAt, last, lastAt, POSITION_BYTES) <= 0)
             // Sent again by a restarted capture: applied already, only the offset moves.
             return;
           last = r.buf;
