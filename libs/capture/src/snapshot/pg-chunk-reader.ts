@@ -9,7 +9,8 @@ import { chunkPredicate, type ChunkPlan } from './chunk-plan';
  * REPEATABLE READ READ ONLY transaction. `onBatch` receives whole rows (without the newline), as
  * byte ranges valid until the chunk ends, in batches of about `batchRows`; the socket is not
  * read while `onBatch` runs, so memory stays bounded by one batch when Kafka is slower than the
- * database (back-pressure). A rejected `onBatch` fails the chunk with its error.
+ * database (back-pressure). A rejected `onBatch` fails the chunk with its error. `beforeQuery`
+ * is awaited before each statement sent to the source (the full load's queries-per-second limit).
  */
 export async function readChunk(
   client: Client,
@@ -18,14 +19,18 @@ export async function readChunk(
   snapshotName: string | null,
   onBatch: (rows: CopyRows, bytes: number) => Promise<void>,
   batchRows = 2000,
+  beforeQuery: () => Promise<void> = async () => undefined,
 ): Promise<{ rows: number; bytes: number }> {
   const context = `reading ${quoteQualified(plan.readSchema, plan.readTable)} pages ${plan.loPage}..${plan.hiPage ?? 'end'}`;
   try {
+    await beforeQuery();
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    if (snapshotName) await importSnapshot(client, snapshotName);
+    if (snapshotName) await beforeQuery().then(() => importSnapshot(client, snapshotName));
+    await beforeQuery();
     const sql = `COPY (SELECT ${columns.map(quoteIdent).join(', ')} FROM ONLY ${quoteQualified(plan.readSchema, plan.readTable)} WHERE ${chunkPredicate(plan)}) TO STDOUT`;
     const copy = client.query(new CopyOutQuery(sql, (rows) => onBatch(rows, rows.bytes), batchRows));
     const result = await copy.done;
+    await beforeQuery();
     await client.query('COMMIT');
     return result;
   } catch (err) {
