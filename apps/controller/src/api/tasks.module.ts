@@ -82,7 +82,8 @@ class TasksController {
     try {
       change = parseThrottleChange(body ?? {});
     } catch (err) {
-      if (err instanceof PgferryError && err.code === 'INVALID_THROTTLE') throw new BadRequestException(err.message);
+      if (err instanceof PgferryError && err.code === 'INVALID_THROTTLE')
+        throw new BadRequestException(err.message);
       throw err;
     }
     const record = await readThrottle(db, id);
