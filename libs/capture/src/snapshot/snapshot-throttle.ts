@@ -9,12 +9,14 @@ import type { CopyRows } from '@pgferry/pg';
  * goes on to Kafka; the COPY socket is not read while they wait, so the source is read at the
  * limit and memory stays at one read batch per worker.
  *
- * Precision: the bucket holds 50 ms of budget and a slice is at most 10 ms of it, so over any
+ * Precision: the bucket holds 50 ms of budget and a slice is at most 25 ms of it, so over any
  * window the rows (bytes) let through exceed the limit by at most 50 ms of budget, plus a
- * slice per worker on its way to Kafka. Limits change with `setLimits` from the next slice on.
+ * slice per worker on its way to Kafka. A slice is sent only once the one before it is
+ * acknowledged, so slices much smaller than a Kafka round trip would hold a worker below the
+ * limit: at 25 ms, two workers reach 2.5 times the limit on a broker that acknowledges in 20 ms. Limits change with `setLimits` from the next slice on.
  */
 const BURST_SECONDS = 0.05;
-const SLICE_SECONDS = 0.01;
+const SLICE_SECONDS = 0.025;
 
 type Measure = 'queries' | 'rows' | 'bytes';
 
