@@ -146,6 +146,7 @@ export async function runMigrate(
             sourceSnapshot: snapshot,
             jobs: spec.options.snapshotWorkers,
             connect: { source: open('source'), destination: open('destination') },
+            nameCase: spec.objects.nameCase,
           });
           say('verify');
           say(formatVerifyReport(report));

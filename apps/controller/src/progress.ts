@@ -39,7 +39,12 @@ export function formatLag(
   const bytes = lag.lagBytes === null ? '' : ` ${human(lag.lagBytes)}B`;
   const state = lag.lagSeconds === null ? 'starting' : lag.notDelayed ? 'not delayed' : 'DELAYED';
   const slot = lag.slot ? `  ${describeSlotWal(lag.slot)}` : '';
-  return `  stream  source ${lag.sourceLsn ?? '-'}  captured ${lag.capturedLsn ?? '-'}  applied ${lag.appliedLsn ?? '-'}  lag ${seconds}${bytes}  ${human(recordsPerSecond)} rec/s  ${state}${slot}${cutoverLsn ? `  (cutover: catching up to ${cutoverLsn})` : ''}`;
+  // Changes objects.include[].operations leaves out, DDL among them: never applied, shown here.
+  const left = Object.entries(lag.skipped ?? {}).filter(([, n]) => n > 0);
+  const skipped = left.length
+    ? `  not carried (operations): ${left.map(([op, n]) => `${op} ${n}`).join(', ')}`
+    : '';
+  return `  stream  source ${lag.sourceLsn ?? '-'}  captured ${lag.capturedLsn ?? '-'}  applied ${lag.appliedLsn ?? '-'}  lag ${seconds}${bytes}  ${human(recordsPerSecond)} rec/s  ${state}${slot}${skipped}${cutoverLsn ? `  (cutover: catching up to ${cutoverLsn})` : ''}`;
 }
 
 /**

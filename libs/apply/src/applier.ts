@@ -1,4 +1,4 @@
-import { PgferryError } from '@pgferry/core';
+import { PgferryError, type NameCase } from '@pgferry/core';
 import type { KafkaClientConfig } from '@pgferry/kafka';
 
 /**
@@ -50,6 +50,8 @@ export interface ApplierTarget {
   schema: string;
   table: string;
   key: string[];
+  /** objects.nameCase: the case of the destination's column names (see TargetTable.nameCase). */
+  nameCase?: NameCase;
 }
 
 /** What every applier is given to reach Kafka and the consumer group it applies for. */

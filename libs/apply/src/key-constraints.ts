@@ -1,5 +1,7 @@
 import type { Client } from 'pg';
+import type { NameCase } from '@pgferry/core';
 import {
+  caseName,
   classifyPgError,
   maintenanceMemoryToRaise,
   quoteIdent,
@@ -17,11 +19,17 @@ import type { DeferredKey } from './pg-row-applier';
  * constraint and skips it; null when the destination already has a unique index on exactly
  * the key, or the table has no key.
  */
-async function keySql(source: Client, destination: Client, t: SelectedTable): Promise<string | null> {
+async function keySql(
+  source: Client,
+  destination: Client,
+  t: SelectedTable,
+  nameCase?: NameCase,
+): Promise<string | null> {
   const key = tableKey(t);
   if (!key.length) return null;
   const target = quoteQualified(t.targetSchema, t.targetTable);
-  if (await hasUniqueIndexOn(destination, target, key)) return null;
+  const destKey = key.map((k) => caseName(k, nameCase));
+  if (await hasUniqueIndexOn(destination, target, destKey)) return null;
   const { rows } = await source.query(
     `SELECT k.conname, pg_get_constraintdef(k.oid) AS def, i.relname AS index_name
        FROM pg_class c
@@ -38,8 +46,14 @@ async function keySql(source: Client, destination: Client, t: SelectedTable): Pr
     [quoteQualified(t.schema, t.table), t.primaryKey.length ? 'p' : 'u', key],
   );
   const r = rows[0];
-  if (r?.conname) return `ALTER TABLE ${target} ADD CONSTRAINT ${quoteIdent(r.conname)} ${r.def}`;
-  return `CREATE UNIQUE INDEX ${r?.index_name ? quoteIdent(r.index_name) : ''} ON ${target} (${quoteIdentList(key)})`;
+  // The source's definition names the source's columns; under objects.nameCase the key is
+  // written over the destination's names (the constraint keeps its name, as the restored
+  // post-data does).
+  const renamed = destKey.some((k, i) => k !== key[i]);
+  if (r?.conname && !renamed) return `ALTER TABLE ${target} ADD CONSTRAINT ${quoteIdent(r.conname)} ${r.def}`;
+  if (r?.conname)
+    return `ALTER TABLE ${target} ADD CONSTRAINT ${quoteIdent(r.conname)} ${t.primaryKey.length ? 'PRIMARY KEY' : 'UNIQUE'} (${quoteIdentList(destKey)})`;
+  return `CREATE UNIQUE INDEX ${r?.index_name ? quoteIdent(r.index_name) : ''} ON ${target} (${quoteIdentList(destKey)})`;
 }
 
 /**
@@ -56,16 +70,23 @@ export async function prepareKeyConstraints(
   source: Client,
   destination: Client,
   tables: SelectedTable[],
+  nameCase?: NameCase,
 ): Promise<DeferredKey[]> {
   const deferred: DeferredKey[] = [];
   for (const t of tables) {
     const target = quoteQualified(t.targetSchema, t.targetTable);
     try {
-      const sql = await keySql(source, destination, t);
+      const sql = await keySql(source, destination, t, nameCase);
       if (!sql) continue;
       const { rows } = await destination.query(`SELECT EXISTS (SELECT FROM ${target}) AS loaded`);
       if (rows[0].loaded) await destination.query(sql);
-      else deferred.push({ target, key: tableKey(t), sourceTable: quoteQualified(t.schema, t.table), sql });
+      else
+        deferred.push({
+          target,
+          key: tableKey(t).map((k) => caseName(k, nameCase)),
+          sourceTable: quoteQualified(t.schema, t.table),
+          sql,
+        });
     } catch (err) {
       throw classifyPgError(err, `creating the key of ${target} on the destination`);
     }

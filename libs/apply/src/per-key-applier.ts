@@ -1,7 +1,7 @@
 import type { Client } from 'pg';
-import { DataError, PgferryError } from '@pgferry/core';
+import { compareBytes, DataError, PgferryError } from '@pgferry/core';
 import { classifyPgError, quoteQualified, PIPELINE_SESSION_SQL } from '@pgferry/pg';
-import { notAfter, RecordDecoder, type DecodedChange, type RegistryClient } from '@pgferry/avro';
+import { RecordDecoder, type DecodedChange, type RegistryClient } from '@pgferry/avro';
 import { readOffsets, readStreamPositions, storeOffsets, type OffsetMark } from '@pgferry/control';
 import type { PartitionData, TopicPartition } from '@pgferry/kafka';
 import { forEachRecordView } from '@pgferry/kafka-protocol';
@@ -14,7 +14,7 @@ import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
 import type { TargetTable } from './pg-row-applier';
 import { Throttle, type ThrottleLimits } from './throttle';
 import { RunRecords } from './run-records';
-import { positionHeader, undecodableRecord } from './undecodable-records';
+import { positionHeaderAt, undecodableRecord } from './undecodable-records';
 
 export interface PerKeyApplierOptions extends ApplierKafka {
   registry: RegistryClient;
@@ -52,15 +52,23 @@ interface Lane {
   changes: PgChangeApplier;
 }
 
-/** One record of a partition: where it is, what it holds. */
+/**
+ * One record of a partition: where it is, what it holds. Its key, value and stream position are
+ * ranges of the fetched batch's bytes (`buf`), not views: a view per field was three Buffer
+ * objects per change, and the garbage they made was a good part of the applier's GC time.
+ */
 interface Decoded {
   offset: bigint;
-  key: Buffer | null;
-  value: Buffer | null;
+  buf: Buffer;
+  /** buf[keyStart, keyEnd), keyStart -1 for no key; likewise the value (-1: a tombstone). */
+  keyStart: number;
+  keyEnd: number;
+  valueStart: number;
+  valueEnd: number;
   /** Null for a tombstone, or a change already applied (sent again after a capture restart). */
   change: DecodedChange | null;
-  /** The change's stream position (pgferry.pos header), when it has one and is new. */
-  pos: Buffer | null;
+  /** Where the change's 12-byte stream position (pgferry.pos header) starts in buf, when it has one and is new; else -1. */
+  posAt: number;
   /** With onError dead-letter: why the value does not decode (change is null); applying it throws this. */
   failure?: DataError;
 }
@@ -72,6 +80,9 @@ interface Part {
   partition: number;
   decoded: Decoded[];
 }
+
+/** A stream position's length: commit LSN (8 bytes) and number in the transaction (4). */
+const POSITION_BYTES = 12;
 
 /** Changes per destination transaction (larger rounds are split). */
 const MAX_GATHERED = 20_000;
@@ -200,47 +211,67 @@ export class PerKeyApplier implements Applier {
     const from = this.applied.get(key) ?? 0n;
     const first = data.from > from ? data.from : from;
     const where = `Kafka topic ${data.topic} partition ${data.partition}`;
-    const records: Array<{ offset: bigint; key: Buffer | null; value: Buffer | null; pos: Buffer | null }> =
-      [];
+    const decoded: Decoded[] = [];
+    // The last position applied (or met in this round): buf[at, at + 12).
+    let last = this.streamPos.get(key);
+    let lastAt = 0;
+    /** Records whose writer schema is not fetched yet: decoded below, with a promise. */
+    const later: Decoded[] = [];
     for (const b of data.batches) {
       let checked = !this.run;
       forEachRecordView(b, first, where, (r) => {
         if (!checked) this.run!.check(r, where);
         checked = true;
-        const header = positionHeader(r, where);
-        records.push({
+        const posAt = positionHeaderAt(r, where, POSITION_BYTES);
+        const d: Decoded = {
           offset: BigInt(r.offset),
-          key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
-          value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
-          pos: header && header.length === 12 ? header : null,
-        });
+          buf: r.buf,
+          keyStart: r.keyStart,
+          keyEnd: r.keyEnd,
+          valueStart: r.valueStart,
+          valueEnd: r.valueEnd,
+          change: null,
+          posAt: -1,
+        };
+        decoded.push(d);
+        if (posAt >= 0) {
+          if (
+            last &&
+            r.buf.compare(last, lastAt, lastAt + POSITION_BYTES, posAt, posAt + POSITION_BYTES) <= 0
+          )
+            // Sent again by a restarted capture: applied already, only the offset moves.
+            return;
+          last = r.buf;
+          lastAt = posAt;
+          d.posAt = posAt;
+        }
+        if (r.valueStart < 0) return;
+        try {
+          // Without a promise per record once the writer schema is known (nearly always).
+          const change = this.decoder.decodeLoadedAt(r.buf, r.valueStart, r.valueEnd);
+          if (change) d.change = change;
+          else later.push(d);
+        } catch (err) {
+          this.undecodable(d, where, err);
+        }
       });
     }
-    const decoded: Decoded[] = [];
-    let last = this.streamPos.get(key);
-    for (const r of records) {
-      const { offset, key: recordKey, value } = r;
-      if (r.pos && notAfter(r.pos, last)) {
-        // Sent again by a restarted capture: applied already, only the offset moves.
-        decoded.push({ offset, key: recordKey, value, change: null, pos: null });
-        continue;
-      }
-      if (r.pos) last = r.pos;
+    for (const d of later)
       try {
-        // Without a promise per record once the writer schema is known (nearly always).
-        const change = value
-          ? (this.decoder.decodeLoaded(value) ?? (await this.decoder.decode(value)))
-          : null;
-        decoded.push({ offset, key: recordKey, value, pos: r.pos, change });
+        d.change = await this.decoder.decode(d.buf.subarray(d.valueStart, d.valueEnd));
       } catch (err) {
-        if (!(err instanceof DataError)) throw err;
-        const failure = undecodableRecord(where, offset, err, this.opts.onError);
-        if (this.opts.onError !== 'dead-letter') throw failure;
-        // Parked in its place, after the records before it (applyRun).
-        decoded.push({ offset, key: recordKey, value, pos: r.pos, change: null, failure });
+        this.undecodable(d, where, err);
       }
-    }
     return { target, topic: data.topic, partition: data.partition, decoded };
+  }
+
+  /** A value that does not decode: a failure in its place (dead-letter), or the applier stops (strict). */
+  private undecodable(d: Decoded, where: string, err: unknown): void {
+    if (!(err instanceof DataError)) throw err;
+    const failure = undecodableRecord(where, d.offset, err, this.opts.onError);
+    if (this.opts.onError !== 'dead-letter') throw failure;
+    // Parked in its place, after the records before it (applyRun).
+    d.failure = failure;
   }
 
   /** Applies `parts` on `lane` once each partition's previous transaction is done; releases the lane. */
@@ -294,7 +325,7 @@ export class PerKeyApplier implements Applier {
         // A record that does not decode: dispatch applies the runs one by one and parks it.
         if (d.failure) throw d.failure;
         if (d.change) changes++;
-        bytes += d.value?.length ?? 0;
+        bytes += valueBytes(d);
       }
     await this.throttle.take(changes, bytes);
     const client = lane.client;
@@ -306,14 +337,15 @@ export class PerKeyApplier implements Applier {
         const group = byTopic.get(topic)!;
         const target = group[0].target;
         const all = group.flatMap((p) => runs(p.decoded));
-        const shapes = new Set(all.map((run) => shapeOf(run)).filter((s) => s !== null));
+        const shapes = all.map((run) => shapeOf(run)).filter((s) => s !== null);
         const truncates = all.some((run) => run.some((d) => d.change?.op === 't'));
         const moves = all.some((run) => run.some((d) => d.change !== null && movesKey(target.key, d.change)));
         // One statement set per table when that keeps each key's order: a key's changes are in
         // one partition. A truncate, a schema change or a key change (its two halves are on two
         // partitions) splits it back into the partitions' runs, applied one after the other (the
         // truncate guard then orders them).
-        const together = !truncates && !moves && shapes.size <= 1 ? [all.flat()] : all;
+        const together =
+          !truncates && !moves && shapes.every((s) => sameShape(s, shapes[0])) ? [all.flat()] : all;
         for (const run of together) {
           const list = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
           if (!list.length) continue;
@@ -353,7 +385,13 @@ export class PerKeyApplier implements Applier {
 
   private table(target: ApplierTarget, changes: readonly DecodedChange[]): TargetTable {
     const columns = changes.find((c) => c.after ?? c.before)?.columns ?? [];
-    return { schema: target.schema, table: target.table, columns, key: target.key };
+    return {
+      schema: target.schema,
+      table: target.table,
+      columns,
+      key: target.key,
+      nameCase: target.nameCase,
+    };
   }
 
   /** One run in its own transaction; with dead-letter, its poison record found and parked. */
@@ -362,7 +400,7 @@ export class PerKeyApplier implements Applier {
     const changes = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
     await this.throttle.take(
       changes.length,
-      run.reduce((n, d) => n + (d.value?.length ?? 0), 0),
+      run.reduce((n, d) => n + valueBytes(d), 0),
     );
     try {
       const undecodable = run.find((d) => d.failure);
@@ -382,7 +420,7 @@ export class PerKeyApplier implements Applier {
         return;
       }
       const d = run[0];
-      await this.deadLetters!.park(d, err.message, {
+      await this.deadLetters!.park(recordBytes(d), err.message, {
         topic: part.topic,
         partition: part.partition,
         table: quoteQualified(part.target.schema, part.target.table),
@@ -403,14 +441,37 @@ export class PerKeyApplier implements Applier {
 
 /** The stream position of the last positioned change of a run, or null when it has none. */
 function lastPosition(run: Decoded[]): Buffer | null {
-  for (let i = run.length - 1; i >= 0; i--) if (run[i].pos) return run[i].pos;
+  for (let i = run.length - 1; i >= 0; i--) {
+    const d = run[i];
+    if (d.posAt >= 0) return d.buf.subarray(d.posAt, d.posAt + POSITION_BYTES);
+  }
   return null;
 }
 
-/** The columns of a run's rows ("\u0000"-joined), or null when it has no row image. */
-function shapeOf(run: Decoded[]): string | null {
+function valueBytes(d: Decoded): number {
+  return d.valueStart < 0 ? 0 : d.valueEnd - d.valueStart;
+}
+
+/** A record's key and value as views, for the dead-letter topic. */
+function recordBytes(d: Decoded): { offset: bigint; key: Buffer | null; value: Buffer | null } {
+  return {
+    offset: d.offset,
+    key: d.keyStart < 0 ? null : d.buf.subarray(d.keyStart, d.keyEnd),
+    value: d.valueStart < 0 ? null : d.buf.subarray(d.valueStart, d.valueEnd),
+  };
+}
+
+/**
+ * The columns of a run's rows ("\u0000"-joined), or null when it has no row image. A writer
+ * schema's changes share one columns array: arrays are compared before their names are.
+ */
+function shapeOf(run: Decoded[]): string[] | null {
   const d = run.find((x) => x.change && (x.change.after ?? x.change.before));
-  return d ? d.change!.columns.join('\u0000') : null;
+  return d ? d.change!.columns : null;
+}
+
+function sameShape(a: readonly string[], b: readonly string[]): boolean {
+  return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
 }
 
 /**
@@ -420,10 +481,10 @@ function shapeOf(run: Decoded[]): string | null {
  */
 function runs(decoded: Decoded[]): Decoded[][] {
   const out: Decoded[][] = [];
-  let shape: string | null = null;
+  let shape: string[] | null = null;
   for (const d of decoded) {
-    const image = d.change && (d.change.after ?? d.change.before) ? d.change.columns.join('\u0000') : null;
-    if (out.length === 0 || (image !== null && shape !== null && image !== shape)) out.push([]);
+    const image = d.change && (d.change.after ?? d.change.before) ? d.change.columns : null;
+    if (out.length === 0 || (image !== null && shape !== null && !sameShape(image, shape))) out.push([]);
     out[out.length - 1].push(d);
     if (image !== null) shape = image;
   }

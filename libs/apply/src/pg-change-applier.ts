@@ -4,7 +4,7 @@ import { DataError } from '@pgferry/core';
 import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
 import { lockTruncateLsn, storeOffsets, storeTruncateLsn, type OffsetMark } from '@pgferry/control';
 import { copyInto, setReplicaRole } from './pg-apply-session';
-import type { TargetTable } from './pg-row-applier';
+import { dq, names, type TargetTable } from './pg-row-applier';
 import type { DecodedChange } from '@pgferry/avro';
 import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
 
@@ -118,7 +118,7 @@ export class PgChangeApplier {
         let inserts: Array<Array<string | null>> = [];
         const flush = async () => {
           if (!inserts.length) return;
-          await copyInto(this.client, target, t.columns, copyChunks(inserts));
+          await copyInto(this.client, target, names(t, t.columns), copyChunks(inserts));
           counts.upserted += inserts.length;
           inserts = [];
         };
@@ -210,7 +210,7 @@ export class PgChangeApplier {
     );
     if (!this.stages.has(name)) {
       await this.client.query(
-        `CREATE TEMP TABLE IF NOT EXISTS ${name} ON COMMIT DELETE ROWS AS SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteQualified(t.schema, t.table)} WITH NO DATA`,
+        `CREATE TEMP TABLE IF NOT EXISTS ${name} ON COMMIT DELETE ROWS AS SELECT ${columns.map((c) => dq(t, c)).join(', ')} FROM ${quoteQualified(t.schema, t.table)} WITH NO DATA`,
       );
       this.stages.add(name);
       if (this.mayHoldRows) await this.client.query(`TRUNCATE ${name}`);
@@ -247,8 +247,8 @@ export class PgChangeApplier {
       const params: Array<string | null> = [];
       const sets = t.columns
         .filter((c) => !m.unchanged.has(c))
-        .map((c) => `${quoteIdent(c)} = $${params.push(m.values[t.columns.indexOf(c)])}`);
-      const where = t.key.map((k) => `${quoteIdent(k)} = $${params.push(m.from[t.columns.indexOf(k)])}`);
+        .map((c) => `${dq(t, c)} = $${params.push(m.values[t.columns.indexOf(c)])}`);
+      const where = t.key.map((k) => `${dq(t, k)} = $${params.push(m.from[t.columns.indexOf(k)])}`);
       const moved = await this.client.query(
         `UPDATE ${target} SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`,
         params,
@@ -266,8 +266,8 @@ export class PgChangeApplier {
     let deleted = 0;
     if (deletes.length) {
       const stage = await this.stage(t, 'delkeys', t.key);
-      await copyInto(this.client, stage, t.key, copyChunks(deletes));
-      const match = t.key.map((k) => `d.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
+      await copyInto(this.client, stage, names(t, t.key), copyChunks(deletes));
+      const match = t.key.map((k) => `d.${dq(t, k)} = s.${dq(t, k)}`).join(' AND ');
       deleted = (await this.client.query(`DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`))
         .rowCount!;
     }
@@ -279,26 +279,26 @@ export class PgChangeApplier {
       await copyInto(
         this.client,
         stage,
-        cols,
+        names(t, cols),
         copyChunks(unchanged.length ? rows.map((r) => pos.map((p) => r[p])) : rows),
       );
-      const list = cols.map(quoteIdent).join(', ');
+      const list = cols.map((c) => dq(t, c)).join(', ');
       const set = cols.filter((c) => !t.key.includes(c));
       if (unchanged.length) {
         // Rows whose TOASTed column(s) the source did not send: their values are only in the
         // destination's row, so these are UPDATEs of it (an INSERT ... ON CONFLICT would check
         // the proposed row, NULL there, against NOT NULL before finding the conflict).
-        const match = t.key.map((k) => `d.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
+        const match = t.key.map((k) => `d.${dq(t, k)} = s.${dq(t, k)}`).join(' AND ');
         const updated = set.length
           ? (
               await this.client.query(
-                `UPDATE ${target} AS d SET ${set.map((c) => `${quoteIdent(c)} = s.${quoteIdent(c)}`).join(', ')} FROM ${stage} AS s WHERE ${match}`,
+                `UPDATE ${target} AS d SET ${set.map((c) => `${dq(t, c)} = s.${dq(t, c)}`).join(', ')} FROM ${stage} AS s WHERE ${match}`,
               )
             ).rowCount!
           : rows.length;
         if (updated !== rows.length) {
           const { rows: missing } = await this.client.query(
-            `SELECT ${t.key.map((k) => `s.${quoteIdent(k)}::text`).join(', ')} FROM ${stage} AS s
+            `SELECT ${t.key.map((k) => `s.${dq(t, k)}::text`).join(', ')} FROM ${stage} AS s
               WHERE NOT EXISTS (SELECT 1 FROM ${target} AS d WHERE ${match}) LIMIT 5`,
           );
           throw new DataError(
@@ -308,7 +308,7 @@ export class PgChangeApplier {
         upserted += updated;
         continue;
       }
-      const conflict = `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${set.length ? `UPDATE SET ${set.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`;
+      const conflict = `ON CONFLICT (${t.key.map((k) => dq(t, k)).join(', ')}) DO ${set.length ? `UPDATE SET ${set.map((c) => `${dq(t, c)} = EXCLUDED.${dq(t, c)}`).join(', ')}` : 'NOTHING'}`;
       upserted += (
         await this.client.query(
           `INSERT INTO ${target} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM ${stage} ${conflict}`,
@@ -337,7 +337,7 @@ export class PgChangeApplier {
       const values = pick(ch.after!);
       // Untyped parameters take the type of the column they are assigned to.
       await this.client.query(
-        `INSERT INTO ${target} (${t.columns.map(quoteIdent).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${t.columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+        `INSERT INTO ${target} (${t.columns.map((c) => dq(t, c)).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${t.columns.map((_, i) => `$${i + 1}`).join(', ')})`,
         values,
       );
       counts.upserted++;
@@ -349,7 +349,7 @@ export class PgChangeApplier {
       );
     const before = pick(ch.before);
     const where = t.columns
-      .map((c, i) => `${quoteIdent(c)}::text IS NOT DISTINCT FROM $${i + 1}::text`)
+      .map((c, i) => `${dq(t, c)}::text IS NOT DISTINCT FROM $${i + 1}::text`)
       .join(' AND ');
     const row = `(SELECT ctid FROM ${target} WHERE ${where} LIMIT 1)`;
     let n: number;
@@ -364,7 +364,7 @@ export class PgChangeApplier {
       t.columns.forEach((c, i) => {
         if (unchanged.has(c)) return;
         params.push(after[i]);
-        sets.push(`${quoteIdent(c)} = $${params.length}`);
+        sets.push(`${dq(t, c)} = $${params.length}`);
       });
       n = (await this.client.query(`UPDATE ${target} SET ${sets.join(', ')} WHERE ctid = ${row}`, params))
         .rowCount!;

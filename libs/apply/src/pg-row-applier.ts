@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
-import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
+import type { NameCase } from '@pgferry/core';
+import { caseName, classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
 import { chunkSentAgain, storeOffset, type OffsetMark } from '@pgferry/control';
 import { copyInto, hasUniqueIndexOn, setReplicaRole, type CopyFormat } from './pg-apply-session';
 
@@ -12,6 +13,21 @@ export interface TargetTable {
   columns: string[];
   /** Key columns (subset of columns); empty for a keyless table. */
   key: string[];
+  /**
+   * objects.nameCase: `columns` and `key` are the records' (source) names, and the statements
+   * name the destination's columns in this case (omitted or source: as they are).
+   */
+  nameCase?: NameCase;
+}
+
+/** The destination's names of `columns` of t (see TargetTable.nameCase). */
+export function names(t: Pick<TargetTable, 'nameCase'>, columns: readonly string[]): string[] {
+  return t.nameCase && t.nameCase !== 'source' ? columns.map((c) => caseName(c, t.nameCase)) : [...columns];
+}
+
+/** The destination's column `c` of t, quoted (see TargetTable.nameCase). */
+export function dq(t: Pick<TargetTable, 'nameCase'>, c: string): string {
+  return quoteIdent(caseName(c, t.nameCase));
 }
 
 /**
@@ -132,14 +148,14 @@ export class PgRowApplier {
         if (deferred) {
           keyed = await this.keyIfResent(deferred);
           if (!keyed) {
-            await copyInto(this.client, target, t.columns, chunks, format);
+            await copyInto(this.client, target, names(t, t.columns), chunks, format);
             done = true;
           }
         }
         if (!done && (await this.mayGoDirect(t))) {
           await this.client.query('SAVEPOINT pgferry_direct');
           try {
-            await copyInto(this.client, target, t.columns, chunks, format);
+            await copyInto(this.client, target, names(t, t.columns), chunks, format);
             await this.client.query('RELEASE SAVEPOINT pgferry_direct');
             done = true;
           } catch (err) {
@@ -179,7 +195,7 @@ export class PgRowApplier {
     const target = quoteQualified(t.schema, t.table);
     let ok = this.direct.get(target);
     if (ok === undefined) {
-      ok = !t.key.length || (await hasUniqueIndexOn(this.client, target, t.key, true));
+      ok = !t.key.length || (await hasUniqueIndexOn(this.client, target, names(t, t.key), true));
       this.direct.set(target, ok);
     }
     return ok;
@@ -191,7 +207,7 @@ export class PgRowApplier {
     chunks: ReadonlyArray<Buffer | string>,
     format: CopyFormat,
   ): Promise<void> {
-    const cols = t.columns.map(quoteIdent).join(', ');
+    const cols = t.columns.map((c) => dq(t, c)).join(', ');
     const stage = quoteIdent(this.stageName(t));
     if (!this.staged.has(stage)) {
       await this.client.query(
@@ -199,16 +215,16 @@ export class PgRowApplier {
       );
       this.staged.add(stage);
     }
-    await copyInto(this.client, stage, t.columns, chunks, format);
+    await copyInto(this.client, stage, names(t, t.columns), chunks, format);
     const nonKey = t.columns.filter((c) => !t.key.includes(c));
     const conflict = t.key.length
-      ? `ON CONFLICT (${t.key.map(quoteIdent).join(', ')}) DO ${nonKey.length ? `UPDATE SET ${nonKey.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}` : 'NOTHING'}`
+      ? `ON CONFLICT (${t.key.map((k) => dq(t, k)).join(', ')}) DO ${nonKey.length ? `UPDATE SET ${nonKey.map((c) => `${dq(t, c)} = EXCLUDED.${dq(t, c)}`).join(', ')}` : 'NOTHING'}`
       : '';
     // A batch can hold one key twice (a chunk re-sent after a crash): the last one wins, and
     // ON CONFLICT must not see the key twice in one statement. ctid is arrival order in the
     // staging table, which is emptied at every commit.
     const source = t.key.length
-      ? `SELECT DISTINCT ON (${t.key.map(quoteIdent).join(', ')}) ${cols} FROM ${stage} ORDER BY ${t.key.map(quoteIdent).join(', ')}, ctid DESC`
+      ? `SELECT DISTINCT ON (${t.key.map((k) => dq(t, k)).join(', ')}) ${cols} FROM ${stage} ORDER BY ${t.key.map((k) => dq(t, k)).join(', ')}, ctid DESC`
       : `SELECT ${cols} FROM ${stage}`;
     await this.client.query(`INSERT INTO ${target} (${cols}) OVERRIDING SYSTEM VALUE ${source} ${conflict}`);
   }

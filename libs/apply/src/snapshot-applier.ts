@@ -253,6 +253,7 @@ export class SnapshotApplier implements Applier {
       table: target.table,
       columns: batch.columns ?? [],
       key: target.key,
+      nameCase: target.nameCase,
     };
     try {
       await lane.rows.applyCopy(

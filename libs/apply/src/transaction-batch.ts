@@ -85,7 +85,13 @@ export class BatchApplier {
   async flush(run: Pending, batch: Batch): Promise<void> {
     const { target } = run;
     const columns = run.changes.find((c) => c.after ?? c.before)?.columns ?? [];
-    const t: TargetTable = { schema: target.schema, table: target.table, columns, key: target.key };
+    const t: TargetTable = {
+      schema: target.schema,
+      table: target.table,
+      columns,
+      key: target.key,
+      nameCase: target.nameCase,
+    };
     await this.throttle.take(run.changes.length, run.bytes);
     const client = this.client;
     const changes = this.changes;

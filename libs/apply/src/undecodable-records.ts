@@ -1,6 +1,6 @@
 import { DataError } from '@pgferry/core';
 import { decodeTransactionRecord, STREAM_POSITION_HEADER, type TransactionRecord } from '@pgferry/avro';
-import { recordHeader, type RecordView } from '@pgferry/kafka-protocol';
+import { recordHeader, recordHeaderAt, type RecordView } from '@pgferry/kafka-protocol';
 
 /**
  * How an applier names a record it cannot decode: by where it is (topic, partition, offset),
@@ -26,6 +26,18 @@ export function undecodableRecord(
 export function positionHeader(r: RecordView, where: string): Buffer | null {
   try {
     return recordHeader(r, STREAM_POSITION_HEADER);
+  } catch (err) {
+    throw new DataError(`${where}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Where a record's pgferry.pos header value starts in its batch when it is `length` bytes, or -1
+ * (see recordHeaderAt); malformed headers are a DataError naming `where`.
+ */
+export function positionHeaderAt(r: RecordView, where: string, length: number): number {
+  try {
+    return recordHeaderAt(r, STREAM_POSITION_HEADER, length);
   } catch (err) {
     throw new DataError(`${where}: ${(err as Error).message}`, { cause: err });
   }

@@ -158,7 +158,7 @@ export class AvroCopyDecoder {
     const plan = this.planOf(buf, start, end);
     // before: null (branch 0); after: the record (branch 1).
     if (buf[start + 5] !== 0 || buf[start + 6] !== 2 || !plan.fields || !plan.tailType) return null;
-    const c: Cursor = { buf, pos: start + 7 };
+    const c: Cursor = { buf, pos: start + 7, start, end };
     const fields = plan.fields;
     let op: string;
     try {
@@ -218,7 +218,7 @@ export class AvroCopyDecoder {
   ): { op: string; plan: CopyPlan } | null {
     const plan = this.planOf(buf, start, end);
     if (buf[start + 5] !== 0 || buf[start + 6] !== 2 || !plan.tailType) return null;
-    const c: Cursor = { buf, pos: start + 7 };
+    const c: Cursor = { buf, pos: start + 7, start, end };
     let op: string;
     try {
       out.beginRow(writers.length);

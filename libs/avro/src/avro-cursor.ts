@@ -1,13 +1,17 @@
 import { DataError } from '@pgferry/core';
 
 /**
- * A read position in an Avro body. The readers do not check the end (a read past it gives 0s):
- * their callers check the position once per value. Bad bytes are DataErrors without a
- * location; the decoder of a record names its schema, the applier its topic and offset.
+ * A read position in an Avro body, buf[start, end) (a value inside a fetched batch). The readers
+ * do not check the end (a read past it gives the next bytes, or 0s): their callers check the
+ * position once per value; lengths are checked against `end`. Bad bytes are DataErrors without
+ * a location beyond the byte in the body; the decoder of a record names its schema, the applier
+ * its topic and offset.
  */
 export interface Cursor {
   buf: Buffer;
   pos: number;
+  start: number;
+  end: number;
 }
 
 /** An Avro long: a number when it is within 2^48 (7 varint bytes), else exactly, as a BigInt. */
@@ -72,8 +76,8 @@ export function readInt(c: Cursor): number {
 
 export function readLength(c: Cursor): number {
   const n = readInt(c);
-  if (n < 0 || c.pos + n > c.buf.length)
-    throw new DataError(`Avro length ${n} at byte ${c.pos} runs past the value`);
+  if (n < 0 || c.pos + n > c.end)
+    throw new DataError(`Avro length ${n} at byte ${c.pos - c.start} runs past the value`);
   return n;
 }
 

@@ -1,4 +1,4 @@
-import { DataError } from '@pgferry/core';
+import { compareBytes, DataError } from '@pgferry/core';
 import avro from 'avsc';
 import { avscOptions, converterFor, type AvroSchema } from './avro-mapping';
 import { decimalText, readInt, readLength, readLong, type Cursor } from './avro-cursor';
@@ -33,6 +33,37 @@ function readString(c: Cursor): string {
   const s = c.buf.toString('utf8', c.pos, c.pos + n);
   c.pos += n;
   return s;
+}
+
+/** An Avro string that repeats from record to record: the last one's string while its bytes are the same. */
+class RepeatedString {
+  private bytes: Buffer = Buffer.alloc(0);
+  private text = '';
+
+  read(c: Cursor): string {
+    const n = readLength(c);
+    const at = c.pos;
+    c.pos += n;
+    if (n !== this.bytes.length || compareBytes(c.buf, at, this.bytes, 0, n) !== 0) {
+      this.bytes = Buffer.from(c.buf.subarray(at, at + n));
+      this.text = c.buf.toString('utf8', at, at + n);
+    }
+    return this.text;
+  }
+}
+
+/** The envelope's op, one of c, u, d, r, t (a one-byte string), without a new string per record. */
+const OPS = new Map(['c', 'u', 'd', 'r', 't'].map((op) => [op.charCodeAt(0), op]));
+
+function readOp(c: Cursor): string {
+  if (c.buf[c.pos] === 2) {
+    const op = OPS.get(c.buf[c.pos + 1]);
+    if (op !== undefined) {
+      c.pos += 2;
+      return op;
+    }
+  }
+  return readString(c);
 }
 
 function skipString(c: Cursor): void {
@@ -113,7 +144,7 @@ interface ValueField {
 export function changeReader(
   schema: Record<string, unknown>,
   type: avro.Type,
-): ((body: Buffer) => DecodedChange) | null {
+): ((buf: Buffer, start?: number, end?: number) => DecodedChange) | null {
   if (!(type instanceof avro.types.RecordType)) return null;
   const beforeType = type.field('before')?.type;
   if (!(
@@ -154,8 +185,13 @@ export function changeReader(
     if (branch !== 2) throw new DataError(`Avro union branch byte ${branch} is not in the schema (0 or 2)`);
     return readLong(c);
   };
-  return (body) => {
-    const c: Cursor = { buf: body, pos: 0 };
+  // The source schema and table of a topic's records are nearly always the same: their string
+  // is made again only when their bytes differ from the last record's (the applier reads them
+  // for every change).
+  const schemaText = new RepeatedString();
+  const tableText = new RepeatedString();
+  return (buf, start = 0, end = buf.length) => {
+    const c: Cursor = { buf, pos: start, start, end };
     const beforeTexts = image(c);
     const afterTexts = image(c);
     skipString(c); // version
@@ -171,12 +207,12 @@ export function changeReader(
     if (sequenceBranch === 2) skipString(c);
     else if (sequenceBranch !== 0)
       throw new DataError(`Avro union branch byte ${sequenceBranch} is not in the schema (0 or 2)`);
-    const schemaName = readString(c);
-    const table = readString(c);
+    const schemaName = schemaText.read(c);
+    const table = tableText.read(c);
     nullableLong(c); // txId
     const lsn = nullableLong(c);
     nullableLong(c); // xmin
-    const opText = readString(c);
+    const opText = readOp(c);
     nullableLong(c); // ts_ms
     const tx = c.buf[c.pos++];
     if (tx === 2) {
@@ -195,10 +231,8 @@ export function changeReader(
       }
       for (let i = 0; i < n; i++) unchangedToast.push(readString(c));
     }
-    if (c.pos !== body.length)
-      throw new DataError(
-        c.pos > body.length ? 'the value is truncated' : `${body.length - c.pos} bytes follow the value`,
-      );
+    if (c.pos !== end)
+      throw new DataError(c.pos > end ? 'the value is truncated' : `${end - c.pos} bytes follow the value`);
     return {
       op: opText as DecodedChange['op'],
       columns,

@@ -17,7 +17,7 @@ interface Envelope {
 
 interface WriterPlan {
   /** The envelope read without avsc, where the writer schema is pgferry's (changeReader). */
-  fast: ((body: Buffer) => DecodedChange) | null;
+  fast: ((buf: Buffer, start: number, end: number) => DecodedChange) | null;
   type: avro.Type;
   columns: string[];
   fields: string[];
@@ -85,23 +85,38 @@ export class RecordDecoder {
    * decode); undefined where it was not: the caller then awaits decode().
    */
   decodeLoaded(value: Buffer): DecodedChange | undefined {
-    const id = requireWireSchemaId(value);
+    return this.decodeLoadedAt(value, 0, value.length);
+  }
+
+  /** decodeLoaded of the value at buf[start, end), without a view of it (the appliers' per-record path). */
+  decodeLoadedAt(buf: Buffer, start: number, end: number): DecodedChange | undefined {
+    const id = requireWireSchemaId(buf, start, end);
     const plan = this.loaded.get(id);
-    return plan && this.decodeWith(id, plan, value);
+    if (!plan) return undefined;
+    if (plan.fast) return this.readFast(id, plan.fast, buf, start + WIRE_HEADER_BYTES, end);
+    return this.decodeWith(id, plan, buf.subarray(start, end));
+  }
+
+  private readFast(
+    id: number,
+    fast: NonNullable<WriterPlan['fast']>,
+    buf: Buffer,
+    start: number,
+    end: number,
+  ): DecodedChange {
+    try {
+      return fast(buf, start, end);
+    } catch (err) {
+      if (!(err instanceof DataError)) throw err;
+      throw new DataError(
+        `Avro value of schema ${id} does not decode (${err.message}): the record is corrupt, or was not written with that schema`,
+        { cause: err },
+      );
+    }
   }
 
   private decodeWith(id: number, plan: WriterPlan, value: Buffer): DecodedChange {
-    if (plan.fast) {
-      try {
-        return plan.fast(value.subarray(WIRE_HEADER_BYTES));
-      } catch (err) {
-        if (!(err instanceof DataError)) throw err;
-        throw new DataError(
-          `Avro value of schema ${id} does not decode (${err.message}): the record is corrupt, or was not written with that schema`,
-          { cause: err },
-        );
-      }
-    }
+    if (plan.fast) return this.readFast(id, plan.fast, value, WIRE_HEADER_BYTES, value.length);
     let env: Envelope;
     try {
       env = plan.type.fromBuffer(value.subarray(WIRE_HEADER_BYTES)) as Envelope;

@@ -4,7 +4,7 @@ import type { Lsn } from '@pgferry/pg';
 /** A stage that takes change events one at a time, in order (the encoder and publisher). */
 export interface ChangeProcessor {
   /** Resolves when the event is taken; the source sends the next one only then. */
-  process(event: ChangeEvent): Promise<void> | void;
+  process(event: ChangeEvent): Promise<void> | undefined;
   /**
    * Optional: encodes a row change of a streamed transaction while the transaction is still
    * open (the source streams it before its commit), so that at the commit only its place in the

@@ -106,6 +106,7 @@ ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS source_system_id text;
 ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS source_database text;
 ALTER TABLE pgferry.tasks ADD COLUMN IF NOT EXISTS kafka_cluster_id text;
 ALTER TABLE pgferry.stream_status ADD COLUMN IF NOT EXISTS slot jsonb;
+ALTER TABLE pgferry.stream_status ADD COLUMN IF NOT EXISTS skipped jsonb;
 CREATE TABLE IF NOT EXISTS pgferry.start_offsets (
   task text NOT NULL REFERENCES pgferry.tasks ON DELETE CASCADE,
   topic text NOT NULL,

@@ -50,6 +50,8 @@ export interface CaptureReport {
   captureLagMs: number | null;
   /** Records this capture process published. */
   published: number;
+  /** Changes this capture process left out by objects.include[].operations, by operation. */
+  skipped?: Record<string, number>;
 }
 
 /**
@@ -83,12 +85,12 @@ export async function writeCaptureReport(
         ]);
     }
     await client.query(
-      `INSERT INTO pgferry.stream_status (task, source_lsn, captured_lsn, capture_lag_ms, published, slot, updated_at)
-       VALUES ($1, $2::pg_lsn, $3::pg_lsn, $4, $5, $6::jsonb, now())
+      `INSERT INTO pgferry.stream_status (task, source_lsn, captured_lsn, capture_lag_ms, published, slot, skipped, updated_at)
+       VALUES ($1, $2::pg_lsn, $3::pg_lsn, $4, $5, $6::jsonb, $7::jsonb, now())
        ON CONFLICT (task) DO UPDATE SET source_lsn = coalesce(EXCLUDED.source_lsn, pgferry.stream_status.source_lsn),
          captured_lsn = EXCLUDED.captured_lsn, capture_lag_ms = EXCLUDED.capture_lag_ms,
          published = EXCLUDED.published, slot = coalesce(EXCLUDED.slot, pgferry.stream_status.slot),
-         updated_at = now()`,
+         skipped = EXCLUDED.skipped, updated_at = now()`,
       [
         task,
         report.sourceLsn === null ? null : formatLsn(report.sourceLsn),
@@ -96,6 +98,7 @@ export async function writeCaptureReport(
         report.captureLagMs,
         report.published,
         report.slot ? JSON.stringify(report.slot) : null,
+        report.skipped ? JSON.stringify(report.skipped) : null,
       ],
     );
   } catch (err) {
@@ -143,6 +146,8 @@ export interface StreamLag {
   appliedRecords: number;
   /** Records the running capture published. */
   publishedRecords: number;
+  /** Changes the running capture left out by objects.include[].operations, by operation. */
+  skipped?: Record<string, number> | null;
   captureLagMs: number | null;
   /** When the capture last reported; a stale time means the capture is not running. */
   reportedAt: string | null;
@@ -156,7 +161,7 @@ export async function readStreamLag(
   boundSeconds: number,
 ): Promise<StreamLag> {
   const status = await client.query(
-    `SELECT source_lsn::text AS source, captured_lsn::text AS captured, capture_lag_ms, published, slot, updated_at
+    `SELECT source_lsn::text AS source, captured_lsn::text AS captured, capture_lag_ms, published, slot, skipped, updated_at
        FROM pgferry.stream_status WHERE task = $1`,
     [task],
   );
@@ -181,6 +186,7 @@ export async function readStreamLag(
     notDelayed: lagSeconds !== null && lagSeconds < boundSeconds,
     appliedRecords: Number(offsets.rows[0]?.n ?? 0),
     publishedRecords: s ? Number(s.published) : 0,
+    skipped: (s?.skipped as Record<string, number> | null | undefined) ?? null,
     captureLagMs:
       s?.capture_lag_ms === null || s?.capture_lag_ms === undefined ? null : Number(s.capture_lag_ms),
     reportedAt: s?.updated_at ? (s.updated_at as Date).toISOString() : null,

@@ -7,6 +7,27 @@
 export const SMALL_COPY = 40;
 
 /**
+ * Compares a[aStart, aStart + n) with b[bStart, bStart + n) byte by byte: -1, 0 or 1. For the
+ * short byte strings of the per-record paths (header names, stream positions, schema and table
+ * names), a loop costs a fraction of Buffer#compare with offsets, whose argument checks and
+ * native call were 5% of the applier's busy time.
+ */
+export function compareBytes(
+  a: Uint8Array,
+  aStart: number,
+  b: Uint8Array,
+  bStart: number,
+  n: number,
+): number {
+  for (let i = 0; i < n; i++) {
+    const x = a[aStart + i];
+    const y = b[bStart + i];
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/**
  * A Uint8Array view of src[start, end): a third cheaper to make than Buffer#subarray's Buffer,
  * and TypedArray#set and #indexOf on it copy and search natively (Buffer#copy of 84 bytes
  * costs as much again in argument handling).

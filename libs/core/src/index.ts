@@ -1,4 +1,4 @@
-export { byteView, HEX_VALUE, SlabPool, SMALL_COPY } from './bytes';
+export { byteView, compareBytes, HEX_VALUE, SlabPool, SMALL_COPY } from './bytes';
 export { crc32c } from './crc32c';
 export {
   AuthenticationError,
@@ -38,6 +38,10 @@ export {
   parseKafkaSection,
   parseTaskSpec,
   type KafkaTlsSpec,
+  NAME_CASES,
+  type NameCase,
+  OPERATIONS,
+  type Operation,
   type SslSpec,
   type TaskSpec,
   type TaskSpecInput,

@@ -74,6 +74,10 @@ export const endpointSchema = z
     message: 'give password or passwordFile, not both',
   });
 
+/** The operations an include entry can select (objects.include[].operations). */
+export const OPERATIONS = ['insert', 'update', 'delete', 'truncate', 'ddl'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
 const tableSelection = z
   .object({
     schema: z.string().min(1),
@@ -83,8 +87,21 @@ const tableSelection = z
     renameTo: z.string().min(1).optional(),
     /** Per table destination names: { sourceTable: destinationTable }. */
     renameTables: z.record(z.string().min(1)).optional(),
+    /**
+     * Per table row filter, one SQL expression over the source table's columns (docs/filters.md):
+     * the snapshot reads only matching rows and the stream carries only changes to them.
+     */
+    where: z.record(z.string().min(1)).optional(),
+    /** Per table column list (the key columns must be in it): the destination gets only these. */
+    columns: z.record(z.array(z.string().min(1)).min(1)).optional(),
+    /** Changes carried for the entry's tables; omitted: all of them. */
+    operations: z.array(z.enum(OPERATIONS)).min(1).optional(),
   })
   .strict();
+
+/** objects.nameCase: the case of schemas, tables and columns created on the destination. */
+export const NAME_CASES = ['source', 'lower', 'upper'] as const;
+export type NameCase = (typeof NAME_CASES)[number];
 
 export const taskSpecSchema = z
   .object({
@@ -111,7 +128,19 @@ export const taskSpecSchema = z
     objects: z
       .object({
         include: z.array(tableSelection).min(1).optional(),
-        exclude: z.array(tableSelection.omit({ renameTo: true, renameTables: true })).optional(),
+        exclude: z
+          .array(
+            tableSelection.omit({
+              renameTo: true,
+              renameTables: true,
+              where: true,
+              columns: true,
+              operations: true,
+            }),
+          )
+          .optional(),
+        /** Omitted: source (names as on the source). */
+        nameCase: z.enum(NAME_CASES).optional(),
       })
       .strict()
       .default({}),

@@ -36,6 +36,7 @@ export {
   forEachRecordRange,
   forEachRecordView,
   recordHeader,
+  recordHeaderAt,
   recordHeaders,
   scanBatches,
   visibleBatches,

@@ -35,6 +35,7 @@ export { type ColumnInfo, describeColumns, describeStreamColumns } from './pg-co
 export { EXACT_TABLE_BYTES, measureRowWidths, type RowWidth } from './pg-row-widths';
 export {
   newTableRule,
+  caseName,
   type NewTableRule,
   resolveSelection,
   type SelectedTable,

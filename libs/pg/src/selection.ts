@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import type { TaskSpec } from '@pgferry/core';
+import type { NameCase, Operation, TaskSpec } from '@pgferry/core';
 import { listTables, type TableInfo } from './catalog';
 import { quoteQualified } from './ident';
 
@@ -7,6 +7,19 @@ import { quoteQualified } from './ident';
 export interface SelectedTable extends TableInfo {
   targetSchema: string;
   targetTable: string;
+  /** Row filter (objects.include[].where), one SQL expression validated by the precheck. */
+  where?: string;
+  /** Column list (objects.include[].columns): only these are read, streamed and created. */
+  columns?: string[];
+  /** Operations carried (objects.include[].operations); omitted: all. */
+  operations?: Operation[];
+}
+
+/** A destination name in the task's objects.nameCase (omitted: as on the source). */
+export function caseName(name: string, nameCase: NameCase | undefined): string {
+  if (nameCase === 'lower') return name.toLowerCase();
+  if (nameCase === 'upper') return name.toUpperCase();
+  return name;
 }
 
 export interface SelectionProblem {
@@ -46,6 +59,9 @@ export function selectTables(all: TableInfo[], objects: TaskSpec['objects']): Se
       tables: undefined,
       renameTo: undefined,
       renameTables: undefined,
+      where: undefined,
+      columns: undefined,
+      operations: undefined,
     }));
   includes.forEach((inc, i) => {
     const tables = bySchema.get(inc.schema);
@@ -68,10 +84,22 @@ export function selectTables(all: TableInfo[], objects: TaskSpec['objects']): Se
       }
       chosen.set(key(t.schema, t.table), {
         ...t,
-        targetSchema: inc.renameTo ?? t.schema,
-        targetTable: inc.renameTables?.[t.table] ?? t.table,
+        targetSchema: inc.renameTo ?? caseName(t.schema, objects.nameCase),
+        targetTable: inc.renameTables?.[t.table] ?? caseName(t.table, objects.nameCase),
+        ...(inc.where?.[t.table] !== undefined ? { where: inc.where[t.table] } : {}),
+        ...(inc.columns?.[t.table] !== undefined ? { columns: inc.columns[t.table] } : {}),
+        ...(inc.operations !== undefined ? { operations: inc.operations } : {}),
       });
     });
+    for (const field of ['where', 'columns'] as const) {
+      for (const named of Object.keys(inc[field] ?? {})) {
+        if (!wanted.includes(named))
+          problems.push({
+            path: `objects.include[${i}].${field}`,
+            message: `names ${quoteQualified(inc.schema, named)}, which is not selected; list it in objects.include[${i}].tables or remove it from ${field}`,
+          });
+      }
+    }
     for (const renamed of Object.keys(inc.renameTables ?? {})) {
       if (!wanted.includes(renamed))
         problems.push({

@@ -12,6 +12,7 @@ import {
 import { checkKafka, type KafkaFacts, type KafkaFactsReader } from './check-kafka';
 import { checkConflicts, checkNames } from './check-destination';
 import { checkSnapshotCompression } from './check-platform';
+import { checkFilters } from './check-filters';
 import { checkDestinationPrivileges, checkSourcePrivileges } from './check-privileges';
 import {
   checkDestinationWritable,
@@ -93,6 +94,11 @@ export async function runPrecheck(spec: TaskSpec, options: PrecheckOptions = {})
     if (writable) items.push(writable);
     items.push(...checkDestinationPrivileges(spec, dst, tables));
     items.push(...checkKeys(spec, src));
+    try {
+      items.push(...(await checkFilters(spec, source, src)));
+    } catch (err) {
+      items.push(catalogFailure('source', err));
+    }
     items.push(...checkConflicts(spec, tables, dst));
     items.push(...checkNames(tables, dst));
     items.push(checkEncoding(src, dst));

@@ -10,7 +10,9 @@ import {
   quoteLiteral,
   quoteQualified,
 } from '@pgferry/pg';
+import type { NameCase } from '@pgferry/core';
 import type { SchemaRename, TableRename } from './pg-dump-selection';
+import { caseColumns, caseOf, caseRelations, dropUnlistedColumns, type ColumnList } from './column-shaping';
 
 /**
  * Name mapping. pg_restore cannot rename, and rewriting the SQL text of a dump is not safe (names
@@ -96,11 +98,27 @@ export async function applyRenames(
   restoredSchemas: readonly string[],
   schemaRenames: readonly SchemaRename[],
   tableRenames: readonly TableRename[],
+  shape: { columnLists?: readonly ColumnList[]; nameCase?: NameCase } = {},
 ): Promise<void> {
   const tmp = (i: number) => `pgferry_rename_${i}_${randomBytes(4).toString('hex')}`;
   let step = '';
+  const nameCase = shape.nameCase && shape.nameCase !== 'source' ? shape.nameCase : undefined;
   try {
     await client.query('BEGIN');
+    // Column lists and column case first: both name source columns of source tables.
+    await dropUnlistedColumns(client, shape.columnLists ?? [], (what) => (step = what));
+    if (nameCase) {
+      await caseColumns(client, restoredSchemas, nameCase, (what) => (step = what));
+      const explicit = new Set(tableRenames.map((t) => `${t.schema}\u0000${t.from}`));
+      tableRenames = [...tableRenames, ...(await caseRelations(client, restoredSchemas, nameCase, explicit))];
+      const renamed = new Set(schemaRenames.map((s) => s.from));
+      schemaRenames = [
+        ...schemaRenames,
+        ...restoredSchemas
+          .filter((s) => !renamed.has(s) && caseOf(s, nameCase) !== s)
+          .map((s) => ({ from: s, to: caseOf(s, nameCase) })),
+      ];
+    }
     for (const s of schemaRenames) {
       if (restoredSchemas.includes(s.to)) continue;
       step = `making room for schema ${quoteIdent(s.to)} (the scratch database's own, empty one)`;

@@ -28,6 +28,7 @@ describe('buildDumpSelection', () => {
       wholeDatabase: true,
       schemaRenames: [],
       tableRenames: [],
+      columnLists: [],
     });
   });
 

@@ -1,5 +1,6 @@
-import { SpecError, type TaskSpec } from '@pgferry/core';
+import { SpecError, type NameCase, type TaskSpec } from '@pgferry/core';
 import { exactNamePattern, exactRelationPattern } from './pg-pattern';
+import type { ColumnList } from './column-shaping';
 
 export type SchemaObjectSelection = TaskSpec['objects'];
 
@@ -44,6 +45,10 @@ export interface DumpSelection {
   wholeDatabase: boolean;
   schemaRenames: SchemaRename[];
   tableRenames: TableRename[];
+  /** Tables limited to some columns (objects.include[].columns), by their source names. */
+  columnLists: ColumnList[];
+  /** objects.nameCase: the destination's names are made in the scratch database too. */
+  nameCase?: NameCase;
 }
 
 /** Schemas pgferry keeps its own objects in on the source (heartbeat); never migrated. */
@@ -174,7 +179,19 @@ export function buildDumpSelection(objects: SchemaObjectSelection, catalog: Sele
     }
   }
   if (problems.length) throw new SpecError(problems);
-  return { args, schemas, wholeDatabase, schemaRenames, tableRenames };
+  const columnLists: ColumnList[] = [];
+  for (const inc of objects.include ?? [])
+    for (const [table, columns] of Object.entries(inc.columns ?? {}))
+      columnLists.push({ schema: inc.schema, table, columns });
+  return {
+    args,
+    schemas,
+    wholeDatabase,
+    schemaRenames,
+    tableRenames,
+    columnLists,
+    ...(objects.nameCase && objects.nameCase !== 'source' ? { nameCase: objects.nameCase } : {}),
+  };
 }
 
 interface MergedInclude {

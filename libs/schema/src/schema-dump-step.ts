@@ -61,7 +61,12 @@ export async function runDumpStep(ctx: DumpStepContext): Promise<SavedSchemaPlan
     }
     const catalog = await readSelectionCatalog(source, srcCtx);
     selection = buildDumpSelection(options.objects ?? {}, catalog);
-    const renaming = selection.schemaRenames.length > 0 || selection.tableRenames.length > 0;
+    // Column lists and name case are shaped in the scratch database, as renames are.
+    const renaming =
+      selection.schemaRenames.length > 0 ||
+      selection.tableRenames.length > 0 ||
+      selection.columnLists.length > 0 ||
+      selection.nameCase !== undefined;
     const minVersion = renaming ? Math.max(info.versionNum, destinationVersion) : info.versionNum;
     tools =
       options.tools ??
@@ -109,7 +114,12 @@ export async function runDumpStep(ctx: DumpStepContext): Promise<SavedSchemaPlan
   const renames = { schemas: selection.schemaRenames, tables: selection.tableRenames };
   let dumpFile = sourceFile;
   let restorePlan = plan;
-  if (renames.schemas.length || renames.tables.length) {
+  if (
+    renames.schemas.length ||
+    renames.tables.length ||
+    selection.columnLists.length ||
+    selection.nameCase !== undefined
+  ) {
     dumpFile = join(options.workDir, 'renamed.dump');
     restorePlan = await renameThroughScratch(ctx, tools, plan, selection, dumpFile, available);
   }
@@ -201,6 +211,7 @@ async function renameThroughScratch(
         selection.schemas,
         selection.schemaRenames,
         selection.tableRenames,
+        { columnLists: selection.columnLists, nameCase: selection.nameCase },
       );
       await driver.dumpSchema(scratch.endpoint, 'destination', [], renamedFile);
       const catalog = await readSelectionCatalog(client, `reading ${where}`);

@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { SpecError } from '@pgferry/core';
+import { SpecError, type NameCase } from '@pgferry/core';
 import { classifyPgError, type SelectedTable } from '@pgferry/pg';
 import {
   digestSql,
@@ -48,6 +48,8 @@ export interface VerifyOptions {
   jobs?: number;
   /** Opens the further connections `jobs` asks for; they are ended before verifyTables returns. */
   connect?: { source: () => Promise<Client>; destination: () => Promise<Client> };
+  /** objects.nameCase: the destination's columns are the source's in this case. */
+  nameCase?: NameCase;
 }
 
 /** With jobs above 1: no parallel workers per range query (see VerifyOptions.jobs). */
@@ -109,7 +111,10 @@ export async function verifyTables(
       }
       const work: TableWork[] = [];
       for (const t of tables) {
-        const planned = await planTable(source, destination, t);
+        const planned = await planTable(source, destination, t, {
+          nameCase: options.nameCase,
+          atSnapshot: Boolean(options.sourceSnapshot),
+        });
         verdicts.push(planned.verdict);
         if (planned.work) work.push(planned.work);
       }

@@ -86,7 +86,7 @@ async function rangeRows(
       await client.query('SELECT set_config($1, $2, true)', [setting, value]);
     const { rows } = await client.query(
       `SELECT json_build_array(${cols.map((c) => `${c}::text`).join(', ')})::text AS k, to_jsonb(t)::text AS r
-         FROM ${relation} t WHERE ${where.sql} ORDER BY ${cols.join(', ')}`,
+         FROM (SELECT * FROM ${relation}) t WHERE ${where.sql} ORDER BY ${cols.join(', ')}`,
       where.params,
     );
     await client.query('COMMIT');

@@ -1,5 +1,6 @@
 import type { Client } from 'pg';
-import { classifyPgError, quoteIdent, quoteQualified, type SelectedTable } from '@pgferry/pg';
+import type { NameCase } from '@pgferry/core';
+import { caseName, classifyPgError, quoteIdent, quoteQualified, type SelectedTable } from '@pgferry/pg';
 import {
   chunkRanges,
   collationName,
@@ -100,7 +101,13 @@ export async function planTable(
   source: Client,
   destination: Client,
   t: SelectedTable,
+  view: { nameCase?: NameCase; atSnapshot?: boolean } = {},
 ): Promise<{ verdict: TableVerdict; work?: TableWork }> {
+  const { nameCase } = view;
+  // The destination's view of the source table (objects.include[].where / columns and
+  // objects.nameCase): its rows through the filter, its listed columns under the destination's
+  // names. Every query of the source side reads that view.
+  const as = (name: string) => caseName(name, nameCase);
   const table = quoteQualified(t.schema, t.table);
   const target = quoteQualified(t.targetSchema, t.targetTable);
   const verdict: TableVerdict = {
@@ -109,9 +116,17 @@ export async function planTable(
     sourceRows: 0,
     destinationRows: 0,
     chunks: 0,
-    key: t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey,
+    key: (t.primaryKey.length ? t.primaryKey : t.uniqueNotNullKey).map(as),
     mismatches: [],
   };
+  // Changes the include entry leaves out make the tables differ by design once the stream ran.
+  const left = ['insert', 'update', 'delete', 'truncate'].filter(
+    (op) => t.operations && !t.operations.includes(op as never),
+  );
+  if (left.length && !view.atSnapshot) {
+    verdict.skipped = `not compared: objects.include[].operations leaves out ${left.join(', ')}, so the destination keeps what the source no longer has`;
+    return { verdict };
+  }
   try {
     const kind = await destination.query('SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)', [
       target,
@@ -124,7 +139,10 @@ export async function planTable(
       source.query(COLUMNS_SQL, [table]).then((r) => r.rows),
       destination.query(COLUMNS_SQL, [target]).then((r) => r.rows),
     ])) as [ColumnRow[], ColumnRow[]];
-    const compared = srcCols.filter((c) => !c.generated);
+    const viewCols = srcCols
+      .filter((c) => !t.columns || t.columns.includes(c.name))
+      .map((c) => ({ ...c, source: c.name, name: as(c.name) }));
+    const compared = viewCols.filter((c) => !c.generated);
     const onDestination = new Map(dstCols.map((c) => [c.name, c]));
     const absent = compared.filter((c) => !onDestination.has(c.name)).map((c) => c.name);
     if (absent.length) {
@@ -132,9 +150,9 @@ export async function planTable(
       return { verdict };
     }
     const notes: string[] = [];
-    const generated = srcCols.filter((c) => c.generated).map((c) => quoteIdent(c.name));
+    const generated = viewCols.filter((c) => c.generated).map((c) => quoteIdent(c.name));
     if (generated.length) notes.push(`generated columns not compared: ${generated.join(', ')}`);
-    const known = new Set(srcCols.map((c) => c.name));
+    const known = new Set(viewCols.map((c) => c.name));
     const extra = dstCols.filter((c) => !known.has(c.name)).map((c) => quoteIdent(c.name));
     if (extra.length) notes.push(`columns only on the destination, not compared: ${extra.join(', ')}`);
     if (notes.length) verdict.notes = notes;
@@ -144,7 +162,7 @@ export async function planTable(
     }
 
     if (verdict.key.length) {
-      const differs = await keyOrderDifference(source, destination, table, target, verdict.key);
+      const differs = await keyOrderDifference(source, destination, table, target, verdict.key, nameCase);
       if (differs) {
         verdict.wholeTableReason = differs;
         verdict.key = [];
@@ -154,7 +172,7 @@ export async function planTable(
       verdict,
       work: {
         verdict,
-        src: relationSql(t.schema, t.table, t.partitioned),
+        src: viewSql(t, compared, nameCase),
         dst: relationSql(t.targetSchema, t.targetTable, kind.rows[0].relkind === 'p'),
         table,
         integerKey:
@@ -228,21 +246,57 @@ async function keyOrderDifference(
   table: string,
   target: string,
   key: string[],
+  nameCase?: NameCase,
 ): Promise<string | null> {
-  const read = async (client: Client, rel: string) => {
-    const { rows } = await client.query(KEY_COLLATION_SQL, [rel, key]);
+  const sourceKey = new Map(key.map((k) => [k, k]));
+  if (nameCase) {
+    // `key` holds the destination's names; the source's are those that case into them.
+    const { rows } = await source.query(COLUMNS_SQL, [table]);
+    for (const r of rows as ColumnRow[])
+      if (key.includes(caseName(r.name, nameCase))) sourceKey.set(caseName(r.name, nameCase), r.name);
+  }
+  const read = async (client: Client, rel: string, names: string[], back: (n: string) => string) => {
+    const { rows } = await client.query(KEY_COLLATION_SQL, [rel, names]);
     return new Map(
       (rows as Array<KeyCollation & { name: string }>).map((r) => [
-        r.name,
+        back(r.name),
         collationName(r.provider === null && r.locale === null ? null : r),
       ]),
     );
   };
-  const [a, b] = await Promise.all([read(source, table), read(destination, target)]);
+  const [a, b] = await Promise.all([
+    read(
+      source,
+      table,
+      key.map((k) => sourceKey.get(k)!),
+      (n) => caseName(n, nameCase),
+    ),
+    read(destination, target, key, (n) => n),
+  ]);
   for (const k of key) {
     if (!b.has(k)) return `key column ${quoteIdent(k)} is missing on the destination`;
     if (a.get(k) !== b.get(k))
       return `key column ${quoteIdent(k)} sorts by ${a.get(k) ?? 'no collation'} on the source and ${b.get(k) ?? 'no collation'} on the destination`;
   }
   return null;
+}
+
+/**
+ * The source side's relation: the table itself, or, for a filtered, column-limited or
+ * case-mapped table, the SELECT of its listed columns (as the destination names them) through
+ * its row filter, as the snapshot and the publication read it.
+ */
+function viewSql(
+  t: SelectedTable,
+  compared: ReadonlyArray<{ name: string; source: string }>,
+  nameCase?: NameCase,
+): string {
+  const relation = relationSql(t.schema, t.table, t.partitioned);
+  const renamed = compared.some((c) => c.name !== c.source);
+  if (t.where === undefined && !t.columns && !renamed) return relation;
+  const cols = compared.map((c) =>
+    c.name === c.source ? quoteIdent(c.source) : `${quoteIdent(c.source)} AS ${quoteIdent(c.name)}`,
+  );
+  const where = t.where === undefined ? '' : ` WHERE (${t.where})`;
+  return `(SELECT ${cols.join(', ')} FROM ${relation}${where}) AS ${quoteIdent(caseName(t.table, nameCase))}`;
 }

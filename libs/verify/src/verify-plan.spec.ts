@@ -77,11 +77,11 @@ describe('verify plan', () => {
 
   it('walks the key to the next boundary: from the start, then after the last boundary', () => {
     expect(nextBoundSql('ONLY "s"."t"', ['a', 'B'], null, 1000)).toEqual({
-      sql: 'SELECT k."a"::text, k."B"::text FROM ONLY "s"."t" k ORDER BY k."a", k."B" OFFSET $1 LIMIT 1',
+      sql: 'SELECT k."a"::text, k."B"::text FROM (SELECT * FROM ONLY "s"."t") k ORDER BY k."a", k."B" OFFSET $1 LIMIT 1',
       params: ['1000'],
     });
     expect(nextBoundSql('ONLY "s"."t"', ['a', 'B'], ['1', 'x'], 999)).toEqual({
-      sql: 'SELECT k."a"::text, k."B"::text FROM ONLY "s"."t" k WHERE (k."a", k."B") > ($1, $2) ORDER BY k."a", k."B" OFFSET $3 LIMIT 1',
+      sql: 'SELECT k."a"::text, k."B"::text FROM (SELECT * FROM ONLY "s"."t") k WHERE (k."a", k."B") > ($1, $2) ORDER BY k."a", k."B" OFFSET $3 LIMIT 1',
       params: ['1', 'x', '999'],
     });
     expect(() => nextBoundSql('t', ['a'], ['1', '2'], 1)).toThrow(RangeError);

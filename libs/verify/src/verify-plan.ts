@@ -79,7 +79,8 @@ export function nextBoundSql(
   const where = after ? ` WHERE (${cols}) > (${after.map((_, i) => `$${i + 1}`).join(', ')})` : '';
   params.push(String(skip));
   return {
-    sql: `SELECT ${asText} FROM ${relation} k${where} ORDER BY ${cols} OFFSET $${params.length} LIMIT 1`,
+    // Wrapped: `relation` may be a subquery with its own alias (the source's filtered view).
+    sql: `SELECT ${asText} FROM (SELECT * FROM ${relation}) k${where} ORDER BY ${cols} OFFSET $${params.length} LIMIT 1`,
     params,
   };
 }

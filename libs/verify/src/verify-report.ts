@@ -30,6 +30,8 @@ export interface TableVerdict {
   wholeTableReason?: string;
   /** What was left out of the comparison, e.g. generated columns. */
   notes?: string[];
+  /** Why the table was not compared, by the task's choice (objects.include[].operations). */
+  skipped?: string;
   mismatches: RangeMismatch[];
 }
 
@@ -54,6 +56,10 @@ export function formatVerifyReport(report: VerifyReport): string {
     const names = v.table === v.target ? v.table : `${v.table} -> ${v.target}`;
     if (v.problem) {
       lines.push(`  MISSING   ${names}: ${v.problem}`);
+      continue;
+    }
+    if (v.skipped) {
+      lines.push(`  skipped   ${names}: ${v.skipped}`);
       continue;
     }
     const status = v.mismatches.length ? 'DIFFERENT' : 'equal    ';
@@ -106,5 +112,6 @@ export function assertVerified(report: VerifyReport): string {
   const err = verifyError(report);
   if (err) throw err;
   const rows = report.tables.reduce((n, v) => n + v.sourceRows, 0);
-  return `${report.tables.length} tables equal (${rows} rows compared by count and checksum)`;
+  const skipped = report.tables.filter((v) => v.skipped).length;
+  return `${report.tables.length - skipped} tables equal (${rows} rows compared by count and checksum)${skipped ? `, ${skipped} not compared (objects.include[].operations)` : ''}`;
 }

@@ -9,8 +9,10 @@ import { chunkPredicate, type ChunkPlan } from './chunk-plan';
  * REPEATABLE READ READ ONLY transaction. `onBatch` receives whole rows (without the newline), as
  * byte ranges valid until the chunk ends, in batches of about `batchRows`; the socket is not
  * read while `onBatch` runs, so memory stays bounded by one batch when Kafka is slower than the
- * database (back-pressure). A rejected `onBatch` fails the chunk with its error. `beforeQuery`
- * is awaited before each statement sent to the source (the full load's queries-per-second limit).
+ * database (back-pressure). A rejected `onBatch` fails the chunk with its error. `where` is the
+ * table's row filter (objects.include[].where), validated by the precheck as one expression.
+ * `beforeQuery` is awaited before each statement sent to the source (the full load's
+ * queries-per-second limit).
  */
 export async function readChunk(
   client: Client,
@@ -19,6 +21,7 @@ export async function readChunk(
   snapshotName: string | null,
   onBatch: (rows: CopyRows, bytes: number) => Promise<void>,
   batchRows = 2000,
+  where?: string,
   beforeQuery: () => Promise<void> = async () => undefined,
 ): Promise<{ rows: number; bytes: number }> {
   const context = `reading ${quoteQualified(plan.readSchema, plan.readTable)} pages ${plan.loPage}..${plan.hiPage ?? 'end'}`;
@@ -27,7 +30,7 @@ export async function readChunk(
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     if (snapshotName) await beforeQuery().then(() => importSnapshot(client, snapshotName));
     await beforeQuery();
-    const sql = `COPY (SELECT ${columns.map(quoteIdent).join(', ')} FROM ONLY ${quoteQualified(plan.readSchema, plan.readTable)} WHERE ${chunkPredicate(plan)}) TO STDOUT`;
+    const sql = `COPY (SELECT ${columns.map(quoteIdent).join(', ')} FROM ONLY ${quoteQualified(plan.readSchema, plan.readTable)} WHERE ${chunkPredicate(plan)}${where ? ` AND (${where})` : ''}) TO STDOUT`;
     const copy = client.query(new CopyOutQuery(sql, (rows) => onBatch(rows, rows.bytes), batchRows));
     const result = await copy.done;
     await beforeQuery();

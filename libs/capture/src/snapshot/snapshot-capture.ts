@@ -94,7 +94,11 @@ export async function prepareStreams(
   const streams: TableStream[] = [];
   for (const t of tables) {
     const key = tableKey(t);
-    const columns = await describeColumns(client, t.schema, t.table, key);
+    // A column list (objects.include[].columns) keeps the table's order; the precheck has made
+    // sure it names existing columns and holds the key.
+    const columns = (await describeColumns(client, t.schema, t.table, key)).filter(
+      (c) => !t.columns || t.columns.includes(c.name),
+    );
     streams.push({ table: t, topic: tableTopic(prefix, t.schema, t.table), columns, key });
   }
   await withKafkaAdmin(kafka, (admin) =>
@@ -226,6 +230,7 @@ export async function runSnapshotCapture(
             inFlight.catch(() => undefined);
           }),
           throttle.batchRows(opts.batchRows ?? 5000, totalRows ? totalBytes / totalRows : 0),
+          stream.table.where,
           () => throttle.query(),
         );
         await inFlight;

@@ -69,6 +69,7 @@ describe('cdc stream reader (pgoutput over a replication connection)', () => {
         process: (e) => {
           events.push(e);
           onEvent?.(e, reader);
+          return undefined;
         },
       })
       .then(

@@ -14,12 +14,17 @@ import { keyPartition } from '@pgferry/kafka';
 import { splitUnchanged, type ChangeEvent, type DataEvent, type RelationInfo } from '../change-event';
 
 type Texts = ReadonlyArray<string | null>;
+
 import type { ChangeProcessor } from '../interface';
 import type { Lsn } from '@pgferry/pg';
 import { ddlEventFromRow, isDdlTable, type DdlEvent } from '../ddl/pg-ddl-capture';
-import { isHeartbeatTable } from './pg-heartbeat';
+import { heartbeatLagMs, isHeartbeatTable } from './pg-heartbeat';
 import { PublishChain, type PublishChainOptions } from './publish-chain';
 import { TableCodecs, type PublishedTable, type TableCodecsOptions } from './table-codecs';
+
+/** A name as object_identity writes it: bare when it is a plain lower-case name, quoted otherwise. */
+const identity = (name: string) =>
+  /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 
 export type { PublishedTable } from './table-codecs';
 
@@ -123,19 +128,118 @@ export class ChangePublisher implements ChangeProcessor {
   /** Row changes of streamed transactions encoded before their commit (see `prepare`), since start. */
   preparedChanges = 0;
 
-  async process(event: ChangeEvent): Promise<void> {
+  /**
+   * How far behind the source the stream was at the last heartbeat's commit (ms), or null
+   * before the first: the capture's lag. Kept here, not by a wrapper around the publisher, so
+   * the reader is given the publisher itself (a wrapper without `prepare` once made every
+   * streamed transaction wait for its commit to be encoded).
+   */
+  captureLagMs: number | null = null;
+
+  /**
+   * Changes not published because their table's include entry leaves their operation out
+   * (objects.include[].operations), since start, by operation.
+   */
+  readonly skipped = { insert: 0, update: 0, delete: 0, truncate: 0, ddl: 0 };
+
+  /**
+   * A schema change is left out when every object it names is a table whose include entry
+   * leaves ddl out (objects.include[].operations without ddl). Object names come as the event
+   * trigger's object_identity gives them: quoted only where needed.
+   */
+  private skipsDdl(event: DdlEvent): boolean {
+    if (!event.objects.length) return false;
+    return event.objects.every((name) => {
+      const table = this.opts.tables.find((t) => name === `${identity(t.schema)}.${identity(t.table)}`);
+      return table?.operations !== undefined && !table.operations.includes('ddl');
+    });
+  }
+
+  /** Counts and says yes when `table` leaves changes of `kind` out. */
+  private skips(table: PublishedTable, kind: 'insert' | 'update' | 'delete' | 'truncate'): boolean {
+    if (!table.operations || table.operations.includes(kind)) return false;
+    this.skipped[kind]++;
+    return true;
+  }
+
+  /**
+   * Takes one event. The common ones (BEGIN, COMMIT, a row change of a table whose encoder fits
+   * its description, a prepared change) are taken without a promise unless the buffer is full
+   * and must be sent: a promise and an await per event were a good part of the capture's CPU
+   * per source transaction. The rest (a new table or description, DDL, truncate) go through
+   * processEvent.
+   */
+  process(event: ChangeEvent): Promise<void> | undefined {
+    if (this.chain.failure) return this.processEvent(event);
+    switch (event.kind) {
+      case 'begin':
+        this.begin(event);
+        return undefined;
+      case 'commit':
+        return this.commit(event);
+      case 'prepared':
+        this.replayPrepared(event.data, event.lsn, event.xid);
+        return this.chain.full() ? this.chain.send() : undefined;
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
+        const codec = table && this.codecs.current(table, event.relation);
+        if (!table || !codec) break;
+        if (this.skips(table, event.kind)) return undefined;
+        this.publishRow(event, table, codec.encoder);
+        return this.chain.full() ? this.chain.send() : undefined;
+      }
+    }
+    return this.processEvent(event);
+  }
+
+  private begin(event: Extract<ChangeEvent, { kind: 'begin' }>): void {
+    this.tx = {
+      xid: event.xid,
+      order: 0,
+      commitTime: event.commitTime,
+      finalLsn: event.finalLsn,
+      seq: 0,
+      id: transactionId(event.xid, event.finalLsn),
+      counts: null,
+    };
+  }
+
+  private commit(event: Extract<ChangeEvent, { kind: 'commit' }>): Promise<void> | undefined {
+    const lag = this.opts.heartbeat ? heartbeatLagMs(event, this.opts.heartbeat.task) : null;
+    if (lag !== null) this.captureLagMs = lag;
+    if (this.tx?.counts && this.opts.transactions) {
+      const { topic, records } = this.opts.transactions;
+      const r = records.encode(
+        'END',
+        transactionId(this.tx.xid, this.tx.finalLsn),
+        this.tx.commitTime.getTime(),
+        this.tx.counts,
+      );
+      this.push(topic, r.key, r.value, 0);
+    }
+    this.tx = null;
+    return this.chain.commit(event.endLsn, event.commitTime);
+  }
+
+  /** A row change's records, encoded whole and buffered. */
+  private publishRow(event: DataEvent, table: PublishedTable, encoder: ChangeEncoder): void {
+    this.counted(table);
+    const meta = this.meta(event.lsn, event.xid);
+    this.rowRecords(
+      event,
+      table,
+      (op, before, after, unchanged) => encoder.encode(op, before, after, unchanged, meta),
+      (r, key, partition) => this.push(table.topic, key, r ? r.value : null, partition),
+    );
+  }
+
+  private async processEvent(event: ChangeEvent): Promise<void> {
     if (this.chain.failure) throw this.chain.failure;
     switch (event.kind) {
       case 'begin':
-        this.tx = {
-          xid: event.xid,
-          order: 0,
-          commitTime: event.commitTime,
-          finalLsn: event.finalLsn,
-          seq: 0,
-          id: transactionId(event.xid, event.finalLsn),
-          counts: null,
-        };
+        this.begin(event);
         return;
       case 'relation':
         return;
@@ -151,16 +255,9 @@ export class ChangePublisher implements ChangeProcessor {
         const table =
           this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`) ??
           (this.heartbeat(event) ? null : await this.gained(event.relation));
-        if (!table) return;
+        if (!table || this.skips(table, event.kind)) return;
         const { encoder } = await this.codecs.codec(table, event.relation);
-        this.counted(table);
-        const meta = this.meta(event.lsn, event.xid);
-        this.rowRecords(
-          event,
-          table,
-          (op, before, after, unchanged) => encoder.encode(op, before, after, unchanged, meta),
-          (r, key, partition) => this.push(table.topic, key, r ? r.value : null, partition),
-        );
+        this.publishRow(event, table, encoder);
         break;
       }
       case 'prepared':
@@ -169,7 +266,7 @@ export class ChangePublisher implements ChangeProcessor {
       case 'truncate':
         for (const rel of event.relations) {
           const table = this.byName.get(`${rel.schema}\u0000${rel.table}`) ?? (await this.gained(rel));
-          if (!table) continue;
+          if (!table || this.skips(table, 'truncate')) continue;
           const codec = await this.codecs.codec(table, rel);
           this.counted(table);
           const r = codec.encoder.encodeTruncate(this.meta(event.lsn, event.xid));
@@ -178,18 +275,7 @@ export class ChangePublisher implements ChangeProcessor {
         }
         break;
       case 'commit':
-        if (this.tx?.counts && this.opts.transactions) {
-          const { topic, records } = this.opts.transactions;
-          const r = records.encode(
-            'END',
-            transactionId(this.tx.xid, this.tx.finalLsn),
-            this.tx.commitTime.getTime(),
-            this.tx.counts,
-          );
-          this.push(topic, r.key, r.value, 0);
-        }
-        this.tx = null;
-        return this.chain.commit(event.endLsn, event.commitTime);
+        return this.commit(event);
       case 'keepalive':
         // Nothing open and nothing waiting: the position can move once the requests before are done.
         if (!this.tx && this.chain.idle) this.chain.confirmAfterSent(event.lsn);
@@ -259,7 +345,8 @@ export class ChangePublisher implements ChangeProcessor {
     const ddl = this.opts.ddl;
     if (ddl && isDdlTable(ddl.task, event.relation.schema, event.relation.table)) return null;
     const table = this.byName.get(`${event.relation.schema}\u0000${event.relation.table}`);
-    if (!table) return null;
+    // A skipped operation comes again at the commit, and is counted there.
+    if (!table || (table.operations && !table.operations.includes(event.kind))) return null;
     const codec = this.codecs.readyFor(table, event.relation);
     if (!codec) return null;
     const encoder = codec.encoder;
@@ -378,6 +465,10 @@ export class ChangePublisher implements ChangeProcessor {
       throw new DataError(
         `a row of the DDL capture table ${quoteQualified(relation.schema, relation.table)} lacks id, tag or command; the capture objects were changed by hand: run migrate again to reinstall them`,
       );
+    if (this.skipsDdl(event)) {
+      this.skipped.ddl++;
+      return;
+    }
     if (this.opts.wholeTransactions && this.tx?.counts)
       throw new DataError(
         `schema change ${JSON.stringify(event.command)} follows row changes in the same source transaction (xid ${this.tx.xid}); with options.consistency transactional each source transaction is applied whole, and a schema change can only be applied between transactions. Set options.consistency to per-key and run migrate again to carry it, and run schema changes in transactions of their own`,

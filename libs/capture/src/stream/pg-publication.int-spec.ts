@@ -81,6 +81,30 @@ describe('task publication', () => {
     expect(await dropPublication(client, 'shop')).toBe(false);
   });
 
+  it('carries row filters and column lists, publishes the union of the operations, and drops a filter the spec no longer has', async () => {
+    await client.query(`CREATE TABLE public.shaped (id int PRIMARY KEY, region text, note text);
+                        ALTER TABLE public.shaped REPLICA IDENTITY FULL`);
+    const shape = async () =>
+      (
+        await client.query(
+          `SELECT pg_get_expr(pr.prqual, pr.prrelid) AS qual, pr.prattrs::text AS attrs, p.pubdelete, p.pubtruncate
+             FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+            WHERE p.pubname = 'pgferry_shaped' AND pr.prrelid = 'public.shaped'::regclass`,
+        )
+      ).rows;
+    await ensurePublication(client, 'shaped', [
+      { schema: 'public', table: 'shaped', where: "region = 'eu'", operations: ['insert', 'update'] },
+      { schema: 'public', table: 'plain', columns: ['id'], operations: ['insert', 'delete'] },
+    ]);
+    expect(await shape()).toEqual([
+      { qual: "(region = 'eu'::text)", attrs: null, pubdelete: true, pubtruncate: false },
+    ]);
+    await ensurePublication(client, 'shaped', [{ schema: 'public', table: 'shaped' }]);
+    expect(await shape()).toEqual([{ qual: null, attrs: null, pubdelete: true, pubtruncate: true }]);
+    expect(await published('pgferry_shaped')).toEqual(['public.shaped']);
+    await dropPublication(client, 'shaped');
+  });
+
   it('refuses to adopt a FOR ALL TABLES publication of the same name', async () => {
     await client.query(`CREATE PUBLICATION pgferry_all FOR ALL TABLES`);
     await expect(ensurePublication(client, 'all', [])).rejects.toThrow(

@@ -17,9 +17,31 @@ export interface PublicationChange {
   removed: string[];
 }
 
-type TableRef = Pick<SelectedTable, 'schema' | 'table'> & { partitioned?: boolean };
+type TableRef = Pick<SelectedTable, 'schema' | 'table'> &
+  Partial<Pick<SelectedTable, 'where' | 'columns' | 'operations'>> & { partitioned?: boolean };
 
 const key = (t: { schema: string; table: string }) => quoteQualified(t.schema, t.table);
+
+/** Publication row filters and column lists came with PostgreSQL 15. */
+const FILTERS_SINCE = 150000;
+
+/** A table of the publication's FOR TABLE / SET TABLE list, with its column list and row filter. */
+function tableClause(t: TableRef): string {
+  const columns = t.columns ? ` (${t.columns.map(quoteIdent).join(', ')})` : '';
+  return `${key(t)}${columns}${t.where ? ` WHERE (${t.where})` : ''}`;
+}
+
+/**
+ * What the publication publishes: the union of the selected tables' operations (a table's own
+ * selection is then applied by the capture, which skips and counts the rest), with insert and
+ * update always (the task's heartbeat and DDL tables need them).
+ */
+export function publishedOperations(tables: readonly TableRef[]): string {
+  const ops = new Set(['insert', 'update']);
+  for (const t of tables)
+    for (const op of t.operations ?? ['delete', 'truncate']) if (op !== 'ddl') ops.add(op);
+  return ['insert', 'update', 'delete', 'truncate'].filter((op) => ops.has(op)).join(', ');
+}
 
 /**
  * Makes publication `pgferry_<task>` hold exactly `tables` plus the task's own DDL and heartbeat
@@ -63,9 +85,17 @@ export async function ensurePublication(
         ],
       ],
     );
+    const filtered = tables.filter((t) => t.where !== undefined || t.columns !== undefined);
+    if (filtered.length && version < FILTERS_SINCE)
+      throw new ObjectError(
+        `${context}: row filters and column lists (objects.include[].where / columns on ${filtered
+          .map(key)
+          .join(', ')}) need PostgreSQL 15 or later on the source; upgrade the source or remove them`,
+      );
     const wanted = new Set([...tables.map(key), ...own.rows.map((r) => r.name)]);
+    const clauses = [...tables.map(tableClause), ...own.rows.map((r) => r.name)];
     const options = [
-      `publish = 'insert, update, delete, truncate'`,
+      `publish = '${publishedOperations(tables)}'`,
       ...(version >= 130000 ? ['publish_via_partition_root = true'] : []),
     ].join(', ');
 
@@ -77,18 +107,19 @@ export async function ensurePublication(
       );
       const result: PublicationChange = { publication: name, created: false, added: [], removed: [] };
       if (pub.rowCount === 0) {
-        const list = [...wanted];
         await client.query(
-          `CREATE PUBLICATION ${quoteIdent(name)}${list.length ? ` FOR TABLE ${list.join(', ')}` : ''} WITH (${options})`,
+          `CREATE PUBLICATION ${quoteIdent(name)}${clauses.length ? ` FOR TABLE ${clauses.join(', ')}` : ''} WITH (${options})`,
         );
-        Object.assign(result, { created: true, added: list });
+        Object.assign(result, { created: true, added: [...wanted] });
       } else {
         if (pub.rows[0].puballtables)
           throw new ObjectError(
             `${context}: the publication exists and is FOR ALL TABLES, so it is not pgferry's; drop it with DROP PUBLICATION ${quoteIdent(name)} or rename it`,
           );
-        const { rows } = await client.query<{ schema: string; table: string }>(
-          `SELECT n.nspname AS schema, c.relname AS table FROM pg_publication_rel pr
+        const { rows } = await client.query<{ schema: string; table: string; shaped: boolean }>(
+          `SELECT n.nspname AS schema, c.relname AS table,
+                  ${version >= FILTERS_SINCE ? 'pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL' : 'false'} AS shaped
+             FROM pg_publication_rel pr
              JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE pr.prpubid = $1`,
           [pub.rows[0].oid],
@@ -96,9 +127,14 @@ export async function ensurePublication(
         const have = new Set(rows.map(key));
         result.added = [...wanted].filter((t) => !have.has(t));
         result.removed = [...have].filter((t) => !wanted.has(t));
-        if (result.added.length)
+        // SET TABLE replaces every table's filter and column list too, so a changed one holds,
+        // and one the spec no longer has goes (ADD TABLE would keep a table's old filter).
+        const reshape = filtered.length > 0 || rows.some((r) => r.shaped);
+        if (reshape && clauses.length)
+          await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET TABLE ${clauses.join(', ')}`);
+        else if (result.added.length)
           await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${result.added.join(', ')}`);
-        if (result.removed.length)
+        if (result.removed.length && !(reshape && clauses.length))
           await client.query(`ALTER PUBLICATION ${quoteIdent(name)} DROP TABLE ${result.removed.join(', ')}`);
         await client.query(`ALTER PUBLICATION ${quoteIdent(name)} SET (${options})`);
       }

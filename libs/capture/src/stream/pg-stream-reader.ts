@@ -195,7 +195,8 @@ export class PgStreamReader implements ChangeStreamReader {
       }
       if (this.paused && this.queue.length <= low) this.resume();
       if (frame.tag === 'xlog') {
-        await decoder.decode(frame.dataStart, frame.data, emit, prepare);
+        const pending = decoder.decode(frame.dataStart, frame.data, emit, prepare);
+        if (pending) await pending;
       } else if (!decoder.inTransaction) {
         await processor.process({ kind: 'keepalive', lsn: frame.walEnd });
       }

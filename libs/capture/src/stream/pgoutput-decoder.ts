@@ -3,7 +3,7 @@ import { formatLsn, type Lsn } from '@pgferry/pg';
 import { parsePgoutput, PgoutputFormatError, streamedXid, type PgoutputMessage } from './pgoutput-parser';
 import { SpoolArea, TransactionSpool, type SpoolOptions } from './stream-spool';
 
-export type Emit = (event: ChangeEvent) => Promise<void> | void;
+export type Emit = (event: ChangeEvent) => Promise<void> | undefined;
 /** ChangeProcessor.prepare: a streamed row change encoded before its commit, or null. */
 export type Prepare = (event: DataEvent, reserved: number) => Buffer | null;
 
@@ -35,6 +35,13 @@ interface OpenTransaction {
  *
  * Not thread-safe and not re-entrant: call `decode` for one message at a time, awaiting each.
  */
+/** A format error with the LSN of its message (a replayed message's error names its transaction instead). */
+function located(err: unknown, lsn: Lsn): unknown {
+  if (err instanceof PgoutputFormatError && !err.message.includes(' (replaying streamed transaction '))
+    err.message += ` (the message at ${formatLsn(lsn)})`;
+  return err;
+}
+
 export class PgoutputDecoder {
   private readonly relations = new Map<number, RelationInfo>();
   /** Latest description seen inside any streamed block: used only if a replay lacks one. */
@@ -74,20 +81,21 @@ export class PgoutputDecoder {
 
   /**
    * `data` must be the caller's own copy: streamed messages are kept until their commit. A
-   * message that breaks the format is a PgoutputFormatError naming its LSN.
+   * message that breaks the format is a PgoutputFormatError naming its LSN. A message of an
+   * open streamed transaction that only joins its spool in memory is taken without a promise
+   * (undefined is returned); await anything else.
    */
-  async decode(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> {
+  decode(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> | undefined {
     try {
-      await this.decodeAt(lsn, data, emit, prepare);
+      return this.decodeAt(lsn, data, emit, prepare)?.catch((err: unknown) => {
+        throw located(err, lsn);
+      });
     } catch (err) {
-      // A replayed message's error names its transaction instead (streamCommit below).
-      if (err instanceof PgoutputFormatError && !err.message.includes(' (replaying streamed transaction '))
-        err.message += ` (the message at ${formatLsn(lsn)})`;
-      throw err;
+      throw located(err, lsn);
     }
   }
 
-  private async decodeAt(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> {
+  private decodeAt(lsn: Lsn, data: Buffer, emit: Emit, prepare?: Prepare): Promise<void> | undefined {
     const xid = this.streamXid;
     if (xid !== null) {
       const subxid = streamedXid(data);
@@ -104,11 +112,10 @@ export class PgoutputDecoder {
           const entry = this.prepared(xid, lsn, data, prepare);
           if (entry) data = entry;
         }
-        await this.spoolOf(xid).append(subxid, lsn, data);
-        return;
+        return this.spoolOf(xid).append(subxid, lsn, data);
       }
     }
-    await this.handle(parsePgoutput(data, false), lsn, emit);
+    return this.handle(parsePgoutput(data, false), lsn, emit);
   }
 
   /** A streamed row change as `prepare` encodes it, behind its spool tag and relation, or null. */
@@ -169,7 +176,8 @@ export class PgoutputDecoder {
     return this.current;
   }
 
-  private async handle(m: PgoutputMessage, lsn: Lsn, emit: Emit, replaying = false): Promise<void> {
+  /** Not async: what `emit` takes without a promise is handled without one (see decode). */
+  private handle(m: PgoutputMessage, lsn: Lsn, emit: Emit, replaying = false): Promise<void> | undefined {
     switch (m.tag) {
       case 'begin':
         if (this.current)
@@ -237,12 +245,10 @@ export class PgoutputDecoder {
         if (m.subxid === m.xid) {
           this.spools.delete(m.xid);
           this.streamedShapes.delete(m.xid);
-          await spool.discard();
-        } else {
-          this.streamedShapes.set(m.xid, null);
-          await spool.abortSubtransaction(m.subxid);
+          return spool.discard();
         }
-        return;
+        this.streamedShapes.set(m.xid, null);
+        return spool.abortSubtransaction(m.subxid);
       }
       case 'streamCommit':
         return this.replay(m, emit);
@@ -258,24 +264,27 @@ export class PgoutputDecoder {
     try {
       await this.handle({ tag: 'begin', xid: m.xid, finalLsn: m.lsn, commitTime: m.commitTime }, m.lsn, emit);
       if (spool)
-        for await (const s of spool.replay()) {
-          if (s.data[0] === PREPARED) {
-            const t = this.inside('prepared change');
-            const relation = this.relation(s.data.readUInt32BE(1), true);
-            this.count(t, relation);
-            await emit({
-              kind: 'prepared',
-              relation,
-              lsn: s.lsn,
-              xid: t.xid,
-              data: s.data.subarray(PREPARED_HEADER),
-            });
-            continue;
+        for await (const batch of spool.replay())
+          for (const s of batch) {
+            if (s.data[0] === PREPARED) {
+              const t = this.inside('prepared change');
+              const relation = this.relation(s.data.readUInt32BE(1), true);
+              this.count(t, relation);
+              // The publisher takes most prepared changes without a promise.
+              const taken = emit({
+                kind: 'prepared',
+                relation,
+                lsn: s.lsn,
+                xid: t.xid,
+                data: s.data.subarray(PREPARED_HEADER),
+              });
+              if (taken) await taken;
+              continue;
+            }
+            const msg = parsePgoutput(s.data, true);
+            if (msg.tag === 'relation' || msg.tag === 'type') await this.handle(msg, s.lsn, emit);
+            else await this.handle(msg, s.lsn, emit, true);
           }
-          const msg = parsePgoutput(s.data, true);
-          if (msg.tag === 'relation' || msg.tag === 'type') await this.handle(msg, s.lsn, emit);
-          else await this.handle(msg, s.lsn, emit, true);
-        }
       await this.handle(
         { tag: 'commit', flags: m.flags, lsn: m.lsn, endLsn: m.endLsn, commitTime: m.commitTime },
         m.endLsn,

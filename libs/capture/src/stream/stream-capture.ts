@@ -38,8 +38,8 @@ import {
 } from '@pgferry/avro';
 import { readSourceWal, SlotInvalidatedError } from './pg-slot-wal';
 import { ChangePublisher, type PublishedTable } from './change-publisher';
-import type { ChangeEvent, RelationInfo } from '../change-event';
-import { heartbeatLagMs, startHeartbeat } from './pg-heartbeat';
+import type { RelationInfo } from '../change-event';
+import { startHeartbeat } from './pg-heartbeat';
 import { publicationName } from './pg-publication';
 import { PgStreamReader } from './pg-stream-reader';
 import {
@@ -216,6 +216,7 @@ async function streamOnce(
       table: t.table,
       topic: tableTopic(opts.prefix, t.schema, t.table),
       key: tableKey(t),
+      ...(t.operations ? { operations: t.operations } : {}),
     }));
     // Tables the stream gained after the task started, as an earlier run recorded them.
     const control = await connect(opts.destination, 'destination', { applicationName: 'pgferry capture' });
@@ -240,7 +241,6 @@ async function streamOnce(
     await heartbeatRecords.records.ready();
     let mark: StreamMark | null = null;
     let marked: Lsn | null = null;
-    let captureLagMs: number | null = null;
     const publisher = new ChangePublisher({
       runId,
       producer,
@@ -279,8 +279,9 @@ async function streamOnce(
           sourceLsn: wal.currentLsn,
           capturedLsn: reader.confirmedLsn,
           slot: wal.slot,
-          captureLagMs,
+          captureLagMs: publisher.captureLagMs,
           published: publisher.published,
+          ...(tables.some((t) => t.operations) ? { skipped: { ...publisher.skipped } } : {}),
         },
         fresh,
       );
@@ -288,7 +289,7 @@ async function streamOnce(
       opts.onProgress?.({
         capturedLsn: formatLsn(reader.confirmedLsn),
         published: publisher.published,
-        captureLagMs,
+        captureLagMs: publisher.captureLagMs,
       });
     };
     const tick = async () => {
@@ -311,17 +312,10 @@ async function streamOnce(
     reporter = setInterval(() => {
       reporting = reporting.then(tick);
     }, opts.reportIntervalMs ?? 1000);
-    const processor = {
-      process: (e: ChangeEvent) => {
-        const lag = heartbeatLagMs(e, opts.task);
-        if (lag !== null) captureLagMs = lag;
-        return publisher.process(e);
-      },
-    };
     const stopping = () => void reader.stop();
     opts.stop.addEventListener('abort', stopping, { once: true });
     try {
-      if (!opts.stop.aborted) await reader.run(processor);
+      if (!opts.stop.aborted) await reader.run(publisher);
     } finally {
       opts.stop.removeEventListener('abort', stopping);
     }

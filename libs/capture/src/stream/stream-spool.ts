@@ -70,14 +70,19 @@ export class TransactionSpool {
     return this.fileBytes + this.memBytes;
   }
 
-  /** Appends one message of (sub)transaction `subxid`; `data` must not be a view the caller reuses. */
-  async append(subxid: number, lsn: Lsn, data: Buffer): Promise<void> {
+  /**
+   * Appends one message of (sub)transaction `subxid`; `data` must not be a view the caller
+   * reuses. Returns a promise only when the append moved the buffered messages to the spill
+   * file: a large transaction's messages are appended by the million, and a promise each (and
+   * the await of each) was a tenth of the capture's time while it streamed.
+   */
+  append(subxid: number, lsn: Lsn, data: Buffer): Promise<void> | undefined {
     if (subxid !== this.xid && !this.subxactStart.has(subxid)) this.subxactStart.set(subxid, this.end);
     const size = HEADER + data.length;
     this.mem.push({ offset: this.end, lsn, data });
     this.memBytes += size;
     this.area.used += size;
-    if (this.area.used > this.area.options.memoryLimitBytes) await this.spill();
+    return this.area.used > this.area.options.memoryLimitBytes ? this.spill() : undefined;
   }
 
   private async spill(): Promise<void> {
@@ -126,7 +131,7 @@ export class TransactionSpool {
     this.mem = [];
   }
 
-  private async *readFile(): AsyncGenerator<SpooledMessage> {
+  private async *readFile(): AsyncGenerator<SpooledMessage[]> {
     if (!this.file) return;
     let pos = 0;
     let carry = Buffer.alloc(0);
@@ -141,21 +146,29 @@ export class TransactionSpool {
         ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
         : chunk.subarray(0, bytesRead);
       let at = 0;
+      const messages: SpooledMessage[] = [];
       while (carry.length - at >= HEADER) {
         const len = carry.readUInt32BE(at + 8);
         if (carry.length - at < HEADER + len) break;
-        yield { lsn: carry.readBigUInt64BE(at), data: carry.subarray(at + HEADER, at + HEADER + len) };
+        messages.push({
+          lsn: carry.readBigUInt64BE(at),
+          data: carry.subarray(at + HEADER, at + HEADER + len),
+        });
         at += HEADER + len;
       }
+      if (messages.length) yield messages;
       carry = carry.subarray(at);
     }
     if (carry.length) throw new Error(`spool file ${this.path} ends inside a record`);
   }
 
-  /** Every message in order: the spilled ones from the file, then those still in memory. */
-  async *replay(): AsyncGenerator<SpooledMessage> {
+  /**
+   * Every message in order, the spilled ones from the file then those still in memory, in
+   * batches (one per read of the file): a promise per batch, not per message.
+   */
+  async *replay(): AsyncGenerator<SpooledMessage[]> {
     yield* this.readFile();
-    for (const m of this.mem) yield { lsn: m.lsn, data: m.data };
+    if (this.mem.length) yield this.mem.map((m) => ({ lsn: m.lsn, data: m.data }));
   }
 
   /** Releases memory and deletes the spill file. Idempotent. */

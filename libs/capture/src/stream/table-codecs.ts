@@ -9,6 +9,8 @@ export interface PublishedTable {
   table: string;
   topic: string;
   key: string[];
+  /** objects.include[].operations: changes of other kinds are skipped (omitted: none are). */
+  operations?: readonly string[];
 }
 
 /** What the change publisher encodes a table's changes with. */
@@ -57,6 +59,12 @@ export class TableCodecs {
     }
     this.ready.set(name, { relation, codec });
     return codec;
+  }
+
+  /** The encoder `codec` gave for this very description, or null (then await `codec`). */
+  current(table: PublishedTable, relation: RelationInfo): TableCodec | null {
+    const ready = this.ready.get(`${table.schema}\u0000${table.table}`);
+    return ready?.relation === relation ? ready.codec : null;
   }
 
   /**

@@ -52,7 +52,7 @@ export const fullDataPhase: Phase<MigrationContext> = {
     const registry = registryClient(spec, ctx.options.registryUrl);
     const deferredKeys: DeferredKeys = {
       task: spec.name,
-      keys: await prepareKeyConstraints(ctx.source, ctx.control, ctx.tables),
+      keys: await prepareKeyConstraints(ctx.source, ctx.control, ctx.tables, ctx.spec.objects.nameCase),
     };
     // Topics exist before the applier subscribes, so it consumes while the capture reads.
     await prepareStreams(ctx.source, ctx.options.kafka, registry, ctx.prefix, ctx.partitions, ctx.tables);

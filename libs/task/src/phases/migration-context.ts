@@ -82,6 +82,7 @@ export class MigrationContext implements PhaseRunContext {
       schema: t.targetSchema,
       table: t.targetTable,
       key: tableKey(t),
+      ...(spec.objects.nameCase ? { nameCase: spec.objects.nameCase } : {}),
     }));
     this.store = new ControlStore(control, spec.name);
     this.result = { runId: run.runId, tables, rowsCaptured: 0, schema: {} };
