@@ -38,6 +38,7 @@ const KAFKA_PATH = [
   'apps/controller/src/broker-restart.int-spec.ts',
   'apps/controller/src/wide-rows.int-spec.ts',
   'apps/controller/src/topics.int-spec.ts',
+  'apps/controller/src/throttle.int-spec.ts',
   'apps/controller/src/filters.int-spec.ts',
 ];
 

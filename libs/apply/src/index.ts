@@ -17,3 +17,4 @@ export { type DeferredKeys, PgRowApplier } from './pg-row-applier';
 export { PerKeyApplier, type PerKeyApplierOptions } from './per-key-applier';
 export { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
 export { TransactionalApplier, type TransactionalApplierOptions } from './transactional-applier';
+export { Throttle, type ThrottleLimits } from './throttle';

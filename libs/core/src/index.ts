@@ -46,3 +46,15 @@ export {
   type TaskSpec,
   type TaskSpecInput,
 } from './spec';
+export { type Clock, type Limits, RateLimiter, realClock } from './rate-limiter';
+export {
+  changeThrottle,
+  type FullThrottle,
+  parseThrottleChange,
+  type ThrottleChange,
+  fullThrottleSchema,
+  type IncrementalThrottle,
+  incrementalThrottleSchema,
+  type ThrottleSettings,
+  throttleSchema,
+} from './throttle-spec';
