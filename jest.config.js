@@ -39,6 +39,7 @@ const KAFKA_PATH = [
   'apps/controller/src/wide-rows.int-spec.ts',
   'apps/controller/src/topics.int-spec.ts',
   'apps/controller/src/transforms.int-spec.ts',
+  'apps/controller/src/throttle.int-spec.ts',
   'apps/controller/src/filters.int-spec.ts',
 ];
 

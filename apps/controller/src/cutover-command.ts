@@ -4,6 +4,7 @@ import { connect, describeEndpoint } from '@pgferry/pg';
 import { taskEndpoint } from './release-command';
 import { requestCutover } from '@pgferry/control';
 import { formatLag } from './progress';
+import { formatStageThrottle } from './throttle-format';
 import { readTaskStatus } from './api/task-status';
 
 export interface CutoverOptions {
@@ -69,7 +70,10 @@ export async function runCutover(opts: CutoverOptions, out: Writable): Promise<n
       if (s.stream && Date.now() - lastLine >= 2000) {
         lastLine = Date.now();
         const stale = s.stream.reportedAt ? (Date.now() - Date.parse(s.stream.reportedAt)) / 1000 : null;
-        say(formatLag(s.stream, s.stream.recordsPerSecond, null));
+        const throttle = s.throttle
+          ? formatStageThrottle('incremental', s.throttle.limits.incremental, s.throttle.incremental)
+          : '';
+        say(`${formatLag(s.stream, s.stream.recordsPerSecond, null)}${throttle ? `  ${throttle}` : ''}`);
         if (stale === null || stale > 30)
           say(
             `  no capture has reported for ${stale === null ? 'ever' : `${Math.round(stale)}s`}: is pgferry migrate running for task ${task}?`,

@@ -5,6 +5,7 @@ import { commandLinePasswordWarning, hideCommandLinePasswords, redactProcessOutp
 import { precheckGate } from './check';
 import { runRelease } from './release-command';
 import { runCutover } from './cutover-command';
+import { runThrottle } from './throttle-command';
 import { runDemo } from './demo';
 import { runBrokerCommand } from './broker-command';
 import { passwordWarning, runMigrate, specFromOptions } from './migrate-command';
@@ -141,6 +142,28 @@ async function main(argv: string[]): Promise<number> {
         { ...opts, timeout: opts.timeout === undefined ? undefined : Number(opts.timeout) },
         process.stdout,
       );
+    });
+
+  program
+    .command('throttle')
+    .description(
+      "change a task's rate limits while it runs (docs/throttling.md); each value per second, or off to clear it; without a limit flag, show the limits and the rates now",
+    )
+    .option('--spec <file>', 'task spec (YAML or JSON)')
+    .option(
+      '--target <url>',
+      'destination postgres://user:password@host:port/database (holds the task state)',
+    )
+    .addOption(targetPasswordFile())
+    .option('--name <name>', 'task name', 'migrate')
+    .option('--full-queries <n>', 'full load: statements to the source per second')
+    .option('--full-rows <n>', 'full load: rows read from the source per second')
+    .option('--full-bytes <n>', 'full load: bytes read from the source per second')
+    .option('--incremental-rows <n>', 'incremental: changes applied per second')
+    .option('--incremental-bytes <n>', 'incremental: record bytes applied per second')
+    .option('--clear', 'clear every limit')
+    .action(async (opts) => {
+      exitCode = await runThrottle(opts, process.stdout);
     });
 
   program

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { describeSlotWal, type MigrationEvent } from '@pgferry/task';
+import { formatStageThrottle } from './throttle-format';
 
 interface TableProgress {
   estimated: number;
@@ -57,6 +58,8 @@ export class ProgressReporter {
   private lastDraw = 0;
   private drawnLines = 0;
   private lastLag = 0;
+  /** The last throttle report per stage, shown while under 5 s old. */
+  private throttles = new Map<string, { at: number; e: Extract<MigrationEvent, { kind: 'throttle' }> }>();
 
   constructor(
     private readonly out: Writable & { isTTY?: boolean },
@@ -121,13 +124,19 @@ export class ProgressReporter {
         );
         this.drawnLines = 0;
         return;
+      case 'throttle':
+        this.throttles.set(e.stage, { at: Date.now(), e });
+        return;
       case 'lag': {
         // On a terminal the line is redrawn in place every second; elsewhere one line per 10 s.
         const now = Date.now();
         if (now - this.lastLag < (this.out.isTTY ? this.intervalMs : 10 * this.intervalMs)) return;
         this.lastLag = now;
         this.clear();
-        this.out.write(`${formatLag(e.lag, e.recordsPerSecond, e.cutoverLsn)}\n`);
+        const throttle = this.throttleLine('incremental');
+        this.out.write(
+          `${formatLag(e.lag, e.recordsPerSecond, e.cutoverLsn)}${throttle ? `  ${throttle}` : ''}\n`,
+        );
         this.drawnLines = this.out.isTTY ? 1 : 0;
         return;
       }
@@ -141,6 +150,12 @@ export class ProgressReporter {
       }
     }
   };
+
+  private throttleLine(stage: 'full' | 'incremental'): string {
+    const t = this.throttles.get(stage);
+    if (!t || Date.now() - t.at > 5000) return '';
+    return formatStageThrottle(stage, t.e.limits, t.e);
+  }
 
   private maybeDraw(): void {
     const now = Date.now();
@@ -179,6 +194,8 @@ export class ProgressReporter {
     lines.unshift(
       `  full data ${bar(applied, Math.max(est, captured), 30)} ${human(applied)}/${human(Math.max(est, captured))} rows, ${human(bytes)}B read, ${human(rate)} rows/s, ETA ${eta}`,
     );
+    const throttle = this.throttleLine('full');
+    if (throttle) lines.splice(1, 0, `  ${throttle}`);
     return lines;
   }
 }

@@ -11,6 +11,8 @@ export interface FollowingApplierOptions<A extends Applier> {
   connect: () => Promise<Client>;
   /** An applier over `targets`, not started. */
   create: (targets: ApplierTarget[]) => A;
+  /** Called with the control connection at start and at every poll (the live throttle). */
+  onPoll?: (control: Client) => Promise<void>;
   /** How often the list of tables is read (ms, default 1000). */
   pollMs?: number;
   logger?: Logger;
@@ -60,6 +62,7 @@ export class FollowingApplier<A extends Applier> implements Applier {
   /** Adds the tables the stream gained to `targets`; true when there were any. */
   private async gained(): Promise<boolean> {
     this.control ??= await this.opts.connect();
+    await this.opts.onPoll?.(this.control);
     const known = new Set(this.targets.map((t) => t.topic));
     const fresh = (await readStreamTables(this.control, this.opts.task)).filter((t) => !known.has(t.topic));
     this.targets.push(...fresh);

@@ -19,3 +19,4 @@ export { SnapshotApplier, type ApplierOptions } from './snapshot-applier';
 export { TransactionalApplier, type TransactionalApplierOptions } from './transactional-applier';
 export { applyRowModule, moduleChanges } from './transform-row-module';
 export { createTransformedKeys } from './transform-keys';
+export { Throttle, type ThrottleLimits } from './throttle';

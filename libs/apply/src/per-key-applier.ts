@@ -23,7 +23,8 @@ export interface PerKeyApplierOptions extends ApplierKafka {
   targets: ApplierTarget[];
   /** Destination transactions applied at the same time, each on its own connection (default 2). */
   concurrency?: number;
-  throttle?: ThrottleLimits;
+  /** The rate limit: fixed limits, or a Throttle shared with whoever changes them while it runs. */
+  throttle?: ThrottleLimits | Throttle;
   /**
    * strict (default): a record that cannot be applied stops the applier. dead-letter: it goes
    * to `deadLetterTopic` with the reason in its headers, is counted, and the applier goes on.
@@ -115,7 +116,7 @@ export class PerKeyApplier implements Applier {
   constructor(private readonly opts: PerKeyApplierOptions) {
     this.decoder = new RecordDecoder(opts.registry);
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
-    this.throttle = new Throttle(opts.throttle ?? {});
+    this.throttle = opts.throttle instanceof Throttle ? opts.throttle : new Throttle(opts.throttle ?? {});
     if (opts.onError === 'dead-letter' && !opts.deadLetterTopic)
       throw new PgferryError('onError dead-letter needs a deadLetterTopic');
   }

@@ -1,84 +1,52 @@
+import { RateLimiter, realClock, type Clock, type IncrementalThrottle } from '@pgferry/core';
+
 /**
- * The applier's rate limit (task spec `options.throttle`): rows per second and bytes per second
- * on the destination, each a token bucket holding at most one second of budget, so a pause never
- * turns into a burst above the limit. `take` waits until the batch fits; a batch larger than one
- * second of budget is let through once the bucket is full and leaves it in debt, so huge batches
- * are slowed, never refused. Wraps the apply stage; it does not live inside it.
+ * The change appliers' rate limit (task spec `options.throttle.incremental`): changes per second
+ * and record bytes per second applied on the destination, waited for before each destination
+ * transaction. While it waits the applier fetches no further than one round ahead, so a
+ * throttled task's lag grows in Kafka, not in memory. The limits may change while it runs
+ * (`setLimits`, from pgferry.throttle); the bucket holds at most a quarter of a second of
+ * budget, so a pause never turns into a burst above the limit. A transaction larger than that
+ * waits for a full bucket and leaves it in debt: huge batches are slowed, never refused. Wraps
+ * the apply stage; it does not live inside it.
  */
-export interface ThrottleLimits {
-  rowsPerSecond?: number;
-  bytesPerSecond?: number;
-}
+export type ThrottleLimits = IncrementalThrottle;
+export type { Clock };
+export { realClock };
 
-export interface Clock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-export const realClock: Clock = {
-  now: () => performance.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
-
-class Bucket {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    private readonly rate: number,
-    now: number,
-  ) {
-    this.tokens = rate;
-    this.last = now;
-  }
-
-  private refill(now: number): void {
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate);
-    this.last = now;
-  }
-
-  /** Milliseconds to wait before `amount` may go (0: now). */
-  wait(amount: number, now: number): number {
-    this.refill(now);
-    const need = Math.min(amount, this.rate);
-    return this.tokens >= need ? 0 : Math.ceil(((need - this.tokens) / this.rate) * 1000);
-  }
-
-  spend(amount: number): void {
-    this.tokens -= amount;
-  }
-}
+const BURST_SECONDS = 0.25;
 
 export class Throttle {
-  private readonly rows?: Bucket;
-  private readonly bytes?: Bucket;
-  /** Total time spent waiting, for the task status. */
-  waitedMs = 0;
+  private readonly limiter: RateLimiter<'rows' | 'bytes'>;
 
-  constructor(
-    limits: ThrottleLimits,
-    private readonly clock: Clock = realClock,
-  ) {
-    const now = clock.now();
-    if (limits.rowsPerSecond) this.rows = new Bucket(limits.rowsPerSecond, now);
-    if (limits.bytesPerSecond) this.bytes = new Bucket(limits.bytesPerSecond, now);
+  constructor(limits: ThrottleLimits, clock: Clock = realClock) {
+    this.limiter = new RateLimiter(
+      { rows: limits.rowsPerSecond, bytes: limits.bytesPerSecond },
+      { burstSeconds: BURST_SECONDS, clock },
+    );
   }
 
   get limited(): boolean {
-    return Boolean(this.rows || this.bytes);
+    return this.limiter.limited;
   }
 
-  /** Resolves when `rows` rows of `bytes` bytes may be applied, and spends them. */
-  async take(rows: number, bytes: number): Promise<void> {
-    if (!this.limited) return;
-    for (;;) {
-      const now = this.clock.now();
-      const wait = Math.max(this.rows?.wait(rows, now) ?? 0, this.bytes?.wait(bytes, now) ?? 0);
-      if (wait === 0) break;
-      this.waitedMs += wait;
-      await this.clock.sleep(wait);
-    }
-    this.rows?.spend(rows);
-    this.bytes?.spend(bytes);
+  /** Total time spent waiting, summed over lanes, for the task status. */
+  get waitedMs(): number {
+    return this.limiter.waitedMs;
+  }
+
+  /** Changes and bytes that went through since the start. */
+  get totals(): { rows: number; bytes: number } {
+    return { rows: this.limiter.taken.get('rows') ?? 0, bytes: this.limiter.taken.get('bytes') ?? 0 };
+  }
+
+  /** New limits from now on; a transaction waiting for the old ones re-checks at once. */
+  setLimits(limits: ThrottleLimits): void {
+    this.limiter.setLimits({ rows: limits.rowsPerSecond, bytes: limits.bytesPerSecond });
+  }
+
+  /** Resolves when `rows` changes of `bytes` bytes may be applied, and spends them. */
+  take(rows: number, bytes: number): Promise<void> {
+    return this.limiter.take({ rows, bytes });
   }
 }

@@ -92,7 +92,7 @@ export class TransactionalApplier implements Applier {
   constructor(private readonly opts: TransactionalApplierOptions) {
     this.decoder = new RecordDecoder(opts.registry);
     this.byTopic = new Map(opts.targets.map((t) => [t.topic, t]));
-    this.throttle = new Throttle(opts.throttle ?? {});
+    this.throttle = opts.throttle instanceof Throttle ? opts.throttle : new Throttle(opts.throttle ?? {});
     if (opts.onError === 'dead-letter' && !opts.deadLetterTopic)
       throw new PgferryError('onError dead-letter needs a deadLetterTopic');
     this.queues = new PartitionQueues({

@@ -5,6 +5,7 @@ export { readChunk, SnapshotLostError } from './snapshot/pg-chunk-reader';
 export { readSourceWal, SlotInvalidatedError, type SourceWal } from './stream/pg-slot-wal';
 export { createSlotWithSnapshot, dropSlot, type ExportedSnapshot } from './snapshot/pg-snapshot-slot';
 export { prepareStreams, runSnapshotCapture } from './snapshot/snapshot-capture';
+export { SnapshotThrottle } from './snapshot/snapshot-throttle';
 export { ChangePublisher } from './stream/change-publisher';
 export { ensureHeartbeatTable, heartbeatTable } from './stream/pg-heartbeat';
 export { dropPublication, ensurePublication, publicationName } from './stream/pg-publication';

@@ -114,6 +114,21 @@ CREATE TABLE IF NOT EXISTS pgferry.start_offsets (
   start_offset bigint NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (task, topic, partition)
+);
+CREATE TABLE IF NOT EXISTS pgferry.throttle (
+  task text PRIMARY KEY REFERENCES pgferry.tasks ON DELETE CASCADE,
+  spec_limits jsonb NOT NULL,
+  limits jsonb NOT NULL,
+  changed_by text NOT NULL,
+  changed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS pgferry.throttle_reports (
+  task text NOT NULL REFERENCES pgferry.tasks ON DELETE CASCADE,
+  process text NOT NULL,
+  stage text NOT NULL,
+  report jsonb NOT NULL,
+  reported_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (task, process)
 );`;
 
 /** What the control statements run on: a client or a pool's client. */

@@ -19,7 +19,8 @@ export interface TaskRecord {
  */
 export class ControlStore {
   constructor(
-    private readonly client: Queryable,
+    /** The destination connection the store's statements run on. */
+    readonly client: Queryable,
     readonly task: string,
   ) {}
 

@@ -44,3 +44,13 @@ export {
 export { listTaskNames, readTaskRow, taskRegistered } from './task-lookup';
 export { dropLease, takeLease, withLease, type LeaseHolder, type LeaseOptions } from './leases';
 export { readStreamSettings, writeStreamSettings, type RecordedStreamSettings } from './stream-settings';
+export {
+  readThrottle,
+  readThrottleStatus,
+  recordSpecThrottle,
+  reportThrottle,
+  storeThrottle,
+  type ThrottleRecord,
+  type ThrottleReport,
+  type ThrottleStatus,
+} from './throttle';

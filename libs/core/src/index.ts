@@ -47,3 +47,15 @@ export {
   type TaskSpecInput,
 } from './spec';
 export { MASKS, type MaskKind, type TransformSpec } from './spec-transforms';
+export { type Clock, type Limits, RateLimiter, realClock } from './rate-limiter';
+export {
+  changeThrottle,
+  type FullThrottle,
+  parseThrottleChange,
+  type ThrottleChange,
+  fullThrottleSchema,
+  type IncrementalThrottle,
+  incrementalThrottleSchema,
+  type ThrottleSettings,
+  throttleSchema,
+} from './throttle-spec';

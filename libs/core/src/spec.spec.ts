@@ -32,7 +32,7 @@ describe('parseTaskSpec', () => {
       chunkRows: 500000,
       indexBuildMemoryMB: 256,
       snapshotCompression: 'lz4',
-      throttle: {},
+      throttle: { full: {}, incremental: {} },
       retry: { connectionMinutes: 720, otherMinutes: 10 },
       lagBoundSeconds: 5,
       stallSeconds: 120,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { throttleSchema } from './throttle-spec';
 import { SpecError } from './errors';
 import { expandEnvReferences } from './spec-env';
 import { transformsSchema } from './spec-transforms';
@@ -254,13 +255,8 @@ export const taskSpecSchema = z
          * precheck raises the alert `compression` (acknowledge it, or choose none).
          */
         snapshotCompression: z.enum(['lz4', 'none']).default('lz4'),
-        throttle: z
-          .object({
-            rowsPerSecond: z.number().int().positive().optional(),
-            bytesPerSecond: z.number().int().positive().optional(),
-          })
-          .strict()
-          .default({}),
+        /** Full-load and incremental rate limits (throttle-spec.ts, docs/throttling.md). */
+        throttle: throttleSchema.default({}),
         retry: z
           .object({
             connectionMinutes: z.number().positive().default(720),

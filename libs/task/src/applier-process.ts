@@ -21,7 +21,7 @@ export async function runApplierProcess(
   const registry = registryClient(spec, config.registryUrl);
   const applier =
     config.mode === 'changes'
-      ? changeApplier(config, { kafka, registry })
+      ? changeApplier(config, { kafka, registry, emit })
       : new SnapshotApplier(snapshotApplierOptions(config, { kafka, registry, emit, destination }));
   try {
     await applier.start();

@@ -18,6 +18,14 @@ export type MigrationEvent =
   | { kind: 'key'; table: string; status: 'building' | 'built'; ms?: number }
   /** Something the user should look at while the task goes on (the slot's WAL near its bound). */
   | { kind: 'warning'; message: string }
+  /** A throttled stage: the task's limits in force, this process's rates, whether it waited (about once a second). */
+  | {
+      kind: 'throttle';
+      stage: 'full' | 'incremental';
+      limits: Record<string, number>;
+      rates: Record<string, number>;
+      throttled: boolean;
+    }
   /** Positions and lag of the incremental phase, about once a second. */
   | { kind: 'lag'; lag: StreamLag; recordsPerSecond: number; cutoverLsn: string | null }
   | {

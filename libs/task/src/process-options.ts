@@ -8,16 +8,18 @@ import {
 } from '@pgferry/pg';
 import { deadLetterTopic, transactionsTopic, type RegistryClient } from '@pgferry/avro';
 import type { ControlStore } from '@pgferry/control';
-import type { runSnapshotCapture, runStreamCapture } from '@pgferry/capture';
+import { SnapshotThrottle, type runSnapshotCapture, type runStreamCapture } from '@pgferry/capture';
 import {
   FollowingApplier,
   PerKeyApplier,
+  Throttle,
   TransactionalApplier,
   type ApplierTarget,
   type SnapshotApplier,
 } from '@pgferry/apply';
 import { APPLIER_SESSION_TIMEOUT_MS, registryTls, type KafkaClient } from './kafka-client';
 import type { Emit } from './migration-event';
+import { applierProcessName, LiveThrottle } from './throttle-live';
 import type { ApplierSettings, CaptureSettings, StreamSettings } from './process-config';
 
 /**
@@ -79,7 +81,21 @@ export function snapshotCaptureOptions(
     workers: spec.options.snapshotWorkers,
     compression: spec.options.snapshotCompression,
     onProgress: (p) => clients.emit({ kind: 'captured', ...p }),
+    throttle: snapshotThrottle(settings, clients),
   };
+}
+
+/** options.throttle.full, kept at the limits in force through the capture's control connection. */
+function snapshotThrottle(
+  settings: CaptureSettings,
+  clients: ProcessClients & { control: ControlStore },
+): SnapshotCaptureOptions['throttle'] {
+  const { spec } = settings;
+  const live = new LiveThrottle(
+    { task: spec.name, stage: 'full', process: 'capture', spec: spec.options.throttle, emit: clients.emit },
+    new SnapshotThrottle(),
+  );
+  return { limiter: live.limiter as SnapshotThrottle, poll: () => live.poll(clients.control.client) };
 }
 
 /** The incremental phase's capture: the task's slot into the table topics until `stop`. */
@@ -140,14 +156,29 @@ export function snapshotApplierOptions(
  */
 export function changeApplier(
   settings: Pick<ApplierSettings, 'spec' | 'group' | 'targets' | 'topicPrefix'>,
-  clients: Omit<ProcessClients, 'emit'>,
+  clients: Omit<ProcessClients, 'emit'> & { emit?: Emit },
 ): FollowingApplier<PerKeyApplier | TransactionalApplier> {
   const connectDestination = applierConnector(settings);
+  const { options } = settings.spec;
+  // The supervised appliers share the task's limit; each of those run elsewhere has all of it.
+  const live = new LiveThrottle(
+    {
+      task: settings.spec.name,
+      stage: 'incremental',
+      process: applierProcessName(),
+      spec: options.throttle,
+      share: options.stream.appliers,
+      emit: clients.emit,
+    },
+    new Throttle({}),
+  );
+  const throttle = live.limiter as Throttle;
   return new FollowingApplier({
+    onPoll: (control) => live.poll(control),
     task: settings.spec.name,
     targets: settings.targets,
     connect: connectDestination,
-    create: (targets) => applierOver(settings, targets, clients, connectDestination),
+    create: (targets) => applierOver(settings, targets, clients, connectDestination, throttle),
   });
 }
 
@@ -156,6 +187,7 @@ function applierOver(
   targets: ApplierTarget[],
   clients: Omit<ProcessClients, 'emit'>,
   connectDestination: () => Promise<Client>,
+  throttle: Throttle,
 ): PerKeyApplier | TransactionalApplier {
   const { options } = settings.spec;
   const common = {
@@ -165,7 +197,7 @@ function applierOver(
     group: settings.group,
     task: settings.spec.name,
     targets,
-    throttle: options.throttle,
+    throttle,
     onError: options.onError,
     deadLetterTopic: options.onError === 'dead-letter' ? deadLetterTopic(settings.topicPrefix) : undefined,
   };

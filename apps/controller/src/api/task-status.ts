@@ -7,7 +7,9 @@ import {
   readGroupOffsets,
   readStreamLag,
   readTaskRow,
+  readThrottleStatus,
   type StreamLag,
+  type ThrottleStatus,
 } from '@pgferry/control';
 
 export interface TaskStatus {
@@ -34,6 +36,8 @@ export interface TaskStatus {
   applied: Array<{ topic: string; partition: number; nextOffset: string; updatedAt: string }>;
   /** Incremental tasks: positions, lag and rate of the change stream. */
   stream: (StreamLag & { recordsPerSecond: number; cutoverRequestedAt: string | null }) | null;
+  /** The limits in force and, per stage, the rates its processes reported in the last 5 s. */
+  throttle: ThrottleStatus | null;
 }
 
 /** Per task, for records/s between two status reads. */
@@ -99,6 +103,7 @@ export async function readTaskStatus(client: Client, task: string): Promise<Task
       updatedAt: o.updatedAt.toISOString(),
     })),
     stream,
+    throttle: await readThrottleStatus(client, task),
   };
 }
 

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import {
   BadRequestException,
+  Body,
   Controller,
   Get,
   Inject,
@@ -15,7 +16,8 @@ import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { Client } from 'pg';
 import { connect, type Endpoint } from '@pgferry/pg';
-import { requestCutover } from '@pgferry/control';
+import { changeThrottle, parseThrottleChange, PgferryError } from '@pgferry/core';
+import { readThrottle, requestCutover, storeThrottle } from '@pgferry/control';
 import { apiGuard } from './api-guard';
 import { listTasks, readTaskStatus, type TaskStatus } from './task-status';
 
@@ -67,6 +69,31 @@ class TasksController {
     await requestCutover(db, id);
     return (await readTaskStatus(db, id))!;
   }
+
+  /**
+   * Changes the task's limits in force (as `pgferry throttle` does): body
+   * `{ full: { sourceQueriesPerSecond, rowsPerSecond, bytesPerSecond }, incremental: { rowsPerSecond, bytesPerSecond } }`,
+   * each field a number above 0, null to clear it, or absent to keep it.
+   */
+  @Post(':id/throttle')
+  async throttle(@Param('id') id: string, @Body() body: unknown): Promise<TaskStatus> {
+    const db = await this.db.get();
+    let change;
+    try {
+      change = parseThrottleChange(body ?? {});
+    } catch (err) {
+      if (err instanceof PgferryError && err.code === 'INVALID_THROTTLE')
+        throw new BadRequestException(err.message);
+      throw err;
+    }
+    const record = await readThrottle(db, id);
+    if (!record)
+      throw new NotFoundException(
+        `task ${JSON.stringify(id)} has no throttle record on this destination: start it with pgferry migrate`,
+      );
+    await storeThrottle(db, id, changeThrottle(record.limits, change), 'api');
+    return (await readTaskStatus(db, id))!;
+  }
 }
 
 @Module({})
@@ -81,7 +108,8 @@ export class TasksModule {
 }
 
 /**
- * Starts the task API (GET /tasks, GET /tasks/:id, POST /tasks/:id/cutover) over the
+ * Starts the task API (GET /tasks, GET /tasks/:id, POST /tasks/:id/cutover, POST
+ * /tasks/:id/throttle) over the
  * destination's control schema. Every request needs `Authorization: Bearer <token>` and a
  * mutating one may not come from another origin (api-guard.ts); `tokenHint` tells a refused
  * client where the token is.

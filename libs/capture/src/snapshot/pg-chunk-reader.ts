@@ -11,6 +11,8 @@ import { chunkPredicate, type ChunkPlan } from './chunk-plan';
  * read while `onBatch` runs, so memory stays bounded by one batch when Kafka is slower than the
  * database (back-pressure). A rejected `onBatch` fails the chunk with its error. `where` is the
  * table's row filter (objects.include[].where), validated by the precheck as one expression.
+ * `beforeQuery` is awaited before each statement sent to the source (the full load's
+ * queries-per-second limit).
  */
 export async function readChunk(
   client: Client,
@@ -20,14 +22,18 @@ export async function readChunk(
   onBatch: (rows: CopyRows, bytes: number) => Promise<void>,
   batchRows = 2000,
   where?: string,
+  beforeQuery: () => Promise<void> = async () => undefined,
 ): Promise<{ rows: number; bytes: number }> {
   const context = `reading ${quoteQualified(plan.readSchema, plan.readTable)} pages ${plan.loPage}..${plan.hiPage ?? 'end'}`;
   try {
+    await beforeQuery();
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    if (snapshotName) await importSnapshot(client, snapshotName);
+    if (snapshotName) await beforeQuery().then(() => importSnapshot(client, snapshotName));
+    await beforeQuery();
     const sql = `COPY (SELECT ${columns.map(quoteIdent).join(', ')} FROM ONLY ${quoteQualified(plan.readSchema, plan.readTable)} WHERE ${chunkPredicate(plan)}${where ? ` AND (${where})` : ''}) TO STDOUT`;
     const copy = client.query(new CopyOutQuery(sql, (rows) => onBatch(rows, rows.bytes), batchRows));
     const result = await copy.done;
+    await beforeQuery();
     await client.query('COMMIT');
     return result;
   } catch (err) {

@@ -17,6 +17,7 @@ import { KafkaProducer, PartitionedBatches, withKafkaAdmin, type KafkaClientConf
 import { seenIdentity } from '../run-identity';
 import { planChunks, type ChunkPlan } from './chunk-plan';
 import { importSnapshot, readChunk } from './pg-chunk-reader';
+import { SnapshotThrottle } from './snapshot-throttle';
 
 export interface TableStream {
   table: SelectedTable;
@@ -49,6 +50,11 @@ export interface SnapshotCaptureOptions {
   /** Compression of the record batches (default none; lz4 only where lz4IsNative). */
   compression?: 'none' | 'lz4';
   onProgress?: (p: CaptureProgress) => void;
+  /**
+   * options.throttle.full: the workers' shared limit, and `poll`, which brings it up to date
+   * (and reports it): awaited before the first chunk, then called every second while they run.
+   */
+  throttle?: { limiter: SnapshotThrottle; poll: () => Promise<void> };
 }
 
 let roundRobin = 0;
@@ -170,6 +176,8 @@ export async function runSnapshotCapture(
   };
   await Promise.all(Array.from({ length: Math.min(REGISTRATIONS_AT_ONCE, streams.length) }, registerNext));
   const pending = await opts.control.pendingChunks<ChunkPlan>();
+  const throttle = opts.throttle?.limiter ?? new SnapshotThrottle();
+  const polls = opts.throttle && (await opts.throttle.poll(), pollEverySecond(opts.throttle.poll));
   let totalRows = 0;
   let totalBytes = 0;
   let next = 0;
@@ -200,7 +208,7 @@ export async function runSnapshotCapture(
           chunk.plan,
           stream.columns.map((c) => c.name),
           opts.snapshotName,
-          async (rows, bytes) => {
+          throttle.sending(async (rows, bytes) => {
             const count = rows.length;
             const batches = encodeBatches(
               encoder,
@@ -220,9 +228,10 @@ export async function runSnapshotCapture(
             });
             // A failed send must surface here, not only at the end of the chunk.
             inFlight.catch(() => undefined);
-          },
-          opts.batchRows ?? 5000,
+          }),
+          throttle.batchRows(opts.batchRows ?? 5000, totalRows ? totalBytes / totalRows : 0),
           stream.table.where,
+          () => throttle.query(),
         );
         await inFlight;
         await opts.control.finishChunk(chunk.id, result.rows, result.bytes);
@@ -235,6 +244,22 @@ export async function runSnapshotCapture(
       await client.end().catch(() => undefined);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, pending.length)) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.workers, pending.length)) }, worker));
+  } finally {
+    if (polls) clearInterval(polls);
+  }
   return { rows: totalRows, bytes: totalBytes, streams };
+}
+
+/** Calls `poll` every second, never two at once; its failures are its own to report. */
+function pollEverySecond(poll: () => Promise<void>): NodeJS.Timeout {
+  let running = false;
+  return setInterval(() => {
+    if (running) return;
+    running = true;
+    void poll()
+      .catch(() => undefined)
+      .finally(() => (running = false));
+  }, 1000);
 }

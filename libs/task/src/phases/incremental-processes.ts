@@ -47,7 +47,11 @@ export async function startStreamInProcess(
   const abort = new AbortController();
   let failure: Error | null = null;
   const newApplier = () =>
-    changeApplier(applierSettings, { kafka, registry: registryClient(spec, applierSettings.registryUrl) });
+    changeApplier(applierSettings, {
+      kafka,
+      registry: registryClient(spec, applierSettings.registryUrl),
+      emit,
+    });
   // options.stream: the capture and the appliers may run elsewhere (pgferry capture, pgferry applier).
   const ownCapture = spec.options.stream.capture === 'controller';
   let applier = spec.options.stream.appliers > 0 ? newApplier() : null;

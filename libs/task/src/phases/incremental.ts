@@ -13,7 +13,13 @@ import {
 } from '@pgferry/core';
 import { classifyPgError, formatLsn, parseLsn } from '@pgferry/pg';
 import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avro';
-import { AppliedRate, cutoverRequested, readStreamLag, writeStreamSettings } from '@pgferry/control';
+import {
+  AppliedRate,
+  cutoverRequested,
+  readStreamLag,
+  readThrottleStatus,
+  writeStreamSettings,
+} from '@pgferry/control';
 import { ensureTopic, type KafkaClient } from '../kafka-client';
 import type { MigrationContext } from './migration-context';
 import type { Emit } from '../migration-event';
@@ -216,8 +222,10 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
     // An invalidated slot ends the phase (not retried: the lost WAL cannot come back).
     const warning = slotWatch.check(lag.slot);
     if (warning) opts.emit({ kind: 'warning', message: warning });
+    // An applier waiting for its rate limit is not stuck (options.throttle.incremental).
+    const throttled = (await readThrottleStatus(control, task).catch(() => null))?.incremental?.throttled;
     for (const stall of stalls.observe(lag))
-      if (running.restart(stall.process, stall.reason))
+      if (!(stall.process === 'applier' && throttled) && running.restart(stall.process, stall.reason))
         opts.emit({
           kind: 'phase',
           phase: 'incremental',

@@ -22,6 +22,7 @@ import {
   readRun,
   readStartOffsets,
   recordStartOffsets,
+  recordSpecThrottle,
   startRun,
   taskRegistered,
   type RunIdentity,
@@ -141,6 +142,7 @@ export class MigrationContext implements PhaseRunContext {
       await prepareRunTopics(options, source, control, selection.tables, runId, known !== null);
       await ensureControlSchema(control);
       await new ControlStore(control, spec.name).registerTask(spec);
+      await recordSpecThrottle(control, spec.name, spec.options.throttle);
       const run = await startRun(control, spec.name, runId, seen);
       return new MigrationContext(options, source, control, selection.tables, run, transforms);
     } catch (err) {
