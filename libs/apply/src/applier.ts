@@ -1,6 +1,8 @@
 import { PgferryError, type NameCase } from '@pgferry/core';
 import type { KafkaClientConfig } from '@pgferry/kafka';
 import type { TransformPlan } from '@pgferry/pg';
+import type { DecodedChange } from '@pgferry/avro';
+import type { TargetTable } from './pg-row-applier';
 
 /**
  * The contract every applier keeps (snapshot, per-key, transactional):
@@ -56,6 +58,18 @@ export interface ApplierTarget {
   transform?: TransformPlan;
   /** objects.nameCase: the case of the destination's column names (see TargetTable.nameCase). */
   nameCase?: NameCase;
+}
+
+/** The table a run of `changes` of `target` is written to: the records' columns (the first row image's), the target's key and view. */
+export function targetTable(target: ApplierTarget, changes: readonly DecodedChange[]): TargetTable {
+  return {
+    schema: target.schema,
+    table: target.table,
+    columns: changes.find((c) => c.after ?? c.before)?.columns ?? [],
+    key: target.key,
+    transform: target.transform,
+    nameCase: target.nameCase,
+  };
 }
 
 /** What every applier is given to reach Kafka and the consumer group it applies for. */

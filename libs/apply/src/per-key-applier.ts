@@ -5,13 +5,19 @@ import { RecordDecoder, type DecodedChange, type RegistryClient } from '@pgferry
 import { readOffsets, readStreamPositions, storeOffsets, type OffsetMark } from '@pgferry/control';
 import type { PartitionData, TopicPartition } from '@pgferry/kafka';
 import { forEachRecordView } from '@pgferry/kafka-protocol';
-import { APPLIER_FETCH, FailureLatch, type Applier, type ApplierKafka, type ApplierTarget } from './applier';
+import {
+  APPLIER_FETCH,
+  FailureLatch,
+  targetTable,
+  type Applier,
+  type ApplierKafka,
+  type ApplierTarget,
+} from './applier';
 import { ConsumerLoop } from './consumer-loop';
 import { DeadLetters } from './dead-letter';
 import { LanePool } from './lane-pool';
 import { movesKey } from './change-plan';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
-import type { TargetTable } from './pg-row-applier';
 import { Throttle, type ThrottleLimits } from './throttle';
 import { RunRecords } from './run-records';
 import { positionHeaderAt, undecodableRecord } from './undecodable-records';
@@ -347,7 +353,7 @@ export class PerKeyApplier implements Applier {
           const list = run.map((d) => d.change).filter((c): c is DecodedChange => c !== null);
           if (!list.length) continue;
           const counts = await lane.changes.applyInTransaction(
-            this.table(target, list),
+            targetTable(target, list),
             list,
             this.opts.group,
           );
@@ -380,18 +386,6 @@ export class PerKeyApplier implements Applier {
     };
   }
 
-  private table(target: ApplierTarget, changes: readonly DecodedChange[]): TargetTable {
-    const columns = changes.find((c) => c.after ?? c.before)?.columns ?? [];
-    return {
-      schema: target.schema,
-      table: target.table,
-      columns,
-      key: target.key,
-      transform: target.transform,
-      nameCase: target.nameCase,
-    };
-  }
-
   /** One run in its own transaction; with dead-letter, its poison record found and parked. */
   private async applyRun(lane: Lane, part: Part, run: Decoded[]): Promise<void> {
     const mark = this.mark(part.topic, part.partition, run);
@@ -406,7 +400,7 @@ export class PerKeyApplier implements Applier {
       if (changes.length === 0) await storeOffsets(lane.client, mark.group, [mark]);
       else {
         // Not inside onApplied?.(...): an optional call does not evaluate its arguments.
-        const counts = await lane.changes.apply(this.table(part.target, changes), changes, mark);
+        const counts = await lane.changes.apply(targetTable(part.target, changes), changes, mark);
         this.opts.onApplied?.(part.target, counts);
       }
       this.committed(part.topic, part.partition, run);

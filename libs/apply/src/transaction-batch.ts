@@ -2,11 +2,10 @@ import type { Client } from 'pg';
 import { DataError, PgferryError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
 import type { DecodedChange } from '@pgferry/avro';
-import type { ApplierTarget } from './applier';
+import { targetTable, type ApplierTarget } from './applier';
 import type { DeadLetters } from './dead-letter';
 import type { Message } from './partition-queues';
 import type { PgChangeApplier } from './pg-change-applier';
-import type { TargetTable } from './pg-row-applier';
 import type { Throttle } from './throttle';
 import type { PerKeyApplierOptions } from './per-key-applier';
 
@@ -84,15 +83,7 @@ export class BatchApplier {
   /** Applies a run of one table's changes inside the open destination transaction. */
   async flush(run: Pending, batch: Batch): Promise<void> {
     const { target } = run;
-    const columns = run.changes.find((c) => c.after ?? c.before)?.columns ?? [];
-    const t: TargetTable = {
-      schema: target.schema,
-      table: target.table,
-      columns,
-      key: target.key,
-      transform: target.transform,
-      nameCase: target.nameCase,
-    };
+    const t = targetTable(target, run.changes);
     await this.throttle.take(run.changes.length, run.bytes);
     const client = this.client;
     const changes = this.changes;
