@@ -18,7 +18,7 @@ import { runCutover } from './cutover-command';
 import { runThrottle } from './throttle-command';
 import { readTaskStatus, type TaskStatus } from './api/task-status';
 import { startTaskApi } from './api/tasks.module';
-import { incrementalTasks } from './test/incremental-task';
+import { incrementalTasks, startSourceWriter } from './test/incremental-task';
 
 /** One reading of the records in Kafka: when the request went out and when it came back. */
 interface Sample {
@@ -209,17 +209,8 @@ function digests(c: Client) {
 
 /** About 200 changes a second on the source (10-row UPDATEs every 50 ms) until `stop()`. */
 function startWriter(s: Client): { stop(): Promise<void> } {
-  let writing = true;
-  const done = (async () => {
-    for (let i = 0; writing; i++) {
-      await s.query(`UPDATE items SET n = n + 1 WHERE id > $1 AND id <= $1 + 10`, [(i * 10) % 100_000]);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  return {
-    async stop() {
-      writing = false;
-      await done;
-    },
-  };
+  return startSourceWriter(
+    (i) => s.query(`UPDATE items SET n = n + 1 WHERE id > $1 AND id <= $1 + 10`, [((i - 1) * 10) % 100_000]),
+    50,
+  );
 }

@@ -103,18 +103,20 @@ export async function killWhileStreaming(
 }
 
 /**
- * Keeps changing `items (id, v, n)` on the source, every 100 ms an UPDATE of a fiftieth of the
- * rows and an INSERT of a new one, until `stop()`; `writes` counts the rounds done so far.
+ * Runs `round(i)` for i = 1, 2, ... on the source, `pauseMs` apart (the pause paces the load; it
+ * waits for nothing), until `stop()`; `writes` counts the rounds done so far.
  */
-export function startItemsWriter(s: Client): { readonly writes: number; stop(): Promise<void> } {
+export function startSourceWriter(
+  round: (i: number) => Promise<unknown>,
+  pauseMs: number,
+): { readonly writes: number; stop(): Promise<void> } {
   let writing = true;
   let writes = 0;
   const done = (async () => {
     for (let i = 1; writing; i++) {
-      await s.query(`UPDATE items SET n = n + 1, v = 'w' || $1 WHERE id % 50 = $1 % 50`, [i]);
-      await s.query(`INSERT INTO items VALUES ($1, 'new', $1)`, [10_000 + i]);
+      await round(i);
       writes = i;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, pauseMs));
     }
   })();
   return {
@@ -126,4 +128,15 @@ export function startItemsWriter(s: Client): { readonly writes: number; stop(): 
       await done;
     },
   };
+}
+
+/**
+ * Keeps changing `items (id, v, n)` on the source, every 100 ms an UPDATE of a fiftieth of the
+ * rows and an INSERT of a new one, until `stop()`; `writes` counts the rounds done so far.
+ */
+export function startItemsWriter(s: Client): { readonly writes: number; stop(): Promise<void> } {
+  return startSourceWriter(async (i) => {
+    await s.query(`UPDATE items SET n = n + 1, v = 'w' || $1 WHERE id % 50 = $1 % 50`, [i]);
+    await s.query(`INSERT INTO items VALUES ($1, 'new', $1)`, [10_000 + i]);
+  }, 100);
 }
