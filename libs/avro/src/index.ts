@@ -12,7 +12,7 @@ export {
   type RegistryTlsOptions,
 } from './registry-client';
 export { RUN_HEADER } from './run-header';
-export { notAfter, STREAM_POSITION_HEADER, streamPosition } from './stream-position';
+export { STREAM_POSITION_HEADER, streamPosition } from './stream-position';
 export { TableEncoder } from './table-codec';
 export { buildSchemas } from './table-schemas';
 export { column } from './test/columns';

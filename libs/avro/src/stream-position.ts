@@ -16,8 +16,3 @@ export function streamPosition(commitLsn: bigint, seq: number): Buffer {
   b.writeUInt32BE(seq >>> 0, 8);
   return b;
 }
-
-/** True when `pos` is not after `last` (a record already applied). */
-export function notAfter(pos: Buffer, last: Buffer | undefined | null): boolean {
-  return !!last && Buffer.compare(pos, last) <= 0;
-}

@@ -166,8 +166,8 @@ export class ChangePublisher implements ChangeProcessor {
    * Takes one event. The common ones (BEGIN, COMMIT, a row change of a table whose encoder fits
    * its description, a prepared change) are taken without a promise unless the buffer is full
    * and must be sent: a promise and an await per event were a good part of the capture's CPU
-   * per source transaction. The rest (a new table or description, DDL, truncate) go through
-   * processEvent.
+   * per source transaction. The rest (a new table or description, DDL, truncate, anything after
+   * a failed request) go through processEvent.
    */
   process(event: ChangeEvent): Promise<void> | undefined {
     if (this.chain.failure) return this.processEvent(event);
@@ -260,9 +260,6 @@ export class ChangePublisher implements ChangeProcessor {
         this.publishRow(event, table, encoder);
         break;
       }
-      case 'prepared':
-        this.replayPrepared(event.data, event.lsn, event.xid);
-        break;
       case 'truncate':
         for (const rel of event.relations) {
           const table = this.byName.get(`${rel.schema}\u0000${rel.table}`) ?? (await this.gained(rel));

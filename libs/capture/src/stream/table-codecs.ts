@@ -43,11 +43,11 @@ export class TableCodecs {
   constructor(private readonly opts: TableCodecsOptions) {}
 
   async codec(table: PublishedTable, relation: RelationInfo): Promise<TableCodec> {
-    const name = `${table.schema}\u0000${table.table}`;
     // The decoder keeps one RelationInfo per table until the source describes it anew, so the
     // per-event check is an identity test; column names are compared only on a new description.
-    const ready = this.ready.get(name);
-    if (ready?.relation === relation) return ready.codec;
+    const current = this.current(table, relation);
+    if (current) return current;
+    const name = `${table.schema}\u0000${table.table}`;
     const shape = relation.columns.map((c) => c.name).join('\u0000');
     let pending = this.codecs.get(name);
     let codec = pending ? await pending : null;
