@@ -211,12 +211,7 @@ export class ChangePublisher implements ChangeProcessor {
     if (lag !== null) this.captureLagMs = lag;
     if (this.tx?.counts && this.opts.transactions) {
       const { topic, records } = this.opts.transactions;
-      const r = records.encode(
-        'END',
-        transactionId(this.tx.xid, this.tx.finalLsn),
-        this.tx.commitTime.getTime(),
-        this.tx.counts,
-      );
+      const r = records.encode('END', this.tx.id, this.tx.commitTime.getTime(), this.tx.counts);
       this.push(topic, r.key, r.value, 0);
     }
     this.tx = null;
@@ -481,7 +476,7 @@ export class ChangePublisher implements ChangeProcessor {
     if (!tx || !txs) return;
     if (!tx.counts) {
       tx.counts = new Map();
-      const r = txs.records.encode('BEGIN', transactionId(tx.xid, tx.finalLsn), tx.commitTime.getTime());
+      const r = txs.records.encode('BEGIN', tx.id, tx.commitTime.getTime());
       this.push(txs.topic, r.key, r.value, 0);
     }
     const name = `${table.schema}.${table.table}`;
