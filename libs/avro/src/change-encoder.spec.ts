@@ -169,14 +169,40 @@ describe('ChangeEncoder writes the bytes avsc writes for the same envelope', () 
     for (const [op, before, after, unchanged] of cases) {
       // Copied, as the capture's spool holds them until the transaction commits.
       const p = enc.prepare(op, before, after, unchanged);
-      const head = Buffer.from(p.head);
-      const trailer = Buffer.from(p.trailer);
+      const held = Buffer.concat([Buffer.from('xyz'), p.head, p.trailer]);
       const key = p.key && Buffer.from(p.key);
+      const [head, trailer] = [3, 3 + p.head.length];
       for (const meta of metas) {
         const want = ref.encode(op, before, after, unchanged, meta, now);
         expect(key?.toString('hex')).toBe(want.key?.toString('hex'));
-        expect(enc.finish(head, op, trailer, meta).toString('hex')).toBe(want.value.toString('hex'));
+        expect(enc.finish(held, head, trailer, op, trailer, held.length, meta).toString('hex')).toBe(
+          want.value.toString('hex'),
+        );
       }
+    }
+  });
+
+  it('writes the tail of each change afresh when its commit time, transaction or millisecond changes', () => {
+    const enc = new ChangeEncoder(ALL_TYPES, ref.schemas, ids, SOURCE);
+    const row = ROWS[1];
+    const tx = (id: string, tsMs: number): ChangeMeta => ({
+      lsn: 0x100n,
+      txId: 5,
+      tsMs,
+      transaction: { id, totalOrder: 1, dataCollectionOrder: 1 },
+    });
+    const steps: Array<[ChangeMeta, number]> = [
+      [tx('5:256', 1_733_000_000_000), now],
+      [tx('5:256', 1_733_000_000_000), now + 1],
+      [tx('6:512', 1_733_000_000_000), now + 1],
+      [tx('6:512', 1_733_000_000_001), now + 1],
+      [tx('5:256', 1_733_000_000_000), now],
+    ];
+    for (const [meta, at] of steps) {
+      jest.spyOn(Date, 'now').mockReturnValue(at);
+      expect(enc.encode('c', null, row, [], meta).value.toString('hex')).toBe(
+        ref.encode('c', null, row, [], meta, at).value.toString('hex'),
+      );
     }
   });
 

@@ -128,6 +128,39 @@ function avroString(s: string): Buffer {
   return out.end();
 }
 
+/** A long's Avro bytes (zigzag varint). */
+function avroLong(n: number): Buffer {
+  const out = new AvroSlab(10);
+  out.long(n);
+  return out.end();
+}
+
+/**
+ * The Avro bytes of the value written last, made again only when the value changes: a
+ * transaction's changes share its id and commit time, and changes written within the same
+ * millisecond share ts_ms, so the tail of most records is copied, not encoded (a 41-bit long
+ * is six divisions; a string is a UTF-8 pass and a native call).
+ */
+class LastBytes<T> {
+  private value: T | undefined;
+  private bytes: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly encode: (v: T) => Buffer) {}
+
+  of(v: T): Buffer {
+    if (v !== this.value) {
+      this.bytes = this.encode(v);
+      this.value = v;
+    }
+    return this.bytes;
+  }
+}
+
+/** Shared by every encoder of the process, like the slab: a transaction spans tables. */
+const lastTxId = new LastBytes(avroString);
+const lastTsMs = new LastBytes(avroLong);
+const lastNow = new LastBytes(avroLong);
+
 /**
  * Encodes the streamed changes of one table (op c, u, d and truncate) into the same envelope and
  * schema ids as its snapshot rows, in the Confluent wire format. Values are the PostgreSQL text
@@ -272,7 +305,8 @@ export class ChangeEncoder {
   private writeTail(op: ChangeOp | 't', meta: ChangeMeta): void {
     const out = this.out;
     out.append(this.sourceHead, 0, this.sourceHead.length);
-    out.long(meta.tsMs);
+    const ts = lastTsMs.of(meta.tsMs);
+    out.append(ts, 0, ts.length);
     out.append(this.sourceMid, 0, this.sourceMid.length);
     if (meta.txId === null) out.byte(0);
     else {
@@ -281,13 +315,18 @@ export class ChangeEncoder {
     }
     out.byte(2);
     out.long(meta.lsn);
-    out.byte(0); // xmin
-    out.string(op);
+    out.ensure(3);
+    out.buf[out.pos++] = 0; // xmin
+    // op, a string of one ASCII letter: length 1 (zigzag 2), the letter.
+    out.buf[out.pos++] = 2;
+    out.buf[out.pos++] = op.charCodeAt(0);
     out.byte(2);
-    out.long(Date.now());
+    const now = lastNow.of(Date.now());
+    out.append(now, 0, now.length);
     if (meta.transaction) {
       out.byte(2);
-      out.string(meta.transaction.id);
+      const id = lastTxId.of(meta.transaction.id);
+      out.append(id, 0, id.length);
       out.long(meta.transaction.totalOrder);
       out.long(meta.transaction.dataCollectionOrder);
     } else out.byte(0);
@@ -384,13 +423,24 @@ export class ChangeEncoder {
     });
   }
 
-  /** The value of a prepared change (see `prepare`) at its place in the stream. */
-  finish(head: Buffer, op: ChangeOp, trailer: Buffer, meta: ChangeMeta): Buffer {
+  /**
+   * The value of a prepared change (see `prepare`) at its place in the stream, from where its
+   * head and trailer are kept: data[headStart, headEnd) and data[trailerStart, trailerEnd).
+   */
+  finish(
+    data: Buffer,
+    headStart: number,
+    headEnd: number,
+    op: ChangeOp,
+    trailerStart: number,
+    trailerEnd: number,
+    meta: ChangeMeta,
+  ): Buffer {
     const out = this.out;
     out.begin();
-    out.append(head, 0, head.length);
+    out.append(data, headStart, headEnd);
     this.writeTail(op, meta);
-    out.append(trailer, 0, trailer.length);
+    out.append(data, trailerStart, trailerEnd);
     return out.end();
   }
 

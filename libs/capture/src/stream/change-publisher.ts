@@ -99,13 +99,13 @@ export class ChangePublisher implements ChangeProcessor {
   private tx: {
     xid: number;
     order: number;
-    commitTime: Date;
+    commitTimeMs: number;
     finalLsn: Lsn;
     seq: number;
     /** transactionId(xid, finalLsn), made once: every change of the transaction carries it. */
     id: string;
-    /** Events per published table ("schema.table"), once BEGIN is out. */
-    counts: Map<string, number> | null;
+    /** Events per published table, once BEGIN is out (named "schema.table" in the END record). */
+    counts: Map<PublishedTable, number> | null;
   } | null = null;
 
   constructor(private readonly opts: ChangePublisherOptions) {
@@ -198,12 +198,14 @@ export class ChangePublisher implements ChangeProcessor {
     this.tx = {
       xid: event.xid,
       order: 0,
-      commitTime: event.commitTime,
+      commitTimeMs: event.commitTime.getTime(),
       finalLsn: event.finalLsn,
       seq: 0,
       id: transactionId(event.xid, event.finalLsn),
       counts: null,
     };
+    // The position header's first half is the transaction's; push writes the sequence.
+    this.position.value.writeBigUInt64BE(event.finalLsn, 0);
   }
 
   private commit(event: Extract<ChangeEvent, { kind: 'commit' }>): Promise<void> | undefined {
@@ -211,7 +213,9 @@ export class ChangePublisher implements ChangeProcessor {
     if (lag !== null) this.captureLagMs = lag;
     if (this.tx?.counts && this.opts.transactions) {
       const { topic, records } = this.opts.transactions;
-      const r = records.encode('END', this.tx.id, this.tx.commitTime.getTime(), this.tx.counts);
+      const counts = new Map<string, number>();
+      for (const [t, n] of this.tx.counts) counts.set(`${t.schema}.${t.table}`, n);
+      const r = records.encode('END', this.tx.id, this.tx.commitTimeMs, counts);
       this.push(topic, r.key, r.value, 0);
     }
     this.tx = null;
@@ -409,11 +413,19 @@ export class ChangePublisher implements ChangeProcessor {
         this.push(table.topic, key, null, partition);
         continue;
       }
-      const headLength = data.readUInt32BE(at);
-      const head = data.subarray(at + 4, (at += 4 + headLength));
-      const trailerLength = data.readUInt32BE(at);
-      const trailer = data.subarray(at + 4, (at += 4 + trailerLength));
-      const value = encoder.finish(head, String.fromCharCode(op) as ChangeOp, trailer, meta);
+      const head = at + 4;
+      const headEnd = head + data.readUInt32BE(at);
+      const trailer = headEnd + 4;
+      at = trailer + data.readUInt32BE(headEnd);
+      const value = encoder.finish(
+        data,
+        head,
+        headEnd,
+        String.fromCharCode(op) as ChangeOp,
+        trailer,
+        at,
+        meta,
+      );
       this.push(table.topic, key, value, partition);
     }
   }
@@ -423,7 +435,7 @@ export class ChangePublisher implements ChangeProcessor {
     const beat = this.opts.heartbeat;
     if (!beat || !isHeartbeatTable(beat.task, event.relation.schema, event.relation.table)) return false;
     if (event.kind !== 'delete') {
-      const r = beat.records.encode((this.tx?.commitTime ?? new Date()).getTime());
+      const r = beat.records.encode(this.tx?.commitTimeMs ?? Date.now());
       // No stream position: the beat's transaction has no BEGIN or END and no table changes.
       this.chain.add(beat.topic, 0, r.key, r.value, null);
     }
@@ -476,36 +488,42 @@ export class ChangePublisher implements ChangeProcessor {
     if (!tx || !txs) return;
     if (!tx.counts) {
       tx.counts = new Map();
-      const r = txs.records.encode('BEGIN', tx.id, tx.commitTime.getTime());
+      const r = txs.records.encode('BEGIN', tx.id, tx.commitTimeMs);
       this.push(txs.topic, r.key, r.value, 0);
     }
-    const name = `${table.schema}.${table.table}`;
-    tx.counts.set(name, (tx.counts.get(name) ?? 0) + 1);
+    tx.counts.set(table, (tx.counts.get(table) ?? 0) + 1);
   }
 
+  /**
+   * The ChangeMeta of the next change: one object, rewritten for each change (the encoders read
+   * it and keep nothing of it), not two objects per record of a million-row transaction.
+   */
   private meta(lsn: Lsn, xid: number): ChangeMeta {
     const order = this.tx ? ++this.tx.order : 0;
-    return {
-      lsn,
-      txId: xid,
-      tsMs: (this.tx?.commitTime ?? new Date()).getTime(),
-      // One id for every change of the transaction: its xid and its commit LSN.
-      transaction: {
-        id: this.tx?.id ?? transactionId(xid, lsn),
-        totalOrder: order,
-        dataCollectionOrder: order,
-      },
-    };
+    const m = this.metaScratch;
+    m.lsn = lsn;
+    m.txId = xid;
+    m.tsMs = this.tx ? this.tx.commitTimeMs : Date.now();
+    // One id for every change of the transaction: its xid and its commit LSN.
+    m.transaction.id = this.tx?.id ?? transactionId(xid, lsn);
+    m.transaction.totalOrder = order;
+    m.transaction.dataCollectionOrder = order;
+    return m;
   }
+
+  private readonly metaScratch = {
+    lsn: 0n,
+    txId: 0 as number | null,
+    tsMs: 0,
+    transaction: { id: '', totalOrder: 0, dataCollectionOrder: 0 },
+  } satisfies ChangeMeta;
 
   /** Buffers a record; inside a transaction with its stream position (header pgferry.pos). */
   private push(topic: string, key: Buffer | null, value: Buffer | null, partition: number): void {
     const tx = this.tx;
     if (!tx) return this.chain.add(topic, partition, key, value, null);
-    // One header buffer, rewritten for each record: the chain copies it in.
-    const pos = this.position.value;
-    pos.writeBigUInt64BE(tx.finalLsn, 0);
-    pos.writeUInt32BE(++tx.seq >>> 0, 8);
+    // One header buffer, rewritten for each record (its LSN at BEGIN): the chain copies it in.
+    this.position.value.writeUInt32BE(++tx.seq >>> 0, 8);
     this.chain.add(topic, partition, key, value, this.position);
   }
 }
