@@ -275,9 +275,9 @@ export class FramedRecords {
     const keyLength = key ? key.length : -1;
     const valueLength = value ? value.length : -1;
     const headerCount = this.commonCount + (header ? 1 : 0);
-    const bodyOf = (offsetDelta: number) =>
+    // The record's body but its offset delta (computed once: this runs for every change record).
+    const rest =
       2 + // attributes, timestamp delta 0
-      varintBytes(offsetDelta) +
       varintBytes(keyLength) +
       Math.max(keyLength, 0) +
       varintBytes(valueLength) +
@@ -285,11 +285,11 @@ export class FramedRecords {
       varintBytes(headerCount) +
       this.common.length +
       (header ? headerBytes(header) : 0);
-    let body = bodyOf(batch?.count ?? 0);
+    let body = rest + varintBytes(batch?.count ?? 0);
     if (batch && batch.count > 0 && batch.bytes + varintBytes(body) + body > this.maxBatchBytes) {
       this.closed.push({ topic, batch });
       batch = undefined;
-      body = bodyOf(0);
+      body = rest + 1; // offset delta 0
     }
     if (!batch) batches[partition] = batch = new FramedBatch(partition, this.initialBytes);
     const s = batch.slab;

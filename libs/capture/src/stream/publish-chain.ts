@@ -56,6 +56,10 @@ export class PublishChain {
   /** The chain of produce requests and confirmations, in stream order. */
   private sending: Promise<void> = Promise.resolve();
   private inFlightBytes = 0;
+  /** Requests handed to the chain and not finished. */
+  private inFlight = 0;
+  /** A lingering commit found a request in flight: it is sent once none is (see `commit`). */
+  private sendWhenDone = false;
   failure: Error | null = null;
   published = 0;
 
@@ -100,7 +104,11 @@ export class PublishChain {
 
   /**
    * A commit whose records are all buffered: confirmed once they are acknowledged. Sent now when
-   * the buffer is full, else after `lingerMs` unless another transaction opened by then.
+   * the buffer is full, else after `lingerMs` unless another transaction opened by then; and if
+   * a request is in flight then, once it is acknowledged, with every commit that came meanwhile.
+   * Requests go one at a time anyway, so waiting costs the commit nothing, and under load the
+   * requests grow instead of queueing up small ones (each costs the broker an fsync per
+   * partition, and every stage a round of work).
    */
   commit(endLsn: Lsn, commitTime: Date): Promise<void> | undefined {
     this.pendingCommit = { endLsn, commitTime };
@@ -108,7 +116,9 @@ export class PublishChain {
     // Later transactions may join this request; the timer sends it if none come soon.
     this.lingerTimer ??= setTimeout(() => {
       this.lingerTimer = null;
-      if (!this.inTransaction()) void this.send().catch(() => undefined);
+      if (this.inTransaction()) return;
+      if (this.inFlight > 0) this.sendWhenDone = true;
+      else void this.send().catch(() => undefined);
     }, this.opts.lingerMs ?? DEFAULT_LINGER_MS);
     return undefined;
   }
@@ -125,6 +135,7 @@ export class PublishChain {
   async send(): Promise<void> {
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.lingerTimer = null;
+    this.sendWhenDone = false;
     const bytes = this.buffer.bytes;
     const count = this.buffer.count;
     const commit = this.pendingCommit;
@@ -132,6 +143,7 @@ export class PublishChain {
     this.pendingCommit = null;
     if (count === 0 && !commit) return;
     this.inFlightBytes += bytes;
+    this.inFlight++;
     this.sending = this.sending.then(async () => {
       if (this.failure) return;
       try {
@@ -144,6 +156,11 @@ export class PublishChain {
         this.failure = err instanceof Error ? err : new Error(String(err));
       } finally {
         this.inFlightBytes -= bytes;
+        this.inFlight--;
+        if (this.inFlight === 0 && this.sendWhenDone && !this.inTransaction()) {
+          this.sendWhenDone = false;
+          void this.send().catch(() => undefined);
+        }
       }
     });
     if (this.inFlightBytes > MAX_IN_FLIGHT_BYTES) await this.sending;
