@@ -410,7 +410,7 @@ export class ChangeEncoder {
     before: ReadonlyArray<string | null> | null,
     after: ReadonlyArray<string | null> | null,
     unchanged: readonly string[],
-  ): { key: Buffer | null; head: Buffer; trailer: Buffer } {
+  ): { op: ChangeOp; key: Buffer | null; head: Buffer; trailer: Buffer } {
     return this.guarded(op, () => {
       const out = this.out;
       out.begin();
@@ -419,7 +419,7 @@ export class ChangeEncoder {
       out.begin();
       this.writeUnchanged(unchanged);
       const trailer = out.end();
-      return { key: this.keyOf(op, before, after), head, trailer };
+      return { op, key: this.keyOf(op, before, after), head, trailer };
     });
   }
 

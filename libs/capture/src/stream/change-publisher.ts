@@ -346,22 +346,44 @@ export class ChangePublisher implements ChangeProcessor {
     const codec = this.codecs.readyFor(table, event.relation);
     if (!codec) return null;
     const encoder = codec.encoder;
-    const records: Array<{
-      op: ChangeOp | null;
-      key: Buffer | null;
-      partition: number;
-      head?: Buffer;
-      trailer?: Buffer;
-    }> = [];
+    // index, count; per record: op (0 for a tombstone), partition, key length (-1: none), key,
+    // then for a change: head length, head, trailer length, trailer. Written straight into a
+    // scratch buffer (the encoder's views stay valid until then), then copied out once.
+    let at = reserved + 5;
+    let count = 0;
+    const write = (
+      op: ChangeOp | null,
+      key: Buffer | null,
+      partition: number,
+      head?: Buffer,
+      trailer?: Buffer,
+    ) => {
+      const size = 9 + (key?.length ?? 0) + (op ? 8 + head!.length + trailer!.length : 0);
+      if (at + size > this.scratch.length) {
+        const grown = Buffer.allocUnsafe(Math.max(2 * this.scratch.length, at + size));
+        this.scratch.copy(grown, 0, 0, at);
+        this.scratch = grown;
+      }
+      const out = this.scratch;
+      out[at++] = op ? op.charCodeAt(0) : 0;
+      at = out.writeUInt32BE(partition, at);
+      at = out.writeInt32BE(key ? key.length : -1, at);
+      if (key) at += key.copy(out, at);
+      if (op) {
+        at = out.writeUInt32BE(head!.length, at);
+        at += head!.copy(out, at);
+        at = out.writeUInt32BE(trailer!.length, at);
+        at += trailer!.copy(out, at);
+      }
+      count++;
+    };
     try {
       this.rowRecords(
         event,
         table,
-        (op, before, after, unchanged) => ({ op, ...encoder.prepare(op, before, after, unchanged) }),
+        (op, before, after, unchanged) => encoder.prepare(op, before, after, unchanged),
         (r, key, partition) =>
-          records.push(
-            r ? { op: r.op, key, partition, head: r.head, trailer: r.trailer } : { op: null, key, partition },
-          ),
+          r ? write(r.op, key, partition, r.head, r.trailer) : write(null, key, partition),
       );
     } catch {
       return null;
@@ -373,28 +395,15 @@ export class ChangePublisher implements ChangeProcessor {
       this.prepared.push({ table, encoder });
       this.preparedIndex.set(encoder, index);
     }
-    // index, count; per record: op (0 for a tombstone), partition, key length (-1: none), key,
-    // then for a change: head length, head, trailer length, trailer.
-    let size = reserved + 5;
-    for (const r of records)
-      size += 9 + (r.key?.length ?? 0) + (r.op ? 8 + r.head!.length + r.trailer!.length : 0);
-    const out = Buffer.allocUnsafe(size);
-    let at = out.writeUInt32BE(index, reserved);
-    out[at++] = records.length;
-    for (const r of records) {
-      out[at++] = r.op ? r.op.charCodeAt(0) : 0;
-      at = out.writeUInt32BE(r.partition, at);
-      at = out.writeInt32BE(r.key ? r.key.length : -1, at);
-      if (r.key) at += r.key.copy(out, at);
-      if (r.op) {
-        at = out.writeUInt32BE(r.head!.length, at);
-        at += r.head!.copy(out, at);
-        at = out.writeUInt32BE(r.trailer!.length, at);
-        at += r.trailer!.copy(out, at);
-      }
-    }
+    this.scratch.writeUInt32BE(index, reserved);
+    this.scratch[reserved + 4] = count;
+    const out = Buffer.allocUnsafe(at);
+    this.scratch.copy(out, reserved, reserved, at);
     return out;
   }
+
+  /** Where `prepare` writes a change's records before they are copied out. */
+  private scratch = Buffer.allocUnsafe(64 * 1024);
 
   /** The records of a prepared change (see `prepare`), finished at their place in the stream. */
   private replayPrepared(data: Buffer, lsn: Lsn, xid: number): void {
