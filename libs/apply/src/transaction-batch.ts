@@ -4,10 +4,10 @@ import { quoteQualified } from '@pgferry/pg';
 import type { DecodedChange } from '@pgferry/avro';
 import { targetTable, type ApplierTarget } from './applier';
 import type { DeadLetters } from './dead-letter';
-import type { Message } from './partition-queues';
+import { messageOf, type Queued } from './partition-queues';
 import type { PgChangeApplier } from './pg-change-applier';
 import type { Throttle } from './throttle';
-import type { PerKeyApplierOptions } from './per-key-applier';
+import { sameShape, type PerKeyApplierOptions } from './per-key-applier';
 
 /**
  * The open destination transaction: whole source transactions, in commit order, committed
@@ -30,9 +30,12 @@ export interface Batch {
 /** Changes of one table in one shape, in source order, applied together. */
 export interface Pending {
   target: ApplierTarget;
-  shape: string;
+  /** The columns of its row images (null before the first one: truncates only). */
+  shape: readonly string[] | null;
   changes: DecodedChange[];
-  messages: Array<{ partition: number; message: Message }>;
+  /** Each change's record and partition (for the dead-letter topic). */
+  records: Queued[];
+  partitions: number[];
   bytes: number;
 }
 
@@ -70,6 +73,33 @@ export class BatchApplier {
     private readonly deadLetters: DeadLetters | null,
     private readonly opts: Pick<PerKeyApplierOptions, 'group' | 'onError' | 'onApplied' | 'onDeadLetter'>,
   ) {}
+
+  /** Adds a change to its table's run in the batch; applies what is gathered past the bounds. */
+  async add(batch: Batch, target: ApplierTarget, partition: number, item: Queued, change: DecodedChange) {
+    let pending = batch.pending.get(target.topic);
+    const shape = change.after || change.before ? change.columns : (pending?.shape ?? null);
+    if (pending && !sameShape(pending.shape, shape) && pending.changes.length) {
+      // The table's columns changed (a schema change on the source): apply the older shape first.
+      await this.flush(pending, batch);
+      batch.pendingChanges -= pending.changes.length;
+      batch.pendingBytes -= pending.bytes;
+      pending = undefined;
+    }
+    if (!pending) {
+      pending = { target, shape, changes: [], records: [], partitions: [], bytes: 0 };
+      batch.pending.set(target.topic, pending);
+    }
+    const bytes = item.valueEnd - item.valueStart;
+    pending.changes.push(change);
+    pending.records.push(item);
+    pending.partitions.push(partition);
+    pending.bytes += bytes;
+    batch.changes++;
+    batch.pendingChanges++;
+    batch.pendingBytes += bytes;
+    if (batch.pendingChanges >= MAX_PENDING || batch.pendingBytes >= MAX_PENDING_BYTES)
+      await this.flushAll(batch);
+  }
 
   /** Applies every table's gathered changes inside the open destination transaction. */
   async flushAll(batch: Batch): Promise<void> {
@@ -118,7 +148,8 @@ export class BatchApplier {
         if (!(err instanceof DataError)) throw err;
         await client.query('ROLLBACK TO SAVEPOINT pgferry_one');
         changes.forgetStages(true);
-        const { partition, message } = run.messages[i];
+        const partition = run.partitions[i];
+        const message = messageOf(run.records[i]);
         await this.deadLetters!.park(message, err.message, {
           topic: target.topic,
           partition,
