@@ -1,11 +1,11 @@
 import type { Client } from 'pg';
 import { DataError, PgferryError } from '@pgferry/core';
-import { classifyPgError, formatLsn, PIPELINE_SESSION_SQL, quoteQualified } from '@pgferry/pg';
+import { classifyPgError, formatLsn, PIPELINE_SESSION_SQL } from '@pgferry/pg';
 import { APPLIER_FETCH, type Applier, type ApplierTarget } from './applier';
 import { ConsumerLoop } from './consumer-loop';
 import { DeadLetters } from './dead-letter';
 import type { PartitionData } from '@pgferry/kafka';
-import { RecordDecoder, type DecodedChange } from '@pgferry/avro';
+import { RecordDecoder } from '@pgferry/avro';
 import { readOffsets, readStreamPositions, storeOffsets } from '@pgferry/control';
 import { Throttle } from './throttle';
 import { PgChangeApplier } from './pg-change-applier';
@@ -15,15 +15,13 @@ import {
   head,
   lsnBytes,
   lsnOf,
-  messageOf,
   PartitionQueues,
   POSITION_BYTES,
   type PartitionQueue,
-  type Queued,
 } from './partition-queues';
 import { BatchApplier, openBatch, type Batch } from './transaction-batch';
 import { RunRecords } from './run-records';
-import { transactionRecord, undecodableRecord } from './undecodable-records';
+import { transactionRecord } from './undecodable-records';
 
 export interface TransactionalApplierOptions extends Omit<
   PerKeyApplierOptions,
@@ -154,7 +152,14 @@ export class TransactionalApplier implements Applier {
       this.deadLetters = new DeadLetters(this.opts.kafka, this.opts.deadLetterTopic!);
       await this.deadLetters.connect();
     }
-    this.batches = new BatchApplier(client, this.changes, this.throttle, this.deadLetters, this.opts);
+    this.batches = new BatchApplier(
+      client,
+      this.decoder,
+      this.changes,
+      this.throttle,
+      this.deadLetters,
+      this.opts,
+    );
     // Every partition of every topic is this applier's: whole transactions span them all.
     this.consumer = new ConsumerLoop(
       {
@@ -349,36 +354,12 @@ export class TransactionalApplier implements Applier {
       const item = this.queues.take(q);
       tx.next++;
       if (item.valueStart < 0) continue; // a tombstone: only its offset moves
-      const change = await this.decode(q, item);
-      if (change) await this.batches!.add(batch, this.byTopic.get(q.topic)!, q.partition, item, change);
+      const taking = this.batches!.take(batch, this.byTopic.get(q.topic)!, q.partition, item);
+      if (taking) await taking;
     }
     if (!this.running) throw this.failure ?? new PgferryError('stopped');
     batch.endPos = tx.endPos;
     this.lastApplied = tx.lsn;
-  }
-
-  /** The change in a record's value; null where it does not decode and was parked (onError dead-letter). */
-  private async decode(q: PartitionQueue, item: Queued): Promise<DecodedChange | null> {
-    try {
-      return (
-        this.decoder.decodeLoadedAt(item.buf, item.valueStart, item.valueEnd) ??
-        (await this.decoder.decode(item.buf.subarray(item.valueStart, item.valueEnd)))
-      );
-    } catch (err) {
-      if (!(err instanceof DataError)) throw err;
-      const target = this.byTopic.get(q.topic)!;
-      const where = `Kafka topic ${q.topic} partition ${q.partition}`;
-      const failure = undecodableRecord(where, BigInt(item.offset), err, this.opts.onError);
-      if (this.opts.onError !== 'dead-letter') throw failure;
-      // Parked before the destination transaction commits, like a change that does not apply.
-      await this.deadLetters!.park(messageOf(item), failure.message, {
-        topic: q.topic,
-        partition: q.partition,
-        table: quoteQualified(target.schema, target.table),
-      });
-      this.opts.onDeadLetter?.(target, String(item.offset), failure.message);
-      return null;
-    }
   }
 
   /** Takes the transaction topic's records up to the open transaction's END. */
