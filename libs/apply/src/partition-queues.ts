@@ -1,24 +1,31 @@
-import { DataError } from '@pgferry/core';
+import { compareBytes, DataError } from '@pgferry/core';
 import { STREAM_POSITION_HEADER } from '@pgferry/avro';
 import type { OffsetUpdate } from '@pgferry/control';
 import type { PartitionData } from '@pgferry/kafka';
-import { forEachRecordView, type RecordView } from '@pgferry/kafka-protocol';
-import { positionHeader } from './undecodable-records';
+import { Compression, forEachRecordView, readBatchHeader, type RecordView } from '@pgferry/kafka-protocol';
+import { positionHeaderAt } from './undecodable-records';
 
-/** A fetched record as the applier keeps it (key and value are views of the fetch response). */
-export interface Message {
-  offset: bigint;
-  key: Buffer | null;
-  value: Buffer | null;
-}
+/** A stream position's length: commit LSN (8 bytes, big-endian) and number in the transaction (4). */
+export const POSITION_BYTES = 12;
+const LSN_BYTES = 8;
 
-/** A fetched record waiting to be applied, with its stream position split out. */
+/**
+ * A fetched record waiting to be applied. Its key, value and stream position are ranges of
+ * `buf` (a copy of its batch, or the batch's decompressed records), not views: a view per field
+ * and a position string per record were most of the transactional applier's garbage.
+ */
 export interface Queued {
-  offset: bigint;
-  message: Message;
-  /** The header pgferry.pos, whole (it is stored with the offsets). */
-  pos: Buffer;
-  lsn: bigint;
+  /** The record's offset (a number: exact below 2^53, as forEachRecordView reads it). */
+  offset: number;
+  buf: Buffer;
+  /** buf[keyStart, keyEnd), keyStart -1 for no key; likewise the value (-1: a tombstone). */
+  keyStart: number;
+  keyEnd: number;
+  valueStart: number;
+  valueEnd: number;
+  /** The stream position (header pgferry.pos) is buf[posAt, posAt + 12): commit LSN, then seq. */
+  posAt: number;
+  /** The record's number in its source transaction. */
   seq: number;
 }
 
@@ -32,13 +39,16 @@ export interface PartitionQueue {
   bytes: number;
   paused: boolean;
   /** The offset the next fetched record must have (older ones were queued already). */
-  fetchedNext: bigint;
+  fetchedNext: number;
   /** The offset after the last record taken off the queue (applied or skipped). */
-  takenNext: bigint;
-  /** The greatest stream position taken. */
-  lastPos: Buffer | null;
+  takenNext: number;
+  /** The greatest stream position taken: lastPosBuf[lastPosAt, lastPosAt + 12), or none. */
+  lastPosBuf: Buffer | null;
+  lastPosAt: number;
   /** Taken records whose offset is not stored in the destination yet. */
   dirty: boolean;
+  /** The next queue whose head has the same seq as this one's (PartitionQueues' head index). */
+  sameSeq: PartitionQueue | null;
 }
 
 export interface PartitionQueuesOptions {
@@ -52,23 +62,51 @@ export interface PartitionQueuesOptions {
   checkBatch?: (r: RecordView, where: string) => void;
 }
 
-const posKey = (lsn: bigint, seq: number) => `${lsn}/${seq}`;
-
 /** The next record of a partition not taken yet. */
 export const head = (q: PartitionQueue): Queued | undefined => q.items[q.start];
+
+/** A commit LSN as the 8 bytes stream positions hold it (for headAt and compareLsn). */
+export function lsnBytes(lsn: bigint): Buffer {
+  const b = Buffer.alloc(LSN_BYTES);
+  b.writeBigUInt64BE(lsn);
+  return b;
+}
+
+/** The commit LSN of a record's source transaction. */
+export const lsnOf = (r: Queued): bigint => r.buf.readBigUInt64BE(r.posAt);
+
+/** Compares a record's commit LSN with `lsn` (8 bytes, see lsnBytes): -1, 0 or 1, no bigint made. */
+export const compareLsn = (r: Queued, lsn: Buffer): number => compareBytes(r.buf, r.posAt, lsn, 0, LSN_BYTES);
+
+/** A record's value as a view, or null for a tombstone (for the few that need one). */
+export const valueOf = (r: Queued): Buffer | null =>
+  r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd);
+
+/** A record as the dead-letter topic takes it (key and value as views). */
+export function messageOf(r: Queued): { offset: bigint; key: Buffer | null; value: Buffer | null } {
+  return {
+    offset: BigInt(r.offset),
+    key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
+    value: valueOf(r),
+  };
+}
+
+const recordBytes = (r: Queued) =>
+  Math.max(r.valueEnd - r.valueStart, 0) + Math.max(r.keyEnd - r.keyStart, 0);
 
 /**
  * The transactional applier's fetched records: one queue per topic partition, in offset order,
  * every record with its stream position (header pgferry.pos), and the queue heads indexed by
- * position, so the record a source transaction needs next is found in O(1) whatever partition
- * it is in. A partition holding more than `maxQueuedBytes` is paused until it is taken below
- * half. `waitForRecords` resolves once records arrived (or `signal` was called) since the last
- * wait.
+ * their number in the transaction (queues whose heads share a number are chained and told apart
+ * by commit LSN), so the record a source transaction needs next is found in O(1) whatever
+ * partition it is in. A partition holding more than `maxQueuedBytes` is paused until it is
+ * taken below half. `waitForRecords` resolves once records arrived (or `signal` was called)
+ * since the last wait.
  */
 export class PartitionQueues {
   private readonly queues = new Map<string, PartitionQueue>();
-  /** Queue heads by stream position ("lsn/seq"), for the record taken next. */
-  private readonly heads = new Map<string, PartitionQueue>();
+  /** Queue heads by seq, each the first of a chain through PartitionQueue.sameSeq. */
+  private readonly heads = new Map<number, PartitionQueue>();
   private wake: (() => void) | null = null;
   /** Records arrived since the applier last looked: the next wait returns at once. */
   private signalled = false;
@@ -83,7 +121,7 @@ export class PartitionQueues {
     const k = `${topic}:${partition}`;
     let q = this.queues.get(k);
     if (!q) {
-      const from = this.opts.startOffset(k);
+      const from = Number(this.opts.startOffset(k));
       q = {
         topic,
         partition,
@@ -93,17 +131,21 @@ export class PartitionQueues {
         paused: false,
         fetchedNext: from,
         takenNext: from,
-        lastPos: null,
+        lastPosBuf: null,
+        lastPosAt: 0,
         dirty: false,
+        sameSeq: null,
       };
       this.queues.set(k, q);
     }
     return q;
   }
 
-  /** The queue whose head is the record at stream position (lsn, seq), if fetched. */
-  headAt(lsn: bigint, seq: number): PartitionQueue | undefined {
-    return this.heads.get(posKey(lsn, seq));
+  /** The queue whose head is the record at stream position (lsn, seq), if fetched; lsn as lsnBytes gives it. */
+  headAt(lsn: Buffer, seq: number): PartitionQueue | undefined {
+    for (let q: PartitionQueue | null = this.heads.get(seq) ?? null; q; q = q.sameSeq)
+      if (compareLsn(q.items[q.start], lsn) === 0) return q;
+    return undefined;
   }
 
   /**
@@ -111,74 +153,95 @@ export class PartitionQueues {
    * without a stream position or one lost between rounds. Pauses the partition when it is full.
    */
   add(data: PartitionData): void {
-    const where = `Kafka topic ${data.topic} partition ${data.partition}`;
-    const records: Array<{ message: Message; header: Buffer | null }> = [];
-    // Records are kept in a copy of their batch, not as views of the fetch response: a record
-    // waiting in one partition would hold the whole response (every partition's records) in
-    // memory, and a slow partition would hold many.
+    const { topic, partition } = data;
+    const where = `Kafka topic ${topic} partition ${partition}`;
+    const q = this.queue(topic, partition);
+    const wasEmpty = !head(q);
+    const was = { length: q.items.length, bytes: q.bytes, fetchedNext: q.fetchedNext };
     const check = this.opts.checkBatch;
-    for (const fetched of data.batches) {
-      const bytes = Buffer.from(fetched.buf.subarray(fetched.start, fetched.end));
-      const b = { ...fetched, buf: bytes, start: 0, end: bytes.length };
-      let checked = !check;
-      forEachRecordView(b, data.from, where, (r) => {
-        if (!checked) check!(r, where);
-        checked = true;
-        records.push({
-          message: {
-            offset: BigInt(r.offset),
-            key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
-            value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
-          },
-          header: positionHeader(r, where),
+    try {
+      for (const fetched of data.batches) {
+        // An uncompressed batch is copied, its records kept as ranges of the copy: a record
+        // waiting in one partition must not hold the whole fetch response (every partition's
+        // records) in memory. A compressed batch's records are read from its decompressed copy.
+        const compressed = readBatchHeader(fetched.buf, fetched.start).compression !== Compression.none;
+        const buf = compressed ? fetched.buf : Buffer.from(fetched.buf.subarray(fetched.start, fetched.end));
+        const b = compressed ? fetched : { ...fetched, buf, start: 0, end: buf.length };
+        let checked = !check;
+        forEachRecordView(b, data.from, where, (r) => {
+          if (!checked) check!(r, where);
+          checked = true;
+          this.push(q, r, where);
         });
-      });
+      }
+    } catch (err) {
+      q.items.length = was.length;
+      q.bytes = was.bytes;
+      q.fetchedNext = was.fetchedNext;
+      throw err;
     }
-    this.enqueue(data.topic, data.partition, records);
-    const q = this.queue(data.topic, data.partition);
+    if (wasEmpty) this.index(q);
+    this.signal();
     if (!q.paused && q.bytes > this.opts.maxQueuedBytes) {
       q.paused = true;
       this.opts.pause(q.topic, q.partition);
     }
   }
 
-  /** Queues fetched records past what was queued or applied before; a record lost in between is an error. */
-  private enqueue(
-    topic: string,
-    partition: number,
-    records: Array<{ message: Message; header: Buffer | null }>,
-  ): void {
-    const q = this.queue(topic, partition);
-    const wasEmpty = !head(q);
-    for (const { message: m, header } of records) {
-      const offset = m.offset;
-      if (offset < q.fetchedNext) continue;
-      if (offset > q.fetchedNext)
-        throw new DataError(
-          `${topic}/${partition}: the next record to apply is at offset ${q.fetchedNext} but Kafka returned ${offset}; records in between were deleted (retention) before they were applied: start the task again from the full load`,
-        );
-      if (!header || header.length !== 12)
-        throw new DataError(
-          `${topic}/${partition}@${offset} has no ${STREAM_POSITION_HEADER} header: options.consistency transactional applies only records written by pgferry's stream capture`,
-        );
-      q.items.push({
-        offset,
-        message: m,
-        pos: header,
-        lsn: header.readBigUInt64BE(0),
-        seq: header.readUInt32BE(8),
-      });
-      q.bytes += (m.value?.length ?? 0) + (m.key?.length ?? 0);
-      q.fetchedNext = offset + 1n;
-    }
+  /** Queues one fetched record past what was queued or applied before; a record lost in between is an error. */
+  private push(q: PartitionQueue, r: RecordView, where: string): void {
+    const offset = r.offset;
+    if (offset < q.fetchedNext) return;
+    const label = `${q.topic}/${q.partition}`;
+    if (offset > q.fetchedNext)
+      throw new DataError(
+        `${label}: the next record to apply is at offset ${q.fetchedNext} but Kafka returned ${offset}; records in between were deleted (retention) before they were applied: start the task again from the full load`,
+      );
+    const posAt = positionHeaderAt(r, where, POSITION_BYTES);
+    if (posAt < 0)
+      throw new DataError(
+        `${label}@${offset} has no ${STREAM_POSITION_HEADER} header: options.consistency transactional applies only records written by pgferry's stream capture`,
+      );
+    const item: Queued = {
+      offset,
+      buf: r.buf,
+      keyStart: r.keyStart,
+      keyEnd: r.keyEnd,
+      valueStart: r.valueStart,
+      valueEnd: r.valueEnd,
+      posAt,
+      seq: r.buf.readUInt32BE(posAt + LSN_BYTES),
+    };
+    q.items.push(item);
+    q.bytes += recordBytes(item);
+    q.fetchedNext = offset + 1;
+  }
+
+  /** Puts q's head in the head index. */
+  private index(q: PartitionQueue): void {
     const first = head(q);
-    if (wasEmpty && first) this.heads.set(posKey(first.lsn, first.seq), q);
-    this.signal();
+    if (!first) return;
+    q.sameSeq = this.heads.get(first.seq) ?? null;
+    this.heads.set(first.seq, q);
+  }
+
+  /** Takes q's head (of number `seq`) out of the head index. */
+  private unindex(q: PartitionQueue, seq: number): void {
+    let prev: PartitionQueue | null = null;
+    for (let at = this.heads.get(seq); at; prev = at, at = at.sameSeq ?? undefined) {
+      if (at !== q) continue;
+      if (prev) prev.sameSeq = q.sameSeq;
+      else if (q.sameSeq) this.heads.set(seq, q.sameSeq);
+      else this.heads.delete(seq);
+      break;
+    }
+    q.sameSeq = null;
   }
 
   /** Takes the head record off `q` (applied or skipped); its offset is stored with the next commit. */
   take(q: PartitionQueue): Queued {
     const item = q.items[q.start++];
+    this.unindex(q, item.seq);
     if (q.start === q.items.length) {
       q.items = [];
       q.start = 0;
@@ -186,14 +249,14 @@ export class PartitionQueues {
       q.items = q.items.slice(q.start);
       q.start = 0;
     }
-    const k = posKey(item.lsn, item.seq);
-    if (this.heads.get(k) === q) this.heads.delete(k);
-    q.bytes -= (item.message.value?.length ?? 0) + (item.message.key?.length ?? 0);
-    q.takenNext = item.offset + 1n;
-    if (!q.lastPos || Buffer.compare(item.pos, q.lastPos) > 0) q.lastPos = item.pos;
+    q.bytes -= recordBytes(item);
+    q.takenNext = item.offset + 1;
+    if (!q.lastPosBuf || compareBytes(item.buf, item.posAt, q.lastPosBuf, q.lastPosAt, POSITION_BYTES) > 0) {
+      q.lastPosBuf = item.buf;
+      q.lastPosAt = item.posAt;
+    }
     q.dirty = true;
-    const next = head(q);
-    if (next) this.heads.set(posKey(next.lsn, next.seq), q);
+    this.index(q);
     if (q.paused && q.bytes < this.opts.maxQueuedBytes / 2) {
       q.paused = false;
       this.opts.resume(q.topic, q.partition);
@@ -203,7 +266,8 @@ export class PartitionQueues {
 
   /** Records were taken (applied or skipped) since their offsets were last stored. */
   get taken(): boolean {
-    return [...this.queues.values()].some((q) => q.dirty);
+    for (const q of this.queues.values()) if (q.dirty) return true;
+    return false;
   }
 
   /**
@@ -217,8 +281,11 @@ export class PartitionQueues {
       .map((q) => ({
         topic: q.topic,
         partition: q.partition,
-        nextOffset: q.takenNext,
-        streamPos: q.topic === txTopic ? txPos : q.lastPos,
+        nextOffset: BigInt(q.takenNext),
+        streamPos:
+          q.topic === txTopic
+            ? txPos
+            : q.lastPosBuf && Buffer.from(q.lastPosBuf.subarray(q.lastPosAt, q.lastPosAt + POSITION_BYTES)),
       }));
   }
 

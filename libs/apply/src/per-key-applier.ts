@@ -462,8 +462,10 @@ function shapeOf(run: Decoded[]): string[] | null {
   return d ? d.change!.columns : null;
 }
 
-function sameShape(a: readonly string[], b: readonly string[]): boolean {
-  return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
+/** Whether two runs' columns are the same (null: no row image yet, a shape of its own). */
+export function sameShape(a: readonly string[] | null, b: readonly string[] | null): boolean {
+  if (a === b) return true;
+  return a !== null && b !== null && a.length === b.length && a.every((name, i) => name === b[i]);
 }
 
 /**

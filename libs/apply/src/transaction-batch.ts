@@ -1,13 +1,14 @@
 import type { Client } from 'pg';
 import { DataError, PgferryError } from '@pgferry/core';
 import { quoteQualified } from '@pgferry/pg';
-import type { DecodedChange } from '@pgferry/avro';
+import type { DecodedChange, RecordDecoder } from '@pgferry/avro';
 import { targetTable, type ApplierTarget } from './applier';
 import type { DeadLetters } from './dead-letter';
-import type { Message } from './partition-queues';
+import { messageOf, type Queued } from './partition-queues';
 import type { PgChangeApplier } from './pg-change-applier';
 import type { Throttle } from './throttle';
-import type { PerKeyApplierOptions } from './per-key-applier';
+import { undecodableRecord } from './undecodable-records';
+import { sameShape, type PerKeyApplierOptions } from './per-key-applier';
 
 /**
  * The open destination transaction: whole source transactions, in commit order, committed
@@ -30,9 +31,12 @@ export interface Batch {
 /** Changes of one table in one shape, in source order, applied together. */
 export interface Pending {
   target: ApplierTarget;
-  shape: string;
+  /** The columns of its row images (null before the first one: truncates only). */
+  shape: readonly string[] | null;
   changes: DecodedChange[];
-  messages: Array<{ partition: number; message: Message }>;
+  /** Each change's record and partition (for the dead-letter topic). */
+  records: Queued[];
+  partitions: number[];
   bytes: number;
 }
 
@@ -55,21 +59,107 @@ export function openBatch(firstId: string): Batch {
 }
 
 /**
- * Applies the changes a batch gathered, each table's run in source order through
- * PgChangeApplier, inside the open destination transaction on `client` (the caller begins and
- * commits it). strict: a change that cannot be applied fails the run, naming the source
- * transactions held back. dead-letter: the failing run is applied again one change at a time
- * inside savepoints, and a change that cannot be applied goes to the dead-letter topic before
- * the transaction commits.
+ * Decodes the records a batch takes, gathers their changes per table and applies them, each
+ * table's run in source order through PgChangeApplier, inside the open destination transaction
+ * on `client` (the caller begins and commits it). strict: a record that does not decode or a
+ * change that cannot be applied fails the run, naming the source transactions held back.
+ * dead-letter: such a record goes to the dead-letter topic before the transaction commits (a
+ * failing run is applied again one change at a time inside savepoints to find it).
  */
 export class BatchApplier {
   constructor(
     private readonly client: Client,
+    private readonly decoder: RecordDecoder,
     private readonly changes: PgChangeApplier,
     private readonly throttle: Throttle,
     private readonly deadLetters: DeadLetters | null,
     private readonly opts: Pick<PerKeyApplierOptions, 'group' | 'onError' | 'onApplied' | 'onDeadLetter'>,
   ) {}
+
+  /**
+   * Decodes a record's change (not a tombstone) and adds it to the batch. Returns a promise only
+   * where it must wait: a writer schema not fetched yet, a record parked, gathered changes
+   * applied (see add); so no promise per record.
+   */
+  take(batch: Batch, target: ApplierTarget, partition: number, item: Queued): Promise<void> | undefined {
+    let change: DecodedChange | undefined;
+    try {
+      change = this.decoder.decodeLoadedAt(item.buf, item.valueStart, item.valueEnd);
+    } catch (err) {
+      return this.undecodable(target, partition, item, err);
+    }
+    if (change) return this.add(batch, target, partition, item, change);
+    return this.decoder.decode(item.buf.subarray(item.valueStart, item.valueEnd)).then(
+      (later) => this.add(batch, target, partition, item, later),
+      (err) => this.undecodable(target, partition, item, err),
+    );
+  }
+
+  /** A value that does not decode: parked (onError dead-letter), or the applier stops (strict). */
+  private async undecodable(target: ApplierTarget, partition: number, item: Queued, err: unknown) {
+    if (!(err instanceof DataError)) throw err;
+    const where = `Kafka topic ${target.topic} partition ${partition}`;
+    const failure = undecodableRecord(where, BigInt(item.offset), err, this.opts.onError);
+    if (this.opts.onError !== 'dead-letter') throw failure;
+    // Parked before the destination transaction commits, like a change that does not apply.
+    await this.deadLetters!.park(messageOf(item), failure.message, {
+      topic: target.topic,
+      partition,
+      table: quoteQualified(target.schema, target.table),
+    });
+    this.opts.onDeadLetter?.(target, String(item.offset), failure.message);
+  }
+
+  /**
+   * Adds a change to its table's run in the batch. Returns a promise only where it applies what
+   * is gathered (the table's run of an older shape first, or everything past the bounds): no
+   * promise per change.
+   */
+  add(
+    batch: Batch,
+    target: ApplierTarget,
+    partition: number,
+    item: Queued,
+    change: DecodedChange,
+  ): Promise<void> | undefined {
+    const pending = batch.pending.get(target.topic);
+    const shape = change.after || change.before ? change.columns : (pending?.shape ?? null);
+    if (pending && !sameShape(pending.shape, shape) && pending.changes.length)
+      // The table's columns changed (a schema change on the source): apply the older shape first.
+      return this.flush(pending, batch).then(() => {
+        batch.pendingChanges -= pending.changes.length;
+        batch.pendingBytes -= pending.bytes;
+        return this.push(batch, this.open(batch, target, shape), partition, item, change);
+      });
+    return this.push(batch, pending ?? this.open(batch, target, shape), partition, item, change);
+  }
+
+  /** A new run of the table's changes in the batch (in the place of its previous one). */
+  private open(batch: Batch, target: ApplierTarget, shape: readonly string[] | null): Pending {
+    const pending = { target, shape, changes: [], records: [], partitions: [], bytes: 0 };
+    batch.pending.set(target.topic, pending);
+    return pending;
+  }
+
+  private push(
+    batch: Batch,
+    pending: Pending,
+    partition: number,
+    item: Queued,
+    change: DecodedChange,
+  ): Promise<void> | undefined {
+    const bytes = item.valueEnd - item.valueStart;
+    pending.changes.push(change);
+    pending.records.push(item);
+    pending.partitions.push(partition);
+    pending.bytes += bytes;
+    batch.changes++;
+    batch.pendingChanges++;
+    batch.pendingBytes += bytes;
+    if (batch.pendingChanges >= MAX_PENDING || batch.pendingBytes >= MAX_PENDING_BYTES)
+      return this.flushAll(batch);
+    return undefined;
+  }
 
   /** Applies every table's gathered changes inside the open destination transaction. */
   async flushAll(batch: Batch): Promise<void> {
@@ -118,7 +208,8 @@ export class BatchApplier {
         if (!(err instanceof DataError)) throw err;
         await client.query('ROLLBACK TO SAVEPOINT pgferry_one');
         changes.forgetStages(true);
-        const { partition, message } = run.messages[i];
+        const partition = run.partitions[i];
+        const message = messageOf(run.records[i]);
         await this.deadLetters!.park(message, err.message, {
           topic: target.topic,
           partition,

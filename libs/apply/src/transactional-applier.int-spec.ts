@@ -297,6 +297,68 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
     expect(parked[0]).toMatch(undecodable);
   });
 
+  it('applies a transaction of thousands of records over every partition while it arrives in pieces, its partitions paused and resumed', async () => {
+    const lsn = 700n;
+    const rows = 3000;
+    const records: TxRecord[] = [];
+    for (let i = 0; i < rows; i++) {
+      const id = 1000 + i;
+      records.push(on(id % 2, item('c', lsn + BigInt(i), null, [String(id), `n${id}`, String(i)])));
+      if (i % 300 === 0) records.push(logged(lsn + BigInt(i), `g${i}`));
+    }
+    const id = transactionId(Number(lsn), lsn);
+    const all: TxRecord[] = [
+      { topic: txTopic, partition: 0, ...txRecords.encode('BEGIN', id, Date.now()) },
+      ...records,
+      { topic: txTopic, partition: 0, ...txRecords.encode('END', id, Date.now(), new Map([['shop.x', 1]])) },
+    ];
+    // A few KB per partition before it pauses: every partition pauses and resumes many times.
+    const a = applier('g1', { maxQueuedBytes: 4096 });
+    await a.start();
+    try {
+      for (let from = 0; from < all.length; from += 500) {
+        const messages = all.slice(from, from + 500).map((r, i) => ({
+          topic: r.topic,
+          message: {
+            key: r.key,
+            value: r.value,
+            partition: r.partition,
+            headers: { [STREAM_POSITION_HEADER]: streamPosition(lsn, from + i + 1) },
+          },
+        }));
+        const topics = [...new Set(messages.map((m) => m.topic))];
+        await producer.sendBatch({
+          acks: -1,
+          topicMessages: topics.map((topic) => ({
+            topic,
+            messages: messages.filter((m) => m.topic === topic).map((m) => m.message),
+          })),
+        });
+      }
+      const total = async () =>
+        pg.query(`SELECT count(*)::int AS n, sum(qty)::int AS qty FROM shop."Items" WHERE id >= 1000`);
+      await reaches(a, total, [{ n: rows, qty: (rows * (rows - 1)) / 2 }]);
+      expect((await state()).log.filter((w) => w.startsWith('g'))).toEqual(
+        Array.from({ length: 10 }, (_, i) => `g${i * 300}`).sort(),
+      );
+      // Every partition's stored offset is at its end: each record of it was taken once.
+      const admin = kafka.admin();
+      await admin.connect();
+      const ends = new Map<string, bigint>();
+      for (const t of targets)
+        for (const o of await admin.fetchTopicOffsets(t.topic))
+          ends.set(`${t.topic}:${o.partition}`, BigInt(o.high));
+      await admin.disconnect();
+      await waitFor(() => [...ends].every(([k, end]) => a.positions.get(k) === end), {
+        reason: 'the stored offsets to reach the end of every table partition',
+        timeout: 30_000,
+      });
+    } finally {
+      await a.stop();
+    }
+    expect(a.error).toBeNull();
+  });
+
   it('refuses to take over a stream a per-key applier has been applying', async () => {
     const client = await pg.connect();
     await storeOffset(client, 'g-per-key', targets[0].topic, 0, 3n, streamPosition(100n, 2));

@@ -1,19 +1,27 @@
 import type { Client } from 'pg';
 import { DataError, PgferryError } from '@pgferry/core';
-import { classifyPgError, formatLsn, PIPELINE_SESSION_SQL, quoteQualified } from '@pgferry/pg';
+import { classifyPgError, formatLsn, PIPELINE_SESSION_SQL } from '@pgferry/pg';
 import { APPLIER_FETCH, type Applier, type ApplierTarget } from './applier';
 import { ConsumerLoop } from './consumer-loop';
 import { DeadLetters } from './dead-letter';
 import type { PartitionData } from '@pgferry/kafka';
-import { RecordDecoder, type DecodedChange } from '@pgferry/avro';
+import { RecordDecoder } from '@pgferry/avro';
 import { readOffsets, readStreamPositions, storeOffsets } from '@pgferry/control';
 import { Throttle } from './throttle';
 import { PgChangeApplier } from './pg-change-applier';
 import type { PerKeyApplierOptions } from './per-key-applier';
-import { head, PartitionQueues, type PartitionQueue } from './partition-queues';
-import { BatchApplier, MAX_PENDING, MAX_PENDING_BYTES, openBatch, type Batch } from './transaction-batch';
+import {
+  compareLsn,
+  head,
+  lsnBytes,
+  lsnOf,
+  PartitionQueues,
+  POSITION_BYTES,
+  type PartitionQueue,
+} from './partition-queues';
+import { BatchApplier, openBatch, type Batch } from './transaction-batch';
 import { RunRecords } from './run-records';
-import { transactionRecord, undecodableRecord } from './undecodable-records';
+import { transactionRecord } from './undecodable-records';
 
 export interface TransactionalApplierOptions extends Omit<
   PerKeyApplierOptions,
@@ -25,9 +33,9 @@ export interface TransactionalApplierOptions extends Omit<
   maxQueuedBytes?: number;
 }
 
-/** One source transaction being applied: its commit LSN, the next record number, its END. */
+/** One source transaction being applied: its commit LSN (8 bytes, see lsnBytes), the next record number, its END. */
 interface OpenTransaction {
-  lsn: bigint;
+  lsn: Buffer;
   id: string;
   next: number;
   endSeq: number | null;
@@ -79,8 +87,8 @@ export class TransactionalApplier implements Applier {
   private client: Client | null = null;
   private changes: PgChangeApplier | null = null;
   private batches: BatchApplier | null = null;
-  /** Commit LSN of the last source transaction taken whole (its records are skipped if sent again). */
-  private lastApplied = 0n;
+  /** Commit LSN (8 bytes) of the last source transaction taken whole (its records are skipped if sent again). */
+  private lastApplied = lsnBytes(0n);
   private batch: Batch | null = null;
   private storedOffsets = new Map<string, bigint>();
   private stopping = false;
@@ -135,7 +143,7 @@ export class TransactionalApplier implements Applier {
         throw new PgferryError(
           `consumer group ${this.opts.group} already applied changes with options.consistency per-key (${perKey[0]} has a stream position but ${txTopic} none): consistency cannot switch to transactional mid-stream; set options.consistency back to per-key, or start the task again from the full load (release, drop the destination tables, migrate)`,
         );
-    } else this.lastApplied = txPos.readBigUInt64BE(0);
+    } else this.lastApplied = Buffer.from(txPos.subarray(0, 8));
     for (const [k, offset] of stored) {
       if (this.byTopic.has(k.slice(0, k.lastIndexOf(':')))) this.applied.set(k, offset);
     }
@@ -144,7 +152,14 @@ export class TransactionalApplier implements Applier {
       this.deadLetters = new DeadLetters(this.opts.kafka, this.opts.deadLetterTopic!);
       await this.deadLetters.connect();
     }
-    this.batches = new BatchApplier(client, this.changes, this.throttle, this.deadLetters, this.opts);
+    this.batches = new BatchApplier(
+      client,
+      this.decoder,
+      this.changes,
+      this.throttle,
+      this.deadLetters,
+      this.opts,
+    );
     // Every partition of every topic is this applier's: whole transactions span them all.
     this.consumer = new ConsumerLoop(
       {
@@ -241,13 +256,14 @@ export class TransactionalApplier implements Applier {
       for (;;) {
         const first = head(q);
         if (!first) break;
-        if (first.lsn <= this.lastApplied || (open && first.lsn === open.lsn && first.seq < open.next)) {
+        const vsOpen = open ? compareLsn(first, open.lsn) : 1;
+        if (compareLsn(first, this.lastApplied) <= 0 || (vsOpen === 0 && first.seq < open!.next)) {
           this.queues.take(q);
           continue;
         }
-        if (open && first.lsn < open.lsn)
+        if (vsOpen < 0)
           throw new DataError(
-            `${q.topic}/${q.partition}@${first.offset} belongs to the source transaction committed at ${formatLsn(first.lsn)}, which has no BEGIN in ${this.opts.transactionsTopic}; the topics were written by something else than this task's capture`,
+            `${q.topic}/${q.partition}@${first.offset} belongs to the source transaction committed at ${formatLsn(lsnOf(first))}, which has no BEGIN in ${this.opts.transactionsTopic}; the topics were written by something else than this task's capture`,
           );
         break;
       }
@@ -271,7 +287,7 @@ export class TransactionalApplier implements Applier {
         await this.queues.waitForRecords();
         continue;
       }
-      if (first.lsn <= this.lastApplied) {
+      if (compareLsn(first, this.lastApplied) <= 0) {
         this.queues.take(tx);
         continue;
       }
@@ -281,7 +297,8 @@ export class TransactionalApplier implements Applier {
           `${tx.topic}/0@${first.offset}: END of transaction ${record.id} without its BEGIN; the transaction topic was written by something else than this task's capture`,
         );
       this.queues.take(tx);
-      return { lsn: first.lsn, id: record.id, next: first.seq + 1, endSeq: null, endPos: null };
+      const lsn = Buffer.from(first.buf.subarray(first.posAt, first.posAt + 8));
+      return { lsn, id: record.id, next: first.seq + 1, endSeq: null, endPos: null };
     }
     return null;
   }
@@ -309,7 +326,7 @@ export class TransactionalApplier implements Applier {
   /** After a commit: offsets are the destination's now. */
   private async committed(): Promise<void> {
     this.queues.stored((q) => {
-      if (this.byTopic.has(q.topic)) this.applied.set(`${q.topic}:${q.partition}`, q.takenNext);
+      if (this.byTopic.has(q.topic)) this.applied.set(`${q.topic}:${q.partition}`, BigInt(q.takenNext));
     });
   }
 
@@ -336,48 +353,9 @@ export class TransactionalApplier implements Applier {
       }
       const item = this.queues.take(q);
       tx.next++;
-      if (!item.message.value) continue; // a tombstone: only its offset moves
-      const target = this.byTopic.get(q.topic)!;
-      let change: DecodedChange;
-      try {
-        change =
-          this.decoder.decodeLoaded(item.message.value) ?? (await this.decoder.decode(item.message.value));
-      } catch (err) {
-        if (!(err instanceof DataError)) throw err;
-        const where = `Kafka topic ${q.topic} partition ${q.partition}`;
-        const failure = undecodableRecord(where, item.message.offset, err, this.opts.onError);
-        if (this.opts.onError !== 'dead-letter') throw failure;
-        // Parked before the destination transaction commits, like a change that does not apply.
-        await this.deadLetters!.park(item.message, failure.message, {
-          topic: q.topic,
-          partition: q.partition,
-          table: quoteQualified(target.schema, target.table),
-        });
-        this.opts.onDeadLetter?.(target, item.message.offset.toString(), failure.message);
-        continue;
-      }
-      let pending = batch.pending.get(q.topic);
-      const shape: string =
-        change.after || change.before ? change.columns.join('\u0000') : (pending?.shape ?? '');
-      if (pending && pending.shape !== shape && pending.changes.length) {
-        // The table's columns changed (a schema change on the source): apply the older shape first.
-        await this.batches!.flush(pending, batch);
-        batch.pendingChanges -= pending.changes.length;
-        batch.pendingBytes -= pending.bytes;
-        pending = undefined;
-      }
-      if (!pending) {
-        pending = { target, shape, changes: [], messages: [], bytes: 0 };
-        batch.pending.set(q.topic, pending);
-      }
-      pending.changes.push(change);
-      pending.messages.push({ partition: q.partition, message: item.message });
-      pending.bytes += item.message.value.length;
-      batch.changes++;
-      batch.pendingChanges++;
-      batch.pendingBytes += item.message.value.length;
-      if (batch.pendingChanges >= MAX_PENDING || batch.pendingBytes >= MAX_PENDING_BYTES)
-        await this.batches!.flushAll(batch);
+      if (item.valueStart < 0) continue; // a tombstone: only its offset moves
+      const taking = this.batches!.take(batch, this.byTopic.get(q.topic)!, q.partition, item);
+      if (taking) await taking;
     }
     if (!this.running) throw this.failure ?? new PgferryError('stopped');
     batch.endPos = tx.endPos;
@@ -391,12 +369,12 @@ export class TransactionalApplier implements Applier {
     for (;;) {
       const first = head(q);
       if (!first) return;
-      if (first.lsn <= this.lastApplied) {
+      if (compareLsn(first, this.lastApplied) <= 0) {
         this.queues.take(q);
         continue;
       }
       const record = transactionRecord(q.topic, first);
-      if (first.lsn !== tx.lsn)
+      if (compareLsn(first, tx.lsn) !== 0)
         throw new DataError(
           `${q.topic}/0@${first.offset}: ${record.status} of transaction ${record.id} before the END of ${tx.id}; the transaction topic was written by something else than this task's capture`,
         );
@@ -404,7 +382,7 @@ export class TransactionalApplier implements Applier {
       // A BEGIN here is the same transaction sent again after a capture restart.
       if (record.status === 'END') {
         tx.endSeq = first.seq;
-        tx.endPos = first.pos;
+        tx.endPos = Buffer.from(first.buf.subarray(first.posAt, first.posAt + POSITION_BYTES));
         return;
       }
     }

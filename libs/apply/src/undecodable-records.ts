@@ -1,6 +1,6 @@
 import { DataError } from '@pgferry/core';
 import { decodeTransactionRecord, STREAM_POSITION_HEADER, type TransactionRecord } from '@pgferry/avro';
-import { recordHeader, recordHeaderAt, type RecordView } from '@pgferry/kafka-protocol';
+import { recordHeaderAt, type RecordView } from '@pgferry/kafka-protocol';
 
 /**
  * How an applier names a record it cannot decode: by where it is (topic, partition, offset),
@@ -22,15 +22,6 @@ export function undecodableRecord(
   );
 }
 
-/** A record's pgferry.pos header (a view), or null; malformed headers are a DataError naming `where`. */
-export function positionHeader(r: RecordView, where: string): Buffer | null {
-  try {
-    return recordHeader(r, STREAM_POSITION_HEADER);
-  } catch (err) {
-    throw new DataError(`${where}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
 /**
  * Where a record's pgferry.pos header value starts in its batch when it is `length` bytes, or -1
  * (see recordHeaderAt); malformed headers are a DataError naming `where`.
@@ -49,10 +40,10 @@ export function positionHeaderAt(r: RecordView, where: string, length: number): 
  */
 export function transactionRecord(
   topic: string,
-  first: { offset: bigint; message: { value: Buffer | null } },
+  first: { offset: number; buf: Buffer; valueStart: number; valueEnd: number },
 ): TransactionRecord {
   try {
-    return decodeTransactionRecord(first.message.value!);
+    return decodeTransactionRecord(first.buf.subarray(first.valueStart, first.valueEnd));
   } catch (err) {
     if (!(err instanceof DataError)) throw err;
     throw new DataError(

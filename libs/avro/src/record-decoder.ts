@@ -31,7 +31,7 @@ interface WriterPlan {
  */
 export class RecordDecoder {
   private plans = new Map<number, Promise<WriterPlan>>();
-  /** The plans fetched, by id: decodeLoaded reads with them without awaiting. */
+  /** The plans fetched, by id: decodeLoadedAt reads with them without awaiting. */
   private loaded = new Map<number, WriterPlan>();
 
   constructor(private readonly registry: RegistryClient) {}
@@ -81,14 +81,10 @@ export class RecordDecoder {
   }
 
   /**
-   * decode() without a promise, where the writer schema was fetched already (by an earlier
-   * decode); undefined where it was not: the caller then awaits decode().
+   * decode() of the value at buf[start, end) without a promise or a view of it (the appliers'
+   * per-record path), where the writer schema was fetched already (by an earlier decode);
+   * undefined where it was not: the caller then awaits decode().
    */
-  decodeLoaded(value: Buffer): DecodedChange | undefined {
-    return this.decodeLoadedAt(value, 0, value.length);
-  }
-
-  /** decodeLoaded of the value at buf[start, end), without a view of it (the appliers' per-record path). */
   decodeLoadedAt(buf: Buffer, start: number, end: number): DecodedChange | undefined {
     const id = requireWireSchemaId(buf, start, end);
     const plan = this.loaded.get(id);
