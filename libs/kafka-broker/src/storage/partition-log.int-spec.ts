@@ -64,7 +64,10 @@ describe('partition log', () => {
     let log = new PartitionLog(dir, DEFAULT_TOPIC_CONFIG);
     for (let i = 0; i < 10; i++) append(log, `k${i}`, `v${i}`);
     log.close();
-    const index = join(dir, readdirSync(dir).find((f) => f.endsWith('.index'))!);
+    const index = join(
+      dir,
+      readdirSync(dir).find((f) => f.endsWith('.index'))!,
+    );
     const whole = statSync(index).size;
     // A crash after the log's fsync: the index kept 4 of 10 entries and a torn fifth.
     truncateSync(index, 4 * 24 + 7);
