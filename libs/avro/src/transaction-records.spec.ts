@@ -12,22 +12,22 @@ const keyType = avro.Type.forSchema(TRANSACTION_KEY_SCHEMA as unknown as avro.Sc
 const valueType = avro.Type.forSchema(TRANSACTION_VALUE_SCHEMA as unknown as avro.Schema);
 const ids = { key: 7, value: 300 };
 
+/** The record a BEGIN (no counts) or END stands for, as decodeTransactionRecord gives it. */
+const record = (status: 'BEGIN' | 'END', id: string, tsMs: number, counts?: Map<string, number>) => ({
+  status,
+  id,
+  event_count: counts ? [...counts.values()].reduce((a, b) => a + b, 0) : null,
+  data_collections: counts
+    ? [...counts].map(([data_collection, event_count]) => ({ data_collection, event_count }))
+    : null,
+  ts_ms: tsMs,
+});
+
 /** The record as avsc writes it: the reference for the hand-written writer. */
 function reference(status: 'BEGIN' | 'END', id: string, tsMs: number, counts?: Map<string, number>) {
   return {
     key: wire(ids.key, keyType.toBuffer({ id })),
-    value: wire(
-      ids.value,
-      valueType.toBuffer({
-        status,
-        id,
-        event_count: counts ? [...counts.values()].reduce((a, b) => a + b, 0) : null,
-        data_collections: counts
-          ? [...counts].map(([data_collection, event_count]) => ({ data_collection, event_count }))
-          : null,
-        ts_ms: tsMs,
-      }),
-    ),
+    value: wire(ids.value, valueType.toBuffer(record(status, id, tsMs, counts))),
   };
 }
 
@@ -68,14 +68,6 @@ describe('writeTransactionRecord: BEGIN and END records written by hand', () => 
     expect(first.key.equals(want.key)).toBe(true);
     expect(first.value.equals(want.value)).toBe(true);
     expect(second.value.equals(reference(status, id, tsMs + 1, counts).value)).toBe(true);
-    expect(decodeTransactionRecord(first.value)).toEqual({
-      status,
-      id,
-      event_count: counts ? [...counts.values()].reduce((a, b) => a + b, 0) : null,
-      data_collections: counts
-        ? [...counts].map(([data_collection, event_count]) => ({ data_collection, event_count }))
-        : null,
-      ts_ms: tsMs,
-    });
+    expect(decodeTransactionRecord(first.value)).toEqual(record(status, id, tsMs, counts));
   });
 });
