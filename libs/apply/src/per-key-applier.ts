@@ -90,8 +90,12 @@ interface Part {
 /** A stream position's length: commit LSN (8 bytes) and number in the transaction (4). */
 const POSITION_BYTES = 12;
 
-/** Changes per destination transaction (larger rounds are split). */
-const MAX_GATHERED = 20_000;
+/**
+ * Changes per destination transaction (larger rounds are split). Each lane holds one gathered
+ * transaction decoded, and one more waits for a lane: 20,000 kept a good part of the applier's
+ * heap in decoded changes; per transaction costs are a few round trips either way.
+ */
+const MAX_GATHERED = 10_000;
 
 /**
  * Applies every record kind (snapshot rows, changes, truncates) of the table topics through

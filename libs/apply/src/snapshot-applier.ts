@@ -15,10 +15,10 @@ import { TransformedSnapshotWriter } from './transform-snapshot';
 
 /**
  * The snapshot applier's own Fetch requests count records decompressed (see UNSEEN_EXPANSION):
- * up to 12 MB per partition and 48 MB per round, three times APPLIER_FETCH's limits; with lz4 a
- * round is about a fifth of that on the wire. On the bench the applier peaked at 268-275 MB with
- * these (259-269 MB with APPLIER_FETCH's limits before compression), and runs took 20.8-24.9 s
- * against 24.4-26.6 s with 4 MB and 16 MB of records: fewer, larger transactions.
+ * up to 12 MB per partition and 48 MB per round; with lz4 a round is about a fifth of that on
+ * the wire. On the bench the applier peaked at 268-275 MB with these (259-269 MB with 4 MB and
+ * 16 MB before compression), and runs took 20.8-24.9 s against 24.4-26.6 s with 4 MB and 16 MB
+ * of records: fewer, larger transactions.
  */
 const SNAPSHOT_FETCH_RECORDS = {
   maxBytesPerPartition: 12 * 1024 * 1024,

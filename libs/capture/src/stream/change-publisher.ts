@@ -80,7 +80,7 @@ export interface ChangePublisherOptions extends PublishChainOptions, TableCodecs
  * Records are sent through a PublishChain (ordered produce requests of up to 4 MB, while the
  * next events are encoded; small transactions share requests, see `lingerMs`). Memory stays
  * bounded: a large transaction is sent in parts while it is open, and `process` waits when more
- * than 16 MB are unacknowledged. If the capture dies before a commit is confirmed, the slot
+ * than 8 MB are unacknowledged. If the capture dies before a commit is confirmed, the slot
  * streams the transaction again and it is sent again with the same stream positions (header
  * pgferry.pos), which the applier skips.
  * Events of tables outside `tables` (the heartbeat and DDL tables) only move the position, unless

@@ -33,8 +33,11 @@ export interface PublishChainOptions {
  * request carries one batch per partition (the producer sends the rest in the next rounds).
  */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-/** Sent but not yet acknowledged bytes before `send` waits for Kafka (back-pressure): four requests. */
-const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+/**
+ * Sent but not yet acknowledged bytes before `send` waits for Kafka (back-pressure): a request
+ * in flight and one queued behind it keep the chain busy; more only held memory.
+ */
+const MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 /** A commit waits at most this long for more transactions to share its produce request. */
 const DEFAULT_LINGER_MS = 5;
 
@@ -43,7 +46,7 @@ const DEFAULT_LINGER_MS = 5;
  * to 4 MB that follow each other in order (one at a time, so Kafka keeps their order), while
  * the next events are encoded. A commit is not waited for, only confirmed when its request is
  * acknowledged (acks = all), after every request before it; small transactions share requests
- * (see `lingerMs`). Memory stays bounded: `send` waits when more than 16 MB are unacknowledged.
+ * (see `lingerMs`). Memory stays bounded: `send` waits when more than 8 MB are unacknowledged.
  * A failed request fails every later `send` and `drain`, and is kept in `failure`.
  */
 export class PublishChain {
