@@ -1,7 +1,10 @@
 import { STREAM_POSITION_HEADER, streamPosition } from '@pgferry/avro';
 import type { PartitionData } from '@pgferry/kafka';
 import { buildBatch, scanBatches } from '@pgferry/kafka-protocol';
-import { head, lsnBytes, lsnOf, PartitionQueues, valueOf } from './partition-queues';
+import { head, lsnBytes, lsnOf, PartitionQueues } from './partition-queues';
+import { recordViews } from './undecodable-records';
+
+const valueOf = (r: Parameters<typeof recordViews>[0]) => recordViews(r).value;
 
 /** A fetched round of one partition: records at `from` on, each with its stream position (lsn, seq). */
 function round(

@@ -78,19 +78,6 @@ export const lsnOf = (r: Queued): bigint => r.buf.readBigUInt64BE(r.posAt);
 /** Compares a record's commit LSN with `lsn` (8 bytes, see lsnBytes): -1, 0 or 1, no bigint made. */
 export const compareLsn = (r: Queued, lsn: Buffer): number => compareBytes(r.buf, r.posAt, lsn, 0, LSN_BYTES);
 
-/** A record's value as a view, or null for a tombstone (for the few that need one). */
-export const valueOf = (r: Queued): Buffer | null =>
-  r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd);
-
-/** A record as the dead-letter topic takes it (key and value as views). */
-export function messageOf(r: Queued): { offset: bigint; key: Buffer | null; value: Buffer | null } {
-  return {
-    offset: BigInt(r.offset),
-    key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
-    value: valueOf(r),
-  };
-}
-
 const recordBytes = (r: Queued) =>
   Math.max(r.valueEnd - r.valueStart, 0) + Math.max(r.keyEnd - r.keyStart, 0);
 

@@ -20,7 +20,7 @@ import { movesKey } from './change-plan';
 import { PgChangeApplier, type ChangeApplyCounts } from './pg-change-applier';
 import { Throttle, type ThrottleLimits } from './throttle';
 import { RunRecords } from './run-records';
-import { positionHeaderAt, undecodableRecord } from './undecodable-records';
+import { positionHeaderAt, recordViews, undecodableRecord } from './undecodable-records';
 
 export interface PerKeyApplierOptions extends ApplierKafka {
   registry: RegistryClient;
@@ -416,7 +416,7 @@ export class PerKeyApplier implements Applier {
         return;
       }
       const d = run[0];
-      await this.deadLetters!.park(recordBytes(d), err.message, {
+      await this.deadLetters!.park(recordViews(d), err.message, {
         topic: part.topic,
         partition: part.partition,
         table: quoteQualified(part.target.schema, part.target.table),
@@ -446,15 +446,6 @@ function lastPosition(run: Decoded[]): Buffer | null {
 
 function valueBytes(d: Decoded): number {
   return d.valueStart < 0 ? 0 : d.valueEnd - d.valueStart;
-}
-
-/** A record's key and value as views, for the dead-letter topic. */
-function recordBytes(d: Decoded): { offset: bigint; key: Buffer | null; value: Buffer | null } {
-  return {
-    offset: d.offset,
-    key: d.keyStart < 0 ? null : d.buf.subarray(d.keyStart, d.keyEnd),
-    value: d.valueStart < 0 ? null : d.buf.subarray(d.valueStart, d.valueEnd),
-  };
 }
 
 /**

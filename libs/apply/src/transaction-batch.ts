@@ -4,10 +4,10 @@ import { quoteQualified } from '@pgferry/pg';
 import type { DecodedChange, RecordDecoder } from '@pgferry/avro';
 import { targetTable, type ApplierTarget } from './applier';
 import type { DeadLetters } from './dead-letter';
-import { messageOf, type Queued } from './partition-queues';
+import type { Queued } from './partition-queues';
 import type { PgChangeApplier } from './pg-change-applier';
 import type { Throttle } from './throttle';
-import { undecodableRecord } from './undecodable-records';
+import { recordViews, undecodableRecord } from './undecodable-records';
 import { sameShape, type PerKeyApplierOptions } from './per-key-applier';
 
 /**
@@ -102,7 +102,7 @@ export class BatchApplier {
     const failure = undecodableRecord(where, BigInt(item.offset), err, this.opts.onError);
     if (this.opts.onError !== 'dead-letter') throw failure;
     // Parked before the destination transaction commits, like a change that does not apply.
-    await this.deadLetters!.park(messageOf(item), failure.message, {
+    await this.deadLetters!.park(recordViews(item), failure.message, {
       topic: target.topic,
       partition,
       table: quoteQualified(target.schema, target.table),
@@ -209,7 +209,7 @@ export class BatchApplier {
         await client.query('ROLLBACK TO SAVEPOINT pgferry_one');
         changes.forgetStages(true);
         const partition = run.partitions[i];
-        const message = messageOf(run.records[i]);
+        const message = recordViews(run.records[i]);
         await this.deadLetters!.park(message, err.message, {
           topic: target.topic,
           partition,

@@ -2,6 +2,25 @@ import { DataError } from '@pgferry/core';
 import { decodeTransactionRecord, STREAM_POSITION_HEADER, type TransactionRecord } from '@pgferry/avro';
 import { recordHeaderAt, type RecordView } from '@pgferry/kafka-protocol';
 
+/** A fetched record both appliers keep as ranges of its batch: buf[keyStart, keyEnd), -1 for none; likewise the value. */
+export interface RecordRanges {
+  offset: bigint | number;
+  buf: Buffer;
+  keyStart: number;
+  keyEnd: number;
+  valueStart: number;
+  valueEnd: number;
+}
+
+/** A record as the dead-letter topic takes it: its key and value as views (null for none). */
+export function recordViews(r: RecordRanges): { offset: bigint; key: Buffer | null; value: Buffer | null } {
+  return {
+    offset: BigInt(r.offset),
+    key: r.keyStart < 0 ? null : r.buf.subarray(r.keyStart, r.keyEnd),
+    value: r.valueStart < 0 ? null : r.buf.subarray(r.valueStart, r.valueEnd),
+  };
+}
+
 /**
  * How an applier names a record it cannot decode: by where it is (topic, partition, offset),
  * the decoder's reason kept as the cause. With onError dead-letter the record is parked with
