@@ -1,4 +1,5 @@
 import type { PartitionData, TopicPartition } from '@pgferry/kafka';
+import { waitFor } from '@pgferry/testing';
 import { ConsumerLoop, type LoopFetcher, type LoopMember, type RoundHandler } from './consumer-loop';
 
 /** A fetcher that hands out scripted rounds, one per fetch, and records what it was told. */
@@ -107,10 +108,9 @@ function handler(stored: Map<string, bigint>) {
   return h;
 }
 
-const until = async (check: () => boolean) => {
-  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!check()) throw new Error('condition not reached');
-};
+/** Polls `check` (every 5 ms, for 2 s) until it holds, failing with `reason`. */
+const until = (check: () => boolean, reason: string) =>
+  waitFor(check, { reason, interval: 5, timeout: 2000 });
 
 const options = (membership: 'exclusive' | 'group') => ({
   kafka: { brokers: ['unused:9092'], clientId: 'unit' },
@@ -150,7 +150,7 @@ describe('ConsumerLoop, the one consumer loop of the appliers', () => {
       { ...data('a', 0, 0n), batches: [batch(0n, 10n), batch(10n, 20n), batch(20n, 30n)], nextOffset: 30n },
       { ...data('b', 0, 0n), batches: [batch(0n, 5n)], nextOffset: 5n },
     ]);
-    await until(() => taken.length > 0);
+    await until(() => taken.length > 0, 'the handler takes a round');
     await loop.stop();
     const [a0, b0] = taken[0];
     expect(a0.batches.map((b) => [b.baseOffset, b.until])).toEqual([
@@ -175,7 +175,7 @@ describe('ConsumerLoop, the one consumer loop of the appliers', () => {
       ],
     ]);
     fetcher.push([data('a', 1, 40n), data('b', 0, 0n)]);
-    await until(() => h.events.some((e) => e.startsWith('take')));
+    await until(() => h.events.some((e) => e.startsWith('take')), 'the handler takes a round');
     await loop.stop();
     expect(h.events).toEqual(['offsets a:0,a:1,b:0', 'take a:1@40,b:0@0', 'drain', 'drained']);
     expect(fetcher.closed).toBe(true);
@@ -195,18 +195,18 @@ describe('ConsumerLoop, the one consumer loop of the appliers', () => {
     const loop = new ConsumerLoop(options('group'), h, { fetcher, member });
     await loop.start();
     fetcher.push([data('a', 0, 0n)]);
-    await until(() => h.events.length === 2);
+    await until(() => h.events.length === 2, 'two handler events');
     h.hold();
     member.startRebalance();
     // The round fetched meanwhile holds a partition this member is about to give up: not handed out.
     fetcher.push([data('a', 1, 0n)]);
-    await until(() => h.events.includes('drain'));
+    await until(() => h.events.includes('drain'), 'the handler drains');
     expect(member.joins).toBe(1);
     h.finish();
-    await until(() => member.joins === 2 && fetcher.assignments.length === 2);
+    await until(() => member.joins === 2 && fetcher.assignments.length === 2, 'a second join and assignment');
     expect(fetcher.assignments[1]).toEqual([{ topic: 'b', partition: 0, offset: 7n }]);
     fetcher.push([data('b', 0, 7n), data('a', 0, 1n)]);
-    await until(() => h.events.some((e) => e.startsWith('take b')));
+    await until(() => h.events.some((e) => e.startsWith('take b')), 'the handler takes a round of b');
     await loop.stop();
     expect(h.events.filter((e) => e !== 'drain')).toEqual([
       'offsets a:0,a:1',
