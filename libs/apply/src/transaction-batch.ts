@@ -26,6 +26,11 @@ export interface Batch {
   pending: Map<string, Pending>;
   pendingChanges: number;
   pendingBytes: number;
+  /**
+   * The runs handed to the destination and still being applied there, while the next ones are
+   * gathered (one set at a time: see BatchApplier.flushAll); null when none is.
+   */
+  applying: Promise<void> | null;
 }
 
 /** Changes of one table in one shape, in source order, applied together. */
@@ -55,6 +60,7 @@ export function openBatch(firstId: string): Batch {
     pending: new Map(),
     pendingChanges: 0,
     pendingBytes: 0,
+    applying: null,
   };
 }
 
@@ -74,6 +80,8 @@ export class BatchApplier {
     private readonly throttle: Throttle,
     private readonly deadLetters: DeadLetters | null,
     private readonly opts: Pick<PerKeyApplierOptions, 'group' | 'onError' | 'onApplied' | 'onDeadLetter'>,
+    /** Called when runs handed over fail, so a caller waiting for records looks again at once. */
+    private readonly onRunsFailed: () => void = () => undefined,
   ) {}
 
   /**
@@ -125,12 +133,11 @@ export class BatchApplier {
     const pending = batch.pending.get(target.topic);
     const shape = change.after || change.before ? change.columns : (pending?.shape ?? null);
     if (pending && !sameShape(pending.shape, shape) && pending.changes.length)
-      // The table's columns changed (a schema change on the source): apply the older shape first.
-      return this.flush(pending, batch).then(() => {
-        batch.pendingChanges -= pending.changes.length;
-        batch.pendingBytes -= pending.bytes;
-        return this.push(batch, this.open(batch, target, shape), partition, item, change);
-      });
+      // The table's columns changed (a schema change on the source): the older shape is handed
+      // to the destination first (runs are applied in the order they are handed over).
+      return this.flushAll(batch).then(() =>
+        this.push(batch, this.open(batch, target, shape), partition, item, change),
+      );
     return this.push(batch, pending ?? this.open(batch, target, shape), partition, item, change);
   }
 
@@ -161,13 +168,46 @@ export class BatchApplier {
     return undefined;
   }
 
-  /** Applies every table's gathered changes inside the open destination transaction. */
+  /**
+   * Hands every table's gathered changes to the destination, inside the open destination
+   * transaction, and returns once the runs handed over before are applied, without waiting for
+   * these: the destination's backend applies one set of runs while this process decodes and
+   * gathers the next (on one connection the two would otherwise take turns). So at most two
+   * sets are in memory. A run that fails is thrown by the next flushAll, finish or settle.
+   */
   async flushAll(batch: Batch): Promise<void> {
-    for (const pending of batch.pending.values())
-      if (pending.changes.length) await this.flush(pending, batch);
-    batch.pending.clear();
+    const previous = batch.applying;
+    if (previous) {
+      batch.applying = null;
+      await previous;
+    }
+    const runs = [...batch.pending.values()].filter((p) => p.changes.length);
+    batch.pending = new Map();
     batch.pendingChanges = 0;
     batch.pendingBytes = 0;
+    if (!runs.length) return;
+    const applying = this.flushRuns(runs, batch);
+    // Thrown where it is awaited; this wakes a caller waiting for records (and keeps the
+    // rejection from counting as unhandled meanwhile).
+    applying.catch(() => this.onRunsFailed());
+    batch.applying = applying;
+  }
+
+  /** Applies everything gathered and handed over: before the destination transaction commits. */
+  async finish(batch: Batch): Promise<void> {
+    await this.flushAll(batch);
+    await this.settle(batch);
+  }
+
+  /** Waits for the runs handed over to be applied (rethrowing their failure). */
+  async settle(batch: Batch): Promise<void> {
+    const applying = batch.applying;
+    batch.applying = null;
+    if (applying) await applying;
+  }
+
+  private async flushRuns(runs: readonly Pending[], batch: Batch): Promise<void> {
+    for (const run of runs) await this.flush(run, batch);
   }
 
   /** Applies a run of one table's changes inside the open destination transaction. */

@@ -359,6 +359,58 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
     expect(a.error).toBeNull();
   });
 
+  it('stops on a change refused in a run applied while the next is gathered, leaving nothing of the transaction', async () => {
+    // 12,000 changes: runs of 5000 go to the destination while the next is decoded; the first
+    // one is refused while the applier gathers the second.
+    const lsn = 900n;
+    const rows = 12_000;
+    const records: TxRecord[] = [];
+    for (let i = 0; i < rows; i++) {
+      const id = 20_000 + i;
+      const qty = i === 10 ? '-1' : String(i);
+      records.push(on(id % 2, item('c', lsn + BigInt(i), null, [String(id), `n${id}`, qty])));
+    }
+    const id = transactionId(Number(lsn), lsn);
+    const all: TxRecord[] = [
+      { topic: txTopic, partition: 0, ...txRecords.encode('BEGIN', id, Date.now()) },
+      ...records,
+      { topic: txTopic, partition: 0, ...txRecords.encode('END', id, Date.now(), new Map([['shop.x', 1]])) },
+    ];
+    for (let from = 0; from < all.length; from += 2000) {
+      const messages = all.slice(from, from + 2000).map((r, i) => ({
+        topic: r.topic,
+        message: {
+          key: r.key,
+          value: r.value,
+          partition: r.partition,
+          headers: { [STREAM_POSITION_HEADER]: streamPosition(lsn, from + i + 1) },
+        },
+      }));
+      const topics = [...new Set(messages.map((m) => m.topic))];
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: topics.map((topic) => ({
+          topic,
+          messages: messages.filter((m) => m.topic === topic).map((m) => m.message),
+        })),
+      });
+    }
+    const strict = applier('g1');
+    await strict.start();
+    await waitFor(() => strict.error, {
+      reason: 'the strict applier to fail on the refused change',
+      until: (e) => e !== null,
+      timeout: 30_000,
+    }).finally(() => strict.stop());
+    expect(strict.error!.message).toMatch(
+      /"shop"."Items"[\s\S]*check constraint "Items_qty_check"[\s\S]*nothing of source transaction 900:900 is on the destination/,
+    );
+    // Neither the refused run nor the one gathered after it is on the destination.
+    expect(await pg.query(`SELECT count(*)::int AS n FROM shop."Items" WHERE id >= 20000`)).toEqual([
+      { n: 0 },
+    ]);
+  });
+
   it('refuses to take over a stream a per-key applier has been applying', async () => {
     const client = await pg.connect();
     await storeOffset(client, 'g-per-key', targets[0].topic, 0, 3n, streamPosition(100n, 2));

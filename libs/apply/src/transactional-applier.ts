@@ -69,7 +69,8 @@ const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
  * last END applied are skipped; a restart resumes from the stored offsets.
  *
  * Memory stays bounded: changes are applied in runs of up to 5000 inside the open destination
- * transaction, however large the source transaction, and a partition whose fetched records
+ * transaction, however large the source transaction (the destination applies one run while the
+ * next is decoded and gathered, so two at most are held), and a partition whose fetched records
  * exceed `maxQueuedBytes` stops being fetched until the applier catches up (the record it needs
  * next is always at the head of some partition, so pausing the others cannot stall it).
  *
@@ -159,6 +160,7 @@ export class TransactionalApplier implements Applier {
       this.throttle,
       this.deadLetters,
       this.opts,
+      () => this.queues.signal(),
     );
     // Every partition of every topic is this applier's: whole transactions span them all.
     this.consumer = new ConsumerLoop(
@@ -226,7 +228,11 @@ export class TransactionalApplier implements Applier {
       }
     } finally {
       if (this.batch) {
+        const open = this.batch;
         this.batch = null;
+        // Runs still being applied first: a ROLLBACK queued before their next statement would
+        // leave that statement to run outside the transaction.
+        await this.batches!.settle(open).catch(() => undefined);
         await this.client!.query('ROLLBACK').catch(() => undefined);
         this.changes!.forgetStages();
       }
@@ -236,7 +242,7 @@ export class TransactionalApplier implements Applier {
   /** Applies what is gathered, stores the offsets of everything taken, and commits. */
   private async commitBatch(): Promise<void> {
     const batch = this.batch!;
-    await this.batches!.flushAll(batch);
+    await this.batches!.finish(batch);
     this.skipApplied(null);
     await this.storeTaken(batch.endPos);
     await this.client!.query('COMMIT');
@@ -346,7 +352,7 @@ export class TransactionalApplier implements Applier {
         q = this.queues.headAt(tx.lsn, tx.next);
       }
       if (!q) {
-        // The next record is not fetched yet: apply what is gathered while waiting.
+        // The next record is not fetched yet: hand what is gathered to the destination while waiting.
         await this.batches!.flushAll(batch);
         await this.queues.waitForRecords();
         continue;
