@@ -194,4 +194,59 @@ describe('PgChangeApplier', () => {
       /delete of a row of "Shop Ü"\."log" \(no key\) found no matching row on the destination/,
     );
   });
+
+  it('carries each column type through the one-statement upsert and delete, applying the column modifier as an INSERT does', async () => {
+    await db.query(`CREATE DOMAIN "Shop Ü".qty AS int CHECK (VALUE >= 0);
+      CREATE TABLE "Shop Ü"."Typed ""T""" (
+        k uuid, "Line №" int, doc jsonb, raw bytea, tags varchar(5)[], price numeric(6,2),
+        code varchar(4), q "Shop Ü".qty, at timestamptz, PRIMARY KEY (k, "Line №"))`);
+    const c = ['k', 'Line №', 'doc', 'raw', 'tags', 'price', 'code', 'q', 'at'];
+    const typed: TargetTable = { schema: 'Shop Ü', table: 'Typed "T"', columns: c, key: ['k', 'Line №'] };
+    const k = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
+    const row = (line: string, code: string, q = '1') => [
+      k,
+      line,
+      '{"b": [1, "two"], "a": "\\"quoted\\""}',
+      '\\x00ff27',
+      '{"a,b","c \\"d\\"",NULL}',
+      '12.345',
+      code,
+      q,
+      '2024-02-29 23:59:59.123456+00',
+    ];
+    await applier.apply(
+      typed,
+      [ch(c, 'c', row('1', 'ab')), ch(c, 'c', row('2', 'NULL')), ch(c, 'd', null, row('2', ''))],
+      null,
+    );
+    expect(
+      await rows(
+        `SELECT k::text, "Line №" AS line, doc->'b'->>1 AS two, doc->>'a' AS a, encode(raw, 'hex') AS raw, tags, price::text, code, q, at = '2024-02-29 23:59:59.123456+00' AS at FROM "Shop Ü"."Typed ""T"""`,
+      ),
+    ).toEqual([
+      {
+        k,
+        line: 1,
+        two: 'two',
+        a: '"quoted"',
+        raw: '00ff27',
+        tags: ['a,b', 'c "d"', null],
+        price: '12.35',
+        code: 'ab',
+        q: 1,
+        at: true,
+      },
+    ]);
+    // Too long for varchar(4): refused as an INSERT refuses it, never cut short; the batch rolls back.
+    await expect(applier.apply(typed, [ch(c, 'u', row('1', 'abcdef'))], null)).rejects.toThrow(
+      /value too long for type character varying\(4\)/,
+    );
+    // A domain's check applies too.
+    await expect(applier.apply(typed, [ch(c, 'c', row('3', 'ok', '-1'))], null)).rejects.toThrow(
+      /qty_check|violates check constraint/,
+    );
+    expect(await rows(`SELECT count(*)::int AS n, max(code) AS code FROM "Shop Ü"."Typed ""T"""`)).toEqual([
+      { n: 1, code: 'ab' },
+    ]);
+  });
 });

@@ -73,3 +73,41 @@ export async function columnTypeOids(client: Client, table: string): Promise<Map
   );
   return new Map(rows.map((r: { name: string; oid: string }) => [r.name, Number(r.oid)]));
 }
+
+/**
+ * The type of each column of `table` (already quoted) by name, as format_type names it without
+ * its modifier (`character varying`, not `character varying(20)`: a value is cast to the type
+ * and the column's modifier then applies as it does to an INSERT's values, an error and not a
+ * silent cut); empty when the table does not exist.
+ */
+export async function columnTypeNames(client: Client, table: string): Promise<Map<string, string>> {
+  const { rows } = await client.query(
+    `SELECT a.attname AS name, format_type(a.atttypid, NULL) AS type FROM pg_attribute a
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+    [table],
+  );
+  return new Map(rows.map((r: { name: string; type: string }) => [r.name, r.type]));
+}
+
+/**
+ * Rows as statement parameters: one text[] per column, and the FROM item that turns them back
+ * into rows, `unnest($1::text[], ...) AS s(c0, c1, ...)`, whose column i is `s.c<i>` (cast it to
+ * the column's type: see columnTypeNames). One statement carries a whole run of rows with no
+ * staging table and no COPY round trips; node-postgres quotes every element of the arrays.
+ */
+export function rowsAsArrays(
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+  width: number,
+  pick?: readonly number[],
+): { params: Array<Array<string | null>>; from: string } {
+  const params: Array<Array<string | null>> = [];
+  for (let i = 0; i < width; i++) {
+    const at = pick ? pick[i] : i;
+    const column = new Array<string | null>(rows.length);
+    for (let r = 0; r < rows.length; r++) column[r] = rows[r][at];
+    params.push(column);
+  }
+  const arrays = params.map((_, i) => `$${i + 1}::text[]`).join(', ');
+  const aliases = params.map((_, i) => `c${i}`).join(', ');
+  return { params, from: `unnest(${arrays}) AS s(${aliases})` };
+}

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { DataError } from '@pgferry/core';
-import { classifyPgError, quoteIdent, quoteQualified, copyChunks } from '@pgferry/pg';
+import { classifyPgError, quoteIdent, quoteQualified } from '@pgferry/pg';
 import { lockTruncateLsn, storeOffsets, storeTruncateLsn, type OffsetMark } from '@pgferry/control';
-import { copyInto, setReplicaRole } from './pg-apply-session';
+import { columnTypeNames, rowsAsArrays, setReplicaRole } from './pg-apply-session';
 import { dq, names, type TargetTable } from './pg-row-applier';
 import type { DecodedChange } from '@pgferry/avro';
 import { columnIndex, planKeyedChanges, type KeyAction } from './change-plan';
@@ -25,10 +25,13 @@ export interface ChangeApplyCounts {
  * replays from the stored offset applies every change exactly once.
  *
  * Keyed tables are applied in bulk and idempotently: the batch is reduced to the last action per
- * key (planKeyedChanges), deletes go through one DELETE ... USING a staged key list, upserts through
- * one COPY into a staging table and one INSERT ... ON CONFLICT (key) DO UPDATE that leaves out the
- * TOAST columns the source did not send. Keyless tables (replica identity full) are applied one
- * change at a time, matching a single row on every column's text.
+ * key (planKeyedChanges), deletes go through one DELETE ... USING the key list, upserts through
+ * one INSERT ... ON CONFLICT (key) DO UPDATE that leaves out the TOAST columns the source did not
+ * send; each statement carries its rows as one text[] parameter per column (rowsAsArrays), so a
+ * table's run is one round trip whatever its size, with no staging table (a transformed table
+ * still stages its rows: its statements are written by transform-actions). Consecutive inserts
+ * of a keyless table go in one INSERT the same way; its other changes (replica identity full)
+ * are applied one change at a time, matching a single row on every column's text.
  *
  * Requires: the destination session may set session_replication_role (destination triggers and
  * foreign keys do not fire twice), and keyed targets have a unique index on the key.
@@ -40,6 +43,11 @@ export class PgChangeApplier {
   private empty = new Set<string>();
   /** After a rollback to a savepoint a staging table may hold rows written before it. */
   private mayHoldRows = false;
+  /**
+   * Column types per destination table (columnTypeNames), looked up when a run first needs a
+   * column not seen yet; like the staging tables, kept for the session.
+   */
+  private readonly types = new Map<string, Map<string, string>>();
 
   constructor(private readonly client: Client) {}
 
@@ -119,11 +127,16 @@ export class PgChangeApplier {
           }
         }
       } else {
-        // Consecutive inserts (and snapshot rows) of a keyless table go in one COPY.
+        // Consecutive inserts (and snapshot rows) of a keyless table go in one INSERT.
         let inserts: Array<Array<string | null>> = [];
         const flush = async () => {
           if (!inserts.length) return;
-          await copyInto(this.client, target, names(t, t.columns), copyChunks(inserts));
+          const { params, from } = rowsAsArrays(inserts, t.columns.length);
+          const typed = await this.typed(t, t.columns);
+          await this.client.query(
+            `INSERT INTO ${target} (${t.columns.map((c) => dq(t, c)).join(', ')}) OVERRIDING SYSTEM VALUE SELECT ${typed.join(', ')} FROM ${from}`,
+            params,
+          );
           counts.upserted += inserts.length;
           inserts = [];
         };
@@ -205,6 +218,28 @@ export class PgChangeApplier {
     }
   }
 
+  /**
+   * `s.c<i>::<type of columns[i]>` for each of `columns` of t: the values of a rowsAsArrays
+   * FROM item, cast to the destination column's type (text in, parsed as COPY would).
+   */
+  private async typed(t: TargetTable, columns: readonly string[]): Promise<string[]> {
+    const target = quoteQualified(t.schema, t.table);
+    const dest = names(t, columns);
+    let types = this.types.get(target);
+    if (!types || dest.some((c) => !types!.has(c))) {
+      types = await columnTypeNames(this.client, target);
+      this.types.set(target, types);
+    }
+    return dest.map((c, i) => {
+      const type = types!.get(c);
+      if (type === undefined)
+        throw new DataError(
+          `column ${quoteIdent(c)} of ${target} does not exist on the destination; add it there (or carry the schema change that adds it) and restart the task`,
+        );
+      return `s.c${i}::${type}`;
+    });
+  }
+
   /** A session-local staging table with `columns` of the target's types (a transformed table's: the source's) and no constraints. */
   private async stage(t: TargetTable, role: string, columns: readonly string[]): Promise<string> {
     const name = quoteIdent(
@@ -276,41 +311,39 @@ export class PgChangeApplier {
     }
     let deleted = 0;
     if (deletes.length) {
-      const stage = await this.stage(t, 'delkeys', t.key);
-      await copyInto(this.client, stage, names(t, t.key), copyChunks(deletes));
-      const match = t.key.map((k) => `d.${dq(t, k)} = s.${dq(t, k)}`).join(' AND ');
-      deleted = (await this.client.query(`DELETE FROM ${target} AS d USING ${stage} AS s WHERE ${match}`))
+      const { params, from } = rowsAsArrays(deletes, t.key.length);
+      const typed = await this.typed(t, t.key);
+      const match = t.key.map((k, i) => `d.${dq(t, k)} = ${typed[i]}`).join(' AND ');
+      deleted = (await this.client.query(`DELETE FROM ${target} AS d USING ${from} WHERE ${match}`, params))
         .rowCount!;
     }
     let upserted = movedRows;
     for (const { unchanged, rows } of upserts.values()) {
       const cols = t.columns.filter((c) => !unchanged.includes(c));
       const pos = cols.map((c) => t.columns.indexOf(c));
-      const stage = await this.stage(t, 'upsert', cols);
-      await copyInto(
-        this.client,
-        stage,
-        names(t, cols),
-        copyChunks(unchanged.length ? rows.map((r) => pos.map((p) => r[p])) : rows),
-      );
+      const { params, from } = rowsAsArrays(rows, cols.length, pos);
+      const typed = await this.typed(t, cols);
+      const value = new Map(cols.map((c, i) => [c, typed[i]]));
       const list = cols.map((c) => dq(t, c)).join(', ');
       const set = cols.filter((c) => !t.key.includes(c));
       if (unchanged.length) {
         // Rows whose TOASTed column(s) the source did not send: their values are only in the
         // destination's row, so these are UPDATEs of it (an INSERT ... ON CONFLICT would check
         // the proposed row, NULL there, against NOT NULL before finding the conflict).
-        const match = t.key.map((k) => `d.${dq(t, k)} = s.${dq(t, k)}`).join(' AND ');
+        const match = t.key.map((k) => `d.${dq(t, k)} = ${value.get(k)!}`).join(' AND ');
         const updated = set.length
           ? (
               await this.client.query(
-                `UPDATE ${target} AS d SET ${set.map((c) => `${dq(t, c)} = s.${dq(t, c)}`).join(', ')} FROM ${stage} AS s WHERE ${match}`,
+                `UPDATE ${target} AS d SET ${set.map((c) => `${dq(t, c)} = ${value.get(c)!}`).join(', ')} FROM ${from} WHERE ${match}`,
+                params,
               )
             ).rowCount!
           : rows.length;
         if (updated !== rows.length) {
           const { rows: missing } = await this.client.query(
-            `SELECT ${t.key.map((k) => `s.${dq(t, k)}::text`).join(', ')} FROM ${stage} AS s
+            `SELECT ${t.key.map((k, i) => `${value.get(k)!}::text AS k${i}`).join(', ')} FROM ${from}
               WHERE NOT EXISTS (SELECT 1 FROM ${target} AS d WHERE ${match}) LIMIT 5`,
+            params,
           );
           throw new DataError(
             `cannot update ${rows.length - updated} row(s) of ${target} (keys ${missing.map((r) => `(${Object.values(r).join(', ')})`).join(', ')}${rows.length - updated > 5 ? ', ...' : ''}): the source did not send the unchanged TOAST column(s) ${unchanged.join(', ')} and the rows are not on the destination, so their values exist nowhere; the tables have diverged (give the table REPLICA IDENTITY FULL on the source to carry every value)`,
@@ -322,7 +355,8 @@ export class PgChangeApplier {
       const conflict = `ON CONFLICT (${t.key.map((k) => dq(t, k)).join(', ')}) DO ${set.length ? `UPDATE SET ${set.map((c) => `${dq(t, c)} = EXCLUDED.${dq(t, c)}`).join(', ')}` : 'NOTHING'}`;
       upserted += (
         await this.client.query(
-          `INSERT INTO ${target} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM ${stage} ${conflict}`,
+          `INSERT INTO ${target} (${list}) OVERRIDING SYSTEM VALUE SELECT ${typed.join(', ')} FROM ${from} ${conflict}`,
+          params,
         )
       ).rowCount!;
     }
