@@ -29,7 +29,7 @@ export interface TransactionalApplierOptions extends Omit<
 > {
   /** The transaction metadata topic (`<prefix>.transactions`, one partition). */
   transactionsTopic: string;
-  /** Records held per partition before its fetching pauses (bytes; default 8 MB). */
+  /** Records held per partition before its fetching pauses (bytes; default 4 MB). */
   maxQueuedBytes?: number;
 }
 
@@ -49,7 +49,7 @@ interface OpenTransaction {
  */
 const COMMIT_CHANGES = 20_000;
 const COMMIT_MS = 500;
-const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
 /**
  * The applier of `options.consistency: transactional`: applies whole source transactions in
