@@ -1,11 +1,14 @@
 // npm run bench -- cdc [--scale 10] [--big-rows 2000000] [--seconds 30] [--clients 4]
-//   [--consistency per-key|transactional] [--drain-seconds 8] [--out DIR]
+//   [--consistency per-key|transactional] [--drain-seconds 8] [--warmup-seconds 5] [--out DIR]
 // Change data capture through pgferry and through native logical replication
 // (publication/subscription) between the same two clusters, one after the other, each on a
 // fresh destination database:
+//   0. warm-up: once the stream is live (a change made then has reached the destination),
+//      pgbench for --warmup-seconds (5; 0 skips it) and its maximum lag, printed on its own:
+//      the first writes meet pgferry's processes just started, their change path not yet
+//      compiled by V8; then until the destination caught up;
 //   1. pgbench TPC-B (4 clients, 30 s) on the source while the changes stream: source TPS,
 //      maximum lag seen on the destination (a probe row stamped on the source every 200 ms),
-//      from the moment the stream is live (a change made then has reached the destination),
 //      and catch-up time once pgbench stops (until the destination's balances and history
 //      match the source's);
 //   2. one UPDATE of 2M rows in one transaction: time from its commit until the destination
@@ -90,21 +93,11 @@ async function waitUntil(d, want, keys) {
   }
 }
 
-/** pgbench for `seconds` while a probe measures the lag, then catch-up, then the big update. */
-async function measure(label, src, s, d, { seconds, clients, bigRows, drainSeconds }, drain, inKafka) {
-  // The stream is live once a change made now reaches the destination: native's subscription
-  // after its initial copy, pgferry's capture and applier after the full load. The load starts
-  // then, for both, so the lag measured is the stream's under load, not its start-up.
-  const live = now();
-  const { rows: probed } = await s.query(
-    `UPDATE bench_probe SET n = n + 1, at = clock_timestamp() WHERE id = 1 RETURNING n::text AS n`,
-  );
-  for (;;) {
-    const { rows } = await d.query(`SELECT n::text AS n FROM bench_probe`).catch(() => ({ rows: [] }));
-    if (rows[0]?.n === probed[0].n) break;
-    await sleep(50);
-  }
-  const startUp = now() - live;
+/**
+ * pgbench for `seconds` while a probe row stamped on the source every 200 ms measures the lag on
+ * the destination; waits for the destination to hold every change of it.
+ */
+async function underLoad(src, s, d, clients, seconds, name) {
   let stop = false;
   let maxLag = 0;
   let maxLagAt = 0;
@@ -133,7 +126,7 @@ async function measure(label, src, s, d, { seconds, clients, bigRows, drainSecon
       await sleep(200);
     }
   })();
-  phase = 'load';
+  phase = name;
   const load = await runPgbench(
     { host: src.host, port: src.port, user: src.user, password: src.password },
     { database: 'bench', clients, seconds },
@@ -141,6 +134,38 @@ async function measure(label, src, s, d, { seconds, clients, bigRows, drainSecon
   const ended = now();
   stop = true;
   await Promise.all([probe, sampler]);
+  return { load, maxLag, maxLagAt, samples, ended };
+}
+
+/** pgbench for `seconds` while a probe measures the lag, then catch-up, then the big update. */
+async function measure(
+  label,
+  src,
+  s,
+  d,
+  { seconds, clients, bigRows, drainSeconds, warmupSeconds },
+  drain,
+  inKafka,
+) {
+  // The stream is live once a change made now reaches the destination: native's subscription
+  // after its initial copy, pgferry's capture and applier after the full load. The load starts
+  // then, for both, so the lag measured is the stream's under load, not its start-up.
+  const live = now();
+  const { rows: probed } = await s.query(
+    `UPDATE bench_probe SET n = n + 1, at = clock_timestamp() WHERE id = 1 RETURNING n::text AS n`,
+  );
+  for (;;) {
+    const { rows } = await d.query(`SELECT n::text AS n FROM bench_probe`).catch(() => ({ rows: [] }));
+    if (rows[0]?.n === probed[0].n) break;
+    await sleep(50);
+  }
+  const startUp = now() - live;
+  // The first writes after the stream starts meet processes whose code is not compiled for the
+  // change path yet (pgferry's are Node.js: V8 compiles what runs, then optimizes what runs
+  // often); native's apply worker is C. Measured on its own and printed, then the load.
+  const warmup = warmupSeconds > 0 ? await underLoad(src, s, d, clients, warmupSeconds, 'warm-up') : null;
+  if (warmup) await waitUntil(d, await sourceState(s), ['bal', 'hist']);
+  const { load, maxLag, maxLagAt, samples, ended } = await underLoad(src, s, d, clients, seconds, 'load');
   await waitUntil(d, await sourceState(s), ['bal', 'hist']);
   const catchUp = now() - ended;
   // One transaction of the whole table.
@@ -168,9 +193,10 @@ async function measure(label, src, s, d, { seconds, clients, bigRows, drainSecon
     label,
     startUp,
     drained,
+    warmup: warmup && { tps: warmup.load.tps, maxLag: warmup.maxLag },
   };
   console.log(
-    `${label.padEnd(24)} stream live ${r.startUp.toFixed(1)}s after it started; source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s (${maxLagAt.toFixed(0)}s into the load), catch-up ${r.catchUp.toFixed(1)}s; ` +
+    `${label.padEnd(24)} stream live ${r.startUp.toFixed(1)}s after it started; ${warmup ? `warm-up ${warmupSeconds}s: max lag ${warmup.maxLag.toFixed(1)}s (${warmup.maxLagAt.toFixed(0)}s in); ` : ''}source ${r.tps.toFixed(0)} TPS, max lag ${r.maxLag.toFixed(1)}s (${maxLagAt.toFixed(0)}s into the load), catch-up ${r.catchUp.toFixed(1)}s; ` +
       `${bigRows}-row UPDATE (${r.bigStatement.toFixed(1)}s on the source) applied ${r.bigApplied.toFixed(1)}s after its commit` +
       (bigInKafka === null ? '' : ` (all in Kafka after ${bigInKafka.toFixed(1)}s)`),
   );
@@ -373,6 +399,7 @@ async function main() {
     clients: arg('clients', 4),
     bigRows: arg('big-rows', 2_000_000),
     drainSeconds: arg('drain-seconds', 8),
+    warmupSeconds: arg('warmup-seconds', 5),
     consistency: process.argv.includes('--consistency')
       ? process.argv[process.argv.indexOf('--consistency') + 1]
       : 'per-key',
@@ -411,6 +438,9 @@ async function main() {
     console.log(`lag over time: ${chart.csvPath}, ${chart.svgPath}`);
     console.log(
       `ratios pgferry / native: source TPS ${(f.tps / n.tps).toFixed(2)}, max lag ${(f.maxLag / Math.max(n.maxLag, 0.2)).toFixed(2)}, ` +
+        (f.warmup
+          ? `max lag in the warm-up ${(f.warmup.maxLag / Math.max(n.warmup.maxLag, 0.2)).toFixed(2)}, `
+          : '') +
         `catch-up ${(f.catchUp / Math.max(n.catchUp, 0.1)).toFixed(2)}, big UPDATE applied ${(f.bigApplied / Math.max(n.bigApplied, 0.1)).toFixed(2)}, ` +
         `drain rate (changes/s, pgferry / native's slot -> destination): ${Object.entries(f.drained)
           .map(
