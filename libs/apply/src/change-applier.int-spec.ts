@@ -249,4 +249,17 @@ describe('PgChangeApplier', () => {
       { n: 1, code: 'ab' },
     ]);
   });
+
+  it('looks the column types up again for the changes of a new writer schema, after a schema change', async () => {
+    await db.query(`CREATE TABLE "Shop Ü".counters (id int PRIMARY KEY, n int NOT NULL)`);
+    const before = ['id', 'n'];
+    const counters: TargetTable = { schema: 'Shop Ü', table: 'counters', columns: before, key: ['id'] };
+    await applier.apply(counters, [ch(before, 'c', ['1', '7'])], null);
+    // The source widened n and the stream carried the statement; its later changes come with a
+    // new writer schema (a new columns array from the decoder) and a value past int's range.
+    await db.query(`ALTER TABLE "Shop Ü".counters ALTER COLUMN n TYPE bigint`);
+    const after = ['id', 'n'];
+    await applier.apply({ ...counters, columns: after }, [ch(after, 'u', ['1', '5000000000'])], null);
+    expect(await rows(`SELECT n::text FROM "Shop Ü".counters`)).toEqual([{ n: '5000000000' }]);
+  });
 });

@@ -44,10 +44,12 @@ export class PgChangeApplier {
   /** After a rollback to a savepoint a staging table may hold rows written before it. */
   private mayHoldRows = false;
   /**
-   * Column types per destination table (columnTypeNames), looked up when a run first needs a
-   * column not seen yet; like the staging tables, kept for the session.
+   * The destination table's column types (columnTypeNames), per list of record columns: the
+   * decoder gives the changes of one writer schema one `columns` array, so a schema change on
+   * the source (a new writer schema, the statement applied here before its changes) looks the
+   * types up again, and a run costs no lookup otherwise.
    */
-  private readonly types = new Map<string, Map<string, string>>();
+  private readonly types = new WeakMap<readonly string[], { target: string; types: Map<string, string> }>();
 
   constructor(private readonly client: Client) {}
 
@@ -225,10 +227,11 @@ export class PgChangeApplier {
   private async typed(t: TargetTable, columns: readonly string[]): Promise<string[]> {
     const target = quoteQualified(t.schema, t.table);
     const dest = names(t, columns);
-    let types = this.types.get(target);
+    const known = this.types.get(t.columns);
+    let types = known?.target === target ? known.types : null;
     if (!types || dest.some((c) => !types!.has(c))) {
       types = await columnTypeNames(this.client, target);
-      this.types.set(target, types);
+      this.types.set(t.columns, { target, types });
     }
     return dest.map((c, i) => {
       const type = types!.get(c);
