@@ -131,6 +131,38 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
       });
   }
 
+  /**
+   * Publishes a large source transaction committed at `lsn` (BEGIN, `records`, END, numbered in
+   * that order) in produce requests of `chunk` records over every topic.
+   */
+  async function publishLarge(lsn: bigint, records: TxRecord[], chunk: number): Promise<void> {
+    const id = transactionId(Number(lsn), lsn);
+    const all: TxRecord[] = [
+      { topic: txTopic, partition: 0, ...txRecords.encode('BEGIN', id, Date.now()) },
+      ...records,
+      { topic: txTopic, partition: 0, ...txRecords.encode('END', id, Date.now(), new Map([['shop.x', 1]])) },
+    ];
+    for (let from = 0; from < all.length; from += chunk) {
+      const messages = all.slice(from, from + chunk).map((r, i) => ({
+        topic: r.topic,
+        message: {
+          key: r.key,
+          value: r.value,
+          partition: r.partition,
+          headers: { [STREAM_POSITION_HEADER]: streamPosition(lsn, from + i + 1) },
+        },
+      }));
+      const topics = [...new Set(messages.map((m) => m.topic))];
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: topics.map((topic) => ({
+          topic,
+          messages: messages.filter((m) => m.topic === topic).map((m) => m.message),
+        })),
+      });
+    }
+  }
+
   function applier(group: string, extra: Partial<TransactionalApplierOptions> = {}) {
     return new TransactionalApplier({
       kafka: { brokers: broker.brokers, clientId: 'transactional-applier-test' },
@@ -306,35 +338,11 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
       records.push(on(id % 2, item('c', lsn + BigInt(i), null, [String(id), `n${id}`, String(i)])));
       if (i % 300 === 0) records.push(logged(lsn + BigInt(i), `g${i}`));
     }
-    const id = transactionId(Number(lsn), lsn);
-    const all: TxRecord[] = [
-      { topic: txTopic, partition: 0, ...txRecords.encode('BEGIN', id, Date.now()) },
-      ...records,
-      { topic: txTopic, partition: 0, ...txRecords.encode('END', id, Date.now(), new Map([['shop.x', 1]])) },
-    ];
     // A few KB per partition before it pauses: every partition pauses and resumes many times.
     const a = applier('g1', { maxQueuedBytes: 4096 });
     await a.start();
     try {
-      for (let from = 0; from < all.length; from += 500) {
-        const messages = all.slice(from, from + 500).map((r, i) => ({
-          topic: r.topic,
-          message: {
-            key: r.key,
-            value: r.value,
-            partition: r.partition,
-            headers: { [STREAM_POSITION_HEADER]: streamPosition(lsn, from + i + 1) },
-          },
-        }));
-        const topics = [...new Set(messages.map((m) => m.topic))];
-        await producer.sendBatch({
-          acks: -1,
-          topicMessages: topics.map((topic) => ({
-            topic,
-            messages: messages.filter((m) => m.topic === topic).map((m) => m.message),
-          })),
-        });
-      }
+      await publishLarge(lsn, records, 500);
       const total = async () =>
         pg.query(`SELECT count(*)::int AS n, sum(qty)::int AS qty FROM shop."Items" WHERE id >= 1000`);
       await reaches(a, total, [{ n: rows, qty: (rows * (rows - 1)) / 2 }]);
@@ -370,31 +378,7 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
       const qty = i === 10 ? '-1' : String(i);
       records.push(on(id % 2, item('c', lsn + BigInt(i), null, [String(id), `n${id}`, qty])));
     }
-    const id = transactionId(Number(lsn), lsn);
-    const all: TxRecord[] = [
-      { topic: txTopic, partition: 0, ...txRecords.encode('BEGIN', id, Date.now()) },
-      ...records,
-      { topic: txTopic, partition: 0, ...txRecords.encode('END', id, Date.now(), new Map([['shop.x', 1]])) },
-    ];
-    for (let from = 0; from < all.length; from += 2000) {
-      const messages = all.slice(from, from + 2000).map((r, i) => ({
-        topic: r.topic,
-        message: {
-          key: r.key,
-          value: r.value,
-          partition: r.partition,
-          headers: { [STREAM_POSITION_HEADER]: streamPosition(lsn, from + i + 1) },
-        },
-      }));
-      const topics = [...new Set(messages.map((m) => m.topic))];
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: topics.map((topic) => ({
-          topic,
-          messages: messages.filter((m) => m.topic === topic).map((m) => m.message),
-        })),
-      });
-    }
+    await publishLarge(lsn, records, 2000);
     const strict = applier('g1');
     await strict.start();
     await waitFor(() => strict.error, {
