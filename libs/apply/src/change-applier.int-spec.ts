@@ -195,15 +195,16 @@ describe('PgChangeApplier', () => {
     );
   });
 
-  it('carries each column type through the one-statement upsert and delete, applying the column modifier as an INSERT does', async () => {
+  it('carries each column type through the one-statement upsert and delete, applying the column modifier and domains as an INSERT does', async () => {
     await db.query(`CREATE DOMAIN "Shop Ü".qty AS int CHECK (VALUE >= 0);
+      CREATE DOMAIN "Shop Ü".code4 AS varchar(4); CREATE DOMAIN "Shop Ü"."Code" AS "Shop Ü".code4;
       CREATE TABLE "Shop Ü"."Typed ""T""" (
         k uuid, "Line №" int, doc jsonb, raw bytea, tags varchar(5)[], price numeric(6,2),
-        code varchar(4), q "Shop Ü".qty, at timestamptz, PRIMARY KEY (k, "Line №"))`);
-    const c = ['k', 'Line №', 'doc', 'raw', 'tags', 'price', 'code', 'q', 'at'];
+        code varchar(4), q "Shop Ü".qty, at timestamptz, kind "Shop Ü"."Code", PRIMARY KEY (k, "Line №"))`);
+    const c = ['k', 'Line №', 'doc', 'raw', 'tags', 'price', 'code', 'q', 'at', 'kind'];
     const typed: TargetTable = { schema: 'Shop Ü', table: 'Typed "T"', columns: c, key: ['k', 'Line №'] };
     const k = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
-    const row = (line: string, code: string, q = '1') => [
+    const row = (line: string, code: string, q = '1', kind = 'k1') => [
       k,
       line,
       '{"b": [1, "two"], "a": "\\"quoted\\""}',
@@ -213,6 +214,7 @@ describe('PgChangeApplier', () => {
       code,
       q,
       '2024-02-29 23:59:59.123456+00',
+      kind,
     ];
     await applier.apply(
       typed,
@@ -221,7 +223,7 @@ describe('PgChangeApplier', () => {
     );
     expect(
       await rows(
-        `SELECT k::text, "Line №" AS line, doc->'b'->>1 AS two, doc->>'a' AS a, encode(raw, 'hex') AS raw, tags, price::text, code, q, at = '2024-02-29 23:59:59.123456+00' AS at FROM "Shop Ü"."Typed ""T"""`,
+        `SELECT k::text, "Line №" AS line, doc->'b'->>1 AS two, doc->>'a' AS a, encode(raw, 'hex') AS raw, tags, price::text, code, q, at = '2024-02-29 23:59:59.123456+00' AS at, kind FROM "Shop Ü"."Typed ""T"""`,
       ),
     ).toEqual([
       {
@@ -235,19 +237,26 @@ describe('PgChangeApplier', () => {
         code: 'ab',
         q: 1,
         at: true,
+        kind: 'k1',
       },
     ]);
     // Too long for varchar(4): refused as an INSERT refuses it, never cut short; the batch rolls back.
     await expect(applier.apply(typed, [ch(c, 'u', row('1', 'abcdef'))], null)).rejects.toThrow(
       /value too long for type character varying\(4\)/,
     );
+    // So is a value too long for a domain over a domain over varchar(4).
+    await expect(applier.apply(typed, [ch(c, 'u', row('1', 'ab', '1', 'k12345'))], null)).rejects.toThrow(
+      /value too long for type character varying\(4\)/,
+    );
     // A domain's check applies too.
     await expect(applier.apply(typed, [ch(c, 'c', row('3', 'ok', '-1'))], null)).rejects.toThrow(
       /qty_check|violates check constraint/,
     );
-    expect(await rows(`SELECT count(*)::int AS n, max(code) AS code FROM "Shop Ü"."Typed ""T"""`)).toEqual([
-      { n: 1, code: 'ab' },
-    ]);
+    expect(
+      await rows(
+        `SELECT count(*)::int AS n, max(code) AS code, max(kind) AS kind FROM "Shop Ü"."Typed ""T"""`,
+      ),
+    ).toEqual([{ n: 1, code: 'ab', kind: 'k1' }]);
   });
 
   it('looks the column types up again for the changes of a new writer schema, after a schema change', async () => {

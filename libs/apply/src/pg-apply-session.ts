@@ -75,15 +75,22 @@ export async function columnTypeOids(client: Client, table: string): Promise<Map
 }
 
 /**
- * The type of each column of `table` (already quoted) by name, as format_type names it without
- * its modifier (`character varying`, not `character varying(20)`: a value is cast to the type
- * and the column's modifier then applies as it does to an INSERT's values, an error and not a
- * silent cut); empty when the table does not exist.
+ * The type each column of `table` (already quoted) takes its values in, by name: as format_type
+ * names it without its modifier (`character varying`, not `character varying(20)`), and for a
+ * domain its base type, through domains over domains. A value is cast to that type and assigned
+ * to the column, so the column's modifier and its domain's constraints apply as they do to an
+ * INSERT's values: an explicit cast to varchar(4), or to a domain over it, would cut a longer
+ * value short silently. Empty when the table does not exist.
  */
 export async function columnTypeNames(client: Client, table: string): Promise<Map<string, string>> {
   const { rows } = await client.query(
-    `SELECT a.attname AS name, format_type(a.atttypid, NULL) AS type FROM pg_attribute a
-      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+    `WITH RECURSIVE base(name, typ) AS (
+       SELECT a.attname, a.atttypid FROM pg_attribute a
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+       UNION ALL
+       SELECT b.name, t.typbasetype FROM base b JOIN pg_type t ON t.oid = b.typ WHERE t.typtype = 'd')
+     SELECT b.name, format_type(b.typ, NULL) AS type FROM base b JOIN pg_type t ON t.oid = b.typ
+      WHERE t.typtype <> 'd'`,
     [table],
   );
   return new Map(rows.map((r: { name: string; type: string }) => [r.name, r.type]));
