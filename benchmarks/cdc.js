@@ -95,7 +95,7 @@ async function waitUntil(d, want, keys) {
 
 /**
  * pgbench for `seconds` while a probe row stamped on the source every 200 ms measures the lag on
- * the destination; waits for the destination to hold every change of it.
+ * the destination (the caller then waits for the destination to catch up).
  */
 async function underLoad(src, s, d, clients, seconds, name) {
   let stop = false;
@@ -148,8 +148,8 @@ async function measure(
   inKafka,
 ) {
   // The stream is live once a change made now reaches the destination: native's subscription
-  // after its initial copy, pgferry's capture and applier after the full load. The load starts
-  // then, for both, so the lag measured is the stream's under load, not its start-up.
+  // after its initial copy, pgferry's capture and applier after the full load. The warm-up and
+  // then the load start from there, the same for both.
   const live = now();
   const { rows: probed } = await s.query(
     `UPDATE bench_probe SET n = n + 1, at = clock_timestamp() WHERE id = 1 RETURNING n::text AS n`,
