@@ -200,8 +200,8 @@ describe('PgChangeApplier', () => {
       CREATE DOMAIN "Shop Ü".code4 AS varchar(4); CREATE DOMAIN "Shop Ü"."Code" AS "Shop Ü".code4;
       CREATE TABLE "Shop Ü"."Typed ""T""" (
         k uuid, "Line №" int, doc jsonb, raw bytea, tags varchar(5)[], price numeric(6,2),
-        code varchar(4), q "Shop Ü".qty, at timestamptz, kind "Shop Ü"."Code", PRIMARY KEY (k, "Line №"))`);
-    const c = ['k', 'Line №', 'doc', 'raw', 'tags', 'price', 'code', 'q', 'at', 'kind'];
+        code varchar(4), q "Shop Ü".qty, at timestamptz, kind "Shop Ü"."Code", fixed char(6), flags bit(8), PRIMARY KEY (k, "Line №"))`);
+    const c = ['k', 'Line №', 'doc', 'raw', 'tags', 'price', 'code', 'q', 'at', 'kind', 'fixed', 'flags'];
     const typed: TargetTable = { schema: 'Shop Ü', table: 'Typed "T"', columns: c, key: ['k', 'Line №'] };
     const k = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
     const row = (line: string, code: string, q = '1', kind = 'k1') => [
@@ -215,6 +215,8 @@ describe('PgChangeApplier', () => {
       q,
       '2024-02-29 23:59:59.123456+00',
       kind,
+      'abc',
+      '10100101',
     ];
     await applier.apply(
       typed,
@@ -223,7 +225,7 @@ describe('PgChangeApplier', () => {
     );
     expect(
       await rows(
-        `SELECT k::text, "Line №" AS line, doc->'b'->>1 AS two, doc->>'a' AS a, encode(raw, 'hex') AS raw, tags, price::text, code, q, at = '2024-02-29 23:59:59.123456+00' AS at, kind FROM "Shop Ü"."Typed ""T"""`,
+        `SELECT k::text, "Line №" AS line, doc->'b'->>1 AS two, doc->>'a' AS a, encode(raw, 'hex') AS raw, tags, price::text, code, q, at = '2024-02-29 23:59:59.123456+00' AS at, kind, fixed::text, flags::text FROM "Shop Ü"."Typed ""T"""`,
       ),
     ).toEqual([
       {
@@ -238,6 +240,8 @@ describe('PgChangeApplier', () => {
         q: 1,
         at: true,
         kind: 'k1',
+        fixed: 'abc',
+        flags: '10100101',
       },
     ]);
     // Too long for varchar(4): refused as an INSERT refuses it, never cut short; the batch rolls back.

@@ -76,8 +76,9 @@ export async function columnTypeOids(client: Client, table: string): Promise<Map
 
 /**
  * The type each column of `table` (already quoted) takes its values in, by name: as format_type
- * names it without its modifier (`character varying`, not `character varying(20)`), and for a
- * domain its base type, through domains over domains. A value is cast to that type and assigned
+ * names it without its modifier (`character varying`, not `character varying(20)`; typmod -1,
+ * not NULL, so char(n) is `bpchar` and bit(n) `"bit"`, not `character` and `bit`, which SQL
+ * reads as char(1) and bit(1)), and for a domain its base type, through domains over domains. A value is cast to that type and assigned
  * to the column, so the column's modifier and its domain's constraints apply as they do to an
  * INSERT's values: an explicit cast to varchar(4), or to a domain over it, would cut a longer
  * value short silently. Empty when the table does not exist.
@@ -89,7 +90,7 @@ export async function columnTypeNames(client: Client, table: string): Promise<Ma
         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
        UNION ALL
        SELECT b.name, t.typbasetype FROM base b JOIN pg_type t ON t.oid = b.typ WHERE t.typtype = 'd')
-     SELECT b.name, format_type(b.typ, NULL) AS type FROM base b JOIN pg_type t ON t.oid = b.typ
+     SELECT b.name, format_type(b.typ, -1) AS type FROM base b JOIN pg_type t ON t.oid = b.typ
       WHERE t.typtype <> 'd'`,
     [table],
   );
