@@ -2,7 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { startPostgres, waitFor, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
+import {
+  startPostgres,
+  startUntilFailure,
+  waitFor,
+  type PgCluster,
+  startTestBroker,
+  type TestBroker,
+} from '@pgferry/testing';
 import { ChangeEncoder, RegistryClient, buildSchemas } from '@pgferry/avro';
 import { describeColumns } from '@pgferry/pg';
 import { ensureControlSchema } from '@pgferry/control';
@@ -144,12 +151,7 @@ describe('PerKeyApplier: change records from Kafka into the destination, exactly
       encoder.encode('c', null, ['8', 'good', '8', null], [], meta()),
     );
     const strict = applier('g1');
-    await strict.start();
-    await waitFor(() => strict.error, {
-      reason: 'the strict applier to fail',
-      until: (e) => e !== null,
-      timeout: 30_000,
-    }).finally(() => strict.stop());
+    await startUntilFailure(strict, 'the strict applier to fail');
     expect(strict.error!.message).toMatch(/"shop"."Items"[\s\S]*check constraint "Items_qty_check"/);
     expect((await rows()).map((r) => r.id)).toEqual([5, 6]);
 

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { startPostgres, waitFor, type PgCluster, startTestBroker, type TestBroker } from '@pgferry/testing';
+import {
+  startPostgres,
+  startUntilFailure,
+  waitFor,
+  type PgCluster,
+  startTestBroker,
+  type TestBroker,
+} from '@pgferry/testing';
 import {
   ChangeEncoder,
   RegistryClient,
@@ -261,12 +268,7 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
       on(1, item('c', 503n, null, ['8', 'good', '8'])),
     ]);
     const strict = applier('g1');
-    await strict.start();
-    await waitFor(() => strict.error, {
-      reason: 'the strict applier to fail',
-      until: (e) => e !== null,
-      timeout: 30_000,
-    }).finally(() => strict.stop());
+    await startUntilFailure(strict, 'the strict applier to fail');
     expect(strict.error!.message).toMatch(
       /"shop"."Items"[\s\S]*check constraint "Items_qty_check"[\s\S]*nothing of source transaction 500:500 is on the destination/,
     );
@@ -301,12 +303,7 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
     const undecodable =
       /^Kafka topic pre\.shop\.Items partition 0 offset \d+: Avro value of schema \d+ does not decode/;
     const strict = applier('g1');
-    await strict.start();
-    await waitFor(() => strict.error, {
-      reason: 'the strict applier to fail on the record that does not decode',
-      until: (e) => e !== null,
-      timeout: 30_000,
-    }).finally(() => strict.stop());
+    await startUntilFailure(strict, 'the strict applier to fail on the record that does not decode');
     expect(strict.error!.message).toMatch(undecodable);
     expect(strict.error!.message).toMatch(/the applier stops here \(onError strict\)/);
     expect((await state()).log).toEqual(['a', 'b', 'c', 'd', 'e']);
@@ -380,12 +377,7 @@ describe('TransactionalApplier: whole source transactions in commit order', () =
     }
     await publishLarge(lsn, records, 2000);
     const strict = applier('g1');
-    await strict.start();
-    await waitFor(() => strict.error, {
-      reason: 'the strict applier to fail on the refused change',
-      until: (e) => e !== null,
-      timeout: 30_000,
-    }).finally(() => strict.stop());
+    await startUntilFailure(strict, 'the strict applier to fail on the refused change');
     expect(strict.error!.message).toMatch(
       /"shop"."Items"[\s\S]*check constraint "Items_qty_check"[\s\S]*nothing of source transaction 900:900 is on the destination/,
     );

@@ -9,7 +9,7 @@ export {
 export { runPgbench } from './pgbench';
 export { type PgCluster, startPostgres } from './postgres';
 export { captureOutput, processAlive, readPidFile } from './process-output';
-export { waitFor } from './wait-for';
+export { startUntilFailure, waitFor, type FailingSubject } from './wait-for';
 export { startStallingProxy, type StallingProxy } from './tcp-proxy';
 export { registerKafkajsLz4 } from './kafkajs-lz4';
 export {

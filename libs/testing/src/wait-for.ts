@@ -69,3 +69,28 @@ export async function waitFor<T>(condition: () => T | Promise<T>, options: WaitF
     await new Promise((r) => setTimeout(r, Math.min(interval, Math.max(0, deadline - Date.now()))));
   }
 }
+
+/** What startUntilFailure drives: an applier or any process-like object that reports its first error. */
+export interface FailingSubject {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly error: Error | null;
+}
+
+/**
+ * Starts `subject`, waits (with `reason`) until it reports an error, and stops it whether or not
+ * one came; returns the error. For specs of what stops a strict applier.
+ */
+export async function startUntilFailure(
+  subject: FailingSubject,
+  reason: string,
+  timeout = 30_000,
+): Promise<Error> {
+  await subject.start();
+  const error = await waitFor(() => subject.error, {
+    reason,
+    until: (e) => e !== null,
+    timeout,
+  }).finally(() => subject.stop());
+  return error!;
+}
