@@ -76,21 +76,44 @@ const DDL = `
   CREATE TABLE big (id bigint PRIMARY KEY, v int NOT NULL, pad text);
   CREATE TABLE bench_probe (id int PRIMARY KEY, n bigint NOT NULL, at timestamptz NOT NULL);`;
 
-/** What the destination must show once it holds everything the source has now. */
-async function sourceState(s) {
-  const { rows } = await s.query(
-    `SELECT (SELECT sum(abalance) FROM pgbench_accounts)::text AS bal, (SELECT count(*) FROM pgbench_history)::text AS hist,
-            (SELECT sum(v) FROM big)::text AS big`,
-  );
+/** The figures a destination holding everything the source has now must show, by key. */
+const STATE = {
+  bal: '(SELECT sum(abalance) FROM pgbench_accounts)::text',
+  hist: '(SELECT count(*) FROM pgbench_history)::text',
+  big: '(SELECT sum(v) FROM big)::text',
+};
+
+/**
+ * What the destination must show once it holds everything the source has now: the figures of
+ * `keys` only: each is a scan of its table, and the destination is polled with them while it
+ * applies (see `waitUntil`).
+ */
+async function sourceState(s, keys) {
+  const { rows } = await s.query(`SELECT ${keys.map((k) => `${STATE[k]} AS ${k}`).join(', ')}`);
   return rows[0];
 }
 
+/**
+ * Polls the destination until it shows `want` for `keys`. A poll is a scan, which the probe
+ * should not make a load of its own: it runs in one backend (no parallel workers), and the
+ * next starts after a pause as long as the poll took (100 ms at least). The sum over big, bloated
+ * by the UPDATE being applied, took a quarter of the machine's CPU during pgferry's apply of it
+ * when polled back to back with parallel workers (perf, the whole machine).
+ */
 async function waitUntil(d, want, keys) {
   for (;;) {
-    const got = await sourceState(d).catch(() => null);
+    const started = now();
+    const got = await sourceState(d, keys).catch(() => null);
     if (got && keys.every((k) => got[k] === want[k])) return;
-    await sleep(100);
+    await sleep(Math.max(100, (now() - started) * 1000));
   }
+}
+
+/** The destination connection the bench measures with (see `waitUntil`). */
+async function probeConnection(dst, database) {
+  const d = await dst.connect(database);
+  await d.query(`SET max_parallel_workers_per_gather = 0`);
+  return d;
 }
 
 /**
@@ -164,9 +187,9 @@ async function measure(
   // change path yet (pgferry's are Node.js: V8 compiles what runs, then optimizes what runs
   // often); native's apply worker is C. Measured on its own and printed, then the load.
   const warmup = warmupSeconds > 0 ? await underLoad(src, s, d, clients, warmupSeconds, 'warm-up') : null;
-  if (warmup) await waitUntil(d, await sourceState(s), ['bal', 'hist']);
+  if (warmup) await waitUntil(d, await sourceState(s, ['bal', 'hist']), ['bal', 'hist']);
   const { load, maxLag, maxLagAt, samples, ended } = await underLoad(src, s, d, clients, seconds, 'load');
-  await waitUntil(d, await sourceState(s), ['bal', 'hist']);
+  await waitUntil(d, await sourceState(s, ['bal', 'hist']), ['bal', 'hist']);
   const catchUp = now() - ended;
   // One transaction of the whole table.
   phase = 'big UPDATE';
@@ -177,7 +200,7 @@ async function measure(
   const { rows: at } = await s.query(`SELECT pg_current_wal_lsn()::text AS lsn`);
   let bigInKafka = null;
   const kafka = inKafka?.(d, at[0].lsn).then(() => (bigInKafka = now() - committed));
-  await waitUntil(d, await sourceState(s), ['big']);
+  await waitUntil(d, await sourceState(s, ['big']), ['big']);
   const bigApplied = now() - committed;
   await kafka;
   phase = 'drain';
@@ -223,7 +246,7 @@ async function backlog(src, clients, seconds) {
 async function nativeDrain({ src, s, d, clients, seconds }) {
   await d.query(`ALTER SUBSCRIPTION bench_native DISABLE`);
   const changes = await backlog(src, clients, seconds);
-  const want = await sourceState(s);
+  const want = await sourceState(s, ['bal', 'hist']);
   const t = now();
   await d.query(`ALTER SUBSCRIPTION bench_native ENABLE`);
   await waitUntil(d, want, ['bal', 'hist']);
@@ -267,7 +290,7 @@ function pgferryDrain(rootPid) {
       throw new Error('pgferry drain: no capture or applier process found');
     signal(capture, 'SIGSTOP');
     const changes = await backlog(src, clients, seconds);
-    const want = await sourceState(s);
+    const want = await sourceState(s, ['bal', 'hist']);
     const { rows } = await s.query(`SELECT pg_current_wal_lsn()::text AS lsn`);
     const t = now();
     signal(capture, 'SIGCONT');
@@ -280,7 +303,7 @@ function pgferryDrain(rootPid) {
     let resumed = false;
     try {
       const second = await backlog(src, clients, seconds);
-      const want2 = await sourceState(s);
+      const want2 = await sourceState(s, ['bal', 'hist']);
       const { rows: end } = await s.query(`SELECT pg_current_wal_lsn()::text AS lsn`);
       await captured(d, end[0].lsn);
       const t2 = now();
@@ -300,7 +323,7 @@ function pgferryDrain(rootPid) {
 
 async function native(src, dst, s, opts) {
   await dst.createDatabase('native');
-  const d = await dst.connect('native');
+  const d = await probeConnection(dst, 'native');
   await d.query(DDL);
   await s.query(
     `CREATE PUBLICATION bench_native FOR TABLE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history, big, bench_probe`,
@@ -340,7 +363,7 @@ async function pgferry(src, dst, s, dir, opts) {
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   const exited = new Promise((r) => child.once('exit', r));
-  const d = await dst.connect('ferry');
+  const d = await probeConnection(dst, 'ferry');
   try {
     // The full load first: streaming starts with the incremental phase.
     for (;;) {
