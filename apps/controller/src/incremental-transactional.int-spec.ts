@@ -97,7 +97,12 @@ describe('pgferry migrate --incremental, consistency transactional', () => {
       COMMIT`);
     const cut = captureOutput();
     const code = await runCutover({ spec, timeout: 120 }, cut.out);
-    expect({ code, out: code ? cut.text() : '' }).toEqual({ code: 0, out: '' });
+    // On failure the migrate's own lines too: its "caught up to source position" says which
+    // position the incremental phase took as caught up, and its restarts of a child say why.
+    expect({ code, out: code ? `${cut.text()}\nmigrate:\n${out.text().slice(-6000)}` : '' }).toEqual({
+      code: 0,
+      out: '',
+    });
     const done = await migration;
     reading = false;
     await reader;
