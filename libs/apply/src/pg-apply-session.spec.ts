@@ -6,6 +6,8 @@ describe('textArrayLiteral', () => {
       '{"a",NULL,"NULL","x\\"y\\\\z",""," {a,b} ","Ü №"}',
     );
     expect(textArrayLiteral([])).toBe('{}');
+    // A row shorter than the run's columns: its missing value is NULL, never the text "undefined".
+    expect(textArrayLiteral(['x', undefined as unknown as null])).toBe('{"x",NULL}');
     expect(textArrayLiteral(['\\\\', '""'])).toBe('{"\\\\\\\\","\\"\\""}');
   });
 });

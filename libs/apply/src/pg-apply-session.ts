@@ -113,7 +113,8 @@ export function textArrayLiteral(values: ReadonlyArray<string | null>): string {
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (i > 0) out += ',';
-    if (v === null) out += 'NULL';
+    // A value missing from a row (undefined) is NULL too, as node-postgres wrote it.
+    if (v === null || v === undefined) out += 'NULL';
     else out += ARRAY_ESCAPED.test(v) ? `"${v.replace(ARRAY_ESCAPES, '\\$&')}"` : `"${v}"`;
   }
   return out + '}';
