@@ -34,6 +34,7 @@ export {
   AppliedRate,
   applierGroup,
   cutoverRequested,
+  markCoverage,
   readStreamLag,
   requestCutover,
   type SlotWal,

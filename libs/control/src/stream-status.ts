@@ -127,6 +127,27 @@ export async function appliedMark(
   return rows[0] ? { lsn: parseLsn(rows[0].lsn), commitTime: rows[0].commit_time } : null;
 }
 
+/**
+ * The partition ends of the task's mark at `lsn` against the applier's stored offsets, as
+ * "topic:partition end/stored" (a diagnosis of what made the mark count as applied), or null
+ * when there is no such mark.
+ */
+export async function markCoverage(client: Queryable, task: string, lsn: Lsn): Promise<string | null> {
+  const { rows } = await client.query<{ part: string; end: string; stored: string | null }>(
+    `SELECT e.key AS part, e.value AS end, (SELECT o.next_offset::text FROM pgferry.offsets o
+             WHERE o.consumer_group = $3 AND o.topic || ':' || o.partition = e.key) AS stored
+       FROM pgferry.stream_marks m, jsonb_each_text(m.ends) e
+      WHERE m.task = $1 AND m.lsn = $2::pg_lsn ORDER BY e.key`,
+    [task, formatLsn(lsn), applierGroup(task)],
+  );
+  const { rowCount } = await client.query(
+    `SELECT 1 FROM pgferry.stream_marks WHERE task = $1 AND lsn = $2::pg_lsn`,
+    [task, formatLsn(lsn)],
+  );
+  if (!rowCount) return null;
+  return rows.length ? rows.map((r) => `${r.part} ${r.end}/${r.stored ?? '-'}`).join(', ') : 'no partitions';
+}
+
 /** Lag and positions of a task's incremental stream (GET /tasks/:id, the CLI, cutover). */
 export interface StreamLag {
   sourceLsn: string | null;

@@ -16,6 +16,7 @@ import { deadLetterTopic, heartbeatTopic, transactionsTopic } from '@pgferry/avr
 import {
   AppliedRate,
   cutoverRequested,
+  markCoverage,
   readStreamLag,
   readThrottleStatus,
   writeStreamSettings,
@@ -141,6 +142,8 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
     : await startStreamInProcess(opts.stream, opts.applier, opts.kafka, opts.emit);
   const pollMs = opts.pollMs ?? 1000;
   let target: bigint | null = null;
+  /** A mark past the target was seen while the capture reported less (reported once). */
+  let behindMarkSeen = false;
   const rate = new AppliedRate();
   const slotWatch = new SlotWalWatch(task, spec.options.walRetainedAlertBytes);
   const stallMs = spec.options.stallSeconds * 1000;
@@ -249,8 +252,27 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
       });
     }
     // The lag read above is at most a poll old; the next poll sees a mark that passed since.
-    if (target !== null && lag.appliedLsn !== null && parseLsn(lag.appliedLsn) >= target)
-      return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(target)})`;
-    return null;
+    if (target === null || lag.appliedLsn === null || parseLsn(lag.appliedLsn) < target) return null;
+    // The capture confirms a commit before it records the commit's mark, in the same report as
+    // its confirmed position, so a mark it recorded is never past the position it reports. While
+    // the capture reports less than the target (a restarted capture replaying from the slot's
+    // position, or a mark that should not be there), the destination is not taken as caught up:
+    // the capture passes the target again within a heartbeat or two of a quiet source.
+    if (lag.capturedLsn === null || parseLsn(lag.capturedLsn) < target) {
+      if (!behindMarkSeen) {
+        behindMarkSeen = true;
+        const coverage = await markCoverage(control, task, parseLsn(lag.appliedLsn)).catch(
+          (e: unknown) => `not read: ${describeError(e)}`,
+        );
+        opts.emit({
+          kind: 'phase',
+          phase: 'incremental',
+          status: 'running',
+          detail: `the applied mark ${lag.appliedLsn} is past the target ${formatLsn(target)} but the capture reports ${lag.capturedLsn ?? 'nothing'} confirmed (reported ${lag.reportedAt ?? 'never'}); waiting for the capture to confirm the target. Mark partitions end/stored: ${coverage ?? 'mark gone'}`,
+        });
+      }
+      return null;
+    }
+    return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(target)}; capture confirmed ${lag.capturedLsn})`;
   }
 }
