@@ -31,6 +31,7 @@ import { startStreamChildren, startStreamInProcess } from './incremental-process
 import type { Phase } from './phase';
 import { SlotWalWatch } from './slot-wal-watch';
 import { StallWatch } from './stall-watch';
+import { cutoverProgress } from './caught-up';
 
 /** The longest a poll of the stream's state may take before its connections count as lost. */
 const POLL_TIMEOUT_MS = 30_000;
@@ -252,27 +253,24 @@ export async function runIncrementalPhase(opts: IncrementalPhaseOptions): Promis
       });
     }
     // The lag read above is at most a poll old; the next poll sees a mark that passed since.
-    if (target === null || lag.appliedLsn === null || parseLsn(lag.appliedLsn) < target) return null;
-    // The capture confirms a commit before it records the commit's mark, in the same report as
-    // its confirmed position, so a mark it recorded is never past the position it reports. While
-    // the capture reports less than the target (a restarted capture replaying from the slot's
-    // position, or a mark that should not be there), the destination is not taken as caught up:
-    // the capture passes the target again within a heartbeat or two of a quiet source.
-    if (lag.capturedLsn === null || parseLsn(lag.capturedLsn) < target) {
+    const goal = target;
+    const progress = goal === null ? null : cutoverProgress(lag, goal);
+    if (goal === null || progress === null) return null;
+    if (progress === 'capture-behind') {
       if (!behindMarkSeen) {
         behindMarkSeen = true;
-        const coverage = await markCoverage(control, task, parseLsn(lag.appliedLsn)).catch(
+        const coverage = await markCoverage(control, task, parseLsn(lag.appliedLsn ?? '0/0')).catch(
           (e: unknown) => `not read: ${describeError(e)}`,
         );
         opts.emit({
           kind: 'phase',
           phase: 'incremental',
           status: 'running',
-          detail: `the applied mark ${lag.appliedLsn} is past the target ${formatLsn(target)} but the capture reports ${lag.capturedLsn ?? 'nothing'} confirmed (reported ${lag.reportedAt ?? 'never'}); waiting for the capture to confirm the target. Mark partitions end/stored: ${coverage ?? 'mark gone'}`,
+          detail: `the applied mark ${lag.appliedLsn} is past the target ${formatLsn(goal)} but the capture reports ${lag.capturedLsn ?? 'nothing'} confirmed (reported ${lag.reportedAt ?? 'never'}); waiting for the capture to confirm the target. Mark partitions end/stored: ${coverage ?? 'mark gone'}`,
         });
       }
       return null;
     }
-    return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(target)}; capture confirmed ${lag.capturedLsn})`;
+    return `caught up to source position ${lag.appliedLsn} (cutover requested at ${formatLsn(goal)}; capture confirmed ${lag.capturedLsn})`;
   }
 }
