@@ -402,7 +402,9 @@ async function settle(src, dst, s, dropDatabase) {
   } finally {
     await admin.end();
   }
-  await s.query(`VACUUM (FULL, ANALYZE) big, pgbench_accounts, pgbench_tellers, pgbench_branches, pgbench_history`);
+  await s.query(
+    `VACUUM (FULL, ANALYZE) big, pgbench_accounts, pgbench_tellers, pgbench_branches, pgbench_history`,
+  );
   await s.query(`CHECKPOINT`);
 }
 
