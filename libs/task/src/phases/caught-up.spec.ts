@@ -1,23 +1,11 @@
 import type { StreamLag } from '@pgferry/control';
 import { parseLsn } from '@pgferry/pg';
 import { cutoverProgress } from './caught-up';
+import { streamLag } from '../test/stream-lag';
 
-function lag(over: Partial<StreamLag>): StreamLag {
-  return {
-    sourceLsn: '0/7BD2438',
-    capturedLsn: '0/7BD2438',
-    appliedLsn: '0/7BD2438',
-    lagBytes: 0,
-    lagSeconds: 1,
-    notDelayed: true,
-    appliedRecords: 10,
-    publishedRecords: 20,
-    captureLagMs: 5,
-    reportedAt: '2026-01-01T00:00:00.000Z',
-    slot: null,
-    ...over,
-  };
-}
+/** The one failure's figures: the source and the applied mark past the target. */
+const lag = (over: Partial<StreamLag>) =>
+  streamLag({ sourceLsn: '0/7BD2438', capturedLsn: '0/7BD2438', appliedLsn: '0/7BD2438', ...over });
 
 describe('cutoverProgress', () => {
   const target = parseLsn('0/7BD22B8');

@@ -1,22 +1,6 @@
 import type { StreamLag } from '@pgferry/control';
 import { StallWatch } from './stall-watch';
-
-function lag(over: Partial<StreamLag>): StreamLag {
-  return {
-    sourceLsn: '0/3000',
-    capturedLsn: '0/3000',
-    appliedLsn: '0/2000',
-    lagBytes: 4096,
-    lagSeconds: 1,
-    notDelayed: true,
-    appliedRecords: 10,
-    publishedRecords: 20,
-    captureLagMs: 5,
-    reportedAt: '2026-01-01T00:00:00.000Z',
-    slot: null,
-    ...over,
-  };
-}
+import { streamLag as lag } from '../test/stream-lag';
 
 describe('StallWatch', () => {
   it('names the applier once its position has not moved for the limit while the capture is ahead', () => {
