@@ -133,19 +133,19 @@ export async function appliedMark(
  * when there is no such mark.
  */
 export async function markCoverage(client: Queryable, task: string, lsn: Lsn): Promise<string | null> {
-  const { rows } = await client.query<{ part: string; end: string; stored: string | null }>(
+  // One row per partition end; one row of nulls for a mark without any; none without the mark.
+  const { rows } = await client.query<{ part: string | null; end: string | null; stored: string | null }>(
     `SELECT e.key AS part, e.value AS end, (SELECT o.next_offset::text FROM pgferry.offsets o
              WHERE o.consumer_group = $3 AND o.topic || ':' || o.partition = e.key) AS stored
-       FROM pgferry.stream_marks m, jsonb_each_text(m.ends) e
+       FROM pgferry.stream_marks m LEFT JOIN LATERAL jsonb_each_text(m.ends) e ON true
       WHERE m.task = $1 AND m.lsn = $2::pg_lsn ORDER BY e.key`,
     [task, formatLsn(lsn), applierGroup(task)],
   );
-  const { rowCount } = await client.query(
-    `SELECT 1 FROM pgferry.stream_marks WHERE task = $1 AND lsn = $2::pg_lsn`,
-    [task, formatLsn(lsn)],
-  );
-  if (!rowCount) return null;
-  return rows.length ? rows.map((r) => `${r.part} ${r.end}/${r.stored ?? '-'}`).join(', ') : 'no partitions';
+  if (!rows.length) return null;
+  const parts = rows.filter((r) => r.part !== null);
+  return parts.length
+    ? parts.map((r) => `${r.part} ${r.end}/${r.stored ?? '-'}`).join(', ')
+    : 'no partitions';
 }
 
 /** Lag and positions of a task's incremental stream (GET /tasks/:id, the CLI, cutover). */
