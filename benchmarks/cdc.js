@@ -394,10 +394,10 @@ async function native(src, dst, s, opts) {
  * system, native's destination database is dropped once its run is measured (nothing reads it
  * again), and both clusters are checkpointed.
  */
-async function settle(src, dst, s, dropDatabase) {
+async function settle(dst, s, { dropNative }) {
   const admin = await dst.connect('postgres');
   try {
-    if (dropDatabase) await admin.query(`DROP DATABASE ${dropDatabase}`);
+    if (dropNative) await admin.query(`DROP DATABASE native`);
     await admin.query(`CHECKPOINT`);
   } finally {
     await admin.end();
@@ -513,9 +513,9 @@ async function main() {
     console.log(
       `dataset: pgbench scale ${scale}, big ${bigRows} rows; load: pgbench TPC-B ${opts.clients} clients ${opts.seconds}s, then one UPDATE of every row of big`,
     );
-    await settle(src, dst, s, null);
+    await settle(dst, s, { dropNative: false });
     const n = await native(src, dst, s, opts);
-    await settle(src, dst, s, 'native');
+    await settle(dst, s, { dropNative: true });
     const f = await pgferry(src, dst, s, dir, opts);
     const chart = writeLagChart(
       opts.out,
