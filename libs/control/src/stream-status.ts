@@ -107,6 +107,13 @@ export async function writeCaptureReport(
 }
 
 /**
+ * SQL: the next offset the applier's group (the parameter `group`, e.g. '$2') stored for the
+ * mark partition `e.key` ("topic:partition", from jsonb_each_text of a mark's ends), or null.
+ */
+const storedOffsetOf = (group: string) =>
+  `(SELECT o.next_offset FROM pgferry.offsets o WHERE o.consumer_group = ${group} AND o.topic || ':' || o.partition = e.key)`;
+
+/**
  * The newest mark whose every partition end the applier's stored offsets have reached: the
  * destination holds every source change up to its LSN. Null before the first such mark.
  */
@@ -118,9 +125,7 @@ export async function appliedMark(
     `SELECT m.lsn::text AS lsn, m.commit_time FROM pgferry.stream_marks m
       WHERE m.task = $1 AND NOT EXISTS (
         SELECT 1 FROM jsonb_each_text(m.ends) e
-         WHERE e.value::bigint > coalesce((
-           SELECT o.next_offset FROM pgferry.offsets o
-            WHERE o.consumer_group = $2 AND o.topic || ':' || o.partition = e.key), 0))
+         WHERE e.value::bigint > coalesce(${storedOffsetOf('$2')}, 0))
       ORDER BY m.lsn DESC LIMIT 1`,
     [task, applierGroup(task)],
   );
@@ -135,8 +140,7 @@ export async function appliedMark(
 export async function markCoverage(client: Queryable, task: string, lsn: Lsn): Promise<string | null> {
   // One row per partition end; one row of nulls for a mark without any; none without the mark.
   const { rows } = await client.query<{ part: string | null; end: string | null; stored: string | null }>(
-    `SELECT e.key AS part, e.value AS end, (SELECT o.next_offset::text FROM pgferry.offsets o
-             WHERE o.consumer_group = $3 AND o.topic || ':' || o.partition = e.key) AS stored
+    `SELECT e.key AS part, e.value AS end, ${storedOffsetOf('$3')}::text AS stored
        FROM pgferry.stream_marks m LEFT JOIN LATERAL jsonb_each_text(m.ends) e ON true
       WHERE m.task = $1 AND m.lsn = $2::pg_lsn ORDER BY e.key`,
     [task, formatLsn(lsn), applierGroup(task)],
